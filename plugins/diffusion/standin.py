@@ -1,0 +1,157 @@
+"""A tiny, randomly initialised Stable Diffusion 1.x pipeline saved as a diffusers folder.
+
+It stands in for a real model where no weights can be downloaded (tests, CI, the demo on a
+fresh machine). It is loaded back through exactly the code that loads a real model, so every
+path from the folder to the output is exercised; its pictures are colour noise, not edits.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+STANDIN_MARKER = "photobatch-standin.json"
+
+# Words the stand-in tokenizer knows as whole tokens; anything else falls back to characters,
+# which is what a real CLIP BPE tokenizer does with rare words too.
+_WORDS = (
+    "a photo of the and with natural colours colors balanced exposure neutral white balance "
+    "clean detailed sharp realistic skin portrait face winter spring summer autumn snow golden "
+    "hour blue night overcast light sky style oversaturated blurry noise artifacts cartoon "
+    "painting lowres jpeg watermark text high quality professional photograph dslr"
+).split()
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable character table."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs)))
+
+
+def build_tokenizer_files() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Return a CLIP BPE vocabulary and merge list: all bytes, plus whole-word merges."""
+    chars = list(_bytes_to_unicode().values())
+    vocab_tokens = chars + [c + "</w>" for c in chars]
+    merges: list[tuple[str, str]] = []
+    seen = set(vocab_tokens)
+    for word in _WORDS:
+        # Merge left to right: "p h o t o</w>" -> "ph o t o</w>" -> ... -> "photo</w>".
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        current = pieces[0]
+        for piece in pieces[1:]:
+            merged = current + piece
+            if merged not in seen:
+                merges.append((current, piece))
+                vocab_tokens.append(merged)
+                seen.add(merged)
+            current = merged
+    vocab_tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {tok: i for i, tok in enumerate(vocab_tokens)}
+    return vocab, merges
+
+
+def build_standin_pipeline(seed: int = 0):
+    """Build the tiny SD 1.x text-to-image pipeline in memory (random weights, fixed seed)."""
+    import torch
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    vocab, merges = build_tokenizer_files()
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    text_config = CLIPTextConfig(
+        bos_token_id=vocab["<|startoftext|>"],
+        eos_token_id=vocab["<|endoftext|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+        hidden_size=32,
+        intermediate_size=37,
+        num_attention_heads=4,
+        num_hidden_layers=5,
+        layer_norm_eps=1e-5,
+        vocab_size=len(vocab),
+        max_position_embeddings=77,
+    )
+    text_encoder = CLIPTextModel(text_config)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=64,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=(2, 4),
+        norm_num_groups=32,
+    )
+    # Four blocks so the VAE downsamples 8x like a real SD VAE (and runs fast on a CPU).
+    vae = AutoencoderKL(
+        block_out_channels=[8, 16, 32, 32],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4,
+        latent_channels=4,
+        norm_num_groups=8,
+        layers_per_block=1,
+        sample_size=512,
+    )
+    # The same schedule a real SD 1.5 folder ships.
+    scheduler = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        skip_prk_steps=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def is_standin(model_dir: str | Path) -> bool:
+    """True when the folder holds the stand-in model (its pictures are not meaningful)."""
+    return (Path(model_dir) / STANDIN_MARKER).is_file()
+
+
+def save_standin_model(target: str | Path, seed: int = 0) -> Path:
+    """Save the stand-in pipeline as a diffusers folder at ``target`` (reused when present)."""
+    target = Path(target)
+    if is_standin(target) and (target / "model_index.json").is_file():
+        return target
+    pipe = build_standin_pipeline(seed=seed)
+    target.mkdir(parents=True, exist_ok=True)
+    pipe.save_pretrained(str(target), safe_serialization=True)
+    # Also the classic slow-tokenizer files, as real SD folders ship them.
+    vocab, merges = build_tokenizer_files()
+    (target / "tokenizer" / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (target / "tokenizer" / "merges.txt").write_text(
+        "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8"
+    )
+    (target / STANDIN_MARKER).write_text(
+        json.dumps(
+            {
+                "what": "photobatch stand-in model: tiny, random weights, output is not meaningful",
+                "seed": seed,
+            },
+            indent=2,
+        )
+    )
+    return target
