@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The SQLite catalog: migrations, the Catalog class, queries for the CLI."""

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Built-in plugins, registered through the same hooks a third party uses."""

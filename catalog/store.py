@@ -1,0 +1,159 @@
+"""The Catalog: the single source of truth for files and runs, over sqlite-utils."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from photobatch.catalog.migrations import migrations
+
+RUN_STATUSES = ("queued", "running", "done", "failed", "skipped")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Catalog:
+    """Intention-revealing operations on the catalog database (one writer, WAL mode)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(self.path)
+        # WAL lets readers (the CLI) look while the daemon writes.
+        self.db.enable_wal()
+        self.db.execute("PRAGMA foreign_keys = ON")
+        self.db.execute("PRAGMA busy_timeout = 10000")
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.close()
+
+    # files -----------------------------------------------------------------
+
+    def register_file(self, *, sha256: str, path: Path, size: int, mtime: float,
+                      fmt: str | None = None, width: int | None = None,
+                      height: int | None = None, metadata: dict | None = None) -> int:
+        """Record a file by content hash (same content under a new path is the same file)."""
+        metadata = metadata or {}
+        row = {
+            "sha256": sha256,
+            "path": str(path),
+            "size": size,
+            "mtime": mtime,
+            "last_seen": _now(),
+        }
+        optional = {
+            "format": fmt,
+            "width": width,
+            "height": height,
+            "camera_make": metadata.get("make"),
+            "camera_model": metadata.get("model"),
+            "lens": metadata.get("lens"),
+            "date_taken": metadata.get("date_taken"),
+            "exif": json.dumps(metadata, sort_keys=True, default=str) if metadata else None,
+        }
+        row.update({k: v for k, v in optional.items() if v is not None})
+        existing = self.file_by_sha(sha256)
+        with self.db.atomic():
+            if existing:
+                self.db["files"].update(existing["id"], row)
+                return existing["id"]
+            row["first_seen"] = row["last_seen"]
+            return self.db["files"].insert(row).last_pk
+
+    def file_by_sha(self, sha256: str) -> dict | None:
+        """The file row with this content hash, or None."""
+        rows = list(self.db["files"].rows_where("sha256 = ?", [sha256], limit=1))
+        return rows[0] if rows else None
+
+    def find_file(self, ref: str) -> dict | None:
+        """Find a file by path (absolute or as given), sha256, or sha256 prefix."""
+        for where, arg in (("path = ?", str(Path(ref).expanduser().resolve())),
+                           ("path = ?", ref), ("sha256 = ?", ref)):
+            rows = list(self.db["files"].rows_where(where, [arg], limit=1))
+            if rows:
+                return rows[0]
+        if len(ref) >= 8:
+            rows = list(self.db["files"].rows_where("sha256 LIKE ?", [ref + "%"], limit=2))
+            if len(rows) == 1:
+                return rows[0]
+        return None
+
+    # runs ------------------------------------------------------------------
+
+    def finished_run(self, file_id: int, fingerprint: str, model_id: str) -> dict | None:
+        """The latest successful run of this recipe version and model on the file, if any."""
+        rows = list(self.db["runs"].rows_where(
+            "file_id = ? AND recipe_fingerprint = ? AND model_id = ? AND status = 'done'",
+            [file_id, fingerprint, model_id], order_by="id DESC", limit=1))
+        return rows[0] if rows else None
+
+    def start_run(self, *, file_id: int, recipe: str, fingerprint: str, params: dict,
+                  seed: int | None, model_id: str, runner: str) -> int:
+        """Record a run as started and return its id."""
+        now = _now()
+        return self.db["runs"].insert({
+            "file_id": file_id,
+            "recipe": recipe,
+            "recipe_fingerprint": fingerprint,
+            "params": json.dumps(params, sort_keys=True),
+            "seed": seed,
+            "model_id": model_id,
+            "runner": runner,
+            "status": "running",
+            "attempts": 1,
+            "queued_at": now,
+            "started_at": now,
+        }).last_pk
+
+    def finish_run(self, run_id: int, *, output_path: Path, output_sha256: str,
+                   timings: dict[str, float], model_hash: str | None = None,
+                   device: str | None = None) -> None:
+        """Mark a run done with its output and per-stage timings."""
+        self.db["runs"].update(run_id, {
+            "status": "done",
+            "output_path": str(output_path),
+            "output_sha256": output_sha256,
+            "timings": json.dumps({k: round(v, 4) for k, v in timings.items()}),
+            "model_hash": model_hash,
+            "device": device,
+            "error": None,
+            "finished_at": _now(),
+        })
+
+    def fail_run(self, run_id: int, *, error: str, timings: dict[str, float]) -> None:
+        """Mark a run failed with a one-line reason."""
+        self.db["runs"].update(run_id, {
+            "status": "failed",
+            "error": error,
+            "timings": json.dumps({k: round(v, 4) for k, v in timings.items()}),
+            "finished_at": _now(),
+        })
+
+    # queries ---------------------------------------------------------------
+
+    def files_with_latest_runs(self) -> list[dict[str, Any]]:
+        """Every file with its latest run per recipe (for ``catalog ls``)."""
+        # Latest run per (file, recipe): pick max id per group, then join.
+        sql = """
+            WITH latest AS (
+                SELECT file_id, recipe, MAX(id) AS run_id FROM runs GROUP BY file_id, recipe)
+            SELECT f.id AS file_id, f.path, f.sha256, f.camera_model, f.date_taken,
+                   r.recipe, r.status, r.output_path, r.error, r.finished_at
+            FROM files f
+            LEFT JOIN latest l ON l.file_id = f.id
+            LEFT JOIN runs r ON r.id = l.run_id
+            ORDER BY f.path, r.recipe
+        """
+        return [dict(row) for row in self.db.query(sql)]
+
+    def runs_for_file(self, file_id: int) -> list[dict[str, Any]]:
+        """All runs on a file, oldest first."""
+        return list(self.db["runs"].rows_where("file_id = ?", [file_id], order_by="id"))

@@ -1,0 +1,57 @@
+"""Default locations (XDG on Linux, the platform's own elsewhere) and what counts as a photo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "photobatch"
+PHOTO_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .png .tif .tiff .webp .heic .heif "
+    ".dng .cr2 .cr3 .nef .nrw .arw .sr2 .raf .orf .rw2 .pef .srw .3fr .iiq .x3f".split()
+)
+TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", "~")
+
+
+def default_catalog_path() -> Path:
+    """PHOTOBATCH_CATALOG, else ``catalog.db`` in the user data dir (~/.local/share/photobatch)."""
+    env = os.environ.get("PHOTOBATCH_CATALOG")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "catalog.db"
+
+
+def default_model_cache() -> Path:
+    """Where the stand-in model is saved (the user cache dir)."""
+    return Path(platformdirs.user_cache_dir(APP_NAME)) / "standin-model"
+
+
+def is_candidate(path: Path) -> bool:
+    """True for a name that may be a photo: a photo extension, not a dotfile or temp name."""
+    name = path.name
+    if name.startswith(".") or name.endswith(TEMP_SUFFIXES):
+        return False
+    return path.suffix.lower() in PHOTO_EXTENSIONS
+
+
+def expand_inputs(paths: list[Path], exclude: list[Path] = ()) -> list[Path]:
+    """Files given directly, plus the photos found by walking given folders (sorted, unique)."""
+    excluded = [p.resolve() for p in exclude]
+    found: dict[Path, None] = {}
+    for path in paths:
+        path = path.expanduser()
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if any(part.startswith(".") for part in child.relative_to(path).parts):
+                    continue
+                resolved = child.resolve()
+                if any(resolved.is_relative_to(e) for e in excluded):
+                    continue
+                if child.is_file() and is_candidate(child):
+                    found[resolved] = None
+        else:
+            # A file named explicitly is tried whatever its name: the user asked for it.
+            found[path.resolve() if path.exists() else path.absolute()] = None
+    return list(found)

@@ -1,0 +1,80 @@
+"""Recipes: the built-in loads, validation names recipe/field/value/rule, fingerprints."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from photobatch.recipes.loader import BUILTIN_DIR, load_recipe_file, load_recipes
+from photobatch.recipes.schema import RecipeError, recipe_from_dict
+
+
+def test_builtin_color_correct_is_low_strength_and_valid():
+    recipe = load_recipes([BUILTIN_DIR])["color-correct"]
+    assert 0.15 <= recipe.strength <= 0.25
+    assert recipe.steps == 30 and 5 <= recipe.cfg <= 7
+    assert recipe.denoising_steps == int(30 * recipe.strength) == 6
+    assert recipe.prompt and recipe.negative_prompt
+    assert recipe.source.endswith("color-correct.toml")
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"strength": 1.4}, "recipe 'golden-hour': strength must be in (0.0, 1.0], got 1.4"),
+        ({"strength": 0}, "strength must be in (0.0, 1.0], got 0"),
+        ({"steps": "thirty"}, "recipe 'golden-hour': steps must be a int, got 'thirty'"),
+        ({"steps": True}, "steps must be a int, got True"),
+        ({"stregth": 0.3}, "recipe 'golden-hour': unknown field 'stregth' (allowed: "),
+        ({"sampler": "Euler b"}, "sampler must be one of 'Euler', 'Euler a'"),
+        ({"output": {"quality": 101}}, "output.quality must be in [1, 100], got 101"),
+        ({"output": {"qualty": 90}}, "unknown field 'output.qualty'"),
+        ({"output": {"name": "{recipe}"}}, "output.name must contain {stem}"),
+        ({"output": {"name": "{stem}_{camera}"}}, "output.name uses unknown token(s) camera"),
+        ({"steps": 3, "strength": 0.3}, "steps x strength must give at least one denoising step, got 3 x 0.3"),
+    ],
+)
+def test_invalid_recipes_are_errors_naming_recipe_field_and_value(data, message):
+    with pytest.raises(RecipeError) as err:
+        recipe_from_dict({"name": "golden-hour", **data})
+    assert message in str(err.value)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "broken.toml"
+    bad.write_text("strength = [", encoding="utf-8")
+    with pytest.raises(RecipeError, match=r"recipe file .*broken.toml: not valid TOML"):
+        load_recipe_file(bad)
+    typo = tmp_path / "typo.toml"
+    typo.write_text("strenght = 0.2\n", encoding="utf-8")
+    with pytest.raises(RecipeError, match=r"recipe 'typo' \(.*typo.toml\): unknown field 'strenght'"):
+        load_recipe_file(typo)
+
+
+def test_duplicate_names_name_both_files(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "mine.toml").write_text('name = "same"\n', encoding="utf-8")
+    with pytest.raises(RecipeError) as err:
+        load_recipes([tmp_path / "a", tmp_path / "b"])
+    assert "'same' is defined twice" in str(err.value)
+    assert str(tmp_path / "a" / "mine.toml") in str(err.value)
+    assert str(tmp_path / "b" / "mine.toml") in str(err.value)
+
+
+def test_fingerprint_covers_output_fields_not_descriptions():
+    base = recipe_from_dict({"name": "x", "strength": 0.2})
+    same = dataclasses.replace(base, description="reworded", source="/elsewhere.toml")
+    assert same.fingerprint == base.fingerprint
+    assert recipe_from_dict({"name": "x", "strength": 0.25}).fingerprint != base.fingerprint
+    assert recipe_from_dict({"name": "x", "output": {"quality": 90}}).fingerprint != base.fingerprint
+    assert recipe_from_dict({"name": "x", "prompt": "warm"}).fingerprint != base.fingerprint
+    assert len(base.fingerprint) == 64
+
+
+def test_recipes_are_frozen():
+    recipe = recipe_from_dict({"name": "x"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recipe.strength = 0.9
