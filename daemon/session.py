@@ -143,10 +143,10 @@ class Session:
                 full = result.image.resize(decoded.size, Image.Resampling.LANCZOS)
             with timer.stage("write", f"writing the output of {path.name}"):
                 output = self._write(path, recipe, full, decoded.icc_profile, sha, seed, model_id, run_id)
-            with timer.stage("record", "recording the output"):
-                catalog.finish_run(run_id, output_path=output, output_sha256=file_sha256(output),
-                                   timings=timer.timings, model_hash=result.model_hash,
-                                   device=result.device)
+                output_sha = file_sha256(output)
+            catalog.finish_run(run_id, output_path=output, output_sha256=output_sha,
+                               timings=timer.timings, model_hash=result.model_hash,
+                               device=result.device)
             self.app.notify("photobatch_output_written", source=path, output=output,
                             recipe=recipe.name, run_id=run_id)
             return Outcome(path, recipe.name, "done", output, run_id=run_id,
