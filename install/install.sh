@@ -57,6 +57,7 @@ done
 START=$SECONDS
 CALLER_PWD=$(pwd -P)
 # Resolve --venv against the caller's directory before moving to the repo root.
+VENV_ARG="${VENV%/}"
 if [ -n "$VENV" ] && [ "${VENV#/}" = "$VENV" ]; then
     VENV="$CALLER_PWD/$VENV"
 fi
@@ -81,7 +82,7 @@ show() {
         *) printf '%s\n' "$1" ;;
     esac
 }
-VENV_SHOWN=$(show "$VENV")
+if [ -n "$VENV_ARG" ]; then VENV_SHOWN="$VENV_ARG"; else VENV_SHOWN=$(show "$VENV"); fi
 OS=$(uname -s)
 
 # pip, quiet unless --verbose, without the "Location ... is ignored" noise of unreachable
@@ -94,19 +95,19 @@ pip_run() {
 }
 
 # ---------------------------------------------------------------- python and the venv
-py_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; }
+py_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
 py_ver() { "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null || echo "?"; }
 
 VPY="$VENV/bin/python"
 if [ -x "$VPY" ]; then
-    py_ok "$VPY" || die "$VENV_SHOWN has Python $(py_ver "$VPY"); photobatch needs Python >= 3.10 (remove it or pass --venv)"
+    py_ok "$VPY" || die "$VENV_SHOWN has Python $(py_ver "$VPY"); photobatch needs Python >= 3.11 (remove it or pass --venv)"
     say "using venv $VENV_SHOWN (Python $(py_ver "$VPY"))"
 elif [ -e "$VENV" ] && [ -n "$(ls -A "$VENV" 2>/dev/null)" ]; then
     die "$VENV_SHOWN exists but is not a virtualenv (no bin/python); remove it or pass --venv"
 else
     PY="${PYTHON:-python3}"
-    command -v "$PY" >/dev/null 2>&1 || die "$PY not found; install Python >= 3.10 (or set PYTHON=/path/to/python3)"
-    py_ok "$PY" || die "$PY is Python $(py_ver "$PY"); photobatch needs Python >= 3.10 (set PYTHON=python3.11 or similar)"
+    command -v "$PY" >/dev/null 2>&1 || die "$PY not found; install Python >= 3.11 (or set PYTHON=/path/to/python3)"
+    py_ok "$PY" || die "$PY is Python $(py_ver "$PY"); photobatch needs Python >= 3.11 (set PYTHON=python3.11 or similar)"
     "$PY" -m venv "$VENV" \
         || die "could not create a venv with $PY (on Debian/Ubuntu: apt-get install python3-venv)"
     say "created venv $VENV_SHOWN (Python $(py_ver "$VPY"))"
@@ -124,7 +125,7 @@ fi
 # ---------------------------------------------------------------- torch
 # Prints "VERSION FLAVOUR-DESCRIPTION KIND" for an importable torch, fails otherwise.
 torch_info() {
-    "$VPY" - <<'PY' 2>/dev/null
+    "$VPY" -I - <<'PY' 2>/dev/null
 import torch
 cuda = torch.version.cuda
 hip = getattr(torch.version, "hip", None)
@@ -166,10 +167,15 @@ install_torch_cuda() {
 install_torch_cpu() {
     local log="$LOG_DIR/torch.log"
     say "installing torch (CPU)"
-    # 1. A wheel already on local disk / find-links: fast, works offline.
-    if pip_run install --no-index "$TORCH_LOCAL" >"$log" 2>&1; then
-        say "torch from a local wheel ($TORCH_LOCAL, no download)"
-        return 0
+    # 1. A wheel already on local disk / find-links: fast, no torch download. Probe with
+    #    --no-index --no-deps (fails at once where there is none), then a normal install of
+    #    the same pin keeps that wheel and fetches only torch's small dependencies.
+    if pip_run install --no-index --no-deps "$TORCH_LOCAL" >"$log" 2>&1; then
+        if pip_run install "$TORCH_LOCAL" >"$log" 2>&1; then
+            say "torch from a local wheel ($TORCH_LOCAL, no torch download)"
+            return 0
+        fi
+        pip_run uninstall -y torch >/dev/null 2>&1 || true
     fi
     # 2. The PyTorch CPU index (Linux/Windows; ~200 MB instead of several GB of CUDA).
     #    Short timeout so an offline machine falls through quickly. macOS skips it: its
@@ -199,6 +205,9 @@ if [ -n "$INFO" ]; then
         INFO=""
     else
         say "torch $TV already installed $TDESC"
+        if [ -z "$FLAVOUR" ] && [ "$TKIND" = cpu ] && have_nvidia_gpu; then
+            warn "an NVIDIA GPU is present but this torch has no CUDA: bash install/install.sh --cuda replaces it"
+        fi
     fi
 fi
 if [ -z "$INFO" ]; then
@@ -222,10 +231,10 @@ SPEC="."
 if [ "$DEV" = 1 ]; then EXTRAS="dev"; SPEC=".[dev]"; fi
 STAMP="$VENV/.photobatch-install"
 
-# Up to date = an editable install of THIS checkout, installed from the current
-# pyproject.toml (hash in $STAMP) with the wanted extras, every direct requirement satisfied.
+# Up to date = an editable install of THIS checkout, made from the current pyproject.toml
+# (its hash in $STAMP), with every direct requirement (and the wanted extra's) satisfied.
 up_to_date() {
-    "$VPY" - "$REPO" "$EXTRAS" "$STAMP" <<'PY'
+    "$VPY" -I - "$REPO" "$EXTRAS" "$STAMP" <<'PY'
 import hashlib, json, pathlib, sys
 from importlib import metadata
 repo, extras, stamp = pathlib.Path(sys.argv[1]), sys.argv[2], pathlib.Path(sys.argv[3])
@@ -237,13 +246,11 @@ except ImportError:
     from pip._vendor.packaging.version import Version
 want = hashlib.sha256((repo / "pyproject.toml").read_bytes()).hexdigest()
 try:
-    have, have_extras = stamp.read_text().split()[:2]
-except (OSError, ValueError):
+    have = stamp.read_text().split()[0]
+except (OSError, IndexError):
     sys.exit("no install stamp")
 if have != want:
     sys.exit("pyproject.toml changed")
-if extras and extras not in have_extras.split(","):
-    sys.exit("extra %r not installed" % extras)
 try:
     dist = metadata.distribution("photobatch")
 except metadata.PackageNotFoundError:
@@ -275,7 +282,7 @@ else
     pip_run install -e "$SPEC" || die "pip install -e $SPEC failed (see pip's error above)"
     [ -x "$VENV/bin/photobatch" ] || die "pip install -e $SPEC did not create $VENV_SHOWN/bin/photobatch"
     HASH=$("$VPY" -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' "$REPO/pyproject.toml")
-    printf '%s %s\n' "$HASH" "${EXTRAS:-none}" >"$STAMP"
+    printf '%s\n' "$HASH" >"$STAMP"
     say "installed photobatch in $((SECONDS - T)) s"
 fi
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -24,11 +25,16 @@ def _expected_members() -> set[str]:
 
 
 def test_wheel_contains_every_subpackage_and_recipe(tmp_path):
+    # Build from a copy: building in the checkout leaves build/ and an egg-info behind.
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info",
+                                                             "__pycache__", "test-artifacts"))
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"),
+         str(src)],
         check=True, capture_output=True, text=True,
     )
-    wheel = next(tmp_path.glob("photobatch-*.whl"))
+    wheel = next((tmp_path / "dist").glob("photobatch-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = _expected_members()
     assert len(expected) >= 7  # daemon, catalog, recipes, plugins, builtin, diffusion + a recipe
