@@ -71,7 +71,7 @@ def _landscape(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     img = top + (horizon - top) * (y[..., None] ** 0.8)
     img = np.broadcast_to(img, (height, width, 3)).copy()
 
-    sx, sy = 0.2, 0.18
+    sx, sy = rng.uniform(0.12, 0.3), rng.uniform(0.12, 0.22)  # always in the top-left
     aspect = width / height
     d = np.sqrt(((x - sx) * aspect) ** 2 + (y - sy) ** 2)
     glow = np.exp(-((d / 0.18) ** 2))[..., None]
