@@ -51,7 +51,7 @@ def run_demo(workdir: Path | None, model: str | None, *, catalog: Path | None = 
         if outcome.status == "done":
             out = metadata.read_summary(outcome.output)
             kept = [k for k in ("make", "model", "date_taken", "gps_lat") if out.get(k) == src.get(k)]
-            rows.append([path.name, f"{src.get('make') or ''} {src.get('model') or ''}".strip(),
+            rows.append([path.name, camera_name(src.get("make"), src.get("model")),
                          src.get("orientation") or 1, outcome.output.name,
                          _size(outcome.output), f"{len(kept)}/4", out.get("orientation"),
                          f"{outcome.seconds:.1f}"])
@@ -65,6 +65,14 @@ def run_demo(workdir: Path | None, model: str | None, *, catalog: Path | None = 
          f"  photobatch --catalog {app.catalog_path} catalog ls")
     app.close()
     return ok
+
+
+def camera_name(make: str | None, model: str | None) -> str:
+    """'Canon EOS R6m2' rather than 'Canon Canon EOS R6m2' (many models repeat the make)."""
+    make, model = (make or "").strip(), (model or "").strip()
+    if model.lower().startswith(make.split(" ")[0].lower()):
+        return model
+    return f"{make} {model}".strip()
 
 
 def _size(path: Path) -> str:

@@ -95,8 +95,13 @@ def check_tokenizer(pipe, model_id: str) -> None:
 
 def load_img2img_pipeline(ref: ModelRef, device: str, dtype):
     """Load an img2img pipeline for ``ref`` onto ``device`` with ``dtype``."""
+    import diffusers
+    import transformers
     from diffusers import AutoPipelineForImage2Image
 
+    # Loading bars are noise in a batch tool's output and in the daemon's log.
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
     kwargs = {"torch_dtype": dtype}
     if ref.kind == "hub":
         kwargs["local_files_only"] = _offline()
