@@ -21,6 +21,11 @@ def photobatch_runners():
 
 
 @hookspec
+def photobatch_commands():
+    """Return click commands (or groups) to add to the ``photobatch`` command line."""
+
+
+@hookspec
 def photobatch_recipe_dirs():
     """Return folders of ``*.toml`` recipes to load."""
 

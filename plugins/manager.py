@@ -22,6 +22,7 @@ BUILTIN_PLUGINS = (
     "photobatch.plugins.builtin.jpeg_writer",
     "photobatch.plugins.builtin.img2img_runner",
     "photobatch.plugins.builtin.builtin_recipes",
+    "photobatch.plugins.builtin.commands",
 )
 
 

@@ -1,0 +1,43 @@
+"""What every command shares: the options context, and one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+
+class Context:
+    """Options shared by every command, and the App built from them on demand."""
+
+    def __init__(self, catalog: Path | None, recipe_dirs: tuple[Path, ...]):
+        self.catalog = catalog
+        self.recipe_dirs = recipe_dirs
+
+    def app(self, model: str | None = None):
+        """Build the App (plugins, recipes, catalog path) or exit with a one-line reason."""
+        from photobatch.daemon.app import App
+        from photobatch.plugins.manager import PluginError
+        from photobatch.recipes.schema import RecipeError
+
+        try:
+            return App(catalog_path=self.catalog, recipe_dirs=self.recipe_dirs, model=model)
+        except (RecipeError, PluginError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def fail_on_usage_error(fn):
+    """Turn a UsageError into click's one-line error (exit 1) instead of a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from photobatch.daemon.app import UsageError
+
+        try:
+            return fn(*args, **kwargs)
+        except UsageError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper

@@ -1,0 +1,51 @@
+"""``photobatch run``: run a recipe over photos and folders now."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from photobatch.daemon.commands.common import Context, fail_on_usage_error
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--recipe", "recipe_name", required=True, help="Recipe name (see the recipes folder).")
+@click.option("--model", help="Diffusers folder or hub id (default: the recipe's, or PHOTOBATCH_MODEL).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("enhanced"),
+              show_default=True, help="Output folder.")
+@click.option("--force", is_flag=True, help="Redo files that already have an output for this recipe.")
+@click.pass_obj
+@fail_on_usage_error
+def run(obj: Context, paths, recipe_name, model, out_dir, force):
+    """Run a recipe on photos and folders (folders are walked); exit 1 if any file failed."""
+    from photobatch.daemon.paths import expand_inputs
+    from photobatch.daemon.session import Session
+
+    app = obj.app(model)
+    recipe = app.recipe(recipe_name)
+    app.model_for(recipe)
+    files = expand_inputs(list(paths), exclude=[out_dir])
+    if not files:
+        raise click.ClickException("no photos found in " + ", ".join(map(str, paths)))
+    session = Session(app, out_dir, force=force)
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    for path in files:
+        outcome = session.process(path, recipe)
+        counts[outcome.status] += 1
+        _print_outcome(outcome)
+    click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
+               f"(catalog: {app.catalog_path})")
+    app.close()
+    sys.exit(1 if counts["failed"] else 0)
+
+
+def _print_outcome(outcome) -> None:
+    if outcome.status == "done":
+        click.echo(f"done     {outcome.path.name} -> {outcome.output} ({outcome.seconds:.1f} s)")
+    elif outcome.status == "skipped":
+        click.echo(f"skipped  {outcome.path.name}: {outcome.error}")
+    else:
+        click.secho(f"FAILED   {outcome.path}: {outcome.error}", fg="red", err=True)
