@@ -113,6 +113,24 @@ class Catalog:
             "started_at": now,
         }).last_pk
 
+    def update_claimed_run(self, run_id: int, *, file_id: int, recipe: str, fingerprint: str,
+                           params: dict, seed: int | None, model_id: str, runner: str) -> None:
+        """Fill in what a queued run turned out to be once its file has been identified."""
+        self.db["runs"].update(run_id, {
+            "file_id": file_id,
+            "recipe": recipe,
+            "recipe_fingerprint": fingerprint,
+            "params": json.dumps(params, sort_keys=True),
+            "seed": seed,
+            "model_id": model_id,
+            "runner": runner,
+        })
+
+    def skip_run(self, run_id: int, *, reason: str) -> None:
+        """Mark a run skipped (nothing to do), with the reason."""
+        self.db["runs"].update(run_id, {"status": "skipped", "error": reason,
+                                        "finished_at": _now()})
+
     def finish_run(self, run_id: int, *, output_path: Path, output_sha256: str,
                    timings: dict[str, float], model_hash: str | None = None,
                    device: str | None = None) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from photobatch.daemon.app import App
+from photobatch.daemon.app import App, UsageError
 from photobatch.plugins import metadata
 from photobatch.plugins.diffusion.loading import ModelError, resolve_model
 from photobatch.plugins.images import ReadError
@@ -91,6 +91,30 @@ class Timer:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
+@dataclass
+class Job:
+    """One (file, recipe) travelling through the stages; filled in as it goes."""
+
+    path: Path
+    recipe: Recipe
+    run_id: int | None = None
+    timer: "Timer" = field(default_factory=lambda: Timer())
+    started: float = field(default_factory=time.perf_counter)
+    sha: str = ""
+    file_id: int | None = None
+    model: str = ""
+    model_id: str = ""
+    seed: int = 0
+    runner: object = None
+    decoded: object = None
+    result: object = None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the job was created."""
+        return time.perf_counter() - self.started
+
+
 class Session:
     """Runs recipes on files for one App; used by ``photobatch run`` and the demo."""
 
@@ -101,63 +125,100 @@ class Session:
 
     def process(self, path: Path, recipe: Recipe) -> Outcome:
         """Process ``path`` with ``recipe``; never raises for a bad file, records everything."""
-        started = time.perf_counter()
-        timer = Timer()
+        job = self.prepare(path, recipe)
+        if isinstance(job, Outcome):
+            return job
+        job = self.generate(job)
+        if isinstance(job, Outcome):
+            return job
+        return self.finish(job)
+
+    def prepare(self, path: Path, recipe: Recipe, run_id: int | None = None) -> "Job | Outcome":
+        """CPU stage: identify and register the file, skip finished work, start the run, decode.
+
+        With ``run_id`` (a run claimed from the queue) that run is used instead of a new one.
+        """
+        job = Job(path=path, recipe=recipe, run_id=run_id)
         catalog = self.app.catalog
-        run_id = None
         try:
-            with timer.stage("identify", f"reading {path.name}"):
+            with job.timer.stage("identify", f"reading {path.name}"):
                 stat = path.stat()
-                sha = file_sha256(path)
+                job.sha = file_sha256(path)
                 with open(path, "rb") as fh:
                     head = fh.read(64)
                 summary = metadata.read_summary(path)
             reader = next((r for r in self.app.readers if r.accept(head, path)), None)
-            file_id = catalog.register_file(
-                sha256=sha, path=path, size=stat.st_size, mtime=stat.st_mtime,
-                metadata=summary,
-            )
-            self.app.notify("photobatch_file_discovered", path=path, sha256=sha)
-            model = self.app.model_for(recipe)
-            model_id = resolve_model(model).model_id
-            done = catalog.finished_run(file_id, recipe.fingerprint, model_id)
+            job.file_id = catalog.register_file(
+                sha256=job.sha, path=path, size=stat.st_size, mtime=stat.st_mtime, metadata=summary)
+            self.app.notify("photobatch_file_discovered", path=path, sha256=job.sha)
+            job.model = self.app.model_for(recipe)
+            job.model_id = resolve_model(job.model).model_id
+            done = catalog.finished_run(job.file_id, recipe.fingerprint, job.model_id)
             if done and not self.force and done["output_path"] and Path(done["output_path"]).exists():
+                if run_id is not None:
+                    catalog.skip_run(run_id, reason=f"already done by run {done['id']}")
                 return Outcome(path, recipe.name, "skipped", Path(done["output_path"]),
                                run_id=done["id"], error="already done (use --force to redo)")
-            seed = recipe.seed if recipe.seed is not None else derive_seed(sha, recipe.fingerprint)
-            runner = self.app.runners.get(recipe.runner)
-            run_id = catalog.start_run(
-                file_id=file_id, recipe=recipe.name, fingerprint=recipe.fingerprint,
-                params=recipe.params(), seed=seed, model_id=model_id, runner=runner.name,
-            )
+            job.seed = recipe.seed if recipe.seed is not None else derive_seed(job.sha, recipe.fingerprint)
+            job.runner = self.app.runners.get(recipe.runner)
+            params = dict(file_id=job.file_id, recipe=recipe.name, fingerprint=recipe.fingerprint,
+                          params=recipe.params(), seed=job.seed, model_id=job.model_id,
+                          runner=job.runner.name)
+            if run_id is None:
+                job.run_id = catalog.start_run(**params)
+            else:
+                catalog.update_claimed_run(run_id, **params)
             self.app.notify("photobatch_run_started", path=path, recipe=recipe.name)
             if reader is None:
                 raise StageError(f"reading {path.name}", "not a supported image format")
-            with timer.stage("read", f"reading {path.name}"):
-                decoded = reader.read(path)
-                catalog.register_file(sha256=sha, path=path, size=stat.st_size, mtime=stat.st_mtime,
-                                      fmt=decoded.format, width=decoded.size[0], height=decoded.size[1])
-            with timer.stage("run", f"running {recipe.name} on {path.name}"):
-                result = runner.run(decoded.image, recipe, seed, model)
-            with timer.stage("restore", "resizing the result to full resolution"):
-                full = result.image.resize(decoded.size, Image.Resampling.LANCZOS)
-            with timer.stage("write", f"writing the output of {path.name}"):
-                output = self._write(path, recipe, full, decoded.icc_profile, sha, seed, model_id, run_id)
-                output_sha = file_sha256(output)
-            catalog.finish_run(run_id, output_path=output, output_sha256=output_sha,
-                               timings=timer.timings, model_hash=result.model_hash,
-                               device=result.device)
-            self.app.notify("photobatch_output_written", source=path, output=output,
-                            recipe=recipe.name, run_id=run_id)
-            return Outcome(path, recipe.name, "done", output, run_id=run_id,
-                           seconds=time.perf_counter() - started, timings=timer.timings)
-        except StageError as exc:
-            return self._failed(path, recipe, run_id, str(exc), timer, started)
+            with job.timer.stage("read", f"reading {path.name}"):
+                job.decoded = reader.read(path)
+                width, height = job.decoded.size
+                catalog.register_file(sha256=job.sha, path=path, size=stat.st_size,
+                                      mtime=stat.st_mtime, fmt=job.decoded.format,
+                                      width=width, height=height)
+            return job
         except Exception as exc:
+            return self._fail(job, exc)
+
+    def generate(self, job: "Job") -> "Job | Outcome":
+        """GPU stage: run the recipe's runner on the decoded picture."""
+        try:
+            with job.timer.stage("run", f"running {job.recipe.name} on {job.path.name}"):
+                job.result = job.runner.run(job.decoded.image, job.recipe, job.seed, job.model)
+            return job
+        except Exception as exc:
+            return self._fail(job, exc)
+
+    def finish(self, job: "Job") -> Outcome:
+        """CPU stage: bring the result to full size, write it with metadata, record the run."""
+        try:
+            with job.timer.stage("restore", "resizing the result to full resolution"):
+                full = job.result.image.resize(job.decoded.size, Image.Resampling.LANCZOS)
+            with job.timer.stage("write", f"writing the output of {job.path.name}"):
+                output = self._write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
+                                     job.seed, job.model_id, job.run_id)
+                output_sha = file_sha256(output)
+            self.app.catalog.finish_run(job.run_id, output_path=output, output_sha256=output_sha,
+                                        timings=job.timer.timings, model_hash=job.result.model_hash,
+                                        device=job.result.device)
+            self.app.notify("photobatch_output_written", source=job.path, output=output,
+                            recipe=job.recipe.name, run_id=job.run_id)
+            return Outcome(job.path, job.recipe.name, "done", output, run_id=job.run_id,
+                           seconds=job.elapsed, timings=job.timer.timings)
+        except Exception as exc:
+            return self._fail(job, exc)
+
+    def _fail(self, job: "Job", exc: Exception) -> Outcome:
+        if isinstance(exc, StageError):
+            reason = str(exc)
+        elif isinstance(exc, UsageError):
+            raise exc
+        else:
             # Unexpected: keep the traceback in the log, a one-line reason in the catalog.
-            log.exception("unexpected error processing %s with %s", path, recipe.name)
+            log.exception("unexpected error processing %s with %s", job.path, job.recipe.name)
             reason = f"unexpected {type(exc).__name__}: {exc}".splitlines()[0]
-            return self._failed(path, recipe, run_id, reason, timer, started)
+        return self._failed(job.path, job.recipe, job.run_id, reason, job.timer, job.started)
 
     def _failed(self, path, recipe, run_id, reason, timer, started) -> Outcome:
         if run_id is not None:
