@@ -102,7 +102,7 @@ def load_img2img_pipeline(ref: ModelRef, device: str, dtype):
     # Loading bars are noise in a batch tool's output and in the daemon's log.
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
-    kwargs = {"torch_dtype": dtype}
+    kwargs = {"dtype": dtype}
     if ref.kind == "hub":
         kwargs["local_files_only"] = _offline()
     try:
