@@ -60,3 +60,44 @@ def m001_files_and_runs(db):
     )
     db["runs"].create_index(["file_id", "recipe_fingerprint", "model_id"])
     db["runs"].create_index(["status"])
+
+
+@migrations()
+def m002_queue_and_daemon_state(db):
+    """The runs table doubles as the daemon's queue; the daemon reports its state in one row."""
+    db["runs"].add_column("output_dir", str)  # where the output goes (the watch folder's)
+    db["runs"].add_column("available_at", str)  # a retry waits until then
+    db["runs"].add_column("worker", str)  # "pid@host" of the process that claimed it
+    db["runs"].create_index(["status", "available_at"])
+    db["daemon_state"].create(
+        {
+            "id": int,
+            "pid": int,
+            "host": str,
+            "started_at": str,
+            "heartbeat_at": str,
+            "state": str,  # starting | running | stopping | stopped
+            "current": str,  # JSON list of files being worked on
+            "folders": str,  # JSON list of watched folders
+        },
+        pk="id",
+    )
+
+
+@migrations()
+def m003_plugin_errors(db):
+    """Plugin listeners that raised: recorded so a photographer can see why a plugin did nothing."""
+    db["plugin_errors"].create(
+        {
+            "id": int,
+            "at": str,
+            "plugin": str,
+            "hook": str,
+            "error": str,  # one line: "ValueError: reason"
+            "traceback": str,
+            "run_id": int,  # the run the event was about, when there was one
+        },
+        pk="id",
+        not_null={"plugin", "hook", "error"},
+    )
+    db["plugin_errors"].create_index(["at"])

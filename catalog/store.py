@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,12 +26,33 @@ class Catalog:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(self.path)
+        # Autocommit at the driver level and explicit BEGIN IMMEDIATE for writes: a deferred
+        # transaction that reads and then writes fails at once with "database is locked" when
+        # another thread committed in between (WAL snapshot), busy timeout or not.
+        conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
         # WAL lets readers (the CLI) look while the daemon writes.
         self.db.enable_wal()
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.execute("PRAGMA busy_timeout = 10000")
         migrations.apply(self.db)
+
+    @contextmanager
+    def transaction(self):
+        """A write transaction that takes the write lock up front (nested ones are savepoints)."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield self
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database connection."""
@@ -60,8 +83,8 @@ class Catalog:
             "exif": json.dumps(metadata, sort_keys=True, default=str) if metadata else None,
         }
         row.update({k: v for k, v in optional.items() if v is not None})
-        existing = self.file_by_sha(sha256)
-        with self.db.atomic():
+        with self.transaction():
+            existing = self.file_by_sha(sha256)
             if existing:
                 self.db["files"].update(existing["id"], row)
                 return existing["id"]
@@ -88,11 +111,15 @@ class Catalog:
 
     # runs ------------------------------------------------------------------
 
-    def finished_run(self, file_id: int, fingerprint: str, model_id: str) -> dict | None:
+    def finished_run(self, file_id: int, fingerprint: str, model_id: str,
+                     recipe: str | None = None) -> dict | None:
         """The latest successful run of this recipe version and model on the file, if any."""
-        rows = list(self.db["runs"].rows_where(
-            "file_id = ? AND recipe_fingerprint = ? AND model_id = ? AND status = 'done'",
-            [file_id, fingerprint, model_id], order_by="id DESC", limit=1))
+        where = "file_id = ? AND recipe_fingerprint = ? AND model_id = ? AND status = 'done'"
+        args = [file_id, fingerprint, model_id]
+        if recipe is not None:
+            where += " AND recipe = ?"
+            args.append(recipe)
+        rows = list(self.db["runs"].rows_where(where, args, order_by="id DESC", limit=1))
         return rows[0] if rows else None
 
     def start_run(self, *, file_id: int, recipe: str, fingerprint: str, params: dict,

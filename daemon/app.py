@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from photobatch.catalog.store import Catalog
 from photobatch.daemon.paths import default_catalog_path
-from photobatch.plugins.manager import build_plugin_manager, collect, notify
+from photobatch.catalog.plugin_errors import record_plugin_failures
+from photobatch.plugins.manager import build_plugin_manager, collect, contributions, notify
 from photobatch.recipes.loader import load_recipes
 from photobatch.recipes.schema import Recipe, RecipeError
 
@@ -20,23 +22,36 @@ class App:
     """Everything a command needs; no module-level state, so tests can build as many as they like."""
 
     def __init__(self, catalog_path: Path | None = None, recipe_dirs=(), model: str | None = None,
-                 plugin_manager=None):
-        self.pm = plugin_manager or build_plugin_manager()
+                 plugin_manager=None, plugins_dir: Path | None = None, disabled_plugins=()):
+        # plugins_dir and disabled_plugins only matter when no plugin manager is given.
+        self.pm = plugin_manager or build_plugin_manager(plugins_dir=plugins_dir,
+                                                         disabled_plugins=disabled_plugins)
         self.readers = collect(self.pm, "photobatch_readers", "reader")
         self.writers = collect(self.pm, "photobatch_writers", "writer")
         self.runners = collect(self.pm, "photobatch_runners", "runner")
-        folders = [Path(p) for result in self.pm.hook.photobatch_recipe_dirs() for p in result]
+        self.steps = collect(self.pm, "photobatch_steps", "step")
+        self.exporters = collect(self.pm, "photobatch_exporters", "exporter")
+        self.face_detectors = collect(self.pm, "photobatch_face_detectors", "face detector")
+        folders = [Path(p) for _, result in contributions(self.pm, "photobatch_recipe_dirs")
+                   for p in result]
         self.recipes = load_recipes(folders + [Path(p) for p in recipe_dirs])
         self.catalog_path = Path(catalog_path) if catalog_path else default_catalog_path()
         self.default_model = model or os.environ.get("PHOTOBATCH_MODEL")
-        self._catalog: Catalog | None = None
+        # SQLite connections belong to one thread: each worker thread opens its own (WAL
+        # lets them read concurrently and serialises their short writes).
+        self._local = threading.local()
+        self._opened: list[Catalog] = []
+        self._opened_lock = threading.Lock()
 
     @property
     def catalog(self) -> Catalog:
-        """The catalog, opened (and migrated) on first use."""
-        if self._catalog is None:
-            self._catalog = Catalog(self.catalog_path)
-        return self._catalog
+        """This thread's connection to the catalog, opened (and migrated) on first use."""
+        cat = getattr(self._local, "catalog", None)
+        if cat is None:
+            cat = self._local.catalog = Catalog(self.catalog_path)
+            with self._opened_lock:
+                self._opened.append(cat)
+        return cat
 
     def recipe(self, name: str) -> Recipe:
         """The recipe called ``name``, or a UsageError listing those that exist."""
@@ -57,14 +72,26 @@ class App:
         return model
 
     def notify(self, event: str, **kwargs) -> None:
-        """Send an event to plugin listeners (a failing listener is logged, never raised)."""
-        notify(self.pm, event, **kwargs)
+        """Send an event to plugin listeners; a failing listener is logged and recorded, never raised."""
+        failures = notify(self.pm, event, **kwargs)
+        if failures:
+            record_plugin_failures(lambda: self.catalog, failures, run_id=kwargs.get("run_id"))
+
+    @property
+    def plugin_errors(self) -> list:
+        """Plugin failures since start (loading, contribution hooks, events), oldest first."""
+        return list(getattr(self.pm, "failures", ()))
 
     def close(self) -> None:
-        """Close the catalog."""
-        if self._catalog is not None:
-            self._catalog.close()
-            self._catalog = None
+        """Close every catalog connection this App opened."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for cat in opened:
+            try:
+                cat.close()
+            except Exception:  # a connection of a thread that is still busy: closed at exit
+                pass
+        self._local = threading.local()
 
 
 __all__ = ["App", "UsageError", "RecipeError"]

@@ -11,42 +11,80 @@ import click
 
 from photobatch.daemon.commands.common import Context
 from photobatch.daemon.logs import setup_logging
-from photobatch.plugins.manager import build_plugin_manager, collect
+from photobatch.plugins.manager import PluginError, build_plugin_manager, collect
+
+# Per invocation, in the root context's meta: the group object is shared by every invocation.
+_PLUGIN_MANAGER = "photobatch.plugin_manager"
+_COMMANDS = "photobatch.commands"
+
+
+def plugin_settings(ctx: click.Context) -> dict:
+    """build_plugin_manager's arguments from the global options (--plugins-dir)."""
+    return {"plugins_dir": _global_option(ctx, "plugins_dir")}
+
+
+def plugin_manager_for(ctx: click.Context):
+    """The plugin host of this invocation, built once from the global options."""
+    root = ctx.find_root()
+    if _PLUGIN_MANAGER not in root.meta:
+        # Plugins load before main() runs (click resolves the command first): log setup first,
+        # so a broken plugin reads as one line, not a bare traceback.
+        setup_logging(_global_option(ctx, "verbose") or 0)
+        root.meta[_PLUGIN_MANAGER] = build_plugin_manager(**plugin_settings(root))
+    return root.meta[_PLUGIN_MANAGER]
+
+
+def _global_option(ctx: click.Context, name: str):
+    root = ctx.find_root()
+    if name in root.params:
+        return root.params[name]
+    # --help is eager and may list commands before the other options are processed: the
+    # environment variable is then all there is.
+    param = next(p for p in root.command.params if p.name == name)
+    value = param.resolve_envvar_value(root) if isinstance(param, click.Option) else None
+    return param.type_cast_value(root, value) if value is not None else None
 
 
 class PluginGroup(click.Group):
     """A click group whose commands are contributed by plugins, loaded when first needed."""
 
-    _loaded = False
-
-    def _load(self) -> None:
-        if not self._loaded:
-            self._loaded = True
-            for command in collect(build_plugin_manager(), "photobatch_commands", "command"):
-                self.add_command(command)
+    def _plugin_commands(self, ctx: click.Context) -> dict:
+        root = ctx.find_root()
+        if _COMMANDS not in root.meta:
+            try:
+                registry = collect(plugin_manager_for(ctx), "photobatch_commands", "command")
+            except PluginError as exc:
+                raise click.ClickException(str(exc)) from None
+            root.meta[_COMMANDS] = dict(registry.items)
+        return root.meta[_COMMANDS]
 
     def list_commands(self, ctx):
-        self._load()
-        return super().list_commands(ctx)
+        return sorted({*super().list_commands(ctx), *self._plugin_commands(ctx)})
 
     def get_command(self, ctx, cmd_name):
-        self._load()
-        return super().get_command(ctx, cmd_name)
+        return super().get_command(ctx, cmd_name) or self._plugin_commands(ctx).get(cmd_name)
 
 
 @click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--catalog", type=click.Path(dir_okay=False, path_type=Path), envvar="PHOTOBATCH_CATALOG",
               help="Catalog database file (default: catalog.db in the user data dir; env PHOTOBATCH_CATALOG).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="PHOTOBATCH_CONFIG",
+              help="Config file (default: config.toml in the user config dir; env PHOTOBATCH_CONFIG).")
 @click.option("--recipes", "recipe_dirs", multiple=True,
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="A folder of extra recipe *.toml files (repeatable).")
+@click.option("--plugins-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              envvar="PHOTOBATCH_PLUGINS_DIR", is_eager=True,
+              help="A folder of drop-in plugin *.py files (env PHOTOBATCH_PLUGINS_DIR).")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="photobatch")
 @click.pass_context
-def main(ctx, catalog, recipe_dirs, verbose):
+def main(ctx, catalog, config_path, recipe_dirs, plugins_dir, verbose):
     """photobatch: diffusion recipes for photo shoots, with a catalog and metadata kept."""
     setup_logging(verbose)
-    ctx.obj = Context(catalog, recipe_dirs)
+    ctx.obj = Context(catalog, recipe_dirs, config_path=config_path, verbosity=verbose,
+                      plugins_dir=plugins_dir, plugin_manager=plugin_manager_for(ctx))
 
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -26,15 +27,49 @@ def log_file() -> Path:
     return Path(env) if env else Path(platformdirs.user_log_dir("photobatch")) / "photobatch.log"
 
 
-def setup_logging(verbosity: int = 0) -> None:
-    """Terminal at WARNING (INFO with -v, DEBUG with -vv); the log file keeps tracebacks."""
+class _JsonLines(logging.Formatter):
+    """One JSON object per line, for log shippers (``watch --log-json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            data["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+class _DaemonLines(logging.Formatter):
+    """Readable daemon lines; journald adds its own timestamps, so none here."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{record.levelname.lower():<7} {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def setup_logging(verbosity: int = 0, *, json_lines: bool = False, daemon: bool = False) -> None:
+    """Terminal at WARNING (INFO with -v, DEBUG with -vv); the log file keeps tracebacks.
+
+    ``daemon``: the service's readable lines (tracebacks included, for journald);
+    ``json_lines``: one JSON object per line instead.
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_photobatch", False):
             root.removeHandler(handler)
     terminal = logging.StreamHandler()
-    terminal.setFormatter(_OneLine() if verbosity == 0 else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if json_lines:
+        terminal.setFormatter(_JsonLines())
+    elif daemon:
+        terminal.setFormatter(_DaemonLines())
+    else:
+        terminal.setFormatter(_OneLine() if verbosity == 0 else logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     terminal.setLevel([logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)])
     terminal._photobatch = True
     root.addHandler(terminal)

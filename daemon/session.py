@@ -17,7 +17,9 @@ from pathlib import Path
 from PIL import Image
 
 from photobatch.daemon.app import App, UsageError
+from photobatch.daemon.steps import apply_post_steps, select_post_steps
 from photobatch.plugins import metadata
+from photobatch.plugins.diffusion.fullres import restore_full_resolution
 from photobatch.plugins.diffusion.loading import ModelError, resolve_model
 from photobatch.plugins.images import ReadError
 from photobatch.recipes.schema import Recipe
@@ -98,6 +100,7 @@ class Job:
     path: Path
     recipe: Recipe
     run_id: int | None = None
+    out_dir: Path | None = None
     timer: "Timer" = field(default_factory=lambda: Timer())
     started: float = field(default_factory=time.perf_counter)
     sha: str = ""
@@ -133,12 +136,15 @@ class Session:
             return job
         return self.finish(job)
 
-    def prepare(self, path: Path, recipe: Recipe, run_id: int | None = None) -> "Job | Outcome":
+    def prepare(self, path: Path, recipe: Recipe, run_id: int | None = None,
+                out_dir: Path | None = None, model: str | None = None) -> "Job | Outcome":
         """CPU stage: identify and register the file, skip finished work, start the run, decode.
 
-        With ``run_id`` (a run claimed from the queue) that run is used instead of a new one.
+        With ``run_id`` (a run claimed from the queue) that run is used instead of a new one;
+        ``out_dir`` overrides the session's output folder for this job (each watch folder has its
+        own) and ``model`` the recipe's model (a watch folder's, or the one the run was queued with).
         """
-        job = Job(path=path, recipe=recipe, run_id=run_id)
+        job = Job(path=path, recipe=recipe, run_id=run_id, out_dir=Path(out_dir or self.out_dir))
         catalog = self.app.catalog
         try:
             with job.timer.stage("identify", f"reading {path.name}"):
@@ -151,16 +157,19 @@ class Session:
             job.file_id = catalog.register_file(
                 sha256=job.sha, path=path, size=stat.st_size, mtime=stat.st_mtime, metadata=summary)
             self.app.notify("photobatch_file_discovered", path=path, sha256=job.sha)
-            job.model = self.app.model_for(recipe)
+            job.model = model or self.app.model_for(recipe)
             job.model_id = resolve_model(job.model).model_id
-            done = catalog.finished_run(job.file_id, recipe.fingerprint, job.model_id)
+            done = catalog.finished_run(job.file_id, recipe.fingerprint, job.model_id, recipe.name)
             if done and not self.force and done["output_path"] and Path(done["output_path"]).exists():
                 if run_id is not None:
                     catalog.skip_run(run_id, reason=f"already done by run {done['id']}")
                 return Outcome(path, recipe.name, "skipped", Path(done["output_path"]),
                                run_id=done["id"], error="already done (use --force to redo)")
             job.seed = recipe.seed if recipe.seed is not None else derive_seed(job.sha, recipe.fingerprint)
-            job.runner = self.app.runners.get(recipe.runner)
+            try:
+                job.runner = self.app.runners.get(recipe.runner)
+            except KeyError as exc:
+                raise StageError(f"running {recipe.name}", str(exc.args[0])) from None
             params = dict(file_id=job.file_id, recipe=recipe.name, fingerprint=recipe.fingerprint,
                           params=recipe.params(), seed=job.seed, model_id=job.model_id,
                           runner=job.runner.name)
@@ -168,7 +177,7 @@ class Session:
                 job.run_id = catalog.start_run(**params)
             else:
                 catalog.update_claimed_run(run_id, **params)
-            self.app.notify("photobatch_run_started", path=path, recipe=recipe.name)
+            self.app.notify("photobatch_run_started", path=path, recipe=recipe.name, run_id=job.run_id)
             if reader is None:
                 raise StageError(f"reading {path.name}", "not a supported image format")
             with job.timer.stage("read", f"reading {path.name}"):
@@ -193,11 +202,18 @@ class Session:
     def finish(self, job: "Job") -> Outcome:
         """CPU stage: bring the result to full size, write it with metadata, record the run."""
         try:
-            with job.timer.stage("restore", "resizing the result to full resolution"):
-                full = job.result.image.resize(job.decoded.size, Image.Resampling.LANCZOS)
+            with job.timer.stage("restore", "bringing the result to full resolution"):
+                full = restore_full_resolution(job.decoded.image, job.result,
+                                               getattr(job.recipe, "full_resolution", "resize"),
+                                               color_match=getattr(job.recipe, "color_match", False))
+            # Hook point until recipes name their steps: plugins select them (photobatch_post_steps).
+            post = select_post_steps(self.app, job.recipe)
+            if post:
+                with job.timer.stage("post", f"applying steps to the result of {job.path.name}"):
+                    full = apply_post_steps(post, full, job.decoded.image, self.app.pm)
             with job.timer.stage("write", f"writing the output of {job.path.name}"):
                 output = self._write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
-                                     job.seed, job.model_id, job.run_id)
+                                     job.seed, job.model_id, job.run_id, job.out_dir)
                 output_sha = file_sha256(output)
             self.app.catalog.finish_run(job.run_id, output_path=output, output_sha256=output_sha,
                                         timings=job.timer.timings, model_hash=job.result.model_hash,
@@ -223,15 +239,17 @@ class Session:
     def _failed(self, path, recipe, run_id, reason, timer, started) -> Outcome:
         if run_id is not None:
             self.app.catalog.fail_run(run_id, error=reason, timings=timer.timings)
-        self.app.notify("photobatch_run_failed", path=path, recipe=recipe.name, error=reason)
+        self.app.notify("photobatch_run_failed", path=path, recipe=recipe.name, error=reason,
+                        run_id=run_id)
         return Outcome(path, recipe.name, "failed", error=reason, run_id=run_id,
                        seconds=time.perf_counter() - started, timings=timer.timings)
 
     def _write(self, source: Path, recipe: Recipe, image: Image.Image, icc: bytes | None,
-               sha: str, seed: int, model_id: str, run_id: int) -> Path:
+               sha: str, seed: int, model_id: str, run_id: int, out_dir: Path) -> Path:
         writer = self.app.writers.get(recipe.output.format)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        final = self._claim_output_path(output_name(recipe, source, writer.extension), sha, recipe)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        final = self._claim_output_path(out_dir, output_name(recipe, source, writer.extension), sha,
+                                        recipe)
         # Dot-prefixed temp name in the same folder: invisible to watchers, and the rename is atomic.
         temp = final.with_name(f".{final.stem}.{os.getpid()}.partial{final.suffix}")
         try:
@@ -257,17 +275,25 @@ class Session:
             temp.unlink(missing_ok=True)
         return final
 
-    def _claim_output_path(self, name: str, sha: str, recipe: Recipe) -> Path:
+    def _claim_output_path(self, out_dir: Path, name: str, sha: str, recipe: Recipe) -> Path:
         """The output path: reuse our own earlier output of this file, else avoid collisions."""
-        candidate = self.out_dir / name
+        candidate = out_dir / name
         stem, suffix = candidate.stem, candidate.suffix
         n = 1
         while candidate.exists() and not self._is_our_output(candidate, sha, recipe):
-            candidate = self.out_dir / f"{stem}-{n}{suffix}"
+            candidate = out_dir / f"{stem}-{n}{suffix}"
             n += 1
         return candidate
 
     def _is_our_output(self, path: Path, sha: str, recipe: Recipe) -> bool:
+        # The file's own XMP record says whose output it is, even when a crash came between
+        # the rename and the catalog update.
+        try:
+            record = metadata.read_record(path)
+        except metadata.MetadataError:
+            record = {}
+        if record.get("SourceSHA256") == sha and record.get("Recipe") == recipe.name:
+            return True
         rows = self.app.catalog.db.query(
             "SELECT 1 FROM runs r JOIN files f ON f.id = r.file_id "
             "WHERE r.output_path = ? AND f.sha256 = ? AND r.recipe = ? LIMIT 1",

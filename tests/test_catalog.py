@@ -13,11 +13,11 @@ def test_new_catalog_is_migrated_and_in_wal_mode(tmp_path):
     cat = Catalog(tmp_path / "sub" / "catalog.db")
     assert cat.db.journal_mode == "wal"
     assert {"files", "runs"} <= set(cat.db.table_names())
-    assert [m.name for m in migrations.applied(cat.db)] == ["m001_files_and_runs"]
+    assert [m.name for m in migrations.applied(cat.db)] == [m.name for m in migrations._migrations]
     cat.close()
     # Reopening applies nothing twice.
     again = Catalog(tmp_path / "sub" / "catalog.db")
-    assert len(migrations.applied(again.db)) == 1
+    assert len(migrations.applied(again.db)) == len(migrations._migrations) >= 2
     assert migrations.pending(again.db) == []
 
 

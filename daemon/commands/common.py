@@ -7,13 +7,18 @@ from pathlib import Path
 import click
 
 
-
 class Context:
     """Options shared by every command, and the App built from them on demand."""
 
-    def __init__(self, catalog: Path | None, recipe_dirs: tuple[Path, ...]):
+    def __init__(self, catalog: Path | None, recipe_dirs: tuple[Path, ...],
+                 config_path: Path | None = None, verbosity: int = 0,
+                 plugins_dir: Path | None = None, plugin_manager=None):
         self.catalog = catalog
         self.recipe_dirs = recipe_dirs
+        self.config_path = config_path
+        self.verbosity = verbosity
+        self.plugins_dir = plugins_dir
+        self.plugin_manager = plugin_manager  # built from --plugins-dir; None: App builds one
 
     def app(self, model: str | None = None):
         """Build the App (plugins, recipes, catalog path) or exit with a one-line reason."""
@@ -22,7 +27,8 @@ class Context:
         from photobatch.recipes.schema import RecipeError
 
         try:
-            return App(catalog_path=self.catalog, recipe_dirs=self.recipe_dirs, model=model)
+            return App(catalog_path=self.catalog, recipe_dirs=self.recipe_dirs, model=model,
+                       plugin_manager=self.plugin_manager)
         except (RecipeError, PluginError) as exc:
             raise click.ClickException(str(exc)) from None
 

@@ -5,9 +5,11 @@ from photobatch.plugins import hookimpl
 
 @hookimpl
 def photobatch_commands():
-    """run, catalog and demo."""
+    """run, catalog, demo, watch, status, init and plugins."""
     from photobatch.daemon.commands.catalog import catalog
     from photobatch.daemon.commands.demo import demo
+    from photobatch.daemon.commands.plugins import plugins
     from photobatch.daemon.commands.run import run
+    from photobatch.daemon.commands.watch import init, status, watch
 
-    return [run, catalog, demo]
+    return [run, catalog, demo, watch, status, init, plugins]

@@ -1,0 +1,146 @@
+"""The job queue, kept in the catalog's runs table: enqueue, atomic claim, retry, crash recovery."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from photobatch.catalog.store import Catalog
+
+ACTIVE = ("queued", "running", "done")
+
+
+def _now(offset_seconds: float = 0.0) -> str:
+    moment = datetime.now(timezone.utc) + timedelta(seconds=offset_seconds)
+    return moment.isoformat(timespec="seconds")
+
+
+def worker_id() -> str:
+    """This process as the queue knows it: ``pid@host``."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def pid_alive(worker: str | None) -> bool:
+    """True when ``worker`` names a live process on this host (others are assumed alive)."""
+    if not worker or "@" not in worker:
+        return False
+    pid, host = worker.split("@", 1)
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+class RunQueue:
+    """Queue operations over a Catalog; each claim is one atomic UPDATE ... RETURNING."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self.db = catalog.db
+
+    def enqueue(self, *, file_id: int, recipe: str, fingerprint: str, model_id: str,
+                output_dir: str) -> int | None:
+        """Queue (file, recipe version, model) unless queued, running or done already; return the id."""
+        with self.catalog.transaction():
+            existing = self.db.execute(
+                "SELECT id FROM runs WHERE file_id = ? AND recipe = ? AND recipe_fingerprint = ? "
+                f"AND model_id = ? AND status IN ({','.join('?' * len(ACTIVE))}) LIMIT 1",
+                [file_id, recipe, fingerprint, model_id, *ACTIVE]).fetchone()
+            if existing:
+                return None
+            cur = self.db.execute(
+                "INSERT INTO runs (file_id, recipe, recipe_fingerprint, model_id, status, attempts, "
+                "output_dir, queued_at) VALUES (?, ?, ?, ?, 'queued', 0, ?, ?)",
+                [file_id, recipe, fingerprint, model_id, output_dir, _now()])
+            return cur.lastrowid
+
+    def claim(self, worker: str | None = None) -> dict | None:
+        """Take the oldest runnable queued run, mark it running, and return it with its file path."""
+        with self.catalog.transaction():
+            row = self.db.execute(
+                "UPDATE runs SET status = 'running', attempts = attempts + 1, started_at = ?, "
+                "worker = ? WHERE id = (SELECT id FROM runs WHERE status = 'queued' AND "
+                "(available_at IS NULL OR available_at <= ?) ORDER BY id LIMIT 1) "
+                "RETURNING id, file_id, recipe, output_dir, attempts, model_id",
+                [_now(), worker or worker_id(), _now()]).fetchone()
+        if row is None:
+            return None
+        run = dict(zip(("id", "file_id", "recipe", "output_dir", "attempts", "model_id"), row))
+        run["path"] = self.db.execute("SELECT path FROM files WHERE id = ?", [run["file_id"]]).fetchone()[0]
+        return run
+
+    def requeue_orphans(self, alive: Callable[[str | None], bool] = pid_alive) -> int:
+        """Put runs left 'running' by a dead process back in the queue; return how many."""
+        rows = self.db.execute("SELECT id, worker FROM runs WHERE status = 'running'").fetchall()
+        orphans = [run_id for run_id, worker in rows if not alive(worker)]
+        with self.catalog.transaction():
+            for run_id in orphans:
+                self.db.execute(
+                    "UPDATE runs SET status = 'queued', worker = NULL, available_at = NULL, "
+                    "error = 'requeued after the process working on it stopped' WHERE id = ?",
+                    [run_id])
+        return len(orphans)
+
+    def release(self, run_id: int) -> None:
+        """Give a claimed run back (shutdown): queued again, this attempt not counted."""
+        with self.catalog.transaction():
+            self.db.execute(
+                "UPDATE runs SET status = 'queued', worker = NULL, "
+                "attempts = MAX(attempts - 1, 0) WHERE id = ? AND status = 'running'", [run_id])
+
+    def schedule_retry(self, run_id: int, delay_seconds: float) -> None:
+        """Queue a failed run again after ``delay_seconds`` (its error stays visible)."""
+        with self.catalog.transaction():
+            self.db.execute(
+                "UPDATE runs SET status = 'queued', worker = NULL, available_at = ? WHERE id = ?",
+                [_now(delay_seconds), run_id])
+
+    def pending(self, include_delayed: bool = True) -> int:
+        """How many runs are queued (optionally only those runnable now)."""
+        if include_delayed:
+            sql, args = "SELECT count(*) FROM runs WHERE status = 'queued'", []
+        else:
+            sql = ("SELECT count(*) FROM runs WHERE status = 'queued' AND "
+                   "(available_at IS NULL OR available_at <= ?)")
+            args = [_now()]
+        return self.db.execute(sql, args).fetchone()[0]
+
+    def counts(self) -> dict[str, int]:
+        """Runs per status."""
+        return {status: n for status, n in self.db.execute(
+            "SELECT status, count(*) FROM runs GROUP BY status").fetchall()}
+
+
+class DaemonState:
+    """The one row where a running daemon says what it is doing (read by ``photobatch status``)."""
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self.db = catalog.db
+
+    def started(self, folders: list[str]) -> None:
+        """Record that this process is the daemon now."""
+        with self.catalog.transaction():
+            self.db["daemon_state"].upsert({
+                "id": 1, "pid": os.getpid(), "host": socket.gethostname(), "started_at": _now(),
+                "heartbeat_at": _now(), "state": "running", "current": "[]",
+                "folders": json.dumps(folders)}, pk="id")
+
+    def heartbeat(self, current: list[str], state: str = "running") -> None:
+        """Refresh the heartbeat and the files being worked on."""
+        with self.catalog.transaction():
+            self.db.execute("UPDATE daemon_state SET heartbeat_at = ?, current = ?, state = ? "
+                            "WHERE id = 1", [_now(), json.dumps(current), state])
+
+    def read(self) -> dict | None:
+        """The last state a daemon wrote, or None if none ever ran on this catalog."""
+        rows = list(self.db["daemon_state"].rows_where("id = 1"))
+        return rows[0] if rows else None

@@ -1,0 +1,60 @@
+"""``photobatch watch``, ``photobatch status`` and ``photobatch init``: the daemon's commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from photobatch.daemon.commands.common import Context, fail_on_usage_error
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Process what is in the folders now, then exit.")
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line (for log shippers).")
+@click.pass_obj
+@fail_on_usage_error
+def watch(obj: Context, once, log_json):
+    """Watch the configured folders and run their recipes on every photo dropped in."""
+    from photobatch.daemon.config import ConfigError
+    from photobatch.daemon.logs import setup_logging
+    from photobatch.daemon.service import WatchService
+
+    setup_logging(max(obj.verbosity, 1), json_lines=log_json, daemon=True)
+    try:
+        service = WatchService(obj.config_path, obj.catalog, once=once,
+                               extra_recipe_dirs=obj.recipe_dirs,
+                               plugins_dir=getattr(obj, "plugins_dir", None))
+        if not service.config.watch:
+            raise click.ClickException(f"config {service.config.source} has no [[watch]] folder")
+        sys.exit(service.run())
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_obj
+def status(obj: Context, as_json):
+    """Is the daemon up, what is queued, what is it doing, what failed lately."""
+    from photobatch.daemon.status import collect_status, format_status
+
+    report = collect_status(obj.catalog)
+    click.echo(json.dumps(report, indent=2, default=str) if as_json else format_status(report))
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@click.pass_obj
+def init(obj: Context, force):
+    """Write a commented example config (to --config, or the user config dir)."""
+    from photobatch.daemon.config import EXAMPLE_CONFIG, default_config_path
+
+    path = Path(obj.config_path) if obj.config_path else default_config_path()
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; edit it, or pass --force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(EXAMPLE_CONFIG, encoding="utf-8")
+    click.echo(f"wrote {path}\nedit the [[watch]] folder and the model, then run: photobatch watch")

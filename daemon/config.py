@@ -1,0 +1,227 @@
+"""The daemon's configuration: a TOML file validated into frozen dataclasses.
+
+Every error names the file and the key (``watch[1].quiet_seconds must be ...``), so a typo in a
+config never passes silently.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+POLLING_MODES = ("auto", "on", "off")
+DEFAULT_IGNORE = (".*", "*.part", "*.partial", "*.tmp", "*.crdownload", "*~", "*.xmp")
+
+
+class ConfigError(ValueError):
+    """A configuration a user must fix; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class WatchFolder:
+    """One watched folder: its recipes (one output per recipe) and where outputs go."""
+
+    path: Path
+    recipes: tuple[str, ...]
+    output: Path
+    recursive: bool = True
+    polling: str = "auto"  # auto: native events, polling when they cannot start
+    quiet_seconds: float = 5.0
+    ignore: tuple[str, ...] = DEFAULT_IGNORE
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything ``photobatch watch`` needs to know."""
+
+    watch: tuple[WatchFolder, ...] = ()
+    model: str | None = None
+    device: str | None = None
+    recipe_dirs: tuple[Path, ...] = ()
+    plugins_dir: Path | None = None
+    disabled_plugins: tuple[str, ...] = ()
+    decode_workers: int = 2
+    encode_workers: int = 2
+    max_attempts: int = 3
+    retry_delay_seconds: float = 60.0
+    rescan_minutes: float = 10.0
+    stop_timeout_seconds: float = 30.0
+    source: str = ""
+
+
+def default_config_path() -> Path:
+    """PHOTOBATCH_CONFIG, else ``config.toml`` in the user config dir."""
+    env = os.environ.get("PHOTOBATCH_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_config_dir("photobatch")) / "config.toml"
+
+
+def _path(value: str) -> Path:
+    return Path(os.path.expandvars(value)).expanduser()
+
+
+class _Reader:
+    """Pops typed values out of a TOML table, naming the key on any problem."""
+
+    def __init__(self, label: str, table: Any, where: str):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{label}: {where or 'the file'} must be a table, got {table!r}")
+        self.label, self.table, self.where = label, dict(table), where
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def get(self, name: str, types: tuple[type, ...], default: Any = None, check=None) -> Any:
+        if name not in self.table:
+            return default
+        value = self.table.pop(name)
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            want = " or ".join(t.__name__ for t in types)
+            raise ConfigError(f"{self.label}: {self.key(name)} must be a {want}, got {value!r}")
+        if check:
+            problem = check(value)
+            if problem:
+                raise ConfigError(f"{self.label}: {self.key(name)} {problem}")
+        return value
+
+    def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.get(name, (list,), None)
+        if value is None:
+            return default
+        if not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{self.label}: {self.key(name)} must be a list of names, got {value!r}")
+        return tuple(value)
+
+    def done(self) -> None:
+        if self.table:
+            unknown = ", ".join(self.key(k) for k in sorted(self.table))
+            raise ConfigError(f"{self.label}: unknown key {unknown}")
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"must be greater than 0, got {value!r}"
+
+
+def _at_least(lo: int):
+    return lambda v: None if v >= lo else f"must be at least {lo}, got {v!r}"
+
+
+def parse_config(data: dict, source: str = "") -> Config:
+    """Validate parsed TOML into a Config; raise ConfigError naming the key."""
+    label = f"config {source}" if source else "config"
+    top = _Reader(label, data, "")
+    defaults = _Reader(label, top.get("defaults", (dict,), {}), "defaults")
+    model = defaults.get("model", (str,))
+    device = defaults.get("device", (str,))
+    defaults.done()
+    workers = _Reader(label, top.get("workers", (dict,), {}), "workers")
+    decode = workers.get("decode", (int,), 2, _at_least(1))
+    encode = workers.get("encode", (int,), 2, _at_least(1))
+    workers.done()
+    plugins = _Reader(label, top.get("plugins", (dict,), {}), "plugins")
+    plugins_dir = plugins.get("dir", (str,))
+    disabled = plugins.strings("disabled")
+    plugins.done()
+    retries = _Reader(label, top.get("retries", (dict,), {}), "retries")
+    max_attempts = retries.get("max_attempts", (int,), 3, _at_least(1))
+    retry_delay = float(retries.get("delay_seconds", (int, float), 60.0, lambda v: None if v >= 0
+                                    else f"must be 0 or more, got {v!r}"))
+    retries.done()
+    recipe_dirs = tuple(_path(p) for p in top.strings("recipe_dirs"))
+    rescan = float(top.get("rescan_minutes", (int, float), 10.0, _positive))
+    stop_timeout = float(top.get("stop_timeout_seconds", (int, float), 30.0, _positive))
+    raw_watch = top.get("watch", (list,), [])
+    top.done()
+    folders = tuple(_parse_watch(label, i, item) for i, item in enumerate(raw_watch))
+    return Config(
+        watch=folders, model=model, device=device, recipe_dirs=recipe_dirs,
+        plugins_dir=_path(plugins_dir) if plugins_dir else None, disabled_plugins=disabled,
+        decode_workers=decode, encode_workers=encode, max_attempts=max_attempts,
+        retry_delay_seconds=retry_delay, rescan_minutes=rescan,
+        stop_timeout_seconds=stop_timeout, source=source,
+    )
+
+
+def _parse_watch(label: str, index: int, item: Any) -> WatchFolder:
+    table = _Reader(label, item, f"watch[{index}]")
+    path = table.get("path", (str,))
+    if not path:
+        raise ConfigError(f"{label}: watch[{index}].path is missing")
+    recipes = table.strings("recipes")
+    if not recipes:
+        raise ConfigError(f"{label}: watch[{index}].recipes must name at least one recipe")
+    output = table.get("output", (str,))
+    if not output:
+        raise ConfigError(f"{label}: watch[{index}].output is missing (where outputs go)")
+    folder = WatchFolder(
+        path=_path(path), recipes=recipes, output=_path(output),
+        recursive=table.get("recursive", (bool,), True),
+        polling=table.get("polling", (str,), "auto",
+                          lambda v: None if v in POLLING_MODES else
+                          f"must be one of {', '.join(POLLING_MODES)}; got {v!r}"),
+        quiet_seconds=float(table.get("quiet_seconds", (int, float), 5.0,
+                                      lambda v: None if v >= 0 else f"must be 0 or more, got {v!r}")),
+        ignore=DEFAULT_IGNORE + table.strings("ignore"),
+        model=table.get("model", (str,)),
+    )
+    table.done()
+    if folder.path.resolve() == folder.output.resolve():
+        raise ConfigError(f"{label}: watch[{index}].output must not be the watched folder itself")
+    return folder
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate the config file (the default location when ``path`` is None)."""
+    path = Path(path) if path else default_config_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no config at {path}: run `photobatch init` to write an example") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path}: not valid TOML ({exc})") from None
+    return parse_config(data, source=str(path))
+
+
+EXAMPLE_CONFIG = '''\
+# photobatch configuration. Paths may use ~ and $VARS.
+# `photobatch watch` processes every photo dropped into a [[watch]] folder with each of its recipes.
+
+[defaults]
+# The model recipes run on unless a recipe or a watch folder names its own:
+# a local diffusers folder, a single-file .safetensors checkpoint, or a Hugging Face hub id.
+model = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+# device = "cuda"        # default: cuda, then mps, then cpu
+
+[[watch]]
+path = "~/Pictures/Inbox"                  # the folder photographers drop shoots into
+recipes = ["color-correct"]                # one output per recipe
+output = "~/Pictures/Enhanced"             # outputs go here (never next to the originals)
+# recursive = true                         # include subfolders
+# polling = "auto"                         # "on" for network shares where inotify is silent
+# quiet_seconds = 5                        # a file is ready once unchanged this long (or closed)
+# ignore = ["*_proof.jpg"]                 # extra names to skip (temp names are always skipped)
+# model = "/models/sdxl"                   # this folder's own model
+
+# [workers]
+# decode = 2                               # threads decoding and preparing photos
+# encode = 2                               # threads encoding outputs and writing metadata
+
+# [retries]
+# max_attempts = 3                         # a failing file is tried this many times
+# delay_seconds = 60                       # ... waiting this long between tries
+
+# recipe_dirs = ["~/photobatch-recipes"]   # your own recipe *.toml folders
+# rescan_minutes = 10                      # catch-up scan of every folder this often
+# stop_timeout_seconds = 30                # on SIGTERM, in-flight work gets this long to finish
+
+# [plugins]
+# dir = "~/.config/photobatch/plugins"     # drop-in plugin *.py files
+# disabled = ["some-plugin"]
+'''

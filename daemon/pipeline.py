@@ -1,0 +1,182 @@
+"""The daemon's pipelined stages: a pool prepares, one thread owns the GPU, a pool writes.
+
+Jobs come from the catalog queue only while fewer than ``max_in_flight`` are in the pipeline,
+so memory stays flat however many files are queued; the GPU thread never waits on decoding
+while prepared jobs are buffered.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+from photobatch.catalog.queue import RunQueue, worker_id
+from photobatch.daemon.session import Job, Outcome, Session
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class Pipeline:
+    """Claims queued runs and moves each through prepare -> generate -> finish."""
+
+    def __init__(self, session: Session, *, decode_workers: int = 2, encode_workers: int = 2,
+                 max_attempts: int = 3, retry_delay: float = 60.0,
+                 on_outcome: Callable[[Outcome], None] | None = None):
+        self.session = session
+        self.app = session.app
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self.on_outcome = on_outcome or (lambda outcome: None)
+        self.worker = worker_id()
+        self.max_in_flight = decode_workers + encode_workers + 2
+        self._slots = threading.BoundedSemaphore(self.max_in_flight)
+        self._prepare_pool = ThreadPoolExecutor(decode_workers, thread_name_prefix="pb-prepare")
+        self._finish_pool = ThreadPoolExecutor(encode_workers, thread_name_prefix="pb-finish")
+        self._gpu_queue: "queue.Queue" = queue.Queue(maxsize=max(2, decode_workers))
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._in_flight: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self.recent: deque[tuple[float, str]] = deque(maxlen=500)
+        self._threads = [
+            threading.Thread(target=self._dispatch_loop, name="pb-dispatch", daemon=True),
+            threading.Thread(target=self._gpu_loop, name="pb-gpu", daemon=True),
+        ]
+
+    # lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the dispatcher and the GPU thread."""
+        for thread in self._threads:
+            thread.start()
+
+    def wake(self) -> None:
+        """Tell the dispatcher new work was queued."""
+        self._wake.set()
+
+    def current(self) -> list[str]:
+        """Files being worked on now."""
+        with self._lock:
+            return sorted(set(self._in_flight.values()))
+
+    def idle(self) -> bool:
+        """True when nothing is in the pipeline."""
+        with self._lock:
+            return not self._in_flight
+
+    def stop(self, timeout: float) -> bool:
+        """Stop claiming; let in-flight work finish for up to ``timeout`` s, then give it back.
+
+        Returns True when everything in flight finished.
+        """
+        self._stopping.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while not self.idle() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        finished = self.idle()
+        if not finished:
+            with self._lock:
+                unfinished = list(self._in_flight)
+            runs = RunQueue(self.app.catalog)
+            for run_id in unfinished:
+                runs.release(run_id)
+            log.warning("stopped with %d run(s) unfinished; they stay queued", len(unfinished))
+        self._gpu_queue.put(_STOP)
+        self._prepare_pool.shutdown(wait=False, cancel_futures=True)
+        self._finish_pool.shutdown(wait=False, cancel_futures=True)
+        return finished
+
+    # stages ----------------------------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        queue_ = None
+        while not self._stopping.is_set():
+            if not self._slots.acquire(timeout=0.5):
+                continue
+            if self._stopping.is_set():
+                self._slots.release()
+                break
+            try:
+                queue_ = queue_ or RunQueue(self.app.catalog)
+                claimed = queue_.claim(self.worker)
+            except Exception:
+                log.exception("could not claim work from the catalog")
+                claimed = None
+            if claimed is None:
+                self._slots.release()
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            with self._lock:
+                self._in_flight[claimed["id"]] = Path(claimed["path"]).name
+            self._prepare_pool.submit(self._prepare, claimed)
+
+    def _prepare(self, claimed: dict) -> None:
+        try:
+            recipe = self.app.recipes.get(claimed["recipe"])  # may be gone after a reload
+            path = Path(claimed["path"])
+            if recipe is None:
+                self.app.catalog.fail_run(claimed["id"], error=f"recipe {claimed['recipe']!r} no longer "
+                                          "exists", timings={})
+                return self._done(claimed, Outcome(path, claimed["recipe"], "failed",
+                                                   error="recipe no longer exists"))
+            job = self.session.prepare(path, recipe, run_id=claimed["id"],
+                                       out_dir=Path(claimed["output_dir"]), model=claimed["model_id"])
+            if isinstance(job, Outcome):
+                return self._done(claimed, job)
+            self._gpu_queue.put((claimed, job))
+        except Exception:
+            log.exception("unexpected error preparing run %s", claimed["id"])
+            self._done(claimed, None)
+
+    def _gpu_loop(self) -> None:
+        while True:
+            item = self._gpu_queue.get()
+            if item is _STOP:
+                return
+            claimed, job = item
+            try:
+                result = self.session.generate(job)
+            except Exception:
+                log.exception("unexpected error running %s", job.path)
+                self._done(claimed, None)
+                continue
+            if isinstance(result, Outcome):
+                self._done(claimed, result)
+            else:
+                self._finish_pool.submit(self._finish, claimed, result)
+
+    def _finish(self, claimed: dict, job: Job) -> None:
+        try:
+            self._done(claimed, self.session.finish(job))
+        except Exception:
+            log.exception("unexpected error writing %s", job.path)
+            self._done(claimed, None)
+
+    def _done(self, claimed: dict, outcome: Outcome | None) -> None:
+        try:
+            if outcome is None:
+                # A bug of ours, not the file's: the traceback is in the log.
+                self.app.catalog.fail_run(claimed["id"], error="unexpected error (see the log)",
+                                          timings={})
+                outcome = Outcome(Path(claimed["path"]), claimed["recipe"], "failed",
+                                  error="unexpected error (see the log)")
+            if outcome.status == "failed" and claimed["attempts"] < self.max_attempts:
+                RunQueue(self.app.catalog).schedule_retry(claimed["id"], self.retry_delay)
+                outcome.error = f"{outcome.error} (attempt {claimed['attempts']} of {self.max_attempts}; retrying)"
+            self.recent.append((time.time(), outcome.status))
+            self.on_outcome(outcome)
+        finally:
+            with self._lock:
+                self._in_flight.pop(claimed["id"], None)
+            self._slots.release()
+            self._wake.set()

@@ -1,0 +1,343 @@
+"""``photobatch watch`` as a service: lock, signals, intake, catch-up scans, the main loop.
+
+Signal handlers only record what was asked; the main loop acts on it (stop intake, drain or
+requeue in-flight work, exit 0; reload config and recipes on SIGHUP).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import queue
+import signal
+import socket
+import time
+from pathlib import Path
+
+from photobatch.catalog.queue import DaemonState, RunQueue, pid_alive
+from photobatch.daemon.app import App, UsageError
+from photobatch.daemon.config import Config, ConfigError, WatchFolder, load_config
+from photobatch.daemon.pipeline import Pipeline
+from photobatch.daemon.session import Outcome, Session, file_sha256
+from photobatch.daemon.watcher import (
+    EnqueueingHandler,
+    ReadinessTracker,
+    is_ignored,
+    scan_folder,
+    start_observer,
+)
+from photobatch.plugins import metadata
+from photobatch.plugins.diffusion.loading import ModelError, resolve_model
+
+log = logging.getLogger("photobatch.watch")
+
+TICK_SECONDS = 0.2
+HEARTBEAT_SECONDS = 2.0
+
+
+class CatalogLock:
+    """An exclusive lock next to the catalog: one daemon per catalog (released even on kill -9)."""
+
+    def __init__(self, catalog_path: Path):
+        self.path = Path(str(catalog_path) + ".lock")
+        self._fh = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise UsageError naming the process that holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise UsageError(f"another photobatch watch (pid {holder}) is already using the catalog "
+                             f"{self.path.with_suffix('')}") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        """Release the lock."""
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    def held_by_other(self) -> bool:
+        """True when some other process holds the lock (a daemon is up)."""
+        if not self.path.exists():
+            return False
+        with open(self.path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            return False
+
+
+class WatchService:
+    """Runs the watch folders of a Config until stopped (or, with ``once``, until idle)."""
+
+    def __init__(self, config_path: Path | None, catalog_path: Path | None = None, *,
+                 once: bool = False, config: Config | None = None, extra_recipe_dirs=(),
+                 plugins_dir: Path | None = None, plugin_manager_factory=None):
+        # Absolute: a reload (SIGHUP) must find the same file whatever the working directory.
+        self.config_path = Path(config_path).resolve() if config_path else None
+        self.config = config or load_config(self.config_path)
+        self.catalog_path = catalog_path
+        self.once = once
+        self.extra_recipe_dirs = tuple(extra_recipe_dirs)
+        self.plugin_manager_factory = plugin_manager_factory
+        self.plugins_dir = plugins_dir
+        self.events: "queue.Queue[tuple[str, Path]]" = queue.Queue()
+        self.tracker = ReadinessTracker()
+        self.stop_signals = 0
+        self.reload_requested = False
+        self.failures = 0
+        self.observers: list = []
+
+    # setup -----------------------------------------------------------------------------------
+
+    def _build_app(self, config: Config) -> App:
+        pm = self.plugin_manager_factory(config) if self.plugin_manager_factory else None
+        app = App(catalog_path=self.catalog_path, recipe_dirs=config.recipe_dirs + self.extra_recipe_dirs,
+                  model=config.model, plugin_manager=pm,
+                  plugins_dir=self.plugins_dir or config.plugins_dir,
+                  disabled_plugins=config.disabled_plugins)
+        for i, folder in enumerate(config.watch):
+            for name in folder.recipes:
+                if name not in app.recipes:
+                    known = ", ".join(sorted(app.recipes))
+                    raise ConfigError(f"config {config.source}: watch[{i}].recipes names {name!r}, "
+                                      f"which is not a recipe (known: {known})")
+        return app
+
+    def _install_signals(self) -> None:
+        def on_stop(signum, frame):
+            self.stop_signals += 1
+            if self.stop_signals > 1:
+                # Second signal: leave now. Claimed runs are requeued at the next start.
+                os._exit(128 + signum)
+
+        def on_hup(signum, frame):
+            self.reload_requested = True
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def _start_observers(self) -> None:
+        handler = EnqueueingHandler(self.events)
+        for folder in self.config.watch:
+            observer, mode = start_observer(folder, handler)
+            self.observers.append(observer)
+            log.info("watching %s (%s events) -> %s with %s", folder.path, mode, folder.output,
+                     ", ".join(folder.recipes))
+
+    def _stop_observers(self) -> None:
+        for observer in self.observers:
+            observer.stop()
+        for observer in self.observers:
+            observer.join(timeout=5)
+        self.observers = []
+
+    # intake ----------------------------------------------------------------------------------
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [f.output.resolve() for f in self.config.watch]
+
+    def folder_for(self, path: Path) -> WatchFolder | None:
+        """The deepest watch folder containing ``path``."""
+        matches = [f for f in self.config.watch if path.is_relative_to(f.path)]
+        return max(matches, key=lambda f: len(f.path.parts), default=None)
+
+    def catch_up(self) -> None:
+        """Reconcile every folder with the catalog: queue what is new or not yet done."""
+        for folder in self.config.watch:
+            for path in scan_folder(folder, self.outputs):
+                row = self._known(path)
+                if row is not None:
+                    self._enqueue(row["id"], folder, path)
+                else:
+                    self.tracker.touch(path, folder.quiet_seconds)
+
+    def _known(self, path: Path) -> dict | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        rows = list(self.app.catalog.db["files"].rows_where(
+            "path = ? AND size = ? AND mtime = ?", [str(path), st.st_size, st.st_mtime], limit=1))
+        return rows[0] if rows else None
+
+    def _handle_event(self, kind: str, path: Path) -> None:
+        if kind == "scan":
+            folder = self.folder_for(path)
+            if folder:
+                for found in scan_folder(folder, self.outputs):
+                    if found.is_relative_to(path):
+                        self.tracker.touch(found, folder.quiet_seconds)
+            return
+        if kind == "gone":
+            self.tracker.forget(path)
+            return
+        folder = self.folder_for(path)
+        if folder is None or is_ignored(path, folder, self.outputs):
+            return
+        self.tracker.touch(path, folder.quiet_seconds, closed=(kind == "closed"))
+
+    def intake(self, path: Path) -> None:
+        """Identify a ready file by content, register it, and queue one run per recipe."""
+        folder = self.folder_for(path)
+        if folder is None:
+            return
+        try:
+            st = path.stat()
+            sha = file_sha256(path)
+        except OSError as exc:
+            log.warning("%s: cannot be read (%s); it will be tried again when it changes",
+                        path, exc.strerror or exc)
+            return
+        file_id = self.app.catalog.register_file(
+            sha256=sha, path=path, size=st.st_size, mtime=st.st_mtime,
+            metadata=metadata.read_summary(path))
+        self.app.notify("photobatch_file_discovered", path=path, sha256=sha)
+        self._enqueue(file_id, folder, path)
+
+    def _enqueue(self, file_id: int, folder: WatchFolder, path: Path) -> None:
+        runs = RunQueue(self.app.catalog)
+        queued = []
+        for name in folder.recipes:
+            recipe = self.app.recipes[name]
+            model = recipe.model or folder.model or self.config.model
+            if not model:
+                log.error("%s [%s]: no model configured: set [defaults] model in %s", path.name, name,
+                          self.config.source or "the config")
+                continue
+            try:
+                model_id = resolve_model(model).model_id
+            except ModelError as exc:
+                log.error("%s [%s]: %s", path.name, name, exc)
+                continue
+            if runs.enqueue(file_id=file_id, recipe=name, fingerprint=recipe.fingerprint,
+                            model_id=model_id, output_dir=str(folder.output)):
+                queued.append(name)
+        if queued:
+            log.info("queued %s [%s]", path.name, ", ".join(queued))
+            self.pipeline.wake()
+
+    # main loop -------------------------------------------------------------------------------
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        if outcome.status == "done":
+            log.info("done %s [%s] -> %s (%.1f s)", outcome.path.name, outcome.recipe,
+                     outcome.output, outcome.seconds)
+        elif outcome.status == "skipped":
+            log.info("skipped %s [%s]: %s", outcome.path.name, outcome.recipe, outcome.error)
+        else:
+            self.failures += 1
+            log.error("failed %s [%s]: %s", outcome.path, outcome.recipe, outcome.error)
+
+    def _reload(self) -> None:
+        self.reload_requested = False
+        try:
+            config = load_config(self.config_path) if self.config_path or not self.config.source \
+                else load_config(Path(self.config.source))
+            app = self._build_app(config)
+        except (ConfigError, UsageError, ValueError) as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc)
+            return
+        self.app.recipes = app.recipes
+        folders_changed = config.watch != self.config.watch
+        self.config = config
+        if folders_changed and not self.once:
+            self._stop_observers()
+            self._start_observers()
+        log.info("reloaded %s: %d recipe(s), %d folder(s)", config.source, len(app.recipes),
+                 len(config.watch))
+        self.catch_up()
+
+    def _clean_stale_temps(self) -> None:
+        """Remove temp outputs left by a process that died mid-write (never a finished output)."""
+        for folder in self.config.watch:
+            if not folder.output.is_dir():
+                continue
+            for temp in folder.output.rglob(".*.partial.*"):
+                pid = temp.name.split(".")[-3] if temp.name.count(".") >= 3 else ""
+                if pid.isdigit() and not pid_alive(f"{pid}@{socket.gethostname()}"):
+                    temp.unlink(missing_ok=True)
+                    log.info("removed %s, left by a stopped process", temp)
+
+    def _finished_once(self) -> bool:
+        return (self.events.empty() and len(self.tracker) == 0 and self.pipeline.idle()
+                and RunQueue(self.app.catalog).pending(include_delayed=False) == 0)
+
+    def run(self) -> int:
+        """Run until stopped; return the exit status."""
+        self.app = self._build_app(self.config)
+        lock = CatalogLock(self.app.catalog_path)
+        lock.acquire()
+        try:
+            return self._run_locked()
+        finally:
+            lock.release()
+            self.app.close()
+
+    def _run_locked(self) -> int:
+        self._install_signals()
+        requeued = RunQueue(self.app.catalog).requeue_orphans()
+        if requeued:
+            log.info("requeued %d run(s) left unfinished by an earlier stop", requeued)
+        self._clean_stale_temps()
+        state = DaemonState(self.app.catalog)
+        state.started([str(f.path) for f in self.config.watch])
+        session = Session(self.app, out_dir=Path("."))
+        self.pipeline = Pipeline(session, decode_workers=self.config.decode_workers,
+                                 encode_workers=self.config.encode_workers,
+                                 max_attempts=1 if self.once else self.config.max_attempts,
+                                 retry_delay=self.config.retry_delay_seconds,
+                                 on_outcome=self._on_outcome)
+        self.pipeline.start()
+        self.app.notify("photobatch_daemon_started", app=self.app)
+        if not self.once:
+            self._start_observers()
+        self.catch_up()
+        next_scan = time.monotonic() + self.config.rescan_minutes * 60
+        next_beat = 0.0
+        while not self.stop_signals:
+            if self.reload_requested:
+                self._reload()
+            try:
+                kind, path = self.events.get(timeout=TICK_SECONDS)
+                self._handle_event(kind, path)
+                while not self.events.empty():
+                    self._handle_event(*self.events.get_nowait())
+            except queue.Empty:
+                pass
+            for path in self.tracker.take_ready():
+                self.intake(path)
+            now = time.monotonic()
+            if now >= next_scan:
+                self.catch_up()
+                next_scan = now + self.config.rescan_minutes * 60
+            if now >= next_beat:
+                state.heartbeat(self.pipeline.current())
+                next_beat = now + HEARTBEAT_SECONDS
+            if self.once and self._finished_once():
+                break
+        log.info("stopping: no new work is taken; in-flight work gets %.0f s",
+                 self.config.stop_timeout_seconds)
+        self.app.notify("photobatch_daemon_stopping", app=self.app,
+                        reason="idle" if self.once and not self.stop_signals else "signal")
+        self._stop_observers()
+        state.heartbeat([], state="stopping")
+        self.pipeline.stop(self.config.stop_timeout_seconds)
+        state.heartbeat([], state="stopped")
+        return 1 if (self.once and self.failures) else 0

@@ -1,0 +1,273 @@
+"""``photobatch watch`` as a real process on real folders: readiness, crashes, signals, reloads.
+
+The runner here is a drop-in plugin with a fixed cost (it sleeps, then returns a smaller copy of
+its input), loaded through the plugin folder named in the config; everything else is the real
+daemon: watchdog, the SQLite catalog, the queue, the pipeline, metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from photobatch.daemon.samples import write_sample_photo
+
+SCRIPT = str(Path(sys.executable).with_name("photobatch"))
+
+RUNNER_PLUGIN = '''
+"""Test runner with a fixed cost per image."""
+import os
+import time
+from types import SimpleNamespace
+
+from photobatch.plugins import hookimpl
+
+
+class FixedCost:
+    name = "fixed-cost"
+
+    def run(self, image, recipe, seed, model):
+        time.sleep(float(os.environ.get("PB_TEST_RUNNER_SECONDS", "0.05")))
+        small = image.resize((max(8, image.width // 4), max(8, image.height // 4)))
+        return SimpleNamespace(image=small, model_id=model, model_hash=None, device="cpu",
+                               working_size=small.size)
+
+
+@hookimpl
+def photobatch_runners():
+    return [FixedCost()]
+'''
+
+RECIPE = '''
+name = "{name}"
+runner = "fixed-cost"
+strength = 0.3
+steps = 10
+prompt = "test"
+[output]
+name = "{{stem}}_{{recipe}}"
+'''
+
+
+class Workspace:
+    """A watch folder, its outputs, recipes, the drop-in runner, a config and a catalog."""
+
+    def __init__(self, root: Path, polling: str = "auto", recipes=("quick",), stop_timeout=10.0):
+        self.root = root
+        self.inbox, self.out = root / "inbox", root / "out"
+        self.recipes_dir, self.plugins_dir = root / "recipes", root / "plugins"
+        for d in (self.inbox, self.out, self.recipes_dir, self.plugins_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        (self.plugins_dir / "fixed_cost_runner.py").write_text(RUNNER_PLUGIN)
+        self.add_recipe("quick")
+        self.config, self.catalog = root / "config.toml", root / "catalog.db"
+        self.polling, self.stop_timeout = polling, stop_timeout
+        self.write_config(recipes)
+        self.procs: list[subprocess.Popen] = []
+
+    def add_recipe(self, name: str) -> None:
+        (self.recipes_dir / f"{name}.toml").write_text(RECIPE.format(name=name))
+
+    def write_config(self, recipes) -> None:
+        names = ", ".join(f'"{r}"' for r in recipes)
+        self.config.write_text(
+            f'recipe_dirs = ["{self.recipes_dir}"]\nstop_timeout_seconds = {self.stop_timeout}\n'
+            f'[defaults]\nmodel = "test/fixed-cost-model"\n'
+            f'[plugins]\ndir = "{self.plugins_dir}"\n'
+            f'[retries]\ndelay_seconds = 0.5\n'
+            f'[[watch]]\npath = "{self.inbox}"\nrecipes = [{names}]\noutput = "{self.out}"\n'
+            f'quiet_seconds = 1.0\npolling = "{self.polling}"\n')
+
+    def env(self, runner_seconds: float) -> dict:
+        return {**os.environ, "PB_TEST_RUNNER_SECONDS": str(runner_seconds),
+                "PHOTOBATCH_LOG": str(self.root / "photobatch.log")}
+
+    def start(self, runner_seconds: float = 0.05) -> subprocess.Popen:
+        log = open(self.root / f"daemon{len(self.procs)}.log", "w")
+        proc = subprocess.Popen([SCRIPT, "--config", str(self.config), "--catalog", str(self.catalog),
+                                 "watch"], stdout=log, stderr=subprocess.STDOUT,
+                                env=self.env(runner_seconds))
+        proc.log_path = Path(log.name)
+        self.procs.append(proc)
+        wait_for(lambda: "watching" in proc.log_path.read_text() or proc.poll() is not None, 30)
+        assert proc.poll() is None, proc.log_path.read_text()
+        return proc
+
+    def once(self, runner_seconds: float = 0.02) -> subprocess.CompletedProcess:
+        return subprocess.run([SCRIPT, "--config", str(self.config), "--catalog", str(self.catalog),
+                               "watch", "--once"], capture_output=True, text=True, timeout=300,
+                              env=self.env(runner_seconds))
+
+    def query(self, sql: str, args=()) -> list:
+        con = sqlite3.connect(self.catalog, timeout=30)
+        try:
+            return con.execute(sql, args).fetchall()
+        finally:
+            con.close()
+
+    def done_count(self) -> int:
+        if not self.catalog.exists():
+            return 0
+        try:
+            return self.query("SELECT count(*) FROM runs WHERE status = 'done'")[0][0]
+        except sqlite3.OperationalError:
+            return 0
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture()
+def ws(tmp_path):
+    workspace = Workspace(tmp_path / "ws")
+    yield workspace
+    workspace.stop_all()
+
+
+def _photo(path: Path, seed: int = 0, size=(160, 120)) -> Path:
+    return write_sample_photo(path, size=size, seed=seed, orientation=1)
+
+
+def test_a_slowly_copied_file_is_processed_once_after_it_is_complete(ws, tmp_path):
+    source = _photo(tmp_path / "source.jpg", size=(640, 480))
+    data = source.read_bytes()
+    ws.start()
+    target = ws.inbox / "DSCF1000.JPG"
+    with open(target, "wb") as fh:  # one open file, written in chunks like a slow card reader
+        step = len(data) // 6 + 1
+        for i in range(0, len(data), step):
+            fh.write(data[i:i + step])
+            fh.flush()
+            time.sleep(0.3)
+    assert wait_for(lambda: ws.done_count() == 1, 30), ws.procs[0].log_path.read_text()
+    time.sleep(1.5)  # any late, duplicate pickup would show up here
+    files = ws.query("SELECT sha256 FROM files")
+    assert files == [(sha(source),)]  # the complete content, registered once
+    assert ws.query("SELECT count(*), min(attempts) FROM runs") == [(1, 1)]
+    assert sorted(p.name for p in ws.out.iterdir()) == ["DSCF1000_quick.jpg"]
+
+
+def test_files_dropped_while_the_daemon_was_down_are_processed_at_start(ws):
+    for i in range(3):
+        _photo(ws.inbox / f"IMG_{i}.JPG", seed=i)
+    (ws.inbox / "nested").mkdir()
+    _photo(ws.inbox / "nested" / "IMG_9.JPG", seed=9)
+    first = ws.once()
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert sorted(p.name for p in ws.out.iterdir()) == [
+        "IMG_0_quick.jpg", "IMG_1_quick.jpg", "IMG_2_quick.jpg", "IMG_9_quick.jpg"]
+    again = ws.once()
+    assert again.returncode == 0
+    assert ws.query("SELECT count(*) FROM runs") == [(4,)]  # nothing twice
+
+
+def test_kill_9_mid_batch_then_restart_leaves_every_file_done_exactly_once(ws):
+    originals = {}
+    for i in range(50):
+        path = _photo(ws.inbox / f"B_{i:02d}.JPG", seed=i, size=(96, 64))
+        originals[path.name] = sha(path)
+    proc = ws.start(runner_seconds=0.1)
+    assert wait_for(lambda: ws.done_count() >= 10, 60)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert ws.done_count() < 50  # it really died mid-batch
+    rerun = ws.once()
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    per_file = ws.query("SELECT f.path, count(*) FROM runs r JOIN files f ON f.id = r.file_id "
+                        "WHERE r.status = 'done' GROUP BY f.id")
+    assert len(per_file) == 50 and all(n == 1 for _, n in per_file)
+    assert ws.query("SELECT count(*) FROM runs WHERE status != 'done'") == [(0,)]
+    outputs = sorted(p.name for p in ws.out.iterdir())
+    assert outputs == sorted(f"B_{i:02d}_quick.jpg" for i in range(50))  # no temp, no -1 copies
+    assert {p.name: sha(p) for p in ws.inbox.iterdir()} == originals
+
+
+def test_a_second_daemon_on_the_same_catalog_is_refused(ws):
+    proc = ws.start()
+    second = ws.once()
+    assert second.returncode == 1
+    assert f"another photobatch watch (pid {proc.pid}) is already using the catalog" in second.stderr
+    status = subprocess.run([SCRIPT, "--catalog", str(ws.catalog), "status"], capture_output=True,
+                            text=True, timeout=60)
+    assert status.returncode == 0 and f"daemon   up (pid {proc.pid}" in status.stdout
+
+
+def test_sighup_reloads_config_and_recipes(ws):
+    proc = ws.start()
+    _photo(ws.inbox / "H_1.JPG")
+    assert wait_for(lambda: (ws.out / "H_1_quick.jpg").exists(), 30)
+    ws.add_recipe("second")
+    ws.write_config(("quick", "second"))
+    proc.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: (ws.out / "H_1_second.jpg").exists(), 30), proc.log_path.read_text()
+    assert "reloaded" in proc.log_path.read_text()
+    assert proc.poll() is None
+
+
+def test_polling_mode_processes_files(tmp_path):
+    ws = Workspace(tmp_path / "poll", polling="on")
+    try:
+        proc = ws.start()
+        assert "polling events" in proc.log_path.read_text()
+        _photo(ws.inbox / "P_1.JPG")
+        assert wait_for(lambda: (ws.out / "P_1_quick.jpg").exists(), 30), proc.log_path.read_text()
+    finally:
+        ws.stop_all()
+
+
+def test_a_renamed_duplicate_is_not_processed_again(ws):
+    ws.start()
+    original = _photo(ws.inbox / "D_1.JPG")
+    assert wait_for(lambda: ws.done_count() == 1, 30)
+    shutil.copy(original, ws.inbox / "D_1 copy.JPG")
+    time.sleep(3)
+    assert ws.query("SELECT count(*) FROM runs") == [(1,)]
+    assert ws.query("SELECT count(*) FROM files") == [(1,)]
+    assert sorted(p.name for p in ws.out.iterdir()) == ["D_1_quick.jpg"]
+
+
+def test_sigterm_stops_within_the_bound_and_leaves_nothing_running(tmp_path):
+    ws = Workspace(tmp_path / "term", stop_timeout=2.0)
+    try:
+        proc = ws.start(runner_seconds=1.0)
+        for i in range(6):
+            _photo(ws.inbox / f"T_{i}.JPG", seed=i)
+        assert wait_for(lambda: ws.query("SELECT count(*) FROM runs WHERE status = 'running'")[0][0] > 0
+                        if ws.catalog.exists() else False, 30)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert time.monotonic() - started < 2.0 + 3.0
+        statuses = dict(ws.query("SELECT status, count(*) FROM runs GROUP BY status"))
+        assert "running" not in statuses and statuses.get("queued", 0) > 0
+        assert not [p for p in ws.out.iterdir() if p.name.startswith(".")]
+        rest = ws.once(runner_seconds=0.01)  # the queued work is picked up at the next start
+        assert rest.returncode == 0
+        assert ws.done_count() == 6
+    finally:
+        ws.stop_all()

@@ -1,0 +1,165 @@
+"""Daemon building blocks: config validation, readiness, the catalog queue."""
+
+from __future__ import annotations
+
+import threading
+import tomllib
+
+import pytest
+
+from photobatch.catalog.queue import RunQueue
+from photobatch.catalog.store import Catalog
+from photobatch.daemon.config import EXAMPLE_CONFIG, ConfigError, load_config, parse_config
+from photobatch.daemon.watcher import ReadinessTracker, is_ignored, looks_complete, scan_folder
+
+
+def _cfg(text: str):
+    return parse_config(tomllib.loads(text), source="test.toml")
+
+
+def test_the_example_config_parses_with_the_issue_shape():
+    config = _cfg(EXAMPLE_CONFIG)
+    assert config.model == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    folder = config.watch[0]
+    assert folder.recipes == ("color-correct",) and folder.recursive and folder.polling == "auto"
+    assert str(folder.path).endswith("Pictures/Inbox") and "~" not in str(folder.path)
+    minimal = _cfg('[defaults]\nmodel = "/models/sdxl"\n[[watch]]\npath = "~/Pictures/Inbox"\n'
+                   'recipes = ["color-correct", "time-of-day"]\noutput = "~/Pictures/Enhanced"\n')
+    assert minimal.watch[0].recipes == ("color-correct", "time-of-day")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[watch]]\npath="/a"\nrecipes=["x"]\noutput="/b"\nquiet_secs=3', "unknown key watch[0].quiet_secs"),
+    ('[[watch]]\npath="/a"\nrecipes=[]\noutput="/b"', "watch[0].recipes must name at least one recipe"),
+    ('[[watch]]\npath="/a"\nrecipes=["x"]', "watch[0].output is missing"),
+    ('[[watch]]\npath="/a"\nrecipes=["x"]\noutput="/b"\npolling="sometimes"',
+     "watch[0].polling must be one of auto, on, off; got 'sometimes'"),
+    ('[[watch]]\npath="/a"\nrecipes=["x"]\noutput="/a"', "watch[0].output must not be the watched folder"),
+    ("[workers]\ndecode = 0", "workers.decode must be at least 1, got 0"),
+    ('[defaults]\nmodel = 3', "defaults.model must be a str, got 3"),
+    ("bogus = 1", "unknown key bogus"),
+])
+def test_invalid_config_names_the_key(text, message):
+    with pytest.raises(ConfigError) as err:
+        _cfg(text)
+    assert message in str(err.value) and "test.toml" in str(err.value)
+
+
+def test_missing_and_broken_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="run `photobatch init`"):
+        load_config(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[watch]\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_file_is_ready_only_after_its_quiet_period(tmp_path):
+    clock = FakeClock()
+    tracker = ReadinessTracker(clock)
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"\xff\xd8\xff" + b"x" * 100)
+    tracker.touch(photo, quiet=5)
+    clock.now += 3
+    assert tracker.take_ready() == []
+    with open(photo, "ab") as fh:  # still being copied: the quiet period restarts
+        fh.write(b"more")
+    clock.now += 3
+    assert tracker.take_ready() == []
+    clock.now += 5.1
+    assert tracker.take_ready() == [photo]
+    assert len(tracker) == 0
+
+
+def test_a_closed_file_is_ready_early_only_if_it_looks_complete(tmp_path):
+    clock = FakeClock()
+    tracker = ReadinessTracker(clock)
+    complete, partial = tmp_path / "c.jpg", tmp_path / "p.jpg"
+    complete.write_bytes(b"\xff\xd8\xff" + b"x" * 100 + b"\xff\xd9")
+    partial.write_bytes(b"\xff\xd8\xff" + b"x" * 100)
+    assert looks_complete(complete) and not looks_complete(partial)
+    tracker.touch(complete, quiet=30, closed=True)
+    tracker.touch(partial, quiet=30, closed=True)
+    clock.now += 0.6
+    assert tracker.take_ready() == [complete]
+    clock.now += 30
+    assert tracker.take_ready() == [partial]  # after the quiet period it is tried anyway
+
+
+def test_ignored_names_and_catch_up_scan(tmp_path):
+    folder = _cfg(f'[[watch]]\npath="{tmp_path}"\nrecipes=["x"]\noutput="{tmp_path}/out"\n'
+                  'ignore=["*_proof.jpg"]').watch[0]
+    for name in ("a.jpg", "b.JPG", "sub/c.nef", ".hidden.jpg", "d.jpg.part", "e.tmp", "f.jpg~",
+                 "g.crdownload", "h_proof.jpg", "notes.txt", "out/a_color.jpg", ".cache/z.jpg"):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    outputs = [folder.output]
+    found = [p.relative_to(tmp_path).as_posix() for p in scan_folder(folder, outputs)]
+    assert found == ["a.jpg", "b.JPG", "sub/c.nef"]
+    assert is_ignored(tmp_path / "out" / "a_color.jpg", folder, outputs)
+
+
+def _catalog_with_file(tmp_path, n=1):
+    cat = Catalog(tmp_path / "c.db")
+    ids = [cat.register_file(sha256=f"{i:064x}", path=tmp_path / f"{i}.jpg", size=1, mtime=1.0)
+           for i in range(n)]
+    return cat, ids
+
+
+def test_enqueue_is_one_job_per_file_recipe_and_model(tmp_path):
+    cat, (fid,) = _catalog_with_file(tmp_path)
+    q = RunQueue(cat)
+    first = q.enqueue(file_id=fid, recipe="r", fingerprint="f1", model_id="m", output_dir="/o")
+    assert first is not None
+    assert q.enqueue(file_id=fid, recipe="r", fingerprint="f1", model_id="m", output_dir="/o") is None
+    assert q.enqueue(file_id=fid, recipe="r", fingerprint="f2", model_id="m", output_dir="/o")
+    assert q.counts() == {"queued": 2}
+
+
+def test_concurrent_claims_never_hand_out_a_run_twice(tmp_path):
+    cat, ids = _catalog_with_file(tmp_path, n=40)
+    q = RunQueue(cat)
+    for fid in ids:
+        q.enqueue(file_id=fid, recipe="r", fingerprint="f", model_id="m", output_dir="/o")
+    claimed, lock = [], threading.Lock()
+
+    def worker(name):
+        mine = RunQueue(Catalog(tmp_path / "c.db"))  # one connection per thread, as the daemon does
+        while (run := mine.claim(f"{name}@host")) is not None:
+            with lock:
+                claimed.append(run["id"])
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(set(claimed)) and len(claimed) == 40
+    assert q.counts() == {"running": 40}
+
+
+def test_orphans_of_a_dead_process_are_requeued_and_retries_wait(tmp_path):
+    cat, (fid,) = _catalog_with_file(tmp_path)
+    q = RunQueue(cat)
+    run_id = q.enqueue(file_id=fid, recipe="r", fingerprint="f", model_id="m", output_dir="/o")
+    claimed = q.claim("999999999@" + __import__("socket").gethostname())  # no such pid
+    assert claimed["attempts"] == 1
+    assert q.requeue_orphans() == 1 and q.counts() == {"queued": 1}
+    claimed = q.claim()
+    assert claimed["id"] == run_id and claimed["attempts"] == 2
+    assert q.requeue_orphans() == 0  # our own process is alive
+    q.schedule_retry(run_id, delay_seconds=3600)
+    assert q.claim() is None and q.pending() == 1 and q.pending(include_delayed=False) == 0
+    q.schedule_retry(run_id, delay_seconds=0)
+    assert q.claim()["attempts"] == 3
+    q.release(run_id)
+    assert q.claim()["attempts"] == 3  # a release does not count as an attempt
