@@ -128,9 +128,15 @@ class WatchService:
         def on_hup(signum, frame):
             self.reload_requested = True
 
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, on_hup)
+        self._previous_handlers = {
+            signum: signal.signal(signum, handler)
+            for signum, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop),
+                                    (signal.SIGHUP, on_hup))
+        }
+
+    def _restore_signals(self) -> None:
+        for signum, handler in getattr(self, "_previous_handlers", {}).items():
+            signal.signal(signum, handler)
 
     def _start_observers(self) -> None:
         handler = EnqueueingHandler(self.events)
@@ -287,6 +293,7 @@ class WatchService:
         try:
             return self._run_locked()
         finally:
+            self._restore_signals()
             lock.release()
             self.app.close()
 

@@ -6,13 +6,14 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: bash install/install-service.sh [--print] [--venv PATH] [--systemd | --launchd]
+usage: bash install/install-service.sh [--print] [--enable] [--venv PATH] [--systemd | --launchd]
 
 Installs photobatch's per-user service:
   Linux: ~/.config/systemd/user/photobatch.service, then `systemctl --user daemon-reload`
   macOS: ~/Library/LaunchAgents/dev.photobatch.watch.plist (prints the launchctl command)
 
   --print       only print the rendered file (installs nothing)
+  --enable      also enable and start it (systemctl --user enable --now; launchctl bootstrap)
   --venv PATH   the virtualenv holding photobatch; default: the active one ($VIRTUAL_ENV)
                 if any, else .venv in the repository (as install/install.sh)
   --systemd     render the systemd unit whatever the OS (with --print: to inspect it)
@@ -26,11 +27,13 @@ warn() { printf 'photobatch: warning: %s\n' "$*" >&2; }
 die() { printf 'photobatch: error: %s\n' "$*" >&2; exit 1; }
 
 PRINT=0
+ENABLE=0
 VENV=""
 KIND=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --print) PRINT=1 ;;
+        --enable) ENABLE=1 ;;
         --venv)
             if [ $# -lt 2 ] || [ -z "$2" ]; then die "--venv needs a path"; fi
             VENV="$2"; shift ;;
@@ -134,13 +137,25 @@ if [ "$KIND" = systemd ]; then
     else
         warn "systemctl --user daemon-reload failed (no user session bus here?); run it from your login session"
     fi
-    say "start it now and at every login: systemctl --user enable --now photobatch"
+    if [ "$ENABLE" = 1 ]; then
+        if systemctl --user enable --now photobatch 2>/dev/null; then
+            say "enabled and started photobatch (systemctl --user status photobatch)"
+        else
+            warn "systemctl --user enable --now photobatch failed (no user session bus here?); run it from your login session"
+        fi
+    else
+        say "start it now and at every login: systemctl --user enable --now photobatch"
+    fi
     say "after an update: systemctl --user restart photobatch; logs: journalctl --user -u photobatch -f"
     say "to keep it running while logged out: loginctl enable-linger $(id -un)"
 else
     mkdir -p "$HOME/Library/Logs/photobatch"
     uid=$(id -u)
-    say "load and start it: launchctl bootstrap gui/$uid $DEST"
+    if [ "$ENABLE" = 1 ] && launchctl bootstrap "gui/$uid" "$DEST" 2>/dev/null; then
+        say "loaded and started dev.photobatch.watch"
+    else
+        say "load and start it: launchctl bootstrap gui/$uid $DEST"
+    fi
     say "if it was already loaded, first: launchctl bootout gui/$uid/dev.photobatch.watch"
     say "logs: $HOME/Library/Logs/photobatch/"
 fi

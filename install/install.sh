@@ -10,12 +10,15 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: bash install/install.sh [--dev] [--venv PATH] [--cpu | --cuda] [--verbose]
+usage: bash install/install.sh [--dev] [--service] [--venv PATH] [--cpu | --cuda] [--verbose]
 
 Creates (or reuses) a virtualenv and installs photobatch into it in editable mode.
 
   --dev         also install the "dev" extra (pytest, build) and the Debian test tools
                 (libimage-exiftool-perl, chromium) with apt-get when available
+  --service     also install and enable the `photobatch watch` service (a systemd user
+                unit on Linux, a launchd agent on macOS; writes an example config first
+                if there is none)
   --venv PATH   the virtualenv to use; default: the active one ($VIRTUAL_ENV) if any,
                 else .venv in the repository
   --cpu         install the CPU build of torch (the default without an NVIDIA GPU)
@@ -35,12 +38,14 @@ on_err() { printf 'photobatch: error: install failed (exit %s) at line %s: %s\n'
 trap 'on_err $? "$LINENO" "$BASH_COMMAND"' ERR
 
 DEV=0
+SERVICE=0
 VENV=""
 FLAVOUR=""          # "", cpu or cuda (forced)
 VERBOSE=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --dev) DEV=1 ;;
+        --service) SERVICE=1 ;;
         --venv)
             if [ $# -lt 2 ] || [ -z "$2" ]; then die "--venv needs a path"; fi
             VENV="$2"; shift ;;
@@ -334,6 +339,14 @@ install_test_tools() {
 }
 if [ "$DEV" = 1 ]; then
     install_test_tools
+fi
+
+if [ "$SERVICE" = 1 ]; then
+    # The service runs `photobatch watch` with the user's config: write an example if none.
+    if [ ! -f "$("$VPY" -c 'from photobatch.daemon.config import default_config_path as p; print(p())')" ]; then
+        "$VENV/bin/photobatch" init
+    fi
+    bash "$REPO/install/install-service.sh" --venv "$VENV" --enable
 fi
 
 say "done in $((SECONDS - START)) s. Next: $VENV_SHOWN/bin/photobatch demo"

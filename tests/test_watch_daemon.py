@@ -8,6 +8,7 @@ daemon: watchdog, the SQLite catalog, the queue, the pipeline, metadata.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -271,3 +272,42 @@ def test_sigterm_stops_within_the_bound_and_leaves_nothing_running(tmp_path):
         assert ws.done_count() == 6
     finally:
         ws.stop_all()
+
+
+def test_once_in_process_leaves_no_threads_and_logs_json(ws, capfd):
+    import threading
+
+    from photobatch.daemon.logs import setup_logging
+    from photobatch.daemon.service import WatchService
+
+    for i in range(3):
+        _photo(ws.inbox / f"J_{i}.JPG", seed=i)
+    before = {t.name for t in threading.enumerate()}
+    setup_logging(1, json_lines=True, daemon=True)
+    try:
+        status = WatchService(ws.config, ws.catalog, once=True).run()
+    finally:
+        setup_logging(0)
+    assert status == 0 and ws.done_count() == 3
+    assert wait_for(lambda: {t.name for t in threading.enumerate()} <= before, 10), \
+        sorted({t.name for t in threading.enumerate()} - before)
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line.startswith("{")]
+    done = [line for line in lines if line["message"].startswith("done ")]
+    assert len(done) == 3 and all("[quick]" in line["message"] for line in done)
+    assert {"time", "level", "logger", "message"} <= set(done[0])
+
+
+def test_status_reports_counts_and_last_errors(ws):
+    _photo(ws.inbox / "OK.JPG")
+    (ws.inbox / "BROKEN.JPG").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    result = ws.once()
+    assert result.returncode == 1  # a failure makes --once exit 1
+    assert "failed" in result.stderr and "BROKEN.JPG [quick]" in result.stderr
+    status = subprocess.run([SCRIPT, "--catalog", str(ws.catalog), "status", "--json"],
+                            capture_output=True, text=True, timeout=60)
+    report = json.loads(status.stdout)
+    assert report["daemon"] == "down" and report["queue"] == {"done": 1, "failed": 1}
+    assert [Path(e["file"]).name for e in report["last_errors"]] == ["BROKEN.JPG"]
+    text = subprocess.run([SCRIPT, "--catalog", str(ws.catalog), "status"], capture_output=True,
+                          text=True, timeout=60).stdout
+    assert "daemon   down" in text and "1 done" in text and "BROKEN.JPG [quick]: error while" in text
