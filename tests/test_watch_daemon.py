@@ -311,3 +311,25 @@ def test_status_reports_counts_and_last_errors(ws):
     text = subprocess.run([SCRIPT, "--catalog", str(ws.catalog), "status"], capture_output=True,
                           text=True, timeout=60).stdout
     assert "daemon   down" in text and "1 done" in text and "BROKEN.JPG [quick]: error while" in text
+
+
+def test_a_second_signal_exits_at_once_and_the_work_stays_queued(tmp_path):
+    ws = Workspace(tmp_path / "twice", stop_timeout=60.0)
+    try:
+        proc = ws.start(runner_seconds=3.0)
+        for i in range(3):
+            _photo(ws.inbox / f"S_{i}.JPG", seed=i)
+        assert wait_for(lambda: ws.catalog.exists() and
+                        ws.query("SELECT count(*) FROM runs WHERE status = 'running'")[0][0] > 0, 30)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 128 + signal.SIGINT
+        assert time.monotonic() - started < 3.0  # did not wait for the 3 s runner
+        rest = ws.once(runner_seconds=0.01)  # claimed runs of the dead process are requeued
+        assert rest.returncode == 0, rest.stderr
+        assert ws.done_count() == 3
+        assert "requeued" in rest.stderr
+    finally:
+        ws.stop_all()

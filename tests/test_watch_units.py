@@ -163,3 +163,39 @@ def test_orphans_of_a_dead_process_are_requeued_and_retries_wait(tmp_path):
     assert q.claim()["attempts"] == 3
     q.release(run_id)
     assert q.claim()["attempts"] == 3  # a release does not count as an attempt
+
+
+def test_native_observer_failure_falls_back_to_polling(tmp_path, monkeypatch):
+    import errno
+    import queue
+
+    from watchdog.observers.polling import PollingObserver
+
+    from photobatch.daemon import watcher
+
+    class Exhausted(watcher.Observer):
+        def schedule(self, *args, **kwargs):
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(watcher, "Observer", Exhausted)
+    folder = _cfg(f'[[watch]]\npath="{tmp_path}/in"\nrecipes=["x"]\noutput="{tmp_path}/out"').watch[0]
+    events = queue.Queue()
+    observer, mode = watcher.start_observer(folder, watcher.EnqueueingHandler(events))
+    try:
+        assert mode == "polling" and isinstance(observer, PollingObserver)
+        (folder.path / "a.jpg").write_bytes(b"x")
+        kinds = set()
+        deadline = __import__("time").monotonic() + 10
+        while "touch" not in kinds and __import__("time").monotonic() < deadline:
+            try:
+                kinds.add(events.get(timeout=0.5)[0])
+            except queue.Empty:
+                pass
+        assert "touch" in kinds
+    finally:
+        observer.stop()
+        observer.join()
+    strict = _cfg(f'[[watch]]\npath="{tmp_path}/in"\nrecipes=["x"]\noutput="{tmp_path}/out"\n'
+                  'polling="off"').watch[0]
+    with pytest.raises(OSError):
+        watcher.start_observer(strict, watcher.EnqueueingHandler(events))
