@@ -23,6 +23,11 @@ def default_catalog_path() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME)) / "catalog.db"
 
 
+def default_recipe_dir() -> Path:
+    """The user's own recipe folder (~/.config/photobatch/recipes), loaded when it exists."""
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "recipes"
+
+
 def default_model_cache() -> Path:
     """Where the stand-in model is saved (the user cache dir)."""
     return Path(platformdirs.user_cache_dir(APP_NAME)) / "standin-model"

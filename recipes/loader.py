@@ -1,18 +1,38 @@
-"""Load recipes from TOML files and folders into a name-keyed book."""
+"""Load recipes from TOML files and folders into a name-keyed book, resolving ``extends``.
+
+A recipe may say ``extends = "other"`` and override a few fields; tables (``[output]``) merge
+key by key. Files whose name starts with ``_`` are bases only: usable with ``extends``, never
+run on their own.
+"""
 
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from photobatch.recipes.schema import Recipe, RecipeError, recipe_from_dict
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 
 
-def load_recipe_file(path: Path) -> Recipe:
-    """Parse and validate one recipe file; the file's stem is the default name."""
+@dataclass(frozen=True)
+class RawRecipe:
+    """A parsed recipe file before validation."""
+
+    name: str
+    data: dict[str, Any]
+    path: Path
+
+    @property
+    def is_base(self) -> bool:
+        """True for ``_name.toml`` files: only a base for ``extends``."""
+        return self.path.name.startswith("_")
+
+
+def read_recipe_file(path: Path) -> RawRecipe:
+    """Parse one recipe file (no validation yet); the file's stem is the default name."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -20,18 +40,71 @@ def load_recipe_file(path: Path) -> Recipe:
         raise RecipeError(f"recipe file {path}: not valid TOML ({exc})") from None
     except OSError as exc:
         raise RecipeError(f"recipe file {path}: cannot be read ({exc.strerror})") from None
-    return recipe_from_dict(data, source=str(path), default_name=path.stem)
+    name = data.get("name", path.stem)
+    if not isinstance(name, str) or not name.strip():
+        raise RecipeError(f"recipe file {path}: name must be a non-empty string, got {name!r}")
+    return RawRecipe(name, data, path)
+
+
+def read_recipe_folders(folders: Iterable[Path]) -> dict[str, RawRecipe]:
+    """Every ``*.toml`` in the folders by name; a name defined twice is an error naming both."""
+    raw: dict[str, RawRecipe] = {}
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.toml")):
+            item = read_recipe_file(path)
+            if item.name in raw:
+                raise RecipeError(
+                    f"recipe {item.name!r} is defined twice: {raw[item.name].path} and {path}")
+            raw[item.name] = item
+    return raw
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve(item: RawRecipe, raw: dict[str, RawRecipe], chain: tuple[str, ...] = ()) -> dict:
+    """The recipe's data with every ``extends`` applied, base first."""
+    data = dict(item.data)
+    base_name = data.pop("extends", None)
+    data["name"] = item.name
+    if base_name is None:
+        return data
+    label = f"recipe {item.name!r} ({item.path})"
+    if not isinstance(base_name, str):
+        raise RecipeError(f"{label}: extends must be a recipe name, got {base_name!r}")
+    if base_name in chain + (item.name,):
+        cycle = " -> ".join(chain + (item.name, base_name))
+        raise RecipeError(f"{label}: extends makes a cycle: {cycle}")
+    base = raw.get(base_name)
+    if base is None:
+        known = ", ".join(sorted(raw)) or "none"
+        raise RecipeError(f"{label}: extends {base_name!r}, which does not exist (known: {known})")
+    inherited = resolve(base, raw, chain + (item.name,))
+    # A description is about one recipe: inherit it only when the child has none.
+    return _merge(inherited, data)
+
+
+def build_recipe(item: RawRecipe, raw: dict[str, RawRecipe]) -> Recipe:
+    """Resolve and validate one recipe."""
+    return recipe_from_dict(resolve(item, raw), source=str(item.path), default_name=item.name)
 
 
 def load_recipes(folders: Iterable[Path]) -> dict[str, Recipe]:
-    """Load every ``*.toml`` in the folders; a name defined twice is an error naming both files."""
-    book: dict[str, Recipe] = {}
-    for folder in folders:
-        for path in sorted(Path(folder).glob("*.toml")):
-            recipe = load_recipe_file(path)
-            if recipe.name in book:
-                raise RecipeError(
-                    f"recipe {recipe.name!r} is defined twice: {book[recipe.name].source} and {path}"
-                )
-            book[recipe.name] = recipe
-    return book
+    """Load, resolve and validate every recipe in the folders (bases are not in the result)."""
+    raw = read_recipe_folders(folders)
+    return {name: build_recipe(item, raw) for name, item in raw.items() if not item.is_base}
+
+
+def load_recipe_file(path: Path, context: Iterable[Path] = ()) -> Recipe:
+    """Validate one file; ``extends`` is resolved against the recipes in ``context`` folders."""
+    item = read_recipe_file(path)
+    raw = {k: v for k, v in read_recipe_folders(context).items() if v.path.resolve() != Path(path).resolve()}
+    raw[item.name] = item
+    return build_recipe(item, raw)

@@ -1,0 +1,146 @@
+"""``photobatch recipes``: list, show, validate and create recipes."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from photobatch.daemon.commands.common import Context
+
+
+@click.group()
+def recipes():
+    """List, show, validate and create recipes."""
+
+
+@recipes.command("list")
+@click.pass_obj
+def recipes_list(obj: Context):
+    """Every recipe with its description, strength and source file."""
+    from photobatch.daemon.tables import render_table
+
+    app = obj.app()
+    click.echo(render_table(
+        ["name", "description", "strength", "sampler", "source"],
+        [[r.name, r.description, r.strength, r.sampler, r.source]
+         for r in sorted(app.recipes.values(), key=lambda r: r.name)], max_width=60))
+
+
+def recipe_as_toml(recipe) -> str:
+    """A recipe fully resolved, defaults included, as TOML (fields with no value are left out)."""
+    import tomli_w
+
+    def clean(value):
+        if dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if v is not None}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        return value
+
+    data = clean(recipe)
+    source = data.pop("source", "")
+    output = data.pop("output", {})
+    text = tomli_w.dumps({**data, "output": output})
+    return f"# {recipe.name}, from {source}\n# fingerprint {recipe.fingerprint}\n{text}"
+
+
+@recipes.command("show")
+@click.argument("name")
+@click.pass_obj
+def recipes_show(obj: Context, name):
+    """One recipe, fully resolved (extends applied, defaults filled in), as TOML."""
+    from photobatch.daemon.app import UsageError
+
+    app = obj.app()
+    try:
+        recipe = app.recipe(name)
+    except UsageError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(recipe_as_toml(recipe), nl=False)
+
+
+@recipes.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def recipes_validate(obj: Context, files):
+    """Check recipe files (extends resolved against the known recipes); exit 1 on any error."""
+    from photobatch.recipes.loader import load_recipe_file
+    from photobatch.recipes.schema import RecipeError
+
+    app = obj.app()
+    folders = app.recipe_folders
+    bad = 0
+    for path in files:
+        try:
+            recipe = load_recipe_file(path, context=folders)
+        except RecipeError as exc:
+            bad += 1
+            click.secho(f"invalid  {exc}", fg="red", err=True)
+        else:
+            click.echo(f"ok       {path}: {recipe.name} (strength {recipe.strength}, "
+                       f"{recipe.denoising_steps} denoising steps, {recipe.sampler})")
+    if bad:
+        raise SystemExit(1)
+
+
+@recipes.command("new")
+@click.argument("name")
+@click.option("--from", "base", required=True, help="The recipe to start from.")
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write it (default: the user recipe folder).")
+@click.pass_obj
+def recipes_new(obj: Context, name, base, folder):
+    """Write NAME.toml extending BASE, every field listed (commented) with its current value."""
+    from photobatch.daemon.app import UsageError
+    from photobatch.daemon.paths import default_recipe_dir
+    from photobatch.recipes.field_help import FIELD_HELP
+
+    app = obj.app()
+    try:
+        source = app.recipe(base)
+    except UsageError as exc:
+        raise click.ClickException(str(exc)) from None
+    if name in app.recipes:
+        raise click.ClickException(f"a recipe called {name!r} exists already ({app.recipes[name].source})")
+    folder = folder or default_recipe_dir()
+    path = Path(folder) / f"{name}.toml"
+    if path.exists():
+        raise click.ClickException(f"{path} exists already")
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(_commented_copy(name, source, FIELD_HELP), encoding="utf-8")
+    click.echo(f"wrote {path}\nuncomment and change what you need; check it with: "
+               f"photobatch recipes validate {path}")
+
+
+def _commented_copy(name: str, base, help_text: dict[str, str]) -> str:
+    import tomli_w
+
+    lines = [f"# {name}: starts from {base.name!r} ({base.source}).",
+             "# Every field below is the value it inherits; uncomment a line to change it.",
+             f'name = "{name}"', f'extends = "{base.name}"',
+             f'description = "Based on {base.name}."', ""]
+    plain = {k: v for k, v in dataclasses.asdict(base).items()
+             if k not in ("name", "description", "source", "output") and v is not None}
+    for key, value in plain.items():
+        rendered = tomli_w.dumps({key: _plain(value)}).strip().replace("\n", "\n# ")
+        note = help_text.get(key)
+        lines.append(f"# {rendered}" + (f"    # {note}" if note and "\n" not in rendered else ""))
+    lines += ["", "[output]"]
+    for key, value in dataclasses.asdict(base.output).items():
+        if value is None:
+            continue
+        note = help_text.get(f"output.{key}")
+        lines.append(f"# {tomli_w.dumps({key: value}).strip()}" + (f"    # {note}" if note else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    return value

@@ -1,0 +1,84 @@
+"""Recipes: extends, base files, and the ``photobatch recipes`` commands."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+from click.testing import CliRunner
+
+from photobatch.daemon.cli import main
+from photobatch.recipes.loader import BUILTIN_DIR, load_recipes
+from photobatch.recipes.schema import RecipeError
+
+
+def _write(folder, name, text):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.toml").write_text(text, encoding="utf-8")
+
+
+def test_extends_overrides_fields_and_merges_tables(tmp_path):
+    _write(tmp_path, "_base", 'prompt = "base"\nstrength = 0.5\nsteps = 20\n'
+                              'description = "the base"\n[output]\nquality = 80\nmetadata = "no-location"\n')
+    _write(tmp_path, "child", 'extends = "_base"\nstrength = 0.6\n[output]\nquality = 92\n')
+    _write(tmp_path, "grandchild", 'extends = "child"\nprompt = "other"\n')
+    book = load_recipes([tmp_path])
+    assert set(book) == {"child", "grandchild"}  # _base is a base only
+    child, grand = book["child"], book["grandchild"]
+    assert (child.prompt, child.strength, child.steps) == ("base", 0.6, 20)
+    assert (child.output.quality, child.output.metadata) == (92, "no-location")
+    assert child.description == "the base"
+    assert (grand.prompt, grand.strength, grand.output.quality) == ("other", 0.6, 92)
+    assert grand.name == "grandchild" and grand.source.endswith("grandchild.toml")
+
+
+def test_extends_errors_name_the_file_and_the_problem(tmp_path):
+    _write(tmp_path / "a", "x", 'extends = "nope"\n')
+    with pytest.raises(RecipeError, match=r"recipe 'x' \(.*x.toml\): extends 'nope', which does not exist"):
+        load_recipes([tmp_path / "a"])
+    _write(tmp_path / "b", "p", 'extends = "q"\n')
+    _write(tmp_path / "b", "q", 'extends = "p"\n')
+    with pytest.raises(RecipeError, match="extends makes a cycle: p -> q -> p"):
+        load_recipes([tmp_path / "b"])
+    _write(tmp_path / "c", "bad", 'extends = "_b"\n')
+    _write(tmp_path / "c", "_b", 'strength = 2.0\n')
+    with pytest.raises(RecipeError, match="recipe 'bad' .*strength must be in"):
+        load_recipes([tmp_path / "c"])
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_recipes_list_show_validate_new(tmp_path):
+    listing = _cli("recipes", "list")
+    assert listing.exit_code == 0
+    assert "color-correct" in listing.output and str(BUILTIN_DIR) in listing.output
+    shown = _cli("recipes", "show", "color-correct")
+    assert shown.exit_code == 0
+    data = tomllib.loads(shown.output)
+    assert data["strength"] == 0.2 and data["output"]["quality"] == 95
+    assert "# fingerprint " in shown.output
+    unknown = _cli("recipes", "show", "colour-correct")
+    assert unknown.exit_code == 1 and "no recipe called 'colour-correct'" in unknown.output
+
+    created = _cli("recipes", "new", "my-look", "--from", "color-correct", "--dir", tmp_path)
+    assert created.exit_code == 0, created.output
+    path = tmp_path / "my-look.toml"
+    text = path.read_text()
+    assert 'extends = "color-correct"' in text and "# strength = 0.2" in text
+    assert _cli("recipes", "validate", path).exit_code == 0
+    # Uncommenting a line changes the recipe; the rest is still inherited.
+    path.write_text(text.replace("# strength = 0.2", "strength = 0.25"))
+    custom = _cli("--recipes", tmp_path, "recipes", "show", "my-look")
+    assert tomllib.loads(custom.output)["strength"] == 0.25
+    assert tomllib.loads(custom.output)["prompt"] == data["prompt"]
+    again = _cli("--recipes", tmp_path, "recipes", "new", "my-look", "--from", "color-correct",
+                 "--dir", tmp_path)
+    assert again.exit_code == 1 and "exists already" in again.output
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text('extends = "color-correct"\nstrength = 1.5\n')
+    result = _cli("recipes", "validate", path, broken)
+    assert result.exit_code == 1
+    assert "ok       " in result.output and "strength must be in (0.0, 1.0], got 1.5" in result.output
