@@ -16,12 +16,15 @@ from pathlib import Path
 
 from PIL import Image
 
+from photobatch.catalog.queue import RunQueue
 from photobatch.daemon.app import App, UsageError
 from photobatch.daemon.steps import apply_post_steps, select_post_steps
 from photobatch.plugins import metadata
 from photobatch.plugins.diffusion.fullres import restore_full_resolution
 from photobatch.plugins.diffusion.loading import ModelError, resolve_model
+from photobatch.plugins.colour import convert_to_space
 from photobatch.plugins.images import ReadError
+from photobatch.plugins.output_options import writer_name, writer_options
 from photobatch.recipes.schema import Recipe
 
 log = logging.getLogger(__name__)
@@ -69,7 +72,9 @@ def derive_seed(file_sha: str, fingerprint: str) -> int:
 
 def output_name(recipe: Recipe, source: Path, extension: str) -> str:
     """Render the recipe's naming template for ``source``."""
-    return recipe.output.name.format(stem=source.stem, recipe=recipe.name, ext=source.suffix[1:]) + extension
+    # "time-of-day:night" -> "time-of-day-night": a colon is not a file name character everywhere.
+    recipe_token = recipe.name.replace(":", "-")
+    return recipe.output.name.format(stem=source.stem, recipe=recipe_token, ext=source.suffix[1:]) + extension
 
 
 class Timer:
@@ -160,7 +165,9 @@ class Session:
             job.model = model or self.app.model_for(recipe)
             job.model_id = resolve_model(job.model).model_id
             done = catalog.finished_run(job.file_id, recipe.fingerprint, job.model_id, recipe.name)
-            if done and not self.force and done["output_path"] and Path(done["output_path"]).exists():
+            # A run queued by ``photobatch rerun`` asks to be redone, like --force does.
+            forced = self.force or (run_id is not None and RunQueue(catalog).is_forced(run_id))
+            if done and not forced and done["output_path"] and Path(done["output_path"]).exists():
                 if run_id is not None:
                     catalog.skip_run(run_id, reason=f"already done by run {done['id']}")
                 return Outcome(path, recipe.name, "skipped", Path(done["output_path"]),
@@ -179,7 +186,8 @@ class Session:
                 catalog.update_claimed_run(run_id, **params)
             self.app.notify("photobatch_run_started", path=path, recipe=recipe.name, run_id=job.run_id)
             if reader is None:
-                raise StageError(f"reading {path.name}", "not a supported image format")
+                raise StageError(f"reading {path.name}", "the file is empty (0 bytes)"
+                                 if stat.st_size == 0 else "not a supported image format")
             with job.timer.stage("read", f"reading {path.name}"):
                 job.decoded = reader.read(path)
                 width, height = job.decoded.size
@@ -188,7 +196,22 @@ class Session:
                                       width=width, height=height)
             return job
         except Exception as exc:
+            if job.file_id is None and job.run_id is None and isinstance(exc, StageError):
+                self._record_unreadable(job)
             return self._fail(job, exc)
+
+    def _record_unreadable(self, job: "Job") -> None:
+        """Give a file that cannot be opened (deleted while queued, no permission) a run to fail."""
+        catalog = self.app.catalog
+        known = catalog.find_file(str(job.path))
+        # Its content is unknown, so it is registered under a stand-in hash of its path.
+        file_id = known["id"] if known else catalog.register_file(
+            sha256="unreadable:" + hashlib.sha256(os.fsencode(job.path)).hexdigest(),
+            path=job.path, size=None, mtime=None)
+        job.run_id = catalog.start_run(
+            file_id=file_id, recipe=job.recipe.name, fingerprint=job.recipe.fingerprint,
+            params=job.recipe.params(), seed=None, runner=job.recipe.runner,
+            model_id=job.model_id or job.recipe.model or self.app.default_model or "")
 
     def generate(self, job: "Job") -> "Job | Outcome":
         """GPU stage: run the recipe's runner on the decoded picture."""
@@ -213,7 +236,8 @@ class Session:
                     full = apply_post_steps(post, full, job.decoded.image, self.app.pm)
             with job.timer.stage("write", f"writing the output of {job.path.name}"):
                 output = self._write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
-                                     job.seed, job.model_id, job.run_id, job.out_dir)
+                                     job.seed, job.model_id, job.run_id, job.out_dir,
+                                     source_bits=job.decoded.bits)
                 output_sha = file_sha256(output)
             self.app.catalog.finish_run(job.run_id, output_path=output, output_sha256=output_sha,
                                         timings=job.timer.timings, model_hash=job.result.model_hash,
@@ -245,18 +269,21 @@ class Session:
                        seconds=time.perf_counter() - started, timings=timer.timings)
 
     def _write(self, source: Path, recipe: Recipe, image: Image.Image, icc: bytes | None,
-               sha: str, seed: int, model_id: str, run_id: int, out_dir: Path) -> Path:
-        writer = self.app.writers.get(recipe.output.format)
+               sha: str, seed: int, model_id: str, run_id: int, out_dir: Path,
+               source_bits: int = 8) -> Path:
+        writer = self.app.writers.get(writer_name(recipe.output.format))
         out_dir.mkdir(parents=True, exist_ok=True)
         final = self._claim_output_path(out_dir, output_name(recipe, source, writer.extension), sha,
                                         recipe)
         # Dot-prefixed temp name in the same folder: invisible to watchers, and the rename is atomic.
         temp = final.with_name(f".{final.stem}.{os.getpid()}.partial{final.suffix}")
         try:
-            writer.write(image, temp, quality=recipe.output.quality, icc_profile=icc)
+            image, icc = convert_to_space(image, icc, recipe.output.color_space)
+            writer.write(image, temp, icc_profile=icc,
+                         **writer_options(recipe.output, writer, source_bits))
             metadata.write_output_metadata(
                 source, temp, width=image.width, height=image.height,
-                policy=recipe.output.metadata,
+                policy=recipe.output.metadata, icc=icc or "source",
                 record={
                     "Recipe": recipe.name,
                     "RecipeFingerprint": recipe.fingerprint,
@@ -273,6 +300,8 @@ class Session:
             os.replace(temp, final)
         finally:
             temp.unlink(missing_ok=True)
+        if recipe.output.sidecar != "none":
+            metadata.write_sidecar(final, metadata.sidecar_path(final, recipe.output.sidecar))
         return final
 
     def _claim_output_path(self, out_dir: Path, name: str, sha: str, recipe: Recipe) -> Path:

@@ -2,7 +2,8 @@
 
 A recipe may say ``extends = "other"`` and override a few fields; tables (``[output]``) merge
 key by key. Files whose name starts with ``_`` are bases only: usable with ``extends``, never
-run on their own.
+run on their own. A file with ``[variants.X]`` tables defines one recipe per variant, named
+``name:X`` (``time-of-day:night``), and ``name`` alone for its ``default_variant``.
 """
 
 from __future__ import annotations
@@ -46,16 +47,42 @@ def read_recipe_file(path: Path) -> RawRecipe:
     return RawRecipe(name, data, path)
 
 
+def expand_variants(item: RawRecipe) -> list[RawRecipe]:
+    """A recipe with ``[variants.X]`` tables becomes ``name:X`` recipes (and ``name`` itself
+    when ``default_variant`` names one); a recipe without variants is returned as it is."""
+    data = dict(item.data)
+    variants = data.pop("variants", None)
+    default = data.pop("default_variant", None)
+    if variants is None:
+        if default is not None:
+            raise RecipeError(f"recipe {item.name!r} ({item.path}): default_variant needs [variants]")
+        return [item]
+    label = f"recipe {item.name!r} ({item.path})"
+    if not isinstance(variants, dict) or not variants or not all(
+            isinstance(v, dict) for v in variants.values()):
+        raise RecipeError(f"{label}: variants must be tables, e.g. [variants.night]")
+    if default is not None and default not in variants:
+        raise RecipeError(f"{label}: default_variant {default!r} is not one of its variants "
+                          f"({', '.join(variants)})")
+    expanded = []
+    for key, table in variants.items():
+        name = f"{item.name}:{key}"
+        expanded.append(RawRecipe(name, {**_merge(data, table), "name": name}, item.path))
+        if key == default:
+            expanded.append(RawRecipe(item.name, {**_merge(data, table), "name": item.name}, item.path))
+    return expanded
+
+
 def read_recipe_folders(folders: Iterable[Path]) -> dict[str, RawRecipe]:
     """Every ``*.toml`` in the folders by name; a name defined twice is an error naming both."""
     raw: dict[str, RawRecipe] = {}
     for folder in folders:
         for path in sorted(Path(folder).glob("*.toml")):
-            item = read_recipe_file(path)
-            if item.name in raw:
-                raise RecipeError(
-                    f"recipe {item.name!r} is defined twice: {raw[item.name].path} and {path}")
-            raw[item.name] = item
+            for item in expand_variants(read_recipe_file(path)):
+                if item.name in raw:
+                    raise RecipeError(
+                        f"recipe {item.name!r} is defined twice: {raw[item.name].path} and {path}")
+                raw[item.name] = item
     return raw
 
 
@@ -103,8 +130,18 @@ def load_recipes(folders: Iterable[Path]) -> dict[str, Recipe]:
 
 
 def load_recipe_file(path: Path, context: Iterable[Path] = ()) -> Recipe:
-    """Validate one file; ``extends`` is resolved against the recipes in ``context`` folders."""
+    """Validate one file and return its recipe (for a file with variants: the default one)."""
     item = read_recipe_file(path)
+    recipes = {r.name: r for r in load_recipe_variants(path, context)}
+    if item.name not in recipes:
+        raise RecipeError(f"recipe {item.name!r} ({path}) has variants and no default_variant: "
+                          f"use one of {', '.join(sorted(recipes))}")
+    return recipes[item.name]
+
+
+def load_recipe_variants(path: Path, context: Iterable[Path] = ()) -> list[Recipe]:
+    """Validate one file (all its variants); ``extends`` resolves against ``context`` folders."""
+    items = expand_variants(read_recipe_file(path))
     raw = {k: v for k, v in read_recipe_folders(context).items() if v.path.resolve() != Path(path).resolve()}
-    raw[item.name] = item
-    return build_recipe(item, raw)
+    raw.update({item.name: item for item in items})
+    return [build_recipe(item, raw) for item in items]

@@ -8,9 +8,28 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from photobatch.recipes.runner_fields import (
+    FULL_RESOLUTION,
+    ControlNetSettings,
+    IPAdapterSettings,
+    LoraSettings,
+    as_controlnet,
+    as_ip_adapter,
+    as_loras,
+    check_controlnet,
+    check_ip_adapter,
+    check_loras,
+)
+
 # Sampler names as A1111 users know them; the runner maps each to a diffusers scheduler.
-SAMPLERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "UniPC", "PNDM")
-OUTPUT_FORMATS = ("jpeg",)
+SAMPLERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ SDE Karras", "DDIM", "UniPC",
+            "LCM", "PNDM")
+# "lossless" is a TIFF at the source's bit depth: 16 bits for RAW and other 16-bit sources.
+OUTPUT_FORMATS = ("jpeg", "tiff", "png", "lossless")
+OUTPUT_BIT_DEPTHS = (8, 16)
+OUTPUT_COLOR_SPACES = ("source", "srgb", "adobe-rgb")
+# Sidecar naming: Lightroom and Capture One use IMG_1.xmp, darktable IMG_1.jpg.xmp.
+OUTPUT_SIDECARS = ("none", "lightroom", "darktable")
 METADATA_POLICIES = ("all", "no-location", "copyright-only", "none")
 NAME_TOKENS = ("stem", "recipe", "ext")
 
@@ -27,6 +46,15 @@ class OutputSettings:
     quality: int = 95
     name: str = "{stem}_{recipe}"
     metadata: str = "all"
+    bit_depth: int | None = None  # None: the source's (8 or 16), as far as the format holds it
+    color_space: str = "source"  # keep the source's ICC profile, or convert to sRGB / Adobe RGB
+    sidecar: str = "none"
+    progressive: bool = False  # JPEG only
+
+    def __post_init__(self):
+        if self.bit_depth == 16 and self.format == "jpeg":
+            raise RecipeError("output.bit_depth 16 needs format 'tiff', 'png' or 'lossless' "
+                              "(JPEG holds 8 bits per channel)")
 
 
 @dataclass(frozen=True)
@@ -44,12 +72,35 @@ class Recipe:
     cfg: float = 6.0
     sampler: str = "DPM++ 2M"
     seed: int | None = None
+    # Runner: A1111 "do exactly the amount of steps the slider specifies".
+    exact_steps: bool = False
+    # How the low-resolution edit comes back to the photo's size (DESIGN §4).
+    full_resolution: str = "resize"
+    color_match: bool = False
+    model_config: str | None = None
+    # Inpainting (the inpaint runner): A1111 mask blur, "only masked" and its padding.
+    mask_blur: int = 4
+    mask_padding: int = 32
+    only_masked: bool = True
+    tile_overlap: int = 64
+    batch: int = 1
+    loras: tuple[LoraSettings, ...] = ()
+    ip_adapter: IPAdapterSettings | None = None
+    controlnet: ControlNetSettings | None = None
     output: OutputSettings = field(default_factory=OutputSettings)
     source: str = ""
+
+    def __post_init__(self):
+        # Sub-tables arrive as checked dicts from TOML; store them as frozen settings.
+        object.__setattr__(self, "loras", as_loras(self.loras))
+        object.__setattr__(self, "ip_adapter", as_ip_adapter(self.ip_adapter))
+        object.__setattr__(self, "controlnet", as_controlnet(self.controlnet))
 
     @property
     def denoising_steps(self) -> int:
         """How many denoising steps img2img really runs (diffusers and A1111: int(steps*strength))."""
+        if self.exact_steps:
+            return self.steps
         return int(self.steps * self.strength)
 
     def params(self) -> dict[str, Any]:
@@ -109,12 +160,28 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "cfg": ((float, int), _range(0.0, 30.0)),
     "sampler": ((str,), _choice(SAMPLERS)),
     "seed": ((int,), _range(0, 2**32 - 1)),
+    "exact_steps": ((bool,), None),
+    "full_resolution": ((str,), _choice(FULL_RESOLUTION)),
+    "color_match": ((bool,), None),
+    "model_config": ((str,), None),
+    "mask_blur": ((int,), _range(0, 256)),
+    "mask_padding": ((int,), _range(0, 1024)),
+    "only_masked": ((bool,), None),
+    "tile_overlap": ((int,), _range(8, 512)),
+    "batch": ((int,), _range(1, 64)),
+    "loras": ((list,), check_loras),
+    "ip_adapter": ((dict,), check_ip_adapter),
+    "controlnet": ((dict,), check_controlnet),
 }
 _OUTPUT_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "format": ((str,), _choice(OUTPUT_FORMATS)),
     "quality": ((int,), _range(1, 100)),
     "name": ((str,), _name_template),
     "metadata": ((str,), _choice(METADATA_POLICIES)),
+    "bit_depth": ((int,), _choice(OUTPUT_BIT_DEPTHS)),
+    "color_space": ((str,), _choice(OUTPUT_COLOR_SPACES)),
+    "sidecar": ((str,), _choice(OUTPUT_SIDECARS)),
+    "progressive": ((bool,), None),
 }
 
 
@@ -127,7 +194,7 @@ def _validate_table(label: str, table: Mapping[str, Any], spec, prefix: str = ""
             raise RecipeError(f"{label}: unknown field {where!r} (allowed: {allowed})")
         types, check = spec[key]
         # bool is an int in Python; a recipe saying `steps = true` is a typo, not 1.
-        if isinstance(value, bool) or not isinstance(value, types):
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             want = " or ".join(t.__name__ for t in types)
             raise RecipeError(f"{label}: {where} must be a {want}, got {value!r}")
         problem = check(value) if check else None

@@ -82,3 +82,34 @@ def test_recipes_list_show_validate_new(tmp_path):
     result = _cli("recipes", "validate", path, broken)
     assert result.exit_code == 1
     assert "ok       " in result.output and "strength must be in (0.0, 1.0], got 1.5" in result.output
+
+
+def test_variants_become_recipes_with_a_default(tmp_path):
+    _write(tmp_path, "tod", 'description = "base"\nprompt = "p"\nstrength = 0.5\nsteps = 20\n'
+                            'default_variant = "dusk"\n[variants.dusk]\nprompt = "dusk"\n'
+                            '[variants.night]\nprompt = "night"\nstrength = 0.6\n'
+                            '[variants.night.output]\nquality = 90\n')
+    book = load_recipes([tmp_path])
+    assert set(book) == {"tod", "tod:dusk", "tod:night"}
+    assert book["tod"].prompt == "dusk" and book["tod"].fingerprint == book["tod:dusk"].fingerprint
+    night = book["tod:night"]
+    assert (night.prompt, night.strength, night.steps, night.output.quality) == ("night", 0.6, 20, 90)
+    _write(tmp_path / "bad", "x", 'default_variant = "y"\n[variants.z]\nprompt = "z"\n')
+    with pytest.raises(RecipeError, match="default_variant 'y' is not one of its variants"):
+        load_recipes([tmp_path / "bad"])
+
+
+def test_builtin_recipes_are_in_their_ranges():
+    book = load_recipes([BUILTIN_DIR])
+    for name in ("season:winter", "season:spring", "season:summer", "season:autumn"):
+        assert 0.45 <= book[name].strength <= 0.65 and 7 <= book[name].cfg <= 8, name
+    for name in ("time-of-day", "time-of-day:golden-hour", "time-of-day:blue-hour",
+                 "time-of-day:night", "time-of-day:overcast"):
+        assert 0.40 <= book[name].strength <= 0.60 and 7 <= book[name].cfg <= 8, name
+    assert book["time-of-day"].prompt == book["time-of-day:golden-hour"].prompt
+    assert "season" not in book  # no default season: the user says which
+    assert book["season:winter"].full_resolution == "tiled"
+    assert len({book[n].fingerprint for n in book}) == len(book) - 1  # only the default alias repeats
+    for recipe in book.values():
+        assert "Karras" not in recipe.sampler  # strengths are tuned for non-Karras schedules
+        assert recipe.description

@@ -68,7 +68,7 @@ def recipes_show(obj: Context, name):
 @click.pass_obj
 def recipes_validate(obj: Context, files):
     """Check recipe files (extends resolved against the known recipes); exit 1 on any error."""
-    from photobatch.recipes.loader import load_recipe_file
+    from photobatch.recipes.loader import load_recipe_variants
     from photobatch.recipes.schema import RecipeError
 
     app = obj.app()
@@ -76,11 +76,12 @@ def recipes_validate(obj: Context, files):
     bad = 0
     for path in files:
         try:
-            recipe = load_recipe_file(path, context=folders)
+            found = load_recipe_variants(path, context=folders)
         except RecipeError as exc:
             bad += 1
             click.secho(f"invalid  {exc}", fg="red", err=True)
-        else:
+            continue
+        for recipe in found:
             click.echo(f"ok       {path}: {recipe.name} (strength {recipe.strength}, "
                        f"{recipe.denoising_steps} denoising steps, {recipe.sampler})")
     if bad:

@@ -1,0 +1,146 @@
+"""The runner's recipe sub-tables (ip_adapter, controlnet, loras): dataclasses and their checks.
+
+Each check returns an error text (the schema prefixes "recipe 'NAME': FIELD ") or None, like
+the schema's own checks, so messages read "recipe 'style': ip_adapter scale must be in
+[0.0, 2.0], got 3.0".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+FULL_RESOLUTION = ("detail-transfer", "tiled", "resize")
+CONTROLNET_PREPROCESSORS = ("canny", "none")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """One LoRA: a .safetensors file, a folder or a hub id, and its weight."""
+
+    path: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class IPAdapterSettings:
+    """An IP-Adapter (folder laid out like the hub's, a file, or a hub id), its scale and reference."""
+
+    model: str
+    scale: float = 0.6
+    reference: str = ""
+    subfolder: str | None = None
+    weight_name: str | None = None
+
+
+@dataclass(frozen=True)
+class ControlNetSettings:
+    """A ControlNet and what its control image is computed with."""
+
+    model: str
+    preprocessor: str = "canny"
+    scale: float = 1.0
+
+
+def _in_range(lo: float, hi: float):
+    def check(v):
+        return None if lo <= v <= hi else f"must be in [{lo}, {hi}], got {v!r}"
+
+    return check
+
+
+def _one_of(options):
+    def check(v):
+        return None if v in options else f"must be one of {', '.join(map(repr, options))}; got {v!r}"
+
+    return check
+
+
+_IP_ADAPTER = {
+    "model": ((str,), None),
+    "scale": ((float, int), _in_range(0.0, 2.0)),
+    "reference": ((str,), None),
+    "subfolder": ((str,), None),
+    "weight_name": ((str,), None),
+}
+_CONTROLNET = {
+    "model": ((str,), None),
+    "preprocessor": ((str,), _one_of(CONTROLNET_PREPROCESSORS)),
+    "scale": ((float, int), _in_range(0.0, 2.0)),
+}
+_LORA = {
+    "path": ((str,), None),
+    "weight": ((float, int), _in_range(-4.0, 4.0)),
+}
+
+
+def _table_problem(table: Mapping[str, Any], spec, required: str) -> str | None:
+    for key, value in table.items():
+        if key not in spec:
+            return f"has an unknown field {key!r} (allowed: {', '.join(sorted(spec))})"
+        types, check = spec[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            want = " or ".join(t.__name__ for t in types)
+            return f"{key} must be a {want}, got {value!r}"
+        problem = check(value) if check else None
+        if problem:
+            return f"{key} {problem}"
+    if not str(table.get(required, "")).strip():
+        return f"needs {required} = \"...\" (a local path or a hub id)"
+    return None
+
+
+def check_ip_adapter(value) -> str | None:
+    """Check an ``[ip_adapter]`` table."""
+    return _table_problem(value, _IP_ADAPTER, "model")
+
+
+def check_controlnet(value) -> str | None:
+    """Check a ``[controlnet]`` table."""
+    return _table_problem(value, _CONTROLNET, "model")
+
+
+def check_loras(value) -> str | None:
+    """Check ``loras``: a list of ``{path, weight}`` tables (or plain paths)."""
+    for n, entry in enumerate(value, start=1):
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        if not isinstance(entry, Mapping):
+            return f"entry {n} must be a table {{path = \"...\", weight = 0.8}}, got {entry!r}"
+        problem = _table_problem(entry, _LORA, "path")
+        if problem:
+            return f"entry {n} {problem}"
+    return None
+
+
+def as_ip_adapter(value) -> IPAdapterSettings | None:
+    """A checked table (or settings, or None) as IPAdapterSettings."""
+    if value is None or isinstance(value, IPAdapterSettings):
+        return value
+    table = dict(value)
+    if "scale" in table:
+        table["scale"] = float(table["scale"])
+    return IPAdapterSettings(**table)
+
+
+def as_controlnet(value) -> ControlNetSettings | None:
+    """A checked table (or settings, or None) as ControlNetSettings."""
+    if value is None or isinstance(value, ControlNetSettings):
+        return value
+    table = dict(value)
+    if "scale" in table:
+        table["scale"] = float(table["scale"])
+    return ControlNetSettings(**table)
+
+
+def as_loras(value) -> tuple[LoraSettings, ...]:
+    """A checked list (or tuple of settings) as a tuple of LoraSettings."""
+    out = []
+    for entry in value or ():
+        if isinstance(entry, LoraSettings):
+            out.append(entry)
+        elif isinstance(entry, str):
+            out.append(LoraSettings(entry))
+        else:
+            out.append(LoraSettings(str(entry["path"]), float(entry.get("weight", 1.0))))
+    return tuple(out)
