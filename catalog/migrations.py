@@ -101,3 +101,9 @@ def m003_plugin_errors(db):
         not_null={"plugin", "hook", "error"},
     )
     db["plugin_errors"].create_index(["at"])
+
+
+@migrations()
+def m004_forced_reruns(db):
+    """A run queued by ``photobatch rerun`` is redone even when an identical run is done already."""
+    db["runs"].add_column("force", int, not_null_default=0)

@@ -6,9 +6,9 @@ import os
 import threading
 from pathlib import Path
 
-from photobatch.catalog.store import Catalog
-from photobatch.daemon.paths import default_catalog_path
 from photobatch.catalog.plugin_errors import record_plugin_failures
+from photobatch.catalog.store import Catalog
+from photobatch.daemon.paths import default_catalog_path, default_recipe_dir
 from photobatch.plugins.manager import build_plugin_manager, collect, contributions, notify
 from photobatch.recipes.loader import load_recipes
 from photobatch.recipes.schema import Recipe, RecipeError
@@ -34,7 +34,10 @@ class App:
         self.face_detectors = collect(self.pm, "photobatch_face_detectors", "face detector")
         folders = [Path(p) for _, result in contributions(self.pm, "photobatch_recipe_dirs")
                    for p in result]
-        self.recipes = load_recipes(folders + [Path(p) for p in recipe_dirs])
+        user_dir = default_recipe_dir()
+        self.recipe_folders = folders + ([user_dir] if user_dir.is_dir() else []) + [
+            Path(p) for p in recipe_dirs]
+        self.recipes = load_recipes(self.recipe_folders)
         self.catalog_path = Path(catalog_path) if catalog_path else default_catalog_path()
         self.default_model = model or os.environ.get("PHOTOBATCH_MODEL")
         # SQLite connections belong to one thread: each worker thread opens its own (WAL

@@ -14,7 +14,8 @@ from photobatch.daemon.logs import setup_logging
 from photobatch.plugins.manager import PluginError, build_plugin_manager, collect
 
 # Per invocation, in the root context's meta: the group object is shared by every invocation.
-_PLUGIN_MANAGER = "photobatch.plugin_manager"
+# A caller may preset PLUGIN_MANAGER_KEY (the docs test lists the built-in commands that way).
+PLUGIN_MANAGER_KEY = "photobatch.plugin_manager"
 _COMMANDS = "photobatch.commands"
 
 
@@ -26,12 +27,12 @@ def plugin_settings(ctx: click.Context) -> dict:
 def plugin_manager_for(ctx: click.Context):
     """The plugin host of this invocation, built once from the global options."""
     root = ctx.find_root()
-    if _PLUGIN_MANAGER not in root.meta:
+    if PLUGIN_MANAGER_KEY not in root.meta:
         # Plugins load before main() runs (click resolves the command first): log setup first,
         # so a broken plugin reads as one line, not a bare traceback.
         setup_logging(_global_option(ctx, "verbose") or 0)
-        root.meta[_PLUGIN_MANAGER] = build_plugin_manager(**plugin_settings(root))
-    return root.meta[_PLUGIN_MANAGER]
+        root.meta[PLUGIN_MANAGER_KEY] = build_plugin_manager(**plugin_settings(root))
+    return root.meta[PLUGIN_MANAGER_KEY]
 
 
 def _global_option(ctx: click.Context, name: str):

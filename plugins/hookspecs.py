@@ -1,8 +1,9 @@
-"""Hook specifications: only specs, one line of documentation each."""
+"""Hook specifications: only specs, one line of documentation each (details in docs/plugins.md)."""
 
 from photobatch.plugins import hookspec
 
-# Contributions: each returns a list of objects with a unique ``name``.
+# Contributions: each returns a list of objects with a unique ``name`` (recipe folders: paths).
+# The host gathers them into name-keyed registries; a name contributed twice is an error.
 
 
 @hookspec
@@ -21,6 +22,21 @@ def photobatch_runners():
 
 
 @hookspec
+def photobatch_steps():
+    """Return classical image steps (objects with ``name`` and ``apply(image, params, source)``)."""
+
+
+@hookspec
+def photobatch_exporters():
+    """Return exporters (objects with ``name`` and ``export(items, destination, options)``)."""
+
+
+@hookspec
+def photobatch_face_detectors():
+    """Return face detectors (objects with ``name`` and ``detect(image)`` giving pixel boxes)."""
+
+
+@hookspec
 def photobatch_commands():
     """Return click commands (or groups) to add to the ``photobatch`` command line."""
 
@@ -30,7 +46,15 @@ def photobatch_recipe_dirs():
     """Return folders of ``*.toml`` recipes to load."""
 
 
-# Events: called with keyword arguments; return values are ignored.
+# Selection: which contributed steps apply to a recipe's output, until recipes name them.
+
+
+@hookspec
+def photobatch_post_steps(recipe):
+    """Return step names (or ``(name, params)`` pairs) to apply to ``recipe``'s full-size result."""
+
+
+# Events: called with keyword arguments; return values are ignored, exceptions are recorded.
 
 
 @hookspec
@@ -39,7 +63,7 @@ def photobatch_file_discovered(path, sha256):
 
 
 @hookspec
-def photobatch_run_started(path, recipe):
+def photobatch_run_started(path, recipe, run_id):
     """Called before a recipe runs on a file."""
 
 
@@ -49,5 +73,15 @@ def photobatch_output_written(source, output, recipe, run_id):
 
 
 @hookspec
-def photobatch_run_failed(path, recipe, error):
+def photobatch_run_failed(path, recipe, error, run_id):
     """Called when a run fails; ``error`` is the one-line reason."""
+
+
+@hookspec
+def photobatch_daemon_started(app):
+    """Called once the watch service is running, before the first file is picked up."""
+
+
+@hookspec
+def photobatch_daemon_stopping(app, reason):
+    """Called when the watch service begins to stop; ``reason`` says why (a signal name)."""

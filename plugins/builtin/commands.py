@@ -5,11 +5,15 @@ from photobatch.plugins import hookimpl
 
 @hookimpl
 def photobatch_commands():
-    """run, catalog, demo, watch, status, init and plugins."""
+    """run, rerun, catalog, export, demo, watch, status, init, plugins, inspect and recipes."""
     from photobatch.daemon.commands.catalog import catalog
     from photobatch.daemon.commands.demo import demo
+    from photobatch.daemon.commands.export import export
+    from photobatch.daemon.commands.inspect import inspect
     from photobatch.daemon.commands.plugins import plugins
+    from photobatch.daemon.commands.recipes import recipes
+    from photobatch.daemon.commands.rerun import rerun
     from photobatch.daemon.commands.run import run
     from photobatch.daemon.commands.watch import init, status, watch
 
-    return [run, catalog, demo, watch, status, init, plugins]
+    return [run, rerun, catalog, export, demo, watch, status, init, plugins, inspect, recipes]
