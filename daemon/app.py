@@ -70,7 +70,7 @@ class App:
         if not model:
             raise UsageError(
                 f"recipe {recipe.name!r} names no model: pass --model PATH (a diffusers folder or "
-                "a hub id) or set PHOTOBATCH_MODEL"
+                "a hub id), set PHOTOBATCH_MODEL, or set [defaults] model in the config"
             )
         return model
 

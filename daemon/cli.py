@@ -17,11 +17,27 @@ from photobatch.plugins.manager import PluginError, build_plugin_manager, collec
 # A caller may preset PLUGIN_MANAGER_KEY (the docs test lists the built-in commands that way).
 PLUGIN_MANAGER_KEY = "photobatch.plugin_manager"
 _COMMANDS = "photobatch.commands"
+_CONFIG = "photobatch.config"
+
+
+def config_for(ctx: click.Context):
+    """The config of this invocation (--config, else the default file if any), read once."""
+    from photobatch.daemon.config import ConfigError, load_optional_config
+
+    root = ctx.find_root()
+    if _CONFIG not in root.meta:
+        try:
+            root.meta[_CONFIG] = load_optional_config(_global_option(ctx, "config_path"))
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    return root.meta[_CONFIG]
 
 
 def plugin_settings(ctx: click.Context) -> dict:
-    """build_plugin_manager's arguments from the global options (--plugins-dir)."""
-    return {"plugins_dir": _global_option(ctx, "plugins_dir")}
+    """build_plugin_manager's arguments: --plugins-dir, else the config's; disabled plugins."""
+    config = config_for(ctx)
+    return {"plugins_dir": _global_option(ctx, "plugins_dir") or config.plugins_dir,
+            "disabled_plugins": config.disabled_plugins}
 
 
 def plugin_manager_for(ctx: click.Context):
@@ -85,8 +101,8 @@ def main(ctx, catalog, config_path, recipe_dirs, plugins_dir, verbose):
     """photobatch: diffusion recipes for photo shoots, with a catalog and metadata kept."""
     setup_logging(verbose)
     ctx.obj = Context(catalog, recipe_dirs, config_path=config_path, verbosity=verbose,
-                      plugins_dir=plugins_dir, plugin_manager=plugin_manager_for(ctx))
-
+                      plugins_dir=plugins_dir, plugin_manager=plugin_manager_for(ctx),
+                      config=config_for(ctx))
 
 
 if __name__ == "__main__":  # pragma: no cover

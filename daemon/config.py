@@ -189,6 +189,14 @@ def load_config(path: Path | None = None) -> Config:
     return parse_config(data, source=str(path))
 
 
+def load_optional_config(path: Path | None) -> Config:
+    """The config named by ``path`` (which must exist), else the default one if there is one."""
+    if path is not None:
+        return load_config(path)
+    default = default_config_path()
+    return load_config(default) if default.is_file() else Config()
+
+
 EXAMPLE_CONFIG = '''\
 # photobatch configuration. Paths may use ~ and $VARS.
 # `photobatch watch` processes every photo dropped into a [[watch]] folder with each of its recipes.

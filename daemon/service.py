@@ -10,6 +10,7 @@ import fcntl
 import logging
 import os
 import queue
+import re
 import signal
 import socket
 import time
@@ -275,9 +276,10 @@ class WatchService:
         for folder in self.config.watch:
             if not folder.output.is_dir():
                 continue
-            for temp in folder.output.rglob(".*.partial.*"):
-                pid = temp.name.split(".")[-3] if temp.name.count(".") >= 3 else ""
-                if pid.isdigit() and not pid_alive(f"{pid}@{socket.gethostname()}"):
+            for temp in folder.output.rglob(".*.partial*"):
+                # ".IMG_1_recipe.<pid>.partial.jpg", and the metadata writer's temp beside it.
+                match = re.search(r"\.(\d+)\.partial", temp.name)
+                if match and not pid_alive(f"{match.group(1)}@{socket.gethostname()}"):
                     temp.unlink(missing_ok=True)
                     log.info("removed %s, left by a stopped process", temp)
 

@@ -199,3 +199,21 @@ def test_native_observer_failure_falls_back_to_polling(tmp_path, monkeypatch):
                   'polling="off"').watch[0]
     with pytest.raises(OSError):
         watcher.start_observer(strict, watcher.EnqueueingHandler(events))
+
+
+def test_temp_outputs_of_dead_processes_are_cleaned_at_start(tmp_path):
+    import os
+
+    from photobatch.daemon.service import WatchService
+
+    config = _cfg(f'[[watch]]\npath="{tmp_path}/in"\nrecipes=["x"]\noutput="{tmp_path}/out"')
+    out = config.watch[0].output
+    out.mkdir(parents=True)
+    dead = out / ".IMG_1_x.999999999.partial.jpg"
+    dead_meta = out / "..IMG_1_x.999999999.partial.jpg.ab12cd34.tmp"
+    mine = out / f".IMG_2_x.{os.getpid()}.partial.jpg"
+    kept = out / "IMG_3_x.jpg"
+    for path in (dead, dead_meta, mine, kept):
+        path.write_bytes(b"x")
+    WatchService(None, tmp_path / "c.db", config=config)._clean_stale_temps()
+    assert sorted(p.name for p in out.iterdir()) == sorted([mine.name, kept.name])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -12,13 +13,14 @@ class Context:
 
     def __init__(self, catalog: Path | None, recipe_dirs: tuple[Path, ...],
                  config_path: Path | None = None, verbosity: int = 0,
-                 plugins_dir: Path | None = None, plugin_manager=None):
+                 plugins_dir: Path | None = None, plugin_manager=None, config=None):
         self.catalog = catalog
         self.recipe_dirs = recipe_dirs
         self.config_path = config_path
         self.verbosity = verbosity
         self.plugins_dir = plugins_dir
         self.plugin_manager = plugin_manager  # built from --plugins-dir; None: App builds one
+        self.config = config  # the config file's settings (recipe folders, default model)
 
     def app(self, model: str | None = None):
         """Build the App (plugins, recipes, catalog path) or exit with a one-line reason."""
@@ -27,7 +29,10 @@ class Context:
         from photobatch.recipes.schema import RecipeError
 
         try:
-            return App(catalog_path=self.catalog, recipe_dirs=self.recipe_dirs, model=model,
+            config_dirs = tuple(self.config.recipe_dirs) if self.config else ()
+            config_model = self.config.model if self.config else None
+            return App(catalog_path=self.catalog, recipe_dirs=config_dirs + tuple(self.recipe_dirs),
+                       model=model or os.environ.get("PHOTOBATCH_MODEL") or config_model,
                        plugin_manager=self.plugin_manager)
         except (RecipeError, PluginError) as exc:
             raise click.ClickException(str(exc)) from None

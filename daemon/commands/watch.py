@@ -25,8 +25,7 @@ def watch(obj: Context, once, log_json):
     setup_logging(max(obj.verbosity, 1), json_lines=log_json, daemon=True)
     try:
         service = WatchService(obj.config_path, obj.catalog, once=once,
-                               extra_recipe_dirs=obj.recipe_dirs,
-                               plugins_dir=getattr(obj, "plugins_dir", None))
+                               extra_recipe_dirs=obj.recipe_dirs, plugins_dir=obj.plugins_dir)
         if not service.config.watch:
             raise click.ClickException(f"config {service.config.source} has no [[watch]] folder")
         sys.exit(service.run())
