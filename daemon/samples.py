@@ -16,7 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageOps
 
 __all__ = [
     "SCENES",
@@ -44,6 +44,15 @@ _STORE_TRANSPOSE = {
 
 _THUMB_SIZE = (160, 120)
 
+# A few real maker-note tags per make, in exiv2's names; exiv2 lays out the maker note itself.
+_MAKER_NOTES = {
+    "FUJIFILM": lambda model, owner: {
+        "Exif.Fujifilm.Version": "48 49 51 48", "Exif.Fujifilm.Quality": "NORMAL",
+        "Exif.Fujifilm.FilmMode": "0", "Exif.Fujifilm.WhiteBalance": "0"},
+    "Canon": lambda model, owner: {
+        "Exif.Canon.OwnerName": owner, "Exif.Canon.FirmwareVersion": "Firmware Version 1.3.0"},
+}
+
 
 def srgb_profile() -> bytes:
     """Return Pillow/LittleCMS's built-in sRGB ICC profile with a fixed creation date.
@@ -52,10 +61,9 @@ def srgb_profile() -> bytes:
     second apart differ; the header's profile ID is zero (no MD5), so pinning the date is safe
     and keeps sample files byte-identical for a seed.
     """
-    data = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
-    fixed = (2026, 1, 1, 0, 0, 0)
-    data[24:36] = b"".join(v.to_bytes(2, "big") for v in fixed)
-    return bytes(data)
+    from photobatch.plugins.colour import srgb_profile as pinned_srgb
+
+    return pinned_srgb()
 
 
 # ---------------------------------------------------------------- scenes (upright, H x W x 3)
@@ -271,6 +279,7 @@ def write_sample_photo(
     city: str | None = "Paris",
     rating: int | None = 3,
     crop_factor: float = 1.5,
+    maker_note: bool = True,
 ) -> Path:
     """Write a camera-like JPEG of ``scene`` and return its path.
 
@@ -278,7 +287,8 @@ def write_sample_photo(
     ``orientation`` (as ``PIL.ImageOps.exif_transpose`` does) gives the upright picture back.
     ``date_taken`` uses EXIF's "YYYY:MM:DD HH:MM:SS"; ``offset`` is its UTC offset ("+02:00",
     or None to leave OffsetTime* out); ``gps`` is (lat, lon, altitude in metres or None),
-    signed, or None for no GPS at all. The same arguments give a byte-identical file.
+    signed, or None for no GPS at all. ``maker_note`` adds a small maker note in the make's own
+    format (FUJIFILM and Canon; exiv2 builds it). The same arguments give a byte-identical file.
     """
     import pyexiv2
 
@@ -385,6 +395,8 @@ def write_sample_photo(
     meta = pyexiv2.ImageData(data)
     try:
         meta.modify_exif(exif)
+        if maker_note and make in _MAKER_NOTES:
+            meta.modify_exif(_MAKER_NOTES[make](model, artist))
         meta.modify_iptc(iptc)
         meta.modify_raw_xmp(xmp)
         meta.modify_thumbnail(thumb)

@@ -521,3 +521,74 @@ def test_icc_profile_convenience(tmp_path):
     assert icc_profile(write_sample_photo(tmp_path / "b.jpg", size=(32, 24), icc=False)) is None
     with pytest.raises(MetadataError):
         icc_profile(tmp_path / "missing.jpg")
+
+
+# ---------------------------------------------------------------- every source format
+
+
+def test_maker_note_is_kept(source, tmp_path):
+    src_exif = meta(source)[0]
+    assert src_exif["Exif.Fujifilm.Quality"] == "NORMAL" and "Exif.Photo.MakerNote" in src_exif
+    output = tmp_path / "out.jpg"
+    transfer(source, output)
+    exif = meta(output)[0]
+    for key in [k for k in src_exif if k.startswith("Exif.Fujifilm.")]:
+        assert exif[key] == src_exif[key], key
+
+
+def _exiftool_values(path: Path) -> dict:
+    result = subprocess.run([exiftool(), "-j", "-n", "-a", "-all", str(path)],
+                            capture_output=True, text=True, check=False)
+    return json.loads(result.stdout)[0]
+
+
+@pytest.mark.parametrize("kind", ["dng", "heic", "tiff16", "png16"])
+def test_every_source_format_to_jpeg_checked_by_exiftool(tmp_path, kind):
+    from photobatch.daemon import sample_formats as formats
+
+    writers = {"dng": formats.write_sample_dng, "heic": formats.write_sample_heic,
+               "tiff16": formats.write_sample_tiff16,
+               "png16": lambda p, **kw: formats.write_sample_png(p, bits=16, **kw)}
+    suffix = {"dng": ".dng", "heic": ".heic", "tiff16": ".tif", "png16": ".png"}[kind]
+    source = writers[kind](tmp_path / f"src{suffix}", size=(96, 64),
+                           gps=(40.6892, -74.0445, 10.0))
+    output = tmp_path / f"{kind}.jpg"
+    Image.new("RGB", (96, 64), (90, 120, 150)).save(output, quality=90)
+    write_output_metadata(source, output, width=96, height=64, record=RECORD)
+    src, out = _exiftool_values(source), _exiftool_values(output)
+    for tag in ("Make", "Model", "LensModel", "ExposureTime", "FNumber", "ISO", "FocalLength",
+                "DateTimeOriginal", "GPSLatitude", "GPSLongitude", "GPSAltitude"):
+        assert out[tag] == src[tag], (kind, tag)
+    assert out["Orientation"] == 1
+    assert validation_warnings(output) == set()
+    assert read_record(output) == RECORD
+    summary = read_summary(output)
+    assert summary["warnings"] == [] and summary["gps_lat"] == pytest.approx(40.6892, abs=1e-4)
+
+
+def test_inspect_prints_the_record_of_any_file(tmp_path):
+    from click.testing import CliRunner
+
+    from photobatch.daemon.commands.inspect import inspect
+    from photobatch.daemon.sample_formats import write_sample_dng
+
+    dng = write_sample_dng(tmp_path / "IMG_0001.dng", size=(96, 64), orientation=6)
+    output = tmp_path / "out.jpg"
+    Image.new("RGB", (96, 64)).save(output, icc_profile=srgb_profile())
+    write_output_metadata(dng, output, width=96, height=64, record=RECORD)
+    junk = tmp_path / "notes.jpg"
+    junk.write_text("not a photo")
+
+    result = CliRunner().invoke(inspect, [str(dng), str(output), str(junk)])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "format        raw (DNG), 96x64" in text
+    for line in ("camera make   Canon", "exposure      1/250 s", "aperture      f/5.6",
+                 "taken         2026-06-21T19:42:10+02:00", "latitude      48.8584",
+                 "orientation   6", "colour        sRGB built-in",
+                 "photobatch    Recipe: golden-hour", "warning: not a photo format"):
+        assert line in text, line
+    data = json.loads(CliRunner().invoke(inspect, ["--json", str(dng)]).output)
+    assert (data["make"], data["width"], data["height"], data["iso"]) == ("Canon", 96, 64, 200)
+    missing = CliRunner().invoke(inspect, [str(tmp_path / "nope.jpg")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -226,3 +226,56 @@ def test_exiftool_finds_samples_valid(tmp_path):
     paths.append(write_sample_photo(tmp_path / "plain.jpg", size=(64, 48), gps=None, icc=False))
     for path in paths:
         assert validation_warnings(path) == [], path.name
+
+
+# ---------------------------------------------------------------- other formats
+
+
+def test_dng_sample_has_exif_and_gps_in_proper_sub_ifds(tmp_path):
+    import tifffile
+
+    from photobatch.daemon.sample_formats import write_sample_dng
+
+    path = write_sample_dng(tmp_path / "a.dng", size=(64, 48), exposure_time="1/60")
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        assert bytes(tags["DNGVersion"].value) == b"\x01\x04\x00\x00"
+        assert bytes(tags["CFAPattern"].value) == b"\x00\x01\x01\x02"  # RGGB
+        exif, gps = tags["ExifTag"].value, tags["GPSTag"].value  # parsed from the sub-IFDs
+    assert exif["ExposureTime"] == (1, 60) and exif["LensModel"] == "RF24-105mm F4 L IS USM"
+    assert gps["GPSLatitudeRef"] == "N" and tuple(gps["GPSLatitude"][:2]) == (48, 1)
+    exif_tags, _, xmp = meta(path)
+    assert exif_tags["Exif.Photo.ExposureTime"] == "1/60"
+    assert exif_tags["Exif.GPSInfo.GPSLongitudeRef"] == "E"
+    assert xmp["Xmp.xmp.Rating"] == "4"
+
+
+def test_sample_formats_are_valid_and_deterministic(tmp_path):
+    exiftool()
+    from photobatch.daemon.sample_formats import (
+        write_sample_dng,
+        write_sample_heic,
+        write_sample_png,
+        write_sample_tiff16,
+    )
+
+    for name, write in (("a.dng", write_sample_dng), ("b.tif", write_sample_tiff16),
+                        ("c.png", write_sample_png), ("e.heic", write_sample_heic)):
+        first = write(tmp_path / "1" / name, size=(64, 48))
+        second = write(tmp_path / "2" / name, size=(64, 48))
+        if name != "e.heic":  # libheif's encoder is not promised to be byte-stable
+            assert first.read_bytes() == second.read_bytes(), name
+        tolerated = {"Warning:Invalid value for IFD0 tag 0x0103 Compression",
+                     "Warning:Missing required TIFF GPS tag 0x001b GPSProcessingMethod"}
+        assert {w.replace(" ", "") for w in validation_warnings(first)} <= \
+            {t.replace(" ", "") for t in tolerated}, name
+
+
+def test_bad_input_corpus(tmp_path):
+    from photobatch.daemon.sample_bad_inputs import BAD_INPUTS, write_bad_inputs
+
+    paths = write_bad_inputs(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(BAD_INPUTS.values())
+    assert paths["text"].read_text().startswith("Shot list")
+    assert paths["raw-without-data"].read_bytes()[:4] == b"II*\x00"
+    assert paths["raw-without-data"].stat().st_size < 4000

@@ -4,28 +4,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from photobatch.plugins import hookimpl
+from photobatch.plugins.images import to_uint8
 
 
 class JpegWriter:
-    """Baseline JPEG; chroma is not subsampled at quality 90 and above, as photographers expect."""
+    """JPEG; chroma is not subsampled at quality 90 and above, as photographers expect."""
 
     name = "jpeg"
     extension = ".jpg"
+    bit_depths = (8,)
 
-    def write(self, image: Image.Image, path: Path, *, quality: int = 95,
-              icc_profile: bytes | None = None) -> None:
-        """Encode ``image`` to ``path`` (the caller renames it into place)."""
+    def write(self, image: Image.Image | np.ndarray, path: Path, *, quality: int = 95,
+              icc_profile: bytes | None = None, bit_depth: int = 8,
+              progressive: bool = False) -> None:
+        """Encode ``image`` (RGB, 8 or 16 bits) to ``path``; the caller renames it into place."""
+        if bit_depth != 8:
+            raise ValueError(f"JPEG holds 8 bits per channel, not {bit_depth}")
         options = {
             "quality": quality,
             "subsampling": 0 if quality >= 90 else 2,
             "optimize": True,
+            "progressive": bool(progressive),
         }
         if icc_profile:
             options["icc_profile"] = icc_profile
-        image.convert("RGB").save(path, format="JPEG", **options)
+        to_uint8(image).save(path, format="JPEG", **options)
 
 
 @hookimpl

@@ -1,0 +1,123 @@
+"""``photobatch inspect``: the metadata record of any photo, ours or not."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+_FIELDS = (
+    ("make", "camera make"), ("model", "camera model"), ("lens", "lens"),
+    ("exposure_time", "exposure"), ("f_number", "aperture"), ("iso", "ISO"),
+    ("focal_length", "focal length"), ("date_taken", "taken"), ("gps_lat", "latitude"),
+    ("gps_lon", "longitude"), ("gps_alt", "altitude"), ("orientation", "orientation"),
+    ("rating", "rating"), ("keywords", "keywords"),
+)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+@click.option("--all", "show_all", is_flag=True, help="Also print the raw EXIF tags read.")
+def inspect(files, as_json, show_all):
+    """Print the metadata record of photos: camera, exposure, date, GPS, colour profile."""
+    records = [describe(path) for path in files]
+    if as_json:
+        click.echo(json.dumps(records if len(records) > 1 else records[0], indent=2,
+                              ensure_ascii=False))
+        return
+    for index, record in enumerate(records):
+        if index:
+            click.echo()
+        _print_record(record, show_all)
+
+
+def describe(path: Path) -> dict:
+    """Everything photobatch reads from ``path`` without decoding its pixels."""
+    from photobatch.plugins import metadata
+    from photobatch.plugins.colour import profile_description
+    from photobatch.plugins.images import sniff
+
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    kind = sniff(head, path)
+    summary = metadata.read_summary(path)
+    try:
+        icc = metadata.icc_profile(path)
+    except metadata.MetadataError:
+        icc = None
+    try:
+        record = metadata.read_record(path)
+    except metadata.MetadataError:
+        record = {}
+    width, height, problem = _probe_size(path, kind)
+    if kind != "heif" and (summary.get("orientation") or 1) >= 5 and width:
+        width, height = height, width  # shown upright; libheif already turns HEIF upright
+    if kind == "raw":
+        kind = f"raw ({path.suffix.lstrip('.').upper() or 'unknown'})"
+    warnings = summary.pop("warnings")
+    if problem:
+        warnings.append(problem)
+    return {
+        "file": str(path),
+        "format": kind or "unknown",
+        "size": path.stat().st_size,
+        "width": width,
+        "height": height,
+        "color_profile": profile_description(icc) if icc else None,
+        **summary,
+        "photobatch": record,
+        "warnings": warnings,
+    }
+
+
+def _probe_size(path: Path, kind: str | None) -> tuple[int | None, int | None, str | None]:
+    """Stored pixel size from the header alone (RAW: LibRaw's output size)."""
+    try:
+        if kind == "raw":
+            import rawpy
+
+            with rawpy.imread(str(path)) as raw:
+                return raw.sizes.width, raw.sizes.height, None
+        if kind == "heif":
+            import pillow_heif
+
+            return (*pillow_heif.open_heif(path).size, None)
+        if kind is not None:
+            from PIL import Image
+
+            Image.MAX_IMAGE_PIXELS = None  # a header is read, never the pixels
+            with Image.open(path) as img:
+                return img.width, img.height, None
+    except Exception as exc:  # the record is still worth printing
+        return None, None, f"cannot read the picture's size: {' '.join(str(exc).split())}"
+    return None, None, "not a photo format photobatch reads"
+
+
+def _print_record(record: dict, show_all: bool) -> None:
+    size = (f"{record['width']}x{record['height']}" if record["width"] else "unknown size")
+    click.echo(f"{record['file']}")
+    click.echo(f"  {'format':<13} {record['format']}, {size}, {record['size']:,} bytes")
+    click.echo(f"  {'colour':<13} {record['color_profile'] or 'no embedded profile'}")
+    for key, label in _FIELDS:
+        value = record[key]
+        if value in (None, [], ""):
+            continue
+        if key == "keywords":
+            value = ", ".join(value)
+        elif key == "f_number":
+            value = f"f/{value:g}"
+        elif key == "focal_length":
+            value = f"{value:g} mm"
+        elif key == "exposure_time":
+            value = f"{value} s"
+        click.echo(f"  {label:<13} {value}")
+    for key, value in record["photobatch"].items():
+        click.echo(f"  {'photobatch':<13} {key}: {value}")
+    if show_all:
+        for key, value in sorted(record["exif"].items()):
+            click.echo(f"  {key} = {value}")
+    for warning in record["warnings"]:
+        click.echo(f"  warning: {warning}")

@@ -1,0 +1,47 @@
+"""Built-in plugin: write TIFF outputs (8 or 16 bits per channel, lossless) with tifffile.
+
+Pillow writes TIFF only at 8 bits per channel; tifffile writes 16-bit RGB with Deflate (ZIP)
+compression and a horizontal predictor, which every photo application reads. Strict EXIF-TIFF
+validators (``exiftool -validate``) list only None/LZW/PackBits as "valid" compressions and
+warn about Deflate; LZW would need the imagecodecs package and compresses 16-bit data worse.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from photobatch.plugins import hookimpl
+from photobatch.plugins.images import to_uint16
+
+
+class TiffWriter:
+    """RGB TIFF, Deflate-compressed, 72 dpi, with the ICC profile embedded."""
+
+    name = "tiff"
+    extension = ".tif"
+    bit_depths = (8, 16)
+
+    def write(self, image: Image.Image | np.ndarray, path: Path, *, quality: int = 95,
+              icc_profile: bytes | None = None, bit_depth: int = 16,
+              progressive: bool = False) -> None:
+        """Encode ``image`` (RGB) to ``path`` at ``bit_depth`` (8 or 16); ``quality`` is unused."""
+        import tifffile
+
+        if bit_depth not in self.bit_depths:
+            raise ValueError(f"TIFF bit depth must be 8 or 16, got {bit_depth}")
+        pixels = to_uint16(image)
+        if bit_depth == 8:
+            pixels = (pixels >> 8).astype(np.uint8)
+        tifffile.imwrite(
+            path, pixels, photometric="rgb", planarconfig="contig", compression="zlib",
+            predictor=True, iccprofile=icc_profile or None, resolution=(72, 72),
+            resolutionunit="INCH", metadata=None, software=None)
+
+
+@hookimpl
+def photobatch_writers():
+    """The TIFF writer."""
+    return [TiffWriter()]

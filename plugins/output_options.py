@@ -1,0 +1,41 @@
+"""What a recipe's output settings mean for one photo: which writer, bit depth and options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# "lossless" is not a writer of its own: it is TIFF at the source's bit depth.
+_FORMAT_WRITERS = {"lossless": "tiff"}
+
+
+def writer_name(fmt: str) -> str:
+    """The writer that produces output format ``fmt``."""
+    return _FORMAT_WRITERS.get(fmt, fmt)
+
+
+def output_bit_depth(settings: Any, writer: Any, source_bits: int) -> int:
+    """Bits per channel of the output: the recipe's, else the source's as far as the writer goes.
+
+    A recipe asking for a depth the writer cannot write is an error; left to us, a 16-bit
+    source (RAW, 16-bit TIFF/PNG, 10-bit HEIF) gives 16 bits where the writer has them.
+    """
+    depths = tuple(getattr(writer, "bit_depths", (8,)))
+    wanted = getattr(settings, "bit_depth", None)
+    if wanted is not None:
+        if wanted not in depths:
+            raise ValueError(f"the {writer.name} writer cannot write {wanted} bits per channel")
+        return wanted
+    return 16 if source_bits > 8 and 16 in depths else min(depths)
+
+
+def writer_options(settings: Any, writer: Any, source_bits: int) -> dict[str, Any]:
+    """Keyword arguments for ``writer.write`` besides the ICC profile.
+
+    Writers that declare ``bit_depths`` (the built-ins) also take ``bit_depth`` and
+    ``progressive``; others get ``quality`` only, as the hook specification promises.
+    """
+    options: dict[str, Any] = {"quality": settings.quality}
+    if hasattr(writer, "bit_depths"):
+        options["bit_depth"] = output_bit_depth(settings, writer, source_bits)
+        options["progressive"] = bool(getattr(settings, "progressive", False))
+    return options
