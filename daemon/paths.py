@@ -10,7 +10,8 @@ import platformdirs
 APP_NAME = "photobatch"
 PHOTO_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .png .tif .tiff .webp .heic .heif "
-    ".dng .cr2 .cr3 .nef .nrw .arw .sr2 .raf .orf .rw2 .pef .srw .3fr .iiq .x3f".split()
+    ".dng .cr2 .cr3 .crw .nef .nrw .arw .sr2 .srf .raf .orf .rw2 .rwl .pef .srw .3fr .fff .iiq "
+    ".x3f .mrw .kdc .dcr .erf .mef .mos .raw".split()
 )
 TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", "~")
 

@@ -217,7 +217,11 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "", default_name: st
     if not fields["name"]:
         raise RecipeError(f"{label}: name is missing")
     out_fields = _validate_table(label, output, _OUTPUT_FIELDS, prefix="output.")
-    recipe = Recipe(**fields, output=OutputSettings(**out_fields), source=source)
+    try:
+        recipe = Recipe(**fields, output=OutputSettings(**out_fields), source=source)
+    except RecipeError as exc:
+        # Cross-field rules live in the dataclasses; the label says which recipe broke them.
+        raise RecipeError(f"{label}: {exc}") from None
     if recipe.denoising_steps < 1:
         raise RecipeError(
             f"{label}: steps x strength must give at least one denoising step, got "
