@@ -11,6 +11,7 @@ from typing import Callable
 from photobatch.catalog.store import Catalog
 
 ACTIVE = ("queued", "running", "done")
+PENDING = ("queued", "running")
 
 
 def _now(offset_seconds: float = 0.0) -> str:
@@ -47,20 +48,30 @@ class RunQueue:
         self.db = catalog.db
 
     def enqueue(self, *, file_id: int, recipe: str, fingerprint: str, model_id: str,
-                output_dir: str) -> int | None:
-        """Queue (file, recipe version, model) unless queued, running or done already; return the id."""
+                output_dir: str, force: bool = False) -> int | None:
+        """Queue (file, recipe version, model) unless queued, running or done already; return the id.
+
+        ``force`` (``photobatch rerun``) queues it even when done: the run is then redone rather
+        than skipped; one already queued or running is still not queued twice.
+        """
+        blocking = PENDING if force else ACTIVE
         with self.catalog.transaction():
             existing = self.db.execute(
                 "SELECT id FROM runs WHERE file_id = ? AND recipe = ? AND recipe_fingerprint = ? "
-                f"AND model_id = ? AND status IN ({','.join('?' * len(ACTIVE))}) LIMIT 1",
-                [file_id, recipe, fingerprint, model_id, *ACTIVE]).fetchone()
+                f"AND model_id = ? AND status IN ({','.join('?' * len(blocking))}) LIMIT 1",
+                [file_id, recipe, fingerprint, model_id, *blocking]).fetchone()
             if existing:
                 return None
             cur = self.db.execute(
                 "INSERT INTO runs (file_id, recipe, recipe_fingerprint, model_id, status, attempts, "
-                "output_dir, queued_at) VALUES (?, ?, ?, ?, 'queued', 0, ?, ?)",
-                [file_id, recipe, fingerprint, model_id, output_dir, _now()])
+                "output_dir, queued_at, force) VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+                [file_id, recipe, fingerprint, model_id, output_dir, _now(), int(force)])
             return cur.lastrowid
+
+    def is_forced(self, run_id: int) -> bool:
+        """True when the run was queued to be redone even if an identical run is done."""
+        row = self.db.execute("SELECT force FROM runs WHERE id = ?", [run_id]).fetchone()
+        return bool(row and row[0])
 
     def claim(self, worker: str | None = None) -> dict | None:
         """Take the oldest runnable queued run, mark it running, and return it with its file path."""

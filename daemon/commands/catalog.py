@@ -1,13 +1,15 @@
-"""``photobatch catalog``: look into the catalog."""
+"""``photobatch catalog``: look into the catalog, export it, check it against the disk, prune it."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
 from photobatch.daemon.commands.common import Context
+from photobatch.daemon.commands.selection import pop_selection, selection_options
 
 
 @click.group()
@@ -15,28 +17,64 @@ def catalog():
     """Look into the catalog."""
 
 
-@catalog.command("ls")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON rows instead of a table.")
-@click.pass_obj
-def catalog_ls(obj: Context, as_json):
-    """Files with their latest run per recipe."""
+def _open(obj: Context):
     from photobatch.catalog.store import Catalog
     from photobatch.daemon.paths import default_catalog_path
 
-    cat = Catalog(obj.catalog or default_catalog_path())
-    rows = cat.files_with_latest_runs()
+    return Catalog(obj.catalog or default_catalog_path())
+
+
+def _pairs_with_state(obj: Context, selection, include_unrun: bool):
+    """Selected (file, latest run) pairs, judged against the recipes and models in force."""
+    from photobatch.catalog.queries import select_pairs
+    from photobatch.daemon.commands.current import current_app
+
+    app, chooser = current_app(obj)
+    # Photos never run with a recipe are listed only for a recipe that exists now.
+    include_unrun = include_unrun and selection.recipe in app.recipes
+    try:
+        return app.catalog_path, select_pairs(app.catalog.db, selection, chooser.current,
+                                              include_unrun=include_unrun)
+    finally:
+        app.close()
+
+
+@catalog.command("ls")
+@selection_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON rows instead of a table.")
+@click.pass_obj
+def catalog_ls(obj: Context, as_json, **selection_args):
+    """Files with their latest run per recipe (stale outputs are marked)."""
+    from photobatch.catalog.queries import STATE_UP_TO_DATE, PairRow, select_files_without_runs
+
+    selection = pop_selection(selection_args)
+    path, pairs = _pairs_with_state(obj, selection, include_unrun=bool(selection.recipe))
+    if not selection.recipe and not selection.narrows_runs:
+        cat = _open(obj)
+        pairs += [PairRow(f, "") for f in select_files_without_runs(cat.db, selection)]
+        cat.close()
+        pairs.sort(key=lambda p: (p.file["path"], p.recipe))
+    rows = [p.as_dict() for p in pairs]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo(f"the catalog {cat.path} holds no files yet")
+        click.echo(f"nothing in the catalog {path} matches" if not selection.is_empty
+                   else f"the catalog {path} holds no files yet")
         return
     from photobatch.daemon.tables import render_table
+
+    def status(row):
+        if not row["status"]:
+            return "not run"
+        # "done" alone means up to date; otherwise say what the output needs.
+        note = row["state"] if row["status"] == "done" and row["state"] != STATE_UP_TO_DATE else ""
+        return f"{row['status']} ({note})" if note else row["status"]
 
     click.echo(render_table(
         ["file", "camera", "taken", "recipe", "status", "output / error"],
         [[Path(r["path"]).name, r["camera_model"] or "", (r["date_taken"] or "")[:16],
-          r["recipe"] or "-", r["status"] or "not run",
+          r["recipe"] or "-", status(r),
           Path(r["output_path"]).name if r["output_path"] else (r["error"] or "")]
          for r in rows]))
 
@@ -46,10 +84,7 @@ def catalog_ls(obj: Context, as_json):
 @click.pass_obj
 def catalog_show(obj: Context, file):
     """Everything recorded about one file (path, sha256 or a sha256 prefix)."""
-    from photobatch.catalog.store import Catalog
-    from photobatch.daemon.paths import default_catalog_path
-
-    cat = Catalog(obj.catalog or default_catalog_path())
+    cat = _open(obj)
     row = cat.find_file(file)
     if row is None:
         raise click.ClickException(f"{file} is not in the catalog {cat.path}")
@@ -66,3 +101,159 @@ def catalog_show(obj: Context, file):
                     "finished_at", "timings", "params"):
             if run_row[key] is not None:
                 click.echo(f"  {key:<18} {run_row[key]}")
+
+
+@catalog.command("stats")
+@selection_options
+@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+@click.pass_obj
+def catalog_stats(obj: Context, as_json, **selection_args):
+    """Runs by status and recipe, processing time and throughput."""
+    from photobatch.catalog.queries import run_stats
+
+    selection = pop_selection(selection_args)
+    cat = _open(obj)
+    stats = run_stats(cat.db, selection)
+    cat.close()
+    if as_json:
+        click.echo(json.dumps(stats, indent=2))
+        return
+    click.echo(_format_stats(stats))
+
+
+def _format_stats(stats: dict) -> str:
+    from photobatch.daemon.tables import render_table
+
+    order = [s for s, n in stats["by_status"].items()]
+    lines = [f"{stats['files']} file(s), {stats['runs']} run(s): "
+             + ", ".join(f"{stats['by_status'][s]} {s}" for s in order)]
+    if stats["by_recipe"]:
+        lines.append(render_table(["recipe", *order, "total"],
+                                  [[name, *(c.get(s, 0) for s in order), sum(c.values())]
+                                   for name, c in stats["by_recipe"].items()]))
+    lines.append(f"processing time  {_duration(stats['processing_seconds'])}"
+                 + (" (" + ", ".join(f"{k} {_duration(v)}" for k, v in stats["stage_seconds"].items())
+                    + ")" if stats["stage_seconds"] else ""))
+    if stats["seconds_per_done_run"] is not None:
+        lines.append(f"per photo        {stats['seconds_per_done_run']:.2f} s")
+    if stats["done_per_hour"] is not None:
+        lines.append(f"throughput       {stats['done_per_hour']} photos/hour "
+                     f"(from {stats['first_done']} to {stats['last_done']})")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    seconds = float(seconds or 0)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+@catalog.command("export")
+@selection_options
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True, help="Output format.")
+@click.option("--all-runs", is_flag=True,
+              help="Every run ever made (history), not only the latest per file and recipe.")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+@click.pass_obj
+def catalog_export(obj: Context, fmt, all_runs, output, **selection_args):
+    """The selected files and runs as CSV or JSON (for spreadsheets and scripts)."""
+    from photobatch.catalog.queries import all_runs as every_run
+    from photobatch.daemon.csv_export import write_csv
+
+    selection = pop_selection(selection_args)
+    if all_runs:
+        cat = _open(obj)
+        rows = every_run(cat.db, selection)
+        cat.close()
+    else:
+        _, pairs = _pairs_with_state(obj, selection, include_unrun=False)
+        rows = [p.as_dict() for p in pairs]
+    stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        if fmt == "json":
+            stream.write(json.dumps(rows, indent=2, default=str) + "\n")
+        else:
+            write_csv(stream, rows)
+    finally:
+        if output:
+            stream.close()
+    if output:
+        click.echo(f"wrote {len(rows)} row(s) to {output}", err=True)
+
+
+@catalog.command("verify")
+@click.option("--quick", is_flag=True,
+              help="Read no file: originals by size, outputs by modification time.")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.pass_obj
+def catalog_verify(obj: Context, quick, as_json):
+    """Check originals and outputs against their recorded hashes; change nothing (exit 1 on a difference)."""
+    from photobatch.catalog.verify import planned_checks, verify
+    from photobatch.daemon.progress import Progress
+
+    cat = _open(obj)
+    checks = planned_checks(cat.db)
+    cat.close()
+    findings = []
+    with Progress(len(checks), "verifying", unit="file") as bar:
+        for check in checks:
+            findings += verify([check], quick=quick)
+            bar.advance()
+    if as_json:
+        click.echo(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        for f in findings:
+            click.echo(f"{f.kind:<17} {f.path}: {f.detail}")
+        originals = sum(c.kind == "original" for c in checks)
+        click.echo(f"checked {originals} original(s) and {len(checks) - originals} output(s): "
+                   + (f"{len(findings)} difference(s)" if findings else "all as recorded"))
+    sys.exit(1 if findings else 0)
+
+
+@catalog.command("forget")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--missing", is_flag=True, help="Also forget every file whose original is gone.")
+@click.option("--dry-run", is_flag=True, help="List what would be forgotten; change nothing.")
+@click.pass_obj
+def catalog_forget(obj: Context, paths, missing, dry_run):
+    """Remove photos (files, folders or sha256 prefixes) and their runs from the catalog.
+
+    Files on disk, originals and outputs alike, are left where they are.
+    """
+    from photobatch.catalog.forget import ForgetRefused, forget_files
+    from photobatch.catalog.queries import Selection, select_files
+
+    if not paths and not missing:
+        raise click.UsageError("name the photos or folders to forget, or pass --missing")
+    cat = _open(obj)
+    rows = []
+    if paths:
+        selection = pop_selection({"paths": paths})
+        rows = select_files(cat.db, selection)
+        found = {r["path"] for r in rows}
+        for place in selection.places:
+            if not any(p == place or p.startswith(place.rstrip("/") + "/") for p in found) \
+                    and not any(r["sha256"].startswith(place.lower()) for r in rows):
+                click.secho(f"{place} is not in the catalog", err=True, fg="yellow")
+    if missing:
+        known = {r["id"] for r in rows}
+        rows += [r for r in select_files(cat.db, Selection())
+                 if r["id"] not in known and not Path(r["path"]).exists()]
+    for row in rows:
+        click.echo(f"{'would forget' if dry_run else 'forget'} {row['path']}")
+    if dry_run or not rows:
+        click.echo(f"{len(rows)} file(s) would be forgotten" if dry_run else "nothing to forget")
+        cat.close()
+        return
+    try:
+        done = forget_files(cat, [r["id"] for r in rows])
+    except ForgetRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        cat.close()
+    click.echo(f"forgot {done.files} file(s) and {done.runs} run(s); nothing on disk was touched")

@@ -1,0 +1,141 @@
+"""``catalog verify``: compare the catalog with the disk, read-only.
+
+Every original should still have the content hash it was catalogued with, and every output the
+hash recorded when it was written. Nothing is changed: the findings are for the user to act on
+(``rerun`` a missing output, ``catalog forget`` a deleted original).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+ORIGINAL_MISSING = "original missing"
+ORIGINAL_CHANGED = "original changed"
+OUTPUT_MISSING = "output missing"
+OUTPUT_CHANGED = "output changed"
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One difference between the catalog and the disk."""
+
+    kind: str
+    path: str
+    detail: str
+    file_id: int
+    run_id: int | None = None
+
+    def as_dict(self) -> dict:
+        """The finding as plain data (for --json)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One file to check: what the catalog says it should be."""
+
+    kind: str  # "original" | "output"
+    path: str
+    sha256: str | None
+    size: int | None
+    file_id: int
+    run_id: int | None = None
+    written_at: str | None = None  # outputs: when the run finished (ISO 8601)
+
+
+def planned_checks(db, file_ids: Iterable[int] | None = None) -> list[Check]:
+    """What verify looks at: every original, and the newest recorded output at each output path."""
+    wanted = set(file_ids) if file_ids is not None else None
+    checks = []
+    for row in db.query("SELECT id, path, sha256, size FROM files ORDER BY path"):
+        if wanted is None or row["id"] in wanted:
+            # A file that could not be read when registered has a stand-in hash: existence only.
+            sha = None if row["sha256"].startswith("unreadable:") else row["sha256"]
+            checks.append(Check("original", row["path"], sha, row["size"], row["id"]))
+    # An output path rewritten by a later run (a re-run) is judged by that later run only.
+    for row in db.query(
+            "SELECT r.id, r.file_id, r.output_path, r.output_sha256, r.finished_at FROM runs r "
+            "WHERE r.id IN (SELECT MAX(id) FROM runs WHERE status = 'done' "
+            "AND output_path IS NOT NULL GROUP BY output_path) ORDER BY r.output_path"):
+        if wanted is None or row["file_id"] in wanted:
+            checks.append(Check("output", row["output_path"], row["output_sha256"], None,
+                                row["file_id"], row["id"], row["finished_at"]))
+    return checks
+
+
+def verify(checks: Iterable[Check], *, quick: bool = False,
+           hasher: Callable[[Path], str] | None = None) -> list[Finding]:
+    """Check each file exists with its recorded content.
+
+    ``quick`` reads no file: originals are compared by size, outputs by modification time
+    (changed after their run finished).
+    """
+    hasher = hasher or _sha256
+    findings = []
+    for check in checks:
+        finding = _check_one(check, quick, hasher)
+        if finding is not None:
+            findings.append(finding)
+    return findings
+
+
+def _check_one(check: Check, quick: bool, hasher) -> Finding | None:
+    path = Path(check.path)
+    missing = ORIGINAL_MISSING if check.kind == "original" else OUTPUT_MISSING
+    changed = ORIGINAL_CHANGED if check.kind == "original" else OUTPUT_CHANGED
+    try:
+        stat = path.stat()
+        size = stat.st_size
+    except FileNotFoundError:
+        return Finding(missing, check.path, "not on disk", check.file_id, check.run_id)
+    except OSError as exc:
+        return Finding(missing, check.path, f"cannot be read ({exc.strerror or exc})",
+                       check.file_id, check.run_id)
+    if check.sha256 is None:
+        return None
+    if check.size is not None and size != check.size:
+        return Finding(changed, check.path, f"{check.size} bytes recorded, {size} on disk",
+                       check.file_id, check.run_id)
+    if quick:
+        modified = _modified_after(stat.st_mtime, check.written_at)
+        if modified:
+            return Finding(changed, check.path, modified, check.file_id, check.run_id)
+        return None
+    try:
+        actual = hasher(path)
+    except OSError as exc:
+        return Finding(missing, check.path, f"cannot be read ({exc.strerror or exc})",
+                       check.file_id, check.run_id)
+    if actual != check.sha256:
+        return Finding(changed, check.path,
+                       f"sha256 {actual[:12]}… on disk, {check.sha256[:12]}… recorded",
+                       check.file_id, check.run_id)
+    return None
+
+
+def _modified_after(mtime: float, written_at: str | None) -> str | None:
+    if not written_at:
+        return None
+    try:
+        finished = datetime.fromisoformat(written_at)
+    except ValueError:
+        return None
+    # The run is recorded finished after its file is renamed into place, to the second.
+    if mtime > finished.timestamp() + 1:
+        when = datetime.fromtimestamp(mtime, timezone.utc).isoformat(timespec="seconds")
+        return f"modified at {when}, after its run finished at {written_at}"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,129 @@
+"""``photobatch export NAME``: one subcommand per exporter plugin (the gallery is built in)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from photobatch.daemon.commands.common import Context
+from photobatch.daemon.commands.selection import pop_selection, selection_options
+
+
+class ExporterGroup(click.Group):
+    """Subcommands made from the ``photobatch_exporters`` registry, each with the selection options."""
+
+    def _exporters(self, ctx: click.Context):
+        from photobatch.daemon.cli import plugin_manager_for
+        from photobatch.plugins.manager import PluginError, collect
+
+        root = ctx.find_root()
+        key = "photobatch.exporters"
+        if key not in root.meta:
+            try:
+                root.meta[key] = collect(plugin_manager_for(ctx), "photobatch_exporters")
+            except PluginError as exc:
+                raise click.ClickException(str(exc)) from None
+        return root.meta[key]
+
+    def list_commands(self, ctx):
+        return sorted(self._exporters(ctx).items)
+
+    def get_command(self, ctx, cmd_name):
+        exporters = self._exporters(ctx)
+        if cmd_name not in exporters:
+            return None
+        return _command_for(exporters.get(cmd_name))
+
+
+@click.group(cls=ExporterGroup)
+def export():
+    """Export a selection of outputs: a gallery, or what exporter plugins offer."""
+
+
+def _command_for(exporter) -> click.Command:
+    """A click command running ``exporter`` on a catalog selection."""
+    name = exporter.name
+
+    @click.pass_obj
+    def callback(obj: Context, out, **kwargs):
+        _export(obj, exporter, out, kwargs)
+
+    command = click.Command(
+        name, callback=callback,
+        help=(getattr(exporter, "help", None) or f"Export with the {name} exporter.")
+        + "\n\nThe selection options pick which outputs (done runs) are exported.")
+    command.params.extend(_selection_params())
+    command.params.append(click.Option(["--out", "out"], required=True,
+                                       type=click.Path(file_okay=False, path_type=Path),
+                                       help="Destination folder."))
+    command.params.extend(getattr(exporter, "options", None) or [])
+    return command
+
+
+def _selection_params() -> list[click.Parameter]:
+    # click decorators record their parameters on the function, last decorator first.
+    def carrier():
+        """Holds the parameters."""
+
+    selection_options(carrier)
+    return list(reversed(carrier.__click_params__))
+
+
+def _export(obj: Context, exporter, out: Path, kwargs: dict) -> None:
+    from photobatch.daemon.commands.current import current_app
+    from photobatch.daemon.progress import Progress
+    from photobatch.plugins.exporting import ExportError, ExportOptions
+
+    selection = pop_selection(kwargs)
+    app, chooser = current_app(obj)
+    try:
+        items, missing = export_items(app, selection, chooser)
+        for path in missing:
+            click.secho(f"left out {path}: the output file is gone (`photobatch rerun` remakes it)",
+                        err=True, fg="yellow")
+        if not items:
+            raise click.ClickException("no outputs match the selection (only done runs with their "
+                                       "output on disk are exported)")
+
+        def progress(iterable, total=None, desc=""):
+            with Progress(total or 0, desc or exporter.name) as bar:
+                for value in iterable:
+                    yield value
+                    bar.advance()
+
+        try:
+            result = exporter.export(items, out, ExportOptions(
+                values=kwargs, readers=list(app.readers), progress=progress, echo=click.echo))
+        except ExportError as exc:
+            raise click.ClickException(str(exc)) from None
+    finally:
+        app.close()
+    if result is not None:
+        click.echo(str(result))
+
+
+def export_items(app, selection, chooser):
+    """ExportItems for the selection's done runs whose output exists, and the outputs missing."""
+    from photobatch.catalog.queries import select_pairs
+    from photobatch.plugins.exporting import ExportItem
+
+    pairs = select_pairs(app.catalog.db, selection, chooser.current)
+    items, missing = [], []
+    for pair in pairs:
+        run = pair.run
+        if not run or run["status"] != "done" or not run.get("output_path"):
+            continue
+        output = Path(run["output_path"])
+        if not output.exists():
+            missing.append(output)
+            continue
+        items.append(ExportItem(
+            source=pair.path, output=output, recipe=pair.recipe,
+            params=json.loads(run["params"] or "{}"), seed=run["seed"], model=run["model_id"],
+            run_id=run["id"], source_sha256=pair.file["sha256"],
+            output_sha256=run["output_sha256"], processed_at=run["finished_at"],
+            metadata=json.loads(pair.file.get("exif") or "{}")))
+    return items, missing
+

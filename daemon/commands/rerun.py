@@ -1,0 +1,133 @@
+"""``photobatch rerun``: run recipes again over a catalog selection (queued, or now)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from photobatch.daemon.commands.common import Context, fail_on_usage_error
+from photobatch.daemon.commands.selection import pop_selection, selection_options
+
+
+@click.command()
+@selection_options
+@click.option("--all", "everything", is_flag=True,
+              help="Select the whole catalog (a rerun needs some selection).")
+@click.option("--model", help="Diffusers folder or hub id to run on (default: as each run chose it).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: where each run's output went).")
+@click.option("--force", is_flag=True, help="Also redo runs that are up to date.")
+@click.option("--now", is_flag=True, help="Run here and now instead of queuing for the daemon.")
+@click.option("--dry-run", is_flag=True, help="List what would run, and why; change nothing.")
+@click.pass_obj
+@fail_on_usage_error
+def rerun(obj: Context, everything, model, out_dir, force, now, dry_run, **selection_args):
+    """Run recipes again over catalogued photos: stale outputs, failures, a recipe, a shoot.
+
+    Without --force only what needs it runs: outputs whose recipe or model changed, failed
+    runs, missing outputs, and (with --recipe) photos never run with that recipe. Runs are
+    queued for `photobatch watch` unless --now.
+    """
+    from photobatch.daemon.commands.current import current_app
+    from photobatch.daemon.reruns import plan_reruns
+
+    selection = pop_selection(selection_args)
+    if selection.is_empty and not everything:
+        raise click.UsageError("say what to re-run: --stale, --failed, --recipe NAME, a folder or "
+                               "photos, other filters, or --all for the whole catalog")
+    app, chooser = current_app(obj, model)
+    if selection.recipe:
+        app.recipe(selection.recipe)  # an unknown recipe is an error naming those that exist
+    plan = plan_reruns(app, selection, chooser, force=force, out_dir=out_dir)
+    _echo_left_alone(plan)
+    if dry_run:
+        _echo_plan(plan, "run now" if now else "queue")
+        app.close()
+        return
+    if not plan.items:
+        click.echo("nothing to re-run")
+        app.close()
+        sys.exit(1 if plan.problems else 0)
+    ok = _run_now(app, plan) if now else _queue(app, plan)
+    app.close()
+    sys.exit(0 if ok and not plan.problems else 1)
+
+
+def _echo_left_alone(plan) -> None:
+    if plan.up_to_date:
+        click.echo(f"{len(plan.up_to_date)} up to date, left alone (--force redoes them)")
+    if plan.pending:
+        click.echo(f"{len(plan.pending)} already queued or running")
+    for pair, why in plan.problems:
+        click.secho(f"cannot re-run {pair.path.name} [{pair.recipe}]: {why}", fg="red", err=True)
+
+
+def _echo_plan(plan, verb: str) -> None:
+    from photobatch.daemon.tables import render_table
+
+    if not plan.items:
+        click.echo("nothing to re-run")
+        return
+    click.echo(render_table(
+        ["file", "recipe", "why", "model", "output folder"],
+        [[i.pair.path.name, i.recipe.name, i.reason, _model_name(i.model_id), str(i.out_dir)]
+         for i in plan.items], max_width=60))
+    click.echo(f"would {verb} {len(plan.items)} run(s) ({_reasons(plan)}); nothing changed (--dry-run)")
+
+
+def _queue(app, plan) -> bool:
+    from photobatch.daemon.reruns import queue_plan
+
+    queued, already = queue_plan(app, plan)
+    click.echo(f"queued {len(queued)} run(s) ({_reasons(plan)})"
+               + (f"; {len(already)} were queued already" if already else ""))
+    if queued and not _daemon_up(app):
+        click.echo("the daemon is not running: start `photobatch watch` (or `watch --once`), "
+                   "or re-run with --now")
+    return True
+
+
+def _run_now(app, plan) -> bool:
+    from photobatch.daemon.progress import Progress
+    from photobatch.daemon.session import Outcome, Session
+
+    # Every item was chosen to run again: redo it even where an identical run is done.
+    session = Session(app, Path("."), force=True)
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    with Progress(len(plan.items), "re-running") as bar:
+        for item in plan.items:
+            bar.advance(0, current=item.pair.path.name)
+            outcome = session.prepare(item.pair.path, item.recipe, out_dir=item.out_dir,
+                                      model=item.model)
+            if not isinstance(outcome, Outcome):
+                outcome = session.generate(outcome)
+            if not isinstance(outcome, Outcome):
+                outcome = session.finish(outcome)
+            counts[outcome.status] += 1
+            if outcome.status == "failed":
+                bar.echo(f"FAILED   {outcome.path} [{outcome.recipe}]: {outcome.error}", err=True,
+                         fg="red")
+            else:
+                bar.echo(f"{outcome.status:<8} {outcome.path.name} [{outcome.recipe}] -> "
+                         f"{outcome.output} ({outcome.seconds:.1f} s)")
+            bar.advance()
+    click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
+               f"(catalog: {app.catalog_path})")
+    return counts["failed"] == 0
+
+
+def _reasons(plan) -> str:
+    return ", ".join(f"{n} {why}" for why, n in sorted(plan.reasons().items()))
+
+
+def _daemon_up(app) -> bool:
+    from photobatch.daemon.service import CatalogLock
+
+    return CatalogLock(app.catalog_path).held_by_other()
+
+
+def _model_name(model_id: str) -> str:
+    # A local folder by its name; a hub id ("org/name") as it is.
+    return Path(model_id).name if Path(model_id).is_absolute() else model_id

@@ -1,0 +1,77 @@
+"""The selection options shared by ``rerun``, ``catalog ls/stats/export`` and ``export``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from photobatch.catalog.queries import Selection, parse_when
+from photobatch.catalog.store import RUN_STATUSES
+
+_SELECTION_PARAMS = ("paths", "recipe", "stale", "failed", "statuses", "since", "until",
+                     "camera", "folders")
+
+
+def _when(end: bool):
+    def convert(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return parse_when(value, end=end)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return convert
+
+
+def selection_options(fn=None, *, paths: bool = True):
+    """Add the selection options (and, with ``paths``, a PATHS... argument) to a command."""
+    def decorate(f):
+        options = [
+            click.option("--recipe", metavar="NAME", help="Runs of this recipe."),
+            click.option("--stale", is_flag=True,
+                         help="Outputs whose recipe or model changed since they were made."),
+            click.option("--failed", is_flag=True, help="Runs that failed."),
+            click.option("--status", "statuses", multiple=True,
+                         type=click.Choice(RUN_STATUSES, case_sensitive=False),
+                         help="Latest run in this status (repeatable; with --stale/--failed: any of them)."),
+            click.option("--since", callback=_when(False), metavar="WHEN",
+                         help="Taken (else imported) on or after: 2026-03-01, '2026-03-01 18:00', 7d."),
+            click.option("--until", callback=_when(True), metavar="WHEN",
+                         help="Taken (else imported) on or before (a date includes that whole day)."),
+            click.option("--camera", help="Camera make or model contains this (case-insensitive)."),
+            click.option("--folder", "folders", multiple=True,
+                         type=click.Path(file_okay=False, path_type=Path),
+                         help="Photos under this folder (repeatable)."),
+        ]
+        if paths:
+            options.append(click.argument("paths", nargs=-1, type=click.Path(path_type=Path)))
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def pop_selection(kwargs: dict) -> Selection:
+    """Take the selection options out of a command's keyword arguments."""
+    values = {name: kwargs.pop(name, None) for name in _SELECTION_PARAMS}
+    places = [_place(p) for p in (values["paths"] or ())]
+    places += [str(Path(f).expanduser().resolve()) for f in values["folders"] or ()]
+    return Selection(
+        recipe=values["recipe"], stale=bool(values["stale"]), failed=bool(values["failed"]),
+        statuses=tuple(s.lower() for s in values["statuses"] or ()), since=values["since"],
+        until=values["until"], camera=values["camera"], places=tuple(places))
+
+
+def _place(path: Path) -> str:
+    # Something on disk is matched by its resolved path (the catalog records those); a name that
+    # is not on disk may be a sha256 prefix, or a file deleted since it was catalogued.
+    expanded = Path(path).expanduser()
+    if expanded.exists():
+        return str(expanded.resolve())
+    text = str(path)
+    if re.fullmatch(r"[0-9a-fA-F]{8,64}", text):
+        return text
+    return str(expanded.absolute())

@@ -1,0 +1,90 @@
+"""What an exporter (``photobatch_exporters``) is given: the items, and the options of the export.
+
+An exporter is an object with ``name``, ``export(items, destination, options)`` and, optionally,
+``help`` (one line for ``photobatch export --help``) and ``options`` (extra click options of its
+``photobatch export NAME`` command; their values arrive in ``options.values``). It raises
+ExportError for problems the user can fix; the command shows them as a one-line error.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+
+@dataclass(frozen=True)
+class ExportItem:
+    """One output with its original and what the catalog recorded about both."""
+
+    source: Path  # the original photo (may be RAW or HEIC: decode it with ``decode_photo``)
+    output: Path  # the full-resolution output
+    recipe: str
+    params: Mapping[str, Any]  # the recipe's parameters as recorded for this run
+    seed: int | None
+    model: str | None  # the model's identity (a folder path or a hub id)
+    run_id: int
+    source_sha256: str
+    output_sha256: str | None
+    processed_at: str | None  # when the run finished (ISO 8601, UTC)
+    metadata: Mapping[str, Any] = field(default_factory=dict)  # the original's metadata summary
+
+
+def _no_progress(items: Iterable, total: int | None = None, desc: str = "") -> Iterable:
+    return items
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """The exporter's own option values, and what the application lends it."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)  # by click parameter name
+    readers: Sequence[Any] = ()  # the application's image readers
+    # progress(iterable, total, desc) yields the items, drawing a bar on a terminal.
+    progress: Callable[..., Iterable] = _no_progress
+    echo: Callable[[str], None] = print
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of the exporter option ``name`` (``default`` when not given)."""
+        value = self.values.get(name)
+        return default if value is None else value
+
+
+class ExportError(Exception):
+    """A problem the user can fix (destination not usable...): shown as a one-line error."""
+
+
+class NoReader(Exception):
+    """No reader accepts the file, or it cannot be decoded."""
+
+
+def decode_photo(path: Path, readers: Sequence[Any], *, preview: bool = True):
+    """Decode a photo upright through the app's readers (RAW, HEIC, 16-bit TIFF included).
+
+    ``preview`` lets a reader decode at reduced size when it can (half-size RAW, JPEG draft):
+    enough for a screen, several times faster. Returns (RGB PIL image, its ICC profile or None).
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError as exc:
+        raise NoReader(f"cannot read {path.name}: {exc.strerror or exc}") from None
+    reader = next((r for r in readers if r.accept(head, path)), None)
+    if reader is None:
+        raise NoReader(f"{path.name}: no reader for this format")
+    kwargs = {"half_size": True} if preview and _takes(reader.read, "half_size") else {}
+    try:
+        decoded = reader.read(path, **kwargs)
+    except Exception as exc:  # a reader's own error type: reported, the export goes on
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise NoReader(f"{path.name}: {reason}") from None
+    return decoded.image.convert("RGB"), getattr(decoded, "icc_profile", None)
+
+
+def _takes(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False

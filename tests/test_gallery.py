@@ -1,0 +1,501 @@
+"""``photobatch export gallery``: the files it writes, and the page in a real headless Chromium.
+
+The shoot holds JPEGs (one rotated) and a DNG, with a malicious Make and Artist; the gallery's
+title is malicious too. A drop-in runner warms each picture, so before and after differ
+visibly. Chromium is driven over the DevTools protocol on a pipe (no extra package); the
+screenshots land in test-artifacts/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from photobatch.daemon.cli import main
+from photobatch.daemon.sample_formats import write_sample_dng
+from photobatch.daemon.samples import write_sample_photo
+from photobatch.plugins.gallery import describe
+from photobatch.plugins.gallery.page import json_for_script
+from photobatch.plugins.manager import build_plugin_manager, collect
+from photobatch.plugins.metadata import read_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+EVIL_MAKE = '<img src=x onerror="window.pwned=1">Fujifilm'
+EVIL_ARTIST = "<script>window.pwned=2</script>Jane Doe"
+EVIL_TITLE = '<script>window.pwned=3</script>Alps & "friends"'
+
+RUNNER = '''
+from types import SimpleNamespace
+
+from PIL import Image, ImageEnhance
+
+from photobatch.plugins import hookimpl
+
+
+class Warm:
+    name = "warm"
+
+    def run(self, image, recipe, seed, model):
+        small = image.resize((image.width // 2, image.height // 2))
+        r, g, b = small.split()
+        r = r.point(lambda v: min(255, int(v * 1.1 + 14)))
+        b = b.point(lambda v: int(v * 0.8))
+        out = ImageEnhance.Contrast(Image.merge("RGB", (r, g, b))).enhance(1.1)
+        return SimpleNamespace(image=out, model_id=model, model_hash=None, device="cpu",
+                               working_size=out.size)
+
+
+@hookimpl
+def photobatch_runners():
+    return [Warm()]
+'''
+
+RECIPE = '''
+name = "golden-hour"
+description = "Warm, low evening light"
+runner = "warm"
+prompt = "golden hour, warm low sun, long shadows"
+negative_prompt = "overcast, flat light"
+strength = 0.5
+steps = 24
+cfg = 7.5
+sampler = "DPM++ 2M Karras"
+[output]
+name = "{stem}_{recipe}"
+'''
+
+
+class Studio:
+    """A catalogued shoot with outputs; ``cli`` runs photobatch on it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.shoot, self.out = root / "Alps", root / "out"
+        self.plugins, self.recipes = root / "plugins", root / "recipes"
+        for folder in (self.shoot, self.plugins, self.recipes):
+            folder.mkdir(parents=True)
+        (self.plugins / "warm_runner.py").write_text(RUNNER)
+        (self.recipes / "golden-hour.toml").write_text(RECIPE)
+        self.catalog = root / "catalog.db"
+        write_sample_photo(self.shoot / "DSCF0001.JPG", size=(900, 600), seed=1, make=EVIL_MAKE,
+                           model="X-T5", artist=EVIL_ARTIST)
+        write_sample_photo(self.shoot / "IMG_0002.JPG", size=(600, 900), seed=2, orientation=6,
+                           make="Canon", model="Canon EOS R6m2", scene="portrait",
+                           date_taken="2026:06:22 08:05:00")
+        write_sample_dng(self.shoot / "DSCF0003.DNG", size=(384, 256), seed=3,
+                         date_taken="2026:06:23 20:31:00")
+        result = self.cli("run", self.shoot, "--recipe", "golden-hour", "--model", "test/model",
+                          "--out", self.out)
+        assert result.exit_code == 0, result.output
+
+    def cli(self, *args):
+        base = ["--catalog", self.catalog, "--plugins-dir", self.plugins, "--recipes", self.recipes]
+        return CliRunner().invoke(main, [str(a) for a in (*base, *args)], catch_exceptions=False)
+
+    def export(self, out: Path, *args):
+        result = self.cli("export", "gallery", "--out", out, *args)
+        assert result.exit_code == 0, result.output
+        return result
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gallery")
+    # Module scope runs before the per-test environment fixture: keep user dirs private here too.
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+            mp.setenv(var, str(root / "home" / var.lower()))
+        mp.setenv("PHOTOBATCH_LOG", str(root / "photobatch.log"))
+        mp.delenv("PHOTOBATCH_CATALOG", raising=False)
+        studio = Studio(root)
+        studio.gallery = root / "gallery"
+        studio.first_export = studio.export(studio.gallery, "--title", EVIL_TITLE, "--zip")
+        yield studio
+
+
+def _html(studio) -> str:
+    return (studio.gallery / "index.html").read_text(encoding="utf-8")
+
+
+def _data(html: str) -> dict:
+    block = re.search(r'<script type="application/json" id="gallery-data">(.*?)</script>', html, re.S)
+    return json.loads(block.group(1))
+
+
+def test_gallery_is_a_registered_exporter_command():
+    assert "gallery" in collect(build_plugin_manager(entrypoints=False), "photobatch_exporters")
+    listing = CliRunner().invoke(main, ["export", "--help"])
+    assert "gallery" in listing.output
+    helped = CliRunner().invoke(main, ["export", "gallery", "--help"])
+    for option in ("--out", "--title", "--zip", "--gps", "--camera", "--since", "--stale"):
+        assert option in helped.output
+
+
+def test_gallery_files_are_complete_and_self_contained(studio):
+    assert "gallery of 3 photo(s)" in studio.first_export.output
+    assert "9 picture(s) made, 0 reused" in studio.first_export.output
+    html = _html(studio)
+    # Every local reference resolves inside the gallery; nothing points at the network.
+    refs = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert refs and not [r for r in refs if re.match(r"[a-z]+:", r)]
+    for ref in refs:
+        assert (studio.gallery / ref).is_file(), ref
+    photos = _data(html)["photos"]
+    assert [p["title"] for p in photos] == ["DSCF0001.JPG", "IMG_0002.JPG", "DSCF0003.DNG"]
+    for photo in photos:
+        for src in (photo["after"]["src"], photo["before"]["src"], photo["download"]["href"]):
+            assert (studio.gallery / src).is_file()
+    portrait = photos[1]
+    assert (portrait["after"]["w"], portrait["after"]["h"]) == (600, 900)  # upright
+    with Image.open(studio.gallery / portrait["before"]["src"]) as before:
+        assert before.size == (600, 900)  # the same size as the after: the slider lines up
+    recipe = dict(portrait["recipeFacts"])
+    assert recipe["Prompt"] == "golden hour, warm low sun, long shadows"
+    assert recipe["Steps"] == "24 (12 denoising)" and recipe["Sampler"] == "DPM++ 2M Karras"
+    assert recipe["Seed"].isdigit() and recipe["Model"] == "test/model"
+    assert dict(portrait["params"])["output.name"] == "{stem}_{recipe}"
+    facts = dict(portrait["facts"])
+    assert facts["Camera"] == "Canon EOS R6m2" and facts["Taken"] == "Mon 22 Jun 2026, 08:05"
+    assert facts["Exposure"] == "1/250 s · f/5.6 · ISO 200 · 23 mm"
+    assert portrait["download"]["label"].startswith("JPEG · 600 × 900 px · ")
+
+
+def test_text_from_files_and_the_title_is_escaped(studio):
+    html = _html(studio)
+    for evil in (EVIL_MAKE, EVIL_ARTIST, EVIL_TITLE, "window.pwned=3</script>"):
+        assert evil not in html
+    assert "<title>&lt;script&gt;window.pwned=3&lt;/script&gt;Alps &amp; &quot;friends&quot;</title>" in html
+    assert "\\u003cscript\\u003ewindow.pwned=2" in html  # JSON data cannot close its element
+    data = _data(html)
+    assert data["title"] == EVIL_TITLE
+    assert dict(data["photos"][0]["facts"])["Artist"] == EVIL_ARTIST
+    assert json_for_script("</script><b>&") == '"\\u003c/script\\u003e\\u003cb\\u003e\\u0026"'
+
+
+def test_location_stays_out_of_the_page_and_the_downloads_without_gps(studio):
+    text = "".join(p.read_text("utf-8") for p in studio.gallery.rglob("*")
+                   if p.suffix in (".html", ".js", ".json"))
+    assert "48.858" not in text and "Location" not in text and "openstreetmap" not in text
+    for download in (studio.gallery / "full").iterdir():
+        summary = read_summary(download)
+        assert summary["gps_lat"] is None
+        assert not [k for k in summary["exif"] if k.startswith("Exif.GPSInfo")]
+        assert summary["make"]  # the rest of the metadata is kept
+    # The outputs themselves keep their location (the recipe's policy): only the copies lost it.
+    assert read_summary(studio.out / "DSCF0001_golden-hour.jpg")["gps_lat"] is not None
+    with zipfile.ZipFile(studio.gallery / "script-window-pwned-3-script-Alps-friends.zip") as zf:
+        assert sorted(zf.namelist()) == sorted(p.name for p in (studio.gallery / "full").iterdir())
+        for name in zf.namelist():
+            assert zf.read(name) == (studio.gallery / "full" / name).read_bytes()
+
+
+def test_with_gps_the_location_is_shown_and_downloads_keep_it(studio, tmp_path):
+    out = tmp_path / "with-gps"
+    studio.export(out, "--gps", "--camera", "R6m2")
+    photo = _data((out / "index.html").read_text("utf-8"))["photos"][0]
+    assert dict(photo["facts"])["Location"] == "48.85840° N, 2.29450° E, 35 m"
+    assert photo["map"].startswith("https://www.openstreetmap.org/?mlat=48.858400")
+    [download] = (out / "full").iterdir()
+    assert download.read_bytes() == (studio.out / "IMG_0002_golden-hour.jpg").read_bytes()
+
+
+def test_a_second_export_reuses_every_picture(studio):
+    pictures = {p: p.stat().st_mtime_ns for p in studio.gallery.rglob("*.jpg")}
+    again = studio.export(studio.gallery, "--title", EVIL_TITLE, "--zip")
+    assert "0 picture(s) made, 9 reused" in again.output
+    assert {p: p.stat().st_mtime_ns for p in studio.gallery.rglob("*.jpg")} == pictures
+
+
+def test_the_before_picture_is_the_original_rendered_by_the_apps_readers(studio):
+    from photobatch.plugins.builtin.raw_reader import RawReader
+
+    photo = _data(_html(studio))["photos"][2]
+    assert photo["title"] == "DSCF0003.DNG"
+
+    def blocks(img):  # 8x8 block means: sensor noise and JPEG losses averaged out
+        return np.asarray(img.convert("RGB").resize((48, 32), Image.Resampling.BOX), dtype=float)
+
+    with Image.open(studio.gallery / photo["before"]["src"]) as img:
+        assert img.size == (384, 256)
+        before = blocks(img)
+    with Image.open(studio.gallery / photo["after"]["src"]) as img:
+        after = blocks(img)
+    expected = blocks(RawReader().read(studio.shoot / "DSCF0003.DNG").image)
+    assert np.abs(before - expected).mean() < 3  # the RAW as the app's reader renders it
+    warmth = lambda px: (px[..., 0] - px[..., 2]).mean()  # noqa: E731
+    assert warmth(after) > warmth(before) + 15  # and the after is the warmed output
+
+
+def test_an_output_whose_original_is_gone_is_shown_alone(studio, tmp_path):
+    original = studio.shoot / "DSCF0001.JPG"
+    archived = tmp_path / "DSCF0001.JPG"
+    original.rename(archived)
+    try:
+        result = studio.export(tmp_path / "g", "--camera", "X-T5")
+    finally:
+        archived.rename(original)
+    assert "gallery of 1 photo(s)" in result.output
+    [photo] = _data((tmp_path / "g" / "index.html").read_text("utf-8"))["photos"]
+    assert photo["title"] == "DSCF0001.JPG" and photo["before"] is None
+    assert (tmp_path / "g" / photo["after"]["src"]).is_file()
+
+
+def test_a_folder_that_is_not_a_gallery_is_refused(studio, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = studio.cli("export", "gallery", "--out", tmp_path)
+    assert result.exit_code == 1
+    assert "is not empty and holds no photobatch gallery" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    nothing = studio.cli("export", "gallery", "--out", tmp_path / "g", "--camera", "leica")
+    assert nothing.exit_code == 1 and "no outputs match the selection" in nothing.output
+
+
+def test_panel_words():
+    assert describe.camera_text({"make": "Canon", "model": "Canon EOS R5"}) == "Canon EOS R5"
+    assert describe.camera_text({"make": "FUJIFILM", "model": "X-T5"}) == "FUJIFILM X-T5"
+    assert describe.exposure_text({"exposure_time": "1/8000", "f_number": 1.4}) == "1/8000 s · f/1.4"
+    assert describe.location_text({"gps_lat": -33.85, "gps_lon": 151.2}) == "33.85000° S, 151.20000° E"
+    assert describe.date_text("2026-03-01T07:05:00+11:00") == "Sun 1 Mar 2026, 07:05"
+
+
+# --------------------------------------------------------------------------- the browser
+
+
+class Chromium:
+    """Headless Chromium over the DevTools protocol on a pipe (fd 3 in, fd 4 out, NUL-framed)."""
+
+    def __init__(self, binary: str):
+        self.profile = tempfile.mkdtemp(prefix="pb-chromium-")
+        child_in, self._send = os.pipe()
+        self._receive, child_out = os.pipe()
+
+        def wire_pipes():
+            os.dup2(child_in, 3)
+            os.dup2(child_out, 4)
+
+        self.proc = subprocess.Popen(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-extensions", "--mute-audio", "--hide-scrollbars",
+             f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(3, 4), preexec_fn=wire_pipes)
+        os.close(child_in)
+        os.close(child_out)
+        self._ids = 0
+        self._replies: dict[int, dict] = {}
+        self.events: list[dict] = []
+        self._cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+
+    def _read(self) -> None:
+        buffer = b""
+        while chunk := os.read(self._receive, 1 << 16):
+            buffer += chunk
+            while b"\0" in buffer:
+                raw, buffer = buffer.split(b"\0", 1)
+                message = json.loads(raw)
+                with self._cond:
+                    if "id" in message:
+                        self._replies[message["id"]] = message
+                    else:
+                        self.events.append(message)
+                    self._cond.notify_all()
+        os.close(self._receive)
+
+    def call(self, method: str, session: str | None = None, **params):
+        with self._cond:
+            self._ids += 1
+            mid = self._ids
+        message = {"id": mid, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._send, json.dumps(message).encode() + b"\0")
+        with self._cond:
+            if not self._cond.wait_for(lambda: mid in self._replies, timeout=30):
+                raise TimeoutError(f"Chromium did not answer {method}")
+            reply = self._replies.pop(mid)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply.get("result", {})
+
+    def page(self, method: str, **params):
+        return self.call(method, session=self.session, **params)
+
+    def wait_for_event(self, method: str) -> dict:
+        """The first ``method`` event not waited for yet."""
+        with self._cond:
+            found = self._cond.wait_for(
+                lambda: any(e.get("method") == method for e in self.events), timeout=30)
+            assert found, f"no {method} event"
+            event = next(e for e in self.events if e.get("method") == method)
+            self.events.remove(event)
+        return event
+
+    def js(self, expression: str):
+        result = self.page("Runtime.evaluate", expression=expression, awaitPromise=True,
+                           returnByValue=True)
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def images_loaded(self) -> None:
+        self.js("Promise.all([...document.images].filter(i => i.src).map(i => i.complete ? 0 : "
+                "new Promise(r => { i.onload = i.onerror = r; })))")
+
+    def mouse(self, kind: str, x: float, y: float, buttons: int = 0) -> None:
+        self.page("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left",
+                  buttons=buttons, clickCount=1 if kind != "mouseMoved" else 0)
+
+    def key(self, key: str, code: str, key_code: int) -> None:
+        for kind in ("keyDown", "keyUp"):
+            self.page("Input.dispatchKeyEvent", type=kind, key=key, code=code,
+                      windowsVirtualKeyCode=key_code)
+
+    def screenshot(self, clip: dict | None = None) -> bytes:
+        params = {"format": "png"}
+        if clip:
+            params["clip"] = {**clip, "scale": 1}
+        return base64.b64decode(self.page("Page.captureScreenshot", **params)["data"])
+
+    def problems(self) -> list[str]:
+        """Console errors, uncaught exceptions and failed loads, as one line each."""
+        found = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                found.append(f"exception: {params['exceptionDetails'].get('text')}")
+            elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+                found.append(f"console.{params['type']}: {params.get('args')}")
+            elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+                found.append(f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}")
+            elif method == "Network.loadingFailed":
+                found.append(f"failed load: {params.get('errorText')}")
+        return found
+
+    def requested_urls(self) -> list[str]:
+        return [e["params"]["request"]["url"] for e in self.events
+                if e.get("method") == "Network.requestWillBeSent"]
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close")
+        except Exception:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._send)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@pytest.fixture()
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (bash install/install.sh --dev installs it)")
+    chromium = Chromium(CHROMIUM)
+    try:
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            chromium.page(f"{domain}.enable")
+        chromium.page("Emulation.setDeviceMetricsOverride", width=1400, height=900,
+                      deviceScaleFactor=1, mobile=False)
+        yield chromium
+    finally:
+        chromium.close()
+
+
+def _warmth(png: bytes) -> float:
+    px = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)
+    return float((px[..., 0] - px[..., 2]).mean())
+
+
+def test_the_gallery_in_chromium(studio, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.page("Page.navigate", url=(studio.gallery / "index.html").as_uri())
+    browser.wait_for_event("Page.loadEventFired")
+    browser.images_loaded()
+    (ARTIFACTS / "gallery-grid.png").write_bytes(browser.screenshot())
+    assert browser.js("document.title") == EVIL_TITLE
+    assert browser.js("document.querySelector('h1').textContent") == EVIL_TITLE
+    assert browser.js("document.querySelectorAll('.tile img').length") == 3
+    assert browser.js("[...document.querySelectorAll('.tile img')].every(i => i.naturalWidth > 0)")
+
+    # Open the photo with the malicious Make and Artist by clicking its tile.
+    box = browser.js("(() => { const r = document.querySelector('.tile').getBoundingClientRect();"
+                     " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+    browser.mouse("mousePressed", *box, buttons=1)
+    browser.mouse("mouseReleased", *box)
+    assert browser.js("!document.getElementById('viewer').hidden")
+    browser.images_loaded()
+    facts = browser.js("document.getElementById('facts').textContent")
+    assert EVIL_ARTIST in facts and EVIL_MAKE.split(">")[0] in facts
+    assert browser.js("location.hash") == "#photo-1"
+
+    # Drag the before/after line from the middle to a fifth of the width.
+    rect = browser.js("(() => { const r = document.getElementById('compare').getBoundingClientRect();"
+                      " return {x: r.x, y: r.y, width: r.width, height: r.height}; })()")
+    strip = {"x": rect["x"] + rect["width"] * 0.30, "y": rect["y"] + 40, "width": 20,
+             "height": rect["height"] - 80}
+    warmth_as_before = _warmth(browser.screenshot(strip))  # left of the line: the original
+    assert browser.js("document.getElementById('divider').getAttribute('aria-valuenow')") == "50"
+    y = rect["y"] + rect["height"] / 2
+    browser.mouse("mousePressed", rect["x"] + rect["width"] * 0.5, y, buttons=1)
+    for step in range(1, 11):
+        browser.mouse("mouseMoved", rect["x"] + rect["width"] * (0.5 - 0.03 * step), y, buttons=1)
+    browser.mouse("mouseReleased", rect["x"] + rect["width"] * 0.2, y)
+    split = float(browser.js("document.getElementById('divider').getAttribute('aria-valuenow')"))
+    assert abs(split - 20) <= 1
+    assert browser.js("getComputedStyle(document.getElementById('compare'))"
+                      ".getPropertyValue('--split').trim()").startswith("20")
+    # The same strip now shows the output: the line really moved over the pictures.
+    assert _warmth(browser.screenshot(strip)) > warmth_as_before + 15
+    browser.key("ArrowRight", "ArrowRight", 39)  # the focused line moves by keyboard too
+    assert browser.js("document.getElementById('divider').getAttribute('aria-valuenow')") == "22"
+    (ARTIFACTS / "gallery-viewer.png").write_bytes(browser.screenshot())
+
+    # Nothing from the photos or the title ran, and nothing was injected into the page.
+    assert browser.js("typeof window.pwned") == "undefined"
+    assert browser.js("document.scripts.length") == 2
+    assert browser.js("document.querySelectorAll('img[src=\"x\"], [onerror]').length") == 0
+    browser.key("Escape", "Escape", 27)
+    assert browser.js("document.getElementById('viewer').hidden")
+
+    # A phone: a deep link opens the viewer, and the comparison keeps a usable size.
+    browser.page("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=1,
+                 mobile=True)
+    browser.page("Page.navigate", url="about:blank")  # a new load, not a same-page #hash jump
+    browser.wait_for_event("Page.loadEventFired")
+    browser.page("Page.navigate", url=(studio.gallery / "index.html").as_uri() + "#photo-2")
+    browser.wait_for_event("Page.loadEventFired")
+    browser.images_loaded()
+    assert browser.js("document.getElementById('viewer-title').textContent") == "IMG_0002.JPG"
+    size = browser.js("(() => { const r = document.getElementById('compare').getBoundingClientRect();"
+                      " return [r.width, r.height]; })()")
+    assert size[1] > 300 and abs(size[0] / size[1] - 600 / 900) < 0.02, size
+    (ARTIFACTS / "gallery-viewer-phone.png").write_bytes(browser.screenshot())
+
+    time.sleep(0.2)  # let late console messages arrive
+    assert browser.problems() == []
+    urls = browser.requested_urls()
+    assert urls and all(u.startswith("file://") for u in urls), urls

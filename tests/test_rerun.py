@@ -1,0 +1,298 @@
+"""``photobatch rerun``: stale, failed and forced re-runs, queued for the daemon or run now.
+
+The runner is a drop-in plugin that tints the picture by the recipe's strength (so a changed
+recipe changes the pixels) and fails on photos of one width when told to; everything else is
+real: the CLI, the catalog and its queue, the daemon (in-process, ``--once``), the session.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from photobatch.catalog.queue import RunQueue
+from photobatch.catalog.store import Catalog
+from photobatch.daemon.cli import main
+from photobatch.daemon.progress import Progress
+from photobatch.daemon.samples import write_sample_photo
+
+RUNNER = '''
+import os
+from types import SimpleNamespace
+
+from PIL import Image
+
+from photobatch.plugins import hookimpl
+
+
+class Tint:
+    name = "tint"
+
+    def run(self, image, recipe, seed, model):
+        if str(image.width) == os.environ.get("PB_TINT_FAIL_WIDTH"):
+            raise ValueError("the model ran out of memory")
+        small = image.resize((image.width // 2, image.height // 2))
+        lift = int(120 * recipe.strength)
+        r, g, b = small.split()
+        out = Image.merge("RGB", (r.point(lambda v: min(255, v + lift)), g, b))
+        return SimpleNamespace(image=out, model_id=model, model_hash=None, device="cpu",
+                               working_size=out.size)
+
+
+@hookimpl
+def photobatch_runners():
+    return [Tint()]
+'''
+
+RECIPE = '''
+name = "{name}"
+runner = "tint"
+strength = {strength}
+steps = 20
+prompt = "warmer"
+[output]
+name = "{{stem}}_{{recipe}}"
+'''
+
+
+class Studio:
+    """Photos, a recipe folder, the drop-in runner, a daemon config and a catalog."""
+
+    def __init__(self, root):
+        self.root = root
+        self.shoot, self.out, self.inbox = root / "shoot", root / "out", root / "inbox"
+        self.recipes, self.plugins = root / "recipes", root / "plugins"
+        for folder in (self.shoot / "day2", self.out, self.inbox, self.recipes, self.plugins):
+            folder.mkdir(parents=True)
+        (self.plugins / "tint_runner.py").write_text(RUNNER)
+        self.recipe("tint", 0.3)
+        self.catalog = root / "catalog.db"
+        self.config = root / "config.toml"
+        # The daemon's config: its default model is what recipes run on now.
+        self.config.write_text(
+            '[defaults]\nmodel = "test/model-a"\n\n[[watch]]\n'
+            f'path = "{self.inbox}"\nrecipes = ["tint"]\noutput = "{self.out}"\nquiet_seconds = 0.1\n')
+        self.photos = [
+            write_sample_photo(self.shoot / "DSCF0001.JPG", size=(320, 240), seed=1),
+            write_sample_photo(self.shoot / "IMG_0002.JPG", size=(240, 320), seed=2, make="Canon",
+                               model="Canon EOS R6m2", scene="portrait",
+                               date_taken="2026:03:01 07:15:00"),
+            write_sample_photo(self.shoot / "day2" / "DSCF0003.JPG", size=(300, 200), seed=3,
+                               date_taken="2026:03:02 18:15:00"),
+        ]
+
+    def recipe(self, name: str, strength: float) -> None:
+        (self.recipes / f"{name}.toml").write_text(RECIPE.format(name=name, strength=strength))
+
+    def cli(self, *args, **env):
+        base = ["--catalog", self.catalog, "--config", self.config, "--plugins-dir", self.plugins,
+                "--recipes", self.recipes]
+        return CliRunner().invoke(main, [str(a) for a in (*base, *args)], env=env or None,
+                                  catch_exceptions=False)
+
+    def run_all(self, **env):
+        return self.cli("run", self.shoot, "--recipe", "tint", "--model", "test/model-a",
+                        "--out", self.out, **env)
+
+    def daemon_once(self) -> int:
+        from photobatch.daemon.service import WatchService
+
+        return WatchService(self.config, self.catalog, once=True, extra_recipe_dirs=(self.recipes,),
+                            plugins_dir=self.plugins).run()
+
+    def runs(self):
+        con = sqlite3.connect(self.catalog)
+        con.row_factory = sqlite3.Row
+        rows = [dict(r) for r in con.execute(
+            "SELECT r.*, f.path FROM runs r JOIN files f ON f.id = r.file_id ORDER BY r.id")]
+        con.close()
+        return rows
+
+
+@pytest.fixture()
+def studio(tmp_path):
+    return Studio(tmp_path)
+
+
+def _pixels(path):
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.int16)
+
+
+def test_rerun_needs_a_selection(studio):
+    result = studio.cli("rerun")
+    assert result.exit_code == 2
+    assert "say what to re-run: --stale, --failed, --recipe NAME" in result.output
+    unknown = studio.cli("rerun", "--recipe", "tnit")
+    assert unknown.exit_code == 1 and "no recipe called 'tnit' (known: " in unknown.output
+
+
+def test_a_changed_recipe_makes_outputs_stale_and_the_daemon_reruns_them(studio):
+    assert studio.run_all().exit_code == 0
+    before = {p.name: _pixels(p) for p in studio.out.iterdir()}
+    assert len(before) == 3
+    assert "stale" not in studio.cli("catalog", "ls").output
+
+    studio.recipe("tint", 0.6)  # the recipe changed: its fingerprint with it
+    listing = studio.cli("catalog", "ls").output
+    assert listing.count("done (stale: recipe changed)") == 3
+
+    dry = studio.cli("rerun", "--stale", "--dry-run")
+    assert dry.exit_code == 0
+    assert dry.output.count("stale: recipe changed") == 4  # 3 rows and the summary
+    assert "would queue 3 run(s)" in dry.output and "nothing changed" in dry.output
+    assert str(studio.out) in dry.output  # each goes where its output went
+    assert len(studio.runs()) == 3  # a dry run changes nothing
+
+    queued = studio.cli("rerun", "--stale")
+    assert queued.exit_code == 0
+    assert "queued 3 run(s) (3 stale: recipe changed)" in queued.output
+    assert "the daemon is not running" in queued.output
+    # Queued runs are neither stale any more nor queued twice.
+    assert "nothing to re-run" in studio.cli("rerun", "--stale").output
+    again = studio.cli("rerun", "--all", "--force")
+    assert "3 already queued or running" in again.output and "queued 3" not in again.output
+    assert [r["status"] for r in studio.runs()] == ["done"] * 3 + ["queued"] * 3
+
+    assert studio.daemon_once() == 0
+    runs = studio.runs()
+    assert [r["status"] for r in runs] == ["done"] * 6  # history kept, the re-runs done
+    assert len({r["recipe_fingerprint"] for r in runs[:3]} | {r["recipe_fingerprint"] for r in runs[3:]}) == 2
+    for name, old in before.items():
+        new = _pixels(studio.out / name)  # rewritten in place, not next to the old one
+        assert new.shape == old.shape
+        assert new[..., 0].mean() > old[..., 0].mean() + 10  # the stronger tint
+    assert sorted(p.name for p in studio.out.iterdir()) == sorted(before)
+    assert "stale" not in studio.cli("catalog", "ls").output
+    assert "nothing to re-run" in studio.cli("rerun", "--stale").output
+
+
+def test_a_forced_rerun_is_redone_by_the_daemon_not_skipped(studio):
+    assert studio.cli("run", studio.photos[0], "--recipe", "tint", "--model", "test/model-a",
+                      "--out", studio.out).exit_code == 0
+    output = studio.out / "DSCF0001_tint.jpg"
+    first_mtime, first_pixels = output.stat().st_mtime_ns, _pixels(output)
+
+    plain = studio.cli("rerun", "--recipe", "tint", studio.photos[0])
+    assert "1 up to date, left alone (--force redoes them)" in plain.output
+    assert "nothing to re-run" in plain.output and len(studio.runs()) == 1
+
+    forced = studio.cli("rerun", "--recipe", "tint", "--force", studio.photos[0])
+    assert "queued 1 run(s) (1 up to date)" in forced.output
+    assert studio.daemon_once() == 0
+    runs = studio.runs()
+    # Without the forced flag the daemon would skip it as "already done by run 1".
+    assert [r["status"] for r in runs] == ["done", "done"] and runs[1]["error"] is None
+    assert output.stat().st_mtime_ns != first_mtime
+    assert np.array_equal(_pixels(output), first_pixels)  # same seed, same pixels
+
+
+def test_failed_runs_rerun_now_into_their_siblings_output_folder(studio):
+    first = studio.run_all(PB_TINT_FAIL_WIDTH="300")
+    assert first.exit_code == 1 and "the model ran out of memory" in first.output
+    failed = [r for r in studio.runs() if r["status"] == "failed"]
+    assert [r["path"].rsplit("/", 1)[1] for r in failed] == ["DSCF0003.JPG"]
+
+    # It has no output of its own: it goes where the recipe's outputs from its shoot went.
+    dry = studio.cli("rerun", "--failed", "--dry-run")
+    assert "DSCF0003.JPG" in dry.output and "failed" in dry.output and str(studio.out) in dry.output
+    now = studio.cli("rerun", "--failed", "--now")
+    assert now.exit_code == 0, now.output
+    assert "1 done, 0 skipped, 0 failed" in now.output
+    assert "ETA" not in now.output and "\r" not in now.output  # no bar when not a terminal
+    assert (studio.out / "DSCF0003_tint.jpg").exists()
+    assert studio.runs()[-1]["status"] == "done"
+    assert "nothing to re-run" in studio.cli("rerun", "--failed").output
+
+
+def test_a_run_with_no_known_output_folder_needs_out(studio):
+    studio.run_all(PB_TINT_FAIL_WIDTH="320")  # DSCF0001 fails: it has no output anywhere
+    studio.recipe("other", 0.2)
+    result = studio.cli("rerun", "--recipe", "other", studio.photos[0])
+    assert result.exit_code == 1
+    assert "cannot re-run DSCF0001.JPG [other]: no output folder is known for it: pass --out DIR" \
+        in result.output
+    with_out = studio.cli("rerun", "--recipe", "other", "--now", "--out", studio.root / "o2",
+                          studio.photos[0])
+    assert with_out.exit_code == 0 and (studio.root / "o2" / "DSCF0001_other.jpg").exists()
+
+
+def test_a_changed_model_is_stale_and_the_rerun_uses_the_new_model(studio):
+    assert studio.run_all().exit_code == 0
+    # The config's default is model-a, what the runs used: nothing is stale.
+    assert "nothing to re-run" in studio.cli("rerun", "--stale").output
+    dry = studio.cli("rerun", "--stale", "--dry-run", "--model", "test/model-b")
+    assert dry.output.count("stale: model changed") == 4 and "test/model-b" in dry.output
+    now = studio.cli("rerun", "--stale", "--now", "--model", "test/model-b", "--camera", "canon")
+    assert now.exit_code == 0 and "1 done" in now.output
+    latest = studio.runs()[-1]
+    assert latest["model_id"] == "test/model-b" and latest["path"].endswith("IMG_0002.JPG")
+
+
+def test_a_new_recipe_runs_over_a_selection_of_photos_never_run_with_it(studio):
+    assert studio.run_all().exit_code == 0
+    studio.recipe("tint-strong", 0.9)
+    dry = studio.cli("rerun", "--recipe", "tint-strong", "--since", "2026-03-01",
+                     "--until", "2026-03-01", "--dry-run")
+    rows = [line for line in dry.output.splitlines() if ".JPG" in line]
+    assert len(rows) == 1 and rows[0].startswith("IMG_0002.JPG")  # taken that day
+    now = studio.cli("rerun", "--recipe", "tint-strong", "--folder", studio.shoot / "day2", "--now")
+    assert now.exit_code == 0 and "1 done" in now.output
+    assert (studio.out / "DSCF0003_tint-strong.jpg").exists()
+
+
+def test_a_deleted_recipe_cannot_be_rerun(studio):
+    studio.recipe("gone", 0.2)
+    assert studio.cli("run", studio.photos[0], "--recipe", "gone", "--model", "test/model-a",
+                      "--out", studio.out).exit_code == 0
+    (studio.recipes / "gone.toml").unlink()
+    result = studio.cli("rerun", "--all", "--force")
+    assert "cannot re-run DSCF0001.JPG [gone]: recipe 'gone' no longer exists" in result.output
+    assert result.exit_code == 1
+
+
+def test_forced_enqueue_keeps_the_queues_own_deduplication(tmp_path):
+    cat = Catalog(tmp_path / "c.db")
+    queue = RunQueue(cat)
+    fid = cat.register_file(sha256="ab" * 32, path=tmp_path / "a.jpg", size=1, mtime=0.0)
+    args = dict(file_id=fid, recipe="r", fingerprint="f", model_id="m", output_dir="/o")
+    first = queue.enqueue(**args)
+    assert not queue.is_forced(first)
+    assert queue.enqueue(**args, force=True) is None  # queued already: not twice
+    cat.db.execute("UPDATE runs SET status = 'done' WHERE id = ?", [first])
+    assert queue.enqueue(**args) is None  # done: the daemon's own enqueue still skips it
+    forced = queue.enqueue(**args, force=True)
+    assert forced and forced != first and queue.is_forced(forced)
+    assert queue.claim()["id"] == forced
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_draws_a_bar_with_eta_only_on_a_terminal(capsys):
+    terminal = _Terminal()
+    with Progress(4, "re-running", stream=terminal) as bar:
+        bar.advance(current="IMG_0001.JPG")
+        bar.echo("done     IMG_0001.JPG")
+    drawn = terminal.getvalue()
+    assert "re-running" in drawn and "1/4" in drawn and "ETA" in drawn
+    assert "done     IMG_0001.JPG" in drawn
+
+    plain = io.StringIO()
+    with Progress(4, "re-running", stream=plain) as bar:
+        bar.advance()
+    assert plain.getvalue() == "" and bar.bar is None
+
+
+def test_a_rerun_over_an_empty_catalog_has_nothing_to_do(studio):
+    result = studio.cli("rerun", "--all", "--dry-run")
+    assert result.exit_code == 0 and "nothing to re-run" in result.output
+    assert json.loads(studio.cli("catalog", "ls", "--json").output) == []
