@@ -1,110 +1,131 @@
-"""The img2img runner: one validated call into a cached diffusers pipeline."""
+"""The img2img runner: global img2img at the model's working size, tiled img2img, batches."""
 
 from __future__ import annotations
 
-import math
-import threading
-from dataclasses import dataclass
-
 from PIL import Image
 
-from photobatch.plugins.diffusion.loading import (
-    ModelError,
-    load_img2img_pipeline,
-    model_hash,
-    native_size,
-    resolve_model,
-)
-
-
-@dataclass(frozen=True)
-class RunOutput:
-    """What a run produced: the image at working size and what it ran on."""
-
-    image: Image.Image
-    model_id: str
-    model_hash: str | None
-    device: str
-    working_size: tuple[int, int]
-
-
-def working_size(width: int, height: int, native: int) -> tuple[int, int]:
-    """About ``native``² pixels with the aspect kept, each side a multiple of 8 (at least 64)."""
-    scale = math.sqrt((native * native) / float(width * height))
-    w = max(64, int(round(width * scale / 8)) * 8)
-    h = max(64, int(round(height * scale / 8)) * 8)
-    return w, h
-
-
-def validate_params(strength: float, steps: int, cfg: float) -> None:
-    """Check parameters before any work; messages name the parameter and the bad value."""
-    if not 0 < strength <= 1:
-        raise ValueError(f"strength must be in (0, 1], got {strength!r}")
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps!r}")
-    if int(steps * strength) < 1:
-        raise ValueError(
-            f"steps x strength gives no denoising step: int({steps} x {strength}) = 0; "
-            f"raise steps to at least {int(1 / strength) + 1}"
-        )
-    if cfg < 0:
-        raise ValueError(f"cfg must be >= 0, got {cfg!r}")
+from photobatch.plugins.diffusion.cache import LoadedModel, PipelineCache
+from photobatch.plugins.diffusion.engine import RunOutput, generate
+from photobatch.plugins.diffusion.params import validate_params, working_size
+from photobatch.plugins.diffusion.settings import settings_from_recipe
+from photobatch.plugins.diffusion.sources import ModelError
+from photobatch.plugins.diffusion.tiles import merge_tiles, tile_boxes
 
 
 class DiffusersImg2ImgRunner:
-    """Global img2img through diffusers' AutoPipelineForImage2Image."""
+    """Global img2img through diffusers (AutoPipelineForImage2Image and its from_pipe relatives).
+
+    ``native_size`` overrides the family's working side (tests use small ones);
+    ``batch_on_cpu`` lets ``run_batch`` batch on the CPU too (measured: it does not pay there).
+    """
 
     name = "img2img"
 
-    def __init__(self, device: str | None = None):
-        self._requested_device = device
-        self._pipes: dict[tuple, object] = {}
-        self._lock = threading.Lock()
+    def __init__(self, device: str | None = None, cache: PipelineCache | None = None,
+                 native_size: int | None = None, batch_on_cpu: bool = False,
+                 compile_unet: bool | None = None):
+        self.cache = cache or PipelineCache(device, compile_unet=compile_unet)
+        self.native_override = native_size
+        self.batch_on_cpu = batch_on_cpu
 
-    def pipeline(self, model: str):
-        """Load (once) and return the pipeline for ``model``, with its ref, device and hash."""
-        from photobatch.plugins.diffusion.device import pick_device, pick_dtype
+    def pipeline(self, model: str, config: str | None = None):
+        """Load (once) and return (pipeline, model ref, device, model hash) for ``model``."""
+        loaded = self.cache.get(model, config)
+        return loaded.pipe, loaded.ref, loaded.device, loaded.hash
 
-        ref = resolve_model(model)
-        device = pick_device(self._requested_device)
-        dtype = pick_dtype(device)
-        key = (ref.model_id, str(dtype), device)
-        with self._lock:
-            if key not in self._pipes:
-                pipe = load_img2img_pipeline(ref, device, dtype)
-                self._pipes[key] = (pipe, ref, device, model_hash(ref))
-            return self._pipes[key]
+    def native(self, loaded: LoadedModel) -> int:
+        """The working side for ``loaded``: its family's native size unless overridden."""
+        return self.native_override or loaded.info.native
 
     def run(self, image: Image.Image, recipe, seed: int, model: str) -> RunOutput:
-        """Run ``recipe`` on ``image`` (RGB, any size) and return the result at working size."""
-        import torch
+        """Run ``recipe`` on ``image`` (RGB, any size).
 
-        from photobatch.plugins.diffusion.samplers import make_scheduler
+        The result is at working size (``restore_full_resolution`` brings it to full size),
+        or already full size when the recipe's full_resolution is "tiled".
+        """
+        settings = settings_from_recipe(recipe)
+        loaded = self.cache.get(model, settings.model_config)
+        image = image.convert("RGB")
+        if settings.full_resolution == "tiled":
+            return self._run_tiled(loaded, settings, image, seed)
+        size = working_size(image.width, image.height, self.native(loaded))
+        model_input = image.resize(size, Image.Resampling.LANCZOS)
+        out = generate(self.cache, loaded, settings, [model_input], [seed])[0]
+        return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, model_input)
 
-        validate_params(recipe.strength, recipe.steps, recipe.cfg)
-        pipe, ref, device, mhash = self.pipeline(model)
-        size = working_size(image.width, image.height, native_size(pipe))
-        model_input = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
-        # A fresh scheduler per call: schedulers keep per-run state and pipes are shared.
-        scheduler = make_scheduler(recipe.sampler, pipe.scheduler.config)
-        # CPU generator: the same seed gives the same noise on every device.
-        generator = torch.Generator("cpu").manual_seed(seed)
-        with self._lock:
-            previous = pipe.scheduler
-            pipe.scheduler = scheduler
-            try:
-                result = pipe(
-                    prompt=recipe.prompt,
-                    negative_prompt=recipe.negative_prompt or None,
-                    image=model_input,
-                    strength=recipe.strength,
-                    num_inference_steps=recipe.steps,
-                    guidance_scale=recipe.cfg,
-                    generator=generator,
-                ).images[0]
-            finally:
-                pipe.scheduler = previous
-        return RunOutput(result, ref.model_id, mhash, device, size)
+    def run_batch(self, images, recipe, seeds, model: str) -> list[RunOutput]:
+        """Run ``recipe`` on several images; same-size ones share pipeline calls of up to ``batch``.
+
+        Batches only on GPUs (or with ``batch_on_cpu``); outputs equal single calls with the
+        same seeds within about one level per pixel.
+        """
+        settings = settings_from_recipe(recipe)
+        if len(images) != len(seeds):
+            raise ValueError(f"{len(images)} images need {len(images)} seeds, got {len(seeds)}")
+        loaded = self.cache.get(model, settings.model_config)
+        if settings.full_resolution == "tiled":
+            return [self._run_tiled(loaded, settings, img.convert("RGB"), s) for img, s in zip(images, seeds)]
+        batch = settings.batch if (loaded.device != "cpu" or self.batch_on_cpu) else 1
+        inputs = []
+        for img in images:
+            img = img.convert("RGB")
+            size = working_size(img.width, img.height, self.native(loaded))
+            inputs.append(img.resize(size, Image.Resampling.LANCZOS))
+        outputs: list[RunOutput | None] = [None] * len(images)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, model_input in enumerate(inputs):
+            by_size.setdefault(model_input.size, []).append(i)
+        for size, indices in by_size.items():
+            for start in range(0, len(indices), batch):
+                chunk = indices[start:start + batch]
+                results = generate(self.cache, loaded, settings, [inputs[i] for i in chunk],
+                                   [seeds[i] for i in chunk])
+                for i, out in zip(chunk, results):
+                    outputs[i] = RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device,
+                                           size, inputs[i])
+        return outputs
+
+    def _run_tiled(self, loaded: LoadedModel, settings, image: Image.Image, seed: int) -> RunOutput:
+        # Tiles of the native size over the full-size photo: the model sees real pixels 1:1.
+        native = self.native(loaded)
+        width, height = image.size
+        tile_w = min(native, _ceil8(width))
+        tile_h = min(native, _ceil8(height))
+        padded = _pad_to(image, max(width, tile_w), max(height, tile_h))
+        overlap = min(settings.tile_overlap, tile_w // 2, tile_h // 2)
+        boxes = tile_boxes(padded.width, padded.height, tile_w, tile_h, overlap)
+        batch = settings.batch if (loaded.device != "cpu" or self.batch_on_cpu) else 1
+        tiles = []
+        for start in range(0, len(boxes), batch):
+            chunk = boxes[start:start + batch]
+            crops = [padded.crop(box) for box in chunk]
+            # One seed per tile, derived from the file's: tiles do not repeat one noise pattern.
+            seeds = [(seed + start + k) % 2**32 for k in range(len(chunk))]
+            for box, out in zip(chunk, generate(self.cache, loaded, settings, crops, seeds)):
+                tiles.append((box, _as_array(out)))
+        merged = merge_tiles(padded.width, padded.height, tiles, overlap)[:height, :width]
+        return RunOutput(Image.fromarray(merged), loaded.ref.model_id, loaded.hash, loaded.device,
+                         (tile_w, tile_h), None)
+
+
+def _ceil8(n: int) -> int:
+    return max(64, -(-n // 8) * 8)
+
+
+def _pad_to(image: Image.Image, width: int, height: int) -> Image.Image:
+    if image.size == (width, height):
+        return image
+    import numpy as np
+
+    arr = np.asarray(image)
+    arr = np.pad(arr, ((0, height - image.height), (0, width - image.width), (0, 0)), mode="edge")
+    return Image.fromarray(arr)
+
+
+def _as_array(image: Image.Image):
+    import numpy as np
+
+    return np.asarray(image.convert("RGB"))
 
 
 __all__ = ["DiffusersImg2ImgRunner", "ModelError", "RunOutput", "working_size", "validate_params"]

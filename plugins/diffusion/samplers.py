@@ -11,8 +11,12 @@ SAMPLER_MAP: dict[str, tuple[str, dict]] = {
         "DPMSolverMultistepScheduler",
         {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True},
     ),
+    # Stochastic (needs torchsde); order 2, so it calls the UNet about twice per step.
+    "DPM++ SDE Karras": ("DPMSolverSDEScheduler", {"use_karras_sigmas": True}),
     "DDIM": ("DDIMScheduler", {}),
     "UniPC": ("UniPCMultistepScheduler", {}),
+    # Latent consistency: meant for LCM models or an LCM-LoRA, 4-8 steps at CFG 1-2.
+    "LCM": ("LCMScheduler", {}),
     "PNDM": ("PNDMScheduler", {}),
 }
 
@@ -27,4 +31,21 @@ def make_scheduler(name: str, base_config):
         known = ", ".join(SAMPLER_MAP)
         raise ValueError(f"sampler must be one of {known}; got {name!r}") from None
     cls = getattr(diffusers, class_name)
+    # Karras sigmas are not defined for every prediction setting a model ships; the config keys
+    # a scheduler does not know are ignored by from_config.
     return cls.from_config(base_config, **overrides)
+
+
+def inference_steps(steps: int, strength: float, exact: bool) -> int:
+    """The ``num_inference_steps`` to ask diffusers for.
+
+    diffusers (and A1111 by default) run ``int(steps * strength)`` denoising steps. With
+    ``exact`` (A1111's "do exactly the amount of steps the slider specifies") the schedule is
+    stretched so that exactly ``steps`` denoising steps run whatever the strength.
+    """
+    if not exact or strength >= 1:
+        return steps
+    n = max(steps, int(steps / strength))
+    while int(n * strength) < steps:
+        n += 1
+    return n

@@ -58,15 +58,10 @@ def build_tokenizer_files() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return vocab, merges
 
 
-def build_standin_pipeline(seed: int = 0):
-    """Build the tiny SD 1.x text-to-image pipeline in memory (random weights, fixed seed)."""
-    import torch
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+def build_text_encoder(vocab: dict[str, int], projection: bool = False):
+    """A 5-layer CLIP text encoder with hidden size 32 (``projection``: the SDXL second encoder)."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    torch.manual_seed(seed)
-    vocab, merges = build_tokenizer_files()
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
     text_config = CLIPTextConfig(
         bos_token_id=vocab["<|startoftext|>"],
         eos_token_id=vocab["<|endoftext|>"],
@@ -78,22 +73,16 @@ def build_standin_pipeline(seed: int = 0):
         layer_norm_eps=1e-5,
         vocab_size=len(vocab),
         max_position_embeddings=77,
+        projection_dim=32,
     )
-    text_encoder = CLIPTextModel(text_config)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=64,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=(2, 4),
-        norm_num_groups=32,
-    )
-    # Four blocks so the VAE downsamples 8x like a real SD VAE (and runs fast on a CPU).
-    vae = AutoencoderKL(
+    return (CLIPTextModelWithProjection if projection else CLIPTextModel)(text_config)
+
+
+def build_vae():
+    """Four blocks so the VAE downsamples 8x like a real SD VAE (and runs fast on a CPU)."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
         block_out_channels=[8, 16, 32, 32],
         in_channels=3,
         out_channels=3,
@@ -104,8 +93,13 @@ def build_standin_pipeline(seed: int = 0):
         layers_per_block=1,
         sample_size=512,
     )
-    # The same schedule a real SD 1.5 folder ships.
-    scheduler = PNDMScheduler(
+
+
+def build_sd_scheduler():
+    """The same schedule a real SD 1.5 folder ships."""
+    from diffusers import PNDMScheduler
+
+    return PNDMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -114,7 +108,37 @@ def build_standin_pipeline(seed: int = 0):
         set_alpha_to_one=False,
         steps_offset=1,
     )
-    return StableDiffusionPipeline(
+
+
+def build_standin_pipeline(seed: int = 0, in_channels: int = 4):
+    """Build the tiny SD 1.x text-to-image pipeline in memory (random weights, fixed seed).
+
+    ``in_channels=9`` builds an inpainting model (latents + mask + masked-image latents).
+    """
+    import torch
+    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTokenizer
+
+    torch.manual_seed(seed)
+    vocab, merges = build_tokenizer_files()
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    text_encoder = build_text_encoder(vocab)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=64,
+        in_channels=in_channels,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=(2, 4),
+        norm_num_groups=32,
+    )
+    vae = build_vae()
+    scheduler = build_sd_scheduler()
+    cls = StableDiffusionInpaintPipeline if in_channels == 9 else StableDiffusionPipeline
+    return cls(
         vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
@@ -131,25 +155,37 @@ def is_standin(model_dir: str | Path) -> bool:
     return (Path(model_dir) / STANDIN_MARKER).is_file()
 
 
-def save_standin_model(target: str | Path, seed: int = 0) -> Path:
-    """Save the stand-in pipeline as a diffusers folder at ``target`` (reused when present)."""
+def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> Path:
+    """Save a stand-in pipeline as a diffusers folder at ``target`` (reused when present).
+
+    ``kind``: "sd1" (the default), "sd1-inpaint" (a 9-channel inpainting UNet) or "sdxl".
+    """
     target = Path(target)
     if is_standin(target) and (target / "model_index.json").is_file():
         return target
-    pipe = build_standin_pipeline(seed=seed)
+    if kind == "sdxl":
+        from photobatch.plugins.diffusion.standin_sdxl import build_standin_sdxl_pipeline
+
+        pipe = build_standin_sdxl_pipeline(seed=seed)
+    else:
+        pipe = build_standin_pipeline(seed=seed, in_channels=9 if kind == "sd1-inpaint" else 4)
     target.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(str(target), safe_serialization=True)
     # Also the classic slow-tokenizer files, as real SD folders ship them.
     vocab, merges = build_tokenizer_files()
-    (target / "tokenizer" / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
-    (target / "tokenizer" / "merges.txt").write_text(
-        "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8"
-    )
+    for folder in ("tokenizer", "tokenizer_2"):
+        if not (target / folder).is_dir():
+            continue
+        (target / folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+        (target / folder / "merges.txt").write_text(
+            "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8"
+        )
     (target / STANDIN_MARKER).write_text(
         json.dumps(
             {
                 "what": "photobatch stand-in model: tiny, random weights, output is not meaningful",
                 "seed": seed,
+                "kind": kind,
             },
             indent=2,
         )

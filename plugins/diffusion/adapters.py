@@ -1,0 +1,126 @@
+"""LoRAs and IP-Adapters on a shared pipeline: load once, switch per call, switch off after.
+
+The UNet is shared by every recipe that uses the model, so each call sets exactly the
+adapters its recipe names and a recipe without adapters gets the plain model back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from PIL import Image
+
+from photobatch.plugins.diffusion.loading import first_line
+from photobatch.plugins.diffusion.sources import ModelError, offline
+
+# Where the hub's h94/IP-Adapter keeps each family's adapter (a local copy has the same layout).
+IP_ADAPTER_DEFAULTS = {
+    "sd1": ("models", "ip-adapter_sd15.safetensors"),
+    "sd2": ("models", "ip-adapter_sd15.safetensors"),
+    "sdxl": ("sdxl_models", "ip-adapter_sdxl.safetensors"),
+}
+
+
+def adapter_name(source: str) -> str:
+    """A stable adapter name for a LoRA source (peft names must be identifiers)."""
+    return "lora_" + hashlib.sha1(source.encode()).hexdigest()[:12]
+
+
+def apply_loras(pipe, loaded, loras) -> None:
+    """Activate exactly ``loras`` (LoraSpec with resolved paths) with their weights on ``pipe``."""
+    if not loras:
+        if loaded.loras:
+            pipe.disable_lora()
+        return
+    names = []
+    for spec in loras:
+        name = adapter_name(spec.path)
+        if name not in loaded.loras:
+            _load_lora(pipe, spec.path, name)
+            loaded.loras[name] = spec.path
+        names.append(name)
+    pipe.enable_lora()
+    pipe.set_adapters(names, adapter_weights=[spec.weight for spec in loras])
+
+
+def _load_lora(pipe, source: str, name: str) -> None:
+    import warnings
+
+    path = Path(source)
+    with warnings.catch_warnings():
+        # peft warns on every second adapter; several LoRAs at once are what we want.
+        warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+        _load_lora_file(pipe, path, source, name)
+
+
+def _load_lora_file(pipe, path: Path, source: str, name: str) -> None:
+    try:
+        if path.is_file():
+            if path.suffix.lower() != ".safetensors":
+                raise ModelError(f"lora {path.name}: only .safetensors LoRAs are loaded (pickle files can run code)")
+            pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
+        elif path.is_dir():
+            pipe.load_lora_weights(str(path), adapter_name=name)
+        else:
+            pipe.load_lora_weights(source, adapter_name=name, local_files_only=offline())
+    except ModelError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"lora {source} could not be loaded: {first_line(exc)}") from exc
+
+
+def apply_ip_adapter(pipe, loaded, spec) -> dict:
+    """Load (once) and scale the IP-Adapter ``spec``, or unload one a previous recipe left.
+
+    Returns the pipeline keyword arguments for the reference image.
+    """
+    if spec is None:
+        if loaded.ip_adapter is not None:
+            pipe.unload_ip_adapter()
+            loaded.ip_adapter = None
+        return {}
+    key = (spec.model, spec.subfolder, spec.weight_name)
+    if loaded.ip_adapter != (key, id(pipe)):
+        if loaded.ip_adapter is not None:
+            pipe.unload_ip_adapter()
+            loaded.ip_adapter = None
+        _load_ip_adapter(pipe, spec, loaded.info.family.name)
+        loaded.ip_adapter = (key, id(pipe))
+    pipe.set_ip_adapter_scale(spec.scale)
+    return {"ip_adapter_image": load_reference(spec.reference)}
+
+
+def _load_ip_adapter(pipe, spec, family: str) -> None:
+    subfolder, weight_name = IP_ADAPTER_DEFAULTS.get(family, IP_ADAPTER_DEFAULTS["sd1"])
+    subfolder = spec.subfolder if spec.subfolder is not None else subfolder
+    weight_name = spec.weight_name or weight_name
+    path = Path(spec.model)
+    kwargs = {}
+    if path.is_file():
+        # A bare adapter file: its image encoder sits beside it in image_encoder/.
+        location, subfolder, weight_name = str(path.parent), "", path.name
+    elif path.is_dir():
+        location = str(path)
+    else:
+        location = spec.model
+        kwargs["local_files_only"] = offline()
+    try:
+        pipe.load_ip_adapter(location, subfolder=subfolder, weight_name=weight_name,
+                             image_encoder_folder="image_encoder", **kwargs)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        if not path.exists() and offline():
+            raise ModelError(f"ip_adapter {spec.model} is not in the Hugging Face cache and offline "
+                             "mode is on (HF_HUB_OFFLINE=1)") from None
+        raise ModelError(f"ip_adapter {spec.model} could not be loaded: {first_line(exc)}") from exc
+
+
+def load_reference(path: str) -> Image.Image:
+    """The IP-Adapter reference photo as RGB (a missing file is a clear error)."""
+    if not path:
+        raise ValueError("ip_adapter needs a reference photo (ip_adapter.reference = \"PATH\")")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except OSError as exc:
+        raise ValueError(f"ip_adapter reference {path} cannot be read: {exc.strerror or exc}") from None

@@ -1,0 +1,120 @@
+"""Loaded models, cached by (model, dtype, device) and shared across tasks and recipes.
+
+One set of weights per model: the img2img, inpainting and ControlNet pipelines of a model are
+built from the loaded one with ``from_pipe``, which shares its components (no second copy in
+memory). Recipes that name the same model therefore share everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+
+from photobatch.plugins.diffusion.families import ModelInfo
+from photobatch.plugins.diffusion.loading import load_pipeline
+from photobatch.plugins.diffusion.sources import ModelRef, model_hash, resolve_model
+
+log = logging.getLogger(__name__)
+
+COMPILE_ENV = "PHOTOBATCH_COMPILE"
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model: its base pipeline, identity, family and per-model runtime state."""
+
+    pipe: object
+    ref: ModelRef
+    info: ModelInfo
+    device: str
+    dtype: object
+    hash: str | None
+    memory_level: int = 0
+    task_pipes: dict = field(default_factory=dict)
+    # Adapter state lives on the shared UNet, so it is tracked per model, not per pipeline.
+    loras: dict = field(default_factory=dict)  # adapter name -> source
+    ip_adapter: tuple | None = None  # (key, id of the pipeline it was loaded through)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class PipelineCache:
+    """Load each model once per (model, dtype, device); hand out task pipelines built with from_pipe."""
+
+    def __init__(self, device: str | None = None, compile_unet: bool | None = None):
+        self._requested_device = device
+        self._compile = (os.environ.get(COMPILE_ENV, "") in ("1", "true", "yes")
+                         if compile_unet is None else compile_unet)
+        self._models: dict[tuple, LoadedModel] = {}
+        self._controlnets: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: str, config: str | None = None) -> LoadedModel:
+        """The loaded model for ``model`` (loading it on first use)."""
+        from photobatch.plugins.diffusion.device import pick_device, pick_dtype
+        from photobatch.plugins.diffusion.memory import initial_level
+
+        ref = resolve_model(model, config=config)
+        device = pick_device(self._requested_device)
+        dtype = pick_dtype(device)
+        key = (ref.model_id, ref.config, str(dtype), device)
+        with self._lock:
+            if key not in self._models:
+                pipe, info = load_pipeline(ref, device, dtype)
+                if self._compile:
+                    pipe.unet = _compile(pipe.unet)
+                loaded = LoadedModel(pipe, ref, info, device, dtype, model_hash(ref))
+                loaded.memory_level = initial_level(device, info)
+                if loaded.memory_level:
+                    from photobatch.plugins.diffusion.memory import apply_level
+
+                    apply_level(loaded.pipe, loaded.memory_level, device)
+                self._models[key] = loaded
+            return self._models[key]
+
+    def task_pipe(self, loaded: LoadedModel, task: str, controlnet_model: str | None = None):
+        """The pipeline for ``task`` ("img2img" or "inpaint"), optionally with a ControlNet."""
+        import diffusers
+
+        key = (task, controlnet_model)
+        if key in loaded.task_pipes:
+            return loaded.task_pipes[key]
+        kwargs = {}
+        if controlnet_model:
+            kwargs["controlnet"] = self.controlnet(controlnet_model, loaded)
+        auto = diffusers.AutoPipelineForInpainting if task == "inpaint" else diffusers.AutoPipelineForImage2Image
+        if not kwargs and _is_task_class(loaded.pipe, task):
+            pipe = loaded.pipe
+        else:
+            pipe = auto.from_pipe(loaded.pipe, **kwargs)
+            if hasattr(pipe, "safety_checker"):
+                pipe.safety_checker = None
+            pipe.set_progress_bar_config(disable=True)
+        loaded.task_pipes[key] = pipe
+        return pipe
+
+    def controlnet(self, model: str, loaded: LoadedModel):
+        """A ControlNet model, loaded once per (model, dtype, device)."""
+        from photobatch.plugins.diffusion.controlnet import load_controlnet
+
+        key = (model, str(loaded.dtype), loaded.device)
+        with self._lock:
+            if key not in self._controlnets:
+                self._controlnets[key] = load_controlnet(model, loaded.device, loaded.dtype)
+            return self._controlnets[key]
+
+
+def _is_task_class(pipe, task: str) -> bool:
+    name = type(pipe).__name__
+    if "ControlNet" in name:
+        return False
+    return ("Inpaint" in name) == (task == "inpaint") and ("Img2Img" in name or "Inpaint" in name)
+
+
+def _compile(unet):
+    # Opt-in: the first call per input shape compiles for minutes; it pays on long GPU batches.
+    import torch
+
+    log.info("compiling the UNet with torch.compile (first images will be slow)")
+    return torch.compile(unet, mode="reduce-overhead", fullgraph=False)

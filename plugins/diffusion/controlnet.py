@@ -1,0 +1,62 @@
+"""ControlNet: load the model and compute the control image from the source photo.
+
+For recipes that must keep the photo's structure at higher strengths (a season change that
+must not move the buildings): canny edges of the source, or the source itself for tile or
+recolour ControlNets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from photobatch.plugins.diffusion.loading import first_line
+from photobatch.plugins.diffusion.sources import ModelError, offline
+
+
+def load_controlnet(model: str, device: str, dtype):
+    """Load a ControlNet from a diffusers folder, a single .safetensors file or a hub id."""
+    from diffusers import ControlNetModel
+
+    path = Path(model).expanduser()
+    try:
+        if path.is_file():
+            if path.suffix.lower() != ".safetensors":
+                raise ModelError(f"controlnet {path.name}: only .safetensors files are loaded "
+                                 "(pickle files can run code)")
+            net = ControlNetModel.from_single_file(str(path), dtype=dtype)
+        elif path.is_dir():
+            net = ControlNetModel.from_pretrained(str(path), dtype=dtype)
+        else:
+            net = ControlNetModel.from_pretrained(model, dtype=dtype, local_files_only=offline())
+    except ModelError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        if not path.exists() and offline():
+            raise ModelError(f"controlnet {model} is not in the Hugging Face cache and offline mode "
+                             "is on (HF_HUB_OFFLINE=1)") from None
+        raise ModelError(f"controlnet {model} could not be loaded: {first_line(exc)}") from exc
+    return net.to(device)
+
+
+def canny_edges(image: Image.Image, sigma: float = 2.0) -> Image.Image:
+    """White-on-black canny edges of ``image`` as RGB, what canny ControlNets were trained on."""
+    from skimage import feature
+
+    gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    # Thresholds relative to the gradient range so dark and bright photos both give edges.
+    edges = feature.canny(gray, sigma=sigma, low_threshold=0.1, high_threshold=0.2,
+                          use_quantiles=False)
+    pixels = (edges * 255).astype(np.uint8)
+    return Image.fromarray(np.stack([pixels] * 3, axis=-1))
+
+
+def control_image(image: Image.Image, preprocessor: str) -> Image.Image:
+    """The control image for ``preprocessor`` ("canny" or "none") at ``image``'s size."""
+    if preprocessor == "canny":
+        return canny_edges(image)
+    if preprocessor == "none":
+        return image.convert("RGB")
+    raise ValueError(f"controlnet preprocessor must be 'canny' or 'none', got {preprocessor!r}")

@@ -1,0 +1,91 @@
+"""One diffusers call: the right task pipeline, sampler, adapters and memory settings, then run.
+
+Both runners (img2img and inpaint) come through here, for one image or a batch of same-size
+images, so seeds, samplers, LoRAs, IP-Adapters, ControlNets, VAE tiling and the OOM retry
+behave the same everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from PIL import Image
+
+from photobatch.plugins.diffusion.adapters import apply_ip_adapter, apply_loras
+from photobatch.plugins.diffusion.controlnet import control_image
+from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
+from photobatch.plugins.diffusion.samplers import inference_steps, make_scheduler
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """What a run produced, and what ``restore_full_resolution`` needs to finish it.
+
+    ``image`` is the model's output at working size (or already at the region's full size for
+    tiled runs); ``model_input`` what the model was given; ``region`` the box of the source the
+    model saw (None: all of it); ``mask`` the full-size feathered paste-back mask (inpainting).
+    """
+
+    image: Image.Image
+    model_id: str
+    model_hash: str | None
+    device: str
+    working_size: tuple[int, int]
+    model_input: Image.Image | None = None
+    region: tuple[int, int, int, int] | None = None
+    mask: Image.Image | None = None
+
+
+def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) -> list[Image.Image]:
+    """Run one pipeline call over ``images`` (all one size) with one seed each.
+
+    ``masks`` (binary, one per image) selects inpainting; ``controls`` are the ControlNet's
+    source images (the control image is computed from each).
+    """
+    import torch
+
+    if len(images) != len(seeds):
+        raise ValueError(f"{len(images)} images need {len(images)} seeds, got {len(seeds)}")
+    width, height = images[0].size
+    if any(img.size != (width, height) for img in images):
+        raise ValueError("a batch needs images of one size; got " + ", ".join(str(i.size) for i in images))
+    task = "inpaint" if masks is not None or loaded.info.inpainting else "img2img"
+    if task == "inpaint" and masks is None:
+        # An inpainting model asked for img2img: everything is "masked" (what A1111 does).
+        masks = [Image.new("L", (width, height), 255)] * len(images)
+    cn = settings.controlnet
+    cn_model = settings.resolve_path(cn.model) if cn else None
+    pipe = cache.task_pipe(loaded, task, cn_model)
+    n = len(images)
+    kwargs = dict(
+        prompt=[settings.prompt] * n,
+        negative_prompt=[settings.negative_prompt] * n if settings.negative_prompt else None,
+        image=list(images),
+        strength=settings.strength,
+        num_inference_steps=inference_steps(settings.steps, settings.strength, settings.exact_steps),
+        guidance_scale=settings.cfg,
+        # CPU generators: the same seed gives the same noise on every device.
+        generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds],
+    )
+    if task == "inpaint":
+        kwargs.update(mask_image=list(masks), height=height, width=width)
+    if cn is not None:
+        sources = controls if controls is not None else images
+        kwargs["control_image"] = [control_image(src.resize((width, height)), cn.preprocessor) for src in sources]
+        kwargs["controlnet_conditioning_scale"] = cn.scale
+    with loaded.lock:
+        # A fresh scheduler per call: schedulers keep per-run state and pipelines are shared.
+        previous = pipe.scheduler
+        pipe.scheduler = make_scheduler(settings.sampler, previous.config)
+        try:
+            loras = [replace(spec, path=settings.resolve_path(spec.path)) for spec in settings.loras]
+            apply_loras(pipe, loaded, loras)
+            ip = settings.ip_adapter
+            if ip is not None:
+                ip = replace(ip, model=settings.resolve_path(ip.model),
+                             reference=settings.resolve_path(ip.reference) if ip.reference else "")
+            kwargs.update(apply_ip_adapter(pipe, loaded, ip))
+            set_vae_tiling(pipe, width, height, loaded.memory_level)
+            return call_with_oom_retry(lambda: pipe(**kwargs).images, loaded, [pipe])
+        finally:
+            pipe.scheduler = previous

@@ -1,0 +1,98 @@
+"""Model families (SD 1.x, SD 2.x, SDXL): how to recognise each and its native working size.
+
+The family decides the pipeline classes a single file is loaded with (diffusers' Auto pipelines
+have no ``from_single_file``) and the pixel count inputs are resized to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: its name, native side in pixels and concrete diffusers pipeline classes."""
+
+    name: str
+    native: int
+    img2img_class: str
+    inpaint_class: str
+
+
+SD1 = Family("sd1", 512, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
+SD2 = Family("sd2", 768, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
+SDXL = Family("sdxl", 1024, "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")
+FAMILIES = {f.name: f for f in (SD1, SD2, SDXL)}
+
+# Keys of the original (CompVis / Stability) single-file layout that tell the families apart.
+_SDXL_KEY = "conditioner.embedders.1.model.positional_embedding"
+_SD2_KEY = "cond_stage_model.model.token_embedding.weight"
+_SD1_KEY = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
+_UNET_IN_KEY = "model.diffusion_model.input_blocks.0.0.weight"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model is: its family, whether its UNet is an inpainting one, its native side."""
+
+    family: Family
+    inpainting: bool
+    native: int
+
+
+def family_of_pipeline(pipe) -> ModelInfo:
+    """The family of a loaded pipeline, from its components (works for any source)."""
+    unet = pipe.unet
+    cross = int(getattr(unet.config, "cross_attention_dim", 768) or 768)
+    if getattr(pipe, "text_encoder_2", None) is not None or "XL" in type(pipe).__name__:
+        family = SDXL
+    elif cross == 1024:
+        family = SD2
+    else:
+        family = SD1
+    sample = getattr(unet.config, "sample_size", None) or family.native // 8
+    if isinstance(sample, (list, tuple)):
+        sample = sample[0]
+    native = int(sample) * int(getattr(pipe, "vae_scale_factor", 8))
+    return ModelInfo(family, int(unet.config.in_channels) == 9, native)
+
+
+def family_of_folder(folder: str | Path) -> ModelInfo:
+    """The family of a diffusers folder, from model_index.json and unet/config.json (no weights read)."""
+    folder = Path(folder)
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    unet_config_path = folder / "unet" / "config.json"
+    unet = json.loads(unet_config_path.read_text(encoding="utf-8")) if unet_config_path.is_file() else {}
+    if "XL" in index.get("_class_name", "") or "text_encoder_2" in index:
+        family = SDXL
+    elif int(unet.get("cross_attention_dim") or 768) == 1024:
+        family = SD2
+    else:
+        family = SD1
+    sample = unet.get("sample_size") or family.native // 8
+    if isinstance(sample, (list, tuple)):
+        sample = sample[0]
+    return ModelInfo(family, int(unet.get("in_channels", 4)) == 9, int(sample) * 8)
+
+
+def family_of_single_file(path: str | Path) -> ModelInfo:
+    """The family of a single-file ``.safetensors`` checkpoint, from its tensor names and one shape."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt", device="cpu") as fh:
+        keys = set(fh.keys())
+        in_channels = fh.get_slice(_UNET_IN_KEY).get_shape()[1] if _UNET_IN_KEY in keys else 4
+    if _SDXL_KEY in keys or any(k.startswith("conditioner.embedders.1.") for k in keys):
+        family = SDXL
+    elif _SD2_KEY in keys:
+        family = SD2
+    elif _SD1_KEY in keys or any(k.startswith("cond_stage_model.transformer.") for k in keys):
+        family = SD1
+    else:
+        raise ValueError(
+            f"{Path(path).name} does not look like a Stable Diffusion 1.x, 2.x or SDXL checkpoint "
+            "(no known text encoder keys)"
+        )
+    return ModelInfo(family, int(in_channels) == 9, family.native)

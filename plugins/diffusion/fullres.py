@@ -1,0 +1,145 @@
+"""Bring a low-resolution edit back to the photo's full size (DESIGN §4, "Full resolution").
+
+*detail transfer* fits, in small windows of the low-resolution pair (model input, model
+output), a local colour transform ``edit ≈ A·source + b`` (a guided filter, He et al.), then
+upsamples the smooth maps ``A`` and ``b`` and applies them to the full-size original: the
+change in colour and tone follows the edit and respects the original's edges, while the fine
+detail is the original's own pixels. The fit is regularised towards ``A = identity`` so that
+where the low-resolution pair says nothing (flat areas) the original's texture passes
+through at full strength instead of being flattened.
+
+*resize* is what A1111 does: the generated image scaled up (LANCZOS). *tiled* outputs come
+back from the runner already at full size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from photobatch.plugins.diffusion.masks import paste_back
+
+# Rows of the full-size output computed at once: bounds memory (12 float32 maps per band).
+_BAND_ROWS = 256
+
+
+def _box(arr: np.ndarray, radius: int) -> np.ndarray:
+    from scipy.ndimage import uniform_filter
+
+    size = [2 * radius + 1, 2 * radius + 1] + [1] * (arr.ndim - 2)
+    return uniform_filter(arr, size=size, mode="reflect")
+
+
+def guided_coefficients(before: np.ndarray, after: np.ndarray, radius: int, eps: float):
+    """Per-pixel ``A`` (h, w, 3, 3) and ``b`` (h, w, 3) with ``after ≈ A @ before + b`` locally.
+
+    ``before``/``after`` are float32 (h, w, 3) in [0, 1]. ``eps`` regularises towards the
+    identity transform (larger: smoother, closer to a pure offset).
+    """
+    mean_i = _box(before, radius)
+    mean_p = _box(after, radius)
+    # Covariance of the guide (3x3) and cross-covariance guide/edit (3 out x 3 in) per pixel.
+    ii = before[..., :, None] * before[..., None, :]
+    sigma = _box(ii, radius) - mean_i[..., :, None] * mean_i[..., None, :]
+    pi = after[..., :, None] * before[..., None, :]
+    cov = _box(pi, radius) - mean_p[..., :, None] * mean_i[..., None, :]
+    eye = np.eye(3, dtype=np.float32)
+    # argmin |p - A i - b|^2 + eps |A - I|^2  =>  A = (cov + eps I)(sigma + eps I)^-1
+    a = np.matmul(cov + eps * eye, _inverse3(sigma + eps * eye)).astype(np.float32)
+    b = mean_p - np.einsum("hwij,hwj->hwi", a, mean_i)
+    return _box(a, radius), _box(b.astype(np.float32), radius)
+
+
+def _inverse3(m: np.ndarray) -> np.ndarray:
+    """Inverse of every 3x3 matrix in ``m`` (..., 3, 3) by cofactors: ~10x numpy's batched inv."""
+    a, b, c = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
+    d, e, f = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
+    g, h, i = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
+    co = np.stack([
+        np.stack([e * i - f * h, c * h - b * i, b * f - c * e], axis=-1),
+        np.stack([f * g - d * i, a * i - c * g, c * d - a * f], axis=-1),
+        np.stack([d * h - e * g, b * g - a * h, a * e - b * d], axis=-1),
+    ], axis=-2)
+    det = a * co[..., 0, 0] + b * co[..., 1, 0] + c * co[..., 2, 0]
+    return co / det[..., None, None]
+
+
+def detail_transfer(full: Image.Image, before: Image.Image, after: Image.Image,
+                    radius: int | None = None, eps: float = 1e-2) -> Image.Image:
+    """Apply the change ``before -> after`` (low resolution) to ``full`` (the original, any size).
+
+    ``before`` is what the model was given (``full`` scaled down), ``after`` what it returned.
+    """
+    if before.size != after.size:
+        raise ValueError(f"detail transfer needs the model input and output at one size, got "
+                         f"{before.size} and {after.size}")
+    lo_w, lo_h = before.size
+    if radius is None:
+        # ~1/100 of the short side: large enough to average out the model's own texture.
+        radius = max(2, round(min(lo_w, lo_h) / 100))
+    low_before = np.asarray(before.convert("RGB"), dtype=np.float32) / 255.0
+    low_after = np.asarray(after.convert("RGB"), dtype=np.float32) / 255.0
+    a, b = guided_coefficients(low_before, low_after, radius, eps)
+    maps = [Image.fromarray(np.ascontiguousarray(a[..., i, j])) for i in range(3) for j in range(3)]
+    maps += [Image.fromarray(np.ascontiguousarray(b[..., i])) for i in range(3)]
+    src = np.asarray(full.convert("RGB"))
+    width, height = full.size
+    out = np.empty_like(src)
+    for y0 in range(0, height, _BAND_ROWS):
+        y1 = min(height, y0 + _BAND_ROWS)
+        # The band's rows in low-resolution coordinates: exact alignment with pixel centres.
+        box = (0.0, y0 * lo_h / height, float(lo_w), y1 * lo_h / height)
+        up = np.stack([np.asarray(m.resize((width, y1 - y0), Image.Resampling.BILINEAR, box=box))
+                       for m in maps], axis=-1)
+        guide = src[y0:y1].astype(np.float32) / 255.0
+        coef = up[..., :9].reshape(y1 - y0, width, 3, 3)
+        band = np.einsum("hwij,hwj->hwi", coef, guide) + up[..., 9:]
+        out[y0:y1] = np.clip(band * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(out)
+
+
+def restore_full_resolution(source: Image.Image, result, strategy: str,
+                            color_match: bool = False) -> Image.Image:
+    """The finished full-size picture for a runner's ``result`` (a RunOutput) of ``source``.
+
+    Crops (inpainting "only masked") are restored to their region and pasted back through the
+    result's mask, so pixels outside it are exactly the source's.
+    """
+    from photobatch.plugins.diffusion.colormatch import match_colors
+
+    width, height = source.size
+    box = tuple(getattr(result, "region", None) or (0, 0, width, height))
+    region_size = (box[2] - box[0], box[3] - box[1])
+    whole = box == (0, 0, width, height)
+    original = source if whole else source.crop(box)
+    model_input = getattr(result, "model_input", None)
+    image = result.image
+    if image.size == region_size and image.size != getattr(model_input, "size", None):
+        # Already full size (tiled): colour match at a small size, transfer that change up.
+        restored = image
+        if color_match:
+            small = working_preview(image.size)
+            low = image.resize(small, Image.Resampling.BOX)
+            matched = match_colors(low, original.resize(small, Image.Resampling.BOX))
+            restored = detail_transfer(image, low, matched)
+    else:
+        if color_match and model_input is not None:
+            image = match_colors(image, model_input)
+        if strategy == "detail-transfer" and model_input is not None:
+            restored = detail_transfer(original, model_input, image)
+        else:
+            restored = image.resize(region_size, Image.Resampling.LANCZOS)
+    mask = getattr(result, "mask", None)
+    if mask is None and whole:
+        return restored
+    if mask is None:
+        mask = Image.new("L", source.size, 0)
+        mask.paste(255, box)
+    return paste_back(source, restored, mask, box)
+
+
+def working_preview(size: tuple[int, int], pixels: int = 512 * 512) -> tuple[int, int]:
+    """A size of about ``pixels`` with the aspect of ``size`` (never larger than ``size``)."""
+    width, height = size
+    scale = min(1.0, (pixels / float(width * height)) ** 0.5)
+    return max(1, round(width * scale)), max(1, round(height * scale))

@@ -1,0 +1,111 @@
+"""GPU memory: pick savings from free VRAM, tile the VAE for large inputs, retry after OOM.
+
+Levels, each adding to the one before: 0 nothing; 1 attention slicing; 2 model CPU offload;
+3 sequential CPU offload. The CPU always stays at 0: attention slicing is 4-5x slower there
+and offloading to the CPU from the CPU means nothing (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+MAX_LEVEL = 3
+# Rough VRAM (GiB) a family needs at level 0 with fp16 weights and a 1 MP image.
+_NEED_GIB = {"sd1": 4.0, "sd2": 5.0, "sdxl": 10.0}
+# The VAE decodes in tiles above this many pixels (its peak memory grows with the image).
+VAE_TILING_PIXELS = 1536 * 1536
+
+
+def free_vram_gib(device: str) -> float | None:
+    """Free memory on a CUDA device in GiB, or None where it cannot be known."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    return free / 2**30
+
+
+def level_for(free_gib: float | None, family: str) -> int:
+    """The memory level for ``free_gib`` of free VRAM and a model ``family``."""
+    if free_gib is None:
+        return 0
+    need = _NEED_GIB.get(family, 10.0)
+    if free_gib >= need:
+        return 0
+    if free_gib >= need * 0.75:
+        return 1
+    if free_gib >= need * 0.4:
+        return 2
+    return 3
+
+
+def initial_level(device: str, info) -> int:
+    """The level to start a model at on ``device`` (always 0 off CUDA)."""
+    if not device.startswith("cuda"):
+        return 0
+    return level_for(free_vram_gib(device), info.family.name)
+
+
+def apply_level(pipe, level: int, device: str) -> None:
+    """Switch ``pipe`` to the memory savings of ``level`` (never on the CPU)."""
+    if device == "cpu" or level <= 0:
+        return
+    pipe.enable_attention_slicing()
+    if level == 2:
+        pipe.enable_model_cpu_offload(device=device)
+    elif level >= 3:
+        pipe.enable_sequential_cpu_offload(device=device)
+
+
+def set_vae_tiling(pipe, width: int, height: int, level: int = 0) -> bool:
+    """Tile the VAE for large inputs (or under memory pressure); return whether it is on."""
+    vae = getattr(pipe, "vae", None)
+    if vae is None or not hasattr(vae, "enable_tiling"):
+        return False
+    on = width * height > VAE_TILING_PIXELS or level >= 1
+    if on:
+        vae.enable_tiling()
+    else:
+        vae.disable_tiling()
+    return on
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a CUDA (or other accelerator) out-of-memory error."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    return isinstance(exc, oom)
+
+
+def call_with_oom_retry(call, loaded, pipes):
+    """Run ``call()``; on out-of-memory move ``loaded`` one memory level down and try again.
+
+    ``pipes`` are the pipelines to switch (the task pipeline shares the base's components).
+    The new level sticks for the model: the next files start where this one succeeded.
+    """
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not is_out_of_memory(exc) or loaded.memory_level >= MAX_LEVEL or loaded.device == "cpu":
+                raise
+            _empty_cache()
+            loaded.memory_level += 1
+            log.warning("out of GPU memory on %s; retrying at memory level %d",
+                        loaded.ref.model_id, loaded.memory_level)
+            for pipe in pipes:
+                apply_level(pipe, loaded.memory_level, loaded.device)
+
+
+def _empty_cache() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

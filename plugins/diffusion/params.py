@@ -1,0 +1,39 @@
+"""Validate a run's parameters before any work, with messages naming the parameter and value."""
+
+from __future__ import annotations
+
+from photobatch.plugins.diffusion.samplers import SAMPLER_MAP
+
+FULL_RESOLUTION_STRATEGIES = ("detail-transfer", "tiled", "resize")
+
+
+def validate_params(strength: float, steps: int, cfg: float, sampler: str | None = None,
+                    exact_steps: bool = False, full_resolution: str | None = None) -> None:
+    """Raise ValueError for a parameter that would crash or silently do nothing."""
+    if not 0 < strength <= 1:
+        raise ValueError(f"strength must be in (0, 1], got {strength!r}")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps!r}")
+    if not exact_steps and int(steps * strength) < 1:
+        # diffusers would crash deep inside the scheduler with an unrelated reshape error.
+        raise ValueError(
+            f"steps x strength gives no denoising step: int({steps} x {strength}) = 0; "
+            f"raise steps to at least {int(1 / strength) + 1} (or set exact_steps)"
+        )
+    if cfg < 0:
+        raise ValueError(f"cfg must be >= 0, got {cfg!r}")
+    if sampler is not None and sampler not in SAMPLER_MAP:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLER_MAP)}; got {sampler!r}")
+    if full_resolution is not None and full_resolution not in FULL_RESOLUTION_STRATEGIES:
+        raise ValueError(f"full_resolution must be one of {', '.join(FULL_RESOLUTION_STRATEGIES)}; "
+                         f"got {full_resolution!r}")
+
+
+def working_size(width: int, height: int, native: int) -> tuple[int, int]:
+    """About ``native``² pixels with the aspect kept, each side a multiple of 8 (at least 64)."""
+    import math
+
+    scale = math.sqrt((native * native) / float(width * height))
+    w = max(64, int(round(width * scale / 8)) * 8)
+    h = max(64, int(round(height * scale / 8)) * 8)
+    return w, h

@@ -1,0 +1,154 @@
+"""The runner's view of a recipe: every runner parameter with its default, validated up front.
+
+Recipes are validated when loaded; this re-checks what would crash diffusers so a runner used
+directly (a plugin, the benchmark) fails with the same clear message, and reads optional
+fields with defaults so recipes from older or third-party schemas still run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from photobatch.plugins.diffusion.params import validate_params
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """One LoRA: a .safetensors file, a folder or a hub id, and its weight."""
+
+    path: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class IPAdapterSpec:
+    """An IP-Adapter: where it is, how strongly it steers, and the reference photo."""
+
+    model: str
+    scale: float = 0.6
+    reference: str = ""
+    subfolder: str | None = None
+    weight_name: str | None = None
+
+
+@dataclass(frozen=True)
+class ControlNetSpec:
+    """A ControlNet and the control image computed from the source (canny edges, or the image)."""
+
+    model: str
+    preprocessor: str = "canny"
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a runner needs from a recipe."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    strength: float = 0.2
+    steps: int = 30
+    cfg: float = 6.0
+    sampler: str = "DPM++ 2M"
+    exact_steps: bool = False
+    full_resolution: str = "resize"
+    color_match: bool = False
+    mask_blur: int = 4
+    mask_padding: int = 32
+    only_masked: bool = True
+    batch: int = 1
+    tile_overlap: int = 64
+    model_config: str | None = None
+    loras: tuple[LoraSpec, ...] = ()
+    ip_adapter: IPAdapterSpec | None = None
+    controlnet: ControlNetSpec | None = None
+    base_dir: Path | None = field(default=None, compare=False)
+
+    def resolve_path(self, value: str) -> str:
+        """A path relative to the recipe's folder becomes absolute; hub ids and absolute paths stay."""
+        path = Path(value).expanduser()
+        if path.is_absolute() or self.base_dir is None:
+            return str(path) if path.exists() else value
+        candidate = self.base_dir / path
+        return str(candidate) if candidate.exists() else value
+
+
+def settings_from_recipe(recipe) -> RunSettings:
+    """Read a recipe (any object with the usual attributes) into validated RunSettings."""
+    get = lambda name, default: _plain(getattr(recipe, name, default), default)  # noqa: E731
+    source = getattr(recipe, "source", "") or ""
+    settings = RunSettings(
+        prompt=get("prompt", ""),
+        negative_prompt=get("negative_prompt", ""),
+        strength=float(get("strength", 0.2)),
+        steps=int(get("steps", 30)),
+        cfg=float(get("cfg", 6.0)),
+        sampler=get("sampler", "DPM++ 2M"),
+        exact_steps=bool(get("exact_steps", False)),
+        full_resolution=get("full_resolution", "resize"),
+        color_match=bool(get("color_match", False)),
+        mask_blur=int(get("mask_blur", 4)),
+        mask_padding=int(get("mask_padding", 32)),
+        only_masked=bool(get("only_masked", True)),
+        batch=int(get("batch", 1)),
+        tile_overlap=int(get("tile_overlap", 64)),
+        model_config=get("model_config", None),
+        loras=tuple(_lora(x) for x in (get("loras", ()) or ())),
+        ip_adapter=_ip_adapter(get("ip_adapter", None)),
+        controlnet=_controlnet(get("controlnet", None)),
+        base_dir=Path(source).parent if source else None,
+    )
+    validate_params(settings.strength, settings.steps, settings.cfg, settings.sampler,
+                    settings.exact_steps, settings.full_resolution)
+    if settings.batch < 1:
+        raise ValueError(f"batch must be at least 1, got {settings.batch!r}")
+    if settings.mask_blur < 0:
+        raise ValueError(f"mask_blur must be >= 0, got {settings.mask_blur!r}")
+    if settings.mask_padding < 0:
+        raise ValueError(f"mask_padding must be >= 0, got {settings.mask_padding!r}")
+    return settings
+
+
+def _plain(value, default):
+    # Recipe sub-tables may arrive as dataclasses (the schema) or dicts (a plugin's recipe).
+    if value is None:
+        return default if default is not None else None
+    if hasattr(value, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, None) for v in value]
+    return value
+
+
+def _lora(entry) -> LoraSpec:
+    if isinstance(entry, str):
+        return LoraSpec(entry)
+    return LoraSpec(str(entry["path"]), float(entry.get("weight", 1.0)))
+
+
+def _ip_adapter(table) -> IPAdapterSpec | None:
+    if not table:
+        return None
+    return IPAdapterSpec(
+        model=str(table["model"]),
+        scale=float(table.get("scale", 0.6)),
+        reference=str(table.get("reference", "") or ""),
+        subfolder=table.get("subfolder"),
+        weight_name=table.get("weight_name"),
+    )
+
+
+def _controlnet(table) -> ControlNetSpec | None:
+    if not table:
+        return None
+    spec = ControlNetSpec(
+        model=str(table["model"]),
+        preprocessor=str(table.get("preprocessor", "canny")),
+        scale=float(table.get("scale", 1.0)),
+    )
+    if spec.preprocessor not in ("canny", "none"):
+        raise ValueError(f"controlnet preprocessor must be 'canny' or 'none', got {spec.preprocessor!r}")
+    return spec

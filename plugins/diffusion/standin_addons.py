@@ -1,0 +1,97 @@
+"""Tiny add-ons for a stand-in model, saved the way real ones are shipped: IP-Adapter, LoRA, ControlNet.
+
+Random weights again: they exist so the loading and switching code runs for real in tests and
+benchmarks, never for pictures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def save_standin_ip_adapter(pipe, target: str | Path, seed: int = 0) -> Path:
+    """Save an IP-Adapter for ``pipe``'s UNet at ``target`` laid out like the hub's h94/IP-Adapter.
+
+    ``target/models/ip-adapter_sd15.safetensors`` and ``target/models/image_encoder/``.
+    """
+    import torch
+    from diffusers.models.attention_processor import IPAdapterAttnProcessor
+    from diffusers.models.embeddings import ImageProjection
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    unet = pipe.unet
+    cross = unet.config.cross_attention_dim
+    weights = {}
+    key_id = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue  # self-attention: no adapter weights
+        if name.startswith("mid_block"):
+            hidden = unet.config.block_out_channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(unet.config.block_out_channels))[int(name[len("up_blocks.")])]
+        else:
+            hidden = unet.config.block_out_channels[int(name[len("down_blocks.")])]
+        proc = IPAdapterAttnProcessor(hidden_size=hidden, cross_attention_dim=cross, scale=1.0)
+        state = proc.state_dict()
+        weights[f"ip_adapter.{key_id}.to_k_ip.weight"] = state["to_k_ip.0.weight"].normal_(0, 0.5)
+        weights[f"ip_adapter.{key_id}.to_v_ip.weight"] = state["to_v_ip.0.weight"].normal_(0, 0.5)
+        key_id += 2
+    proj = ImageProjection(cross_attention_dim=cross, image_embed_dim=32, num_image_text_embeds=4)
+    state = proj.state_dict()
+    weights.update({
+        "image_proj.proj.weight": state["image_embeds.weight"],
+        "image_proj.proj.bias": state["image_embeds.bias"],
+        "image_proj.norm.weight": state["norm.weight"],
+        "image_proj.norm.bias": state["norm.bias"],
+    })
+    target = Path(target)
+    models = target / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(models / "ip-adapter_sd15.safetensors"))
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=37, image_size=32, patch_size=8,
+    ))
+    encoder.save_pretrained(str(models / "image_encoder"))
+    return target
+
+
+def save_standin_lora(pipe, target: str | Path, seed: int = 0, rank: int = 4) -> Path:
+    """Save a random LoRA for ``pipe``'s UNet attention layers as one .safetensors file."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    unet = copy.deepcopy(pipe.unet)
+    # init_lora_weights=False: random B too, so the LoRA changes the output from the start.
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    layers = get_peft_model_state_dict(unet)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    type(pipe).save_lora_weights(str(target.parent), unet_lora_layers=layers,
+                                 weight_name=target.name, safe_serialization=True)
+    return target
+
+
+def save_standin_controlnet(pipe, target: str | Path, seed: int = 0) -> Path:
+    """Save a ControlNet made from ``pipe``'s UNet, with its zero convolutions randomised.
+
+    A fresh ControlNet starts with zero output layers (it changes nothing); random ones make
+    its effect measurable.
+    """
+    import torch
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(seed)
+    net = ControlNetModel.from_unet(pipe.unet, conditioning_embedding_out_channels=(16, 32, 48, 64))
+    with torch.no_grad():
+        for module in list(net.controlnet_down_blocks) + [net.controlnet_mid_block]:
+            module.weight.normal_(0, 0.3)
+    net.save_pretrained(str(target), safe_serialization=True)
+    return Path(target)

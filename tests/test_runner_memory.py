@@ -1,0 +1,137 @@
+"""Memory and speed knobs: levels from free VRAM, OOM retry, VAE tiling, compile opt-in."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from photobatch.plugins.diffusion import memory
+from photobatch.plugins.diffusion.cache import PipelineCache
+from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
+from photobatch.recipes.schema import recipe_from_dict
+
+
+class FakePipe:
+    """Records the memory calls a pipeline receives."""
+
+    def __init__(self):
+        self.calls = []
+        self.vae = SimpleNamespace(enable_tiling=lambda: self.calls.append("tile"),
+                                   disable_tiling=lambda: self.calls.append("untile"))
+
+    def enable_attention_slicing(self):
+        self.calls.append("slice")
+
+    def enable_model_cpu_offload(self, device=None):
+        self.calls.append("offload")
+
+    def enable_sequential_cpu_offload(self, device=None):
+        self.calls.append("sequential")
+
+
+def _loaded(device="cuda", level=0):
+    return SimpleNamespace(device=device, memory_level=level, ref=SimpleNamespace(model_id="m"))
+
+
+@pytest.mark.parametrize("free, family, level", [
+    (None, "sdxl", 0), (40.0, "sdxl", 0), (8.0, "sdxl", 1), (5.0, "sdxl", 2), (2.0, "sdxl", 3),
+    (6.0, "sd1", 0), (3.5, "sd1", 1), (1.0, "sd1", 3),
+])
+def test_memory_level_follows_free_vram(free, family, level):
+    assert memory.level_for(free, family) == level
+
+
+def test_the_cpu_never_gets_attention_slicing_or_offload():
+    pipe = FakePipe()
+    for level in range(4):
+        memory.apply_level(pipe, level, "cpu")
+    assert pipe.calls == []
+    memory.apply_level(pipe, 2, "cuda")
+    assert pipe.calls == ["slice", "offload"]
+
+
+def test_out_of_memory_retries_one_level_lower_until_it_fits():
+    pipe, loaded, attempts = FakePipe(), _loaded(), []
+
+    def call():
+        attempts.append(loaded.memory_level)
+        if loaded.memory_level < 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return "images"
+
+    assert memory.call_with_oom_retry(call, loaded, [pipe]) == "images"
+    assert attempts == [0, 1, 2] and loaded.memory_level == 2
+    assert pipe.calls == ["slice", "slice", "offload"]
+
+
+def test_out_of_memory_at_the_last_level_or_other_errors_are_raised():
+    loaded = _loaded(level=memory.MAX_LEVEL)
+
+    def oom():
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        memory.call_with_oom_retry(oom, loaded, [FakePipe()])
+
+    def broken():
+        raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        memory.call_with_oom_retry(broken, _loaded(), [FakePipe()])
+
+
+def test_vae_tiling_only_for_large_inputs_or_under_pressure():
+    pipe = FakePipe()
+    assert memory.set_vae_tiling(pipe, 1024, 1024) is False
+    assert memory.set_vae_tiling(pipe, 2048, 2048) is True
+    assert memory.set_vae_tiling(pipe, 512, 512, level=1) is True
+    assert pipe.calls == ["untile", "tile", "tile"]
+
+
+def test_a_large_input_runs_with_a_tiled_vae(standin_model, monkeypatch):
+    monkeypatch.setattr(memory, "VAE_TILING_PIXELS", 100 * 100)
+    runner = DiffusersImg2ImgRunner(native_size=128)
+    recipe = recipe_from_dict({"name": "s", "strength": 0.5, "steps": 2, "sampler": "Euler"})
+    pipe = runner.pipeline(str(standin_model))[0]
+    out = runner.run(Image.new("RGB", (128, 128), (120, 90, 60)), recipe, 1, str(standin_model))
+    assert pipe.vae.use_tiling and out.image.size == (128, 128)
+
+
+def test_torch_compile_is_opt_in(standin_model, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: compiled.append(kw) or module)
+    PipelineCache().get(str(standin_model))
+    assert compiled == []
+    monkeypatch.setenv("PHOTOBATCH_COMPILE", "1")
+    PipelineCache().get(str(standin_model))
+    assert len(compiled) == 1
+    monkeypatch.delenv("PHOTOBATCH_COMPILE")
+    PipelineCache(compile_unet=True).get(str(standin_model))
+    assert len(compiled) == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not os.environ.get("PHOTOBATCH_TEST_MODEL"), reason="PHOTOBATCH_TEST_MODEL is not set")
+def test_a_real_model_edits_a_real_photo_at_full_resolution(tmp_path):
+    """With a real SD model (PHOTOBATCH_TEST_MODEL): a colour edit that keeps the photo's detail."""
+    from skimage import data
+
+    from photobatch.plugins.diffusion.fullres import restore_full_resolution
+
+    photo = Image.fromarray(data.astronaut()).resize((1024, 1024))
+    recipe = recipe_from_dict({"name": "warm", "prompt": "a photo, warm golden light", "strength": 0.35,
+                               "steps": 20, "cfg": 6.0, "sampler": "DPM++ 2M"})
+    runner = DiffusersImg2ImgRunner()
+    result = runner.run(photo, recipe, 42, os.environ["PHOTOBATCH_TEST_MODEL"])
+    again = runner.run(photo, recipe, 42, os.environ["PHOTOBATCH_TEST_MODEL"])
+    full = restore_full_resolution(photo, result, "detail-transfer")
+    full.save(tmp_path / "real-model.png")
+    src, out = np.asarray(photo).astype(float), np.asarray(full).astype(float)
+    assert full.size == photo.size
+    assert 2 < np.abs(out - src).mean() < 60  # it edited, it did not repaint
+    assert np.abs(np.asarray(result.image).astype(int) - np.asarray(again.image)).max() <= 2

@@ -1,0 +1,138 @@
+"""Model sources and sharing: single-file checkpoints, family detection, the pipeline cache."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from photobatch.plugins.diffusion.cache import PipelineCache
+from photobatch.plugins.diffusion.families import family_of_folder, family_of_single_file
+from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
+from photobatch.plugins.diffusion.loading import load_pipeline
+from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
+from photobatch.plugins.diffusion.sources import ModelError, model_hash, resolve_model
+from photobatch.recipes.schema import recipe_from_dict
+
+
+def _photo(w=64, h=64, seed=0):
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+@pytest.fixture(scope="module")
+def single_file(standin_model, tmp_path_factory):
+    from diffusers import AutoPipelineForImage2Image
+
+    from photobatch.plugins.diffusion.standin_single_file import save_single_file
+
+    pipe = AutoPipelineForImage2Image.from_pretrained(str(standin_model))
+    return save_single_file(pipe, tmp_path_factory.mktemp("single") / "tiny-sd15.safetensors")
+
+
+def test_single_file_with_a_local_config_loads_the_same_weights(standin_model, single_file):
+    ref = resolve_model(str(single_file), config=str(standin_model))
+    assert ref.kind == "single-file" and ref.config == str(standin_model.resolve())
+    assert family_of_single_file(single_file).family.name == "sd1"
+    pipe, info = load_pipeline(ref, "cpu", torch.float32)
+    assert type(pipe).__name__ == "StableDiffusionImg2ImgPipeline" and info.native == 512
+    folder_pipe, _ = load_pipeline(resolve_model(str(standin_model)), "cpu", torch.float32)
+    for name in ("unet", "vae", "text_encoder"):
+        mine, theirs = getattr(pipe, name).state_dict(), getattr(folder_pipe, name).state_dict()
+        assert set(mine) == set(theirs), name
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine), name
+    # Through the runner, a recipe's model_config does the same; the outputs are identical.
+    recipe = recipe_from_dict({"name": "s", "strength": 0.5, "steps": 4, "sampler": "Euler",
+                               "model_config": str(standin_model)})
+    runner = DiffusersImg2ImgRunner(native_size=64)
+    a = runner.run(_photo(), recipe, 5, str(single_file))
+    b = runner.run(_photo(), recipe, 5, str(standin_model))
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    assert a.model_hash and a.model_hash != b.model_hash
+
+
+def test_single_file_offline_without_config_says_what_to_do(single_file, monkeypatch):
+    monkeypatch.delenv("PHOTOBATCH_MODEL_CONFIG", raising=False)
+    with pytest.raises(ModelError, match="needs its configs; offline mode is on"):
+        load_pipeline(resolve_model(str(single_file)), "cpu", torch.float32)
+
+
+def test_families_are_detected_from_checkpoint_keys(tmp_path):
+    from safetensors.torch import save_file
+
+    def checkpoint(name, keys, in_channels=4):
+        tensors = {k: torch.zeros(1) for k in keys}
+        tensors["model.diffusion_model.input_blocks.0.0.weight"] = torch.zeros(8, in_channels, 3, 3)
+        path = tmp_path / name
+        save_file(tensors, str(path))
+        return path
+
+    sdxl = checkpoint("xl.safetensors", ["conditioner.embedders.1.model.positional_embedding"])
+    sd2 = checkpoint("v2.safetensors", ["cond_stage_model.model.token_embedding.weight"])
+    sd1 = checkpoint("v1-inpaint.safetensors",
+                     ["cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"], 9)
+    assert (family_of_single_file(sdxl).family.name, family_of_single_file(sdxl).native) == ("sdxl", 1024)
+    assert (family_of_single_file(sd2).family.name, family_of_single_file(sd2).native) == ("sd2", 768)
+    info = family_of_single_file(sd1)
+    assert info.family.name == "sd1" and info.inpainting and info.native == 512
+    with pytest.raises(ValueError, match="does not look like a Stable Diffusion"):
+        family_of_single_file(checkpoint("other.safetensors", ["something.else"]))
+
+
+def test_families_are_detected_from_folders(standin_model, tmp_path):
+    assert family_of_folder(standin_model).family.name == "sd1"
+    fake = tmp_path / "sd2"
+    (fake / "unet").mkdir(parents=True)
+    (fake / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    (fake / "unet" / "config.json").write_text(json.dumps({"cross_attention_dim": 1024, "sample_size": 96}))
+    info = family_of_folder(fake)
+    assert info.family.name == "sd2" and info.native == 768
+
+
+def test_nine_channel_models_load_as_inpainting_and_still_do_img2img(tmp_path_factory):
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    folder = save_standin_model(tmp_path_factory.mktemp("m") / "inpaint", kind="sd1-inpaint")
+    runner = DiffusersImg2ImgRunner(native_size=64)
+    pipe = runner.pipeline(str(folder))[0]
+    assert type(pipe).__name__ == "StableDiffusionInpaintPipeline" and pipe.unet.config.in_channels == 9
+    recipe = recipe_from_dict({"name": "s", "strength": 0.5, "steps": 4, "sampler": "Euler"})
+    out = runner.run(_photo(96, 64), recipe, 1, str(folder))
+    assert out.image.size == out.working_size == (80, 64)
+
+
+def test_one_model_is_loaded_once_and_shared_across_tasks(standin_model, monkeypatch):
+    import photobatch.plugins.diffusion.cache as cache_module
+
+    loads = []
+    real = cache_module.load_pipeline
+    monkeypatch.setattr(cache_module, "load_pipeline", lambda *a: loads.append(a) or real(*a))
+    cache = PipelineCache()
+    img2img = DiffusersImg2ImgRunner(native_size=64, cache=cache)
+    inpaint = DiffusersInpaintRunner(native_size=64, cache=cache)
+    a = recipe_from_dict({"name": "a", "strength": 0.5, "steps": 4, "sampler": "Euler"})
+    b = recipe_from_dict({"name": "b", "strength": 0.3, "steps": 10, "sampler": "DDIM", "prompt": "warm"})
+    img2img.run(_photo(), a, 1, str(standin_model))
+    img2img.run(_photo(), b, 1, str(standin_model))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 40, 40))
+    inpaint.run(_photo(), a, 1, str(standin_model), mask=mask)
+    assert len(loads) == 1
+    loaded = cache.get(str(standin_model))
+    inpaint_pipe = loaded.task_pipes[("inpaint", None)]
+    assert type(inpaint_pipe).__name__ == "StableDiffusionInpaintPipeline"
+    # from_pipe shares the weights: the very same UNet and VAE objects.
+    assert inpaint_pipe.unet is loaded.pipe.unet and inpaint_pipe.vae is loaded.pipe.vae
+
+
+def test_model_hash_changes_with_the_weights(standin_model, single_file, tmp_path):
+    ref = resolve_model(str(single_file))
+    first = model_hash(ref)
+    copy = tmp_path / "copy.safetensors"
+    data = bytearray(single_file.read_bytes())
+    data[-10] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    assert model_hash(resolve_model(str(copy))) != first
+    assert model_hash(resolve_model(str(standin_model))) != first
