@@ -38,6 +38,7 @@ class App:
         self.recipe_folders = folders + ([user_dir] if user_dir.is_dir() else []) + [
             Path(p) for p in recipe_dirs]
         self.recipes = load_recipes(self.recipe_folders)
+        self._check_recipe_references()
         self.catalog_path = Path(catalog_path) if catalog_path else default_catalog_path()
         self.default_model = model or os.environ.get("PHOTOBATCH_MODEL")
         # SQLite connections belong to one thread: each worker thread opens its own (WAL
@@ -56,6 +57,19 @@ class App:
                 self._opened.append(cat)
         return cat
 
+    def _check_recipe_references(self) -> None:
+        """Steps and face detectors a recipe names must exist: a typo fails at load, not per file."""
+        for recipe in self.recipes.values():
+            for name, _ in recipe.post:
+                if name not in self.steps:
+                    known = ", ".join(sorted(self.steps.items)) or "none"
+                    raise RecipeError(f"recipe {recipe.name!r} ({recipe.source}): post step {name!r} "
+                                      f"is not contributed by any plugin (known: {known})")
+            if recipe.mask == "faces" and recipe.face_detector not in self.face_detectors:
+                known = ", ".join(sorted(self.face_detectors.items)) or "none"
+                raise RecipeError(f"recipe {recipe.name!r} ({recipe.source}): face_detector "
+                                  f"{recipe.face_detector!r} does not exist (known: {known})")
+
     def recipe(self, name: str) -> Recipe:
         """The recipe called ``name``, or a UsageError listing those that exist."""
         try:
@@ -63,6 +77,15 @@ class App:
         except KeyError:
             known = ", ".join(sorted(self.recipes)) or "none"
             raise UsageError(f"no recipe called {name!r} (known: {known})") from None
+
+    def check_runnable(self, recipe: Recipe) -> None:
+        """Refuse, before any file, a recipe that is only a template (a style match with no
+        reference photo): the same error for every photo would tell the user nothing new."""
+        ip = recipe.ip_adapter
+        if (ip is not None or recipe.reference_colors != "none") and not (ip and ip.reference):
+            raise UsageError(
+                f"recipe {recipe.name!r} needs a reference photo: make your own with `photobatch "
+                f"recipes new my-look --from {recipe.name}` and set ip_adapter.reference")
 
     def model_for(self, recipe: Recipe) -> str:
         """The model a recipe runs on: the recipe's own, else --model / PHOTOBATCH_MODEL."""

@@ -117,6 +117,10 @@ class WatchService:
                     known = ", ".join(sorted(app.recipes))
                     raise ConfigError(f"config {config.source}: watch[{i}].recipes names {name!r}, "
                                       f"which is not a recipe (known: {known})")
+                try:
+                    app.check_runnable(app.recipes[name])
+                except UsageError as exc:
+                    raise ConfigError(f"config {config.source}: watch[{i}].recipes: {exc}") from None
         return app
 
     def _install_signals(self) -> None:

@@ -18,12 +18,14 @@ from PIL import Image
 
 from photobatch.catalog.queue import RunQueue
 from photobatch.daemon.app import App, UsageError
+from photobatch.daemon.faces import run_on_faces
+from photobatch.daemon.naming import OutputExists, claim_output_path, name_tokens, output_folder, output_name
 from photobatch.daemon.steps import apply_post_steps, select_post_steps
 from photobatch.plugins import metadata
 from photobatch.plugins.diffusion.fullres import restore_full_resolution
 from photobatch.plugins.diffusion.loading import ModelError, resolve_model
 from photobatch.plugins.colour import convert_to_space
-from photobatch.plugins.images import ReadError
+from photobatch.plugins.images import NothingToDo, ReadError
 from photobatch.plugins.output_options import writer_name, writer_options
 from photobatch.recipes.schema import Recipe
 
@@ -70,13 +72,6 @@ def derive_seed(file_sha: str, fingerprint: str) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def output_name(recipe: Recipe, source: Path, extension: str) -> str:
-    """Render the recipe's naming template for ``source``."""
-    # "time-of-day:night" -> "time-of-day-night": a colon is not a file name character everywhere.
-    recipe_token = recipe.name.replace(":", "-")
-    return recipe.output.name.format(stem=source.stem, recipe=recipe_token, ext=source.suffix[1:]) + extension
-
-
 class Timer:
     """Collects seconds per stage and turns exceptions into StageErrors naming the stage."""
 
@@ -116,6 +111,7 @@ class Job:
     runner: object = None
     decoded: object = None
     result: object = None
+    summary: dict = field(default_factory=dict)
 
     @property
     def elapsed(self) -> float:
@@ -157,7 +153,7 @@ class Session:
                 job.sha = file_sha256(path)
                 with open(path, "rb") as fh:
                     head = fh.read(64)
-                summary = metadata.read_summary(path)
+                summary = job.summary = metadata.read_summary(path)
             reader = next((r for r in self.app.readers if r.accept(head, path)), None)
             job.file_id = catalog.register_file(
                 sha256=job.sha, path=path, size=stat.st_size, mtime=stat.st_mtime, metadata=summary)
@@ -217,7 +213,11 @@ class Session:
         """GPU stage: run the recipe's runner on the decoded picture."""
         try:
             with job.timer.stage("run", f"running {job.recipe.name} on {job.path.name}"):
-                job.result = job.runner.run(job.decoded.image, job.recipe, job.seed, job.model)
+                if job.recipe.mask == "faces":
+                    job.result = run_on_faces(self.app, job.runner, job.decoded.image, job.recipe,
+                                              job.seed, job.model)
+                else:
+                    job.result = job.runner.run(job.decoded.image, job.recipe, job.seed, job.model)
             return job
         except Exception as exc:
             return self._fail(job, exc)
@@ -226,9 +226,12 @@ class Session:
         """CPU stage: bring the result to full size, write it with metadata, record the run."""
         try:
             with job.timer.stage("restore", "bringing the result to full resolution"):
-                full = restore_full_resolution(job.decoded.image, job.result,
-                                               getattr(job.recipe, "full_resolution", "resize"),
-                                               color_match=getattr(job.recipe, "color_match", False))
+                if getattr(job.result, "finished", False):
+                    full = job.result.image  # the runner composited at full size (faces)
+                else:
+                    full = restore_full_resolution(job.decoded.image, job.result,
+                                                   job.recipe.full_resolution,
+                                                   color_match=job.recipe.color_match)
             # Hook point until recipes name their steps: plugins select them (photobatch_post_steps).
             post = select_post_steps(self.app, job.recipe)
             if post:
@@ -237,7 +240,8 @@ class Session:
             with job.timer.stage("write", f"writing the output of {job.path.name}"):
                 output = self._write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
                                      job.seed, job.model_id, job.run_id, job.out_dir,
-                                     source_bits=job.decoded.bits)
+                                     source_bits=job.decoded.bits, summary=job.summary,
+                                     file_id=job.file_id)
                 output_sha = file_sha256(output)
             self.app.catalog.finish_run(job.run_id, output_path=output, output_sha256=output_sha,
                                         timings=job.timer.timings, model_hash=job.result.model_hash,
@@ -250,6 +254,14 @@ class Session:
             return self._fail(job, exc)
 
     def _fail(self, job: "Job", exc: Exception) -> Outcome:
+        cause = exc.__cause__ if isinstance(exc, StageError) else exc
+        if isinstance(cause, (NothingToDo, OutputExists)):
+            # Not an error: nothing for this recipe to do here (no face; name taken, skip).
+            reason = str(cause)
+            if job.run_id is not None:
+                self.app.catalog.skip_run(job.run_id, reason=reason)
+            return Outcome(job.path, job.recipe.name, "skipped", error=reason, run_id=job.run_id,
+                           seconds=job.elapsed, timings=job.timer.timings)
         if isinstance(exc, StageError):
             reason = str(exc)
         elif isinstance(exc, UsageError):
@@ -270,11 +282,14 @@ class Session:
 
     def _write(self, source: Path, recipe: Recipe, image: Image.Image, icc: bytes | None,
                sha: str, seed: int, model_id: str, run_id: int, out_dir: Path,
-               source_bits: int = 8) -> Path:
+               source_bits: int = 8, summary: dict | None = None,
+               file_id: int | None = None) -> Path:
         writer = self.app.writers.get(writer_name(recipe.output.format))
-        out_dir.mkdir(parents=True, exist_ok=True)
-        final = self._claim_output_path(out_dir, output_name(recipe, source, writer.extension), sha,
-                                        recipe)
+        tokens = name_tokens(recipe, source, summary, file_id)
+        folder = output_folder(recipe, out_dir, tokens)
+        folder.mkdir(parents=True, exist_ok=True)
+        final = claim_output_path(folder, output_name(recipe, source, writer.extension, tokens),
+                                  recipe, lambda path: self._is_our_output(path, sha, recipe))
         # Dot-prefixed temp name in the same folder: invisible to watchers, and the rename is atomic.
         temp = final.with_name(f".{final.stem}.{os.getpid()}.partial{final.suffix}")
         try:
@@ -304,16 +319,6 @@ class Session:
             metadata.write_sidecar(final, metadata.sidecar_path(final, recipe.output.sidecar))
         return final
 
-    def _claim_output_path(self, out_dir: Path, name: str, sha: str, recipe: Recipe) -> Path:
-        """The output path: reuse our own earlier output of this file, else avoid collisions."""
-        candidate = out_dir / name
-        stem, suffix = candidate.stem, candidate.suffix
-        n = 1
-        while candidate.exists() and not self._is_our_output(candidate, sha, recipe):
-            candidate = out_dir / f"{stem}-{n}{suffix}"
-            n += 1
-        return candidate
-
     def _is_our_output(self, path: Path, sha: str, recipe: Recipe) -> bool:
         # The file's own XMP record says whose output it is, even when a crash came between
         # the rename and the catalog update.
@@ -323,12 +328,19 @@ class Session:
             record = {}
         if record.get("SourceSHA256") == sha and record.get("Recipe") == recipe.name:
             return True
-        rows = self.app.catalog.db.query(
-            "SELECT 1 FROM runs r JOIN files f ON f.id = r.file_id "
-            "WHERE r.output_path = ? AND f.sha256 = ? AND r.recipe = ? LIMIT 1",
-            [str(path), sha, recipe.name],
-        )
-        return any(True for _ in rows)
+        # No record (metadata policy "none" keeps it; a foreign file has none): ours only if the
+        # catalog wrote exactly these bytes there.
+        rows = list(self.app.catalog.db.query(
+            "SELECT r.output_sha256 FROM runs r JOIN files f ON f.id = r.file_id "
+            "WHERE r.output_path = ? AND f.sha256 = ? AND r.recipe = ?",
+            [str(path), sha, recipe.name]))
+        if not rows:
+            return False
+        try:
+            current = file_sha256(path)
+        except OSError:
+            return False
+        return any(row["output_sha256"] == current for row in rows)
 
 
 def _json(data) -> str:

@@ -37,7 +37,9 @@ class PostStep:
 
 def select_post_steps(app, recipe) -> list[PostStep]:
     """The steps plugins select for ``recipe``, in plugin registration order; never raises."""
-    selected = []
+    # The recipe's own steps come first, in its order; plugins may add theirs after.
+    selected = [_resolve(app, f"recipe {recipe.name}", (name, dict(params)))
+                for name, params in getattr(recipe, "post", ())]
     for impl in app.pm.hook.photobatch_post_steps.get_hookimpls():
         plugin = app.pm.get_name(impl.plugin) or repr(impl.plugin)
         try:

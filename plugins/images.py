@@ -36,6 +36,10 @@ _AVIF_BRANDS = {b"avif", b"avis"}
 _TAG_DNG_VERSION = 0xC612
 
 
+class NothingToDo(Exception):
+    """A runner found nothing to do on this photo (no face for a retouch): a skip, not a failure."""
+
+
 class ReadError(Exception):
     """A file that cannot be decoded, with a one-line reason a photographer can act on."""
 

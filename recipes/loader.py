@@ -8,6 +8,7 @@ run on their own. A file with ``[variants.X]`` tables defines one recipe per var
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,8 +120,37 @@ def resolve(item: RawRecipe, raw: dict[str, RawRecipe], chain: tuple[str, ...] =
 
 
 def build_recipe(item: RawRecipe, raw: dict[str, RawRecipe]) -> Recipe:
-    """Resolve and validate one recipe."""
-    return recipe_from_dict(resolve(item, raw), source=str(item.path), default_name=item.name)
+    """Resolve and validate one recipe (a reference photo it names must be readable now)."""
+    recipe = recipe_from_dict(resolve(item, raw), source=str(item.path), default_name=item.name)
+    ip = recipe.ip_adapter
+    if ip is not None and ip.reference:
+        path = Path(ip.reference).expanduser()
+        if not path.is_absolute():
+            path = item.path.parent / path
+        sha = check_reference(path, f"recipe {item.name!r} ({item.path})")
+        recipe = dataclasses.replace(recipe, ip_adapter=dataclasses.replace(
+            ip, reference=str(path), reference_sha256=sha))
+    return recipe
+
+
+def check_reference(path: Path, label: str) -> str:
+    """The sha256 of a reference photo, or a RecipeError saying why it cannot be used."""
+    import hashlib
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RecipeError(f"{label}: ip_adapter.reference {path} cannot be read "
+                          f"({exc.strerror or exc})") from None
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise RecipeError(f"{label}: ip_adapter.reference {path} is not a readable image "
+                          f"({exc})") from None
+    return hashlib.sha256(data).hexdigest()
 
 
 def load_recipes(folders: Iterable[Path]) -> dict[str, Recipe]:

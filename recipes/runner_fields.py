@@ -31,6 +31,8 @@ class IPAdapterSettings:
     reference: str = ""
     subfolder: str | None = None
     weight_name: str | None = None
+    # Set when the recipe loads: a new reference photo makes earlier outputs stale.
+    reference_sha256: str | None = None
 
 
 @dataclass(frozen=True)

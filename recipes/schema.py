@@ -31,7 +31,10 @@ OUTPUT_COLOR_SPACES = ("source", "srgb", "adobe-rgb")
 # Sidecar naming: Lightroom and Capture One use IMG_1.xmp, darktable IMG_1.jpg.xmp.
 OUTPUT_SIDECARS = ("none", "lightroom", "darktable")
 METADATA_POLICIES = ("all", "no-location", "copyright-only", "none")
-NAME_TOKENS = ("stem", "recipe", "ext")
+NAME_TOKENS = ("stem", "recipe", "ext", "date", "camera", "seq")
+COLLISION_POLICIES = ("suffix", "overwrite", "skip")
+MASKS = ("none", "faces")
+REFERENCE_COLORS = ("none", "before", "after", "both")
 
 
 class RecipeError(ValueError):
@@ -50,6 +53,10 @@ class OutputSettings:
     color_space: str = "source"  # keep the source's ICC profile, or convert to sRGB / Adobe RGB
     sidecar: str = "none"
     progressive: bool = False  # JPEG only
+    # A subfolder of the output folder, with the same tokens as the name ("{date}", "{camera}").
+    subfolder: str = ""
+    # When a file of that name exists and is not this photo's own earlier output.
+    collision: str = "suffix"
 
     def __post_init__(self):
         if self.bit_depth == 16 and self.format == "jpeg":
@@ -87,6 +94,14 @@ class Recipe:
     loras: tuple[LoraSettings, ...] = ()
     ip_adapter: IPAdapterSettings | None = None
     controlnet: ControlNetSettings | None = None
+    # Where the model may change the photo: everywhere, or only on the faces a detector finds.
+    mask: str = "none"
+    face_detector: str = "opencv-haar"
+    face_expand: float = 0.35  # grow each face box by this fraction (forehead, chin, hairline)
+    # Colour transfer toward the IP-Adapter reference: before the model, after it, or both.
+    reference_colors: str = "none"
+    # Classical steps after the model, in order: [{ step = "name", ...params }].
+    post: tuple = ()
     output: OutputSettings = field(default_factory=OutputSettings)
     source: str = ""
 
@@ -95,6 +110,7 @@ class Recipe:
         object.__setattr__(self, "loras", as_loras(self.loras))
         object.__setattr__(self, "ip_adapter", as_ip_adapter(self.ip_adapter))
         object.__setattr__(self, "controlnet", as_controlnet(self.controlnet))
+        object.__setattr__(self, "post", tuple(_frozen_step(entry) for entry in self.post))
 
     @property
     def denoising_steps(self) -> int:
@@ -133,7 +149,7 @@ def _choice(options):
     return check
 
 
-def _name_template(v):
+def _template_tokens(v, require_stem: bool = True):
     import string
 
     try:
@@ -143,9 +159,30 @@ def _name_template(v):
     bad = names - set(NAME_TOKENS)
     if bad:
         return f"uses unknown token(s) {', '.join(sorted(bad))}; allowed: {', '.join(NAME_TOKENS)}"
-    if "stem" not in names:
+    if require_stem and "stem" not in names:
         return f"must contain {{stem}} so outputs of different photos do not collide, got {v!r}"
+    if not require_stem and (v.startswith("/") or ".." in v.split("/")):
+        return f"must stay inside the output folder, got {v!r}"
     return None
+
+
+def _name_template(v):
+    return _template_tokens(v)
+
+
+def _check_post(entries) -> str | None:
+    for n, entry in enumerate(entries, start=1):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("step"), str) or not entry["step"]:
+            return f"entry {n} must be a table with a step name, e.g. {{ step = \"frame\" }}; got {entry!r}"
+    return None
+
+
+def _frozen_step(entry):
+    """A post-step table as a hashable, ordered (name, params) pair."""
+    if isinstance(entry, tuple):
+        return entry
+    params = tuple(sorted((k, v) for k, v in dict(entry).items() if k != "step"))
+    return (entry["step"], params)
 
 
 _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
@@ -172,6 +209,11 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "loras": ((list,), check_loras),
     "ip_adapter": ((dict,), check_ip_adapter),
     "controlnet": ((dict,), check_controlnet),
+    "mask": ((str,), _choice(MASKS)),
+    "face_detector": ((str,), None),
+    "face_expand": ((float, int), _range(0.0, 2.0)),
+    "reference_colors": ((str,), _choice(REFERENCE_COLORS)),
+    "post": ((list,), lambda v: _check_post(v)),
 }
 _OUTPUT_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "format": ((str,), _choice(OUTPUT_FORMATS)),
@@ -182,6 +224,8 @@ _OUTPUT_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "color_space": ((str,), _choice(OUTPUT_COLOR_SPACES)),
     "sidecar": ((str,), _choice(OUTPUT_SIDECARS)),
     "progressive": ((bool,), None),
+    "subfolder": ((str,), lambda v: _template_tokens(v, require_stem=False)),
+    "collision": ((str,), _choice(COLLISION_POLICIES)),
 }
 
 

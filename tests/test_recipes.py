@@ -31,7 +31,7 @@ def test_builtin_color_correct_is_low_strength_and_valid():
         ({"output": {"quality": 101}}, "output.quality must be in [1, 100], got 101"),
         ({"output": {"qualty": 90}}, "unknown field 'output.qualty'"),
         ({"output": {"name": "{recipe}"}}, "output.name must contain {stem}"),
-        ({"output": {"name": "{stem}_{camera}"}}, "output.name uses unknown token(s) camera"),
+        ({"output": {"name": "{stem}_{lens}"}}, "output.name uses unknown token(s) lens"),
         ({"steps": 3, "strength": 0.3}, "steps x strength must give at least one denoising step, got 3 x 0.3"),
     ],
 )

@@ -42,6 +42,9 @@ def recipe_as_toml(recipe) -> str:
         return value
 
     data = clean(recipe)
+    data["post"] = [{"step": name, **dict(params)} for name, params in recipe.post]
+    if data.get("ip_adapter"):
+        data["ip_adapter"].pop("reference_sha256", None)  # computed at load, not a TOML field
     source = data.pop("source", "")
     output = data.pop("output", {})
     text = tomli_w.dumps({**data, "output": output})
@@ -126,6 +129,10 @@ def _commented_copy(name: str, base, help_text: dict[str, str]) -> str:
              f'description = "Based on {base.name}."', ""]
     plain = {k: v for k, v in dataclasses.asdict(base).items()
              if k not in ("name", "description", "source", "output") and v is not None}
+    plain["post"] = [{"step": name, **dict(params)} for name, params in base.post]
+    if plain.get("ip_adapter"):
+        plain["ip_adapter"] = {k: v for k, v in plain["ip_adapter"].items()
+                               if k != "reference_sha256" and v is not None}
     for key, value in plain.items():
         rendered = tomli_w.dumps({key: _plain(value)}).strip().replace("\n", "\n# ")
         note = help_text.get(key)

@@ -50,8 +50,16 @@ class DiffusersImg2ImgRunner:
             return self._run_tiled(loaded, settings, image, seed)
         size = working_size(image.width, image.height, self.native(loaded))
         model_input = image.resize(size, Image.Resampling.LANCZOS)
+        reference_colors = getattr(recipe, "reference_colors", "none")
+        source_input = model_input
+        if reference_colors in ("before", "both"):
+            # Style matching: the model starts from the photo already in the reference's colours.
+            model_input = toward_reference(model_input, settings)
         out = generate(self.cache, loaded, settings, [model_input], [seed])[0]
-        return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, model_input)
+        if reference_colors in ("after", "both"):
+            out = toward_reference(out, settings)
+        # Full resolution transfers the change from the *source* picture to the output.
+        return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, source_input)
 
     def run_batch(self, images, recipe, seeds, model: str) -> list[RunOutput]:
         """Run ``recipe`` on several images; same-size ones share pipeline calls of up to ``batch``.
@@ -106,6 +114,19 @@ class DiffusersImg2ImgRunner:
         merged = merge_tiles(padded.width, padded.height, tiles, overlap)[:height, :width]
         return RunOutput(Image.fromarray(merged), loaded.ref.model_id, loaded.hash, loaded.device,
                          (tile_w, tile_h), None)
+
+
+def toward_reference(image: Image.Image, settings) -> Image.Image:
+    """``image`` with the IP-Adapter reference photo's colours (LAB match, lightness kept)."""
+    from photobatch.plugins.diffusion.adapters import load_reference
+    from photobatch.plugins.diffusion.colormatch import match_colors
+
+    ip = settings.ip_adapter
+    if ip is None or not ip.reference:
+        raise ValueError("reference_colors needs ip_adapter.reference (the reference photo)")
+    reference = load_reference(settings.resolve_path(ip.reference))
+    reference.thumbnail((512, 512))
+    return match_colors(image, reference)
 
 
 def _ceil8(n: int) -> int:

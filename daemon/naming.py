@@ -1,0 +1,78 @@
+"""Output file names: the recipe's template and subfolder with their tokens, and collisions.
+
+Tokens: ``{stem}`` the source's name without extension, ``{ext}`` its extension, ``{recipe}``
+the recipe (``time-of-day:night`` becomes ``time-of-day-night``), ``{date}`` the capture date
+(YYYY-MM-DD, else the file's modification date), ``{camera}`` the camera model, ``{seq}`` the
+photo's catalog number (0042: stable, so a re-run finds the same name).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+
+from photobatch.recipes.schema import Recipe
+
+_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
+
+
+class OutputExists(Exception):
+    """The output name is taken by a file that is not this photo's, and the recipe says skip."""
+
+
+def _safe(text: str) -> str:
+    return _UNSAFE.sub("-", text).strip(" .-") or "unknown"
+
+
+def name_tokens(recipe: Recipe, source: Path, summary: dict | None, file_id: int | None) -> dict:
+    """The values of every naming token for ``source``."""
+    summary = summary or {}
+    taken = (summary.get("date_taken") or "")[:10]
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", taken):
+        try:
+            taken = datetime.fromtimestamp(source.stat().st_mtime).strftime("%Y-%m-%d")
+        except OSError:
+            taken = "undated"
+    camera = summary.get("model") or summary.get("make") or "unknown-camera"
+    return {
+        "stem": source.stem,
+        "ext": source.suffix[1:],
+        "recipe": recipe.name.replace(":", "-"),
+        "date": taken,
+        "camera": _safe(str(camera)),
+        "seq": f"{file_id or 0:04d}",
+    }
+
+
+def output_name(recipe: Recipe, source: Path, extension: str, tokens: dict | None = None) -> str:
+    """The output's file name (no folder) from the recipe's template."""
+    tokens = tokens or name_tokens(recipe, source, None, None)
+    return _safe(recipe.output.name.format(**tokens)) + extension
+
+
+def output_folder(recipe: Recipe, out_dir: Path, tokens: dict) -> Path:
+    """``out_dir`` plus the recipe's subfolder template, if any."""
+    if not recipe.output.subfolder:
+        return out_dir
+    parts = [_safe(part.format(**tokens)) for part in recipe.output.subfolder.split("/") if part]
+    return out_dir.joinpath(*parts)
+
+
+def claim_output_path(folder: Path, name: str, recipe: Recipe, is_ours) -> Path:
+    """Where to write: this photo's own earlier output is replaced; another file's name is
+    handled by the recipe's collision policy (suffix -1, -2...; overwrite; skip)."""
+    candidate = folder / name
+    if not candidate.exists() or is_ours(candidate):
+        return candidate
+    policy = recipe.output.collision
+    if policy == "overwrite":
+        return candidate
+    if policy == "skip":
+        raise OutputExists(f"{candidate} exists and is not this photo's output (collision = skip)")
+    stem, suffix = candidate.stem, candidate.suffix
+    n = 1
+    while candidate.exists() and not is_ours(candidate):
+        candidate = folder / f"{stem}-{n}{suffix}"
+        n += 1
+    return candidate
