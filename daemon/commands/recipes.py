@@ -134,9 +134,9 @@ def _commented_copy(name: str, base, help_text: dict[str, str]) -> str:
         plain["ip_adapter"] = {k: v for k, v in plain["ip_adapter"].items()
                                if k != "reference_sha256" and v is not None}
     for key, value in plain.items():
-        rendered = tomli_w.dumps({key: _plain(value)}).strip().replace("\n", "\n# ")
+        rendered = f"{key} = {_inline(_plain(value))}"
         note = help_text.get(key)
-        lines.append(f"# {rendered}" + (f"    # {note}" if note and "\n" not in rendered else ""))
+        lines.append(f"# {rendered}" + (f"    # {note}" if note else ""))
     lines += ["", "[output]"]
     for key, value in dataclasses.asdict(base.output).items():
         if value is None:
@@ -144,6 +144,17 @@ def _commented_copy(name: str, base, help_text: dict[str, str]) -> str:
         note = help_text.get(f"output.{key}")
         lines.append(f"# {tomli_w.dumps({key: value}).strip()}" + (f"    # {note}" if note else ""))
     return "\n".join(lines) + "\n"
+
+
+def _inline(value) -> str:
+    """A TOML value on one line (tables inline), so a commented field uncomments cleanly."""
+    import tomli_w
+
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_inline(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    return tomli_w.dumps({"x": value}).split("=", 1)[1].strip()
 
 
 def _plain(value):
