@@ -134,7 +134,14 @@ def main() -> None:
     parser.add_argument("--native", type=int, default=None, help="working side (default: the model's)")
     parser.add_argument("--batch", type=int, default=1, help="images per pipeline call (GPUs)")
     parser.add_argument("--repeats", type=int, default=2, help="rounds of both sides (best time kept)")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="torch's CPU threads for both sides (1: the model gets one core, the way "
+                             "a GPU is one device, and the host's CPU stages get the rest)")
     args = parser.parse_args()
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     size = tuple(int(v) for v in args.size.lower().split("x"))
 
     import torch

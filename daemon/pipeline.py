@@ -36,11 +36,15 @@ class Pipeline:
         self.retry_delay = retry_delay
         self.on_outcome = on_outcome or (lambda outcome: None)
         self.worker = worker_id()
-        self.max_in_flight = decode_workers + encode_workers + 2
+        # Room for the largest batch a recipe asks for, so the GPU thread can fill it.
+        self.max_batch = max([getattr(r, "batch", 1) for r in self.app.recipes.values()] + [1])
+        self.max_batch = min(self.max_batch, 16)
+        self.max_in_flight = decode_workers + encode_workers + 2 + self.max_batch
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
         self._prepare_pool = ThreadPoolExecutor(decode_workers, thread_name_prefix="pb-prepare")
         self._finish_pool = ThreadPoolExecutor(encode_workers, thread_name_prefix="pb-finish")
-        self._gpu_queue: "queue.Queue" = queue.Queue(maxsize=max(2, decode_workers))
+        self._gpu_queue: "queue.Queue" = queue.Queue(maxsize=max(2, decode_workers, self.max_batch))
+        self._held: list = []  # prepared jobs taken off the queue that did not fit the last batch
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._in_flight: dict[int, str] = {}
@@ -140,20 +144,46 @@ class Pipeline:
 
     def _gpu_loop(self) -> None:
         while True:
-            item = self._gpu_queue.get()
+            item = self._held.pop(0) if self._held else self._gpu_queue.get()
             if item is _STOP:
                 return
-            claimed, job = item
+            batch = self._fill_batch(item)
             try:
-                result = self.session.generate(job)
+                results = self.session.generate_batch([job for _, job in batch])
             except Exception:
-                log.exception("unexpected error running %s", job.path)
-                self._done(claimed, None)
+                log.exception("unexpected error running %s", ", ".join(str(j.path) for _, j in batch))
+                for claimed, _ in batch:
+                    self._done(claimed, None)
                 continue
-            if isinstance(result, Outcome):
-                self._done(claimed, result)
+            for (claimed, _), result in zip(batch, results):
+                if isinstance(result, Outcome):
+                    self._done(claimed, result)
+                else:
+                    self._finish_pool.submit(self._finish, claimed, result)
+
+    def _fill_batch(self, first) -> list:
+        """``first`` plus prepared jobs already waiting that can share its pipeline call."""
+        claimed, job = first
+        size = getattr(job.recipe, "batch", 1)
+        if size <= 1 or job.recipe.mask != "none" or job.recipe.full_resolution == "tiled":
+            return [first]
+        batch = [first]
+        key = (job.recipe.name, job.recipe.fingerprint, job.model)
+        while len(batch) < size:
+            try:
+                item = self._gpu_queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                self._held.append(item)
+                break
+            other = item[1]
+            if (other.recipe.name, other.recipe.fingerprint, other.model) == key:
+                batch.append(item)
             else:
-                self._finish_pool.submit(self._finish, claimed, result)
+                self._held.append(item)
+                break
+        return batch
 
     def _finish(self, claimed: dict, job: Job) -> None:
         try:

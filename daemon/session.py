@@ -222,6 +222,26 @@ class Session:
         except Exception as exc:
             return self._fail(job, exc)
 
+    def generate_batch(self, jobs: list["Job"]) -> list["Job | Outcome"]:
+        """GPU stage for several jobs of one recipe and model: one ``run_batch`` call when the
+        runner has it (GPUs), each job's run time its share. If the batch fails, each job is
+        run on its own, so one bad photo fails alone."""
+        runner = jobs[0].runner
+        if len(jobs) == 1 or not hasattr(runner, "run_batch"):
+            return [self.generate(job) for job in jobs]
+        started = time.perf_counter()
+        try:
+            results = runner.run_batch([job.decoded.image for job in jobs], jobs[0].recipe,
+                                       [job.seed for job in jobs], jobs[0].model)
+        except Exception:
+            log.info("a batch of %d failed; running its photos one by one", len(jobs), exc_info=True)
+            return [self.generate(job) for job in jobs]
+        share = (time.perf_counter() - started) / len(jobs)
+        for job, result in zip(jobs, results):
+            job.result = result
+            job.timer.timings["run"] = job.timer.timings.get("run", 0.0) + share
+        return list(jobs)
+
     def finish(self, job: "Job") -> Outcome:
         """CPU stage: bring the result to full size, write it with metadata, record the run."""
         try:

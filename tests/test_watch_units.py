@@ -217,3 +217,55 @@ def test_temp_outputs_of_dead_processes_are_cleaned_at_start(tmp_path):
         path.write_bytes(b"x")
     WatchService(None, tmp_path / "c.db", config=config)._clean_stale_temps()
     assert sorted(p.name for p in out.iterdir()) == sorted([mine.name, kept.name])
+
+
+def test_the_gpu_stage_batches_prepared_photos_of_one_recipe(tmp_path):
+    import time
+    from types import SimpleNamespace
+
+    from photobatch.daemon.samples import write_sample_photo
+    from photobatch.daemon.service import WatchService
+    from photobatch.plugins import hookimpl
+    from photobatch.plugins.manager import build_plugin_manager
+
+    calls = []
+
+    class Batching:
+        name = "batching"
+
+        def _one(self, image, model):
+            small = image.resize((image.width // 2, image.height // 2))
+            return SimpleNamespace(image=small, model_id=model, model_hash=None, device="cpu",
+                                   working_size=small.size)
+
+        def run(self, image, recipe, seed, model):
+            calls.append(1)
+            time.sleep(0.3)  # while the model works, the next photos are prepared
+            return self._one(image, model)
+
+        def run_batch(self, images, recipe, seeds, model):
+            calls.append(len(images))
+            time.sleep(0.3)
+            return [self._one(image, model) for image in images]
+
+    class Plugin:
+        @hookimpl
+        def photobatch_runners(self):
+            return [Batching()]
+
+    inbox, recipes = tmp_path / "in", tmp_path / "recipes"
+    inbox.mkdir()
+    recipes.mkdir()
+    (recipes / "b.toml").write_text('name = "b"\nrunner = "batching"\nbatch = 4\nstrength = 0.5\n'
+                                    'steps = 10\n', encoding="utf-8")
+    for i in range(8):
+        write_sample_photo(inbox / f"P{i}.JPG", size=(96, 64), seed=i)
+    config = parse_config({"recipe_dirs": [str(recipes)], "defaults": {"model": "test/model"},
+                           "watch": [{"path": str(inbox), "recipes": ["b"], "output": str(tmp_path / "out"),
+                                      "quiet_seconds": 0}]}, source="test")
+    service = WatchService(None, tmp_path / "c.db", once=True, config=config,
+                           plugin_manager_factory=lambda c: build_plugin_manager(
+                               entrypoints=False, extra=[Plugin()]))
+    assert service.run() == 0
+    assert sum(calls) == 8 and max(calls) > 1  # some photos shared a call
+    assert len(list((tmp_path / "out").iterdir())) == 8

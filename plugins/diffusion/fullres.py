@@ -38,30 +38,35 @@ def guided_coefficients(before: np.ndarray, after: np.ndarray, radius: int, eps:
     """
     mean_i = _box(before, radius)
     mean_p = _box(after, radius)
-    # Covariance of the guide (3x3) and cross-covariance guide/edit (3 out x 3 in) per pixel.
-    ii = before[..., :, None] * before[..., None, :]
-    sigma = _box(ii, radius) - mean_i[..., :, None] * mean_i[..., None, :]
-    pi = after[..., :, None] * before[..., None, :]
-    cov = _box(pi, radius) - mean_p[..., :, None] * mean_i[..., None, :]
-    eye = np.eye(3, dtype=np.float32)
+    # Covariance of the guide (3x3, symmetric: 6 maps) and cross-covariance edit/guide (3x3).
+    sig = {}
+    for r in range(3):
+        for c in range(r, 3):
+            sig[r, c] = sig[c, r] = (_box(before[..., r] * before[..., c], radius)
+                                     - mean_i[..., r] * mean_i[..., c] + (eps if r == c else 0.0))
+    cov = [[_box(after[..., r] * before[..., c], radius) - mean_p[..., r] * mean_i[..., c]
+            + (eps if r == c else 0.0) for c in range(3)] for r in range(3)]
+    inv = _inverse3(sig)
     # argmin |p - A i - b|^2 + eps |A - I|^2  =>  A = (cov + eps I)(sigma + eps I)^-1
-    a = np.matmul(cov + eps * eye, _inverse3(sigma + eps * eye)).astype(np.float32)
+    a = np.empty(before.shape[:2] + (3, 3), dtype=np.float32)
+    for r in range(3):
+        for c in range(3):
+            a[..., r, c] = cov[r][0] * inv[0][c] + cov[r][1] * inv[1][c] + cov[r][2] * inv[2][c]
     b = mean_p - np.einsum("hwij,hwj->hwi", a, mean_i)
     return _box(a, radius), _box(b.astype(np.float32), radius)
 
 
-def _inverse3(m: np.ndarray) -> np.ndarray:
-    """Inverse of every 3x3 matrix in ``m`` (..., 3, 3) by cofactors: ~10x numpy's batched inv."""
-    a, b, c = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
-    d, e, f = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
-    g, h, i = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
-    co = np.stack([
-        np.stack([e * i - f * h, c * h - b * i, b * f - c * e], axis=-1),
-        np.stack([f * g - d * i, a * i - c * g, c * d - a * f], axis=-1),
-        np.stack([d * h - e * g, b * g - a * h, a * e - b * d], axis=-1),
-    ], axis=-2)
-    det = a * co[..., 0, 0] + b * co[..., 1, 0] + c * co[..., 2, 0]
-    return co / det[..., None, None]
+def _inverse3(m: dict) -> list[list[np.ndarray]]:
+    """Inverse of the per-pixel 3x3 matrices given as 9 maps ``m[r, c]``, by cofactors (as 9 maps:
+    no stacking, which dominated the time)."""
+    a, b, c = m[0, 0], m[0, 1], m[0, 2]
+    d, e, f = m[1, 0], m[1, 1], m[1, 2]
+    g, h, i = m[2, 0], m[2, 1], m[2, 2]
+    co = [[e * i - f * h, c * h - b * i, b * f - c * e],
+          [f * g - d * i, a * i - c * g, c * d - a * f],
+          [d * h - e * g, b * g - a * h, a * e - b * d]]
+    det = a * co[0][0] + b * co[1][0] + c * co[2][0]
+    return [[co[r][k] / det for k in range(3)] for r in range(3)]
 
 
 def detail_transfer(full: Image.Image, before: Image.Image, after: Image.Image,
@@ -92,8 +97,11 @@ def detail_transfer(full: Image.Image, before: Image.Image, after: Image.Image,
         up = np.stack([np.asarray(m.resize((width, y1 - y0), Image.Resampling.BILINEAR, box=box))
                        for m in maps], axis=-1)
         guide = src[y0:y1].astype(np.float32) / 255.0
-        coef = up[..., :9].reshape(y1 - y0, width, 3, 3)
-        band = np.einsum("hwij,hwj->hwi", coef, guide) + up[..., 9:]
+        band = np.empty_like(guide)
+        for r in range(3):
+            # Explicit multiply-adds: several times faster than einsum over a 3x3 per pixel.
+            band[..., r] = (up[..., 3 * r] * guide[..., 0] + up[..., 3 * r + 1] * guide[..., 1]
+                            + up[..., 3 * r + 2] * guide[..., 2] + up[..., 9 + r])
         out[y0:y1] = np.clip(band * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return Image.fromarray(out)
 
