@@ -26,7 +26,7 @@ from photobatch.plugins.diffusion.fullres import restore_full_resolution
 from photobatch.plugins.diffusion.loading import ModelError, resolve_model
 from photobatch.plugins.colour import convert_to_space
 from photobatch.plugins.images import NothingToDo, ReadError
-from photobatch.plugins.output_options import writer_name, writer_options
+from photobatch.plugins.output_options import output_bit_depth, writer_name, writer_options
 from photobatch.recipes.schema import Recipe
 
 log = logging.getLogger(__name__)
@@ -222,6 +222,19 @@ class Session:
         except Exception as exc:
             return self._fail(job, exc)
 
+    def _keep_16_bits(self, job: "Job"):
+        """The source's 16-bit pixels when the output keeps them (a 16-bit output, no colour
+        conversion, no post steps, which work on 8-bit pictures), else None."""
+        output = job.recipe.output
+        if job.decoded.pixels16 is None or output.color_space != "source" or job.recipe.post:
+            return None
+        writer = self.app.writers.get(writer_name(output.format))
+        try:
+            depth = output_bit_depth(output, writer, job.decoded.bits)
+        except ValueError:
+            return None
+        return job.decoded.pixels16 if depth == 16 else None
+
     def generate_batch(self, jobs: list["Job"]) -> list["Job | Outcome"]:
         """GPU stage for several jobs of one recipe and model: one ``run_batch`` call when the
         runner has it (GPUs), each job's run time its share. If the batch fails, each job is
@@ -251,9 +264,12 @@ class Session:
                 else:
                     full = restore_full_resolution(job.decoded.image, job.result,
                                                    job.recipe.full_resolution,
-                                                   color_match=job.recipe.color_match)
+                                                   color_match=job.recipe.color_match,
+                                                   source16=self._keep_16_bits(job))
             # Hook point until recipes name their steps: plugins select them (photobatch_post_steps).
             post = select_post_steps(self.app, job.recipe)
+            if post and not isinstance(full, Image.Image):
+                full = _to_8bit(full)  # plugin-chosen steps work on 8-bit pictures
             if post:
                 with job.timer.stage("post", f"applying steps to the result of {job.path.name}"):
                     full = apply_post_steps(post, full, job.decoded.image, self.app.pm)
@@ -313,11 +329,15 @@ class Session:
         # Dot-prefixed temp name in the same folder: invisible to watchers, and the rename is atomic.
         temp = final.with_name(f".{final.stem}.{os.getpid()}.partial{final.suffix}")
         try:
-            image, icc = convert_to_space(image, icc, recipe.output.color_space)
+            if isinstance(image, Image.Image):
+                image, icc = convert_to_space(image, icc, recipe.output.color_space)
+                width, height = image.size
+            else:  # 16-bit pixels (H x W x 3): kept only with color_space "source"
+                height, width = image.shape[:2]
             writer.write(image, temp, icc_profile=icc,
                          **writer_options(recipe.output, writer, source_bits))
             metadata.write_output_metadata(
-                source, temp, width=image.width, height=image.height,
+                source, temp, width=width, height=height,
                 policy=recipe.output.metadata, icc=icc or "source",
                 record={
                     "Recipe": recipe.name,
@@ -361,6 +381,12 @@ class Session:
         except OSError:
             return False
         return any(row["output_sha256"] == current for row in rows)
+
+
+def _to_8bit(pixels) -> Image.Image:
+    import numpy as np
+
+    return Image.fromarray((np.asarray(pixels) >> 8).astype(np.uint8))
 
 
 def _json(data) -> str:

@@ -27,7 +27,8 @@ class PassThrough:
 
     def run(self, image, recipe, seed, model):
         size = working_size(image.width, image.height, 512)
-        return RunOutput(image.resize(size, Image.Resampling.LANCZOS), model, None, "cpu", size)
+        small = image.resize(size, Image.Resampling.LANCZOS)
+        return RunOutput(small, model, None, "cpu", size, small)  # output = input: no edit
 
 
 class PassThroughPlugin:
@@ -55,3 +56,25 @@ def test_output_pixels_are_upright_at_full_size(tmp_path, orientation, standin_m
     # And a rotated output would be far off: the check can fail.
     turned = np.asarray(upright.rotate(180).resize((30, 20)), dtype=float)
     assert np.abs(turned - b).mean() > 20
+
+
+def test_a_16_bit_source_keeps_its_16_bit_detail_through_detail_transfer(tmp_path, standin_model):
+    import tifffile
+
+    from photobatch.daemon.sample_formats import write_sample_tiff16
+
+    src = write_sample_tiff16(tmp_path / "deep.tif", size=(300, 200))
+    app = App(catalog_path=tmp_path / "c.db", model=str(standin_model),
+              plugin_manager=build_plugin_manager(extra=[PassThroughPlugin()]))
+    recipe = recipe_from_dict({"name": "deep", "runner": "passthrough",
+                               "full_resolution": "detail-transfer",
+                               "output": {"format": "lossless"}})
+    outcome = Session(app, tmp_path / "out").process(src, recipe)
+    assert outcome.status == "done", outcome.error
+    source = tifffile.imread(src)
+    output = tifffile.imread(outcome.output)
+    assert output.dtype == np.uint16 and output.shape == source.shape
+    # An identity edit through detail transfer gives the 16-bit original back within about one
+    # 8-bit level (the model-size pair is 8-bit), and not 8-bit values widened (v * 257).
+    assert np.abs(output.astype(int) - source.astype(int)).mean() < 2 * 257
+    assert (output % 257 == 0).mean() < 0.05
