@@ -37,8 +37,10 @@ def photos(tmp_path):
     return folder
 
 
-@pytest.mark.parametrize("recipe", ["color-correct", "time-of-day", "time-of-day:night",
-                                    "season:winter", "season:autumn"])
+@pytest.mark.parametrize("recipe", ["color-correct", "time-of-day", "time-of-day:golden-hour",
+                                    "time-of-day:blue-hour", "time-of-day:night",
+                                    "time-of-day:overcast", "season:winter", "season:spring",
+                                    "season:summer", "season:autumn"])
 def test_global_builtin_recipes_run_end_to_end(recipe, photos, tmp_path, standin_model):
     out = tmp_path / "out"
     result = _cli("--catalog", tmp_path / "c.db", "run", photos / "LAND.JPG", "--recipe", recipe,
