@@ -11,34 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from photobatch.plugins.diffusion.params import validate_params
+from photobatch.recipes.runner_fields import (
+    ControlNetSettings,
+    IPAdapterSettings,
+    LoraSettings,
+    as_controlnet,
+    as_ip_adapter,
+    as_loras,
+)
 
 
-@dataclass(frozen=True)
-class LoraSpec:
-    """One LoRA: a .safetensors file, a folder or a hub id, and its weight."""
-
-    path: str
-    weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class IPAdapterSpec:
-    """An IP-Adapter: where it is, how strongly it steers, and the reference photo."""
-
-    model: str
-    scale: float = 0.6
-    reference: str = ""
-    subfolder: str | None = None
-    weight_name: str | None = None
-
-
-@dataclass(frozen=True)
-class ControlNetSpec:
-    """A ControlNet and the control image computed from the source (canny edges, or the image)."""
-
-    model: str
-    preprocessor: str = "canny"
-    scale: float = 1.0
+# One set of sub-table types for the recipe schema and the runner (aliases keep the runner's names).
+LoraSpec = LoraSettings
+IPAdapterSpec = IPAdapterSettings
+ControlNetSpec = ControlNetSettings
 
 
 @dataclass(frozen=True)
@@ -124,31 +110,17 @@ def _plain(value, default):
 
 
 def _lora(entry) -> LoraSpec:
-    if isinstance(entry, str):
-        return LoraSpec(entry)
-    return LoraSpec(str(entry["path"]), float(entry.get("weight", 1.0)))
+    return as_loras([entry])[0]
 
 
 def _ip_adapter(table) -> IPAdapterSpec | None:
-    if not table:
-        return None
-    return IPAdapterSpec(
-        model=str(table["model"]),
-        scale=float(table.get("scale", 0.6)),
-        reference=str(table.get("reference", "") or ""),
-        subfolder=table.get("subfolder"),
-        weight_name=table.get("weight_name"),
-    )
+    return as_ip_adapter(table) if table else None
 
 
 def _controlnet(table) -> ControlNetSpec | None:
     if not table:
         return None
-    spec = ControlNetSpec(
-        model=str(table["model"]),
-        preprocessor=str(table.get("preprocessor", "canny")),
-        scale=float(table.get("scale", 1.0)),
-    )
+    spec = as_controlnet(table)
     if spec.preprocessor not in ("canny", "none"):
         raise ValueError(f"controlnet preprocessor must be 'canny' or 'none', got {spec.preprocessor!r}")
     return spec
