@@ -62,9 +62,21 @@ def run_demo(workdir: Path | None, model: str | None, *, catalog: Path | None = 
                        "orient. out", "seconds"], rows))
     echo(f"\n{sum(r[3] != 'failed' for r in rows)} of {len(rows)} photos enhanced in "
          f"{time.perf_counter() - started:.1f} s. Look around:\n"
-         f"  photobatch --catalog {app.catalog_path} catalog ls")
+         f"  {_command()} --catalog {app.catalog_path} catalog ls")
     app.close()
     return ok
+
+
+def _command() -> str:
+    """How to call photobatch from here: by name when it is on PATH, else the venv's script."""
+    import shutil
+    import sys
+
+    script = Path(sys.executable).with_name("photobatch")
+    on_path = shutil.which("photobatch")
+    if on_path and Path(on_path).resolve() == script.resolve():
+        return "photobatch"
+    return str(script) if script.exists() else "photobatch"
 
 
 def camera_name(make: str | None, model: str | None) -> str:
