@@ -273,6 +273,8 @@ class Session:
             if post:
                 with job.timer.stage("post", f"applying steps to the result of {job.path.name}"):
                     full = apply_post_steps(post, full, job.decoded.image, self.app.pm)
+            if job.recipe.output.max_side:
+                full = fit_within(full, job.recipe.output.max_side)
             with job.timer.stage("write", f"writing the output of {job.path.name}"):
                 output = self._write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
                                      job.seed, job.model_id, job.run_id, job.out_dir,
@@ -381,6 +383,23 @@ class Session:
         except OSError:
             return False
         return any(row["output_sha256"] == current for row in rows)
+
+
+def fit_within(image, max_side: int):
+    """``image`` (PIL, or a uint16 H x W x 3 array) scaled down to fit ``max_side``, aspect kept."""
+    import numpy as np
+
+    height, width = (image.height, image.width) if isinstance(image, Image.Image) else image.shape[:2]
+    if max(width, height) <= max_side:
+        return image
+    scale = max_side / float(max(width, height))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if isinstance(image, Image.Image):
+        return image.resize(size, Image.Resampling.LANCZOS)
+    # Pillow resamples 16-bit data one channel at a time, as 32-bit integers (mode "I").
+    channels = [np.asarray(Image.fromarray(image[..., c].astype(np.int32)).resize(
+        size, Image.Resampling.LANCZOS)) for c in range(3)]
+    return np.clip(np.stack(channels, axis=-1), 0, 65535).astype(np.uint16)
 
 
 def _to_8bit(pixels) -> Image.Image:

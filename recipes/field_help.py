@@ -30,6 +30,7 @@ FIELD_HELP = {
     "post": "classical steps after the model, in order: [{ step = \"name\", ...params }]",
     "output.subfolder": "a subfolder of the output folder, same tokens as the name (\"{date}\")",
     "output.collision": "a name taken by another file: suffix (-1, -2), overwrite or skip",
+    "output.max_side": "fit the output within this many pixels on its longest side (0: full size)",
     "output.format": "jpeg, tiff, png, or lossless (TIFF at the source's bit depth)",
     "output.quality": "JPEG quality 1-100 (4:4:4 chroma from 90)",
     "output.name": "file name template: {stem} {recipe} {ext} {date} {camera} {seq}",

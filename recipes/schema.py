@@ -57,6 +57,8 @@ class OutputSettings:
     subfolder: str = ""
     # When a file of that name exists and is not this photo's own earlier output.
     collision: str = "suffix"
+    # Fit the output within this many pixels on its longest side (0: the photo's full size).
+    max_side: int = 0
 
     def __post_init__(self):
         if self.bit_depth == 16 and self.format == "jpeg":
@@ -226,6 +228,7 @@ _OUTPUT_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "progressive": ((bool,), None),
     "subfolder": ((str,), lambda v: _template_tokens(v, require_stem=False)),
     "collision": ((str,), _choice(COLLISION_POLICIES)),
+    "max_side": ((int,), _range(0, 100_000)),
 }
 
 

@@ -78,3 +78,28 @@ def test_a_16_bit_source_keeps_its_16_bit_detail_through_detail_transfer(tmp_pat
     # 8-bit level (the model-size pair is 8-bit), and not 8-bit values widened (v * 257).
     assert np.abs(output.astype(int) - source.astype(int)).mean() < 2 * 257
     assert (output % 257 == 0).mean() < 0.05
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "lossless"])
+def test_max_side_fits_the_output_and_its_exif_dimensions(tmp_path, standin_model, fmt):
+    import pyexiv2
+
+    from photobatch.daemon.sample_formats import write_sample_tiff16
+
+    src = (write_sample_photo(tmp_path / "big.jpg", size=(300, 200), seed=4) if fmt == "jpeg"
+           else write_sample_tiff16(tmp_path / "big.tif", size=(300, 200)))
+    app = App(catalog_path=tmp_path / "c.db", model=str(standin_model),
+              plugin_manager=build_plugin_manager(extra=[PassThroughPlugin()]))
+    recipe = recipe_from_dict({"name": "small", "runner": "passthrough",
+                               "full_resolution": "detail-transfer",
+                               "output": {"format": fmt, "max_side": 120}})
+    outcome = Session(app, tmp_path / "out").process(src, recipe)
+    assert outcome.status == "done", outcome.error
+    with Image.open(outcome.output) as img:
+        assert img.size == (120, 80)
+    with pyexiv2.Image(str(outcome.output)) as meta:
+        exif = meta.read_exif()
+    # A JPEG's size in EXIF is PixelX/YDimension; a TIFF's is its IFD0 ImageWidth/ImageLength.
+    keys = (("Exif.Photo.PixelXDimension", "Exif.Photo.PixelYDimension") if fmt == "jpeg"
+            else ("Exif.Image.ImageWidth", "Exif.Image.ImageLength"))
+    assert (exif.get(keys[0]), exif.get(keys[1])) == ("120", "80")
