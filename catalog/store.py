@@ -20,6 +20,20 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _run_identity(*, file_id: int, recipe: str, fingerprint: str, params: dict,
+                  seed: int | None, model_id: str, runner: str) -> dict:
+    """The columns that say what a run is: file, recipe version, parameters, seed, model."""
+    return {
+        "file_id": file_id,
+        "recipe": recipe,
+        "recipe_fingerprint": fingerprint,
+        "params": json.dumps(params, sort_keys=True),
+        "seed": seed,
+        "model_id": model_id,
+        "runner": runner,
+    }
+
+
 class Catalog:
     """Intention-revealing operations on the catalog database (one writer, WAL mode)."""
 
@@ -127,13 +141,8 @@ class Catalog:
         """Record a run as started and return its id."""
         now = _now()
         return self.db["runs"].insert({
-            "file_id": file_id,
-            "recipe": recipe,
-            "recipe_fingerprint": fingerprint,
-            "params": json.dumps(params, sort_keys=True),
-            "seed": seed,
-            "model_id": model_id,
-            "runner": runner,
+            **_run_identity(file_id=file_id, recipe=recipe, fingerprint=fingerprint,
+                            params=params, seed=seed, model_id=model_id, runner=runner),
             "status": "running",
             "attempts": 1,
             "queued_at": now,
@@ -143,15 +152,9 @@ class Catalog:
     def update_claimed_run(self, run_id: int, *, file_id: int, recipe: str, fingerprint: str,
                            params: dict, seed: int | None, model_id: str, runner: str) -> None:
         """Fill in what a queued run turned out to be once its file has been identified."""
-        self.db["runs"].update(run_id, {
-            "file_id": file_id,
-            "recipe": recipe,
-            "recipe_fingerprint": fingerprint,
-            "params": json.dumps(params, sort_keys=True),
-            "seed": seed,
-            "model_id": model_id,
-            "runner": runner,
-        })
+        self.db["runs"].update(run_id, _run_identity(
+            file_id=file_id, recipe=recipe, fingerprint=fingerprint, params=params, seed=seed,
+            model_id=model_id, runner=runner))
 
     def skip_run(self, run_id: int, *, reason: str) -> None:
         """Mark a run skipped (nothing to do), with the reason."""

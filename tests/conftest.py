@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +46,88 @@ def standin_model(tmp_path_factory):
     from photobatch.plugins.diffusion.standin import save_standin_model
 
     return save_standin_model(tmp_path_factory.mktemp("models") / "standin")
+
+
+class ExifTool:
+    """exiftool, the independent check of the metadata photobatch reads and writes."""
+
+    MISSING = ("exiftool is not installed (Debian: apt install libimage-exiftool-perl); "
+               "it is the independent check of the metadata we {}")
+
+    @property
+    def available(self) -> bool:
+        """True when exiftool is on PATH."""
+        return shutil.which("exiftool") is not None
+
+    def require(self, checks: str = "write") -> str:
+        """The exiftool executable; without one the test fails under CI and is skipped elsewhere.
+
+        ``checks`` ends the reason: the metadata we ``write`` (or ``read and write``).
+        """
+        exe = shutil.which("exiftool")
+        if exe is None:
+            reason = self.MISSING.format(checks)
+            if os.environ.get("CI"):
+                pytest.fail(reason)
+            pytest.skip(reason)
+        return exe
+
+    def json(self, path: Path, *options: str, checks: str = "write") -> dict:
+        """exiftool's reading of ``path`` (numbers as numbers: -n), as a dict."""
+        result = subprocess.run([self.require(checks), "-j", "-n", *options, str(path)],
+                                capture_output=True, text=True, check=False)
+        return json.loads(result.stdout)[0]
+
+    def warnings(self, path: Path, *, exit_zero: bool = False) -> list[str]:
+        """Run ``exiftool -validate``; fail on any error (and, with ``exit_zero``, on a non-zero
+        exit status); return the "Warning..." lines."""
+        result = subprocess.run([self.require(), "-validate", "-warning", "-error", "-a", "-s",
+                                 "-s", str(path)], capture_output=True, text=True, check=False)
+        lines = result.stdout.splitlines() + result.stderr.splitlines()
+        if exit_zero:
+            assert result.returncode == 0, lines
+        assert not [line for line in lines if "Error" in line], lines
+        return [line for line in lines if line.startswith("Warning")]
+
+
+@pytest.fixture(scope="session")
+def exiftool() -> ExifTool:
+    """The exiftool helper: ``require()``, ``json(path, *options)``, ``warnings(path)``."""
+    return ExifTool()
+
+
+def _read_meta(path: Path) -> tuple[dict, dict, dict]:
+    import pyexiv2
+
+    img = pyexiv2.ImageData(path.read_bytes())
+    try:
+        return img.read_exif(), img.read_iptc(), img.read_xmp()
+    finally:
+        img.close()
+
+
+@pytest.fixture(scope="session")
+def read_meta():
+    """``read_meta(path)``: the file's (EXIF, IPTC, XMP) dicts as pyexiv2 reads them."""
+    return _read_meta
+
+
+@pytest.fixture()
+def identity_plugin():
+    """A plugin whose one runner, "identity", returns its input, so a test sees exactly what
+    the session read and wrote around the model."""
+    from photobatch.plugins import hookimpl
+    from photobatch.plugins.diffusion.runner import RunOutput
+
+    class Identity:
+        name = "identity"
+
+        def run(self, image, recipe, seed, model):
+            return RunOutput(image.copy(), str(model), None, "cpu", image.size)
+
+    class IdentityPlugin:
+        @hookimpl
+        def photobatch_runners(self):
+            return [Identity()]
+
+    return IdentityPlugin()

@@ -15,8 +15,6 @@ from photobatch.daemon.paths import expand_inputs
 from photobatch.daemon.sample_bad_inputs import BAD_INPUTS, transparent_left_third, write_bad_inputs
 from photobatch.daemon.samples import make_scene, write_sample_photo
 from photobatch.daemon.session import Session
-from photobatch.plugins import hookimpl
-from photobatch.plugins.diffusion.runner import RunOutput
 from photobatch.plugins.manager import build_plugin_manager
 from photobatch.plugins.metadata import read_summary
 from photobatch.recipes.schema import recipe_from_dict
@@ -32,21 +30,6 @@ FAILS = {
     "bomb": "20000x15000 is 300 MP, over the 200 MP limit",
 }
 PROCESSES = sorted(set(BAD_INPUTS) - set(FAILS))
-
-
-class Identity:
-    """Returns its input, so the test sees exactly what the session read and wrote."""
-
-    name = "identity"
-
-    def run(self, image, recipe, seed, model):
-        return RunOutput(image.copy(), str(model), None, "cpu", image.size)
-
-
-class IdentityPlugin:
-    @hookimpl
-    def photobatch_runners(self):
-        return [Identity()]
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +89,9 @@ def test_failures_are_one_line_each_and_recorded(bad, tmp_path, model):
 
 
 @pytest.fixture()
-def session(tmp_path, model):
+def session(tmp_path, model, identity_plugin):
     app = App(catalog_path=tmp_path / "catalog.db", model=str(model),
-              plugin_manager=build_plugin_manager(entrypoints=False, extra=[IdentityPlugin()]))
+              plugin_manager=build_plugin_manager(entrypoints=False, extra=[identity_plugin]))
     yield Session(app, tmp_path / "out")
     app.close()
 

@@ -6,9 +6,6 @@ import hashlib
 import io
 import json
 import logging
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -42,38 +39,14 @@ RECORD = {
 # ---------------------------------------------------------------- helpers
 
 
-def exiftool() -> str:
-    exe = shutil.which("exiftool")
-    if exe is None:
-        reason = ("exiftool is not installed (Debian: apt install libimage-exiftool-perl); "
-                  "it is the independent check of the metadata we write")
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return exe
-
-
-def validation_warnings(path: Path) -> set[str]:
+def validation_warnings(exiftool, path: Path) -> set[str]:
     """Run ``exiftool -validate``; fail on any error, return the warnings."""
-    result = subprocess.run([exiftool(), "-validate", "-warning", "-error", "-a", "-s", "-s",
-                             str(path)], capture_output=True, text=True, check=False)
-    lines = result.stdout.splitlines() + result.stderr.splitlines()
-    assert result.returncode == 0, lines
-    assert not [line for line in lines if "Error" in line], lines
-    return {line for line in lines if line.startswith("Warning")}
+    return set(exiftool.warnings(path, exit_zero=True))
 
 
-def validate_if_available(path: Path) -> set[str]:
+def validate_if_available(exiftool, path: Path) -> set[str]:
     """Like validation_warnings, but a no-op without exiftool (the dedicated test says so)."""
-    return validation_warnings(path) if shutil.which("exiftool") else set()
-
-
-def meta(path: Path) -> tuple[dict, dict, dict]:
-    img = pyexiv2.ImageData(path.read_bytes())
-    try:
-        return img.read_exif(), img.read_iptc(), img.read_xmp()
-    finally:
-        img.close()
+    return validation_warnings(exiftool, path) if exiftool.available else set()
 
 
 def thumbnail(path: Path) -> bytes:
@@ -116,14 +89,14 @@ def transfer(source: Path, output: Path, policy: str = "all", **kwargs) -> tuple
 # ---------------------------------------------------------------- write_output_metadata
 
 
-def test_all_policy_carries_everything_over(source, tmp_path):
+def test_all_policy_carries_everything_over(source, tmp_path, read_meta):
     output = tmp_path / "out.jpg"
     before = (digest(source), source.stat().st_mtime_ns)
     width, height = transfer(source, output)
     assert (width, height) == (120, 160)
 
-    src_exif, src_iptc, src_xmp = meta(source)
-    exif, iptc, xmp = meta(output)
+    src_exif, src_iptc, src_xmp = read_meta(source)
+    exif, iptc, xmp = read_meta(output)
     for key in ("Exif.Image.Make", "Exif.Image.Model", "Exif.Photo.DateTimeOriginal",
                 "Exif.Photo.OffsetTimeOriginal", "Exif.Photo.ExposureTime",
                 "Exif.Photo.LensModel", "Exif.Image.Artist", "Exif.Image.Copyright",
@@ -202,26 +175,27 @@ def test_icc_choice(tmp_path):
     assert icc_profile(out2) == srgb_profile()
 
 
-def test_no_location_policy(source, tmp_path):
+def test_no_location_policy(source, tmp_path, read_meta):
     output = tmp_path / "nogps.jpg"
     transfer(source, output, policy="no-location")
-    exif, iptc, xmp = meta(output)
-    assert [k for k in meta(source)[2] if "GPS" in k]  # the source had XMP GPS too
+    exif, iptc, xmp = read_meta(output)
+    assert [k for k in read_meta(source)[2] if "GPS" in k]  # the source had XMP GPS too
     assert not [k for k in exif if "GPS" in k]
     assert not [k for k in xmp if "GPS" in k]
     assert exif["Exif.Image.Make"] == "FUJIFILM"
-    assert exif["Exif.Photo.DateTimeOriginal"] == meta(source)[0]["Exif.Photo.DateTimeOriginal"]
+    assert exif["Exif.Photo.DateTimeOriginal"] == \
+        read_meta(source)[0]["Exif.Photo.DateTimeOriginal"]
     assert iptc["Iptc.Application2.Keywords"]
     assert read_record(output) == RECORD
     summary = read_summary(output)
     assert (summary["gps_lat"], summary["gps_lon"], summary["gps_alt"]) == (None, None, None)
 
 
-def test_copyright_only_policy(source, tmp_path):
+def test_copyright_only_policy(source, tmp_path, read_meta):
     output = tmp_path / "rights.jpg"
     transfer(source, output, policy="copyright-only")
-    exif, iptc, xmp = meta(output)
-    src_exif, _, _ = meta(source)
+    exif, iptc, xmp = read_meta(output)
+    src_exif, _, _ = read_meta(source)
     assert exif["Exif.Image.Artist"] == src_exif["Exif.Image.Artist"]
     assert exif["Exif.Image.Copyright"] == src_exif["Exif.Image.Copyright"]
     for gone in ("Exif.Image.Make", "Exif.Image.Model", "Exif.Photo.DateTimeOriginal",
@@ -239,10 +213,10 @@ def test_copyright_only_policy(source, tmp_path):
     assert read_record(output) == RECORD
 
 
-def test_none_policy(source, tmp_path):
+def test_none_policy(source, tmp_path, read_meta):
     output = tmp_path / "bare.jpg"
     transfer(source, output, policy="none")
-    exif, iptc, xmp = meta(output)
+    exif, iptc, xmp = read_meta(output)
     assert exif == {} and iptc == {}
     assert set(xmp) == {"Xmp.xmp.CreatorTool"} | {f"Xmp.photobatch.{k}" for k in RECORD}
     assert read_record(output) == RECORD
@@ -281,27 +255,27 @@ def test_bad_arguments_are_refused(source, tmp_path):
         write_output_metadata(source, not_an_image, width=1, height=1, record={})
 
 
-def test_non_ascii_file_names(tmp_path):
+def test_non_ascii_file_names(tmp_path, read_meta, exiftool):
     folder = tmp_path / "Été 2026"
     source = write_sample_photo(folder / "Ölberg café 東京.jpg", size=(64, 48), orientation=3)
     output = folder / "Ölberg café 東京 – golden-hour.jpg"
     transfer(source, output)
-    assert meta(output)[0]["Exif.Image.Make"] == "FUJIFILM"
+    assert read_meta(output)[0]["Exif.Image.Make"] == "FUJIFILM"
     assert read_record(output)["SourceFile"] == "Ölberg café 東京.jpg"
     summary = read_summary(source)
     assert summary["warnings"] == [] and summary["orientation"] == 3
     assert icc_profile(source) == srgb_profile()
-    assert validate_if_available(output) == set()
+    assert validate_if_available(exiftool, output) == set()
 
 
-def test_source_without_any_metadata(tmp_path):
+def test_source_without_any_metadata(tmp_path, read_meta, exiftool):
     source = tmp_path / "bare-source.jpg"
     Image.new("RGB", (64, 48), (30, 60, 90)).save(source, quality=90)
-    assert meta(source) == ({}, {}, {})
+    assert read_meta(source) == ({}, {}, {})
     output = tmp_path / "out.jpg"
     render(source, output)
     write_output_metadata(source, output, width=32, height=24, record=RECORD)
-    exif, iptc, xmp = meta(output)
+    exif, iptc, xmp = read_meta(output)
     assert exif["Exif.Image.Orientation"] == "1"
     assert exif["Exif.Photo.PixelXDimension"] == "32"
     assert exif["Exif.Photo.PixelYDimension"] == "24"
@@ -309,10 +283,10 @@ def test_source_without_any_metadata(tmp_path):
     assert read_record(output) == RECORD
     assert thumbnail(output)
     assert icc_profile(output) is None
-    assert validate_if_available(output) == set()
+    assert validate_if_available(exiftool, output) == set()
 
 
-def test_reprocessing_replaces_the_record(source, tmp_path):
+def test_reprocessing_replaces_the_record(source, tmp_path, read_meta):
     first = tmp_path / "first.jpg"
     transfer(source, first)
     second = tmp_path / "second.jpg"
@@ -320,7 +294,7 @@ def test_reprocessing_replaces_the_record(source, tmp_path):
     write_output_metadata(first, second, width=120, height=160,
                           record={"Recipe": "winter", "Params": dumps_params({"b": 1, "a": 2})})
     assert read_record(second) == {"Recipe": "winter", "Params": '{"a":2,"b":1}'}
-    assert meta(second)[0]["Exif.Image.Make"] == "FUJIFILM"
+    assert read_meta(second)[0]["Exif.Image.Make"] == "FUJIFILM"
 
 
 def _dng_like_tiff(path: Path, *, big_xmp: bool = False) -> Path:
@@ -359,14 +333,14 @@ def _dng_like_tiff(path: Path, *, big_xmp: bool = False) -> Path:
     return path
 
 
-def test_raw_only_tags_are_not_copied(tmp_path):
+def test_raw_only_tags_are_not_copied(tmp_path, read_meta, exiftool):
     source = _dng_like_tiff(tmp_path / "raw.tif")
-    src_exif = meta(source)[0]
+    src_exif = read_meta(source)[0]
     assert "Exif.Image.DNGVersion" in src_exif and "Exif.Image.StripOffsets" in src_exif
     output = tmp_path / "raw.jpg"
     render(source, output, scale=1)
     write_output_metadata(source, output, width=60, height=40, record=RECORD)
-    exif = meta(output)[0]
+    exif = read_meta(output)[0]
     assert exif["Exif.Image.Make"] == "Canon"
     assert exif["Exif.Photo.ExposureTime"] == "1/100"
     assert exif["Exif.Photo.DateTimeOriginal"] == "2026:03:01 12:00:00"
@@ -378,24 +352,24 @@ def test_raw_only_tags_are_not_copied(tmp_path):
                  "Exif.Image.BitsPerSample", "Exif.Image.ImageWidth",
                  "Exif.Image.Compression", "Exif.Image.PhotometricInterpretation"):
         assert gone not in exif, gone
-    assert validate_if_available(output) == set()
+    assert validate_if_available(exiftool, output) == set()
 
 
-def test_oversized_xmp_sheds_history_and_edit_settings(tmp_path, caplog):
+def test_oversized_xmp_sheds_history_and_edit_settings(tmp_path, caplog, read_meta, exiftool):
     source = _dng_like_tiff(tmp_path / "photoshop.tif", big_xmp=True)
-    assert len(meta(source)[2]["Xmp.photoshop.DocumentAncestors"]) == 2500
+    assert len(read_meta(source)[2]["Xmp.photoshop.DocumentAncestors"]) == 2500
     output = tmp_path / "out.jpg"
     render(source, output, scale=1)
     with caplog.at_level(logging.WARNING, logger="photobatch.plugins.metadata"):
         write_output_metadata(source, output, width=60, height=40, record=RECORD)
     assert "XMP too large" in caplog.text
-    exif, _, xmp = meta(output)
+    exif, _, xmp = read_meta(output)
     assert exif["Exif.Image.Make"] == "Canon"
     assert xmp["Xmp.dc.subject"] == ["kept"] and xmp["Xmp.photoshop.City"] == "Zürich"
     assert "Xmp.photoshop.DocumentAncestors" not in xmp
     assert not [k for k in xmp if k.startswith("Xmp.crs.")]
     assert read_record(output) == RECORD
-    assert validate_if_available(output) == set()
+    assert validate_if_available(exiftool, output) == set()
 
 
 def test_png_output(tmp_path):
@@ -411,16 +385,16 @@ def test_png_output(tmp_path):
 
 
 @pytest.mark.parametrize("policy", POLICIES)
-def test_exiftool_validates_outputs(source, tmp_path, policy):
-    source_warnings = validation_warnings(source)
+def test_exiftool_validates_outputs(source, tmp_path, policy, exiftool):
+    source_warnings = validation_warnings(exiftool, source)
     output = tmp_path / f"{policy}.jpg"
     transfer(source, output, policy=policy)
     # No errors, and no warning the source did not already have (the samples have none).
-    assert validation_warnings(output) <= source_warnings
+    assert validation_warnings(exiftool, output) <= source_warnings
 
 
-def test_exiftool_validates_unusual_outputs(tmp_path):
-    exiftool()  # fails under CI, skips elsewhere, when exiftool is missing
+def test_exiftool_validates_unusual_outputs(tmp_path, exiftool):
+    exiftool.require()  # fails under CI, skips elsewhere, when exiftool is missing
     named = write_sample_photo(tmp_path / "Ölberg café 東京.jpg", size=(64, 48), orientation=5)
     bare = tmp_path / "bare.jpg"
     Image.new("RGB", (64, 48), (30, 60, 90)).save(bare, quality=90)
@@ -429,7 +403,7 @@ def test_exiftool_validates_unusual_outputs(tmp_path):
     for index, source in enumerate(sources):
         output = tmp_path / f"out {index} – ü.jpg"
         transfer(source, output, scale=1)
-        assert validation_warnings(output) == set(), source.name
+        assert validation_warnings(exiftool, output) == set(), source.name
 
 
 # ---------------------------------------------------------------- read_summary
@@ -526,24 +500,18 @@ def test_icc_profile_convenience(tmp_path):
 # ---------------------------------------------------------------- every source format
 
 
-def test_maker_note_is_kept(source, tmp_path):
-    src_exif = meta(source)[0]
+def test_maker_note_is_kept(source, tmp_path, read_meta):
+    src_exif = read_meta(source)[0]
     assert src_exif["Exif.Fujifilm.Quality"] == "NORMAL" and "Exif.Photo.MakerNote" in src_exif
     output = tmp_path / "out.jpg"
     transfer(source, output)
-    exif = meta(output)[0]
+    exif = read_meta(output)[0]
     for key in [k for k in src_exif if k.startswith("Exif.Fujifilm.")]:
         assert exif[key] == src_exif[key], key
 
 
-def _exiftool_values(path: Path) -> dict:
-    result = subprocess.run([exiftool(), "-j", "-n", "-a", "-all", str(path)],
-                            capture_output=True, text=True, check=False)
-    return json.loads(result.stdout)[0]
-
-
 @pytest.mark.parametrize("kind", ["dng", "heic", "tiff16", "png16"])
-def test_every_source_format_to_jpeg_checked_by_exiftool(tmp_path, kind):
+def test_every_source_format_to_jpeg_checked_by_exiftool(tmp_path, kind, exiftool):
     from photobatch.daemon import sample_formats as formats
 
     writers = {"dng": formats.write_sample_dng, "heic": formats.write_sample_heic,
@@ -555,12 +523,12 @@ def test_every_source_format_to_jpeg_checked_by_exiftool(tmp_path, kind):
     output = tmp_path / f"{kind}.jpg"
     Image.new("RGB", (96, 64), (90, 120, 150)).save(output, quality=90)
     write_output_metadata(source, output, width=96, height=64, record=RECORD)
-    src, out = _exiftool_values(source), _exiftool_values(output)
+    src, out = exiftool.json(source, "-a", "-all"), exiftool.json(output, "-a", "-all")
     for tag in ("Make", "Model", "LensModel", "ExposureTime", "FNumber", "ISO", "FocalLength",
                 "DateTimeOriginal", "GPSLatitude", "GPSLongitude", "GPSAltitude"):
         assert out[tag] == src[tag], (kind, tag)
     assert out["Orientation"] == 1
-    assert validation_warnings(output) == set()
+    assert validation_warnings(exiftool, output) == set()
     assert read_record(output) == RECORD
     summary = read_summary(output)
     assert summary["warnings"] == [] and summary["gps_lat"] == pytest.approx(40.6892, abs=1e-4)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import io
-import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -30,24 +27,6 @@ from photobatch.plugins.images import ReadError, sniff
 from photobatch.plugins.metadata import read_summary
 
 READERS = (PillowReader(), RawReader(), HeifReader())
-
-
-def exiftool() -> str:
-    exe = shutil.which("exiftool")
-    if exe is None:
-        reason = ("exiftool is not installed (Debian: apt install libimage-exiftool-perl); "
-                  "it is the independent check of the metadata we read and write")
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return exe
-
-
-def exiftool_json(path: Path, *options: str) -> dict:
-    """exiftool's reading of ``path`` (numbers as numbers: -n), as a dict."""
-    result = subprocess.run([exiftool(), "-j", "-n", *options, str(path)], capture_output=True,
-                            text=True, check=False)
-    return json.loads(result.stdout)[0]
 
 
 def small(image, size=(32, 24)) -> np.ndarray:
@@ -197,9 +176,9 @@ def test_dng_metadata_record(tmp_path):
     assert summary["gps_alt"] == 700.0
 
 
-def test_exiftool_reads_the_sample_dng_the_same_way(tmp_path):
+def test_exiftool_reads_the_sample_dng_the_same_way(tmp_path, exiftool):
     path = write_sample_dng(tmp_path / "x.dng", size=(64, 48), gps=(48.8584, 2.2945, 35.0))
-    tags = exiftool_json(path, "-all", "-validate", "-a")
+    tags = exiftool.json(path, "-all", "-validate", "-a", checks="read and write")
     assert tags["Validate"] == "0 0 0", tags  # errors, warnings, minor warnings
     assert (tags["Make"], tags["Model"], tags["ExposureTime"]) == ("Canon", "Canon EOS R5", 0.004)
     assert tags["GPSLatitude"] == pytest.approx(48.8584, abs=1e-4)

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pyexiv2
@@ -22,43 +18,16 @@ from photobatch.daemon.samples import (
 )
 
 
-def exiftool() -> str:
-    exe = shutil.which("exiftool")
-    if exe is None:
-        reason = ("exiftool is not installed (Debian: apt install libimage-exiftool-perl); "
-                  "it is the independent check of the metadata we write")
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return exe
-
-
-def validation_warnings(path: Path) -> list[str]:
-    result = subprocess.run([exiftool(), "-validate", "-warning", "-error", "-a", "-s", "-s",
-                             str(path)], capture_output=True, text=True, check=False)
-    lines = result.stdout.splitlines() + result.stderr.splitlines()
-    assert not [line for line in lines if "Error" in line], lines
-    return [line for line in lines if line.startswith("Warning")]
-
-
-def meta(path: Path) -> tuple[dict, dict, dict]:
-    img = pyexiv2.ImageData(path.read_bytes())
-    try:
-        return img.read_exif(), img.read_iptc(), img.read_xmp()
-    finally:
-        img.close()
-
-
 def small(image: Image.Image, size=(24, 16)) -> np.ndarray:
     return np.asarray(image.convert("RGB").resize(size, Image.Resampling.BOX), dtype=float)
 
 
-def test_sample_has_the_exif_it_was_given(tmp_path):
+def test_sample_has_the_exif_it_was_given(tmp_path, read_meta):
     path = write_sample_photo(
         tmp_path / "a.jpg", make="Canon", model="Canon EOS R6m2", lens="RF50mm F1.8 STM",
         exposure_time="1/125", f_number=1.8, iso=3200, focal_length=50.0,
         date_taken="2025:12:31 23:59:58", offset="-05:00", gps=(-33.8568, -151.2153, -12.5))
-    exif, iptc, xmp = meta(path)
+    exif, iptc, xmp = read_meta(path)
     assert exif["Exif.Image.Make"] == "Canon"
     assert exif["Exif.Image.Model"] == "Canon EOS R6m2"
     assert exif["Exif.Photo.LensModel"] == "RF50mm F1.8 STM"
@@ -158,9 +127,9 @@ def test_icc_profile_optional_and_stable(tmp_path):
     assert "sRGB" in ImageCms.getProfileDescription(profile)
 
 
-def test_no_gps_means_no_gps_anywhere(tmp_path):
+def test_no_gps_means_no_gps_anywhere(tmp_path, read_meta):
     path = write_sample_photo(tmp_path / "nogps.jpg", size=(64, 48), gps=None, offset=None)
-    exif, _, xmp = meta(path)
+    exif, _, xmp = read_meta(path)
     assert not [k for k in exif if "GPS" in k]
     assert not [k for k in xmp if "GPS" in k]
     assert "Exif.Photo.OffsetTimeOriginal" not in exif
@@ -200,13 +169,13 @@ def test_invalid_arguments_are_refused(tmp_path):
     assert not (tmp_path / "x.jpg").exists()
 
 
-def test_demo_shoot(tmp_path):
+def test_demo_shoot(tmp_path, read_meta):
     paths = write_demo_shoot(tmp_path / "shoot")
     assert [p.name for p in paths] == ["DSCF0001.JPG", "DSCF0002.JPG", "IMG_0420.JPG",
                                        "IMG_0421.JPG"]
     makes, orientations, dates = set(), set(), set()
     for path in paths:
-        exif, _, _ = meta(path)
+        exif, _, _ = read_meta(path)
         makes.add(exif["Exif.Image.Make"])
         orientations.add(int(exif["Exif.Image.Orientation"]))
         dates.add(exif["Exif.Photo.DateTimeOriginal"])
@@ -220,18 +189,18 @@ def test_demo_shoot(tmp_path):
         assert ImageOps.exif_transpose(img).size == (512, 768)
 
 
-def test_exiftool_finds_samples_valid(tmp_path):
-    exiftool()
+def test_exiftool_finds_samples_valid(tmp_path, exiftool):
+    exiftool.require()
     paths = write_demo_shoot(tmp_path)
     paths.append(write_sample_photo(tmp_path / "plain.jpg", size=(64, 48), gps=None, icc=False))
     for path in paths:
-        assert validation_warnings(path) == [], path.name
+        assert exiftool.warnings(path) == [], path.name
 
 
 # ---------------------------------------------------------------- other formats
 
 
-def test_dng_sample_has_exif_and_gps_in_proper_sub_ifds(tmp_path):
+def test_dng_sample_has_exif_and_gps_in_proper_sub_ifds(tmp_path, read_meta):
     import tifffile
 
     from photobatch.daemon.sample_formats import write_sample_dng
@@ -244,14 +213,14 @@ def test_dng_sample_has_exif_and_gps_in_proper_sub_ifds(tmp_path):
         exif, gps = tags["ExifTag"].value, tags["GPSTag"].value  # parsed from the sub-IFDs
     assert exif["ExposureTime"] == (1, 60) and exif["LensModel"] == "RF24-105mm F4 L IS USM"
     assert gps["GPSLatitudeRef"] == "N" and tuple(gps["GPSLatitude"][:2]) == (48, 1)
-    exif_tags, _, xmp = meta(path)
+    exif_tags, _, xmp = read_meta(path)
     assert exif_tags["Exif.Photo.ExposureTime"] == "1/60"
     assert exif_tags["Exif.GPSInfo.GPSLongitudeRef"] == "E"
     assert xmp["Xmp.xmp.Rating"] == "4"
 
 
-def test_sample_formats_are_valid_and_deterministic(tmp_path):
-    exiftool()
+def test_sample_formats_are_valid_and_deterministic(tmp_path, exiftool):
+    exiftool.require()
     from photobatch.daemon.sample_formats import (
         write_sample_dng,
         write_sample_heic,
@@ -267,7 +236,7 @@ def test_sample_formats_are_valid_and_deterministic(tmp_path):
             assert first.read_bytes() == second.read_bytes(), name
         tolerated = {"Warning:Invalid value for IFD0 tag 0x0103 Compression",
                      "Warning:Missing required TIFF GPS tag 0x001b GPSProcessingMethod"}
-        assert {w.replace(" ", "") for w in validation_warnings(first)} <= \
+        assert {w.replace(" ", "") for w in exiftool.warnings(first)} <= \
             {t.replace(" ", "") for t in tolerated}, name
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,6 @@ from photobatch.daemon.app import App
 from photobatch.daemon.sample_formats import write_sample_dng, write_sample_heic
 from photobatch.daemon.samples import make_scene, srgb_profile, write_sample_photo
 from photobatch.daemon.session import Session
-from photobatch.plugins import hookimpl
 from photobatch.plugins.builtin.jpeg_writer import JpegWriter
 from photobatch.plugins.builtin.png_writer import PngWriter
 from photobatch.plugins.builtin.tiff_writer import TiffWriter
@@ -29,7 +25,6 @@ from photobatch.plugins.colour import (
     profile_description,
     profile_for,
 )
-from photobatch.plugins.diffusion.runner import RunOutput
 from photobatch.plugins.manager import build_plugin_manager
 from photobatch.plugins.metadata import (
     icc_profile,
@@ -45,30 +40,13 @@ from photobatch.recipes.schema import OutputSettings, RecipeError, recipe_from_d
 RECORD = {"Recipe": "golden-hour", "Seed": "7", "SourceFile": "IMG_0001.dng"}
 
 
-def exiftool() -> str:
-    exe = shutil.which("exiftool")
-    if exe is None:
-        reason = ("exiftool is not installed (Debian: apt install libimage-exiftool-perl); "
-                  "it is the independent check of the metadata we write")
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return exe
-
-
-def exiftool_json(path: Path) -> dict:
+def exiftool_json(exiftool, path: Path) -> dict:
     """exiftool's reading of every tag of ``path`` plus its validation, numbers as numbers."""
-    result = subprocess.run([exiftool(), "-j", "-n", "-a", "-all", "-validate", "-warning",
-                             "-error", str(path)], capture_output=True, text=True, check=False)
-    return json.loads(result.stdout)[0]
+    return exiftool.json(path, "-a", "-all", "-validate", "-warning", "-error")
 
 
-def exiftool_warnings(path: Path) -> set[str]:
-    result = subprocess.run([exiftool(), "-validate", "-warning", "-error", "-a", "-s", "-s",
-                             str(path)], capture_output=True, text=True, check=False)
-    lines = result.stdout.splitlines() + result.stderr.splitlines()
-    assert not [line for line in lines if "Error" in line], lines
-    return {line.split(":", 1)[1].strip() for line in lines if line.startswith("Warning")}
+def exiftool_warnings(exiftool, path: Path) -> set[str]:
+    return {line.split(":", 1)[1].strip() for line in exiftool.warnings(path)}
 
 
 # Strict EXIF-TIFF validation flags Deflate and a GPS block without GPSProcessingMethod (which
@@ -220,7 +198,7 @@ def test_bit_depth_follows_the_source_where_the_format_allows():
 
 
 @pytest.mark.parametrize("writer", [TiffWriter(), PngWriter()], ids=["tiff", "png"])
-def test_raw_metadata_into_16bit_outputs_checked_by_exiftool(tmp_path, writer):
+def test_raw_metadata_into_16bit_outputs_checked_by_exiftool(tmp_path, writer, exiftool):
     from photobatch.plugins.builtin.raw_reader import RawReader
 
     source = write_sample_dng(tmp_path / "IMG_0001.dng", size=(96, 64), orientation=6,
@@ -231,7 +209,7 @@ def test_raw_metadata_into_16bit_outputs_checked_by_exiftool(tmp_path, writer):
     assert decoded.size == (96, 64)
     write_output_metadata(source, output, width=96, height=64, record=RECORD,
                           icc=decoded.icc_profile)
-    src, out = exiftool_json(source), exiftool_json(output)
+    src, out = exiftool_json(exiftool, source), exiftool_json(exiftool, output)
     for tag in ("Make", "Model", "LensModel", "ExposureTime", "FNumber", "ISO", "FocalLength",
                 "DateTimeOriginal", "OffsetTimeOriginal", "GPSLatitude", "GPSLongitude",
                 "GPSAltitude", "Artist", "Copyright"):
@@ -244,26 +222,26 @@ def test_raw_metadata_into_16bit_outputs_checked_by_exiftool(tmp_path, writer):
         assert raw_only not in out, raw_only
     assert read_record(output) == RECORD
     assert icc_profile(output) == srgb_profile()
-    warnings = exiftool_warnings(output)
+    warnings = exiftool_warnings(exiftool, output)
     assert warnings <= (TIFF_TOLERATED if writer.name == "tiff" else set()), warnings
 
 
-def test_converted_output_says_so_in_exif(tmp_path):
+def test_converted_output_says_so_in_exif(tmp_path, exiftool):
     source = write_sample_photo(tmp_path / "a.jpg", size=(64, 48))
     image, icc = convert_to_space(make_scene("landscape", (64, 48)), srgb_profile(), "adobe-rgb")
     output = tmp_path / "out.jpg"
     JpegWriter().write(image, output, icc_profile=icc)
     write_output_metadata(source, output, width=64, height=48, record=RECORD, icc=icc)
-    tags = exiftool_json(output)
+    tags = exiftool_json(exiftool, output)
     assert tags["ColorSpace"] == 65535  # "uncalibrated": the ICC profile says Adobe RGB
     assert "Adobe RGB" in tags["ProfileDescription"]
-    assert exiftool_warnings(output) == set()
+    assert exiftool_warnings(exiftool, output) == set()
 
 
 # ---------------------------------------------------------------- sidecars
 
 
-def test_sidecar_written_unchanged_rewritten_and_foreign_left_alone(tmp_path, caplog):
+def test_sidecar_written_unchanged_rewritten_and_foreign_left_alone(tmp_path, caplog, exiftool):
     source = write_sample_photo(tmp_path / "IMG_1.jpg", size=(64, 48))
     output = tmp_path / "IMG_1_look.jpg"
     JpegWriter().write(make_scene("landscape", (64, 48)), output)
@@ -281,7 +259,7 @@ def test_sidecar_written_unchanged_rewritten_and_foreign_left_alone(tmp_path, ca
     assert values["Xmp.photobatch.Recipe"] == "golden-hour"
     assert values["Xmp.tiff.Make"] == "FUJIFILM" and values["Xmp.dc.subject"]
     assert values["Xmp.exif.GPSLatitude"] and "Xmp.tiff.Compression" not in values
-    tags = exiftool_json(side)
+    tags = exiftool_json(exiftool, side)
     assert tags["Make"] == "FUJIFILM" and tags["Recipe"] == "golden-hour"
     assert oct(side.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
 
@@ -311,33 +289,18 @@ def _umask() -> int:
 # ---------------------------------------------------------------- through the session
 
 
-class Identity:
-    """A runner that returns its input: what the session does around the model shows as is."""
-
-    name = "identity"
-
-    def run(self, image, recipe, seed, model):
-        return RunOutput(image.copy(), str(model), None, "cpu", image.size)
-
-
-class IdentityPlugin:
-    @hookimpl
-    def photobatch_runners(self):
-        return [Identity()]
-
-
 @pytest.fixture()
-def app(tmp_path):
+def app(tmp_path, identity_plugin):
     model = tmp_path / "model"
     model.mkdir()
     (model / "model_index.json").write_text("{}")  # never loaded: the runner is Identity
     app = App(catalog_path=tmp_path / "catalog.db", model=str(model),
-              plugin_manager=build_plugin_manager(entrypoints=False, extra=[IdentityPlugin()]))
+              plugin_manager=build_plugin_manager(entrypoints=False, extra=[identity_plugin]))
     yield app
     app.close()
 
 
-def test_raw_to_lossless_adobe_rgb_with_sidecar(tmp_path, app):
+def test_raw_to_lossless_adobe_rgb_with_sidecar(tmp_path, app, exiftool):
     source = write_sample_dng(tmp_path / "in" / "IMG_0001.dng", size=(128, 96), orientation=8)
     recipe = recipe_from_dict({"name": "keep", "runner": "identity", "output": {
         "format": "lossless", "color_space": "adobe-rgb", "sidecar": "lightroom"}})
@@ -352,13 +315,13 @@ def test_raw_to_lossless_adobe_rgb_with_sidecar(tmp_path, app):
     assert summary["gps_lat"] == pytest.approx(48.8584, abs=1e-4)
     sidecar = tmp_path / "out" / "IMG_0001_keep.xmp"
     assert b"photobatch:Recipe=\"keep\"" in sidecar.read_bytes()
-    assert exiftool_warnings(outcome.output) <= TIFF_TOLERATED
+    assert exiftool_warnings(exiftool, outcome.output) <= TIFF_TOLERATED
     row = app.catalog.file_by_sha(read_record(outcome.output)["SourceSHA256"])
     assert (row["format"], row["width"], row["height"], row["camera_make"]) == (
         "dng", 128, 96, "Canon")
 
 
-def test_heic_to_progressive_jpeg_converted_to_srgb(tmp_path, app):
+def test_heic_to_progressive_jpeg_converted_to_srgb(tmp_path, app, exiftool):
     source = write_sample_heic(tmp_path / "in" / "IMG_0002.HEIC", size=(128, 96), orientation=6)
     recipe = recipe_from_dict({"name": "web", "runner": "identity", "output": {
         "format": "jpeg", "quality": 85, "progressive": True, "color_space": "srgb"}})
@@ -371,9 +334,9 @@ def test_heic_to_progressive_jpeg_converted_to_srgb(tmp_path, app):
     reference = np.asarray(make_scene("landscape", (128, 96)).resize((32, 24),
                                                                       Image.Resampling.BOX), float)
     assert np.abs(got - reference).mean() < 6.0
-    tags = exiftool_json(outcome.output)
+    tags = exiftool_json(exiftool, outcome.output)
     assert (tags["Make"], tags["Orientation"]) == ("FUJIFILM", 1)
-    assert exiftool_warnings(outcome.output) == set()
+    assert exiftool_warnings(exiftool, outcome.output) == set()
 
 
 def test_16bit_png_output_from_a_jpeg_is_8bit_data_widened(tmp_path, app):
