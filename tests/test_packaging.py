@@ -21,6 +21,8 @@ def _expected_members() -> set[str]:
             expected.add(f"{target}/{rel}/__init__.py".replace("/./", "/"))
     for recipe in (ROOT / "recipes").glob("*.toml"):
         expected.add(f"photobatch/recipes/{recipe.name}")
+    for asset in (ROOT / "plugins" / "gallery" / "assets").iterdir():
+        expected.add(f"photobatch/plugins/gallery/assets/{asset.name}")
     return expected
 
 
@@ -37,7 +39,7 @@ def test_wheel_contains_every_subpackage_and_recipe(tmp_path):
     wheel = next((tmp_path / "dist").glob("photobatch-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = _expected_members()
-    assert len(expected) >= 7  # daemon, catalog, recipes, plugins, builtin, diffusion + a recipe
+    assert len(expected) >= 12  # the subpackages, the recipes and the gallery's assets
     assert expected - names == set()
     # Nothing leaks out of the namespace (no top-level daemon/ or plugins/ package).
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
