@@ -19,20 +19,18 @@ from PIL import Image
 from photobatch.catalog.queue import RunQueue
 from photobatch.daemon.app import App, UsageError
 from photobatch.daemon.faces import run_on_faces
-from photobatch.daemon.naming import OutputExists, claim_output_path, name_tokens, output_folder, output_name
+from photobatch.daemon.hashing import file_sha256
+from photobatch.daemon.naming import OutputExists
+from photobatch.daemon.output_writer import OutputWriter, fit_within, to_8bit
 from photobatch.daemon.steps import apply_post_steps, select_post_steps
 from photobatch.plugins import metadata
 from photobatch.plugins.diffusion.fullres import restore_full_resolution
 from photobatch.plugins.diffusion.loading import ModelError, resolve_model
-from photobatch.plugins.colour import convert_to_space
 from photobatch.plugins.images import NothingToDo, ReadError
-from photobatch.plugins.output_options import output_bit_depth, writer_name, writer_options
+from photobatch.plugins.output_options import output_bit_depth, writer_name
 from photobatch.recipes.schema import Recipe
 
 log = logging.getLogger(__name__)
-
-HASH_CHUNK = 1 << 20
-
 
 class StageError(Exception):
     """A stage failed for a reason the user can read; ``stage`` names what was being done."""
@@ -55,15 +53,6 @@ class Outcome:
     run_id: int | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def file_sha256(path: Path) -> str:
-    """Stream the file through sha256 (photos are tens of MB; never read them whole)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def derive_seed(file_sha: str, fingerprint: str) -> int:
@@ -126,6 +115,7 @@ class Session:
         self.app = app
         self.out_dir = Path(out_dir)
         self.force = force
+        self.writer = OutputWriter(app)
 
     def process(self, path: Path, recipe: Recipe) -> Outcome:
         """Process ``path`` with ``recipe``; never raises for a bad file, records everything."""
@@ -269,14 +259,14 @@ class Session:
             # Hook point until recipes name their steps: plugins select them (photobatch_post_steps).
             post = select_post_steps(self.app, job.recipe)
             if post and not isinstance(full, Image.Image):
-                full = _to_8bit(full)  # plugin-chosen steps work on 8-bit pictures
+                full = to_8bit(full)  # plugin-chosen steps work on 8-bit pictures
             if post:
                 with job.timer.stage("post", f"applying steps to the result of {job.path.name}"):
                     full = apply_post_steps(post, full, job.decoded.image, self.app.pm)
             if job.recipe.output.max_side:
                 full = fit_within(full, job.recipe.output.max_side)
             with job.timer.stage("write", f"writing the output of {job.path.name}"):
-                output = self._write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
+                output = self.writer.write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
                                      job.seed, job.model_id, job.run_id, job.out_dir,
                                      source_bits=job.decoded.bits, summary=job.summary,
                                      file_id=job.file_id)
@@ -317,98 +307,3 @@ class Session:
                         run_id=run_id)
         return Outcome(path, recipe.name, "failed", error=reason, run_id=run_id,
                        seconds=time.perf_counter() - started, timings=timer.timings)
-
-    def _write(self, source: Path, recipe: Recipe, image: Image.Image, icc: bytes | None,
-               sha: str, seed: int, model_id: str, run_id: int, out_dir: Path,
-               source_bits: int = 8, summary: dict | None = None,
-               file_id: int | None = None) -> Path:
-        writer = self.app.writers.get(writer_name(recipe.output.format))
-        tokens = name_tokens(recipe, source, summary, file_id)
-        folder = output_folder(recipe, out_dir, tokens)
-        folder.mkdir(parents=True, exist_ok=True)
-        final = claim_output_path(folder, output_name(recipe, source, writer.extension, tokens),
-                                  recipe, lambda path: self._is_our_output(path, sha, recipe))
-        # Dot-prefixed temp name in the same folder: invisible to watchers, and the rename is atomic.
-        temp = final.with_name(f".{final.stem}.{os.getpid()}.partial{final.suffix}")
-        try:
-            if isinstance(image, Image.Image):
-                image, icc = convert_to_space(image, icc, recipe.output.color_space)
-                width, height = image.size
-            else:  # 16-bit pixels (H x W x 3): kept only with color_space "source"
-                height, width = image.shape[:2]
-            writer.write(image, temp, icc_profile=icc,
-                         **writer_options(recipe.output, writer, source_bits))
-            metadata.write_output_metadata(
-                source, temp, width=width, height=height,
-                policy=recipe.output.metadata, icc=icc or "source",
-                record={
-                    "Recipe": recipe.name,
-                    "RecipeFingerprint": recipe.fingerprint,
-                    "Params": _json(recipe.params()),
-                    "Seed": str(seed),
-                    "Model": model_id,
-                    "SourceFile": source.name,
-                    "SourceSHA256": sha,
-                    "RunID": str(run_id),
-                },
-            )
-            with open(temp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(temp, final)
-        finally:
-            temp.unlink(missing_ok=True)
-        if recipe.output.sidecar != "none":
-            metadata.write_sidecar(final, metadata.sidecar_path(final, recipe.output.sidecar))
-        return final
-
-    def _is_our_output(self, path: Path, sha: str, recipe: Recipe) -> bool:
-        # The file's own XMP record says whose output it is, even when a crash came between
-        # the rename and the catalog update.
-        try:
-            record = metadata.read_record(path)
-        except metadata.MetadataError:
-            record = {}
-        if record.get("SourceSHA256") == sha and record.get("Recipe") == recipe.name:
-            return True
-        # No record (metadata policy "none" keeps it; a foreign file has none): ours only if the
-        # catalog wrote exactly these bytes there.
-        rows = list(self.app.catalog.db.query(
-            "SELECT r.output_sha256 FROM runs r JOIN files f ON f.id = r.file_id "
-            "WHERE r.output_path = ? AND f.sha256 = ? AND r.recipe = ?",
-            [str(path), sha, recipe.name]))
-        if not rows:
-            return False
-        try:
-            current = file_sha256(path)
-        except OSError:
-            return False
-        return any(row["output_sha256"] == current for row in rows)
-
-
-def fit_within(image, max_side: int):
-    """``image`` (PIL, or a uint16 H x W x 3 array) scaled down to fit ``max_side``, aspect kept."""
-    import numpy as np
-
-    height, width = (image.height, image.width) if isinstance(image, Image.Image) else image.shape[:2]
-    if max(width, height) <= max_side:
-        return image
-    scale = max_side / float(max(width, height))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if isinstance(image, Image.Image):
-        return image.resize(size, Image.Resampling.LANCZOS)
-    # Pillow resamples 16-bit data one channel at a time, as 32-bit integers (mode "I").
-    channels = [np.asarray(Image.fromarray(image[..., c].astype(np.int32)).resize(
-        size, Image.Resampling.LANCZOS)) for c in range(3)]
-    return np.clip(np.stack(channels, axis=-1), 0, 65535).astype(np.uint16)
-
-
-def _to_8bit(pixels) -> Image.Image:
-    import numpy as np
-
-    return Image.fromarray((np.asarray(pixels) >> 8).astype(np.uint8))
-
-
-def _json(data) -> str:
-    import json
-
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))

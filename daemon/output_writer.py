@@ -1,0 +1,119 @@
+"""Write an output: its name and folder, the pixels, the metadata and record, atomically.
+
+The file goes to a dot-prefixed temporary name in the destination folder (invisible to
+watchers) and is renamed into place once its metadata is written and it is on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from PIL import Image
+
+from photobatch.daemon.hashing import file_sha256
+from photobatch.daemon.naming import claim_output_path, name_tokens, output_folder, output_name
+from photobatch.plugins import metadata
+from photobatch.plugins.colour import convert_to_space
+from photobatch.plugins.output_options import writer_name, writer_options
+from photobatch.recipes.schema import Recipe
+
+
+class OutputWriter:
+    """Writes outputs for one App (its writers and catalog)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def write(self, source: Path, recipe: Recipe, image: Image.Image, icc: bytes | None,
+               sha: str, seed: int, model_id: str, run_id: int, out_dir: Path,
+               source_bits: int = 8, summary: dict | None = None,
+               file_id: int | None = None) -> Path:
+        """Write ``image`` (PIL, or 16-bit pixels) as ``recipe``'s output of ``source``."""
+        writer = self.app.writers.get(writer_name(recipe.output.format))
+        tokens = name_tokens(recipe, source, summary, file_id)
+        folder = output_folder(recipe, out_dir, tokens)
+        folder.mkdir(parents=True, exist_ok=True)
+        final = claim_output_path(folder, output_name(recipe, source, writer.extension, tokens),
+                                  recipe, lambda path: self.is_ours(path, sha, recipe))
+        # Dot-prefixed temp name in the same folder: invisible to watchers, and the rename is atomic.
+        temp = final.with_name(f".{final.stem}.{os.getpid()}.partial{final.suffix}")
+        try:
+            if isinstance(image, Image.Image):
+                image, icc = convert_to_space(image, icc, recipe.output.color_space)
+                width, height = image.size
+            else:  # 16-bit pixels (H x W x 3): kept only with color_space "source"
+                height, width = image.shape[:2]
+            writer.write(image, temp, icc_profile=icc,
+                         **writer_options(recipe.output, writer, source_bits))
+            metadata.write_output_metadata(
+                source, temp, width=width, height=height,
+                policy=recipe.output.metadata, icc=icc or "source",
+                record={
+                    "Recipe": recipe.name,
+                    "RecipeFingerprint": recipe.fingerprint,
+                    "Params": json.dumps(recipe.params(), sort_keys=True, separators=(",", ":")),
+                    "Seed": str(seed),
+                    "Model": model_id,
+                    "SourceFile": source.name,
+                    "SourceSHA256": sha,
+                    "RunID": str(run_id),
+                },
+            )
+            with open(temp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(temp, final)
+        finally:
+            temp.unlink(missing_ok=True)
+        if recipe.output.sidecar != "none":
+            metadata.write_sidecar(final, metadata.sidecar_path(final, recipe.output.sidecar))
+        return final
+
+    def is_ours(self, path: Path, sha: str, recipe: Recipe) -> bool:
+        """True when ``path`` is this photo's own output of ``recipe`` (so it may be replaced)."""
+        # The file's own XMP record says whose output it is, even when a crash came between
+        # the rename and the catalog update.
+        try:
+            record = metadata.read_record(path)
+        except metadata.MetadataError:
+            record = {}
+        if record.get("SourceSHA256") == sha and record.get("Recipe") == recipe.name:
+            return True
+        # No record (metadata policy "none" keeps it; a foreign file has none): ours only if the
+        # catalog wrote exactly these bytes there.
+        rows = list(self.app.catalog.db.query(
+            "SELECT r.output_sha256 FROM runs r JOIN files f ON f.id = r.file_id "
+            "WHERE r.output_path = ? AND f.sha256 = ? AND r.recipe = ?",
+            [str(path), sha, recipe.name]))
+        if not rows:
+            return False
+        try:
+            current = file_sha256(path)
+        except OSError:
+            return False
+        return any(row["output_sha256"] == current for row in rows)
+
+
+def fit_within(image, max_side: int):
+    """``image`` (PIL, or a uint16 H x W x 3 array) scaled down to fit ``max_side``, aspect kept."""
+    import numpy as np
+
+    height, width = (image.height, image.width) if isinstance(image, Image.Image) else image.shape[:2]
+    if max(width, height) <= max_side:
+        return image
+    scale = max_side / float(max(width, height))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if isinstance(image, Image.Image):
+        return image.resize(size, Image.Resampling.LANCZOS)
+    # Pillow resamples 16-bit data one channel at a time, as 32-bit integers (mode "I").
+    channels = [np.asarray(Image.fromarray(image[..., c].astype(np.int32)).resize(
+        size, Image.Resampling.LANCZOS)) for c in range(3)]
+    return np.clip(np.stack(channels, axis=-1), 0, 65535).astype(np.uint16)
+
+
+def to_8bit(pixels) -> Image.Image:
+    """8-bit RGB from 16-bit pixels (the high byte)."""
+    import numpy as np
+
+    return Image.fromarray((np.asarray(pixels) >> 8).astype(np.uint8))
