@@ -7,18 +7,18 @@ hash recorded when it was written. Nothing is changed: the findings are for the 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
+
+from photobatch.catalog.hashing import file_sha256
 
 ORIGINAL_MISSING = "original missing"
 ORIGINAL_CHANGED = "original changed"
 OUTPUT_MISSING = "output missing"
 OUTPUT_CHANGED = "output changed"
 
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def verify(checks: Iterable[Check], *, quick: bool = False,
     ``quick`` reads no file: originals are compared by size, outputs by modification time
     (changed after their run finished).
     """
-    hasher = hasher or _sha256
+    hasher = hasher or file_sha256
     findings = []
     for check in checks:
         finding = _check_one(check, quick, hasher)
@@ -131,11 +131,3 @@ def _modified_after(mtime: float, written_at: str | None) -> str | None:
         when = datetime.fromtimestamp(mtime, timezone.utc).isoformat(timespec="seconds")
         return f"modified at {when}, after its run finished at {written_at}"
     return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from photobatch.daemon.hashing import file_sha256
+from photobatch.catalog.hashing import file_sha256
 from photobatch.daemon.naming import claim_output_path, name_tokens, output_folder, output_name
 from photobatch.plugins import metadata
 from photobatch.plugins.colour import convert_to_space

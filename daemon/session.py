@@ -19,7 +19,7 @@ from PIL import Image
 from photobatch.catalog.queue import RunQueue
 from photobatch.daemon.app import App, UsageError
 from photobatch.daemon.faces import run_on_faces
-from photobatch.daemon.hashing import file_sha256
+from photobatch.catalog.hashing import file_sha256
 from photobatch.daemon.naming import OutputExists
 from photobatch.daemon.output_writer import OutputWriter, fit_within, to_8bit
 from photobatch.daemon.steps import apply_post_steps, select_post_steps

@@ -115,24 +115,23 @@ def check_loras(value) -> str | None:
     return None
 
 
-def as_ip_adapter(value) -> IPAdapterSettings | None:
-    """A checked table (or settings, or None) as IPAdapterSettings."""
-    if value is None or isinstance(value, IPAdapterSettings):
+def _as_settings(value, cls):
+    if value is None or isinstance(value, cls):
         return value
     table = dict(value)
     if "scale" in table:
-        table["scale"] = float(table["scale"])
-    return IPAdapterSettings(**table)
+        table["scale"] = float(table["scale"])  # TOML's 1 is an int; the scale is a float
+    return cls(**table)
+
+
+def as_ip_adapter(value) -> IPAdapterSettings | None:
+    """A checked table (or settings, or None) as IPAdapterSettings."""
+    return _as_settings(value, IPAdapterSettings)
 
 
 def as_controlnet(value) -> ControlNetSettings | None:
     """A checked table (or settings, or None) as ControlNetSettings."""
-    if value is None or isinstance(value, ControlNetSettings):
-        return value
-    table = dict(value)
-    if "scale" in table:
-        table["scale"] = float(table["scale"])
-    return ControlNetSettings(**table)
+    return _as_settings(value, ControlNetSettings)
 
 
 def as_loras(value) -> tuple[LoraSettings, ...]:
