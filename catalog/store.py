@@ -105,6 +105,13 @@ class Catalog:
             row["first_seen"] = row["last_seen"]
             return self.db["files"].insert(row).last_pk
 
+    def unchanged_file(self, path: Path, size: int, mtime: float) -> dict | None:
+        """The file row for ``path`` if the catalog saw it with this size and mtime (no need to
+        hash or read its metadata again), else None."""
+        rows = list(self.db["files"].rows_where(
+            "path = ? AND size = ? AND mtime = ?", [str(path), size, mtime], limit=1))
+        return rows[0] if rows else None
+
     def file_by_sha(self, sha256: str) -> dict | None:
         """The file row with this content hash, or None."""
         rows = list(self.db["files"].rows_where("sha256 = ?", [sha256], limit=1))

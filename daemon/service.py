@@ -184,9 +184,7 @@ class WatchService:
             st = path.stat()
         except OSError:
             return None
-        rows = list(self.app.catalog.db["files"].rows_where(
-            "path = ? AND size = ? AND mtime = ?", [str(path), st.st_size, st.st_mtime], limit=1))
-        return rows[0] if rows else None
+        return self.app.catalog.unchanged_file(path, st.st_size, st.st_mtime)
 
     def _handle_event(self, kind: str, path: Path) -> None:
         if kind == "scan":

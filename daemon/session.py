@@ -7,6 +7,7 @@ catalog holds how long every stage took.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -140,14 +141,23 @@ class Session:
         try:
             with job.timer.stage("identify", f"reading {path.name}"):
                 stat = path.stat()
-                job.sha = file_sha256(path)
                 with open(path, "rb") as fh:
                     head = fh.read(64)
-                summary = job.summary = metadata.read_summary(path)
+                # The daemon's intake (or another recipe's run) identified this very file already.
+                known = catalog.unchanged_file(path, stat.st_size, stat.st_mtime)
+                if known is None or not known["exif"] or known["sha256"].startswith("unreadable:"):
+                    job.sha = file_sha256(path)
+                    job.summary = metadata.read_summary(path)
+                else:
+                    job.sha, job.summary = known["sha256"], json.loads(known["exif"])
             reader = next((r for r in self.app.readers if r.accept(head, path)), None)
-            job.file_id = catalog.register_file(
-                sha256=job.sha, path=path, size=stat.st_size, mtime=stat.st_mtime, metadata=summary)
-            self.app.notify("photobatch_file_discovered", path=path, sha256=job.sha)
+            if known is None or known["sha256"] != job.sha:
+                job.file_id = catalog.register_file(
+                    sha256=job.sha, path=path, size=stat.st_size, mtime=stat.st_mtime,
+                    metadata=job.summary)
+                self.app.notify("photobatch_file_discovered", path=path, sha256=job.sha)
+            else:
+                job.file_id = known["id"]
             job.model = model or self.app.model_for(recipe)
             job.model_id = resolve_model(job.model).model_id
             done = catalog.finished_run(job.file_id, recipe.fingerprint, job.model_id, recipe.name)
