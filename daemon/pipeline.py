@@ -11,7 +11,6 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -49,7 +48,6 @@ class Pipeline:
         self._stopping = threading.Event()
         self._in_flight: dict[int, str] = {}
         self._lock = threading.Lock()
-        self.recent: deque[tuple[float, str]] = deque(maxlen=500)
         self._threads = [
             threading.Thread(target=self._dispatch_loop, name="pb-dispatch", daemon=True),
             threading.Thread(target=self._gpu_loop, name="pb-gpu", daemon=True),
@@ -203,7 +201,6 @@ class Pipeline:
             if outcome.status == "failed" and claimed["attempts"] < self.max_attempts:
                 RunQueue(self.app.catalog).schedule_retry(claimed["id"], self.retry_delay)
                 outcome.error = f"{outcome.error} (attempt {claimed['attempts']} of {self.max_attempts}; retrying)"
-            self.recent.append((time.time(), outcome.status))
             self.on_outcome(outcome)
         finally:
             with self._lock:
