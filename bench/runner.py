@@ -1,9 +1,11 @@
 """Benchmark: photobatch's runner against a plain diffusers loop over the same 32 photos.
 
 Both sides load the model, run img2img with the same settings at the same working size and
-write full-size JPEGs. photobatch also hashes each file, records it and the run in the
-catalog, carries EXIF over, and restores full resolution by detail transfer; its CPU stages
-(read, restore, write) overlap the model stage in threads, the way the daemon runs them.
+write full-size JPEGs. The photobatch side is the daemon itself (``photobatch watch --once``
+over the photos' folder, in this process): it hashes each file, records it and the run in
+the catalog, queues it, carries EXIF over and restores full resolution by detail transfer,
+its stages pipelined the way the daemon runs them (on a GPU the CPU stages overlap the model;
+on the CPU they take turns with it).
 
     .venv/bin/python bench/runner.py [--images 32] [--model PATH] [--size 1200x800] [--batch N] [--repeats 2]
 
@@ -14,11 +16,11 @@ Without --model it uses the tiny stand-in (CPU-friendly). The last line is
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import os
 import platform
-import queue
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -69,60 +71,71 @@ def plain_loop(paths, model: str, out: Path, recipe, native: int) -> float:
     return time.perf_counter() - start
 
 
-def photobatch_run(paths, model: str, out: Path, recipe, native: int, batch: int) -> tuple[float, int]:
-    """Session stages in a pipeline: prepare and finish in threads, the model stage in this one."""
-    from photobatch.daemon.app import App
-    from photobatch.daemon.session import Session
+def photobatch_run(paths, model: str, out: Path, recipe_file: Path) -> tuple[float, int]:
+    """``photobatch watch --once`` over the photos' folder, in this process. Returns (seconds,
+    photos done): the daemon's own intake, queue, catalog and stage pipeline."""
+    import sqlite3
+
+    from photobatch.daemon.config import Config, WatchFolder
+    from photobatch.daemon.service import WatchService
 
     out.mkdir(parents=True, exist_ok=True)
+    # The shoot is on disk already: nothing is still being copied, so no quiet period.
+    folder = WatchFolder(path=paths[0].parent, recipes=(recipe_file.stem,), output=out / "enhanced",
+                         quiet_seconds=0)
+    config = Config(watch=(folder,), model=model, recipe_dirs=(recipe_file.parent,), source="bench")
     start = time.perf_counter()
-    app = App(catalog_path=out / "catalog.db", model=model)
-    runner = app.runners.get(recipe.runner)
-    runner.native_override = native
-    session = Session(app, out / "enhanced")
-    prepared: queue.Queue = queue.Queue(maxsize=4)
-    finished: queue.Queue = queue.Queue()
-    done = []
+    status = WatchService(None, catalog_path=out / "catalog.db", once=True, config=config).run()
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"photobatch watch --once exited with {status}")
+    with sqlite3.connect(out / "catalog.db") as db:
+        done = db.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
+    return seconds, done
 
-    def reader():
-        for path in paths:
-            prepared.put(session.prepare(path, recipe))
-        prepared.put(None)
 
-    def writer():
-        while (job := finished.get()) is not None:
-            done.append(session.finish(job))
+def run_side(side: str, work: Path, model: str, images: int, round_: int, torch_threads: int | None) -> float:
+    """Run one side in a fresh process (how a user runs either) and return its seconds.
 
-    threads = [threading.Thread(target=reader), threading.Thread(target=writer)]
-    for t in threads:
-        t.start()
-    pending = []
-    while True:
-        job = prepared.get()
-        if job is not None and not hasattr(job, "decoded"):
-            done.append(job)  # skipped or failed while preparing
-            continue
-        if job is not None:
-            pending.append(job)
-        if pending and (job is None or len(pending) >= batch):
-            if batch > 1:
-                results = runner.run_batch([j.decoded.image for j in pending], recipe,
-                                           [j.seed for j in pending], model)
-                for j, result in zip(pending, results):
-                    j.result = result
-                    finished.put(j)
-            else:
-                for j in pending:
-                    finished.put(session.generate(j))
-            pending = []
-        if job is None:
-            break
-    finished.put(None)
-    for t in threads:
-        t.join()
-    app.close()
-    ok = sum(1 for o in done if getattr(o, "status", "") == "done")
-    return time.perf_counter() - start, ok
+    A fresh process each: torch's CPU thread team belongs to the thread that first runs it,
+    and a second thread running torch in one process makes both teams stop spinning between
+    operations (about 20 % slower on 2 cores), so two sides in one process would not measure
+    what a user gets from either.
+    """
+    cmd = [sys.executable, __file__, "--side", side, "--work", str(work), "--model", model,
+           "--images", str(images), "--round", str(round_)]
+    if torch_threads:
+        cmd += ["--torch-threads", str(torch_threads)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the {side} side failed:\n{done.stdout}{done.stderr}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def one_side(args) -> None:
+    """The child process: run ``args.side`` once and print its seconds on the last line."""
+    # Both sides import torch and diffusers' pipelines before their clock starts (the import
+    # alone takes seconds; photobatch would otherwise pay it inside its first model load).
+    import torch
+    from diffusers import AutoPipelineForImage2Image  # noqa: F401
+
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    from photobatch.plugins.diffusion.families import family_of_folder
+    from photobatch.recipes.loader import BUILTIN_DIR, load_recipe_file
+
+    work = Path(args.work)
+    recipe_file = work / "recipes" / "bench-color-correct.toml"
+    paths = sorted((work / "photos").glob("*.jpg"))[:args.images]
+    if args.side == "plain":
+        recipe = load_recipe_file(recipe_file, [BUILTIN_DIR])
+        seconds = plain_loop(paths, args.model, work / f"plain{args.round}", recipe,
+                             family_of_folder(args.model).native)
+    else:
+        seconds, ok = photobatch_run(paths, args.model, work / f"ours{args.round}", recipe_file)
+        if ok != len(paths):
+            raise SystemExit(f"photobatch finished {ok} of {len(paths)} photos")
+    print(f"{seconds:.3f}")
 
 
 def main() -> None:
@@ -131,17 +144,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--model", help="diffusers folder (default: the tiny stand-in)")
     parser.add_argument("--size", default="1200x800", help="photo size WxH")
-    parser.add_argument("--native", type=int, default=None, help="working side (default: the model's)")
     parser.add_argument("--batch", type=int, default=1, help="images per pipeline call (GPUs)")
     parser.add_argument("--repeats", type=int, default=2, help="rounds of both sides (best time kept)")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="torch's CPU threads for both sides (1: the model gets one core, the way "
                              "a GPU is one device, and the host's CPU stages get the rest)")
+    parser.add_argument("--side", choices=("plain", "photobatch"), help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.torch_threads:
-        import torch
-
-        torch.set_num_threads(args.torch_threads)
+    if args.side:
+        return one_side(args)
     size = tuple(int(v) for v in args.size.lower().split("x"))
 
     import torch
@@ -153,12 +166,17 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="photobatch-bench-"))
     model = args.model or str(save_standin_model(work / "standin"))
-    native = args.native or family_of_folder(model).native
-    recipe = dataclasses.replace(load_recipe_file(BUILTIN_DIR / "color-correct.toml"), batch=args.batch)
-    paths = make_photos(work / "photos", args.images, size)
-    device = pick_device()
-    print(f"machine: {platform.node()} {platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"device {device}")
+    native = family_of_folder(model).native
+    # The built-in recipe as a user's own file would extend it (batch only matters on GPUs).
+    recipe_file = work / "recipes" / "bench-color-correct.toml"
+    recipe_file.parent.mkdir()
+    recipe_file.write_text(f'extends = "color-correct"\nname = "{recipe_file.stem}"\nbatch = {args.batch}\n',
+                           encoding="utf-8")
+    recipe = load_recipe_file(recipe_file, [BUILTIN_DIR])
+    make_photos(work / "photos", args.images, size)
+    threads = args.torch_threads or torch.get_num_threads()
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, {threads} torch "
+          f"threads, device {pick_device()}")
     print(f"{args.images} photos {size[0]}x{size[1]}, model {'stand-in' if not args.model else model}, "
           f"working side {native}, recipe {recipe.name}: strength {recipe.strength}, {recipe.steps} steps, "
           f"{recipe.sampler}, full_resolution {recipe.full_resolution}, batch {args.batch}")
@@ -166,14 +184,12 @@ def main() -> None:
     # neither side.
     plain_times, ours_times = [], []
     for round_ in range(args.repeats):
-        plain_times.append(plain_loop(paths, model, work / f"plain{round_}", recipe, native))
-        seconds, ok = photobatch_run(paths, model, work / f"ours{round_}", recipe, native, args.batch)
-        if ok != len(paths):
-            raise SystemExit(f"photobatch finished {ok} of {len(paths)} photos")
-        ours_times.append(seconds)
-        print(f"round {round_ + 1}: plain {plain_times[-1]:.1f} s, photobatch {seconds:.1f} s")
+        plain_times.append(run_side("plain", work, model, args.images, round_, args.torch_threads))
+        ours_times.append(run_side("photobatch", work, model, args.images, round_, args.torch_threads))
+        print(f"round {round_ + 1}: plain {plain_times[-1]:.1f} s, photobatch {ours_times[-1]:.1f} s",
+              flush=True)
     plain_s, ours_s = min(plain_times), min(ours_times)
-    plain_ips, ours_ips = len(paths) / plain_s, len(paths) / ours_s
+    plain_ips, ours_ips = args.images / plain_s, args.images / ours_s
     print(f"plain diffusers loop: {plain_s:.1f} s, {plain_ips:.2f} images/s")
     print(f"photobatch:           {ours_s:.1f} s, {ours_ips:.2f} images/s")
     print(f"photobatch/plain ratio: {ours_ips / plain_ips:.2f}")

@@ -22,13 +22,18 @@ class App:
     """Everything a command needs; no module-level state, so tests can build as many as they like."""
 
     def __init__(self, catalog_path: Path | None = None, recipe_dirs=(), model: str | None = None,
-                 plugin_manager=None, plugins_dir: Path | None = None, disabled_plugins=()):
+                 plugin_manager=None, plugins_dir: Path | None = None, disabled_plugins=(),
+                 device: str | None = None):
         # plugins_dir and disabled_plugins only matter when no plugin manager is given.
         self.pm = plugin_manager or build_plugin_manager(plugins_dir=plugins_dir,
                                                          disabled_plugins=disabled_plugins)
         self.readers = collect(self.pm, "photobatch_readers", "reader")
         self.writers = collect(self.pm, "photobatch_writers", "writer")
         self.runners = collect(self.pm, "photobatch_runners", "runner")
+        if device:
+            for runner in self.runners:
+                if hasattr(runner, "use_device"):
+                    runner.use_device(device)
         self.steps = collect(self.pm, "photobatch_steps", "step")
         self.exporters = collect(self.pm, "photobatch_exporters", "exporter")
         self.face_detectors = collect(self.pm, "photobatch_face_detectors", "face detector")
@@ -56,6 +61,19 @@ class App:
             with self._opened_lock:
                 self._opened.append(cat)
         return cat
+
+    def model_fills_the_cpu(self, recipe_name: str) -> bool:
+        """True when the recipe's runner runs its model on the CPU with a thread on every core:
+        the host's own stages then have no core to themselves and compete with the model."""
+        recipe = self.recipes.get(recipe_name)
+        if recipe is None or recipe.runner not in self.runners:
+            return False
+        device = str(getattr(self.runners.get(recipe.runner), "device", "") or "")
+        if device.split(":")[0] != "cpu":
+            return False
+        import torch
+
+        return torch.get_num_threads() >= (os.cpu_count() or 1)
 
     def _check_recipe_references(self) -> None:
         """Steps and face detectors a recipe names must exist: a typo fails at load, not per file."""

@@ -7,6 +7,7 @@ config never passes silently.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,13 +114,19 @@ def _at_least(lo: int):
     return lambda v: None if v >= lo else f"must be at least {lo}, got {v!r}"
 
 
+def _device_name(value: str):
+    if re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+        return None
+    return f'must be "auto", "cpu", "cuda", "cuda:N" or "mps", got {value!r}'
+
+
 def parse_config(data: dict, source: str = "") -> Config:
     """Validate parsed TOML into a Config; raise ConfigError naming the key."""
     label = f"config {source}" if source else "config"
     top = _Reader(label, data, "")
     defaults = _Reader(label, top.get("defaults", (dict,), {}), "defaults")
     model = defaults.get("model", (str,))
-    device = defaults.get("device", (str,))
+    device = defaults.get("device", (str,), None, _device_name)
     defaults.done()
     workers = _Reader(label, top.get("workers", (dict,), {}), "workers")
     decode = workers.get("decode", (int,), 2, _at_least(1))
@@ -205,7 +212,7 @@ EXAMPLE_CONFIG = '''\
 # The model recipes run on unless a recipe or a watch folder names its own:
 # a local diffusers folder, a single-file .safetensors checkpoint, or a Hugging Face hub id.
 model = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-# device = "cuda"        # default: cuda, then mps, then cpu
+# device = "cuda"        # "auto" (default: cuda, then mps, then cpu), "cpu", "cuda:1", "mps"
 
 [[watch]]
 path = "~/Pictures/Inbox"                  # the folder photographers drop shoots into
@@ -217,7 +224,7 @@ output = "~/Pictures/Enhanced"             # outputs go here (never next to the 
 # ignore = ["*_proof.jpg"]                 # extra names to skip (temp names are always skipped)
 # model = "/models/sdxl"                   # this folder's own model
 
-# [workers]
+# [workers]                                # (on a GPU; on the CPU every stage takes its turn)
 # decode = 2                               # threads decoding and preparing photos
 # encode = 2                               # threads encoding outputs and writing metadata
 

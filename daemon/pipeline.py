@@ -3,6 +3,11 @@
 Jobs come from the catalog queue only while fewer than ``max_in_flight`` are in the pipeline,
 so memory stays flat however many files are queued; the GPU thread never waits on decoding
 while prepared jobs are buffered.
+
+When the model runs on the CPU with a thread on every core, there is no device to keep busy
+while the CPU prepares and writes: stages run beside the model slow it down by more than they
+take (torch's thread team stalls whenever a core is taken from it; bench/RESULTS.md). Then the
+model's thread runs each job's stages itself, one job after the other.
 """
 
 from __future__ import annotations
@@ -28,9 +33,13 @@ class Pipeline:
 
     def __init__(self, session: Session, *, decode_workers: int = 2, encode_workers: int = 2,
                  max_attempts: int = 3, retry_delay: float = 60.0,
-                 on_outcome: Callable[[Outcome], None] | None = None):
+                 on_outcome: Callable[[Outcome], None] | None = None,
+                 inline_stages: bool | None = None):
         self.session = session
         self.app = session.app
+        # None: a job's stages run in the model's thread when its runner is on the CPU (see
+        # the module's docstring); True/False: always/never.
+        self.inline_stages = inline_stages
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.on_outcome = on_outcome or (lambda outcome: None)
@@ -47,6 +56,7 @@ class Pipeline:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._in_flight: dict[int, str] = {}
+        self._abandoned: set[int] = set()
         self._lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._dispatch_loop, name="pb-dispatch", daemon=True),
@@ -90,6 +100,7 @@ class Pipeline:
                 unfinished = list(self._in_flight)
             runs = RunQueue(self.app.catalog)
             for run_id in unfinished:
+                self._abandoned.add(run_id)  # the GPU thread must not start it now
                 runs.release(run_id)
             log.warning("stopped with %d run(s) unfinished; they stay queued", len(unfinished))
         self._gpu_queue.put(_STOP)
@@ -120,9 +131,23 @@ class Pipeline:
                 continue
             with self._lock:
                 self._in_flight[claimed["id"]] = Path(claimed["path"]).name
-            self._prepare_pool.submit(self._prepare, claimed)
+            if self._inline(claimed["recipe"]):
+                self._gpu_queue.put((claimed, None))  # prepared by the model's thread
+            else:
+                self._prepare_pool.submit(self._prepare, claimed)
+
+    def _inline(self, recipe_name: str) -> bool:
+        if self.inline_stages is not None:
+            return self.inline_stages
+        return self.app.model_fills_the_cpu(recipe_name)
 
     def _prepare(self, claimed: dict) -> None:
+        job = self._prepared(claimed)
+        if job is not None:
+            self._gpu_queue.put((claimed, job))
+
+    def _prepared(self, claimed: dict) -> Job | None:
+        """The prepared job of a claimed run, or None when it ended already (skipped, failed)."""
         try:
             recipe = self.app.recipes.get(claimed["recipe"])  # may be gone after a reload
             path = Path(claimed["path"])
@@ -135,16 +160,24 @@ class Pipeline:
                                        out_dir=Path(claimed["output_dir"]), model=claimed["model_id"])
             if isinstance(job, Outcome):
                 return self._done(claimed, job)
-            self._gpu_queue.put((claimed, job))
+            return job
         except Exception:
             log.exception("unexpected error preparing run %s", claimed["id"])
             self._done(claimed, None)
+        return None
 
     def _gpu_loop(self) -> None:
         while True:
             item = self._held.pop(0) if self._held else self._gpu_queue.get()
             if item is _STOP:
                 return
+            if item[0]["id"] in self._abandoned:
+                continue
+            if item[1] is None:
+                job = self._prepared(item[0])
+                if job is None:
+                    continue
+                item = (item[0], job)
             batch = self._fill_batch(item)
             try:
                 results = self.session.generate_batch([job for _, job in batch])
@@ -156,6 +189,8 @@ class Pipeline:
             for (claimed, _), result in zip(batch, results):
                 if isinstance(result, Outcome):
                     self._done(claimed, result)
+                elif self._inline(result.recipe.name):
+                    self._finish(claimed, result)
                 else:
                     self._finish_pool.submit(self._finish, claimed, result)
 
@@ -163,7 +198,7 @@ class Pipeline:
         """``first`` plus prepared jobs already waiting that can share its pipeline call."""
         claimed, job = first
         size = getattr(job.recipe, "batch", 1)
-        if size <= 1 or job.recipe.mask != "none" or job.recipe.full_resolution == "tiled":
+        if self._inline(job.recipe.name) or size <= 1 or job.recipe.mask != "none" or job.recipe.full_resolution == "tiled":
             return [first]
         batch = [first]
         key = (job.recipe.name, job.recipe.fingerprint, job.model)

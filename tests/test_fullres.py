@@ -168,3 +168,55 @@ def test_the_session_writes_detail_transferred_full_size_outputs(standin_model, 
     assert np.corrcoef(out_high.ravel(), src_high.ravel())[0, 1] > 0.8
     assert "restore" in outcome.timings
     app.close()
+
+
+def test_detail_transfer_in_bands_equals_the_whole_picture(monkeypatch):
+    # Big photos are restored a band of rows at a time: the bands must not show.
+    from photobatch.plugins.diffusion import fullres
+
+    full = _textured_photo(300, 203)
+    before = _low(full, (120, 80))
+    after = before.filter(ImageFilter.GaussianBlur(2)).point(lambda v: min(255, v + 20))
+    whole = np.asarray(detail_transfer(full, before, after))
+    monkeypatch.setattr(fullres, "_BAND_PIXELS", 300 * 17)  # bands of 17 rows, the last one short
+    banded = np.asarray(detail_transfer(full, before, after))
+    assert np.array_equal(whole, banded)
+
+
+def test_detail_transfer_keeps_16_bit_sources_in_16_bits():
+    full = _textured_photo(200, 150)
+    full16 = np.asarray(full).astype(np.uint16) * 257 + 100  # levels between the 8-bit ones
+    before = _low(full, (96, 72))
+    after = before.point(lambda v: min(255, v + 10))
+    out = detail_transfer(full16, before, after)
+    assert out.dtype == np.uint16 and out.shape == full16.shape
+    # The 16-bit texture survives: not every value is a multiple of 257 (an 8-bit result widened).
+    assert np.count_nonzero(out % 257) > out.size // 2
+    # And the +10 levels of the edit are there (in 16-bit units), away from the borders.
+    shift = out[10:-10, 10:-10].astype(float).mean() - full16[10:-10, 10:-10].astype(float).mean()
+    assert abs(shift - 10 * 257) < 2 * 257
+
+
+def test_detail_transfer_runs_on_the_cpu_when_the_gpu_is_out_of_memory(monkeypatch):
+    from photobatch.plugins.diffusion import fullres
+
+    calls = []
+    real = fullres._detail_transfer
+
+    def fake(full, before, after, radius, eps, device):
+        calls.append(device)
+        if device != "cpu":
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(full, before, after, radius, eps, device)
+
+    monkeypatch.setattr(fullres, "_detail_transfer", fake)
+    full = _textured_photo(120, 80)
+    before = _low(full, (60, 40))
+    out = detail_transfer(full, before, before, device="cuda")
+    assert calls == ["cuda", "cpu"] and out.size == full.size
+    # Any other error is a bug and is not hidden by a retry.
+    monkeypatch.setattr(fullres, "_detail_transfer",
+                        lambda *a: (_ for _ in ()).throw(RuntimeError("CUDA error: illegal memory access")))
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        detail_transfer(full, before, before, device="cuda")
+

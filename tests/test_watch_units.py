@@ -37,6 +37,7 @@ def test_the_example_config_parses_with_the_issue_shape():
     ('[[watch]]\npath="/a"\nrecipes=["x"]\noutput="/a"', "watch[0].output must not be the watched folder"),
     ("[workers]\ndecode = 0", "workers.decode must be at least 1, got 0"),
     ('[defaults]\nmodel = 3', "defaults.model must be a str, got 3"),
+    ('[defaults]\ndevice = "gpu"', "defaults.device must be \"auto\", \"cpu\", \"cuda\", \"cuda:N\" or \"mps\", got 'gpu'"),
     ("bogus = 1", "unknown key bogus"),
 ])
 def test_invalid_config_names_the_key(text, message):
@@ -269,3 +270,95 @@ def test_the_gpu_stage_batches_prepared_photos_of_one_recipe(tmp_path):
     assert service.run() == 0
     assert sum(calls) == 8 and max(calls) > 1  # some photos shared a call
     assert len(list((tmp_path / "out").iterdir())) == 8
+
+
+def test_the_configured_device_reaches_the_runners(tmp_path):
+    from photobatch.daemon.app import App
+
+    assert _cfg('[defaults]\ndevice = "cuda:1"').device == "cuda:1"
+    app = App(catalog_path=tmp_path / "c.db", device="cpu")
+    assert app.runners.get("img2img").device == "cpu"
+    assert app.runners.get("inpaint").device == "cpu"
+    # One cache: both runners load their models on the device asked for.
+    app.runners.get("img2img").use_device("cuda:1")
+    assert app.runners.get("inpaint").device == "cuda:1"
+
+
+def _stage_threads(tmp_path, device: str) -> dict:
+    """Run 3 photos through the daemon with a runner on ``device``; the thread of each stage."""
+    import threading
+    from types import SimpleNamespace
+
+    from photobatch.daemon.samples import write_sample_photo
+    from photobatch.daemon.service import WatchService
+    from photobatch.daemon.session import Session
+    from photobatch.plugins import hookimpl
+    from photobatch.plugins.manager import build_plugin_manager
+
+    seen: dict[str, set] = {"prepare": set(), "run": set(), "finish": set()}
+
+    class Runner:
+        name = "fake"
+
+        def __init__(self):
+            self.device = device
+
+        def run(self, image, recipe, seed, model):
+            seen["run"].add(threading.current_thread().name)
+            return SimpleNamespace(image=image.resize((48, 32)), model_id=model, model_hash=None,
+                                   device=device, working_size=(48, 32))
+
+    class Plugin:
+        @hookimpl
+        def photobatch_runners(self):
+            return [Runner()]
+
+    def spy(stage, original):
+        def wrapper(self, *args, **kwargs):
+            seen[stage].add(threading.current_thread().name)
+            return original(self, *args, **kwargs)
+        return wrapper
+
+    inbox, recipes = tmp_path / "in", tmp_path / "recipes"
+    inbox.mkdir()
+    recipes.mkdir()
+    (recipes / "f.toml").write_text('name = "f"\nrunner = "fake"\nstrength = 0.5\nsteps = 10\n'
+                                    'full_resolution = "resize"\n', encoding="utf-8")
+    for i in range(3):
+        write_sample_photo(inbox / f"P{i}.JPG", size=(96, 64), seed=i)
+    config = parse_config({"recipe_dirs": [str(recipes)], "defaults": {"model": "test/model"},
+                           "watch": [{"path": str(inbox), "recipes": ["f"], "output": str(tmp_path / "out"),
+                                      "quiet_seconds": 0}]}, source="test")
+    service = WatchService(None, tmp_path / "c.db", once=True, config=config,
+                           plugin_manager_factory=lambda c: build_plugin_manager(
+                               entrypoints=False, extra=[Plugin()]))
+    import unittest.mock as mock
+
+    with mock.patch.object(Session, "prepare", spy("prepare", Session.prepare)), \
+            mock.patch.object(Session, "finish", spy("finish", Session.finish)):
+        assert service.run() == 0
+    assert len(list((tmp_path / "out").iterdir())) == 3
+    return seen
+
+
+def test_on_a_cpu_model_every_stage_runs_in_the_models_thread(tmp_path):
+    # The model fills every core (torch's default): stages beside it would only slow it down.
+    seen = _stage_threads(tmp_path, "cpu")
+    assert seen["run"] == {"pb-gpu"}
+    assert seen["prepare"] == {"pb-gpu"} and seen["finish"] == {"pb-gpu"}
+
+
+def test_on_a_gpu_the_cpu_stages_overlap_the_model(tmp_path):
+    seen = _stage_threads(tmp_path, "cuda")
+    assert seen["run"] == {"pb-gpu"}
+    assert all(name.startswith("pb-prepare") for name in seen["prepare"])
+    assert all(name.startswith("pb-finish") for name in seen["finish"])
+
+
+def test_a_cpu_model_with_cores_to_spare_overlaps_too(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    seen = _stage_threads(tmp_path, "cpu")
+    assert all(name.startswith("pb-finish") for name in seen["finish"])

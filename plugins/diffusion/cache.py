@@ -50,6 +50,17 @@ class PipelineCache:
         self._controlnets: dict[tuple, object] = {}
         self._lock = threading.Lock()
 
+    @property
+    def device(self) -> str:
+        """The device models load on: the one asked for, else PHOTOBATCH_DEVICE, else the best."""
+        from photobatch.plugins.diffusion.device import pick_device
+
+        return pick_device(self._requested_device)
+
+    def use_device(self, device: str | None) -> None:
+        """Load models on ``device`` ("auto", "cpu", "cuda", "cuda:1", "mps"; None: auto) from now on."""
+        self._requested_device = device
+
     def get(self, model: str, config: str | None = None) -> LoadedModel:
         """The loaded model for ``model`` (loading it on first use)."""
         from photobatch.plugins.diffusion.device import pick_device, pick_dtype

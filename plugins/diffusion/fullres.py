@@ -14,75 +14,114 @@ back from the runner already at full size.
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import numpy as np
 from PIL import Image
 
 from photobatch.plugins.diffusion.masks import paste_back
 
+log = logging.getLogger(__name__)
+
 # Below this short side (pixels) the fit stays at the model's own size.
 _FIT_SHORT_SIDE = 192
 
-# Rows of the full-size output computed at once: bounds memory (12 float32 maps per band).
-_BAND_ROWS = 256
+# Full-size pixels computed at once: bounds memory (12 float32 maps per pixel, ~200 MB a band).
+_BAND_PIXELS = 4 << 20
 
 
-def _box(arr: np.ndarray, radius: int) -> np.ndarray:
-    from scipy.ndimage import uniform_filter
+def _box1d(x, radius: int, dim: int):
+    """Mean over a window of ``2 * radius + 1`` along ``dim``, counting only pixels inside the
+    picture (He et al.'s normalised box), by running sums: the cost does not grow with radius."""
+    import torch
 
-    size = [2 * radius + 1, 2 * radius + 1] + [1] * (arr.ndim - 2)
-    return uniform_filter(arr, size=size, mode="reflect")
+    dim %= x.dim()
+    n = x.shape[dim]
+    sums = torch.cumsum(x, dim)
+    # Running sums padded so that window i is ext[i + 2r + 1] - ext[i]: zeros before the
+    # picture, the total after it (windows are clipped at the edges).
+    zeros = list(x.shape)
+    zeros[dim] = radius + 1
+    totals = list(x.shape)
+    totals[dim] = radius
+    ext = torch.cat([x.new_zeros(zeros), sums, sums.narrow(dim, n - 1, 1).expand(totals)], dim)
+    total = ext.narrow(dim, 2 * radius + 1, n) - ext.narrow(dim, 0, n)
+    idx = torch.arange(n, device=x.device)
+    count = ((idx + radius + 1).clamp(max=n) - (idx - radius).clamp(min=0)).to(x.dtype)
+    shape = [1] * x.dim()
+    shape[dim] = n
+    return total / count.reshape(shape)
 
 
-def guided_coefficients(before: np.ndarray, after: np.ndarray, radius: int, eps: float):
-    """Per-pixel ``A`` (h, w, 3, 3) and ``b`` (h, w, 3) with ``after ≈ A @ before + b`` locally.
+def _box(x, radius: int):
+    return _box1d(_box1d(x, radius, -1), radius, -2)
 
-    ``before``/``after`` are float32 (h, w, 3) in [0, 1]. ``eps`` regularises towards the
-    identity transform (larger: smoother, closer to a pure offset).
+
+def guided_coefficients(before, after, radius: int, eps: float):
+    """Per-pixel maps (12, h, w): ``A`` (3x3, row-major) then ``b`` (3), ``after ≈ A @ before + b``.
+
+    ``before``/``after`` are float32 tensors (3, h, w) in [0, 1]. ``eps`` regularises towards
+    the identity transform (larger: smoother, closer to a pure offset).
     """
+    import torch
+
+    h, w = before.shape[1:]
     mean_i = _box(before, radius)
     mean_p = _box(after, radius)
-    # Covariance of the guide (3x3, symmetric: 6 maps) and cross-covariance edit/guide (3x3).
-    sig = {}
-    for r in range(3):
-        for c in range(r, 3):
-            sig[r, c] = sig[c, r] = (_box(before[..., r] * before[..., c], radius)
-                                     - mean_i[..., r] * mean_i[..., c] + (eps if r == c else 0.0))
-    cov = [[_box(after[..., r] * before[..., c], radius) - mean_p[..., r] * mean_i[..., c]
-            + (eps if r == c else 0.0) for c in range(3)] for r in range(3)]
-    inv = _inverse3(sig)
-    # argmin |p - A i - b|^2 + eps |A - I|^2  =>  A = (cov + eps I)(sigma + eps I)^-1
-    a = np.empty(before.shape[:2] + (3, 3), dtype=np.float32)
-    for r in range(3):
-        for c in range(3):
-            a[..., r, c] = cov[r][0] * inv[0][c] + cov[r][1] * inv[1][c] + cov[r][2] * inv[2][c]
-    b = mean_p - np.einsum("hwij,hwj->hwi", a, mean_i)
-    return _box(a, radius), _box(b.astype(np.float32), radius)
+    products = torch.stack([before[r] * before[c] for r in range(3) for c in range(3)]
+                           + [after[r] * before[c] for r in range(3) for c in range(3)])
+    boxed = _box(products, radius)
+    eye = eps * torch.eye(3, dtype=before.dtype, device=before.device).reshape(3, 3, 1, 1)
+    sigma = boxed[:9].reshape(3, 3, h, w) - mean_i[:, None] * mean_i[None, :] + eye
+    cov = boxed[9:].reshape(3, 3, h, w) - mean_p[:, None] * mean_i[None, :] + eye
+    # argmin |p - A i - b|^2 + eps |A - I|^2  =>  A = (cov + eps I)(sigma + eps I)^-1,
+    # i.e. sigma^T A^T = cov^T, solved for all pixels at once.
+    a = torch.linalg.solve(sigma.permute(2, 3, 1, 0), cov.permute(2, 3, 1, 0))  # (h, w, 3, 3) = A^T
+    a = a.permute(3, 2, 0, 1)  # (3, 3, h, w) = A
+    b = mean_p - (a * mean_i[None, :]).sum(1)
+    return _box(torch.cat([a.reshape(9, h, w), b]), radius)
 
 
-def _inverse3(m: dict) -> list[list[np.ndarray]]:
-    """Inverse of the per-pixel 3x3 matrices given as 9 maps ``m[r, c]``, by cofactors (as 9 maps:
-    no stacking, which dominated the time)."""
-    a, b, c = m[0, 0], m[0, 1], m[0, 2]
-    d, e, f = m[1, 0], m[1, 1], m[1, 2]
-    g, h, i = m[2, 0], m[2, 1], m[2, 2]
-    co = [[e * i - f * h, c * h - b * i, b * f - c * e],
-          [f * g - d * i, a * i - c * g, c * d - a * f],
-          [d * h - e * g, b * g - a * h, a * e - b * d]]
-    det = a * co[0][0] + b * co[1][0] + c * co[2][0]
-    return [[co[r][k] / det for k in range(3)] for r in range(3)]
+def _taps(n_out: int, n_in: int, start: int, stop: int, device):
+    """Bilinear taps for output rows ``start:stop`` of an ``n_in`` -> ``n_out`` upsampling, pixel
+    centres aligned (what PIL and ``align_corners=False`` do), clamped at the edges."""
+    import torch
+
+    pos = (torch.arange(start, stop, device=device, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
+    pos = pos.clamp(0, n_in - 1)
+    lower = pos.floor().long()
+    return lower, (lower + 1).clamp(max=n_in - 1), (pos - lower).float()
 
 
 def detail_transfer(full, before: Image.Image, after: Image.Image,
-                    radius: int | None = None, eps: float = 1e-2):
+                    radius: int | None = None, eps: float = 1e-2, device: str | None = None):
     """Apply the change ``before -> after`` (low resolution) to ``full`` (the original, any size).
 
     ``before`` is what the model was given (``full`` scaled down), ``after`` what it returned.
     ``full`` may be a PIL image (the result is one) or a uint16 H x W x 3 array from a RAW or
     16-bit source: then the result is a uint16 array, the original's 16-bit detail intact.
+    Runs on ``device`` (the model's: a GPU does a 45 MP photo in milliseconds); out of GPU
+    memory it runs on the CPU instead.
     """
     if before.size != after.size:
         raise ValueError(f"detail transfer needs the model input and output at one size, got "
                          f"{before.size} and {after.size}")
+    device = device or "cpu"
+    if device != "cpu":
+        try:
+            return _detail_transfer(full, before, after, radius, eps, device)
+        except RuntimeError as exc:  # torch.OutOfMemoryError is one
+            if "out of memory" not in str(exc).lower():
+                raise
+            log.info("no room on %s for the detail transfer; running it on the CPU", device)
+    return _detail_transfer(full, before, after, radius, eps, "cpu")
+
+
+def _detail_transfer(full, before, after, radius, eps, device):
+    import torch
+    import torch.nn.functional as F
+
     if radius is None:
         # ~1/100 of the short side: large enough to average out the model's own texture.
         radius = max(2, round(min(before.size) / 100))
@@ -94,40 +133,53 @@ def detail_transfer(full, before: Image.Image, after: Image.Image,
         after = after.resize(half, Image.Resampling.BOX)
         radius //= 2
     lo_w, lo_h = before.size
-    low_before = np.asarray(before.convert("RGB"), dtype=np.float32) / 255.0
-    low_after = np.asarray(after.convert("RGB"), dtype=np.float32) / 255.0
-    a, b = guided_coefficients(low_before, low_after, radius, eps)
-    maps = [Image.fromarray(np.ascontiguousarray(a[..., i, j])) for i in range(3) for j in range(3)]
-    maps += [Image.fromarray(np.ascontiguousarray(b[..., i])) for i in range(3)]
-    as_array = isinstance(full, np.ndarray)
-    src = full if as_array else np.asarray(full.convert("RGB"))
-    top = 65535.0 if src.dtype == np.uint16 else 255.0
-    height, width = src.shape[:2]
-    out = np.empty_like(src)
-    for y0 in range(0, height, _BAND_ROWS):
-        y1 = min(height, y0 + _BAND_ROWS)
-        # The band's rows in low-resolution coordinates: exact alignment with pixel centres.
-        box = (0.0, y0 * lo_h / height, float(lo_w), y1 * lo_h / height)
-        up = np.stack([np.asarray(m.resize((width, y1 - y0), Image.Resampling.BILINEAR, box=box))
-                       for m in maps], axis=-1)
-        guide = src[y0:y1].astype(np.float32) / top
-        band = np.empty_like(guide)
-        for r in range(3):
-            # Explicit multiply-adds: several times faster than einsum over a 3x3 per pixel.
-            band[..., r] = (up[..., 3 * r] * guide[..., 0] + up[..., 3 * r + 1] * guide[..., 1]
-                            + up[..., 3 * r + 2] * guide[..., 2] + up[..., 9 + r])
-        out[y0:y1] = np.clip(band * top + 0.5, 0, top).astype(src.dtype)
+
+    def planes(image):
+        pixels = np.array(image.convert("RGB"))  # a writable copy, as torch wants
+        return torch.from_numpy(pixels).to(device).permute(2, 0, 1).float() / 255.0
+
+    with torch.inference_mode():
+        maps = guided_coefficients(planes(before), planes(after), radius, eps)
+        as_array = isinstance(full, np.ndarray)
+        src = full if as_array else np.asarray(full if full.mode == "RGB" else full.convert("RGB"))
+        top = 65535.0 if src.dtype == np.uint16 else 255.0
+        maps[9:] *= top  # the offsets in the photo's own units: its pixels need no scaling
+        height, width = src.shape[:2]
+        out = np.empty_like(src)
+        result = torch.from_numpy(out)
+        rows_per_band = max(16, _BAND_PIXELS // width)
+        for y0 in range(0, height, rows_per_band):
+            y1 = min(height, y0 + rows_per_band)
+            # Rows by hand (exact for any band), then columns by the library: together the
+            # same bilinear upsampling as the whole picture at once.
+            upper, lower, weight = _taps(height, lo_h, y0, y1, device)
+            rows = torch.lerp(maps[:, upper], maps[:, lower], weight[:, None])
+            up = F.interpolate(rows[None], size=(y1 - y0, width), mode="bilinear",
+                               align_corners=False)[0]
+            with warnings.catch_warnings():
+                # A read-only view of the photo: torch warns, and only reads it.
+                warnings.simplefilter("ignore", UserWarning)
+                guide = torch.from_numpy(src[y0:y1]).to(device).permute(2, 0, 1).float()
+            band = up[9:]
+            for r in range(3):
+                for c in range(3):
+                    band[r].addcmul_(up[3 * r + c], guide[c])
+            # +0.5 then truncation on the copy into the photo's integer type: rounding.
+            result[y0:y1].copy_(band.add_(0.5).clamp_(0, top).permute(1, 2, 0))
     return out if as_array else Image.fromarray(out)
 
 
 def restore_full_resolution(source: Image.Image, result, strategy: str,
-                            color_match: bool = False, source16: np.ndarray | None = None):
+                            color_match: bool = False, source16: np.ndarray | None = None,
+                            device: str | None = None):
     """The finished full-size picture for a runner's ``result`` (a RunOutput) of ``source``.
 
     Crops (inpainting "only masked") are restored to their region and pasted back through the
     result's mask, so pixels outside it are exactly the source's. With ``source16`` (the
-    source's 16-bit pixels) a whole-picture detail transfer returns a uint16 array.
+    source's 16-bit pixels) a whole-picture detail transfer returns a uint16 array. Detail
+    transfer runs on ``device`` (default: the one the result was made on).
     """
+    device = device or getattr(result, "device", None)
     model_input = getattr(result, "model_input", None)
     whole_region = getattr(result, "region", None) in (None, (0, 0) + tuple(source.size))
     if (source16 is not None and strategy == "detail-transfer" and model_input is not None
@@ -138,7 +190,7 @@ def restore_full_resolution(source: Image.Image, result, strategy: str,
             from photobatch.plugins.diffusion.colormatch import match_colors
 
             image = match_colors(image, model_input)
-        return detail_transfer(source16, model_input, image)
+        return detail_transfer(source16, model_input, image, device=device)
     from photobatch.plugins.diffusion.colormatch import match_colors
 
     width, height = source.size
@@ -155,12 +207,12 @@ def restore_full_resolution(source: Image.Image, result, strategy: str,
             small = working_preview(image.size)
             low = image.resize(small, Image.Resampling.BOX)
             matched = match_colors(low, original.resize(small, Image.Resampling.BOX))
-            restored = detail_transfer(image, low, matched)
+            restored = detail_transfer(image, low, matched, device=device)
     else:
         if color_match and model_input is not None:
             image = match_colors(image, model_input)
         if strategy == "detail-transfer" and model_input is not None:
-            restored = detail_transfer(original, model_input, image)
+            restored = detail_transfer(original, model_input, image, device=device)
         else:
             restored = image.resize(region_size, Image.Resampling.LANCZOS)
     mask = getattr(result, "mask", None)

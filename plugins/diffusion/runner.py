@@ -28,6 +28,15 @@ class DiffusersImg2ImgRunner:
         self.native_override = native_size
         self.batch_on_cpu = batch_on_cpu
 
+    @property
+    def device(self) -> str:
+        """The device this runner's models run on ("cpu", "cuda", "mps")."""
+        return self.cache.device
+
+    def use_device(self, device: str | None) -> None:
+        """Run on ``device`` (the config's ``[defaults] device``); None or "auto" picks the best."""
+        self.cache.use_device(device)
+
     def pipeline(self, model: str, config: str | None = None):
         """Load (once) and return (pipeline, model ref, device, model hash) for ``model``."""
         loaded = self.cache.get(model, config)
