@@ -264,6 +264,11 @@ class WatchService:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
         self.app.recipes = app.recipes
+        if config.device != self.config.device:
+            # Models load on the new device from the next photo on (each device has its cache entry).
+            for runner in self.app.runners:
+                if hasattr(runner, "use_device"):
+                    runner.use_device(config.device)
         folders_changed = config.watch != self.config.watch
         self.config = config
         if folders_changed and not self.once:

@@ -362,3 +362,27 @@ def test_a_cpu_model_with_cores_to_spare_overlaps_too(tmp_path, monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 4)
     seen = _stage_threads(tmp_path, "cpu")
     assert all(name.startswith("pb-finish") for name in seen["finish"])
+
+
+def test_a_reload_moves_the_runners_to_the_new_device(tmp_path):
+    from types import SimpleNamespace
+
+    from photobatch.daemon.service import WatchService
+
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    config_file = tmp_path / "config.toml"
+
+    def write(device_line: str) -> None:
+        config_file.write_text(f'[defaults]\nmodel = "test/model"\n{device_line}\n[[watch]]\n'
+                               f'path = "{inbox}"\nrecipes = ["color-correct"]\n'
+                               f'output = "{tmp_path / "out"}"\n', encoding="utf-8")
+
+    write('device = "cpu"')
+    service = WatchService(config_file, tmp_path / "c.db")
+    service.app = service._build_app(service.config)
+    service.pipeline = SimpleNamespace(wake=lambda: None)
+    assert service.app.runners.get("img2img").device == "cpu"
+    write('device = "cuda:1"')
+    service._reload()
+    assert service.app.runners.get("img2img").device == "cuda:1"
