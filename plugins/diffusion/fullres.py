@@ -101,8 +101,8 @@ def detail_transfer(full, before: Image.Image, after: Image.Image,
     ``before`` is what the model was given (``full`` scaled down), ``after`` what it returned.
     ``full`` may be a PIL image (the result is one) or a uint16 H x W x 3 array from a RAW or
     16-bit source: then the result is a uint16 array, the original's 16-bit detail intact.
-    Runs on ``device`` (the model's: a GPU does a 45 MP photo in milliseconds); out of GPU
-    memory it runs on the CPU instead.
+    Runs on ``device`` (the model's, so a GPU machine's cores stay free for decoding and
+    writing); out of GPU memory, or on a device that lacks an operation, it runs on the CPU.
     """
     if before.size != after.size:
         raise ValueError(f"detail transfer needs the model input and output at one size, got "
@@ -111,6 +111,8 @@ def detail_transfer(full, before: Image.Image, after: Image.Image,
     if device != "cpu":
         try:
             return _detail_transfer(full, before, after, radius, eps, device)
+        except NotImplementedError as exc:  # e.g. an operation MPS does not have
+            log.info("%s cannot run the detail transfer (%s); running it on the CPU", device, exc)
         except RuntimeError as exc:  # torch.OutOfMemoryError is one
             if "out of memory" not in str(exc).lower():
                 raise
