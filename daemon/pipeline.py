@@ -37,7 +37,7 @@ class Pipeline:
                  inline_stages: bool | None = None):
         self.session = session
         self.app = session.app
-        # None: a job's stages run in the model's thread when its runner is on the CPU (see
+        # None: a job's stages run in the model's thread when its model fills the CPU (see
         # the module's docstring); True/False: always/never.
         self.inline_stages = inline_stages
         self.max_attempts = max_attempts
@@ -207,7 +207,7 @@ class Pipeline:
                 item = self._gpu_queue.get_nowait()
             except queue.Empty:
                 break
-            if item is _STOP:
+            if item is _STOP or item[1] is None:  # the end, or a job still to prepare
                 self._held.append(item)
                 break
             other = item[1]
