@@ -146,6 +146,9 @@ def main() -> None:
     parser.add_argument("--size", default="1200x800", help="photo size WxH")
     parser.add_argument("--batch", type=int, default=1, help="images per pipeline call (GPUs)")
     parser.add_argument("--repeats", type=int, default=2, help="rounds of both sides (best time kept)")
+    parser.add_argument("--full-resolution", choices=("detail-transfer", "resize"), default=None,
+                        help="override the recipe's (resize: what the plain loop does, to see the "
+                             "cost of the catalog and metadata alone)")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="torch's CPU threads for both sides (1: the model gets one core, the way "
                              "a GPU is one device, and the host's CPU stages get the rest)")
@@ -170,8 +173,10 @@ def main() -> None:
     # The built-in recipe as a user's own file would extend it (batch only matters on GPUs).
     recipe_file = work / "recipes" / "bench-color-correct.toml"
     recipe_file.parent.mkdir()
-    recipe_file.write_text(f'extends = "color-correct"\nname = "{recipe_file.stem}"\nbatch = {args.batch}\n',
-                           encoding="utf-8")
+    text = f'extends = "color-correct"\nname = "{recipe_file.stem}"\nbatch = {args.batch}\n'
+    if args.full_resolution:
+        text += f'full_resolution = "{args.full_resolution}"\n'
+    recipe_file.write_text(text, encoding="utf-8")
     recipe = load_recipe_file(recipe_file, [BUILTIN_DIR])
     make_photos(work / "photos", args.images, size)
     threads = args.torch_threads or torch.get_num_threads()

@@ -34,7 +34,8 @@ class Pipeline:
     def __init__(self, session: Session, *, decode_workers: int = 2, encode_workers: int = 2,
                  max_attempts: int = 3, retry_delay: float = 60.0,
                  on_outcome: Callable[[Outcome], None] | None = None,
-                 inline_stages: bool | None = None):
+                 inline_stages: bool | None = None,
+                 on_settled: Callable[[], None] | None = None):
         self.session = session
         self.app = session.app
         # None: a job's stages run in the model's thread when its model fills the CPU (see
@@ -43,6 +44,9 @@ class Pipeline:
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.on_outcome = on_outcome or (lambda outcome: None)
+        # Called once a run has left the pipeline (idle() may have changed): the daemon's loop
+        # checks at once whether ``--once`` is done instead of at its next tick.
+        self.on_settled = on_settled or (lambda: None)
         self.worker = worker_id()
         # Room for the largest batch a recipe asks for, so the GPU thread can fill it.
         self.max_batch = max([getattr(r, "batch", 1) for r in self.app.recipes.values()] + [1])
@@ -242,3 +246,4 @@ class Pipeline:
                 self._in_flight.pop(claimed["id"], None)
             self._slots.release()
             self._wake.set()
+            self.on_settled()

@@ -187,6 +187,8 @@ class WatchService:
         return self.app.catalog.unchanged_file(path, st.st_size, st.st_mtime)
 
     def _handle_event(self, kind: str, path: Path) -> None:
+        if kind == "settled":
+            return  # a run finished: only wakes the loop (see Pipeline.on_settled)
         if kind == "scan":
             folder = self.folder_for(path)
             if folder:
@@ -319,12 +321,15 @@ class WatchService:
                                  encode_workers=self.config.encode_workers,
                                  max_attempts=1 if self.once else self.config.max_attempts,
                                  retry_delay=self.config.retry_delay_seconds,
-                                 on_outcome=self._on_outcome)
+                                 on_outcome=self._on_outcome,
+                                 on_settled=lambda: self.events.put(("settled", None)))
         self.pipeline.start()
         self.app.notify("photobatch_daemon_started", app=self.app)
         if not self.once:
             self._start_observers()
         self.catch_up()
+        for path in self.tracker.take_ready():  # files already quiet need not wait for a tick
+            self.intake(path)
         next_scan = time.monotonic() + self.config.rescan_minutes * 60
         next_beat = 0.0
         while not self.stop_signals:

@@ -386,3 +386,22 @@ def test_a_reload_moves_the_runners_to_the_new_device(tmp_path):
     write('device = "cuda:1"')
     service._reload()
     assert service.app.runners.get("img2img").device == "cuda:1"
+
+
+def test_the_loop_hears_when_a_run_leaves_the_pipeline(tmp_path, monkeypatch):
+    # --once ends as soon as the last run is out, not at the loop's next tick: the pipeline
+    # tells the loop after the run left (so the loop then sees it idle).
+    from photobatch.daemon import pipeline as pipeline_module
+
+    idle_when_told = []
+    original = pipeline_module.Pipeline.__init__
+
+    def init(self, *args, on_settled=None, **kwargs):
+        def settled():
+            idle_when_told.append(self.idle())
+            on_settled()
+        original(self, *args, on_settled=settled, **kwargs)
+
+    monkeypatch.setattr(pipeline_module.Pipeline, "__init__", init)
+    _stage_threads(tmp_path, "cpu")
+    assert len(idle_when_told) == 3 and idle_when_told[-1] is True
