@@ -6,7 +6,8 @@ upsamples the smooth maps ``A`` and ``b`` and applies them to the full-size orig
 change in colour and tone follows the edit and respects the original's edges, while the fine
 detail is the original's own pixels. The fit is regularised towards ``A = identity`` so that
 where the low-resolution pair says nothing (flat areas) the original's texture passes
-through at full strength instead of being flattened.
+through at full strength instead of being flattened. It is torch code and runs on the model's
+device, a band of rows at a time.
 
 *resize* is what A1111 does: the generated image scaled up (LANCZOS). *tiled* outputs come
 back from the runner already at full size.
