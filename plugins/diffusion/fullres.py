@@ -89,10 +89,12 @@ def _taps(n_out: int, n_in: int, start: int, stop: int, device):
     centres aligned (what PIL and ``align_corners=False`` do), clamped at the edges."""
     import torch
 
-    pos = (torch.arange(start, stop, device=device, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
+    # Positions in float64 (exact for any photo size), computed on the CPU: MPS has no float64.
+    pos = (torch.arange(start, stop, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5
     pos = pos.clamp(0, n_in - 1)
     lower = pos.floor().long()
-    return lower, (lower + 1).clamp(max=n_in - 1), (pos - lower).float()
+    upper = (lower + 1).clamp(max=n_in - 1)
+    return lower.to(device), upper.to(device), (pos - lower).float().to(device)
 
 
 def detail_transfer(full, before: Image.Image, after: Image.Image,
