@@ -57,8 +57,10 @@ class App:
         """This thread's connection to the catalog, opened (and migrated) on first use."""
         cat = getattr(self._local, "catalog", None)
         if cat is None:
-            cat = self._local.catalog = Catalog(self.catalog_path)
+            # One thread at a time: the first connection creates and migrates the catalog, and
+            # two migrating at once would find it locked.
             with self._opened_lock:
+                cat = self._local.catalog = Catalog(self.catalog_path)
                 self._opened.append(cat)
         return cat
 

@@ -22,6 +22,7 @@ from photobatch.daemon.commands.common import Context, fail_on_usage_error
 def run(obj: Context, paths, recipe_name, model, out_dir, force):
     """Run a recipe on photos and folders (folders are walked); exit 1 if any file failed."""
     from photobatch.daemon.paths import expand_inputs
+    from photobatch.daemon.run_stages import process_files
     from photobatch.daemon.session import Session
 
     app = obj.app(model)
@@ -33,10 +34,13 @@ def run(obj: Context, paths, recipe_name, model, out_dir, force):
         raise click.ClickException("no photos found in " + ", ".join(map(str, paths)))
     session = Session(app, out_dir, force=force)
     counts = {"done": 0, "skipped": 0, "failed": 0}
-    for path in files:
-        outcome = session.process(path, recipe)
+
+    def on_outcome(outcome) -> None:
         counts[outcome.status] += 1
         _print_outcome(outcome)
+
+    # On a GPU: decoding and writing overlap the model, and same-size photos share its calls.
+    process_files(session, files, recipe, on_outcome)
     click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
                f"(catalog: {app.catalog_path})")
     app.close()

@@ -1,0 +1,106 @@
+"""``photobatch run``'s stages: pipelined and batched on a GPU, one after the other on the CPU."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+from photobatch.daemon.app import App
+from photobatch.daemon.run_stages import process_files
+from photobatch.daemon.samples import write_sample_photo
+from photobatch.daemon.session import Session
+from photobatch.plugins import hookimpl
+from photobatch.plugins.manager import build_plugin_manager
+
+
+class FakeRunner:
+    """A runner that says it runs on ``device``; records its calls and their threads."""
+
+    name = "fake"
+
+    def __init__(self, device: str):
+        self.device = device
+        self.calls: list[int] = []
+        self.threads: set[str] = set()
+
+    def _one(self, image, model):
+        return SimpleNamespace(image=image.resize((48, 32)), model_id=model, model_hash=None,
+                               device=self.device, working_size=(48, 32))
+
+    def run(self, image, recipe, seed, model):
+        self.calls.append(1)
+        self.threads.add(threading.current_thread().name)
+        time.sleep(0.2)  # the model's time: the next photos are decoded meanwhile
+        return self._one(image, model)
+
+    def run_batch(self, images, recipe, seeds, model):
+        self.calls.append(len(images))
+        self.threads.add(threading.current_thread().name)
+        time.sleep(0.2)
+        return [self._one(image, model) for image in images]
+
+
+def _setup(tmp_path, device: str):
+    runner = FakeRunner(device)
+
+    class Plugin:
+        @hookimpl
+        def photobatch_runners(self):
+            return [runner]
+
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "f.toml").write_text('name = "f"\nrunner = "fake"\nbatch = 3\nstrength = 0.5\nsteps = 10\n'
+                                    'full_resolution = "resize"\n', encoding="utf-8")
+    app = App(catalog_path=tmp_path / "c.db", recipe_dirs=[recipes], model="test/model",
+              plugin_manager=build_plugin_manager(entrypoints=False, extra=[Plugin()]))
+    files = []
+    for i in range(7):
+        path = tmp_path / "in" / f"P{i}.JPG"
+        path.parent.mkdir(exist_ok=True)
+        if i == 3:
+            path.write_text("not a photo")  # fails alone, in its place
+        else:
+            write_sample_photo(path, size=(96, 64), seed=i)
+        files.append(path)
+    return app, runner, files
+
+
+def _run(app, files, tmp_path):
+    seen = {"prepare": set(), "finish": set()}
+    session = Session(app, tmp_path / "out")
+    for stage in seen:
+        original = getattr(session, stage)
+
+        def spy(*args, _stage=stage, _original=original, **kwargs):
+            seen[_stage].add(threading.current_thread().name)
+            return _original(*args, **kwargs)
+        setattr(session, stage, spy)
+    outcomes = []
+    process_files(session, files, app.recipe("f"), outcomes.append)
+    app.close()
+    return outcomes, seen
+
+
+def test_on_a_gpu_photos_are_batched_and_the_cpu_stages_overlap(tmp_path):
+    app, runner, files = _setup(tmp_path, "cuda")
+    outcomes, seen = _run(app, files, tmp_path)
+    assert [o.path for o in outcomes] == files  # reported in the files' order
+    assert [o.status for o in outcomes] == ["done"] * 3 + ["failed"] + ["done"] * 3
+    assert "P3.JPG" in str(outcomes[3].path) and outcomes[3].error
+    assert sum(runner.calls) == 6 and max(runner.calls) > 1  # some photos shared a call
+    assert runner.threads == {threading.current_thread().name}  # the model in one thread
+    assert all(name.startswith("pb-prepare") for name in seen["prepare"])
+    assert all(name.startswith("pb-finish") for name in seen["finish"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"P{i}_f.jpg" for i in (0, 1, 2, 4, 5, 6)]
+
+
+def test_on_a_cpu_model_each_photo_goes_through_its_stages_in_turn(tmp_path):
+    app, runner, files = _setup(tmp_path, "cpu")
+    outcomes, seen = _run(app, files, tmp_path)
+    assert [o.status for o in outcomes] == ["done"] * 3 + ["failed"] + ["done"] * 3
+    assert runner.calls == [1] * 6  # no batching: it does not pay on a CPU
+    here = {threading.current_thread().name}
+    assert seen["prepare"] == here and seen["finish"] == here and runner.threads == here
