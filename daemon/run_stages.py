@@ -1,46 +1,54 @@
-"""``photobatch run``'s stages over a list of files: the daemon's shape without its queue.
+"""The stages of ``photobatch run`` and ``rerun --now``: the daemon's shape without its queue.
 
 On a GPU the photos are decoded in threads ahead of the model, same-recipe photos share a
-pipeline call (``batch``), and outputs are written in threads while the GPU works on the next
-ones. When the model fills the CPU, each photo goes through its stages in turn instead (see
-``photobatch.daemon.pipeline``). Outcomes are reported in the files' order.
+pipeline call (the recipe's ``batch``), and outputs are written in threads while the GPU works
+on the next ones. When the model fills the CPU, each photo goes through its stages in turn
+instead (see ``photobatch.daemon.pipeline``). Outcomes are reported in the work's order.
 """
 
 from __future__ import annotations
 
 import collections
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Sequence
 
 from photobatch.daemon.session import Outcome, Session
 
 
-def process_files(session: Session, files: Iterable[Path], recipe,
-                  on_outcome: Callable[[Outcome], None], *, decode_workers: int = 2,
-                  encode_workers: int = 2) -> None:
-    """Run ``recipe`` on every file, calling ``on_outcome`` once per file, in order."""
-    if session.app.model_fills_the_cpu(recipe.name):
-        for path in files:
-            on_outcome(session.process(path, recipe))
+@dataclass(frozen=True)
+class Work:
+    """One file to run one recipe on; ``out_dir`` and ``model`` override the session's."""
+
+    path: Path
+    recipe: object
+    out_dir: Path | None = None
+    model: str | None = None
+
+
+def process_all(session: Session, work: Sequence[Work], on_outcome: Callable[[Outcome], None], *,
+                decode_workers: int = 2, encode_workers: int = 2) -> None:
+    """Run every piece of ``work``, calling ``on_outcome`` once for each, in order."""
+    if all(session.app.model_fills_the_cpu(w.recipe.name) for w in work):
+        for w in work:
+            on_outcome(_in_turn(session, w))
         return
-    batch = max(1, getattr(recipe, "batch", 1))
-    if recipe.mask != "none" or recipe.full_resolution == "tiled":
-        batch = 1  # per-face and tiled runs make several calls of their own per photo
-    # Enough decoded ahead to fill a batch while the previous one runs; memory stays bounded.
-    ahead = decode_workers + 2 * batch
+    ahead = decode_workers + 2 * max([_batch_size(w.recipe) for w in work] + [1])
     with ThreadPoolExecutor(decode_workers, thread_name_prefix="pb-prepare") as prepare_pool, \
             ThreadPoolExecutor(encode_workers, thread_name_prefix="pb-finish") as finish_pool:
-        pending = iter(files)
+        pending = iter(work)
         prepared: collections.deque[Future] = collections.deque()
         reported: collections.deque[Future] = collections.deque()
 
         def top_up() -> None:
+            # Enough decoded ahead to fill a batch while the one before runs; memory stays bounded.
             while len(prepared) < ahead:
-                path = next(pending, None)
-                if path is None:
+                w = next(pending, None)
+                if w is None:
                     return
-                prepared.append(prepare_pool.submit(session.prepare, path, recipe))
+                prepared.append(prepare_pool.submit(session.prepare, w.path, w.recipe,
+                                                    out_dir=w.out_dir, model=w.model))
 
         def report(wait: bool) -> None:
             while reported and (wait or reported[0].done()):
@@ -48,23 +56,47 @@ def process_files(session: Session, files: Iterable[Path], recipe,
 
         top_up()
         while prepared:
-            # The next photo, and those after it already decoded, up to a batch.
-            jobs = [prepared.popleft().result()]
-            while prepared and len(jobs) < batch and prepared[0].done():
-                jobs.append(prepared.popleft().result())
+            jobs = _next_batch(prepared)
             top_up()
             ready = [job for job in jobs if not isinstance(job, Outcome)]
             results = iter(session.generate_batch(ready) if ready else [])
             for job in jobs:
-                done: Future = Future()
-                if isinstance(job, Outcome):
-                    done.set_result(job)  # skipped or failed while preparing
+                result = job if isinstance(job, Outcome) else next(results)
+                if isinstance(result, Outcome):  # skipped, or failed before writing
+                    done: Future = Future()
+                    done.set_result(result)
                 else:
-                    result = next(results)
-                    if isinstance(result, Outcome):
-                        done.set_result(result)
-                    else:
-                        done = finish_pool.submit(session.finish, result)
+                    done = finish_pool.submit(session.finish, result)
                 reported.append(done)
             report(wait=False)
         report(wait=True)
+
+
+def _next_batch(prepared: collections.deque) -> list:
+    """The next prepared job, and those after it already decoded that can share its call."""
+    first = prepared.popleft().result()
+    jobs = [first]
+    if isinstance(first, Outcome):
+        return jobs
+    key = (first.recipe.name, first.recipe.fingerprint, first.model)
+    while prepared and len(jobs) < _batch_size(first.recipe) and prepared[0].done():
+        job = prepared[0].result()
+        if isinstance(job, Outcome) or (job.recipe.name, job.recipe.fingerprint, job.model) != key:
+            break
+        jobs.append(prepared.popleft().result())
+    return jobs
+
+
+def _batch_size(recipe) -> int:
+    if recipe.mask != "none" or recipe.full_resolution == "tiled":
+        return 1  # per-face and tiled runs make several calls of their own per photo
+    return max(1, getattr(recipe, "batch", 1))
+
+
+def _in_turn(session: Session, w: Work) -> Outcome:
+    job = session.prepare(w.path, w.recipe, out_dir=w.out_dir, model=w.model)
+    if not isinstance(job, Outcome):
+        job = session.generate(job)
+    if not isinstance(job, Outcome):
+        job = session.finish(job)
+    return job

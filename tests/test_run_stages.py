@@ -7,7 +7,7 @@ import time
 from types import SimpleNamespace
 
 from photobatch.daemon.app import App
-from photobatch.daemon.run_stages import process_files
+from photobatch.daemon.run_stages import Work, process_all
 from photobatch.daemon.samples import write_sample_photo
 from photobatch.daemon.session import Session
 from photobatch.plugins import hookimpl
@@ -78,7 +78,7 @@ def _run(app, files, tmp_path):
             return _original(*args, **kwargs)
         setattr(session, stage, spy)
     outcomes = []
-    process_files(session, files, app.recipe("f"), outcomes.append)
+    process_all(session, [Work(path, app.recipe("f")) for path in files], outcomes.append)
     app.close()
     return outcomes, seen
 
@@ -104,3 +104,25 @@ def test_on_a_cpu_model_each_photo_goes_through_its_stages_in_turn(tmp_path):
     assert runner.calls == [1] * 6  # no batching: it does not pay on a CPU
     here = {threading.current_thread().name}
     assert seen["prepare"] == here and seen["finish"] == here and runner.threads == here
+
+
+def test_photos_of_other_recipes_or_folders_keep_their_own(tmp_path):
+    # rerun --now mixes recipes and output folders: a batch never mixes recipes, and each
+    # photo's output goes to its own folder.
+    app, runner, files = _setup(tmp_path, "cuda")
+    (tmp_path / "recipes" / "g.toml").write_text(
+        'name = "g"\nrunner = "fake"\nbatch = 3\nstrength = 0.3\nsteps = 10\n'
+        'full_resolution = "resize"\n', encoding="utf-8")
+    app = App(catalog_path=tmp_path / "c.db", recipe_dirs=[tmp_path / "recipes"], model="test/model",
+              plugin_manager=app.pm)
+    good = [f for f in files if f.name != "P3.JPG"]
+    work = [Work(path, app.recipe("f" if i % 2 else "g"), out_dir=tmp_path / f"out{i % 2}")
+            for i, path in enumerate(good)]
+    outcomes = []
+    process_all(Session(app, tmp_path / "unused"), work, outcomes.append)
+    app.close()
+    assert [o.status for o in outcomes] == ["done"] * 6
+    assert [o.output.parent.name for o in outcomes] == [f"out{i % 2}" for i in range(6)]
+    assert [o.output.name for o in outcomes] == [
+        f"{w.path.stem}_{w.recipe.name}.jpg" for w in work]
+    assert runner.calls == [1] * 6  # alternating recipes: no two neighbours share a call

@@ -91,20 +91,15 @@ def _queue(app, plan) -> bool:
 
 def _run_now(app, plan) -> bool:
     from photobatch.daemon.progress import Progress
-    from photobatch.daemon.session import Outcome, Session
+    from photobatch.daemon.run_stages import Work, process_all
+    from photobatch.daemon.session import Session
 
     # Every item was chosen to run again: redo it even where an identical run is done.
     session = Session(app, Path("."), force=True)
     counts = {"done": 0, "skipped": 0, "failed": 0}
-    with Progress(len(plan.items), "re-running") as bar:
-        for item in plan.items:
-            bar.advance(0, current=item.pair.path.name)
-            outcome = session.prepare(item.pair.path, item.recipe, out_dir=item.out_dir,
-                                      model=item.model)
-            if not isinstance(outcome, Outcome):
-                outcome = session.generate(outcome)
-            if not isinstance(outcome, Outcome):
-                outcome = session.finish(outcome)
+    work = [Work(item.pair.path, item.recipe, item.out_dir, item.model) for item in plan.items]
+    with Progress(len(work), "re-running") as bar:
+        def on_outcome(outcome) -> None:
             counts[outcome.status] += 1
             if outcome.status == "failed":
                 bar.echo(f"FAILED   {outcome.path} [{outcome.recipe}]: {outcome.error}", err=True,
@@ -113,6 +108,9 @@ def _run_now(app, plan) -> bool:
                 bar.echo(f"{outcome.status:<8} {outcome.path.name} [{outcome.recipe}] -> "
                          f"{outcome.output} ({outcome.seconds:.1f} s)")
             bar.advance()
+
+        # On a GPU: decoding and writing overlap the model, and same-size photos share its calls.
+        process_all(session, work, on_outcome)
     click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
                f"(catalog: {app.catalog_path})")
     return counts["failed"] == 0

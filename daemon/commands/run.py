@@ -22,7 +22,7 @@ from photobatch.daemon.commands.common import Context, fail_on_usage_error
 def run(obj: Context, paths, recipe_name, model, out_dir, force):
     """Run a recipe on photos and folders (folders are walked); exit 1 if any file failed."""
     from photobatch.daemon.paths import expand_inputs
-    from photobatch.daemon.run_stages import process_files
+    from photobatch.daemon.run_stages import Work, process_all
     from photobatch.daemon.session import Session
 
     app = obj.app(model)
@@ -40,7 +40,7 @@ def run(obj: Context, paths, recipe_name, model, out_dir, force):
         _print_outcome(outcome)
 
     # On a GPU: decoding and writing overlap the model, and same-size photos share its calls.
-    process_files(session, files, recipe, on_outcome)
+    process_all(session, [Work(path, recipe) for path in files], on_outcome)
     click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
                f"(catalog: {app.catalog_path})")
     app.close()
