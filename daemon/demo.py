@@ -23,6 +23,7 @@ def run_demo(workdir: Path | None, model: str | None, *, catalog: Path | None = 
     """Build the workspace, run color-correct on the samples, print a table; True if all worked."""
     from photobatch.daemon.app import App
     from photobatch.daemon.paths import expand_inputs
+    from photobatch.daemon.run_stages import Work, process_all
     from photobatch.daemon.samples import write_demo_shoot
     from photobatch.daemon.session import Session
     from photobatch.daemon.tables import render_table
@@ -44,9 +45,10 @@ def run_demo(workdir: Path | None, model: str | None, *, catalog: Path | None = 
     echo(f"\nworkspace {workdir}\n  photos   {inbox}\n  outputs  {outbox}\n  catalog  {app.catalog_path}")
     echo(f"recipe {recipe.name}: strength {recipe.strength}, {recipe.steps} steps "
          f"({recipe.denoising_steps} denoising), CFG {recipe.cfg}, {recipe.sampler}; model {model}\n")
-    rows, ok = [], True
-    for path in expand_inputs([inbox]):
-        outcome = session.process(path, recipe)
+    rows = []
+
+    def on_outcome(outcome) -> None:
+        path = outcome.path
         src = metadata.read_summary(path)
         if outcome.status == "done":
             out = metadata.read_summary(outcome.output)
@@ -56,8 +58,10 @@ def run_demo(workdir: Path | None, model: str | None, *, catalog: Path | None = 
                          _size(outcome.output), f"{len(kept)}/4", out.get("orientation"),
                          f"{outcome.seconds:.1f}"])
         else:
-            ok = False
             rows.append([path.name, "", "", outcome.status, "", "", "", outcome.error or ""])
+
+    process_all(session, [Work(path, recipe) for path in expand_inputs([inbox])], on_outcome)
+    ok = all(row[3] not in ("failed", "skipped") for row in rows)
     echo(render_table(["photo", "camera", "orient.", "output", "size", "EXIF kept",
                        "orient. out", "seconds"], rows))
     echo(f"\n{sum(r[3] != 'failed' for r in rows)} of {len(rows)} photos enhanced in "
