@@ -32,7 +32,7 @@ def process_all(session: Session, work: Sequence[Work], on_outcome: Callable[[Ou
     """Run every piece of ``work``, calling ``on_outcome`` once for each, in order."""
     if all(session.app.model_fills_the_cpu(w.recipe.name) for w in work):
         for w in work:
-            on_outcome(_in_turn(session, w))
+            on_outcome(session.process(w.path, w.recipe, out_dir=w.out_dir, model=w.model))
         return
     ahead = decode_workers + 2 * max([_batch_size(w.recipe) for w in work] + [1])
     with ThreadPoolExecutor(decode_workers, thread_name_prefix="pb-prepare") as prepare_pool, \
@@ -92,11 +92,3 @@ def _batch_size(recipe) -> int:
         return 1  # per-face and tiled runs make several calls of their own per photo
     return max(1, getattr(recipe, "batch", 1))
 
-
-def _in_turn(session: Session, w: Work) -> Outcome:
-    job = session.prepare(w.path, w.recipe, out_dir=w.out_dir, model=w.model)
-    if not isinstance(job, Outcome):
-        job = session.generate(job)
-    if not isinstance(job, Outcome):
-        job = session.finish(job)
-    return job

@@ -118,9 +118,11 @@ class Session:
         self.force = force
         self.writer = OutputWriter(app)
 
-    def process(self, path: Path, recipe: Recipe) -> Outcome:
-        """Process ``path`` with ``recipe``; never raises for a bad file, records everything."""
-        job = self.prepare(path, recipe)
+    def process(self, path: Path, recipe: Recipe, out_dir: Path | None = None,
+                model: str | None = None) -> Outcome:
+        """Process ``path`` with ``recipe`` (every stage in this thread); never raises for a bad
+        file, records everything. ``out_dir`` and ``model`` as for ``prepare``."""
+        job = self.prepare(path, recipe, out_dir=out_dir, model=model)
         if isinstance(job, Outcome):
             return job
         job = self.generate(job)
