@@ -53,6 +53,23 @@ def open_image(data: bytes, notes: list[str] | None = None) -> pyexiv2.ImageData
                 pyexiv2.set_log_level(2)
 
 
+def open_file(path) -> pyexiv2.ImageData:
+    """Read and parse the file at ``path`` (the photobatch namespace registered), or raise a
+    MetadataError naming the file and the reason."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MetadataError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+    register_namespace()
+    try:
+        return open_image(data)
+    except RuntimeError as exc:
+        raise MetadataError(f"cannot read metadata of {path.name}: {one_line(exc)}") from exc
+
+
 def one_line(exc: BaseException) -> str:
     """The exception as one line of text (exiv2 messages span several)."""
     return " ".join(str(exc).split()) or type(exc).__name__

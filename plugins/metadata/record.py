@@ -9,11 +9,8 @@ from pathlib import Path
 
 from photobatch.plugins.metadata.exiv2 import (
     NAMESPACE_PREFIX,
-    MetadataError,
-    one_line,
-    open_image,
+    open_file,
     read_group,
-    register_namespace,
 )
 from photobatch.plugins.metadata.values import first
 
@@ -53,16 +50,7 @@ def normalise_record(record: dict[str, str]) -> dict[str, str]:
 
 def read_record(path: Path) -> dict[str, str]:
     """Return the ``Xmp.photobatch.*`` record of an output, keyed without the prefix."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise MetadataError(f"cannot read {Path(path).name}: {exc.strerror or exc}") from exc
-    register_namespace()
-    try:
-        img = open_image(data)
-    except RuntimeError as exc:
-        raise MetadataError(f"cannot read metadata of {Path(path).name}: {one_line(exc)}") \
-            from exc
+    img = open_file(path)
     try:
         xmp = read_group(img, "xmp")
     finally:

@@ -16,9 +16,7 @@ from photobatch.plugins.metadata.exiv2 import (
     LOCK,
     NAMESPACE_URI,
     MetadataError,
-    one_line,
-    open_image,
-    register_namespace,
+    open_file,
 )
 from photobatch.plugins.metadata.policies import is_structural_xmp
 from photobatch.plugins.metadata.writing import atomic_write
@@ -82,16 +80,7 @@ def is_our_sidecar(data: bytes) -> bool:
 
 def sidecar_content(output: Path) -> bytes:
     """The sidecar packet of ``output``: its XMP, plus EXIF and IPTC as XMP where XMP lacks them."""
-    try:
-        data = Path(output).read_bytes()
-    except OSError as exc:
-        raise MetadataError(f"cannot read {Path(output).name}: {exc.strerror or exc}") from exc
-    register_namespace()
-    try:
-        img = open_image(data)
-    except RuntimeError as exc:
-        raise MetadataError(f"cannot read metadata of {Path(output).name}: {one_line(exc)}") \
-            from exc
+    img = open_file(output)
     try:
         with LOCK:
             packet = img.read_raw_xmp()
