@@ -3,58 +3,24 @@
 from __future__ import annotations
 
 import threading
-import time
-from types import SimpleNamespace
+
+from fakes import FakeRunner
 
 from photobatch.daemon.app import App
 from photobatch.daemon.run_stages import Work, process_all
 from photobatch.daemon.samples import write_sample_photo
 from photobatch.daemon.session import Session
-from photobatch.plugins import hookimpl
 from photobatch.plugins.manager import build_plugin_manager
-
-
-class FakeRunner:
-    """A runner that says it runs on ``device``; records its calls and their threads."""
-
-    name = "fake"
-
-    def __init__(self, device: str):
-        self.device = device
-        self.calls: list[int] = []
-        self.threads: set[str] = set()
-
-    def _one(self, image, model):
-        return SimpleNamespace(image=image.resize((48, 32)), model_id=model, model_hash=None,
-                               device=self.device, working_size=(48, 32))
-
-    def run(self, image, recipe, seed, model):
-        self.calls.append(1)
-        self.threads.add(threading.current_thread().name)
-        time.sleep(0.2)  # the model's time: the next photos are decoded meanwhile
-        return self._one(image, model)
-
-    def run_batch(self, images, recipe, seeds, model):
-        self.calls.append(len(images))
-        self.threads.add(threading.current_thread().name)
-        time.sleep(0.2)
-        return [self._one(image, model) for image in images]
 
 
 def _setup(tmp_path, device: str):
     runner = FakeRunner(device)
-
-    class Plugin:
-        @hookimpl
-        def photobatch_runners(self):
-            return [runner]
-
     recipes = tmp_path / "recipes"
     recipes.mkdir()
     (recipes / "f.toml").write_text('name = "f"\nrunner = "fake"\nbatch = 3\nstrength = 0.5\nsteps = 10\n'
                                     'full_resolution = "resize"\n', encoding="utf-8")
     app = App(catalog_path=tmp_path / "c.db", recipe_dirs=[recipes], model="test/model",
-              plugin_manager=build_plugin_manager(entrypoints=False, extra=[Plugin()]))
+              plugin_manager=build_plugin_manager(entrypoints=False, extra=[runner.plugin()]))
     files = []
     for i in range(7):
         path = tmp_path / "in" / f"P{i}.JPG"

@@ -6,6 +6,7 @@ import threading
 import tomllib
 
 import pytest
+from fakes import FakeRunner, watch_once
 
 from photobatch.catalog.queue import RunQueue
 from photobatch.catalog.store import Catalog
@@ -221,55 +222,10 @@ def test_temp_outputs_of_dead_processes_are_cleaned_at_start(tmp_path):
 
 
 def test_the_gpu_stage_batches_prepared_photos_of_one_recipe(tmp_path):
-    import time
-    from types import SimpleNamespace
-
-    from photobatch.daemon.samples import write_sample_photo
-    from photobatch.daemon.service import WatchService
-    from photobatch.plugins import hookimpl
-    from photobatch.plugins.manager import build_plugin_manager
-
-    calls = []
-
-    class Batching:
-        name = "batching"
-
-        def _one(self, image, model):
-            small = image.resize((image.width // 2, image.height // 2))
-            return SimpleNamespace(image=small, model_id=model, model_hash=None, device="cpu",
-                                   working_size=small.size)
-
-        def run(self, image, recipe, seed, model):
-            calls.append(1)
-            time.sleep(0.3)  # while the model works, the next photos are prepared
-            return self._one(image, model)
-
-        def run_batch(self, images, recipe, seeds, model):
-            calls.append(len(images))
-            time.sleep(0.3)
-            return [self._one(image, model) for image in images]
-
-    class Plugin:
-        @hookimpl
-        def photobatch_runners(self):
-            return [Batching()]
-
-    inbox, recipes = tmp_path / "in", tmp_path / "recipes"
-    inbox.mkdir()
-    recipes.mkdir()
-    (recipes / "b.toml").write_text('name = "b"\nrunner = "batching"\nbatch = 4\nstrength = 0.5\n'
-                                    'steps = 10\n', encoding="utf-8")
-    for i in range(8):
-        write_sample_photo(inbox / f"P{i}.JPG", size=(96, 64), seed=i)
-    config = parse_config({"recipe_dirs": [str(recipes)], "defaults": {"model": "test/model"},
-                           "watch": [{"path": str(inbox), "recipes": ["b"], "output": str(tmp_path / "out"),
-                                      "quiet_seconds": 0}]}, source="test")
-    service = WatchService(None, tmp_path / "c.db", once=True, config=config,
-                           plugin_manager_factory=lambda c: build_plugin_manager(
-                               entrypoints=False, extra=[Plugin()]))
-    assert service.run() == 0
-    assert sum(calls) == 8 and max(calls) > 1  # some photos shared a call
-    assert len(list((tmp_path / "out").iterdir())) == 8
+    runner = FakeRunner(device=None, seconds=0.3)  # while it works, the next photos are prepared
+    out = watch_once(tmp_path, runner, 'batch = 4\nstrength = 0.5\nsteps = 10\n', photos=8)
+    assert sum(runner.calls) == 8 and max(runner.calls) > 1  # some photos shared a call
+    assert len(list(out.iterdir())) == 8
 
 
 def test_the_configured_device_reaches_the_runners(tmp_path):
@@ -287,31 +243,11 @@ def test_the_configured_device_reaches_the_runners(tmp_path):
 def _stage_threads(tmp_path, device: str) -> dict:
     """Run 3 photos through the daemon with a runner on ``device``; the thread of each stage."""
     import threading
-    from types import SimpleNamespace
+    import unittest.mock as mock
 
-    from photobatch.daemon.samples import write_sample_photo
-    from photobatch.daemon.service import WatchService
     from photobatch.daemon.session import Session
-    from photobatch.plugins import hookimpl
-    from photobatch.plugins.manager import build_plugin_manager
 
-    seen: dict[str, set] = {"prepare": set(), "run": set(), "finish": set()}
-
-    class Runner:
-        name = "fake"
-
-        def __init__(self):
-            self.device = device
-
-        def run(self, image, recipe, seed, model):
-            seen["run"].add(threading.current_thread().name)
-            return SimpleNamespace(image=image.resize((48, 32)), model_id=model, model_hash=None,
-                                   device=device, working_size=(48, 32))
-
-    class Plugin:
-        @hookimpl
-        def photobatch_runners(self):
-            return [Runner()]
+    seen: dict[str, set] = {"prepare": set(), "finish": set()}
 
     def spy(stage, original):
         def wrapper(self, *args, **kwargs):
@@ -319,25 +255,13 @@ def _stage_threads(tmp_path, device: str) -> dict:
             return original(self, *args, **kwargs)
         return wrapper
 
-    inbox, recipes = tmp_path / "in", tmp_path / "recipes"
-    inbox.mkdir()
-    recipes.mkdir()
-    (recipes / "f.toml").write_text('name = "f"\nrunner = "fake"\nstrength = 0.5\nsteps = 10\n'
-                                    'full_resolution = "resize"\n', encoding="utf-8")
-    for i in range(3):
-        write_sample_photo(inbox / f"P{i}.JPG", size=(96, 64), seed=i)
-    config = parse_config({"recipe_dirs": [str(recipes)], "defaults": {"model": "test/model"},
-                           "watch": [{"path": str(inbox), "recipes": ["f"], "output": str(tmp_path / "out"),
-                                      "quiet_seconds": 0}]}, source="test")
-    service = WatchService(None, tmp_path / "c.db", once=True, config=config,
-                           plugin_manager_factory=lambda c: build_plugin_manager(
-                               entrypoints=False, extra=[Plugin()]))
-    import unittest.mock as mock
-
+    runner = FakeRunner(device, seconds=0)
     with mock.patch.object(Session, "prepare", spy("prepare", Session.prepare)), \
             mock.patch.object(Session, "finish", spy("finish", Session.finish)):
-        assert service.run() == 0
-    assert len(list((tmp_path / "out").iterdir())) == 3
+        out = watch_once(tmp_path, runner, 'strength = 0.5\nsteps = 10\nfull_resolution = "resize"\n',
+                         photos=3)
+    assert len(list(out.iterdir())) == 3
+    seen["run"] = runner.threads
     return seen
 
 

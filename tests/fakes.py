@@ -1,0 +1,74 @@
+"""A fake runner and a one-shot daemon run, shared by the tests of the stage pipelines."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from photobatch.plugins import hookimpl
+
+
+class FakeRunner:
+    """A runner named ``fake`` that says it runs on ``device`` (None: says nothing), takes
+    ``seconds`` per call and records each call's photo count and thread."""
+
+    name = "fake"
+
+    def __init__(self, device: str | None, seconds: float = 0.2):
+        if device is not None:
+            self.device = device
+        self.seconds = seconds
+        self.calls: list[int] = []
+        self.threads: set[str] = set()
+
+    def _one(self, image, model):
+        return SimpleNamespace(image=image.resize((48, 32)), model_id=model, model_hash=None,
+                               device=getattr(self, "device", "cpu"), working_size=(48, 32))
+
+    def run(self, image, recipe, seed, model):
+        self.calls.append(1)
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.seconds)  # the model's time: the next photos are decoded meanwhile
+        return self._one(image, model)
+
+    def run_batch(self, images, recipe, seeds, model):
+        self.calls.append(len(images))
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.seconds)
+        return [self._one(image, model) for image in images]
+
+    def plugin(self):
+        """A plugin contributing this runner."""
+        runner = self
+
+        class Plugin:
+            @hookimpl
+            def photobatch_runners(self):
+                return [runner]
+        return Plugin()
+
+
+def watch_once(tmp_path: Path, runner: FakeRunner, recipe_toml: str, photos: int) -> Path:
+    """``photobatch watch --once`` over ``photos`` sample photos with the recipe ``f`` (its TOML
+    after the name and runner lines) on ``runner``; returns the output folder."""
+    from photobatch.daemon.config import parse_config
+    from photobatch.daemon.samples import write_sample_photo
+    from photobatch.daemon.service import WatchService
+    from photobatch.plugins.manager import build_plugin_manager
+
+    inbox, recipes = tmp_path / "in", tmp_path / "recipes"
+    inbox.mkdir()
+    recipes.mkdir()
+    (recipes / "f.toml").write_text('name = "f"\nrunner = "fake"\n' + recipe_toml, encoding="utf-8")
+    for i in range(photos):
+        write_sample_photo(inbox / f"P{i}.JPG", size=(96, 64), seed=i)
+    config = parse_config({"recipe_dirs": [str(recipes)], "defaults": {"model": "test/model"},
+                           "watch": [{"path": str(inbox), "recipes": ["f"], "output": str(tmp_path / "out"),
+                                      "quiet_seconds": 0}]}, source="test")
+    service = WatchService(None, tmp_path / "c.db", once=True, config=config,
+                           plugin_manager_factory=lambda c: build_plugin_manager(
+                               entrypoints=False, extra=[runner.plugin()]))
+    assert service.run() == 0
+    return tmp_path / "out"
