@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from photobatch.catalog.queue import RunQueue, worker_id
-from photobatch.daemon.session import Job, Outcome, Session
+from photobatch.daemon.session import Job, Outcome, Session, batch_size
 
 log = logging.getLogger(__name__)
 
@@ -201,11 +201,10 @@ class Pipeline:
     def _fill_batch(self, first) -> list:
         """``first`` plus prepared jobs already waiting that can share its pipeline call."""
         claimed, job = first
-        size = getattr(job.recipe, "batch", 1)
-        if self._inline(job.recipe.name) or size <= 1 or job.recipe.mask != "none" or job.recipe.full_resolution == "tiled":
+        size = batch_size(job.recipe)
+        if self._inline(job.recipe.name) or size <= 1:
             return [first]
         batch = [first]
-        key = (job.recipe.name, job.recipe.fingerprint, job.model)
         while len(batch) < size:
             try:
                 item = self._gpu_queue.get_nowait()
@@ -214,8 +213,7 @@ class Pipeline:
             if item is _STOP or item[1] is None:  # the end, or a job still to prepare
                 self._held.append(item)
                 break
-            other = item[1]
-            if (other.recipe.name, other.recipe.fingerprint, other.model) == key:
+            if item[1].batch_key == job.batch_key:
                 batch.append(item)
             else:
                 self._held.append(item)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from photobatch.daemon.session import Outcome, Session
+from photobatch.daemon.session import Outcome, Session, batch_size
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def process_all(session: Session, work: Sequence[Work], on_outcome: Callable[[Ou
         for w in work:
             on_outcome(session.process(w.path, w.recipe, out_dir=w.out_dir, model=w.model))
         return
-    ahead = decode_workers + 2 * max([_batch_size(w.recipe) for w in work] + [1])
+    ahead = decode_workers + 2 * max([batch_size(w.recipe) for w in work] + [1])
     with ThreadPoolExecutor(decode_workers, thread_name_prefix="pb-prepare") as prepare_pool, \
             ThreadPoolExecutor(encode_workers, thread_name_prefix="pb-finish") as finish_pool:
         pending = iter(work)
@@ -78,17 +78,10 @@ def _next_batch(prepared: collections.deque) -> list:
     jobs = [first]
     if isinstance(first, Outcome):
         return jobs
-    key = (first.recipe.name, first.recipe.fingerprint, first.model)
-    while prepared and len(jobs) < _batch_size(first.recipe) and prepared[0].done():
+    while prepared and len(jobs) < batch_size(first.recipe) and prepared[0].done():
         job = prepared[0].result()
-        if isinstance(job, Outcome) or (job.recipe.name, job.recipe.fingerprint, job.model) != key:
+        if isinstance(job, Outcome) or job.batch_key != first.batch_key:
             break
         jobs.append(prepared.popleft().result())
     return jobs
-
-
-def _batch_size(recipe) -> int:
-    if recipe.mask != "none" or recipe.full_resolution == "tiled":
-        return 1  # per-face and tiled runs make several calls of their own per photo
-    return max(1, getattr(recipe, "batch", 1))
 

@@ -108,6 +108,19 @@ class Job:
         """Seconds since the job was created."""
         return time.perf_counter() - self.started
 
+    @property
+    def batch_key(self) -> tuple:
+        """Jobs with equal keys may share one ``generate_batch`` call (same recipe and model)."""
+        return (self.recipe.name, self.recipe.fingerprint, self.model)
+
+
+def batch_size(recipe) -> int:
+    """How many photos of ``recipe`` may share one pipeline call: its ``batch``, except for
+    per-face and tiled runs, which make several calls of their own per photo."""
+    if recipe.mask != "none" or recipe.full_resolution == "tiled":
+        return 1
+    return max(1, getattr(recipe, "batch", 1))
+
 
 class Session:
     """Runs recipes on files for one App; used by ``photobatch run`` and the demo."""
