@@ -31,9 +31,7 @@ class App:
         self.writers = collect(self.pm, "photobatch_writers", "writer")
         self.runners = collect(self.pm, "photobatch_runners", "runner")
         if device:
-            for runner in self.runners:
-                if hasattr(runner, "use_device"):
-                    runner.use_device(device)
+            self.use_device(device)
         self.steps = collect(self.pm, "photobatch_steps", "step")
         self.exporters = collect(self.pm, "photobatch_exporters", "exporter")
         self.face_detectors = collect(self.pm, "photobatch_face_detectors", "face detector")
@@ -63,6 +61,12 @@ class App:
                 cat = self._local.catalog = Catalog(self.catalog_path)
                 self._opened.append(cat)
         return cat
+
+    def use_device(self, device: str | None) -> None:
+        """Have every runner that can choose load its models on ``device`` from now on."""
+        for runner in self.runners:
+            if hasattr(runner, "use_device"):
+                runner.use_device(device)
 
     def model_fills_the_cpu(self, recipe_name: str) -> bool:
         """True when the recipe's runner runs its model on the CPU with a thread on every core:

@@ -268,9 +268,7 @@ class WatchService:
         self.app.recipes = app.recipes
         if config.device != self.config.device:
             # Models load on the new device from the next photo on (each device has its cache entry).
-            for runner in self.app.runners:
-                if hasattr(runner, "use_device"):
-                    runner.use_device(config.device)
+            self.app.use_device(config.device)
         folders_changed = config.watch != self.config.watch
         self.config = config
         if folders_changed and not self.once:
