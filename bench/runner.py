@@ -8,6 +8,11 @@ its stages pipelined the way the daemon runs them (on a GPU the CPU stages overl
 on the CPU they take turns with it).
 
     .venv/bin/python bench/runner.py [--images 32] [--model PATH] [--size 1200x800] [--batch N] [--repeats 2]
+                                     [--precision auto|fp32|bf16|fp16]
+
+Precision: the plain loop computes in what diffusers' own examples write (fp16 on CUDA, fp32
+elsewhere); photobatch in its own choice (``auto``: bf16 where the device computes it natively,
+CPUs with AVX512-BF16 or AMX included). ``--precision`` puts both sides on the one named.
 
 Without --model it uses the tiny stand-in (CPU-friendly). The last line is
 ``photobatch/plain ratio: X.XX`` (images per second, photobatch over plain).
@@ -47,18 +52,29 @@ def make_photos(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
     return paths
 
 
-def plain_loop(paths, model: str, out: Path, recipe, native: int) -> float:
+def plain_dtype(device: str, precision: str | None):
+    """The plain loop's dtype: ``precision`` when given, else what diffusers' examples write."""
+    import torch
+
+    from photobatch.plugins.diffusion.device import pick_dtype
+
+    if precision and precision != "auto":
+        return pick_dtype(device, precision)
+    return torch.float16 if device.startswith("cuda") else torch.float32
+
+
+def plain_loop(paths, model: str, out: Path, recipe, native: int, precision: str | None) -> float:
     """The 20-line script: load, img2img at working size, resize back, save. Returns seconds."""
     import torch
     from diffusers import AutoPipelineForImage2Image, DPMSolverMultistepScheduler
 
-    from photobatch.plugins.diffusion.device import pick_device, pick_dtype
+    from photobatch.plugins.diffusion.device import pick_device
     from photobatch.plugins.diffusion.params import working_size
 
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     device = pick_device()
-    pipe = AutoPipelineForImage2Image.from_pretrained(model, dtype=pick_dtype(device)).to(device)
+    pipe = AutoPipelineForImage2Image.from_pretrained(model, dtype=plain_dtype(device, precision)).to(device)
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++")
     pipe.set_progress_bar_config(disable=True)
     for i, path in enumerate(paths):
@@ -71,7 +87,8 @@ def plain_loop(paths, model: str, out: Path, recipe, native: int) -> float:
     return time.perf_counter() - start
 
 
-def photobatch_run(paths, model: str, out: Path, recipe_file: Path) -> tuple[float, int]:
+def photobatch_run(paths, model: str, out: Path, recipe_file: Path,
+                   precision: str | None) -> tuple[float, int]:
     """``photobatch watch --once`` over the photos' folder, in this process. Returns (seconds,
     photos done): the daemon's own intake, queue, catalog and stage pipeline."""
     import sqlite3
@@ -83,7 +100,8 @@ def photobatch_run(paths, model: str, out: Path, recipe_file: Path) -> tuple[flo
     # The shoot is on disk already: nothing is still being copied, so no quiet period.
     folder = WatchFolder(path=paths[0].parent, recipes=(recipe_file.stem,), output=out / "enhanced",
                          quiet_seconds=0)
-    config = Config(watch=(folder,), model=model, recipe_dirs=(recipe_file.parent,), source="bench")
+    config = Config(watch=(folder,), model=model, recipe_dirs=(recipe_file.parent,), source="bench",
+                    precision=precision)
     start = time.perf_counter()
     status = WatchService(None, catalog_path=out / "catalog.db", once=True, config=config).run()
     seconds = time.perf_counter() - start
@@ -94,7 +112,8 @@ def photobatch_run(paths, model: str, out: Path, recipe_file: Path) -> tuple[flo
     return seconds, done
 
 
-def run_side(side: str, work: Path, model: str, images: int, round_: int, torch_threads: int | None) -> float:
+def run_side(side: str, work: Path, model: str, images: int, round_: int, torch_threads: int | None,
+             precision: str | None) -> float:
     """Run one side in a fresh process (how a user runs either) and return its seconds.
 
     A fresh process each: torch's CPU thread team belongs to the thread that first runs it,
@@ -106,6 +125,8 @@ def run_side(side: str, work: Path, model: str, images: int, round_: int, torch_
            "--images", str(images), "--round", str(round_)]
     if torch_threads:
         cmd += ["--torch-threads", str(torch_threads)]
+    if precision:
+        cmd += ["--precision", precision]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"the {side} side failed:\n{done.stdout}{done.stderr}")
@@ -130,9 +151,10 @@ def one_side(args) -> None:
     if args.side == "plain":
         recipe = load_recipe_file(recipe_file, [BUILTIN_DIR])
         seconds = plain_loop(paths, args.model, work / f"plain{args.round}", recipe,
-                             family_of_folder(args.model).native)
+                             family_of_folder(args.model).native, args.precision)
     else:
-        seconds, ok = photobatch_run(paths, args.model, work / f"ours{args.round}", recipe_file)
+        seconds, ok = photobatch_run(paths, args.model, work / f"ours{args.round}", recipe_file,
+                                     args.precision)
         if ok != len(paths):
             raise SystemExit(f"photobatch finished {ok} of {len(paths)} photos")
     print(f"{seconds:.3f}")
@@ -152,6 +174,9 @@ def main() -> None:
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="torch's CPU threads for both sides (1: the model gets one core, the way "
                              "a GPU is one device, and the host's CPU stages get the rest)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None,
+                        help="both sides compute in this (default: the plain loop in what diffusers' "
+                             "examples use, photobatch in its own choice)")
     parser.add_argument("--side", choices=("plain", "photobatch"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--round", type=int, default=0, help=argparse.SUPPRESS)
@@ -162,7 +187,7 @@ def main() -> None:
 
     import torch
 
-    from photobatch.plugins.diffusion.device import pick_device
+    from photobatch.plugins.diffusion.device import pick_device, pick_dtype, precision_name
     from photobatch.plugins.diffusion.families import family_of_folder
     from photobatch.plugins.diffusion.standin import save_standin_model
     from photobatch.recipes.loader import BUILTIN_DIR, load_recipe_file
@@ -182,6 +207,9 @@ def main() -> None:
     threads = args.torch_threads or torch.get_num_threads()
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, {threads} torch "
           f"threads, device {pick_device()}")
+    device = pick_device()
+    print(f"precision: plain {precision_name(plain_dtype(device, args.precision))}, photobatch "
+          f"{precision_name(pick_dtype(device, args.precision))}")
     print(f"{args.images} photos {size[0]}x{size[1]}, model {'stand-in' if not args.model else model}, "
           f"working side {native}, recipe {recipe.name}: strength {recipe.strength}, {recipe.steps} steps, "
           f"{recipe.sampler}, full_resolution {recipe.full_resolution}, batch {args.batch}")
@@ -189,8 +217,10 @@ def main() -> None:
     # neither side.
     plain_times, ours_times = [], []
     for round_ in range(args.repeats):
-        plain_times.append(run_side("plain", work, model, args.images, round_, args.torch_threads))
-        ours_times.append(run_side("photobatch", work, model, args.images, round_, args.torch_threads))
+        plain_times.append(run_side("plain", work, model, args.images, round_, args.torch_threads,
+                                    args.precision))
+        ours_times.append(run_side("photobatch", work, model, args.images, round_, args.torch_threads,
+                                   args.precision))
         print(f"round {round_ + 1}: plain {plain_times[-1]:.1f} s, photobatch {ours_times[-1]:.1f} s",
               flush=True)
     plain_s, ours_s = min(plain_times), min(ours_times)

@@ -107,3 +107,10 @@ def m003_plugin_errors(db):
 def m004_forced_reruns(db):
     """A run queued by ``photobatch rerun`` is redone even when an identical run is done already."""
     db["runs"].add_column("force", int, not_null_default=0)
+
+
+@migrations()
+def m005_run_precision(db):
+    """The dtype a run's model computed in ("fp32", "bf16", "fp16"): a seed reproduces a run
+    exactly only in the same precision."""
+    db["runs"].add_column("precision", str)

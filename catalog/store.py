@@ -170,7 +170,7 @@ class Catalog:
 
     def finish_run(self, run_id: int, *, output_path: Path, output_sha256: str,
                    timings: dict[str, float], model_hash: str | None = None,
-                   device: str | None = None) -> None:
+                   device: str | None = None, precision: str | None = None) -> None:
         """Mark a run done with its output and per-stage timings."""
         self.db["runs"].update(run_id, {
             "status": "done",
@@ -179,6 +179,7 @@ class Catalog:
             "timings": json.dumps({k: round(v, 4) for k, v in timings.items()}),
             "model_hash": model_hash,
             "device": device,
+            "precision": precision,
             "error": None,
             "finished_at": _now(),
         })

@@ -23,7 +23,7 @@ class App:
 
     def __init__(self, catalog_path: Path | None = None, recipe_dirs=(), model: str | None = None,
                  plugin_manager=None, plugins_dir: Path | None = None, disabled_plugins=(),
-                 device: str | None = None):
+                 device: str | None = None, precision: str | None = None):
         # plugins_dir and disabled_plugins only matter when no plugin manager is given.
         self.pm = plugin_manager or build_plugin_manager(plugins_dir=plugins_dir,
                                                          disabled_plugins=disabled_plugins)
@@ -32,6 +32,8 @@ class App:
         self.runners = collect(self.pm, "photobatch_runners", "runner")
         if device:
             self.use_device(device)
+        if precision:
+            self.use_precision(precision)
         self.steps = collect(self.pm, "photobatch_steps", "step")
         self.exporters = collect(self.pm, "photobatch_exporters", "exporter")
         self.face_detectors = collect(self.pm, "photobatch_face_detectors", "face detector")
@@ -67,6 +69,12 @@ class App:
         for runner in self.runners:
             if hasattr(runner, "use_device"):
                 runner.use_device(device)
+
+    def use_precision(self, precision: str | None) -> None:
+        """Have every runner that can choose compute in ``precision`` from now on."""
+        for runner in self.runners:
+            if hasattr(runner, "use_precision"):
+                runner.use_precision(precision)
 
     def model_fills_the_cpu(self, recipe_name: str) -> bool:
         """True when the recipe's runner runs its model on the CPU with a thread on every core:

@@ -44,6 +44,7 @@ class Config:
     watch: tuple[WatchFolder, ...] = ()
     model: str | None = None
     device: str | None = None
+    precision: str | None = None
     recipe_dirs: tuple[Path, ...] = ()
     plugins_dir: Path | None = None
     disabled_plugins: tuple[str, ...] = ()
@@ -120,6 +121,12 @@ def _device_name(value: str):
     return f'must be "auto", "cpu", "cuda", "cuda:N" or "mps", got {value!r}'
 
 
+def _precision_name(value: str):
+    if value in ("auto", "fp32", "bf16", "fp16"):
+        return None
+    return f'must be "auto", "fp32", "bf16" or "fp16", got {value!r}'
+
+
 def parse_config(data: dict, source: str = "") -> Config:
     """Validate parsed TOML into a Config; raise ConfigError naming the key."""
     label = f"config {source}" if source else "config"
@@ -127,6 +134,7 @@ def parse_config(data: dict, source: str = "") -> Config:
     defaults = _Reader(label, top.get("defaults", (dict,), {}), "defaults")
     model = defaults.get("model", (str,))
     device = defaults.get("device", (str,), None, _device_name)
+    precision = defaults.get("precision", (str,), None, _precision_name)
     defaults.done()
     workers = _Reader(label, top.get("workers", (dict,), {}), "workers")
     decode = workers.get("decode", (int,), 2, _at_least(1))
@@ -148,7 +156,8 @@ def parse_config(data: dict, source: str = "") -> Config:
     top.done()
     folders = tuple(_parse_watch(label, i, item) for i, item in enumerate(raw_watch))
     return Config(
-        watch=folders, model=model, device=device, recipe_dirs=recipe_dirs,
+        watch=folders, model=model, device=device, precision=precision,
+        recipe_dirs=recipe_dirs,
         plugins_dir=_path(plugins_dir) if plugins_dir else None, disabled_plugins=disabled,
         decode_workers=decode, encode_workers=encode, max_attempts=max_attempts,
         retry_delay_seconds=retry_delay, rescan_minutes=rescan,
@@ -213,6 +222,8 @@ EXAMPLE_CONFIG = '''\
 # a local diffusers folder, a single-file .safetensors checkpoint, or a Hugging Face hub id.
 model = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 # device = "cuda"        # "auto" (default: cuda, then mps, then cpu), "cpu", "cuda:1", "mps"
+# precision = "fp32"     # "auto" (default: bf16/fp16 on GPUs, bf16 on CPUs with native bf16,
+#                        # else fp32), "fp32", "bf16", "fp16"; a seed repeats a run in its precision
 
 [[watch]]
 path = "~/Pictures/Inbox"                  # the folder photographers drop shoots into

@@ -26,6 +26,7 @@ class FacesOutput:
     working_size: tuple[int, int]
     faces: int
     finished: bool = True
+    precision: str | None = None
 
 
 def face_mask(size: tuple[int, int], box, expand: float) -> Image.Image:
@@ -60,4 +61,5 @@ def run_on_faces(app, runner, image: Image.Image, recipe, seed: int, model: str)
         current = restore_full_resolution(current, result, per_face.full_resolution,
                                           color_match=recipe.color_match)
     return FacesOutput(current, result.model_id, result.model_hash, result.device,
-                       result.working_size, len(faces))
+                       result.working_size, len(faces),
+                       precision=getattr(result, "precision", None))

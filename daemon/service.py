@@ -110,7 +110,8 @@ class WatchService:
         app = App(catalog_path=self.catalog_path, recipe_dirs=config.recipe_dirs + self.extra_recipe_dirs,
                   model=config.model, plugin_manager=pm,
                   plugins_dir=self.plugins_dir or config.plugins_dir,
-                  disabled_plugins=config.disabled_plugins, device=config.device)
+                  disabled_plugins=config.disabled_plugins, device=config.device,
+                  precision=config.precision)
         for i, folder in enumerate(config.watch):
             for name in folder.recipes:
                 if name not in app.recipes:
@@ -269,6 +270,8 @@ class WatchService:
         if config.device != self.config.device:
             # Models load on the new device from the next photo on (each device has its cache entry).
             self.app.use_device(config.device)
+        if config.precision != self.config.precision:
+            self.app.use_precision(config.precision)
         folders_changed = config.watch != self.config.watch
         self.config = config
         if folders_changed and not self.once:

@@ -298,7 +298,8 @@ class Session:
                 output_sha = file_sha256(output)
             self.app.catalog.finish_run(job.run_id, output_path=output, output_sha256=output_sha,
                                         timings=job.timer.timings, model_hash=job.result.model_hash,
-                                        device=job.result.device)
+                                        device=job.result.device,
+                                        precision=getattr(job.result, "precision", None))
             self.app.notify("photobatch_output_written", source=job.path, output=output,
                             recipe=job.recipe.name, run_id=job.run_id)
             return Outcome(job.path, job.recipe.name, "done", output, run_id=job.run_id,

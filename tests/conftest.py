@@ -38,6 +38,7 @@ def no_network_and_private_dirs(monkeypatch, tmp_path_factory):
     monkeypatch.delenv("PHOTOBATCH_CATALOG", raising=False)
     monkeypatch.delenv("PHOTOBATCH_MODEL", raising=False)
     monkeypatch.setenv("PHOTOBATCH_DEVICE", "cpu")
+    monkeypatch.delenv("PHOTOBATCH_PRECISION", raising=False)  # tests run what users get
 
 
 @pytest.fixture(scope="session")

@@ -110,7 +110,8 @@ def test_exact_steps_runs_exactly_the_steps_asked(standin_model, steps, strength
 
 
 def test_batches_equal_single_calls_within_one_level(standin_model, fast_recipe):
-    runner = DiffusersImg2ImgRunner(native_size=64, batch_on_cpu=True)
+    # In fp32; in bf16 batched and single calls differ by up to 2 levels (other kernel blocking).
+    runner = DiffusersImg2ImgRunner(native_size=64, batch_on_cpu=True, precision="fp32")
     recipe = dataclasses.replace(fast_recipe, batch=3)
     images = [_photo(64, 64, seed=i) for i in range(4)] + [_photo(96, 64, seed=9)]
     seeds = [11, 12, 13, 14, 15]

@@ -34,7 +34,8 @@ class Context:
             return App(catalog_path=self.catalog, recipe_dirs=config_dirs + tuple(self.recipe_dirs),
                        model=model or os.environ.get("PHOTOBATCH_MODEL") or config_model,
                        plugin_manager=self.plugin_manager,
-                       device=self.config.device if self.config else None)
+                       device=self.config.device if self.config else None,
+                       precision=self.config.precision if self.config else None)
         except (RecipeError, PluginError) as exc:
             raise click.ClickException(str(exc)) from None
 

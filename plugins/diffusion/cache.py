@@ -38,12 +38,21 @@ class LoadedModel:
     ip_adapter: tuple | None = None  # (key, id of the pipeline it was loaded through)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
+    @property
+    def precision(self) -> str:
+        """The short name of the dtype the model computes in ("fp32", "bf16", "fp16")."""
+        from photobatch.plugins.diffusion.device import precision_name
+
+        return precision_name(self.dtype)
+
 
 class PipelineCache:
     """Load each model once per (model, dtype, device); hand out task pipelines built with from_pipe."""
 
-    def __init__(self, device: str | None = None, compile_unet: bool | None = None):
+    def __init__(self, device: str | None = None, compile_unet: bool | None = None,
+                 precision: str | None = None):
         self._requested_device = device
+        self._requested_precision = precision
         self._compile = (os.environ.get(COMPILE_ENV, "") in ("1", "true", "yes")
                          if compile_unet is None else compile_unet)
         self._models: dict[tuple, LoadedModel] = {}
@@ -61,6 +70,21 @@ class PipelineCache:
         """Load models on ``device`` ("auto", "cpu", "cuda", "cuda:1", "mps"; None: auto) from now on."""
         self._requested_device = device
 
+    @property
+    def dtype(self):
+        """The dtype models load in on this device: the precision asked for, else the best."""
+        from photobatch.plugins.diffusion.device import pick_dtype
+
+        return pick_dtype(self.device, self._requested_precision)
+
+    def use_precision(self, precision: str | None) -> None:
+        """Load models in ``precision`` ("auto", "fp32", "bf16", "fp16"; None: auto) from now on."""
+        from photobatch.plugins.diffusion.device import PRECISIONS
+
+        if precision is not None and precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self._requested_precision = precision
+
     def get(self, model: str, config: str | None = None) -> LoadedModel:
         """The loaded model for ``model`` (loading it on first use)."""
         from photobatch.plugins.diffusion.device import pick_device, pick_dtype
@@ -68,10 +92,14 @@ class PipelineCache:
 
         ref = resolve_model(model, config=config)
         device = pick_device(self._requested_device)
-        dtype = pick_dtype(device)
+        dtype = pick_dtype(device, self._requested_precision)
         key = (ref.model_id, ref.config, str(dtype), device)
         with self._lock:
             if key not in self._models:
+                # The device or precision changed (a config reload): free the model's old copy.
+                for old in [k for k in self._models if k[:2] == key[:2]]:
+                    log.info("unloading %s (%s on %s)", ref.model_id, old[2], old[3])
+                    del self._models[old]
                 pipe, info = load_pipeline(ref, device, dtype)
                 if self._compile:
                     pipe.unet = _compile(pipe.unet)

@@ -34,6 +34,7 @@ class RunOutput:
     model_input: Image.Image | None = None
     region: tuple[int, int, int, int] | None = None
     mask: Image.Image | None = None
+    precision: str | None = None  # "fp32", "bf16", "fp16": what the model computed in
 
 
 def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) -> list[Image.Image]:

@@ -49,4 +49,4 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
         out = generate(self.cache, loaded, settings, [model_input], [seed], masks=[small_mask],
                        controls=[model_input])[0]
         return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, model_input,
-                         region=region, mask=feathered)
+                         region=region, mask=feathered, precision=loaded.precision)

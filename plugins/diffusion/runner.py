@@ -23,8 +23,8 @@ class DiffusersImg2ImgRunner:
 
     def __init__(self, device: str | None = None, cache: PipelineCache | None = None,
                  native_size: int | None = None, batch_on_cpu: bool = False,
-                 compile_unet: bool | None = None):
-        self.cache = cache or PipelineCache(device, compile_unet=compile_unet)
+                 compile_unet: bool | None = None, precision: str | None = None):
+        self.cache = cache or PipelineCache(device, compile_unet=compile_unet, precision=precision)
         self.native_override = native_size
         self.batch_on_cpu = batch_on_cpu
 
@@ -36,6 +36,17 @@ class DiffusersImg2ImgRunner:
     def use_device(self, device: str | None) -> None:
         """Run on ``device`` (the config's ``[defaults] device``); None or "auto" picks the best."""
         self.cache.use_device(device)
+
+    @property
+    def precision(self) -> str:
+        """The precision models load in ("fp32", "bf16", "fp16") on this runner's device."""
+        from photobatch.plugins.diffusion.device import precision_name
+
+        return precision_name(self.cache.dtype)
+
+    def use_precision(self, precision: str | None) -> None:
+        """Compute in ``precision`` (the config's ``[defaults] precision``); None or "auto" picks."""
+        self.cache.use_precision(precision)
 
     def pipeline(self, model: str, config: str | None = None):
         """Load (once) and return (pipeline, model ref, device, model hash) for ``model``."""
@@ -68,7 +79,8 @@ class DiffusersImg2ImgRunner:
         if reference_colors in ("after", "both"):
             out = toward_reference(out, settings)
         # Full resolution transfers the change from the *source* picture to the output.
-        return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, source_input)
+        return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, source_input,
+                         precision=loaded.precision)
 
     def run_batch(self, images, recipe, seeds, model: str) -> list[RunOutput]:
         """Run ``recipe`` on several images; same-size ones share pipeline calls of up to ``batch``.
@@ -99,7 +111,7 @@ class DiffusersImg2ImgRunner:
                                    [seeds[i] for i in chunk])
                 for i, out in zip(chunk, results):
                     outputs[i] = RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device,
-                                           size, inputs[i])
+                                           size, inputs[i], precision=loaded.precision)
         return outputs
 
     def _run_tiled(self, loaded: LoadedModel, settings, image: Image.Image, seed: int) -> RunOutput:
@@ -122,7 +134,7 @@ class DiffusersImg2ImgRunner:
                 tiles.append((box, _as_array(out)))
         merged = merge_tiles(padded.width, padded.height, tiles, overlap)[:height, :width]
         return RunOutput(Image.fromarray(merged), loaded.ref.model_id, loaded.hash, loaded.device,
-                         (tile_w, tile_h), None)
+                         (tile_w, tile_h), None, precision=loaded.precision)
 
 
 def toward_reference(image: Image.Image, settings) -> Image.Image:
