@@ -225,8 +225,10 @@ def main() -> None:
               flush=True)
     plain_s, ours_s = min(plain_times), min(ours_times)
     plain_ips, ours_ips = args.images / plain_s, args.images / ours_s
-    print(f"plain diffusers loop: {plain_s:.1f} s, {plain_ips:.2f} images/s")
-    print(f"photobatch:           {ours_s:.1f} s, {ours_ips:.2f} images/s")
+    print(f"plain diffusers loop: {plain_s:.1f} s, {plain_ips:.3g} images/s "
+          f"({plain_s / args.images:.2f} s per image)")
+    print(f"photobatch:           {ours_s:.1f} s, {ours_ips:.3g} images/s "
+          f"({ours_s / args.images:.2f} s per image)")
     print(f"photobatch/plain ratio: {ours_ips / plain_ips:.2f}")
 
 

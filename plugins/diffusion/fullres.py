@@ -174,9 +174,9 @@ def _detail_transfer(full, before, after, radius, eps, device):
             # Rows by hand (exact for any band), then columns by the library: together the
             # same bilinear upsampling as the whole picture at once.
             upper, lower, weight = _taps(height, lo_h, y0, y1, device)
-            rows = torch.lerp(maps[:, upper], maps[:, lower], weight[:, None])
-            up = F.interpolate(rows[None], size=(y1 - y0, width), mode="bilinear",
-                               align_corners=False)[0]
+            rows = torch.lerp(maps.index_select(1, upper), maps.index_select(1, lower), weight[:, None])
+            up = F.interpolate(rows.reshape(1, -1, lo_w), size=width, mode="linear",
+                               align_corners=False).reshape(-1, y1 - y0, width)
             with warnings.catch_warnings():
                 # A read-only view of the photo: torch warns, and only reads it.
                 warnings.simplefilter("ignore", UserWarning)
