@@ -20,6 +20,7 @@ from PIL import Image
 from photobatch.catalog.queue import RunQueue
 from photobatch.daemon.app import App, UsageError
 from photobatch.daemon.faces import run_on_faces
+from photobatch.daemon.model_view import composite_in_source_space, model_view, result_in_source_space
 from photobatch.catalog.hashing import file_sha256
 from photobatch.daemon.naming import OutputExists
 from photobatch.daemon.output_writer import OutputWriter, fit_within, to_8bit
@@ -100,6 +101,7 @@ class Job:
     seed: int = 0
     runner: object = None
     decoded: object = None
+    view: object = None  # the picture the model is given: the decoded one, in sRGB
     result: object = None
     summary: dict = field(default_factory=dict)
 
@@ -201,6 +203,7 @@ class Session:
                                  if stat.st_size == 0 else "not a supported image format")
             with job.timer.stage("read", f"reading {path.name}"):
                 job.decoded = reader.read(path)
+                job.view = model_view(job.decoded.image, job.decoded.icc_profile)
                 width, height = job.decoded.size
                 catalog.register_file(sha256=job.sha, path=path, size=stat.st_size,
                                       mtime=stat.st_mtime, fmt=job.decoded.format,
@@ -229,10 +232,10 @@ class Session:
         try:
             with job.timer.stage("run", f"running {job.recipe.name} on {job.path.name}"):
                 if job.recipe.mask == "faces":
-                    job.result = run_on_faces(self.app, job.runner, job.decoded.image, job.recipe,
+                    job.result = run_on_faces(self.app, job.runner, job.view, job.recipe,
                                               job.seed, job.model)
                 else:
-                    job.result = job.runner.run(job.decoded.image, job.recipe, job.seed, job.model)
+                    job.result = job.runner.run(job.view, job.recipe, job.seed, job.model)
             return job
         except Exception as exc:
             return self._fail(job, exc)
@@ -259,7 +262,7 @@ class Session:
             return [self.generate(job) for job in jobs]
         started = time.perf_counter()
         try:
-            results = runner.run_batch([job.decoded.image for job in jobs], jobs[0].recipe,
+            results = runner.run_batch([job.view for job in jobs], jobs[0].recipe,
                                        [job.seed for job in jobs], jobs[0].model)
         except Exception:
             log.info("a batch of %d failed; running its photos one by one", len(jobs), exc_info=True)
@@ -274,10 +277,16 @@ class Session:
         """CPU stage: bring the result to full size, write it with metadata, record the run."""
         try:
             with job.timer.stage("restore", "bringing the result to full resolution"):
-                if getattr(job.result, "finished", False):
-                    full = job.result.image  # the runner composited at full size (faces)
+                result, icc = job.result, job.decoded.icc_profile
+                converted = job.view is not job.decoded.image  # the model saw an sRGB view
+                if getattr(result, "finished", False):
+                    full = result.image  # the runner composited at full size (faces)
+                    if converted:
+                        full = composite_in_source_space(full, job.view, job.decoded.image, icc)
                 else:
-                    full = restore_full_resolution(job.decoded.image, job.result,
+                    if converted:
+                        result = result_in_source_space(result, icc)
+                    full = restore_full_resolution(job.decoded.image, result,
                                                    job.recipe.full_resolution,
                                                    color_match=job.recipe.color_match,
                                                    source16=self._keep_16_bits(job))

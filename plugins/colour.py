@@ -72,6 +72,34 @@ def profile_description(profile: bytes | None) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=32)
+def is_srgb(profile: bytes | None) -> bool:
+    """True when pixels tagged with ``profile`` are sRGB: untagged (what cameras and browsers
+    assume), or an RGB profile with sRGB's primaries (any vendor's sRGB profile)."""
+    if not profile:
+        return True
+    if profile == srgb_profile():
+        return True
+    if profile_colour_space(profile) != "RGB":
+        return False
+    try:
+        theirs = ImageCms.ImageCmsProfile(io.BytesIO(profile)).profile
+        ours = ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile())).profile
+        pairs = [(getattr(theirs, name), getattr(ours, name))
+                 for name in ("red_colorant", "green_colorant", "blue_colorant")]
+    except (OSError, ImageCms.PyCMSError, TypeError, ValueError):
+        return False
+    if any(a is None for a, _ in pairs):  # a LUT profile: let LittleCMS convert it
+        return False
+    return all(abs(x - y) < 0.004 for a, b in pairs for x, y in zip(a[0], b[0]))
+
+
+def from_srgb(image: Image.Image, target_icc: bytes) -> Image.Image:
+    """Convert an sRGB ``image`` into the RGB space of ``target_icc`` (relative colorimetric with
+    black-point compensation, like every other conversion here)."""
+    return ImageCms.applyTransform(image.convert("RGB"), _transform(srgb_profile(), target_icc))
+
+
 def profile_colour_space(profile: bytes | None) -> str | None:
     """The ICC header's data colour space ("RGB", "GRAY", "CMYK", "Lab"...), or None."""
     if not profile or len(profile) < 20:
