@@ -26,6 +26,7 @@ from photobatch.daemon.naming import OutputExists
 from photobatch.daemon.output_writer import OutputWriter, fit_within, to_8bit
 from photobatch.daemon.steps import apply_post_steps, select_post_steps
 from photobatch.plugins import metadata
+from photobatch.plugins.colour import profile_for
 from photobatch.plugins.diffusion.fullres import restore_full_resolution
 from photobatch.plugins.diffusion.loading import ModelError, resolve_model
 from photobatch.plugins.images import NothingToDo, ReadError
@@ -116,6 +117,13 @@ class Job:
         return (self.recipe.name, self.recipe.fingerprint, self.model)
 
 
+def _read(reader, path: Path, output_space: str):
+    """Decode ``path``; a reader that renders (RAW) renders straight into the output's space."""
+    if output_space != "source" and output_space in getattr(reader, "color_spaces", ()):
+        return reader.read(path, color_space=output_space)
+    return reader.read(path)
+
+
 def batch_size(recipe) -> int:
     """How many photos of ``recipe`` may share one pipeline call: its ``batch``, except for
     per-face and tiled runs, which make several calls of their own per photo."""
@@ -202,7 +210,7 @@ class Session:
                 raise StageError(f"reading {path.name}", "the file is empty (0 bytes)"
                                  if stat.st_size == 0 else "not a supported image format")
             with job.timer.stage("read", f"reading {path.name}"):
-                job.decoded = reader.read(path)
+                job.decoded = _read(reader, path, recipe.output.color_space)
                 job.view = model_view(job.decoded.image, job.decoded.icc_profile)
                 width, height = job.decoded.size
                 catalog.register_file(sha256=job.sha, path=path, size=stat.st_size,
@@ -244,7 +252,9 @@ class Session:
         """The source's 16-bit pixels when the output keeps them (a 16-bit output, no colour
         conversion, no post steps, which work on 8-bit pictures), else None."""
         output = job.recipe.output
-        if job.decoded.pixels16 is None or output.color_space != "source" or job.recipe.post:
+        if job.decoded.pixels16 is None or job.recipe.post or not (
+                output.color_space == "source"
+                or profile_for(output.color_space) == job.decoded.icc_profile):
             return None
         writer = self.app.writers.get(writer_name(output.format))
         try:

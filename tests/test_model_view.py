@@ -127,3 +127,32 @@ def test_a_full_size_composite_keeps_the_source_pixels_it_did_not_touch():
     assert np.array_equal(out[untouched], np.asarray(source)[untouched])  # bit for bit
     want = np.asarray(from_srgb(Image.new("RGB", (1, 1), (200, 150, 120)), ADOBE))[0, 0]
     assert np.abs(out[10:20, 10:30].astype(int) - want).max() <= 1
+
+
+def test_a_raw_is_rendered_straight_into_an_adobe_rgb_output(tmp_path):
+    from photobatch.daemon.sample_formats import write_sample_dng
+    from photobatch.plugins.builtin.raw_reader import RawReader
+
+    runner = ShiftRunner(0)
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "s.toml").write_text(
+        'name = "s"\nrunner = "shift"\nfull_resolution = "detail-transfer"\n'
+        '[output]\nformat = "tiff"\nbit_depth = 16\ncolor_space = "adobe-rgb"\n', encoding="utf-8")
+    app = App(catalog_path=tmp_path / "c.db", recipe_dirs=[recipes], model="test/model",
+              plugin_manager=build_plugin_manager(entrypoints=False, extra=[runner.plugin()]))
+    raw = tmp_path / "R.DNG"
+    write_sample_dng(raw, size=(96, 64))
+    outcome = Session(app, tmp_path / "out").process(raw, app.recipes["s"])
+    assert outcome.status == "done", outcome.error
+    import tifffile
+
+    stored = tifffile.imread(outcome.output)
+    assert stored.dtype == np.uint16
+    out = stored.astype(int)
+    with Image.open(outcome.output) as img:
+        assert img.info.get("icc_profile") == ADOBE
+    # Rendered by LibRaw into Adobe RGB at 16 bits, not rendered to sRGB and converted (which
+    # would clip what sRGB cannot hold and keep only 8 bits).
+    wide = RawReader(color_space="adobe-rgb").read(raw).pixels16.astype(int)
+    assert np.abs(out - wide).max() <= 64 * 3  # within a level or so of 8 bits, at 16 bits

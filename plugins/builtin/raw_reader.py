@@ -1,7 +1,8 @@
 """Built-in plugin: read camera RAW files (DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2...) with rawpy.
 
 LibRaw renders with the camera's white balance, at 16 bits per channel, into sRGB by default
-(PHOTOBATCH_RAW_COLOR_SPACE: srgb, adobe-rgb or prophoto), with the tone curve of that space,
+(PHOTOBATCH_RAW_COLOR_SPACE: srgb, adobe-rgb or prophoto; a recipe whose output is Adobe RGB
+has it rendered straight into Adobe RGB), with the tone curve of that space,
 and turns the picture upright itself. ``read(path, half_size=True)`` skips demosaicing and gives
 a quarter of the pixels about seven times faster: enough for a model's ~1 MP input.
 """
@@ -45,6 +46,9 @@ class RawReader:
     """Decode camera RAW files with LibRaw (rawpy): camera white balance, 16 bits, upright."""
 
     name = "rawpy"
+    # Spaces ``read`` can render into (a recipe's output space is rendered to directly, so a
+    # RAW's colours outside sRGB reach an Adobe RGB output instead of being clipped on the way).
+    color_spaces = tuple(_RENDER)
 
     def __init__(self, color_space: str | None = None, max_megapixels: float | None = None):
         if color_space is not None and color_space not in _RENDER:
@@ -57,14 +61,17 @@ class RawReader:
         """True for RAW magic bytes, or a TIFF header on a RAW name or carrying DNGVersion."""
         return sniff(head, path) == "raw"
 
-    def read(self, path: Path, *, half_size: bool = False) -> DecodedImage:
-        """Render the RAW file (``half_size``: half width and height, 8 bits, no demosaic).
+    def read(self, path: Path, *, half_size: bool = False, color_space: str | None = None) -> DecodedImage:
+        """Render the RAW file (``half_size``: half width and height, 8 bits, no demosaic) into
+        ``color_space`` (default: the reader's, else PHOTOBATCH_RAW_COLOR_SPACE, else sRGB).
 
         Raises ReadError with a short reason when LibRaw cannot read or decode it.
         """
         import rawpy
 
-        space = self.color_space or default_color_space()
+        space = color_space or self.color_space or default_color_space()
+        if space not in _RENDER:
+            raise ValueError(f"color_space must be one of {', '.join(map(repr, _RENDER))}; got {space!r}")
         colour, gamma = _RENDER[space]
         try:
             with rawpy.imread(os.fspath(path)) as raw:
