@@ -36,6 +36,9 @@ def test_asked_precision_wins_over_auto_and_bad_names_are_refused(monkeypatch):
     assert pick_dtype("cpu", "bf16") == torch.bfloat16  # the config's word beats the env's
     with pytest.raises(ValueError, match="precision must be one of auto, fp32, fp16, bf16, got 'double'"):
         pick_dtype("cpu", "double")
+    monkeypatch.setenv("PHOTOBATCH_PRECISION", "fp64")
+    with pytest.raises(ValueError, match="PHOTOBATCH_PRECISION must be one of auto, fp32, fp16, bf16, got 'fp64'"):
+        pick_dtype("cpu")
 
 
 def test_the_runner_computes_in_the_precision_asked_and_says_so(standin_model):

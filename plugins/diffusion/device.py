@@ -29,9 +29,10 @@ def pick_dtype(device: str, precision: str | None = None):
     bf16 only where the CPU computes it natively (AVX512-BF16 or AMX), else fp32."""
     import torch
 
+    where = "precision" if precision else PRECISION_ENV
     precision = precision or os.environ.get(PRECISION_ENV) or "auto"
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ValueError(f"{where} must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision != "auto":
         return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     if device.startswith("cuda"):
