@@ -499,3 +499,18 @@ def test_the_gallery_in_chromium(studio, browser):
     assert browser.problems() == []
     urls = browser.requested_urls()
     assert urls and all(u.startswith("file://") for u in urls), urls
+
+
+def test_the_first_screenful_of_tiles_loads_at_once_the_rest_lazily():
+    import re
+
+    from photobatch.plugins.gallery.images import Picture
+    from photobatch.plugins.gallery.page import EAGER_TILES, Entry, render_page
+
+    pic = Picture("thumbs/a.jpg", 300, 200)
+    entries = [Entry(title=f"P{i}", recipe="r", thumb=pic, after=pic, before=None, facts=[],
+                     recipe_facts=[], params=[]) for i in range(EAGER_TILES + 5)]
+    page = render_page(title="t", subtitle="s", entries=entries, zip_link=None, generated="now",
+                       assets={"gallery.css": "a.css", "gallery.js": "a.js"})
+    loading = re.findall(r'<img [^>]*loading="(\w+)"', page)
+    assert loading == ["eager"] * EAGER_TILES + ["lazy"] * 5

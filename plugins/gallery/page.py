@@ -70,6 +70,10 @@ def url(path: str) -> str:
     return quote(path, safe="/")
 
 
+# Tiles in the first screenful of a wide window (rows of ~4-6 at 240 px).
+EAGER_TILES = 12
+
+
 def render_page(*, title: str, subtitle: str, entries: list[Entry], zip_link: tuple[str, str] | None,
                 generated: str, assets: dict[str, str]) -> str:
     """The whole index.html; ``assets`` maps asset names to their paths in the gallery."""
@@ -77,12 +81,15 @@ def render_page(*, title: str, subtitle: str, entries: list[Entry], zip_link: tu
     tiles = []
     for i, entry in enumerate(entries):
         ratio = entry.thumb.width / max(1, entry.thumb.height)
+        # The first screenful loads at once (lazy loading would hold back the first paint);
+        # the rest as the viewer scrolls to them.
+        loading = "eager" if i < EAGER_TILES else "lazy"
         # The server-side grid works without the script; the script adds the viewer.
         tiles.append(
             f'<a class="tile" href="{esc(url(entry.after.src))}" data-index="{i}" '
             f'style="--ar:{ratio:.4f}">'
             f'<img src="{esc(url(entry.thumb.src))}" width="{entry.thumb.width}" '
-            f'height="{entry.thumb.height}" alt="{esc(entry.title)}" loading="lazy" decoding="async">'
+            f'height="{entry.thumb.height}" alt="{esc(entry.title)}" loading="{loading}" decoding="async">'
             f'<span class="tile-caption"><span class="tile-title">{esc(entry.title)}</span>'
             f'<span class="tile-recipe">{esc(entry.recipe)}</span></span></a>')
     zip_html = ""
