@@ -81,6 +81,9 @@ class Recipe:
     cfg: float = 6.0
     sampler: str = "DPM++ 2M"
     seed: int | None = None
+    # A1111's "Clip skip": 1 uses the text encoder's last layer, 2 the one before (anime-style
+    # models are trained for 2), and so on.
+    clip_skip: int = 1
     # Runner: A1111 "do exactly the amount of steps the slider specifies".
     exact_steps: bool = False
     # How the low-resolution edit comes back to the photo's size (DESIGN §4).
@@ -126,6 +129,11 @@ class Recipe:
         data = dataclasses.asdict(self)
         for key in ("name", "description", "source"):
             data.pop(key)
+        # Fields added after recipes were first fingerprinted count only when set: an upgrade
+        # must not make every existing output stale.
+        for key, default in _COUNTED_WHEN_SET.items():
+            if data.get(key) == default:
+                data.pop(key)
         return data
 
     @property
@@ -133,6 +141,10 @@ class Recipe:
         """sha256 of the normalised output-affecting fields; a change makes old outputs stale."""
         blob = json.dumps(self.params(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+# Later fields and their defaults: left out of params() (and the fingerprint) at the default.
+_COUNTED_WHEN_SET = {"clip_skip": 1}
 
 
 # field -> (python types accepted, check returning an error text or None)
@@ -199,6 +211,7 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "cfg": ((float, int), _range(0.0, 30.0)),
     "sampler": ((str,), _choice(SAMPLERS)),
     "seed": ((int,), _range(0, 2**32 - 1)),
+    "clip_skip": ((int,), _range(1, 12)),
     "exact_steps": ((bool,), None),
     "full_resolution": ((str,), _choice(FULL_RESOLUTION)),
     "color_match": ((bool,), None),

@@ -13,6 +13,7 @@ from PIL import Image
 
 from photobatch.plugins.diffusion.adapters import apply_ip_adapter, apply_loras
 from photobatch.plugins.diffusion.controlnet import control_image
+from photobatch.plugins.diffusion.prompts import clip_skip_arguments
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
 from photobatch.plugins.diffusion.samplers import inference_steps, make_scheduler
 
@@ -68,6 +69,9 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         # CPU generators: the same seed gives the same noise on every device.
         generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds],
     )
+    if settings.clip_skip > 1:
+        kwargs.update(clip_skip_arguments(pipe, settings.prompt, settings.negative_prompt, n,
+                                          settings.clip_skip))
     if task == "inpaint":
         kwargs.update(mask_image=list(masks), height=height, width=width)
     if cn is not None:
@@ -90,3 +94,4 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
             return call_with_oom_retry(lambda: pipe(**kwargs).images, loaded, [pipe])
         finally:
             pipe.scheduler = previous
+

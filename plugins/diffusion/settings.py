@@ -37,6 +37,7 @@ class RunSettings:
     steps: int = 30
     cfg: float = 6.0
     sampler: str = "DPM++ 2M"
+    clip_skip: int = 1  # A1111 numbering: 1 = the text encoder's last layer
     exact_steps: bool = False
     full_resolution: str = "resize"
     color_match: bool = False
@@ -71,6 +72,7 @@ def settings_from_recipe(recipe) -> RunSettings:
         steps=int(get("steps", 30)),
         cfg=float(get("cfg", 6.0)),
         sampler=get("sampler", "DPM++ 2M"),
+        clip_skip=int(get("clip_skip", 1)),
         exact_steps=bool(get("exact_steps", False)),
         full_resolution=get("full_resolution", "resize"),
         color_match=bool(get("color_match", False)),
@@ -87,6 +89,8 @@ def settings_from_recipe(recipe) -> RunSettings:
     )
     validate_params(settings.strength, settings.steps, settings.cfg, settings.sampler,
                     settings.exact_steps, settings.full_resolution)
+    if settings.clip_skip < 1:
+        raise ValueError(f"clip_skip must be at least 1 (A1111's numbering), got {settings.clip_skip!r}")
     if settings.batch < 1:
         raise ValueError(f"batch must be at least 1, got {settings.batch!r}")
     if settings.mask_blur < 0:
