@@ -12,6 +12,7 @@ FIELD_HELP = {
     "sampler": "Euler, Euler a, DPM++ 2M, DPM++ 2M Karras, DPM++ SDE Karras, DDIM, UniPC, LCM, PNDM",
     "seed": "fix the seed for every photo (default: derived from the photo and the recipe)",
     "clip_skip": "A1111's Clip skip: 1 = the text encoder's last layer, 2 = the one before (for models trained that way)",
+    "vae": "a VAE of the recipe's own (A1111's SD VAE): diffusers folder, .safetensors file or hub id",
     "exact_steps": "run exactly `steps` denoising steps whatever the strength (A1111's option)",
     "full_resolution": "how the edit reaches full size: detail-transfer, tiled or resize",
     "color_match": "match the result's colours back to the photo (A1111 colour correction)",

@@ -84,6 +84,9 @@ class Recipe:
     # A1111's "Clip skip": 1 uses the text encoder's last layer, 2 the one before (anime-style
     # models are trained for 2), and so on.
     clip_skip: int = 1
+    # A VAE of the recipe's own (A1111's "SD VAE"): a diffusers folder, a .safetensors file or a
+    # hub id; the model's own when unset.
+    vae: str | None = None
     # Runner: A1111 "do exactly the amount of steps the slider specifies".
     exact_steps: bool = False
     # How the low-resolution edit comes back to the photo's size (DESIGN §4).
@@ -144,7 +147,7 @@ class Recipe:
 
 
 # Later fields and their defaults: left out of params() (and the fingerprint) at the default.
-_COUNTED_WHEN_SET = {"clip_skip": 1}
+_COUNTED_WHEN_SET = {"clip_skip": 1, "vae": None}
 
 
 # field -> (python types accepted, check returning an error text or None)
@@ -212,6 +215,7 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "sampler": ((str,), _choice(SAMPLERS)),
     "seed": ((int,), _range(0, 2**32 - 1)),
     "clip_skip": ((int,), _range(1, 12)),
+    "vae": ((str,), lambda v: None if v.strip() else "must not be empty"),
     "exact_steps": ((bool,), None),
     "full_resolution": ((str,), _choice(FULL_RESOLUTION)),
     "color_match": ((bool,), None),

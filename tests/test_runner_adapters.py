@@ -94,7 +94,7 @@ def test_controlnet_changes_the_output_and_leaves_the_plain_pipeline_alone(kit):
     assert np.array_equal(weak, plain)
     assert np.array_equal(_run(kit, kit["base"]), plain)
     loaded = kit["runner"].cache.get(kit["model"])
-    cn_pipe = loaded.task_pipes[("img2img", str(kit["controlnet"]))]
+    cn_pipe = loaded.task_pipes[("img2img", str(kit["controlnet"]), None)]
     assert type(cn_pipe).__name__ == "StableDiffusionControlNetImg2ImgPipeline"
     assert cn_pipe.unet is loaded.pipe.unet
 

@@ -121,7 +121,7 @@ def test_one_model_is_loaded_once_and_shared_across_tasks(standin_model, monkeyp
     inpaint.run(_photo(), a, 1, str(standin_model), mask=mask)
     assert len(loads) == 1
     loaded = cache.get(str(standin_model))
-    inpaint_pipe = loaded.task_pipes[("inpaint", None)]
+    inpaint_pipe = loaded.task_pipes[("inpaint", None, None)]
     assert type(inpaint_pipe).__name__ == "StableDiffusionInpaintPipeline"
     # from_pipe shares the weights: the very same UNet and VAE objects.
     assert inpaint_pipe.unet is loaded.pipe.unet and inpaint_pipe.vae is loaded.pipe.vae

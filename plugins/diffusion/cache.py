@@ -57,6 +57,7 @@ class PipelineCache:
                          if compile_unet is None else compile_unet)
         self._models: dict[tuple, LoadedModel] = {}
         self._controlnets: dict[tuple, object] = {}
+        self._vaes: dict[tuple, object] = {}
         self._lock = threading.Lock()
 
     @property
@@ -112,16 +113,20 @@ class PipelineCache:
                 self._models[key] = loaded
             return self._models[key]
 
-    def task_pipe(self, loaded: LoadedModel, task: str, controlnet_model: str | None = None):
-        """The pipeline for ``task`` ("img2img" or "inpaint"), optionally with a ControlNet."""
+    def task_pipe(self, loaded: LoadedModel, task: str, controlnet_model: str | None = None,
+                  vae: str | None = None):
+        """The pipeline for ``task`` ("img2img" or "inpaint"), optionally with a ControlNet and
+        a VAE of its own (every other component is the loaded model's)."""
         import diffusers
 
-        key = (task, controlnet_model)
+        key = (task, controlnet_model, vae)
         if key in loaded.task_pipes:
             return loaded.task_pipes[key]
         kwargs = {}
         if controlnet_model:
             kwargs["controlnet"] = self.controlnet(controlnet_model, loaded)
+        if vae:
+            kwargs["vae"] = self.vae(vae, loaded)
         auto = diffusers.AutoPipelineForInpainting if task == "inpaint" else diffusers.AutoPipelineForImage2Image
         if not kwargs and _is_task_class(loaded.pipe, task):
             pipe = loaded.pipe
@@ -132,6 +137,19 @@ class PipelineCache:
             pipe.set_progress_bar_config(disable=True)
         loaded.task_pipes[key] = pipe
         return pipe
+
+    def vae(self, source: str, loaded: LoadedModel):
+        """A recipe's own VAE, loaded once per (source, dtype, device); a single file takes its
+        architecture from ``loaded``'s own VAE config."""
+        from photobatch.plugins.diffusion.vae import load_vae
+
+        key = (source, str(loaded.dtype), loaded.device)
+        with self._lock:
+            if key not in self._vaes:
+                config = loaded.ref.config or (loaded.ref.location if loaded.ref.kind != "single-file"
+                                               else None)
+                self._vaes[key] = load_vae(source, loaded.device, loaded.dtype, config)
+            return self._vaes[key]
 
     def controlnet(self, model: str, loaded: LoadedModel):
         """A ControlNet model, loaded once per (model, dtype, device)."""

@@ -57,7 +57,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         masks = [Image.new("L", (width, height), 255)] * len(images)
     cn = settings.controlnet
     cn_model = settings.resolve_path(cn.model) if cn else None
-    pipe = cache.task_pipe(loaded, task, cn_model)
+    pipe = cache.task_pipe(loaded, task, cn_model,
+                           settings.resolve_path(settings.vae) if settings.vae else None)
     n = len(images)
     kwargs = dict(
         prompt=[settings.prompt] * n,

@@ -38,6 +38,7 @@ class RunSettings:
     cfg: float = 6.0
     sampler: str = "DPM++ 2M"
     clip_skip: int = 1  # A1111 numbering: 1 = the text encoder's last layer
+    vae: str | None = None  # a VAE of the recipe's own (A1111's "SD VAE")
     exact_steps: bool = False
     full_resolution: str = "resize"
     color_match: bool = False
@@ -73,6 +74,7 @@ def settings_from_recipe(recipe) -> RunSettings:
         cfg=float(get("cfg", 6.0)),
         sampler=get("sampler", "DPM++ 2M"),
         clip_skip=int(get("clip_skip", 1)),
+        vae=get("vae", None) or None,
         exact_steps=bool(get("exact_steps", False)),
         full_resolution=get("full_resolution", "resize"),
         color_match=bool(get("color_match", False)),
