@@ -23,6 +23,15 @@ class LoraSettings:
 
 
 @dataclass(frozen=True)
+class EmbeddingSettings:
+    """A textual-inversion embedding (A1111's "embeddings"): a .safetensors file, and the word
+    that calls it up in a prompt or negative prompt."""
+
+    path: str
+    token: str
+
+
+@dataclass(frozen=True)
 class IPAdapterSettings:
     """An IP-Adapter (folder laid out like the hub's, a file, or a hub id), its scale and reference."""
 
@@ -76,6 +85,13 @@ _LORA = {
 }
 
 
+_EMBEDDING = {
+    "path": ((str,), None),
+    "token": ((str,), lambda v: None if v.strip() and not any(c.isspace() for c in v)
+              else f"must be one word, got {v!r}"),
+}
+
+
 def _table_problem(table: Mapping[str, Any], spec, required: str) -> str | None:
     for key, value in table.items():
         if key not in spec:
@@ -113,6 +129,30 @@ def check_loras(value) -> str | None:
         if problem:
             return f"entry {n} {problem}"
     return None
+
+
+def check_embeddings(value) -> str | None:
+    """Check ``embeddings``: a list of ``{path, token}`` tables, each token once."""
+    seen = set()
+    for n, entry in enumerate(value, start=1):
+        if not isinstance(entry, Mapping):
+            return f"entry {n} must be a table {{path = \"...\", token = \"...\"}}, got {entry!r}"
+        problem = _table_problem(entry, _EMBEDDING, "path")
+        if not problem and "token" not in entry:
+            problem = "needs token = \"...\" (the word that calls it up in a prompt)"
+        if problem:
+            return f"entry {n} {problem}"
+        if entry["token"] in seen:
+            return f"entry {n} token {entry['token']!r} is used twice"
+        seen.add(entry["token"])
+    return None
+
+
+def as_embeddings(value) -> tuple[EmbeddingSettings, ...]:
+    """A checked list (or tuple of settings) as a tuple of EmbeddingSettings."""
+    return tuple(entry if isinstance(entry, EmbeddingSettings)
+                 else EmbeddingSettings(str(entry["path"]), str(entry["token"]))
+                 for entry in value or ())
 
 
 def _as_settings(value, cls):

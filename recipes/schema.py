@@ -11,12 +11,15 @@ from typing import Any, Mapping
 from photobatch.recipes.runner_fields import (
     FULL_RESOLUTION,
     ControlNetSettings,
+    EmbeddingSettings,
     IPAdapterSettings,
     LoraSettings,
     as_controlnet,
+    as_embeddings,
     as_ip_adapter,
     as_loras,
     check_controlnet,
+    check_embeddings,
     check_ip_adapter,
     check_loras,
 )
@@ -100,6 +103,8 @@ class Recipe:
     tile_overlap: int = 64
     batch: int = 1
     loras: tuple[LoraSettings, ...] = ()
+    # Textual-inversion embeddings, each called up by its token in the prompts.
+    embeddings: tuple[EmbeddingSettings, ...] = ()
     ip_adapter: IPAdapterSettings | None = None
     controlnet: ControlNetSettings | None = None
     # Where the model may change the photo: everywhere, or only on the faces a detector finds.
@@ -116,6 +121,7 @@ class Recipe:
     def __post_init__(self):
         # Sub-tables arrive as checked dicts from TOML; store them as frozen settings.
         object.__setattr__(self, "loras", as_loras(self.loras))
+        object.__setattr__(self, "embeddings", as_embeddings(self.embeddings))
         object.__setattr__(self, "ip_adapter", as_ip_adapter(self.ip_adapter))
         object.__setattr__(self, "controlnet", as_controlnet(self.controlnet))
         object.__setattr__(self, "post", tuple(_frozen_step(entry) for entry in self.post))
@@ -147,7 +153,7 @@ class Recipe:
 
 
 # Later fields and their defaults: left out of params() (and the fingerprint) at the default.
-_COUNTED_WHEN_SET = {"clip_skip": 1, "vae": None}
+_COUNTED_WHEN_SET = {"clip_skip": 1, "vae": None, "embeddings": ()}
 
 
 # field -> (python types accepted, check returning an error text or None)
@@ -226,6 +232,7 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "tile_overlap": ((int,), _range(8, 512)),
     "batch": ((int,), _range(1, 64)),
     "loras": ((list,), check_loras),
+    "embeddings": ((list,), check_embeddings),
     "ip_adapter": ((dict,), check_ip_adapter),
     "controlnet": ((dict,), check_controlnet),
     "mask": ((str,), _choice(MASKS)),

@@ -44,6 +44,34 @@ def apply_loras(pipe, loaded, loras) -> None:
     pipe.set_adapters(names, adapter_weights=[spec.weight for spec in loras])
 
 
+def load_embeddings(pipe, loaded, embeddings) -> None:
+    """Make each textual-inversion embedding's token known to ``loaded``'s text encoder.
+
+    Loaded once per model and kept: a token changes nothing until a prompt uses it, so
+    recipes without it are unaffected.
+    """
+    for spec in embeddings:
+        known = loaded.embeddings.get(spec.token)
+        if known == spec.path:
+            continue
+        if known is not None:
+            raise ModelError(f"embedding token {spec.token!r} already calls up {Path(known).name} in "
+                             f"this model; give {Path(spec.path).name} another token")
+        if getattr(pipe, "text_encoder_2", None) is not None:
+            raise ModelError("embeddings are supported for SD 1.x and 2.x models, not SDXL yet")
+        path = Path(spec.path)
+        if path.suffix.lower() != ".safetensors":
+            raise ModelError(f"embedding {path.name}: only .safetensors files are loaded "
+                             "(pickle files can run code)")
+        if not path.is_file():
+            raise ModelError(f"embedding {spec.path} does not exist")
+        try:
+            pipe.load_textual_inversion(str(path), token=spec.token)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelError(f"embedding {path.name} could not be loaded: {first_line(exc)}") from exc
+        loaded.embeddings[spec.token] = spec.path
+
+
 def _load_lora(pipe, source: str, name: str) -> None:
     import warnings
 

@@ -35,6 +35,7 @@ class LoadedModel:
     task_pipes: dict = field(default_factory=dict)
     # Adapter state lives on the shared UNet, so it is tracked per model, not per pipeline.
     loras: dict = field(default_factory=dict)  # adapter name -> source
+    embeddings: dict = field(default_factory=dict)  # token -> embedding file
     ip_adapter: tuple | None = None  # (key, id of the pipeline it was loaded through)
     lock: threading.RLock = field(default_factory=threading.RLock)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
-from photobatch.plugins.diffusion.adapters import apply_ip_adapter, apply_loras
+from photobatch.plugins.diffusion.adapters import apply_ip_adapter, apply_loras, load_embeddings
 from photobatch.plugins.diffusion.controlnet import control_image
 from photobatch.plugins.diffusion.prompts import clip_skip_arguments
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
@@ -70,9 +70,6 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         # CPU generators: the same seed gives the same noise on every device.
         generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds],
     )
-    if settings.clip_skip > 1:
-        kwargs.update(clip_skip_arguments(pipe, settings.prompt, settings.negative_prompt, n,
-                                          settings.clip_skip))
     if task == "inpaint":
         kwargs.update(mask_image=list(masks), height=height, width=width)
     if cn is not None:
@@ -86,6 +83,12 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         try:
             loras = [replace(spec, path=settings.resolve_path(spec.path)) for spec in settings.loras]
             apply_loras(pipe, loaded, loras)
+            load_embeddings(pipe, loaded, [replace(e, path=settings.resolve_path(e.path))
+                                           for e in settings.embeddings])
+            if settings.clip_skip > 1:
+                # Encoded here, with this recipe's LoRAs and embeddings in place.
+                kwargs.update(clip_skip_arguments(pipe, settings.prompt, settings.negative_prompt,
+                                                  n, settings.clip_skip))
             ip = settings.ip_adapter
             if ip is not None:
                 ip = replace(ip, model=settings.resolve_path(ip.model),

@@ -27,6 +27,9 @@ def encode_skipping(pipe, texts: list[str], clip_skip: int):
     import torch
 
     encoder, tokenizer = pipe.text_encoder, pipe.tokenizer
+    if hasattr(pipe, "maybe_convert_prompt"):
+        # A multi-vector embedding's token stands for several tokens ("x" -> "x x_1 x_2").
+        texts = [pipe.maybe_convert_prompt(text, tokenizer) for text in texts]
     ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length,
                     truncation=True, return_tensors="pt").input_ids.to(encoder.device)
     with torch.no_grad():

@@ -14,8 +14,10 @@ from photobatch.plugins.diffusion.params import validate_params
 from photobatch.recipes.runner_fields import (
     ControlNetSettings,
     IPAdapterSettings,
+    EmbeddingSettings,
     LoraSettings,
     as_controlnet,
+    as_embeddings,
     as_ip_adapter,
     as_loras,
 )
@@ -49,6 +51,7 @@ class RunSettings:
     tile_overlap: int = 64
     model_config: str | None = None
     loras: tuple[LoraSpec, ...] = ()
+    embeddings: tuple[EmbeddingSettings, ...] = ()
     ip_adapter: IPAdapterSpec | None = None
     controlnet: ControlNetSpec | None = None
     base_dir: Path | None = field(default=None, compare=False)
@@ -85,6 +88,7 @@ def settings_from_recipe(recipe) -> RunSettings:
         tile_overlap=int(get("tile_overlap", 64)),
         model_config=get("model_config", None),
         loras=tuple(_lora(x) for x in (get("loras", ()) or ())),
+        embeddings=as_embeddings(get("embeddings", ()) or ()),
         ip_adapter=_ip_adapter(get("ip_adapter", None)),
         controlnet=_controlnet(get("controlnet", None)),
         base_dir=Path(source).parent if source else None,
