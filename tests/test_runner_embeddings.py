@@ -81,3 +81,22 @@ def test_embeddings_count_in_the_fingerprint_only_when_set():
     assert "embeddings" not in _recipe().params()
     spec = [{"path": "a.safetensors", "token": "x"}]
     assert _recipe(embeddings=spec).fingerprint != _recipe().fingerprint
+
+
+def test_sdxl_embeddings_load_into_both_text_encoders(tmp_path, embedding):
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    model = save_standin_model(tmp_path / "sdxl", kind="sdxl")
+    xl = tmp_path / "xl.safetensors"
+    torch.manual_seed(12)
+    save_file({"clip_l": torch.randn(1, 32) * 3, "clip_g": torch.randn(1, 32) * 3}, str(xl))
+    runner = DiffusersImg2ImgRunner(native_size=64, precision="fp32")
+    plain = _run(runner, model, prompt="a snowy photo of snow")
+    used = _run(runner, model, prompt="a snowy photo of snow",
+                embeddings=[{"path": str(xl), "token": "snowy"}])
+    assert np.abs(used - plain).mean() > 0.5
+    pipe = runner.pipeline(str(model))[0]
+    assert "snowy" in pipe.tokenizer.get_vocab() and "snowy" in pipe.tokenizer_2.get_vocab()
+    # An SD 1.x embedding is not one for SDXL: said so, naming the file.
+    with pytest.raises(ModelError, match="snowy.safetensors is not an SDXL embedding"):
+        _run(runner, model, embeddings=[{"path": str(embedding), "token": "frosty"}])

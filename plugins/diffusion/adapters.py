@@ -57,8 +57,6 @@ def load_embeddings(pipe, loaded, embeddings) -> None:
         if known is not None:
             raise ModelError(f"embedding token {spec.token!r} already calls up {Path(known).name} in "
                              f"this model; give {Path(spec.path).name} another token")
-        if getattr(pipe, "text_encoder_2", None) is not None:
-            raise ModelError("embeddings are supported for SD 1.x and 2.x models, not SDXL yet")
         path = Path(spec.path)
         if path.suffix.lower() != ".safetensors":
             raise ModelError(f"embedding {path.name}: only .safetensors files are loaded "
@@ -66,10 +64,28 @@ def load_embeddings(pipe, loaded, embeddings) -> None:
         if not path.is_file():
             raise ModelError(f"embedding {spec.path} does not exist")
         try:
-            pipe.load_textual_inversion(str(path), token=spec.token)
+            if getattr(pipe, "text_encoder_2", None) is not None:
+                _load_sdxl_embedding(pipe, path, spec.token)
+            else:
+                pipe.load_textual_inversion(str(path), token=spec.token)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelError(f"embedding {path.name} could not be loaded: {first_line(exc)}") from exc
         loaded.embeddings[spec.token] = spec.path
+
+
+def _load_sdxl_embedding(pipe, path: Path, token: str) -> None:
+    # SDXL embeddings carry one set of vectors per text encoder ("clip_l", "clip_g"), each
+    # loaded into its own encoder and tokenizer (the layout diffusers' docs give for SDXL).
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    if not {"clip_l", "clip_g"} <= set(state):
+        raise ModelError(f"embedding {path.name} is not an SDXL embedding (it needs clip_l and "
+                         f"clip_g vectors, it has {', '.join(sorted(state)) or 'none'})")
+    pipe.load_textual_inversion(state["clip_l"], token=token, text_encoder=pipe.text_encoder,
+                                tokenizer=pipe.tokenizer)
+    pipe.load_textual_inversion(state["clip_g"], token=token, text_encoder=pipe.text_encoder_2,
+                                tokenizer=pipe.tokenizer_2)
 
 
 def _load_lora(pipe, source: str, name: str) -> None:
