@@ -14,6 +14,8 @@ import sqlite_utils
 from photobatch.catalog.migrations import migrations
 
 RUN_STATUSES = ("queued", "running", "done", "failed", "skipped")
+# The stand-in hash prefix of a file that could not be opened (its content is unknown).
+UNREADABLE = "unreadable:"
 
 
 def _now() -> str:
@@ -102,6 +104,14 @@ class Catalog:
             if existing:
                 self.db["files"].update(existing["id"], row)
                 return existing["id"]
+            if not sha256.startswith(UNREADABLE):
+                # The file could not be opened before (recorded under a stand-in hash): now its
+                # content is known, that row becomes the file's, with its failed runs.
+                placeholder = next(self.db["files"].rows_where(
+                    "path = ? AND sha256 LIKE ?", [str(path), UNREADABLE + "%"], limit=1), None)
+                if placeholder:
+                    self.db["files"].update(placeholder["id"], row)
+                    return placeholder["id"]
             row["first_seen"] = row["last_seen"]
             return self.db["files"].insert(row).last_pk
 

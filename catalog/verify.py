@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from photobatch.catalog.hashing import file_sha256
+from photobatch.catalog.store import UNREADABLE
 
 ORIGINAL_MISSING = "original missing"
 ORIGINAL_CHANGED = "original changed"
@@ -56,7 +57,7 @@ def planned_checks(db, file_ids: Iterable[int] | None = None) -> list[Check]:
     for row in db.query("SELECT id, path, sha256, size FROM files ORDER BY path"):
         if wanted is None or row["id"] in wanted:
             # A file that could not be read when registered has a stand-in hash: existence only.
-            sha = None if row["sha256"].startswith("unreadable:") else row["sha256"]
+            sha = None if row["sha256"].startswith(UNREADABLE) else row["sha256"]
             checks.append(Check("original", row["path"], sha, row["size"], row["id"]))
     # An output path rewritten by a later run (a re-run) is judged by that later run only.
     for row in db.query(

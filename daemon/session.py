@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from photobatch.catalog.queue import RunQueue
+from photobatch.catalog.store import UNREADABLE
 from photobatch.daemon.app import App, UsageError
 from photobatch.daemon.faces import run_on_faces
 from photobatch.daemon.model_view import composite_in_source_space, model_view, result_in_source_space
@@ -170,7 +171,7 @@ class Session:
                     head = fh.read(64)
                 # The daemon's intake (or another recipe's run) identified this very file already.
                 known = catalog.unchanged_file(path, stat.st_size, stat.st_mtime)
-                if known is None or not known["exif"] or known["sha256"].startswith("unreadable:"):
+                if known is None or not known["exif"] or known["sha256"].startswith(UNREADABLE):
                     job.sha = file_sha256(path)
                     job.summary = metadata.read_summary(path)
                 else:
@@ -228,7 +229,7 @@ class Session:
         known = catalog.find_file(str(job.path))
         # Its content is unknown, so it is registered under a stand-in hash of its path.
         file_id = known["id"] if known else catalog.register_file(
-            sha256="unreadable:" + hashlib.sha256(os.fsencode(job.path)).hexdigest(),
+            sha256=UNREADABLE + hashlib.sha256(os.fsencode(job.path)).hexdigest(),
             path=job.path, size=None, mtime=None)
         job.run_id = catalog.start_run(
             file_id=file_id, recipe=job.recipe.name, fingerprint=job.recipe.fingerprint,

@@ -156,3 +156,12 @@ def test_file_deleted_while_queued_is_recorded_failed(tmp_path, session):
     # Tried again, the same stand-in file gets a second failed run, not a second file.
     session.process(inbox / "B.JPG", RECIPE)
     assert session.app.catalog.db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 3
+    # Back again (copied in anew): its real content takes over the row, failed runs kept.
+    write_sample_photo(inbox / "B.JPG", size=(64, 48), seed=1)
+    assert session.process(inbox / "B.JPG", RECIPE).status == "done"
+    files = list(session.app.catalog.db.query("SELECT id, sha256 FROM files WHERE path = ?",
+                                              [str(inbox / "B.JPG")]))
+    assert len(files) == 1 and not files[0]["sha256"].startswith("unreadable:")
+    runs = [r["status"] for r in session.app.catalog.db.query(
+        "SELECT status FROM runs WHERE file_id = ? ORDER BY id", [files[0]["id"]])]
+    assert runs == ["failed", "failed", "done"]
