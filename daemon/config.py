@@ -15,6 +15,8 @@ from typing import Any
 
 import platformdirs
 
+from photobatch.plugins.diffusion.device import PRECISIONS
+
 POLLING_MODES = ("auto", "on", "off")
 DEFAULT_IGNORE = (".*", "*.part", "*.partial", "*.tmp", "*.crdownload", "*~", "*.xmp")
 
@@ -122,7 +124,7 @@ def _device_name(value: str):
 
 
 def _precision_name(value: str):
-    if value in ("auto", "fp32", "bf16", "fp16"):
+    if value in PRECISIONS:
         return None
     return f'must be "auto", "fp32", "bf16" or "fp16", got {value!r}'
 

@@ -18,14 +18,9 @@ from PIL import Image
 from photobatch.plugins.colour import from_srgb, is_srgb, to_srgb
 
 
-def needs_view(icc: bytes | None) -> bool:
-    """True when pixels tagged ``icc`` are not sRGB, so the model needs a converted view."""
-    return not is_srgb(icc)
-
-
 def model_view(image: Image.Image, icc: bytes | None) -> Image.Image:
-    """``image`` as the model should see it: in sRGB."""
-    return to_srgb(image, icc) if needs_view(icc) else image
+    """``image`` as the model should see it: in sRGB (the image itself when it is already)."""
+    return image if is_srgb(icc) else to_srgb(image, icc)
 
 
 def result_in_source_space(result, icc: bytes):

@@ -51,10 +51,7 @@ class RawReader:
     color_spaces = tuple(_RENDER)
 
     def __init__(self, color_space: str | None = None, max_megapixels: float | None = None):
-        if color_space is not None and color_space not in _RENDER:
-            raise ValueError(f"color_space must be one of {', '.join(map(repr, _RENDER))}; "
-                             f"got {color_space!r}")
-        self.color_space = color_space
+        self.color_space = _checked_space(color_space) if color_space is not None else None
         self.max_megapixels = max_megapixels
 
     def accept(self, head: bytes, path: Path) -> bool:
@@ -69,9 +66,7 @@ class RawReader:
         """
         import rawpy
 
-        space = color_space or self.color_space or default_color_space()
-        if space not in _RENDER:
-            raise ValueError(f"color_space must be one of {', '.join(map(repr, _RENDER))}; got {space!r}")
+        space = _checked_space(color_space or self.color_space or default_color_space())
         colour, gamma = _RENDER[space]
         try:
             with rawpy.imread(os.fspath(path)) as raw:
@@ -104,6 +99,12 @@ class RawReader:
         fmt = path.suffix.lower().lstrip(".") or "raw"
         return DecodedImage(image, fmt, profile_for(space), orientation, pixels16=pixels16,
                             bits=bits, full_size=full if image.size != full else None)
+
+
+def _checked_space(space: str) -> str:
+    if space not in _RENDER:
+        raise ValueError(f"color_space must be one of {', '.join(map(repr, _RENDER))}; got {space!r}")
+    return space
 
 
 def _reason(exc: Exception) -> str:

@@ -81,10 +81,11 @@ class PipelineCache:
 
     def use_precision(self, precision: str | None) -> None:
         """Load models in ``precision`` ("auto", "fp32", "bf16", "fp16"; None: auto) from now on."""
-        from photobatch.plugins.diffusion.device import PRECISIONS
+        from photobatch.plugins.diffusion.device import precision_problem
 
-        if precision is not None and precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        problem = precision_problem(precision) if precision is not None else None
+        if problem:
+            raise ValueError(f"precision {problem}")
         self._requested_precision = precision
 
     def get(self, model: str, config: str | None = None) -> LoadedModel:

@@ -7,38 +7,23 @@ recolour ControlNets.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from PIL import Image
 
-from photobatch.plugins.diffusion.loading import first_line
-from photobatch.plugins.diffusion.sources import ModelError, offline
+from photobatch.plugins.diffusion.loading import load_component
+from photobatch.plugins.diffusion.sources import offline
 
 
 def load_controlnet(model: str, device: str, dtype):
     """Load a ControlNet from a diffusers folder, a single .safetensors file or a hub id."""
     from diffusers import ControlNetModel
 
-    path = Path(model).expanduser()
-    try:
-        if path.is_file():
-            if path.suffix.lower() != ".safetensors":
-                raise ModelError(f"controlnet {path.name}: only .safetensors files are loaded "
-                                 "(pickle files can run code)")
-            net = ControlNetModel.from_single_file(str(path), dtype=dtype)
-        elif path.is_dir():
-            net = ControlNetModel.from_pretrained(str(path), dtype=dtype)
-        else:
-            net = ControlNetModel.from_pretrained(model, dtype=dtype, local_files_only=offline())
-    except ModelError:
-        raise
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        if not path.exists() and offline():
-            raise ModelError(f"controlnet {model} is not in the Hugging Face cache and offline mode "
-                             "is on (HF_HUB_OFFLINE=1)") from None
-        raise ModelError(f"controlnet {model} could not be loaded: {first_line(exc)}") from exc
-    return net.to(device)
+    return load_component(
+        "controlnet", model, device,
+        from_file=lambda path: ControlNetModel.from_single_file(str(path), dtype=dtype),
+        from_folder=lambda path: ControlNetModel.from_pretrained(str(path), dtype=dtype),
+        from_hub=lambda name: ControlNetModel.from_pretrained(name, dtype=dtype,
+                                                              local_files_only=offline()))
 
 
 def canny_edges(image: Image.Image, sigma: float = 2.0) -> Image.Image:

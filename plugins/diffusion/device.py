@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import os
 
-# The names users know (A1111's --no-half, ComfyUI's --force-fp32 / --bf16-unet) and their dtypes.
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+# The names users know (A1111's --no-half, ComfyUI's --force-fp32 / --bf16-unet) and the torch
+# dtypes they stand for; "auto" picks one per device.
+_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+PRECISIONS = ("auto", *_DTYPES)
 PRECISION_ENV = "PHOTOBATCH_PRECISION"
+
+
+def precision_problem(value: str) -> str | None:
+    """Why ``value`` is not a precision name (None when it is one)."""
+    if value in PRECISIONS:
+        return None
+    return "must be one of " + ", ".join(PRECISIONS) + f", got {value!r}"
 
 
 def pick_device(requested: str | None = None) -> str:
@@ -31,10 +40,11 @@ def pick_dtype(device: str, precision: str | None = None):
 
     where = "precision" if precision else PRECISION_ENV
     precision = precision or os.environ.get(PRECISION_ENV) or "auto"
-    if precision not in PRECISIONS:
-        raise ValueError(f"{where} must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    problem = precision_problem(precision)
+    if problem:
+        raise ValueError(f"{where} {problem}")
     if precision != "auto":
-        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        return getattr(torch, _DTYPES[precision])
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.startswith("mps"):
@@ -58,5 +68,5 @@ def cpu_has_native_bf16() -> bool:
 
 def precision_name(dtype) -> str:
     """The short name ("fp32", "fp16", "bf16") of a torch dtype, for the catalog."""
-    return {"torch.float32": "fp32", "torch.float16": "fp16", "torch.bfloat16": "bf16"}.get(
-        str(dtype), str(dtype).replace("torch.", ""))
+    plain = str(dtype).replace("torch.", "")
+    return next((name for name, torch_name in _DTYPES.items() if torch_name == plain), plain)

@@ -13,8 +13,8 @@ from PIL import Image
 
 from photobatch.plugins.diffusion.adapters import apply_ip_adapter, apply_loras, load_embeddings
 from photobatch.plugins.diffusion.controlnet import control_image
-from photobatch.plugins.diffusion.prompts import clip_skip_arguments
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
+from photobatch.plugins.diffusion.prompts import clip_skip_arguments
 from photobatch.plugins.diffusion.samplers import inference_steps, make_scheduler
 
 
@@ -98,4 +98,3 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
             return call_with_oom_retry(lambda: pipe(**kwargs).images, loaded, [pipe])
         finally:
             pipe.scheduler = previous
-

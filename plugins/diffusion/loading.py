@@ -117,11 +117,37 @@ def _family_of_pickle(path: Path) -> ModelInfo:
     return ModelInfo(family, inpainting, family.native)
 
 
+def load_component(label: str, source: str, device: str, *, from_file, from_folder, from_hub):
+    """Load a model component (a ControlNet, a VAE) named by ``source``: a single .safetensors
+    file, a folder, or a hub id, each through its loader; every failure becomes a ModelError
+    that names the ``label`` and ``source``, and pickle files are refused."""
+    path = Path(source).expanduser()
+    try:
+        if path.is_file():
+            if path.suffix.lower() != ".safetensors":
+                raise ModelError(f"{label} {path.name}: only .safetensors files are loaded "
+                                 "(pickle files can run code)")
+            part = from_file(path)
+        elif path.is_dir():
+            part = from_folder(path)
+        else:
+            part = from_hub(source)
+    except ModelError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        if not path.exists() and offline():
+            raise ModelError(f"{label} {source} is not in the Hugging Face cache and offline mode "
+                             "is on (HF_HUB_OFFLINE=1)") from None
+        raise ModelError(f"{label} {source} could not be loaded: {first_line(exc)}") from exc
+    return part.to(device)
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (library errors can be pages long)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
 
-__all__ = ["ModelError", "ModelRef", "check_tokenizer", "first_line", "load_pipeline", "model_hash",
+__all__ = ["ModelError", "ModelRef", "check_tokenizer", "first_line", "load_component",
+           "load_pipeline", "model_hash",
            "native_size", "offline", "resolve_model"]

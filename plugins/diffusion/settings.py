@@ -13,8 +13,8 @@ from pathlib import Path
 from photobatch.plugins.diffusion.params import validate_params
 from photobatch.recipes.runner_fields import (
     ControlNetSettings,
-    IPAdapterSettings,
     EmbeddingSettings,
+    IPAdapterSettings,
     LoraSettings,
     as_controlnet,
     as_embeddings,

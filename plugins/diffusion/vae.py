@@ -8,10 +8,8 @@ file (configured from the recipe model's own ``vae`` config, so it loads offline
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from photobatch.plugins.diffusion.loading import first_line
-from photobatch.plugins.diffusion.sources import ModelError, offline
+from photobatch.plugins.diffusion.loading import load_component
+from photobatch.plugins.diffusion.sources import offline
 
 
 def load_vae(source: str, device: str, dtype, config: str | None):
@@ -19,25 +17,17 @@ def load_vae(source: str, device: str, dtype, config: str | None):
     ``vae`` config describes a single file's architecture."""
     from diffusers import AutoencoderKL
 
-    path = Path(source).expanduser()
-    try:
-        if path.is_file():
-            if path.suffix.lower() != ".safetensors":
-                raise ModelError(f"vae {path.name}: only .safetensors files are loaded "
-                                 "(pickle files can run code)")
-            kwargs = {"config": config, "subfolder": "vae"} if config else {}
-            vae = AutoencoderKL.from_single_file(str(path), dtype=dtype,
-                                                 local_files_only=offline(), **kwargs)
-        elif path.is_dir():
-            sub = {} if (path / "config.json").is_file() else {"subfolder": "vae"}
-            vae = AutoencoderKL.from_pretrained(str(path), dtype=dtype, **sub)
-        else:
-            vae = AutoencoderKL.from_pretrained(source, dtype=dtype, local_files_only=offline())
-    except ModelError:
-        raise
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-        if not path.exists() and offline():
-            raise ModelError(f"vae {source} is not in the Hugging Face cache and offline mode "
-                             "is on (HF_HUB_OFFLINE=1)") from None
-        raise ModelError(f"vae {source} could not be loaded: {first_line(exc)}") from exc
-    return vae.to(device)
+    def from_file(path):
+        kwargs = {"config": config, "subfolder": "vae"} if config else {}
+        return AutoencoderKL.from_single_file(str(path), dtype=dtype, local_files_only=offline(),
+                                              **kwargs)
+
+    def from_folder(path):
+        # The VAE's own folder, or a model folder with vae/ in it.
+        sub = {} if (path / "config.json").is_file() else {"subfolder": "vae"}
+        return AutoencoderKL.from_pretrained(str(path), dtype=dtype, **sub)
+
+    return load_component(
+        "vae", source, device, from_file=from_file, from_folder=from_folder,
+        from_hub=lambda name: AutoencoderKL.from_pretrained(name, dtype=dtype,
+                                                            local_files_only=offline()))
