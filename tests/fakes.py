@@ -41,13 +41,17 @@ class FakeRunner:
 
     def plugin(self):
         """A plugin contributing this runner."""
-        runner = self
+        return runner_plugin(self)
 
-        class Plugin:
-            @hookimpl
-            def photobatch_runners(self):
-                return [runner]
-        return Plugin()
+
+def runner_plugin(runner):
+    """A plugin contributing ``runner`` (any object with the runner interface)."""
+
+    class Plugin:
+        @hookimpl
+        def photobatch_runners(self):
+            return [runner]
+    return Plugin()
 
 
 def watch_once(tmp_path: Path, runner: FakeRunner, recipe_toml: str, photos: int) -> Path:
@@ -72,3 +76,28 @@ def watch_once(tmp_path: Path, runner: FakeRunner, recipe_toml: str, photos: int
                                entrypoints=False, extra=[runner.plugin()]))
     assert service.run() == 0
     return tmp_path / "out"
+
+
+def reloadable_service(tmp_path: Path, defaults_line: str):
+    """A watch service built from a config whose ``[defaults]`` holds ``defaults_line``, and a
+    function that rewrites that line and reloads the service (what a HUP does)."""
+    from photobatch.daemon.service import WatchService
+
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    config_file = tmp_path / "config.toml"
+
+    def write(line: str) -> None:
+        config_file.write_text(f'[defaults]\nmodel = "test/model"\n{line}\n[[watch]]\n'
+                               f'path = "{inbox}"\nrecipes = ["color-correct"]\n'
+                               f'output = "{tmp_path / "out"}"\n', encoding="utf-8")
+
+    write(defaults_line)
+    service = WatchService(config_file, tmp_path / "c.db")
+    service.app = service._build_app(service.config)
+    service.pipeline = SimpleNamespace(wake=lambda: None)
+
+    def reload_with(line: str) -> None:
+        write(line)
+        service._reload()
+    return service, reload_with

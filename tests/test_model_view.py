@@ -6,11 +6,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+from fakes import runner_plugin
 from PIL import Image, ImageCms
 
 from photobatch.daemon.app import App
 from photobatch.daemon.session import Session
-from photobatch.plugins import hookimpl
 from photobatch.plugins.colour import from_srgb, is_srgb, profile_for, srgb_profile, to_srgb
 from photobatch.plugins.manager import build_plugin_manager
 
@@ -44,13 +44,7 @@ class ShiftRunner:
                                device="cpu", working_size=small.size)
 
     def plugin(self):
-        runner = self
-
-        class Plugin:
-            @hookimpl
-            def photobatch_runners(self):
-                return [runner]
-        return Plugin()
+        return runner_plugin(self)
 
 
 def _adobe_photo(path):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from fakes import reloadable_service
 from PIL import Image
 
 from photobatch.daemon.cli import main
@@ -100,24 +101,7 @@ def test_each_run_records_its_precision_in_the_catalog(tmp_path, standin_model, 
 
 
 def test_a_reload_changes_the_precision(tmp_path):
-    from types import SimpleNamespace
-
-    from photobatch.daemon.service import WatchService
-
-    inbox = tmp_path / "in"
-    inbox.mkdir()
-    config_file = tmp_path / "config.toml"
-
-    def write(precision: str) -> None:
-        config_file.write_text(f'[defaults]\nmodel = "test/model"\nprecision = "{precision}"\n'
-                               f'[[watch]]\npath = "{inbox}"\nrecipes = ["color-correct"]\n'
-                               f'output = "{tmp_path / "out"}"\n', encoding="utf-8")
-
-    write("fp32")
-    service = WatchService(config_file, tmp_path / "c.db")
-    service.app = service._build_app(service.config)
-    service.pipeline = SimpleNamespace(wake=lambda: None)
+    service, reload_with = reloadable_service(tmp_path, 'precision = "fp32"')
     assert service.app.runners.get("img2img").precision == "fp32"
-    write("bf16")
-    service._reload()
+    reload_with('precision = "bf16"')
     assert service.app.runners.get("inpaint").precision == "bf16"

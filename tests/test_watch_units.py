@@ -6,7 +6,7 @@ import threading
 import tomllib
 
 import pytest
-from fakes import FakeRunner, watch_once
+from fakes import FakeRunner, reloadable_service, watch_once
 
 from photobatch.catalog.queue import RunQueue
 from photobatch.catalog.store import Catalog
@@ -289,26 +289,9 @@ def test_a_cpu_model_with_cores_to_spare_overlaps_too(tmp_path, monkeypatch):
 
 
 def test_a_reload_moves_the_runners_to_the_new_device(tmp_path):
-    from types import SimpleNamespace
-
-    from photobatch.daemon.service import WatchService
-
-    inbox = tmp_path / "in"
-    inbox.mkdir()
-    config_file = tmp_path / "config.toml"
-
-    def write(device_line: str) -> None:
-        config_file.write_text(f'[defaults]\nmodel = "test/model"\n{device_line}\n[[watch]]\n'
-                               f'path = "{inbox}"\nrecipes = ["color-correct"]\n'
-                               f'output = "{tmp_path / "out"}"\n', encoding="utf-8")
-
-    write('device = "cpu"')
-    service = WatchService(config_file, tmp_path / "c.db")
-    service.app = service._build_app(service.config)
-    service.pipeline = SimpleNamespace(wake=lambda: None)
+    service, reload_with = reloadable_service(tmp_path, 'device = "cpu"')
     assert service.app.runners.get("img2img").device == "cpu"
-    write('device = "cuda:1"')
-    service._reload()
+    reload_with('device = "cuda:1"')
     assert service.app.runners.get("img2img").device == "cuda:1"
 
 
