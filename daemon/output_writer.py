@@ -49,7 +49,7 @@ class OutputWriter:
                          **writer_options(recipe.output, writer, source_bits))
             metadata.write_output_metadata(
                 source, temp, width=width, height=height,
-                policy=recipe.output.metadata, icc=icc or "source",
+                policy=recipe.output.metadata, icc=icc or "source", pixels=image,
                 record={
                     "Recipe": recipe.name,
                     "RecipeFingerprint": recipe.fingerprint,

@@ -178,9 +178,24 @@ def test_detail_transfer_in_bands_equals_the_whole_picture(monkeypatch):
     before = _low(full, (120, 80))
     after = before.filter(ImageFilter.GaussianBlur(2)).point(lambda v: min(255, v + 20))
     whole = np.asarray(detail_transfer(full, before, after))
-    monkeypatch.setattr(fullres, "_BAND_PIXELS", 300 * 17)  # bands of 17 rows, the last one short
+    monkeypatch.setattr(fullres, "_CPU_BAND_PIXELS", 300 * 17)  # bands of 17 rows, the last one short
+    assert fullres._band_rows("cpu", 300) == 17
     banded = np.asarray(detail_transfer(full, before, after))
     assert np.array_equal(whole, banded)
+    # And the bands agree with one bilinear upsampling of the fitted maps over the whole photo.
+    import torch
+    import torch.nn.functional as F
+
+    def planes(image):
+        return torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0
+
+    maps = fullres.guided_coefficients(planes(before), planes(after), 2, 1e-2)
+    maps[9:] *= 255.0
+    up = F.interpolate(maps[None], size=(203, 300), mode="bilinear", align_corners=False)[0]
+    src = planes(full) * 255.0
+    a, b = up[:9].reshape(3, 3, 203, 300), up[9:]
+    expected = (torch.einsum("rchw,chw->rhw", a, src) + b).clamp(0, 255).round()
+    assert np.abs(banded.transpose(2, 0, 1).astype(float) - expected.numpy()).max() <= 1
 
 
 def test_detail_transfer_keeps_16_bit_sources_in_16_bits():

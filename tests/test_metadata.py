@@ -144,6 +144,31 @@ def test_all_policy_carries_everything_over(source, tmp_path, read_meta):
     assert summary["gps_lat"] == pytest.approx(48.8584, abs=1e-5)
 
 
+@pytest.mark.parametrize("bits", [8, 16])
+def test_thumbnail_from_the_writers_pixels_matches_the_output(source, tmp_path, bits):
+    # The writer hands over the pixels it encoded: the thumbnail is made from them, without
+    # decoding the file, and shows the same upright picture.
+    output = tmp_path / "out.jpg"
+    width, height = render(source, output, scale=1.0)
+    with Image.open(output) as img:
+        pixels = img.convert("RGB")
+    given = np.asarray(pixels).astype(np.uint16) * 257 if bits == 16 else pixels
+    write_output_metadata(source, output, width=width, height=height, record=RECORD,
+                          pixels=given)
+    with Image.open(io.BytesIO(thumbnail(output))) as t:
+        assert t.size == (120, 160)
+        got = np.asarray(t.convert("RGB"), dtype=float)
+    ref = np.asarray(pixels.resize((120, 160), Image.Resampling.LANCZOS), dtype=float)
+    # As close to the picture as a thumbnail decoded from the written file (a q80 JPEG's error).
+    from photobatch.plugins.metadata.thumbnail import thumbnail_jpeg
+
+    with Image.open(io.BytesIO(thumbnail_jpeg(output.read_bytes()))) as t:
+        decoded = np.asarray(t.convert("RGB"), dtype=float)
+    assert np.abs(got - ref).mean() <= np.abs(decoded - ref).mean() + 0.5 < 6.0
+    with Image.open(output) as img:
+        assert np.array_equal(np.asarray(img.convert("RGB")), np.asarray(pixels))  # pixels untouched
+
+
 def test_output_already_carrying_the_icc(source, tmp_path):
     output = tmp_path / "with-icc.jpg"
     transfer(source, output, icc=srgb_profile())

@@ -28,8 +28,18 @@ log = logging.getLogger(__name__)
 # Below this short side (pixels) the fit stays at the model's own size.
 _FIT_SHORT_SIDE = 192
 
-# Full-size pixels computed at once: bounds memory (12 float32 maps per pixel, ~200 MB a band).
+# Full-size pixels computed at once. On a GPU: large bands (12 float32 maps per pixel, ~200 MB
+# a band), few kernel launches. On the CPU: small bands whose buffers are reused, so that they
+# stay in the cache and no band pays for fresh pages (a new 46 MB tensor costs ~16 ms of page
+# faults on 2 cores, more than the arithmetic done in it; bench/RESULTS.md).
 _BAND_PIXELS = 4 << 20
+_CPU_BAND_PIXELS = 1 << 16
+
+
+def _band_rows(device: str, width: int) -> int:
+    """Rows of a band of a ``width``-wide photo on ``device``."""
+    pixels = _CPU_BAND_PIXELS if device == "cpu" else _BAND_PIXELS
+    return max(16, pixels // width)
 
 
 def _box1d(x, radius: int, dim: int):
@@ -166,21 +176,30 @@ def _detail_transfer(full, before, after, radius, eps, device):
         top = 65535.0 if src.dtype == np.uint16 else 255.0
         maps[9:] *= top  # the offsets in the photo's own units: its pixels need no scaling
         height, width = src.shape[:2]
+        # Columns first, at the fit's height (small), then each band's rows from those: the
+        # same bilinear upsampling as the whole picture at once, exact for any band.
+        cols = F.interpolate(maps.reshape(1, -1, lo_w), size=width, mode="linear",
+                             align_corners=False).reshape(12, lo_h, width)
         out = np.empty_like(src)
         result = torch.from_numpy(out)
-        rows_per_band = max(16, _BAND_PIXELS // width)
+        with warnings.catch_warnings():
+            # A read-only view of the photo: torch warns, and only reads it.
+            warnings.simplefilter("ignore", UserWarning)
+            photo = torch.from_numpy(src)
+        rows_per_band = _band_rows(device, width)
+        # One set of buffers for every band (flat, so a short last band is a contiguous view).
+        above_buf = torch.empty(12 * rows_per_band * width, device=device)
+        below_buf = torch.empty_like(above_buf)
+        guide_buf = torch.empty(3 * rows_per_band * width, device=device)
         for y0 in range(0, height, rows_per_band):
             y1 = min(height, y0 + rows_per_band)
-            # Rows by hand (exact for any band), then columns by the library: together the
-            # same bilinear upsampling as the whole picture at once.
-            upper, lower, weight = _taps(height, lo_h, y0, y1, device)
-            rows = torch.lerp(maps.index_select(1, upper), maps.index_select(1, lower), weight[:, None])
-            up = F.interpolate(rows.reshape(1, -1, lo_w), size=width, mode="linear",
-                               align_corners=False).reshape(-1, y1 - y0, width)
-            with warnings.catch_warnings():
-                # A read-only view of the photo: torch warns, and only reads it.
-                warnings.simplefilter("ignore", UserWarning)
-                guide = torch.from_numpy(src[y0:y1]).to(device).permute(2, 0, 1).float()
+            n = y1 - y0
+            above, below, weight = _taps(height, lo_h, y0, y1, device)
+            up = torch.index_select(cols, 1, above, out=above_buf[:12 * n * width].view(12, n, width))
+            down = torch.index_select(cols, 1, below, out=below_buf[:12 * n * width].view(12, n, width))
+            up.lerp_(down, weight[:, None])
+            guide = guide_buf[:3 * n * width].view(3, n, width)
+            guide.copy_(photo[y0:y1].permute(2, 0, 1))
             band = up[9:]
             for r in range(3):
                 for c in range(3):

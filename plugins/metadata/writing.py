@@ -18,7 +18,7 @@ from photobatch.plugins.metadata.exiv2 import (
 )
 from photobatch.plugins.metadata.policies import POLICIES, drop_iptc, exif_changes, xmp_changes
 from photobatch.plugins.metadata.record import normalise_record
-from photobatch.plugins.metadata.thumbnail import replace_thumbnail
+from photobatch.plugins.metadata.thumbnail import replace_thumbnail, thumbnail_from_pixels
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ def write_output_metadata(
     record: dict[str, str],
     policy: str = "all",
     icc: str | bytes = "source",
+    pixels=None,
 ) -> None:
     """Give ``output`` the metadata of ``source``, filtered by ``policy``, plus our XMP record.
 
@@ -43,7 +44,8 @@ def write_output_metadata(
     embeds the source's profile when it has one, "output" keeps what the writer embedded (for
     outputs converted to another colour space), a profile's bytes embed that profile (what the
     reader decoded the pixels into: a RAW's rendering space, sRGB for a CMYK source). The
-    source is only ever read; the output is replaced atomically.
+    source is only ever read; the output is replaced atomically. ``pixels``: the output's own
+    pixels (PIL image or H x W x 3 array) when the caller still has them, for the thumbnail.
     """
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(repr(p) for p in POLICIES)}; "
@@ -92,9 +94,12 @@ def write_output_metadata(
     finally:
         src.close()
 
+    thumb = None
+    if pixels is not None and policy != "none" and output.suffix.lower() in (".jpg", ".jpeg"):
+        thumb = thumbnail_from_pixels(pixels)
     try:
         data = _rewrite(out, src_icc=src_icc, width=width, height=height, record=record,
-                        policy=policy, name=output.name)
+                        policy=policy, name=output.name, thumb=thumb)
     except RuntimeError as exc:
         raise MetadataError(f"cannot write metadata to {output.name}: {one_line(exc)}") from exc
 
@@ -106,7 +111,7 @@ def write_output_metadata(
 
 
 def _rewrite(out, *, src_icc: bytes, width: int, height: int, record: dict[str, str],
-             policy: str, name: str) -> bytes:
+             policy: str, name: str, thumb: bytes | None = None) -> bytes:
     # Edits the parsed output in place and closes it. Working on the copy target instead of
     # a fresh parse of its bytes gave byte-identical files for every sample format (JPEG,
     # DNG, 16-bit TIFF and PNG, HEIC) into JPEG, TIFF and PNG under every policy.
@@ -138,7 +143,7 @@ def _rewrite(out, *, src_icc: bytes, width: int, height: int, record: dict[str, 
             out.modify_xmp(xmp_set)
 
             if mime == "image/jpeg" and policy != "none":
-                replace_thumbnail(out, name)
+                replace_thumbnail(out, name, thumb)
             elif out.read_thumbnail():
                 out.clear_thumbnail()
             return out.get_bytes()
