@@ -37,6 +37,7 @@ class LoadedModel:
     loras: dict = field(default_factory=dict)  # adapter name -> source
     embeddings: dict = field(default_factory=dict)  # token -> embedding file
     ip_adapter: tuple | None = None  # (key, id of the pipeline it was loaded through)
+    conditioning: dict = field(default_factory=dict)  # prompt key -> embeddings (prompts.py)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property

@@ -14,7 +14,7 @@ from PIL import Image
 from photobatch.plugins.diffusion.adapters import apply_ip_adapter, apply_loras, load_embeddings
 from photobatch.plugins.diffusion.controlnet import control_image
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
-from photobatch.plugins.diffusion.prompts import clip_skip_arguments
+from photobatch.plugins.diffusion.prompts import prompt_arguments
 from photobatch.plugins.diffusion.samplers import inference_steps, make_scheduler
 
 
@@ -61,8 +61,6 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
                            settings.resolve_path(settings.vae) if settings.vae else None)
     n = len(images)
     kwargs = dict(
-        prompt=[settings.prompt] * n,
-        negative_prompt=[settings.negative_prompt] * n if settings.negative_prompt else None,
         image=list(images),
         strength=settings.strength,
         num_inference_steps=inference_steps(settings.steps, settings.strength, settings.exact_steps),
@@ -85,10 +83,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
             apply_loras(pipe, loaded, loras)
             load_embeddings(pipe, loaded, [replace(e, path=settings.resolve_path(e.path))
                                            for e in settings.embeddings])
-            if settings.clip_skip > 1:
-                # Encoded here, with this recipe's LoRAs and embeddings in place.
-                kwargs.update(clip_skip_arguments(pipe, settings.prompt, settings.negative_prompt,
-                                                  n, settings.clip_skip))
+            # Encoded here (or found encoded), with this recipe's LoRAs and embeddings in place.
+            kwargs.update(prompt_arguments(pipe, loaded, settings, n))
             ip = settings.ip_adapter
             if ip is not None:
                 ip = replace(ip, model=settings.resolve_path(ip.model),

@@ -1,6 +1,13 @@
-"""A1111's "Clip skip": the prompt conditioned on an earlier layer of the CLIP text encoder.
+"""The prompt's conditioning: encoded once per prompt and model, and A1111's "Clip skip".
 
-A1111 numbers it from 1 (the last layer, no skip) and skips for the prompt and the negative
+A batch of photos under one recipe shares one prompt: its text-encoder embeddings are computed
+once and kept on the loaded model (A1111 caches its conditioning the same way), keyed by
+everything that changes them: the prompts, the clip skip, the active LoRAs with their weights
+(a LoRA may train the text encoder) and the textual-inversion tokens loaded. The embeddings
+come from the pipeline's own ``encode_prompt`` with the arguments its ``__call__`` would pass,
+so a cached call gives the picture an uncached one gives.
+
+"Clip skip" conditions on an earlier layer of the CLIP text encoder. A1111 numbers it from 1 (the last layer, no skip) and skips for the prompt and the negative
 prompt alike. diffusers' SD 1.x/2.x pipelines skip for the prompt only, and with transformers
 5.6 and later they fail outright (``CLIPTextModel`` lost its ``text_model``; huggingface/diffusers
 issue 14124, open), so for those the embeddings are computed here and handed to the pipeline.
@@ -9,16 +16,56 @@ SDXL pipelines do it themselves (they read the hidden states and apply no final 
 
 from __future__ import annotations
 
+# Conditionings kept per model: recipes with their own prompts, a few at a time.
+_KEPT = 16
 
-def clip_skip_arguments(pipe, prompt: str, negative_prompt: str, count: int, clip_skip: int) -> dict:
-    """Pipeline keyword arguments that condition ``count`` images on layer ``-clip_skip`` of the
-    text encoder (A1111 numbering: 2 is the penultimate layer)."""
-    if getattr(pipe, "text_encoder_2", None) is not None or getattr(pipe, "text_encoder", None) is None:
-        return {"clip_skip": clip_skip - 1}  # diffusers counts the layers skipped after the last
-    embeds = encode_skipping(pipe, [prompt] * count, clip_skip)
-    negatives = encode_skipping(pipe, [negative_prompt or ""] * count, clip_skip)
-    return {"prompt": None, "negative_prompt": None, "prompt_embeds": embeds,
-            "negative_prompt_embeds": negatives}
+
+def prompt_arguments(pipe, loaded, settings, count: int) -> dict:
+    """Pipeline keyword arguments conditioning ``count`` images on ``settings``' prompts.
+
+    Call with the recipe's LoRAs and embeddings in place (they are part of the key).
+    """
+    key = (settings.prompt, settings.negative_prompt or "", settings.clip_skip,
+           tuple((spec.path, float(spec.weight)) for spec in settings.loras),
+           tuple(sorted(loaded.embeddings.items())))
+    kept = loaded.conditioning
+    tensors = kept.pop(key, None)
+    if tensors is None:
+        tensors = _encode(pipe, settings.prompt, settings.negative_prompt, settings.clip_skip)
+    kept[key] = tensors  # most recently used last
+    while len(kept) > _KEPT:
+        kept.pop(next(iter(kept)))
+    arguments = {"prompt": None, "negative_prompt": None}
+    for name, tensor in tensors.items():
+        arguments[name] = tensor.repeat(count, *([1] * (tensor.dim() - 1)))
+    return arguments
+
+
+def _is_sdxl(pipe) -> bool:
+    return getattr(pipe, "text_encoder_2", None) is not None or getattr(pipe, "text_encoder", None) is None
+
+
+def _encode(pipe, prompt: str, negative_prompt: str | None, clip_skip: int) -> dict:
+    """The conditioning of one image: what the pipeline's ``__call__`` would compute."""
+    import torch
+
+    device = pipe._execution_device
+    with torch.no_grad():
+        if _is_sdxl(pipe):
+            # SDXL pipelines skip layers themselves (hidden states, no final norm); diffusers
+            # counts the layers skipped after the last, A1111 the layer used.
+            embeds, negatives, pooled, negative_pooled = pipe.encode_prompt(
+                prompt=prompt, device=device, num_images_per_prompt=1,
+                do_classifier_free_guidance=True, negative_prompt=negative_prompt or None,
+                clip_skip=clip_skip - 1 if clip_skip > 1 else None)
+            return {"prompt_embeds": embeds, "negative_prompt_embeds": negatives,
+                    "pooled_prompt_embeds": pooled, "negative_pooled_prompt_embeds": negative_pooled}
+        if clip_skip > 1:
+            embeds = encode_skipping(pipe, [prompt], clip_skip)
+            negatives = encode_skipping(pipe, [negative_prompt or ""], clip_skip)
+        else:
+            embeds, negatives = pipe.encode_prompt(prompt, device, 1, True, negative_prompt or None)
+    return {"prompt_embeds": embeds, "negative_prompt_embeds": negatives}
 
 
 def encode_skipping(pipe, texts: list[str], clip_skip: int):

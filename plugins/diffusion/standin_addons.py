@@ -59,23 +59,33 @@ def save_standin_ip_adapter(pipe, target: str | Path, seed: int = 0) -> Path:
     return target
 
 
-def save_standin_lora(pipe, target: str | Path, seed: int = 0, rank: int = 4) -> Path:
-    """Save a random LoRA for ``pipe``'s UNet attention layers as one .safetensors file."""
+def save_standin_lora(pipe, target: str | Path, seed: int = 0, rank: int = 4,
+                      text_encoder: bool = False) -> Path:
+    """Save a random LoRA for ``pipe``'s UNet attention layers (and, with ``text_encoder``, its
+    text encoder's: LoRAs trained that way change the prompt's conditioning) as one .safetensors
+    file."""
     import copy
 
     import torch
-    from peft import LoraConfig, get_peft_model_state_dict
+    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
 
     torch.manual_seed(seed)
     unet = copy.deepcopy(pipe.unet)
     # init_lora_weights=False: random B too, so the LoRA changes the output from the start.
     unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
                                 target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
-    layers = get_peft_model_state_dict(unet)
+    layers = {"unet_lora_layers": get_peft_model_state_dict(unet)}
+    if text_encoder:
+        # peft directly: transformers' own add_adapter wants a newer peft than PyPI has.
+        encoder = inject_adapter_in_model(
+            LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
+                       target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]),
+            copy.deepcopy(pipe.text_encoder))
+        layers["text_encoder_lora_layers"] = get_peft_model_state_dict(encoder)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    type(pipe).save_lora_weights(str(target.parent), unet_lora_layers=layers,
-                                 weight_name=target.name, safe_serialization=True)
+    type(pipe).save_lora_weights(str(target.parent), weight_name=target.name,
+                                 safe_serialization=True, **layers)
     return target
 
 
