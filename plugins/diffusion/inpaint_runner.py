@@ -31,7 +31,7 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
             raise ValueError("full_resolution 'tiled' is for global recipes; inpainting uses "
                              "'detail-transfer' or 'resize'")
         loaded = self.cache.get(model, settings.model_config)
-        image = image.convert("RGB")
+        image = image if image.mode == "RGB" else image.convert("RGB")
         mask = mask.convert("L")
         if mask.size != image.size:
             mask = mask.resize(image.size, Image.Resampling.BILINEAR)
