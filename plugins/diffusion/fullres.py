@@ -78,18 +78,21 @@ def guided_coefficients(before, after, radius: int, eps: float):
     import torch
 
     h, w = before.shape[1:]
-    mean_i = _box(before, radius)
-    mean_p = _box(after, radius)
-    products = torch.stack([before[r] * before[c] for r in range(3) for c in range(3)]
-                           + [after[r] * before[c] for r in range(3) for c in range(3)])
-    boxed = _box(products, radius)
+    # Every map that needs the box filter, in one (21, h, w) stack: one pass instead of five.
+    boxed = _box(torch.cat([before, after,
+                            (before[:, None] * before[None]).reshape(9, h, w),
+                            (after[:, None] * before[None]).reshape(9, h, w)]), radius)
+    mean_i, mean_p = boxed[:3], boxed[3:6]
     eye = eps * torch.eye(3, dtype=before.dtype, device=before.device).reshape(3, 3, 1, 1)
-    sigma = boxed[:9].reshape(3, 3, h, w) - mean_i[:, None] * mean_i[None, :] + eye
-    cov = boxed[9:].reshape(3, 3, h, w) - mean_p[:, None] * mean_i[None, :] + eye
-    # argmin |p - A i - b|^2 + eps |A - I|^2  =>  A = (cov + eps I)(sigma + eps I)^-1.
-    a = torch.einsum("rkhw,kchw->rchw", cov, _inverse_spd3(sigma))  # (3, 3, h, w) = A
-    b = mean_p - (a * mean_i[None, :]).sum(1)
-    return _box(torch.cat([a.reshape(9, h, w), b]), radius)
+    sigma = boxed[6:15].reshape(3, 3, h, w) - mean_i[:, None] * mean_i[None, :] + eye
+    cov = boxed[15:].reshape(3, 3, h, w) - mean_p[:, None] * mean_i[None, :] + eye
+    # argmin |p - A i - b|^2 + eps |A - I|^2  =>  A = (cov + eps I)(sigma + eps I)^-1,
+    # elementwise (a batched matmul of 3x3 matrices is slower on every device).
+    maps = torch.empty(12, h, w, dtype=before.dtype, device=before.device)
+    a = maps[:9].view(3, 3, h, w)
+    torch.sum(cov[:, :, None] * _inverse_spd3(sigma)[None], 1, out=a)
+    torch.sub(mean_p, (a * mean_i[None, :]).sum(1), out=maps[9:])
+    return _box(maps, radius)
 
 
 def _inverse_spd3(m):
