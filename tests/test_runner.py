@@ -63,6 +63,23 @@ def test_standin_loads_through_the_real_code_and_runs(standin_model, fast_recipe
     assert runner.pipeline(str(standin_model))[0] is pipe
 
 
+def test_a_big_photo_reaches_the_model_as_a_lanczos_scaling_would_give_it():
+    # A box reduction by the whole factor, then LANCZOS: the model's input is the full LANCZOS
+    # scaling within a fraction of a level.
+    from PIL import ImageFilter
+
+    from photobatch.plugins.diffusion.params import to_working_size
+
+    rng = np.random.default_rng(3)
+    photo = Image.fromarray(rng.integers(0, 255, (300, 450, 3), dtype=np.uint8)).resize(
+        (3000, 2000), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(2))
+    size = working_size(*photo.size, 512)
+    fast = _arr(to_working_size(photo, size)).astype(float)
+    full = _arr(photo.resize(size, Image.Resampling.LANCZOS)).astype(float)
+    assert fast.shape == full.shape == (size[1], size[0], 3)
+    assert np.abs(fast - full).mean() < 0.5 and np.abs(fast - full).max() <= 8
+
+
 def test_every_sampler_builds_and_runs(standin_model):
     assert set(SAMPLERS) == set(SAMPLER_MAP)
     for name in ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ SDE Karras", "DDIM",

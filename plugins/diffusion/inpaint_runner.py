@@ -12,7 +12,7 @@ from PIL import Image
 
 from photobatch.plugins.diffusion.engine import RunOutput, generate
 from photobatch.plugins.diffusion.masks import crop_region, feather, model_mask
-from photobatch.plugins.diffusion.params import working_size
+from photobatch.plugins.diffusion.params import to_working_size, working_size
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
 from photobatch.plugins.diffusion.settings import settings_from_recipe
 
@@ -44,7 +44,7 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
             region = (0, 0, image.width, image.height)
         crop = image.crop(region)
         size = working_size(crop.width, crop.height, self.native(loaded))
-        model_input = crop.resize(size, Image.Resampling.LANCZOS)
+        model_input = to_working_size(crop, size)
         small_mask = model_mask(model_mask(feathered.crop(region)).resize(size, Image.Resampling.BILINEAR))
         out = generate(self.cache, loaded, settings, [model_input], [seed], masks=[small_mask],
                        controls=[model_input])[0]

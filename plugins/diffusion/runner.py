@@ -6,7 +6,7 @@ from PIL import Image
 
 from photobatch.plugins.diffusion.cache import LoadedModel, PipelineCache
 from photobatch.plugins.diffusion.engine import RunOutput, generate
-from photobatch.plugins.diffusion.params import validate_params, working_size
+from photobatch.plugins.diffusion.params import to_working_size, validate_params, working_size
 from photobatch.plugins.diffusion.settings import settings_from_recipe
 from photobatch.plugins.diffusion.sources import ModelError
 from photobatch.plugins.diffusion.tiles import merge_tiles, tile_boxes
@@ -69,7 +69,7 @@ class DiffusersImg2ImgRunner:
         if settings.full_resolution == "tiled":
             return self._run_tiled(loaded, settings, image, seed)
         size = working_size(image.width, image.height, self.native(loaded))
-        model_input = image.resize(size, Image.Resampling.LANCZOS)
+        model_input = to_working_size(image, size)
         reference_colors = getattr(recipe, "reference_colors", "none")
         source_input = model_input
         if reference_colors in ("before", "both"):
@@ -99,7 +99,7 @@ class DiffusersImg2ImgRunner:
         for img in images:
             img = _rgb(img)
             size = working_size(img.width, img.height, self.native(loaded))
-            inputs.append(img.resize(size, Image.Resampling.LANCZOS))
+            inputs.append(to_working_size(img, size))
         outputs: list[RunOutput | None] = [None] * len(images)
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, model_input in enumerate(inputs):
