@@ -73,11 +73,11 @@ def test_a_big_photo_reaches_the_model_as_a_lanczos_scaling_would_give_it():
     rng = np.random.default_rng(3)
     photo = Image.fromarray(rng.integers(0, 255, (300, 450, 3), dtype=np.uint8)).resize(
         (3000, 2000), Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(2))
-    size = working_size(*photo.size, 512)
+    size = working_size(*photo.size, 256)  # 312x208: a reduction by 3 comes first
     fast = _arr(to_working_size(photo, size)).astype(float)
     full = _arr(photo.resize(size, Image.Resampling.LANCZOS)).astype(float)
     assert fast.shape == full.shape == (size[1], size[0], 3)
-    assert np.abs(fast - full).mean() < 0.5 and np.abs(fast - full).max() <= 8
+    assert 0 < np.abs(fast - full).mean() < 0.5 and np.abs(fast - full).max() <= 8
 
 
 def test_every_sampler_builds_and_runs(standin_model):
