@@ -235,3 +235,19 @@ def test_detail_transfer_runs_on_the_cpu_when_the_gpu_is_out_of_memory(monkeypat
     with pytest.raises(RuntimeError, match="illegal memory access"):
         detail_transfer(full, before, before, device="cuda")
 
+
+
+@pytest.mark.parametrize("shape, radius", [((2, 9, 13), 2), ((1, 5, 4), 3), ((3, 6, 6), 9), ((1, 1, 7), 1)])
+def test_the_box_mean_counts_only_pixels_inside_the_picture(shape, radius):
+    # He et al.'s normalised box, against the definition: each window clipped at the borders.
+    import torch
+
+    from photobatch.plugins.diffusion.fullres import _box
+
+    x = torch.rand(shape, dtype=torch.float64)
+    got = _box(x, radius)
+    h, w = shape[1:]
+    for y in range(h):
+        for i in range(w):
+            window = x[:, max(0, y - radius):y + radius + 1, max(0, i - radius):i + radius + 1]
+            assert torch.allclose(got[:, y, i], window.mean(dim=(1, 2)))

@@ -50,19 +50,22 @@ def _box1d(x, radius: int, dim: int):
     dim %= x.dim()
     n = x.shape[dim]
     sums = torch.cumsum(x, dim)
-    # Running sums padded so that window i is ext[i + 2r + 1] - ext[i]: zeros before the
-    # picture, the total after it (windows are clipped at the edges).
-    zeros = list(x.shape)
-    zeros[dim] = radius + 1
-    totals = list(x.shape)
-    totals[dim] = radius
-    ext = torch.cat([x.new_zeros(zeros), sums, sums.narrow(dim, n - 1, 1).expand(totals)], dim)
-    total = ext.narrow(dim, 2 * radius + 1, n) - ext.narrow(dim, 0, n)
+    # Window i is sums[min(i + radius, n - 1)] - sums[i - radius - 1] (nothing to take away
+    # before the picture). Built in one buffer, in place: on the CPU every fresh tensor of
+    # this size costs more in page faults than the arithmetic done in it.
+    reach = min(radius, n - 1)
+    total = torch.empty_like(sums)
+    total.narrow(dim, 0, n - reach).copy_(sums.narrow(dim, reach, n - reach))
+    if reach:
+        tail = total.narrow(dim, n - reach, reach)
+        tail.copy_(sums.narrow(dim, n - 1, 1).expand_as(tail))
+    if n > radius + 1:
+        total.narrow(dim, radius + 1, n - radius - 1).sub_(sums.narrow(dim, 0, n - radius - 1))
     idx = torch.arange(n, device=x.device)
     count = ((idx + radius + 1).clamp(max=n) - (idx - radius).clamp(min=0)).to(x.dtype)
     shape = [1] * x.dim()
     shape[dim] = n
-    return total / count.reshape(shape)
+    return total.div_(count.reshape(shape))
 
 
 def _box(x, radius: int):
