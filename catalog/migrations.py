@@ -114,3 +114,10 @@ def m005_run_precision(db):
     """The dtype a run's model computed in ("fp32", "bf16", "fp16"): a seed reproduces a run
     exactly only in the same precision."""
     db["runs"].add_column("precision", str)
+
+
+@migrations()
+def m006_run_adapters_hash(db):
+    """The identity of the LoRA/embedding/VAE/ControlNet/IP-Adapter files a run read: a file
+    replaced under the same name makes its outputs stale."""
+    db["runs"].add_column("adapters_hash", str)

@@ -21,13 +21,14 @@ from photobatch.catalog.store import RUN_STATUSES
 STATE_UP_TO_DATE = "up to date"
 STATE_RECIPE_CHANGED = "stale: recipe changed"
 STATE_MODEL_CHANGED = "stale: model changed"
+STATE_ADAPTERS_CHANGED = "stale: adapters changed"
 STATE_OUTPUT_MISSING = "output missing"
 STATE_FAILED = "failed"
 STATE_NEVER_RUN = "never run"
 STATE_PENDING = "queued"  # queued or running: the daemon has it
 STATE_SKIPPED = "skipped"
 STATE_RECIPE_GONE = "recipe gone"
-STALE_STATES = (STATE_RECIPE_CHANGED, STATE_MODEL_CHANGED)
+STALE_STATES = (STATE_RECIPE_CHANGED, STATE_MODEL_CHANGED, STATE_ADAPTERS_CHANGED)
 
 _RELATIVE = re.compile(r"^(\d+)\s*([hdw])$")
 _STAMP_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
@@ -36,10 +37,16 @@ _STAMP_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %
 
 @dataclass(frozen=True)
 class Current:
-    """The recipe version and model a recipe would run with now (``model_id`` None: unknown)."""
+    """The recipe version, model and adapter files a recipe would run with now (None: unknown).
+
+    ``model_hash`` and ``adapters_hash`` are the identities of the files (weights replaced under
+    the same name); a run that recorded none is not judged by them.
+    """
 
     fingerprint: str
     model_id: str | None = None
+    model_hash: str | None = None
+    adapters_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,12 @@ def pair_state(pair: PairRow, current: CurrentFor | None) -> str:
         return STATE_RECIPE_CHANGED
     if now is not None and now.model_id and run["model_id"] != now.model_id:
         return STATE_MODEL_CHANGED
+    if now is not None and now.model_hash and run.get("model_hash") \
+            and run["model_hash"] != now.model_hash:
+        return STATE_MODEL_CHANGED  # the same name, other weights
+    if now is not None and now.adapters_hash and run.get("adapters_hash") \
+            and run["adapters_hash"] != now.adapters_hash:
+        return STATE_ADAPTERS_CHANGED
     if not run.get("output_path") or not Path(run["output_path"]).exists():
         return STATE_OUTPUT_MISSING
     return STATE_UP_TO_DATE

@@ -180,7 +180,8 @@ class Catalog:
 
     def finish_run(self, run_id: int, *, output_path: Path, output_sha256: str,
                    timings: dict[str, float], model_hash: str | None = None,
-                   device: str | None = None, precision: str | None = None) -> None:
+                   device: str | None = None, precision: str | None = None,
+                   adapters_hash: str | None = None) -> None:
         """Mark a run done with its output and per-stage timings."""
         self.db["runs"].update(run_id, {
             "status": "done",
@@ -190,6 +191,7 @@ class Catalog:
             "model_hash": model_hash,
             "device": device,
             "precision": precision,
+            "adapters_hash": adapters_hash,
             "error": None,
             "finished_at": _now(),
         })

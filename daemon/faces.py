@@ -27,6 +27,7 @@ class FacesOutput:
     faces: int
     finished: bool = True
     precision: str | None = None
+    adapters_hash: str | None = None
 
 
 def face_mask(size: tuple[int, int], box, expand: float) -> Image.Image:
@@ -62,4 +63,5 @@ def run_on_faces(app, runner, image: Image.Image, recipe, seed: int, model: str)
                                           color_match=recipe.color_match)
     return FacesOutput(current, result.model_id, result.model_hash, result.device,
                        result.working_size, len(faces),
-                       precision=getattr(result, "precision", None))
+                       precision=getattr(result, "precision", None),
+                       adapters_hash=getattr(result, "adapters_hash", None))

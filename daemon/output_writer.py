@@ -29,8 +29,12 @@ class OutputWriter:
     def write(self, source: Path, recipe: Recipe, image: Image.Image, icc: bytes | None,
                sha: str, seed: int, model_id: str, run_id: int, out_dir: Path,
                source_bits: int = 8, summary: dict | None = None,
-               file_id: int | None = None) -> Path:
-        """Write ``image`` (PIL, or 16-bit pixels) as ``recipe``'s output of ``source``."""
+               file_id: int | None = None, provenance: dict | None = None) -> Path:
+        """Write ``image`` (PIL, or 16-bit pixels) as ``recipe``'s output of ``source``.
+
+        ``provenance``: more of what made it for the XMP record (model and adapter file
+        identities, precision); empty values are left out.
+        """
         writer = self.app.writers.get(writer_name(recipe.output.format))
         tokens = name_tokens(recipe, source, summary, file_id)
         folder = output_folder(recipe, out_dir, tokens)
@@ -59,6 +63,7 @@ class OutputWriter:
                     "SourceFile": source.name,
                     "SourceSHA256": sha,
                     "RunID": str(run_id),
+                    **{k: str(v) for k, v in (provenance or {}).items() if v},
                 },
             )
             with open(temp, "rb+") as fh:

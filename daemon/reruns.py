@@ -1,8 +1,9 @@
 """Re-running recipes over a catalog selection: what would run, with which model, where to.
 
 Like Lightroom's publish services flag photos edited since their last publish, a run is stale
-when its recipe changed (another fingerprint) or the model its recipe runs on now is another
-one. The plan is made here; ``photobatch rerun`` queues it for the daemon or runs it now.
+when its recipe changed (another fingerprint), the model its recipe runs on now is another
+one or has other weights under the same name, or a LoRA, embedding, VAE, ControlNet or
+IP-Adapter file it read was replaced. The plan is made here; ``photobatch rerun`` queues it for the daemon or runs it now.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from photobatch.catalog.queries import (
 )
 from photobatch.catalog.queue import RunQueue
 from photobatch.daemon.app import App
-from photobatch.plugins.diffusion.sources import ModelError, resolve_model
+from photobatch.plugins.diffusion.settings import settings_from_recipe
+from photobatch.plugins.diffusion.sources import ModelError, adapters_hash, model_hash, resolve_model
 from photobatch.recipes.schema import Recipe
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ class ModelChooser:
         self.explicit = explicit
         self.config = config
         self._ids: dict[str, str | None] = {}
+        self._hashes: dict[str, str | None] = {}
+        self._adapters: dict[str, str | None] = {}
 
     def model_for(self, recipe: Recipe, run: dict[str, Any] | None) -> str | None:
         """The model reference ``recipe`` would run on for this run's photo."""
@@ -68,12 +72,35 @@ class ModelChooser:
                 self._ids[model] = None
         return self._ids[model]
 
+    def model_hash(self, model: str | None) -> str | None:
+        """The identity of ``model``'s weights now (None: a hub id, or not resolvable)."""
+        if not model:
+            return None
+        if model not in self._hashes:
+            try:
+                self._hashes[model] = model_hash(resolve_model(model))
+            except (ModelError, OSError):
+                self._hashes[model] = None
+        return self._hashes[model]
+
+    def adapters_hash(self, recipe: Recipe) -> str | None:
+        """The identity of the adapter files ``recipe`` reads now (LoRAs, VAE, ...)."""
+        if recipe.name not in self._adapters:
+            try:
+                self._adapters[recipe.name] = adapters_hash(settings_from_recipe(recipe))
+            except (ValueError, OSError) as exc:
+                log.warning("%s: %s", recipe.name, exc)
+                self._adapters[recipe.name] = None
+        return self._adapters[recipe.name]
+
     def current(self, recipe_name: str, run: dict[str, Any] | None) -> Current | None:
         """What ``recipe_name`` would run with now (None: no such recipe any more)."""
         recipe = self.app.recipes.get(recipe_name)
         if recipe is None:
             return None
-        return Current(recipe.fingerprint, self.model_id(self.model_for(recipe, run)))
+        model = self.model_for(recipe, run)
+        return Current(recipe.fingerprint, self.model_id(model), self.model_hash(model),
+                       self.adapters_hash(recipe))
 
     def _watch_folder(self, run: dict[str, Any] | None):
         if self.config is None or not run or not run.get("output_dir"):

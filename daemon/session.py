@@ -314,12 +314,17 @@ class Session:
                 output = self.writer.write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
                                      job.seed, job.model_id, job.run_id, job.out_dir,
                                      source_bits=job.decoded.bits, summary=job.summary,
-                                     file_id=job.file_id)
+                                     file_id=job.file_id, provenance={
+                                         "ModelHash": getattr(job.result, "model_hash", None),
+                                         "AdaptersHash": getattr(job.result, "adapters_hash", None),
+                                         "Precision": getattr(job.result, "precision", None),
+                                     })
                 output_sha = file_sha256(output)
             self.app.catalog.finish_run(job.run_id, output_path=output, output_sha256=output_sha,
                                         timings=job.timer.timings, model_hash=job.result.model_hash,
                                         device=job.result.device,
-                                        precision=getattr(job.result, "precision", None))
+                                        precision=getattr(job.result, "precision", None),
+                                        adapters_hash=getattr(job.result, "adapters_hash", None))
             self.app.notify("photobatch_output_written", source=job.path, output=output,
                             recipe=job.recipe.name, run_id=job.run_id)
             return Outcome(job.path, job.recipe.name, "done", output, run_id=job.run_id,

@@ -26,9 +26,10 @@ from photobatch.daemon.commands.selection import pop_selection, selection_option
 def rerun(obj: Context, everything, model, out_dir, force, now, dry_run, **selection_args):
     """Run recipes again over catalogued photos: stale outputs, failures, a recipe, a shoot.
 
-    Without --force only what needs it runs: outputs whose recipe or model changed, failed
-    runs, missing outputs, and (with --recipe) photos never run with that recipe. Runs are
-    queued for `photobatch watch` unless --now.
+    Without --force only what needs it runs: outputs whose recipe, model (or its weights) or
+    adapter files (LoRA, embedding, VAE, ControlNet, IP-Adapter) changed, failed runs, missing
+    outputs, and (with --recipe) photos never run with that recipe. Runs are queued for
+    `photobatch watch` unless --now.
     """
     from photobatch.daemon.commands.current import current_app
     from photobatch.daemon.reruns import plan_reruns

@@ -36,6 +36,7 @@ class RunOutput:
     region: tuple[int, int, int, int] | None = None
     mask: Image.Image | None = None
     precision: str | None = None  # "fp32", "bf16", "fp16": what the model computed in
+    adapters_hash: str | None = None  # the LoRA/VAE/... files read (sources.adapters_hash)
 
 
 def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) -> list[Image.Image]:

@@ -15,6 +15,7 @@ from photobatch.plugins.diffusion.masks import crop_region, feather, model_mask
 from photobatch.plugins.diffusion.params import to_working_size, working_size
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
 from photobatch.plugins.diffusion.settings import settings_from_recipe
+from photobatch.plugins.diffusion.sources import adapters_hash
 
 
 class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
@@ -49,4 +50,5 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
         out = generate(self.cache, loaded, settings, [model_input], [seed], masks=[small_mask],
                        controls=[model_input])[0]
         return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, model_input,
-                         region=region, mask=feathered, precision=loaded.precision)
+                         region=region, mask=feathered, precision=loaded.precision,
+                         adapters_hash=adapters_hash(settings))

@@ -8,7 +8,7 @@ from photobatch.plugins.diffusion.cache import LoadedModel, PipelineCache
 from photobatch.plugins.diffusion.engine import RunOutput, generate
 from photobatch.plugins.diffusion.params import to_working_size, validate_params, working_size
 from photobatch.plugins.diffusion.settings import settings_from_recipe
-from photobatch.plugins.diffusion.sources import ModelError
+from photobatch.plugins.diffusion.sources import ModelError, adapters_hash
 from photobatch.plugins.diffusion.tiles import merge_tiles, tile_boxes
 
 
@@ -80,7 +80,8 @@ class DiffusersImg2ImgRunner:
             out = toward_reference(out, settings)
         # Full resolution transfers the change from the *source* picture to the output.
         return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, source_input,
-                         precision=loaded.precision)
+                         precision=loaded.precision,
+                         adapters_hash=adapters_hash(settings))
 
     def run_batch(self, images, recipe, seeds, model: str) -> list[RunOutput]:
         """Run ``recipe`` on several images; same-size ones share pipeline calls of up to ``batch``.
@@ -101,6 +102,7 @@ class DiffusersImg2ImgRunner:
             size = working_size(img.width, img.height, self.native(loaded))
             inputs.append(to_working_size(img, size))
         outputs: list[RunOutput | None] = [None] * len(images)
+        adapters = adapters_hash(settings)
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, model_input in enumerate(inputs):
             by_size.setdefault(model_input.size, []).append(i)
@@ -111,7 +113,8 @@ class DiffusersImg2ImgRunner:
                                    [seeds[i] for i in chunk])
                 for i, out in zip(chunk, results):
                     outputs[i] = RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device,
-                                           size, inputs[i], precision=loaded.precision)
+                                           size, inputs[i], precision=loaded.precision,
+                                           adapters_hash=adapters)
         return outputs
 
     def _run_tiled(self, loaded: LoadedModel, settings, image: Image.Image, seed: int) -> RunOutput:
@@ -134,7 +137,8 @@ class DiffusersImg2ImgRunner:
                 tiles.append((box, _as_array(out)))
         merged = merge_tiles(padded.width, padded.height, tiles, overlap)[:height, :width]
         return RunOutput(Image.fromarray(merged), loaded.ref.model_id, loaded.hash, loaded.device,
-                         (tile_w, tile_h), None, precision=loaded.precision)
+                         (tile_w, tile_h), None, precision=loaded.precision,
+                         adapters_hash=adapters_hash(settings))
 
 
 def toward_reference(image: Image.Image, settings) -> Image.Image:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def model_hash(ref: ModelRef) -> str | None:
     every file's size. For a single file: its size, its safetensors header (tensor names, shapes
     and offsets) and a few sampled megabytes of the weights.
     """
+    # Kept as first written: the catalog compares it with the hashes of earlier runs.
     digest = hashlib.sha256()
     if ref.kind == "folder":
         root = Path(ref.location)
@@ -122,3 +124,67 @@ def model_hash(ref: ModelRef) -> str | None:
             digest.update(ref.config.encode())
         return digest.hexdigest()[:16]
     return None
+
+
+# (path, size, mtime) -> identity: a run does not re-read files that did not change.
+_IDENTITIES: dict[tuple[str, int, int], str] = {}
+
+
+def file_identity(path: Path) -> str:
+    """A cheap content identity of a local file or folder (16 hex digits).
+
+    A file: its size and four sampled megabytes (all of it up to 4 MB: every
+    textual-inversion embedding is read whole). A folder: each file's relative name and identity.
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(f"{item.relative_to(path).as_posix()}\0{file_identity(item)}\n".encode())
+        return digest.hexdigest()[:16]
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    known = _IDENTITIES.get(key)
+    if known is not None:
+        return known
+    size = stat.st_size
+    digest.update(str(size).encode())
+    chunk = 1 << 20
+    with open(path, "rb") as fh:
+        if size <= 4 * chunk:
+            digest.update(fh.read())
+        else:
+            for offset in (0, size // 3, (2 * size) // 3, size - chunk):
+                fh.seek(offset)
+                digest.update(fh.read(chunk))
+    identity = digest.hexdigest()[:16]
+    if time.time_ns() - stat.st_mtime_ns > 2_000_000_000:
+        # Only settled files: a file rewritten within the clock's granularity would keep
+        # its (size, mtime) and the cache would hide the change (git's "racy" files).
+        _IDENTITIES[key] = identity
+    return identity
+
+
+def adapters_hash(settings) -> str | None:
+    """One identity for the files a recipe's run reads besides its model (LoRAs, embeddings,
+    VAE, ControlNet, IP-Adapter), like A1111's "Lora hashes"; None when it names none.
+
+    A file replaced under the same name gives another identity: the outputs made with the old
+    one are stale. References that are not local files (hub ids) count by name.
+    """
+    refs = [("lora", spec.path, str(spec.weight)) for spec in settings.loras]
+    refs += [("embedding", spec.path, spec.token) for spec in settings.embeddings]
+    if settings.vae:
+        refs.append(("vae", settings.vae, ""))
+    if settings.controlnet is not None:
+        refs.append(("controlnet", settings.controlnet.model, ""))
+    if settings.ip_adapter is not None:
+        refs.append(("ip-adapter", settings.ip_adapter.model, ""))
+    if not refs:
+        return None
+    digest = hashlib.sha256()
+    for kind, value, extra in refs:
+        local = Path(settings.resolve_path(value))
+        identity = file_identity(local) if local.exists() else "name:" + value
+        digest.update(f"{kind}\0{extra}\0{identity}\n".encode())
+    return digest.hexdigest()[:16]
