@@ -310,21 +310,20 @@ class Session:
                     full = apply_post_steps(post, full, job.decoded.image, self.app.pm)
             if job.recipe.output.max_side:
                 full = fit_within(full, job.recipe.output.max_side)
+            # What made it, beyond the recipe and seed: for the catalog and the XMP record alike.
+            made = {key: getattr(job.result, key, None)
+                    for key in ("model_hash", "adapters_hash", "precision")}
             with job.timer.stage("write", f"writing the output of {job.path.name}"):
                 output = self.writer.write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
                                      job.seed, job.model_id, job.run_id, job.out_dir,
                                      source_bits=job.decoded.bits, summary=job.summary,
                                      file_id=job.file_id, provenance={
-                                         "ModelHash": getattr(job.result, "model_hash", None),
-                                         "AdaptersHash": getattr(job.result, "adapters_hash", None),
-                                         "Precision": getattr(job.result, "precision", None),
-                                     })
+                                         "ModelHash": made["model_hash"],
+                                         "AdaptersHash": made["adapters_hash"],
+                                         "Precision": made["precision"]})
                 output_sha = file_sha256(output)
             self.app.catalog.finish_run(job.run_id, output_path=output, output_sha256=output_sha,
-                                        timings=job.timer.timings, model_hash=job.result.model_hash,
-                                        device=job.result.device,
-                                        precision=getattr(job.result, "precision", None),
-                                        adapters_hash=getattr(job.result, "adapters_hash", None))
+                                        timings=job.timer.timings, device=job.result.device, **made)
             self.app.notify("photobatch_output_written", source=job.path, output=output,
                             recipe=job.recipe.name, run_id=job.run_id)
             return Outcome(job.path, job.recipe.name, "done", output, run_id=job.run_id,

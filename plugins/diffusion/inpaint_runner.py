@@ -13,7 +13,7 @@ from PIL import Image
 from photobatch.plugins.diffusion.engine import RunOutput, generate
 from photobatch.plugins.diffusion.masks import crop_region, feather, model_mask
 from photobatch.plugins.diffusion.params import to_working_size, working_size
-from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
+from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner, rgb
 from photobatch.plugins.diffusion.settings import settings_from_recipe
 from photobatch.plugins.diffusion.sources import adapters_hash
 
@@ -32,7 +32,7 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
             raise ValueError("full_resolution 'tiled' is for global recipes; inpainting uses "
                              "'detail-transfer' or 'resize'")
         loaded = self.cache.get(model, settings.model_config)
-        image = image if image.mode == "RGB" else image.convert("RGB")
+        image = rgb(image)
         mask = mask.convert("L")
         if mask.size != image.size:
             mask = mask.resize(image.size, Image.Resampling.BILINEAR)

@@ -7,11 +7,12 @@ everything that changes them: the prompts, the clip skip, the active LoRAs with 
 come from the pipeline's own ``encode_prompt`` with the arguments its ``__call__`` would pass,
 so a cached call gives the picture an uncached one gives.
 
-"Clip skip" conditions on an earlier layer of the CLIP text encoder. A1111 numbers it from 1 (the last layer, no skip) and skips for the prompt and the negative
-prompt alike. diffusers' SD 1.x/2.x pipelines skip for the prompt only, and with transformers
-5.6 and later they fail outright (``CLIPTextModel`` lost its ``text_model``; huggingface/diffusers
-issue 14124, open), so for those the embeddings are computed here and handed to the pipeline.
-SDXL pipelines do it themselves (they read the hidden states and apply no final norm).
+"Clip skip" conditions on an earlier layer of the CLIP text encoder. A1111 numbers it from 1
+(the last layer, no skip) and skips for the prompt and the negative prompt alike. diffusers'
+SD 1.x/2.x pipelines skip for the prompt only, and with transformers 5.6 and later they fail
+outright (``CLIPTextModel`` lost its ``text_model``; huggingface/diffusers issue 14124, open),
+so for those the embeddings are computed here. SDXL pipelines' own ``encode_prompt`` does it
+(they read the hidden states and apply no final norm).
 """
 
 from __future__ import annotations

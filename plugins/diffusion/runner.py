@@ -65,7 +65,7 @@ class DiffusersImg2ImgRunner:
         """
         settings = settings_from_recipe(recipe)
         loaded = self.cache.get(model, settings.model_config)
-        image = _rgb(image)
+        image = rgb(image)
         if settings.full_resolution == "tiled":
             return self._run_tiled(loaded, settings, image, seed)
         size = working_size(image.width, image.height, self.native(loaded))
@@ -94,11 +94,11 @@ class DiffusersImg2ImgRunner:
             raise ValueError(f"{len(images)} images need {len(images)} seeds, got {len(seeds)}")
         loaded = self.cache.get(model, settings.model_config)
         if settings.full_resolution == "tiled":
-            return [self._run_tiled(loaded, settings, _rgb(img), s) for img, s in zip(images, seeds)]
+            return [self._run_tiled(loaded, settings, rgb(img), s) for img, s in zip(images, seeds)]
         batch = settings.batch if (loaded.device != "cpu" or self.batch_on_cpu) else 1
         inputs = []
         for img in images:
-            img = _rgb(img)
+            img = rgb(img)
             size = working_size(img.width, img.height, self.native(loaded))
             inputs.append(to_working_size(img, size))
         outputs: list[RunOutput | None] = [None] * len(images)
@@ -154,8 +154,8 @@ def toward_reference(image: Image.Image, settings) -> Image.Image:
     return match_colors(image, reference)
 
 
-def _rgb(image: Image.Image) -> Image.Image:
-    # convert() copies even an RGB image: 1 MP costs a few ms for nothing.
+def rgb(image: Image.Image) -> Image.Image:
+    """``image`` in RGB, itself when it is (``convert`` copies even an RGB image)."""
     return image if image.mode == "RGB" else image.convert("RGB")
 
 

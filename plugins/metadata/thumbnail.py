@@ -22,11 +22,7 @@ def thumbnail_jpeg(data: bytes) -> bytes:
     with Image.open(io.BytesIO(data)) as img:
         # draft() lets libjpeg decode at 1/2..1/8 scale: a 50 MP output decodes in a blink.
         img.draft("RGB", (THUMBNAIL_LONG_SIDE * 2, THUMBNAIL_LONG_SIDE * 2))
-        small = img.convert("RGB")
-    small.thumbnail((THUMBNAIL_LONG_SIDE, THUMBNAIL_LONG_SIDE), Image.Resampling.LANCZOS)
-    buf = io.BytesIO()
-    small.save(buf, "JPEG", quality=80, optimize=True)
-    return buf.getvalue()
+        return _encode(img.convert("RGB"))
 
 
 def thumbnail_from_pixels(pixels) -> bytes:
@@ -45,22 +41,25 @@ def thumbnail_from_pixels(pixels) -> bytes:
     small = pixels if pixels.mode == "RGB" else pixels.convert("RGB")
     # A box reduction by the whole factor first (cheap and exact), then LANCZOS the rest.
     factor = max(1, min(small.size) // (THUMBNAIL_LONG_SIDE * 2))
-    if factor > 1:
-        small = small.reduce(factor)
-    else:
-        small = small.copy()
+    return _encode(small.reduce(factor) if factor > 1 else small.copy())
+
+
+def _encode(small) -> bytes:
+    # Scales ``small`` (a picture of its own, changed in place) to the thumbnail's size.
+    from PIL import Image
+
     small.thumbnail((THUMBNAIL_LONG_SIDE, THUMBNAIL_LONG_SIDE), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     small.save(buf, "JPEG", quality=80, optimize=True)
     return buf.getvalue()
 
 
-def replace_thumbnail(out: pyexiv2.ImageData, name: str, thumb: bytes | None = None) -> None:
-    """Replace the EXIF thumbnail of ``out`` with ``thumb``, or one made from its own pixels."""
+def replace_thumbnail(out: pyexiv2.ImageData, name: str, pixels=None) -> None:
+    """Replace the EXIF thumbnail of ``out`` with one made from its own pixels: ``pixels`` when
+    the caller has them (see thumbnail_from_pixels), else decoded from ``out``."""
     if out.read_thumbnail():
         out.clear_thumbnail()
-    if thumb is None:
-        thumb = thumbnail_jpeg(out.get_bytes())
+    thumb = thumbnail_jpeg(out.get_bytes()) if pixels is None else thumbnail_from_pixels(pixels)
     try:
         out.modify_thumbnail(thumb)
         out.modify_exif({

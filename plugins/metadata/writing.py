@@ -18,7 +18,7 @@ from photobatch.plugins.metadata.exiv2 import (
 )
 from photobatch.plugins.metadata.policies import POLICIES, drop_iptc, exif_changes, xmp_changes
 from photobatch.plugins.metadata.record import normalise_record
-from photobatch.plugins.metadata.thumbnail import replace_thumbnail, thumbnail_from_pixels
+from photobatch.plugins.metadata.thumbnail import replace_thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +94,9 @@ def write_output_metadata(
     finally:
         src.close()
 
-    thumb = None
-    if pixels is not None and policy != "none" and output.suffix.lower() in (".jpg", ".jpeg"):
-        thumb = thumbnail_from_pixels(pixels)
     try:
         data = _rewrite(out, src_icc=src_icc, width=width, height=height, record=record,
-                        policy=policy, name=output.name, thumb=thumb)
+                        policy=policy, name=output.name, pixels=pixels)
     except RuntimeError as exc:
         raise MetadataError(f"cannot write metadata to {output.name}: {one_line(exc)}") from exc
 
@@ -111,7 +108,7 @@ def write_output_metadata(
 
 
 def _rewrite(out, *, src_icc: bytes, width: int, height: int, record: dict[str, str],
-             policy: str, name: str, thumb: bytes | None = None) -> bytes:
+             policy: str, name: str, pixels=None) -> bytes:
     # Edits the parsed output in place and closes it. Working on the copy target instead of
     # a fresh parse of its bytes gave byte-identical files for every sample format (JPEG,
     # DNG, 16-bit TIFF and PNG, HEIC) into JPEG, TIFF and PNG under every policy.
@@ -143,7 +140,7 @@ def _rewrite(out, *, src_icc: bytes, width: int, height: int, record: dict[str, 
             out.modify_xmp(xmp_set)
 
             if mime == "image/jpeg" and policy != "none":
-                replace_thumbnail(out, name, thumb)
+                replace_thumbnail(out, name, pixels)
             elif out.read_thumbnail():
                 out.clear_thumbnail()
             return out.get_bytes()
