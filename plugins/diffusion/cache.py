@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass, field
 
 from photobatch.plugins.diffusion.families import ModelInfo
+from photobatch.plugins.diffusion.host_memory import keep_freed_memory
 from photobatch.plugins.diffusion.loading import load_pipeline
 from photobatch.plugins.diffusion.sources import ModelRef, model_hash, resolve_model
 
@@ -104,6 +105,8 @@ class PipelineCache:
                 for old in [k for k in self._models if k[:2] == key[:2]]:
                     log.info("unloading %s (%s on %s)", ref.model_id, old[2], old[3])
                     del self._models[old]
+                # Before the first load, so the weights' own buffers come from the kept heap too.
+                keep_freed_memory()
                 pipe, info = load_pipeline(ref, device, dtype)
                 if self._compile:
                     pipe.unet = _compile(pipe.unet)
