@@ -2,8 +2,8 @@
 
 Real weights cannot be downloaded on the benchmark machines, but the cost of a pipeline call
 is set by the architecture, not by the weights' values: this folder (UNet 860M parameters,
-VAE 84M, CLIP ViT-L/14 text encoder layers; 3.9 GB in fp32) runs the computation a
-real SD 1.5 runs, so ``bench/runner.py --model THIS_FOLDER`` measures what a user with a real
+VAE 84M, CLIP ViT-L/14 text encoder layers, and the safety checker SD 1.5's folder ships, a
+CLIP ViT-L/14 vision model, 304M; 5.1 GB in fp32) runs the computation a real SD 1.5 runs, so ``bench/runner.py --model THIS_FOLDER`` measures what a user with a real
 SD 1.5 gets on the machine. Its pictures are meaningless.
 
     .venv/bin/python bench/random_sd15.py /tmp/random-sd15
@@ -20,7 +20,8 @@ def build_random_sd15(seed: int = 0):
     """The SD 1.5 pipeline built from its published configuration, random weights."""
     import torch
     from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     from photobatch.plugins.diffusion.standin import build_sd_scheduler, build_tokenizer_files
 
@@ -42,9 +43,15 @@ def build_random_sd15(seed: int = 0):
         in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
         block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=512)
+    # The safety checker of runwayml/stable-diffusion-v1-5 (its config: CLIP ViT-L/14 vision).
+    safety_checker = StableDiffusionSafetyChecker(CLIPConfig(
+        vision_config=dict(hidden_size=1024, intermediate_size=4096, num_attention_heads=16,
+                           num_hidden_layers=24, image_size=224, patch_size=14),
+        projection_dim=768))
     return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=build_sd_scheduler(), safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
+                                   scheduler=build_sd_scheduler(), safety_checker=safety_checker,
+                                   feature_extractor=CLIPImageProcessor(crop_size=224, size=224),
+                                   requires_safety_checker=True)
 
 
 def main() -> None:
@@ -57,7 +64,7 @@ def main() -> None:
     (target / "random-weights.json").write_text(json.dumps(
         {"what": "SD 1.5 architecture with random weights, for timing only"}, indent=2))
     params = {name: sum(p.numel() for p in getattr(pipe, name).parameters()) / 1e6
-              for name in ("unet", "vae", "text_encoder")}
+              for name in ("unet", "vae", "text_encoder", "safety_checker")}
     print(f"saved {target}: " + ", ".join(f"{k} {v:.0f}M parameters" for k, v in params.items()))
 
 

@@ -136,3 +136,37 @@ def test_model_hash_changes_with_the_weights(standin_model, single_file, tmp_pat
     copy.write_bytes(bytes(data))
     assert model_hash(resolve_model(str(copy))) != first
     assert model_hash(resolve_model(str(standin_model))) != first
+
+
+def test_a_folders_safety_checker_is_never_loaded(tmp_path, monkeypatch):
+    """SD 1.x/2.x folders ship a safety checker (a CLIP vision model, 1.2 GB in fp32 for the real
+    ones): it judges generated content, never runs on a photographer's photos, and so is not
+    even loaded."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    from photobatch.plugins.diffusion.standin import build_standin_pipeline
+
+    small = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2)
+    checker = StableDiffusionSafetyChecker(CLIPConfig(
+        text_config=dict(small, vocab_size=99),
+        vision_config=dict(small, image_size=32, patch_size=4), projection_dim=32))
+    base = build_standin_pipeline()
+    pipe = type(base)(**{**base.components, "safety_checker": checker,
+                         "feature_extractor": CLIPImageProcessor(size=32, crop_size=32)},
+                      requires_safety_checker=True)
+    folder = tmp_path / "with-checker"
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    assert json.loads((folder / "model_index.json").read_text())["safety_checker"][1] == \
+        "StableDiffusionSafetyChecker"
+
+    built = []
+    real_init = StableDiffusionSafetyChecker.__init__
+    monkeypatch.setattr(StableDiffusionSafetyChecker, "__init__",
+                        lambda self, *a, **k: built.append(1) or real_init(self, *a, **k))
+    loaded, _ = load_pipeline(resolve_model(str(folder)), "cpu", torch.float32)
+    assert built == [] and loaded.safety_checker is None
+    runner = DiffusersImg2ImgRunner(native_size=64)
+    recipe = recipe_from_dict({"name": "s", "strength": 0.5, "steps": 4, "sampler": "Euler"})
+    out = runner.run(_photo(), recipe, 1, str(folder))
+    assert out.image.size == (64, 64) and built == []

@@ -50,7 +50,10 @@ def load_pipeline(ref: ModelRef, device: str, dtype) -> tuple[object, ModelInfo]
         if ref.kind == "single-file":
             pipe = _load_single_file(ref, dtype)
         else:
-            kwargs = {"dtype": dtype}
+            # Safety checkers judge generated content; ours are the photographer's own photos.
+            # SD 1.x/2.x folders ship one (a CLIP ViT-L/14 vision model, 304M parameters): it is
+            # not loaded at all rather than loaded and dropped. Pipelines without one ignore this.
+            kwargs = {"dtype": dtype, "safety_checker": None}
             if ref.kind == "hub":
                 kwargs["local_files_only"] = offline()
             pipe = diffusers.AutoPipelineForImage2Image.from_pretrained(ref.location, **kwargs)
@@ -68,7 +71,7 @@ def load_pipeline(ref: ModelRef, device: str, dtype) -> tuple[object, ModelInfo]
     if info.inpainting and "Inpaint" not in type(pipe).__name__:
         # A 9-channel UNet only works in an inpainting pipeline; share the loaded components.
         pipe = diffusers.AutoPipelineForInpainting.from_pipe(pipe)
-    # Safety checkers judge generated content; ours are the photographer's own photos.
+    # Whatever a pipeline still brought (single files and from_pipe bring none), it never runs.
     if hasattr(pipe, "safety_checker"):
         pipe.safety_checker = None
     pipe.set_progress_bar_config(disable=True)
