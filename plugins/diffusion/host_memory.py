@@ -3,7 +3,7 @@
 glibc hands every freed block above its mmap threshold back to the kernel and trims the free
 top of its heap. A pipeline call frees and allocates the same large tensors at every denoising
 step and for every photo, so each of them is page-faulted in afresh: on the stand-in model about
-17,000 faults and 4-5 % of a photo's time on a 2-core VM (bench/RESULTS.md). A1111 preloads
+17,000 faults a photo, and whole runs about 3 % slower on a 2-core VM (bench/RESULTS.md). A1111 preloads
 tcmalloc on Linux for the same reason; glibc's own tunables (``mallopt``) do it without another
 library or a restart. The cost is that the process keeps its peak host memory instead of
 returning it between photos, which is what a daemon processing one shoot after another wants.
