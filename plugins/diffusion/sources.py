@@ -92,6 +92,16 @@ def _config_for(config: str | None) -> str | None:
     raise ModelError(f"model_config {config!r} does not exist (expected a diffusers folder or a hub id)")
 
 
+_SAMPLE = 1 << 20
+
+
+def _samples(fh, size: int):
+    """Four megabytes of an open file, at its start, thirds and end (they overlap below 4 MB)."""
+    for offset in (0, size // 3, (2 * size) // 3, max(0, size - _SAMPLE)):
+        fh.seek(offset)
+        yield fh.read(_SAMPLE)
+
+
 def model_hash(ref: ModelRef) -> str | None:
     """A cheap identity of local weights (the catalog's model hash); None for hub ids.
 
@@ -115,11 +125,9 @@ def model_hash(ref: ModelRef) -> str | None:
         path = Path(ref.location)
         size = path.stat().st_size
         digest.update(str(size).encode())
-        chunk = 1 << 20
         with open(path, "rb") as fh:
-            for offset in (0, size // 3, (2 * size) // 3, max(0, size - chunk)):
-                fh.seek(offset)
-                digest.update(fh.read(chunk))
+            for block in _samples(fh, size):
+                digest.update(block)
         if ref.config:
             digest.update(ref.config.encode())
         return digest.hexdigest()[:16]
@@ -149,14 +157,12 @@ def file_identity(path: Path) -> str:
         return known
     size = stat.st_size
     digest.update(str(size).encode())
-    chunk = 1 << 20
     with open(path, "rb") as fh:
-        if size <= 4 * chunk:
+        if size <= 4 * _SAMPLE:
             digest.update(fh.read())
         else:
-            for offset in (0, size // 3, (2 * size) // 3, size - chunk):
-                fh.seek(offset)
-                digest.update(fh.read(chunk))
+            for block in _samples(fh, size):
+                digest.update(block)
     identity = digest.hexdigest()[:16]
     if time.time_ns() - stat.st_mtime_ns > 2_000_000_000:
         # Only settled files: a file rewritten within the clock's granularity would keep
