@@ -64,8 +64,10 @@ def plain_dtype(device: str, precision: str | None):
     return torch.float16 if device.startswith("cuda") else torch.float32
 
 
-def plain_loop(paths, model: str, out: Path, recipe, native: int, precision: str | None) -> float:
-    """The 20-line script: load, img2img at working size, resize back, save. Returns seconds."""
+def plain_loop(paths, model: str, out: Path, recipe, native: int,
+               precision: str | None) -> tuple[float, float]:
+    """The 20-line script: load, img2img at working size, resize back, save. Returns (seconds,
+    seconds in the model stage: the scaling to working size and the pipeline call)."""
     import torch
     from diffusers import AutoPipelineForImage2Image, DPMSolverMultistepScheduler
 
@@ -78,20 +80,25 @@ def plain_loop(paths, model: str, out: Path, recipe, native: int, precision: str
     pipe = AutoPipelineForImage2Image.from_pretrained(model, dtype=plain_dtype(device, precision)).to(device)
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++")
     pipe.set_progress_bar_config(disable=True)
+    model_seconds = 0.0
     for i, path in enumerate(paths):
         img = Image.open(path).convert("RGB")
+        model_start = time.perf_counter()  # the bench's own clock, not part of the script
         small = img.resize(working_size(img.width, img.height, native), Image.Resampling.LANCZOS)
         result = pipe(prompt=recipe.prompt, negative_prompt=recipe.negative_prompt, image=small,
                       strength=recipe.strength, num_inference_steps=recipe.steps,
                       guidance_scale=recipe.cfg, generator=torch.Generator("cpu").manual_seed(i)).images[0]
+        model_seconds += time.perf_counter() - model_start
         result.resize(img.size, Image.Resampling.LANCZOS).save(out / path.name, quality=95)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, model_seconds
 
 
 def photobatch_run(paths, model: str, out: Path, recipe_file: Path,
-                   precision: str | None) -> tuple[float, int]:
+                   precision: str | None) -> tuple[float, int, float]:
     """``photobatch watch --once`` over the photos' folder, in this process. Returns (seconds,
-    photos done): the daemon's own intake, queue, catalog and stage pipeline."""
+    photos done, seconds in the model stage by the catalog's timings): the daemon's own intake,
+    queue, catalog and stage pipeline."""
+    import json
     import sqlite3
 
     from photobatch.daemon.config import Config, WatchFolder
@@ -109,13 +116,16 @@ def photobatch_run(paths, model: str, out: Path, recipe_file: Path,
     if status != 0:
         raise SystemExit(f"photobatch watch --once exited with {status}")
     with sqlite3.connect(out / "catalog.db") as db:
-        done = db.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
-    return seconds, done
+        timings = [json.loads(t) for (t,) in db.execute("SELECT timings FROM runs WHERE status = 'done'")]
+    # "run": the scaling to working size and the pipeline call (the first photo's includes the
+    # model's loading, which the plain loop does before its first photo).
+    return seconds, len(timings), sum(t.get("run", 0.0) for t in timings)
 
 
 def run_side(side: str, work: Path, model: str, images: int, round_: int, torch_threads: int | None,
-             precision: str | None) -> float:
-    """Run one side in a fresh process (how a user runs either) and return its seconds.
+             precision: str | None) -> tuple[float, float]:
+    """Run one side in a fresh process (how a user runs either); return (seconds, seconds in
+    the model stage).
 
     A fresh process each: torch's CPU thread team belongs to the thread that first runs it,
     and a second thread running torch in one process makes both teams stop spinning between
@@ -131,11 +141,13 @@ def run_side(side: str, work: Path, model: str, images: int, round_: int, torch_
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"the {side} side failed:\n{done.stdout}{done.stderr}")
-    return float(done.stdout.strip().splitlines()[-1])
+    seconds, model_seconds = done.stdout.strip().splitlines()[-1].split()
+    return float(seconds), float(model_seconds)
 
 
 def one_side(args) -> None:
-    """The child process: run ``args.side`` once and print its seconds on the last line."""
+    """The child process: run ``args.side`` once and print its seconds and its model stage's
+    seconds on the last line."""
     # Both sides import torch and diffusers' pipelines before their clock starts (the import
     # alone takes seconds; photobatch would otherwise pay it inside its first model load).
     import torch
@@ -151,14 +163,14 @@ def one_side(args) -> None:
     paths = sorted((work / "photos").glob("*.jpg"))[:args.images]
     if args.side == "plain":
         recipe = load_recipe_file(recipe_file, [BUILTIN_DIR])
-        seconds = plain_loop(paths, args.model, work / f"plain{args.round}", recipe,
-                             family_of_folder(args.model).native, args.precision)
+        seconds, model_seconds = plain_loop(paths, args.model, work / f"plain{args.round}", recipe,
+                                            family_of_folder(args.model).native, args.precision)
     else:
-        seconds, ok = photobatch_run(paths, args.model, work / f"ours{args.round}", recipe_file,
-                                     args.precision)
+        seconds, ok, model_seconds = photobatch_run(paths, args.model, work / f"ours{args.round}",
+                                                    recipe_file, args.precision)
         if ok != len(paths):
             raise SystemExit(f"photobatch finished {ok} of {len(paths)} photos")
-    print(f"{seconds:.3f}")
+    print(f"{seconds:.3f} {model_seconds:.3f}")
 
 
 def main() -> None:
@@ -216,14 +228,16 @@ def main() -> None:
           f"{recipe.sampler}, full_resolution {recipe.full_resolution}, batch {args.batch}")
     # Alternate the sides and keep each one's best time: a shared machine's load then biases
     # neither side.
-    plain_times, ours_times = [], []
+    plain_times, ours_times, plain_model, ours_model = [], [], [], []
     for round_ in range(args.repeats):
-        plain_times.append(run_side("plain", work, model, args.images, round_, args.torch_threads,
-                                    args.precision))
-        ours_times.append(run_side("photobatch", work, model, args.images, round_, args.torch_threads,
-                                   args.precision))
-        print(f"round {round_ + 1}: plain {plain_times[-1]:.1f} s, photobatch {ours_times[-1]:.1f} s",
-              flush=True)
+        for side, times, model_times in (("plain", plain_times, plain_model),
+                                         ("photobatch", ours_times, ours_model)):
+            seconds, model_seconds = run_side(side, work, model, args.images, round_,
+                                              args.torch_threads, args.precision)
+            times.append(seconds)
+            model_times.append(model_seconds)
+        print(f"round {round_ + 1}: plain {plain_times[-1]:.1f} s (model stage {plain_model[-1]:.1f} s), "
+              f"photobatch {ours_times[-1]:.1f} s (model stage {ours_model[-1]:.1f} s)", flush=True)
     plain_s, ours_s = min(plain_times), min(ours_times)
     plain_ips, ours_ips = args.images / plain_s, args.images / ours_s
     print(f"plain diffusers loop: {plain_s:.1f} s, {plain_ips:.3g} images/s "
@@ -233,6 +247,19 @@ def main() -> None:
     # Each round's two sides ran minutes apart under the same load: their ratio is the steadier
     # reading on a shared machine, and the median of them is printed beside the best times'.
     paired = sorted(p / o for p, o in zip(plain_times, ours_times))
+    # Where the time goes, per photo (medians over the rounds): the model stage is diffusers'
+    # pipeline call on both sides; the rest is each side's own work around it (photobatch's is
+    # intake, catalog, detail transfer and the metadata-keeping write; on a GPU it runs beside
+    # the model, on the CPU it takes turns with it), and photobatch's model loading, which
+    # its first photo's model stage includes.
+    def per_photo(values):
+        return 1000 * sorted(values)[len(values) // 2] / args.images
+
+    rest_plain = [t - m for t, m in zip(plain_times, plain_model)]
+    rest_ours = [t - m for t, m in zip(ours_times, ours_model)]
+    print(f"per photo (median of rounds): model stage plain {per_photo(plain_model):.0f} ms, "
+          f"photobatch {per_photo(ours_model):.0f} ms; the rest plain {per_photo(rest_plain):.0f} ms, "
+          f"photobatch {per_photo(rest_ours):.0f} ms")
     print("per-round ratios: " + ", ".join(f"{r:.2f}" for r in paired)
           + f" (median {paired[len(paired) // 2]:.2f})")
     print(f"photobatch/plain ratio: {ours_ips / plain_ips:.2f}")
