@@ -52,7 +52,7 @@ def test_the_cpu_never_gets_attention_slicing_or_offload():
         memory.apply_level(pipe, level, "cpu")
     assert pipe.calls == []
     memory.apply_level(pipe, 2, "cuda")
-    assert pipe.calls == ["slice", "offload"]
+    assert pipe.calls == ["slice", "tile", "offload"]
 
 
 def test_out_of_memory_retries_one_level_lower_until_it_fits():
@@ -66,7 +66,8 @@ def test_out_of_memory_retries_one_level_lower_until_it_fits():
 
     assert memory.call_with_oom_retry(call, loaded, [pipe]) == "images"
     assert attempts == [0, 1, 2] and loaded.memory_level == 2
-    assert pipe.calls == ["slice", "slice", "offload"]
+    # The retried file's own call gets the tiled VAE too, not only the next file's.
+    assert pipe.calls == ["slice", "tile", "slice", "tile", "offload"]
 
 
 def test_out_of_memory_at_the_last_level_or_other_errors_are_raised():
@@ -135,3 +136,36 @@ def test_a_real_model_edits_a_real_photo_at_full_resolution(tmp_path):
     assert full.size == photo.size
     assert 2 < np.abs(out - src).mean() < 60  # it edited, it did not repaint
     assert np.abs(np.asarray(result.image).astype(int) - np.asarray(again.image)).max() <= 2
+
+
+def test_a_real_pipeline_out_of_memory_is_retried_sliced_with_a_tiled_vae(standin_model):
+    """The retry path on a real diffusers pipeline: the UNet runs out of memory once, the file is
+    run again at level 1 with sliced attention and a tiled VAE, and gives a picture."""
+    from diffusers.models.attention_processor import SlicedAttnProcessor
+
+    runner = DiffusersImg2ImgRunner(native_size=64)
+    pipe = runner.pipeline(str(standin_model))[0]
+    pipe.vae.disable_tiling()
+    loaded = SimpleNamespace(device="cuda", memory_level=0, ref=SimpleNamespace(model_id="standin"))
+    failures = []
+
+    def out_of_memory_once(module, args):
+        if not failures:
+            failures.append(1)
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    handle = pipe.unet.register_forward_pre_hook(out_of_memory_once)
+    try:
+        images = memory.call_with_oom_retry(
+            lambda: pipe(prompt="a photo", image=Image.new("RGB", (64, 64), (120, 90, 60)),
+                         strength=0.5, num_inference_steps=2).images, loaded, [pipe])
+        tiled = pipe.vae.use_tiling
+        processors = list(pipe.unet.attn_processors.values())
+    finally:
+        handle.remove()
+        pipe.vae.disable_tiling()
+        pipe.disable_attention_slicing()  # the cached model is shared with other tests
+    assert failures == [1] and loaded.memory_level == 1
+    assert images[0].size == (64, 64)
+    assert tiled
+    assert processors and all(isinstance(p, SlicedAttnProcessor) for p in processors)

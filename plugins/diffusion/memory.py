@@ -1,7 +1,7 @@
 """GPU memory: pick savings from free VRAM, tile the VAE for large inputs, retry after OOM.
 
-Levels, each adding to the one before: 0 nothing; 1 attention slicing; 2 model CPU offload;
-3 sequential CPU offload. The CPU always stays at 0: attention slicing is 4-5x slower there
+Levels, each adding to the one before: 0 nothing; 1 attention slicing and a tiled VAE; 2 model
+CPU offload; 3 sequential CPU offload. The CPU always stays at 0: attention slicing is 4-5x slower there
 and offloading to the CPU from the CPU means nothing (DESIGN §5).
 """
 
@@ -54,6 +54,11 @@ def apply_level(pipe, level: int, device: str) -> None:
     if device == "cpu" or level <= 0:
         return
     pipe.enable_attention_slicing()
+    # At once, not only from the next call (set_vae_tiling): the file being retried needs it,
+    # and at a large size the VAE's decode is the peak that slicing does not touch.
+    vae = getattr(pipe, "vae", None)
+    if vae is not None and hasattr(vae, "enable_tiling"):
+        vae.enable_tiling()
     if level == 2:
         pipe.enable_model_cpu_offload(device=device)
     elif level >= 3:
