@@ -22,7 +22,8 @@ class FakePipe:
     def __init__(self):
         self.calls = []
         self.vae = SimpleNamespace(enable_tiling=lambda: self.calls.append("tile"),
-                                   disable_tiling=lambda: self.calls.append("untile"))
+                                   disable_tiling=lambda: self.calls.append("untile"),
+                                   enable_slicing=lambda: self.calls.append("vae-slice"))
 
     def enable_attention_slicing(self):
         self.calls.append("slice")
@@ -46,13 +47,17 @@ def test_memory_level_follows_free_vram(free, family, level):
     assert memory.level_for(free, family) == level
 
 
-def test_the_cpu_never_gets_attention_slicing_or_offload():
+def test_the_cpu_never_gets_memory_savings_or_offload():
     pipe = FakePipe()
     for level in range(4):
         memory.apply_level(pipe, level, "cpu")
     assert pipe.calls == []
+    # CUDA: the VAE tiled and sliced, attention left to SDPA (slicing it costs memory there).
     memory.apply_level(pipe, 2, "cuda")
-    assert pipe.calls == ["slice", "tile", "offload"]
+    assert pipe.calls == ["tile", "vae-slice", "offload"]
+    pipe.calls.clear()
+    memory.apply_level(pipe, 1, "mps")  # what diffusers advises on Macs
+    assert pipe.calls == ["tile", "vae-slice", "slice"]
 
 
 def test_out_of_memory_retries_one_level_lower_until_it_fits():
@@ -67,7 +72,7 @@ def test_out_of_memory_retries_one_level_lower_until_it_fits():
     assert memory.call_with_oom_retry(call, loaded, [pipe]) == "images"
     assert attempts == [0, 1, 2] and loaded.memory_level == 2
     # The retried file's own call gets the tiled VAE too, not only the next file's.
-    assert pipe.calls == ["slice", "tile", "slice", "tile", "offload"]
+    assert pipe.calls == ["tile", "vae-slice", "tile", "vae-slice", "offload"]
 
 
 def test_out_of_memory_at_the_last_level_or_other_errors_are_raised():
@@ -138,10 +143,10 @@ def test_a_real_model_edits_a_real_photo_at_full_resolution(tmp_path):
     assert np.abs(np.asarray(result.image).astype(int) - np.asarray(again.image)).max() <= 2
 
 
-def test_a_real_pipeline_out_of_memory_is_retried_sliced_with_a_tiled_vae(standin_model):
+def test_a_real_pipeline_out_of_memory_is_retried_with_a_tiled_vae(standin_model):
     """The retry path on a real diffusers pipeline: the UNet runs out of memory once, the file is
-    run again at level 1 with sliced attention and a tiled VAE, and gives a picture."""
-    from diffusers.models.attention_processor import SlicedAttnProcessor
+    run again at level 1 with a tiled, sliced VAE, attention still SDPA, and gives a picture."""
+    from diffusers.models.attention_processor import AttnProcessor2_0
 
     runner = DiffusersImg2ImgRunner(native_size=64)
     pipe = runner.pipeline(str(standin_model))[0]
@@ -159,13 +164,13 @@ def test_a_real_pipeline_out_of_memory_is_retried_sliced_with_a_tiled_vae(standi
         images = memory.call_with_oom_retry(
             lambda: pipe(prompt="a photo", image=Image.new("RGB", (64, 64), (120, 90, 60)),
                          strength=0.5, num_inference_steps=2).images, loaded, [pipe])
-        tiled = pipe.vae.use_tiling
+        tiled, sliced = pipe.vae.use_tiling, pipe.vae.use_slicing
         processors = list(pipe.unet.attn_processors.values())
     finally:
         handle.remove()
-        pipe.vae.disable_tiling()
-        pipe.disable_attention_slicing()  # the cached model is shared with other tests
+        pipe.vae.disable_tiling()  # the cached model is shared with other tests
+        pipe.vae.disable_slicing()
     assert failures == [1] and loaded.memory_level == 1
     assert images[0].size == (64, 64)
-    assert tiled
-    assert processors and all(isinstance(p, SlicedAttnProcessor) for p in processors)
+    assert tiled and sliced
+    assert processors and all(isinstance(p, AttnProcessor2_0) for p in processors)
