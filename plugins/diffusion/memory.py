@@ -6,9 +6,9 @@ offloading to the CPU from the CPU means nothing (DESIGN §5).
 
 Attention is not sliced on CUDA: the pipelines' attention is PyTorch's SDPA, which never holds
 the full attention matrix; slicing replaces it with a loop that does, in pieces (diffusers'
-enable_attention_slicing warns that it slows SDPA down). Measured on the stand-in's UNet at a
-1280x1280 photo's latents: 129 MB and 1.9 s with SDPA, 740 MB and 6.9 s sliced. Apple's MPS
-gets it, as diffusers advises for Macs.
+enable_attention_slicing warns that it slows SDPA down). Measured on the CPU, the stand-in's
+UNet at a 1280x1280 photo's latents: 129 MB and 1.9 s with SDPA, 740 MB and 6.9 s sliced.
+Apple's MPS gets it, as diffusers advises for Macs.
 """
 
 from __future__ import annotations
