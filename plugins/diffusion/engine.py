@@ -16,6 +16,7 @@ from photobatch.plugins.diffusion.controlnet import control_image
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
 from photobatch.plugins.diffusion.prompts import prompt_arguments
 from photobatch.plugins.diffusion.samplers import inference_steps, make_scheduler
+from photobatch.plugins.diffusion.sources import ModelError
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         guidance_scale=settings.cfg,
         # CPU generators: the same seed gives the same noise on every device.
         generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds],
+        # Floats, so that NaNs can be seen (as pictures they are black); pictures() then
+        # makes exactly the images output_type="pil" would.
+        output_type="np",
     )
     if task == "inpaint":
         kwargs.update(mask_image=list(masks), height=height, width=width)
@@ -92,6 +96,23 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
                              reference=settings.resolve_path(ip.reference) if ip.reference else "")
             kwargs.update(apply_ip_adapter(pipe, loaded, ip))
             set_vae_tiling(pipe, width, height, loaded.memory_level)
-            return call_with_oom_retry(lambda: pipe(**kwargs).images, loaded, [pipe])
+            arrays = call_with_oom_retry(lambda: pipe(**kwargs).images, loaded, [pipe])
         finally:
             pipe.scheduler = previous
+    return pictures(pipe, arrays, loaded.precision)
+
+
+def pictures(pipe, arrays, precision: str) -> list[Image.Image]:
+    """The pipeline's float output (n, h, w, 3) in [0, 1] as pictures, refusing NaN or infinite
+    values: half precision overflowing in a model (SD 2.x and SDXL VAEs in fp16 are known to)
+    would otherwise be written out as a black photo and recorded as done."""
+    import numpy as np
+
+    if not np.isfinite(arrays).all():
+        if precision == "fp32":
+            raise ModelError("the model produced invalid pixels (NaN) even in fp32: its weights may "
+                             "be damaged")
+        raise ModelError(f"the model produced invalid pixels (NaN) computing in {precision}, too "
+                         "little range for it; set precision = \"fp32\" under [defaults] in the "
+                         "config (A1111's --no-half)")
+    return pipe.image_processor.numpy_to_pil(arrays)
