@@ -174,3 +174,23 @@ def test_a_real_pipeline_out_of_memory_is_retried_with_a_tiled_vae(standin_model
     assert images[0].size == (64, 64)
     assert tiled and sliced
     assert processors and all(isinstance(p, AttnProcessor2_0) for p in processors)
+
+
+def test_the_failed_attempts_tensors_are_freed_before_the_cache_is_emptied(monkeypatch):
+    """The retry empties the allocator's cache after the failed call's frames are gone: inside
+    the except clause its traceback still holds them, and their memory could not go back."""
+    import weakref
+
+    held, alive_when_emptied = [], []
+    monkeypatch.setattr(memory, "_empty_cache", lambda: alive_when_emptied.append(held[0]() is not None))
+    loaded = _loaded()
+
+    def call():
+        if loaded.memory_level == 0:
+            activations = torch.empty(1 << 20)  # what a failed UNet call leaves in its frames
+            held.append(weakref.ref(activations))
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return "images"
+
+    assert memory.call_with_oom_retry(call, loaded, [FakePipe()]) == "images"
+    assert alive_when_emptied == [False]

@@ -106,12 +106,14 @@ def call_with_oom_retry(call, loaded, pipes):
         except Exception as exc:
             if not is_out_of_memory(exc) or loaded.memory_level >= MAX_LEVEL or loaded.device == "cpu":
                 raise
-            _empty_cache()
-            loaded.memory_level += 1
-            log.warning("out of GPU memory on %s; retrying at memory level %d",
-                        loaded.ref.model_id, loaded.memory_level)
-            for pipe in pipes:
-                apply_level(pipe, loaded.memory_level, loaded.device)
+        # Out of the except clause: the failed attempt's traceback is gone, and with it the
+        # tensors its frames held, so emptying the cache now hands their memory back.
+        _empty_cache()
+        loaded.memory_level += 1
+        log.warning("out of GPU memory on %s; retrying at memory level %d",
+                    loaded.ref.model_id, loaded.memory_level)
+        for pipe in pipes:
+            apply_level(pipe, loaded.memory_level, loaded.device)
 
 
 def _empty_cache() -> None:
