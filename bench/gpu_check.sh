@@ -6,8 +6,8 @@
 # still brings back what it did.
 #
 # Here, first:   bash bench/gpu_wheels.sh          (the wheels that machine's image lacks)
-# Then, through the device tool:
-#   run(command="bash bench/gpu_check.sh", carry=[".whl"], timeout_s=570)
+# Then, through the device tool (the steps' time limits add up to about 560 s):
+#   run(command="bash bench/gpu_check.sh 2>&1 | tee $OUT/all.log", carry=[".whl"], timeout_s=590)
 # Record what comes back in bench/RESULTS.md (device, date, each number).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -35,21 +35,21 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "diffusers", diffu
 PY
 
 step "CUDA tests"
-timeout 240 python3 -m pytest -p no:cacheprovider -m cuda tests/test_cuda.py -s -q -ra \
+timeout 200 python3 -m pytest -p no:cacheprovider -m cuda tests/test_cuda.py -s -q -ra \
     --basetemp=/tmp/pb-cuda 2>&1 | tee "$OUT/cuda_tests.log"
 
 step "SD 1.5 architecture, random weights"
-timeout 120 python3 bench/random_sd15.py /tmp/random-sd15 2>&1 | tail -3
+timeout 100 python3 bench/random_sd15.py /tmp/random-sd15 2>&1 | tail -3
 
 step "runner benchmark, batching on (4 photos a call)"
-timeout 150 python3 bench/runner.py --model /tmp/random-sd15 --batch 4 --repeats 2 2>&1 \
+timeout 130 python3 bench/runner.py --model /tmp/random-sd15 --batch 4 --repeats 2 2>&1 \
     | grep -v "requires torchvision" | tee "$OUT/bench_batch4.log"
 
 step "runner benchmark, batching off"
-timeout 90 python3 bench/runner.py --model /tmp/random-sd15 --batch 1 --repeats 1 2>&1 \
+timeout 70 python3 bench/runner.py --model /tmp/random-sd15 --batch 1 --repeats 1 2>&1 \
     | grep -v "requires torchvision" | tee "$OUT/bench_batch1.log"
 
 step "detail transfer on the GPU"
-timeout 60 python3 bench/fullres.py --device cuda 2>&1 | tee "$OUT/fullres.log"
+timeout 40 python3 bench/fullres.py --device cuda 2>&1 | tee "$OUT/fullres.log"
 
 step "done"
