@@ -194,3 +194,24 @@ def test_the_failed_attempts_tensors_are_freed_before_the_cache_is_emptied(monke
 
     assert memory.call_with_oom_retry(call, loaded, [FakePipe()]) == "images"
     assert alive_when_emptied == [False]
+
+
+def test_the_starting_level_counts_the_memory_free_before_the_weights_land(standin_model, monkeypatch):
+    """A family's need includes its weights: the level comes from the memory free before they
+    were loaded, not after (which would offload SDXL on a 12 GB card for nothing)."""
+    from photobatch.plugins.diffusion import cache as cache_module
+    from photobatch.plugins.diffusion.families import family_of_folder
+
+    free = {"now": 4.5}  # GiB: an SD 1.x model needs 4 with its weights
+    pipe = FakePipe()
+
+    def load(ref, device, dtype):
+        free["now"] = 2.0  # its weights took 2.5
+        return pipe, family_of_folder(str(standin_model))
+
+    monkeypatch.setattr(memory, "free_vram_gib", lambda device: free["now"])
+    monkeypatch.setattr(cache_module, "load_pipeline", load)
+    loaded = PipelineCache("cuda", precision="fp16").get(str(standin_model))
+    assert loaded.memory_level == 0 and pipe.calls == []
+    # Measured after loading, the same card would have started at model offload.
+    assert memory.level_for(free["now"], "sd1") == 2

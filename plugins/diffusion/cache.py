@@ -93,7 +93,7 @@ class PipelineCache:
     def get(self, model: str, config: str | None = None) -> LoadedModel:
         """The loaded model for ``model`` (loading it on first use)."""
         from photobatch.plugins.diffusion.device import pick_device, pick_dtype
-        from photobatch.plugins.diffusion.memory import initial_level
+        from photobatch.plugins.diffusion.memory import free_vram_gib, initial_level
 
         ref = resolve_model(model, config=config)
         device = pick_device(self._requested_device)
@@ -107,11 +107,15 @@ class PipelineCache:
                     del self._models[old]
                 # Before the first load, so the weights' own buffers come from the kept heap too.
                 keep_freed_memory()
+                # Measured before the weights land: a family's need counts its weights, so the
+                # memory left after loading would ask for offload where none is needed (SDXL
+                # on a 12 GB card).
+                free_before = free_vram_gib(device)
                 pipe, info = load_pipeline(ref, device, dtype)
                 if self._compile:
                     pipe.unet = _compile(pipe.unet)
                 loaded = LoadedModel(pipe, ref, info, device, dtype, model_hash(ref))
-                loaded.memory_level = initial_level(device, info)
+                loaded.memory_level = initial_level(device, info, free_before)
                 if loaded.memory_level:
                     from photobatch.plugins.diffusion.memory import apply_level
 

@@ -48,11 +48,13 @@ def level_for(free_gib: float | None, family: str) -> int:
     return 3
 
 
-def initial_level(device: str, info) -> int:
-    """The level to start a model at on ``device`` (always 0 off CUDA)."""
+def initial_level(device: str, info, free_gib: float | None = None) -> int:
+    """The level to start a model at on ``device`` (always 0 off CUDA) from ``free_gib``, the
+    free memory measured before its weights were loaded (the needs above include them); None
+    measures it now."""
     if not device.startswith("cuda"):
         return 0
-    return level_for(free_vram_gib(device), info.family.name)
+    return level_for(free_vram_gib(device) if free_gib is None else free_gib, info.family.name)
 
 
 def apply_level(pipe, level: int, device: str) -> None:
