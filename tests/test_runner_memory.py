@@ -215,3 +215,34 @@ def test_the_starting_level_counts_the_memory_free_before_the_weights_land(stand
     assert loaded.memory_level == 0 and pipe.calls == []
     # Measured after loading, the same card would have started at model offload.
     assert memory.level_for(free["now"], "sd1") == 2
+
+
+def test_a_file_retried_after_running_out_of_memory_gets_its_seeds_picture(standin_model):
+    """The failed attempt drew noise from the seed's generators and stepped the sampler; the
+    retry starts both afresh, so the file's picture is the one its seed gives."""
+    runner = DiffusersImg2ImgRunner(native_size=64)
+    recipe = recipe_from_dict({"name": "s", "prompt": "warm light", "strength": 0.6, "steps": 5,
+                               "cfg": 5.0, "sampler": "DPM++ 2M"})
+    photo = Image.fromarray(np.random.default_rng(4).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    clean = runner.run(photo, recipe, 21, str(standin_model))
+    loaded = runner.cache.get(str(standin_model))
+    pipe = loaded.pipe
+    failures = []
+
+    def out_of_memory_at_the_third_step(module, args):
+        failures.append(1)
+        if len(failures) == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    loaded.device = "cuda"  # where a retry happens; the pipeline itself stays on the CPU
+    handle = pipe.unet.register_forward_pre_hook(out_of_memory_at_the_third_step)
+    try:
+        retried = runner.run(photo, recipe, 21, str(standin_model))
+    finally:
+        handle.remove()
+        loaded.device = "cpu"
+        loaded.memory_level = 0
+        pipe.vae.disable_tiling()
+        pipe.vae.disable_slicing()
+    assert len(failures) == 3 + recipe.denoising_steps  # two steps, then the whole file again
+    assert np.array_equal(np.asarray(retried.image), np.asarray(clean.image))

@@ -67,8 +67,6 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         strength=settings.strength,
         num_inference_steps=inference_steps(settings.steps, settings.strength, settings.exact_steps),
         guidance_scale=settings.cfg,
-        # CPU generators: the same seed gives the same noise on every device.
-        generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds],
         # Floats, so that NaNs can be seen (as pictures they are black); pictures() then
         # makes exactly the images output_type="pil" would.
         output_type="np",
@@ -80,9 +78,9 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         kwargs["control_image"] = [control_image(src.resize((width, height)), cn.preprocessor) for src in sources]
         kwargs["controlnet_conditioning_scale"] = cn.scale
     with loaded.lock:
-        # A fresh scheduler per call: schedulers keep per-run state and pipelines are shared.
+        # A fresh scheduler per call (attempt() below): schedulers keep per-run state and
+        # pipelines are shared.
         previous = pipe.scheduler
-        pipe.scheduler = make_scheduler(settings.sampler, previous.config)
         try:
             loras = [replace(spec, path=settings.resolve_path(spec.path)) for spec in settings.loras]
             apply_loras(pipe, loaded, loras)
@@ -96,7 +94,17 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
                              reference=settings.resolve_path(ip.reference) if ip.reference else "")
             kwargs.update(apply_ip_adapter(pipe, loaded, ip))
             set_vae_tiling(pipe, width, height, loaded.memory_level)
-            arrays = call_with_oom_retry(lambda: pipe(**kwargs).images, loaded, [pipe])
+
+            def attempt():
+                # Fresh generators and sampler for every attempt: a call that ran out of memory
+                # has drawn noise and stepped the sampler already, and the retried file must
+                # get its seed's picture. CPU generators: a seed gives the same noise on every
+                # device.
+                pipe.scheduler = make_scheduler(settings.sampler, previous.config)
+                generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+                return pipe(**kwargs, generator=generators).images
+
+            arrays = call_with_oom_retry(attempt, loaded, [pipe])
         finally:
             pipe.scheduler = previous
     return pictures(pipe, arrays, loaded.precision)
