@@ -246,3 +246,39 @@ def test_a_file_retried_after_running_out_of_memory_gets_its_seeds_picture(stand
         pipe.vae.disable_slicing()
     assert len(failures) == 3 + recipe.denoising_steps  # two steps, then the whole file again
     assert np.array_equal(np.asarray(retried.image), np.asarray(clean.image))
+
+
+def test_a_batch_out_of_memory_is_split_before_any_memory_level_is_given_up(standin_model):
+    """Four photos a call run out of GPU memory: the call is split in two at the same level, the
+    pictures are the single calls' (within a level), and later batches start at two."""
+    runner = DiffusersImg2ImgRunner(native_size=64, batch_on_cpu=True, precision="fp32")
+    recipe = recipe_from_dict({"name": "b", "prompt": "warm light", "strength": 0.5, "steps": 4,
+                               "cfg": 5.0, "sampler": "Euler", "batch": 4})
+    rng = np.random.default_rng(5)
+    photos = [Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in range(4)]
+    seeds = [31, 32, 33, 34]
+    singles = [runner.run(p, recipe, s, str(standin_model)) for p, s in zip(photos, seeds)]
+    loaded = runner.cache.get(str(standin_model))
+    batches = []
+
+    def room_for_two_images(module, args):
+        batches.append(args[0].shape[0] // 2)  # classifier-free guidance doubles the batch
+        if batches[-1] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+
+    loaded.device = "cuda"  # where out-of-memory is handled; the pipeline stays on the CPU
+    handle = loaded.pipe.unet.register_forward_pre_hook(room_for_two_images)
+    try:
+        outs = runner.run_batch(photos, recipe, seeds, str(standin_model))
+        first = list(batches)
+        batches.clear()
+        runner.run_batch(photos, recipe, seeds, str(standin_model))
+    finally:
+        handle.remove()
+        loaded.device, loaded.batch_limit = "cpu", None
+    steps = recipe.denoising_steps
+    assert first == [4] + [2] * (2 * steps)  # four refused, then two calls of two
+    assert batches == [2] * (2 * steps)  # the limit is kept: no second refusal
+    assert loaded.memory_level == 0
+    for out, single in zip(outs, singles):
+        assert np.abs(np.asarray(out.image).astype(int) - np.asarray(single.image)).max() <= 1

@@ -104,7 +104,9 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
                 generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
                 return pipe(**kwargs, generator=generators).images
 
-            arrays = call_with_oom_retry(attempt, loaded, [pipe])
+            # Several images out of memory: the caller splits them (memory.run_in_batches)
+            # before any memory level is given up.
+            arrays = call_with_oom_retry(attempt, loaded, [pipe]) if n == 1 else attempt()
         finally:
             pipe.scheduler = previous
     return pictures(pipe, arrays, loaded.precision)

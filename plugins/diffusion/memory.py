@@ -118,6 +118,34 @@ def call_with_oom_retry(call, loaded, pipes):
             apply_level(pipe, loaded.memory_level, loaded.device)
 
 
+def run_in_batches(items: list, size: int, loaded, run) -> list:
+    """``run(chunk)`` (a list of results per chunk) over ``items`` in chunks of up to ``size``.
+
+    A chunk that runs out of GPU memory is split in two, each half run at the same memory
+    level, and the smaller size is kept for the model (``loaded.batch_limit``): four photos a
+    call at a lower batch beat every later photo offloaded to the CPU. Only a single item
+    lowers the memory level (``call_with_oom_retry``, inside ``run``).
+    """
+    limit = max(1, min(size, loaded.batch_limit or size))
+    pending = [items[i:i + limit] for i in range(0, len(items), limit)]
+    results: list = []
+    while pending:
+        chunk = pending.pop(0)
+        try:
+            results.extend(run(chunk))
+            continue
+        except Exception as exc:
+            if len(chunk) == 1 or not is_out_of_memory(exc) or loaded.device == "cpu":
+                raise
+        _empty_cache()  # out of the except clause, as in call_with_oom_retry
+        half = len(chunk) // 2
+        loaded.batch_limit = half
+        log.warning("out of GPU memory on %s with %d images a call; trying %d",
+                    loaded.ref.model_id, len(chunk), half)
+        pending[:0] = [chunk[:half], chunk[half:]]
+    return results
+
+
 def _empty_cache() -> None:
     import gc
 

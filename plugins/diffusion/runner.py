@@ -6,6 +6,7 @@ from PIL import Image
 
 from photobatch.plugins.diffusion.cache import LoadedModel, PipelineCache
 from photobatch.plugins.diffusion.engine import RunOutput, generate
+from photobatch.plugins.diffusion.memory import run_in_batches
 from photobatch.plugins.diffusion.params import to_working_size, validate_params, working_size
 from photobatch.plugins.diffusion.settings import settings_from_recipe
 from photobatch.plugins.diffusion.sources import ModelError, adapters_hash
@@ -107,14 +108,14 @@ class DiffusersImg2ImgRunner:
         for i, model_input in enumerate(inputs):
             by_size.setdefault(model_input.size, []).append(i)
         for size, indices in by_size.items():
-            for start in range(0, len(indices), batch):
-                chunk = indices[start:start + batch]
-                results = generate(self.cache, loaded, settings, [inputs[i] for i in chunk],
-                                   [seeds[i] for i in chunk])
-                for i, out in zip(chunk, results):
-                    outputs[i] = RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device,
-                                           size, inputs[i], precision=loaded.precision,
-                                           adapters_hash=adapters)
+            def run(chunk):
+                return generate(self.cache, loaded, settings, [inputs[i] for i in chunk],
+                                [seeds[i] for i in chunk])
+
+            for i, out in zip(indices, run_in_batches(indices, batch, loaded, run)):
+                outputs[i] = RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device,
+                                       size, inputs[i], precision=loaded.precision,
+                                       adapters_hash=adapters)
         return outputs
 
     def _run_tiled(self, loaded: LoadedModel, settings, image: Image.Image, seed: int) -> RunOutput:
@@ -127,14 +128,15 @@ class DiffusersImg2ImgRunner:
         overlap = min(settings.tile_overlap, tile_w // 2, tile_h // 2)
         boxes = tile_boxes(padded.width, padded.height, tile_w, tile_h, overlap)
         batch = settings.batch if (loaded.device != "cpu" or self.batch_on_cpu) else 1
-        tiles = []
-        for start in range(0, len(boxes), batch):
-            chunk = boxes[start:start + batch]
-            crops = [padded.crop(box) for box in chunk]
+
+        def run(chunk):
             # One seed per tile, derived from the file's: tiles do not repeat one noise pattern.
-            seeds = [(seed + start + k) % 2**32 for k in range(len(chunk))]
-            for box, out in zip(chunk, generate(self.cache, loaded, settings, crops, seeds)):
-                tiles.append((box, _as_array(out)))
+            return generate(self.cache, loaded, settings, [padded.crop(boxes[k]) for k in chunk],
+                            [(seed + k) % 2**32 for k in chunk])
+
+        indices = list(range(len(boxes)))
+        tiles = [(boxes[k], _as_array(out))
+                 for k, out in zip(indices, run_in_batches(indices, batch, loaded, run))]
         merged = merge_tiles(padded.width, padded.height, tiles, overlap)[:height, :width]
         return RunOutput(Image.fromarray(merged), loaded.ref.model_id, loaded.hash, loaded.device,
                          (tile_w, tile_h), None, precision=loaded.precision,
