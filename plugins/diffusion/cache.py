@@ -33,7 +33,7 @@ class LoadedModel:
     dtype: object
     hash: str | None
     memory_level: int = 0
-    batch_limit: int | None = None  # the most images a call that fit in GPU memory (memory.py)
+    batch_limit: int | None = None  # images a call may take, learnt from running out (memory.py)
     task_pipes: dict = field(default_factory=dict)
     # Adapter state lives on the shared UNet, so it is tracked per model, not per pipeline.
     loras: dict = field(default_factory=dict)  # adapter name -> source

@@ -107,11 +107,12 @@ class DiffusersImg2ImgRunner:
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, model_input in enumerate(inputs):
             by_size.setdefault(model_input.size, []).append(i)
-        for size, indices in by_size.items():
-            def run(chunk):
-                return generate(self.cache, loaded, settings, [inputs[i] for i in chunk],
-                                [seeds[i] for i in chunk])
 
+        def run(chunk):
+            return generate(self.cache, loaded, settings, [inputs[i] for i in chunk],
+                            [seeds[i] for i in chunk])
+
+        for size, indices in by_size.items():
             for i, out in zip(indices, run_in_batches(indices, batch, loaded, run)):
                 outputs[i] = RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device,
                                        size, inputs[i], precision=loaded.precision,
