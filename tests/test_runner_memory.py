@@ -282,3 +282,15 @@ def test_a_batch_out_of_memory_is_split_before_any_memory_level_is_given_up(stan
     assert loaded.memory_level == 0
     for out, single in zip(outs, singles):
         assert np.abs(np.asarray(out.image).astype(int) - np.asarray(single.image)).max() <= 1
+
+
+@pytest.mark.parametrize("error, oom", [
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+    (RuntimeError("CUDA error: out of memory"), True),  # a kernel's own allocation
+    (RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"), True),
+    (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), True),
+    (RuntimeError("The size of tensor a (64) must match the size of tensor b (32)"), False),
+    (ValueError("out of memory"), False),  # not a torch error: nothing to retry
+])
+def test_out_of_memory_is_recognised_wherever_it_comes_from(error, oom):
+    assert memory.is_out_of_memory(error) is oom

@@ -88,12 +88,20 @@ def set_vae_tiling(pipe, width: int, height: int, level: int = 0) -> bool:
     return on
 
 
+# Out of memory where it is not torch's allocator that runs out (cuBLAS or cuDNN creating
+# their workspaces, a kernel's own cudaMalloc): a RuntimeError that says so.
+_OOM_WORDS = ("out of memory", "cublas_status_alloc_failed", "cudnn_status_alloc_failed")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """True for a CUDA (or other accelerator) out-of-memory error."""
     import torch
 
     oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-    return isinstance(exc, oom)
+    if isinstance(exc, oom):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(word in text for word in _OOM_WORDS)
 
 
 def call_with_oom_retry(call, loaded, pipes):
