@@ -149,7 +149,9 @@ def detail_transfer(full, before: Image.Image, after: Image.Image,
         except NotImplementedError as exc:  # e.g. an operation MPS does not have
             log.info("%s cannot run the detail transfer (%s); running it on the CPU", device, exc)
         except RuntimeError as exc:  # torch.OutOfMemoryError is one
-            if "out of memory" not in str(exc).lower():
+            from photobatch.plugins.diffusion.memory import is_out_of_memory
+
+            if not is_out_of_memory(exc):
                 raise
             log.info("no room on %s for the detail transfer; running it on the CPU", device)
     return _detail_transfer(full, before, after, radius, eps, "cpu")
