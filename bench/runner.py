@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,9 +99,9 @@ def photobatch_run(paths, model: str, out: Path, recipe_file: Path,
     """``photobatch watch --once`` over the photos' folder, in this process. Returns (seconds,
     photos done, seconds in the model stage by the catalog's timings): the daemon's own intake,
     queue, catalog and stage pipeline."""
-    import json
-    import sqlite3
+    from sqlite_utils import Database
 
+    from photobatch.catalog.queries import Selection, run_stats
     from photobatch.daemon.config import Config, WatchFolder
     from photobatch.daemon.service import WatchService
 
@@ -115,11 +116,10 @@ def photobatch_run(paths, model: str, out: Path, recipe_file: Path,
     seconds = time.perf_counter() - start
     if status != 0:
         raise SystemExit(f"photobatch watch --once exited with {status}")
-    with sqlite3.connect(out / "catalog.db") as db:
-        timings = [json.loads(t) for (t,) in db.execute("SELECT timings FROM runs WHERE status = 'done'")]
+    stats = run_stats(Database(out / "catalog.db"), Selection())
     # "run": the scaling to working size and the pipeline call (the first photo's includes the
     # model's loading, which the plain loop does before its first photo).
-    return seconds, len(timings), sum(t.get("run", 0.0) for t in timings)
+    return seconds, stats["by_status"]["done"], stats["stage_seconds"].get("run", 0.0)
 
 
 def run_side(side: str, work: Path, model: str, images: int, round_: int, torch_threads: int | None,
@@ -253,7 +253,7 @@ def main() -> None:
     # the model, on the CPU it takes turns with it), and photobatch's model loading, which
     # its first photo's model stage includes.
     def per_photo(values):
-        return 1000 * sorted(values)[len(values) // 2] / args.images
+        return 1000 * statistics.median_high(values) / args.images
 
     rest_plain = [t - m for t, m in zip(plain_times, plain_model)]
     rest_ours = [t - m for t, m in zip(ours_times, ours_model)]
@@ -261,7 +261,7 @@ def main() -> None:
           f"photobatch {per_photo(ours_model):.0f} ms; the rest plain {per_photo(rest_plain):.0f} ms, "
           f"photobatch {per_photo(rest_ours):.0f} ms")
     print("per-round ratios: " + ", ".join(f"{r:.2f}" for r in paired)
-          + f" (median {paired[len(paired) // 2]:.2f})")
+          + f" (median {statistics.median_high(paired):.2f})")
     print(f"photobatch/plain ratio: {ours_ips / plain_ips:.2f}")
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from photobatch.plugins.diffusion.masks import paste_back
+from photobatch.plugins.diffusion.memory import is_out_of_memory
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +150,6 @@ def detail_transfer(full, before: Image.Image, after: Image.Image,
         except NotImplementedError as exc:  # e.g. an operation MPS does not have
             log.info("%s cannot run the detail transfer (%s); running it on the CPU", device, exc)
         except RuntimeError as exc:  # torch.OutOfMemoryError is one
-            from photobatch.plugins.diffusion.memory import is_out_of_memory
-
             if not is_out_of_memory(exc):
                 raise
             log.info("no room on %s for the detail transfer; running it on the CPU", device)

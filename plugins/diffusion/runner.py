@@ -135,9 +135,8 @@ class DiffusersImg2ImgRunner:
             return generate(self.cache, loaded, settings, [padded.crop(boxes[k]) for k in chunk],
                             [(seed + k) % 2**32 for k in chunk])
 
-        indices = list(range(len(boxes)))
-        tiles = [(boxes[k], _as_array(out))
-                 for k, out in zip(indices, run_in_batches(indices, batch, loaded, run))]
+        outs = run_in_batches(list(range(len(boxes))), batch, loaded, run)
+        tiles = [(box, _as_array(out)) for box, out in zip(boxes, outs)]
         merged = merge_tiles(padded.width, padded.height, tiles, overlap)[:height, :width]
         return RunOutput(Image.fromarray(merged), loaded.ref.model_id, loaded.hash, loaded.device,
                          (tile_w, tile_h), None, precision=loaded.precision,
