@@ -110,14 +110,28 @@ class App:
             known = ", ".join(sorted(self.recipes)) or "none"
             raise UsageError(f"no recipe called {name!r} (known: {known})") from None
 
-    def check_runnable(self, recipe: Recipe) -> None:
+    def check_runnable(self, recipe: Recipe, model: str | None = None) -> None:
         """Refuse, before any file, a recipe that is only a template (a style match with no
-        reference photo): the same error for every photo would tell the user nothing new."""
+        reference photo) or a ``model`` that cannot be there (a path that does not exist, a
+        pickle checkpoint, a folder that is no pipeline): the same error for every photo would
+        tell the user nothing new."""
         ip = recipe.ip_adapter
         if (ip is not None or recipe.reference_colors != "none") and not (ip and ip.reference):
             raise UsageError(
                 f"recipe {recipe.name!r} needs a reference photo: make your own with `photobatch "
                 f"recipes new my-look --from {recipe.name}` and set ip_adapter.reference")
+        if model:
+            self.check_model(model, recipe.model_config)
+
+    def check_model(self, model: str, config: str | None = None) -> None:
+        """Refuse a model reference that cannot be loaded, before any file. Cheap: nothing is
+        loaded (a hub id is only checked for its form; whether it is cached shows when it loads)."""
+        from photobatch.plugins.diffusion.sources import ModelError, resolve_model
+
+        try:
+            resolve_model(model, config=config)
+        except ModelError as exc:
+            raise UsageError(str(exc)) from None
 
     def model_for(self, recipe: Recipe) -> str:
         """The model a recipe runs on: the recipe's own, else --model / PHOTOBATCH_MODEL."""

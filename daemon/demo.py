@@ -33,7 +33,6 @@ def run_demo(workdir: Path | None, model: str | None, *, catalog: Path | None = 
     workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="photobatch-demo-"))
     inbox, outbox = workdir / "inbox", workdir / "enhanced"
     inbox.mkdir(parents=True, exist_ok=True)
-    write_demo_shoot(inbox)
     if model is None:
         from photobatch.plugins.diffusion.standin import save_standin_model
 
@@ -41,6 +40,8 @@ def run_demo(workdir: Path | None, model: str | None, *, catalog: Path | None = 
         model = str(save_standin_model(default_model_cache()))
     app = App(catalog_path=catalog or workdir / "catalog.db", recipe_dirs=recipe_dirs, model=model)
     recipe = app.recipe("color-correct")
+    app.check_runnable(recipe, app.model_for(recipe))
+    write_demo_shoot(inbox)
     session = Session(app, outbox)
     echo(f"\nworkspace {workdir}\n  photos   {inbox}\n  outputs  {outbox}\n  catalog  {app.catalog_path}")
     echo(f"recipe {recipe.name}: strength {recipe.strength}, {recipe.steps} steps "

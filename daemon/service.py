@@ -118,10 +118,15 @@ class WatchService:
                     known = ", ".join(sorted(app.recipes))
                     raise ConfigError(f"config {config.source}: watch[{i}].recipes names {name!r}, "
                                       f"which is not a recipe (known: {known})")
+                recipe = app.recipes[name]
+                model = recipe.model or folder.model or config.model
+                if not model:
+                    raise ConfigError(f"config {config.source}: watch[{i}] runs {name!r} with no model: "
+                                      "set [defaults] model, or this folder's or the recipe's model")
                 try:
-                    app.check_runnable(app.recipes[name])
+                    app.check_runnable(recipe, model)
                 except UsageError as exc:
-                    raise ConfigError(f"config {config.source}: watch[{i}].recipes: {exc}") from None
+                    raise ConfigError(f"config {config.source}: watch[{i}] runs {name!r}: {exc}") from None
         return app
 
     def _install_signals(self) -> None:
@@ -228,11 +233,8 @@ class WatchService:
         queued = []
         for name in folder.recipes:
             recipe = self.app.recipes[name]
+            # The config's check (_build_app) saw a model; it may have gone since.
             model = recipe.model or folder.model or self.config.model
-            if not model:
-                log.error("%s [%s]: no model configured: set [defaults] model in %s", path.name, name,
-                          self.config.source or "the config")
-                continue
             try:
                 model_id = resolve_model(model).model_id
             except ModelError as exc:

@@ -185,7 +185,10 @@ class Session:
             else:
                 job.file_id = known["id"]
             job.model = model or self.app.model_for(recipe)
-            job.model_id = resolve_model(job.model).model_id
+            try:
+                job.model_id = resolve_model(job.model).model_id
+            except ModelError as exc:  # moved or deleted since the run was queued, a typo
+                raise StageError(f"running {recipe.name} on {path.name}", str(exc)) from exc
             done = catalog.finished_run(job.file_id, recipe.fingerprint, job.model_id, recipe.name)
             # A run queued by ``photobatch rerun`` asks to be redone, like --force does.
             forced = self.force or (run_id is not None and RunQueue(catalog).is_forced(run_id))
@@ -219,22 +222,26 @@ class Session:
                                       width=width, height=height)
             return job
         except Exception as exc:
-            if job.file_id is None and job.run_id is None and isinstance(exc, StageError):
-                self._record_unreadable(job)
+            if job.run_id is None and isinstance(exc, StageError):
+                self._start_failed_run(job)
             return self._fail(job, exc)
 
-    def _record_unreadable(self, job: "Job") -> None:
-        """Give a file that cannot be opened (deleted while queued, no permission) a run to fail."""
+    def _start_failed_run(self, job: "Job") -> None:
+        """Give a job that failed before its run started a run to fail, so the catalog has the
+        reason: a file that cannot be opened (deleted while queued, no permission), a model
+        or runner that cannot be found."""
         catalog = self.app.catalog
-        known = catalog.find_file(str(job.path))
-        # Its content is unknown, so it is registered under a stand-in hash of its path.
-        file_id = known["id"] if known else catalog.register_file(
-            sha256=UNREADABLE + hashlib.sha256(os.fsencode(job.path)).hexdigest(),
-            path=job.path, size=None, mtime=None)
+        file_id = job.file_id
+        if file_id is None:
+            known = catalog.find_file(str(job.path))
+            # Its content is unknown, so it is registered under a stand-in hash of its path.
+            file_id = known["id"] if known else catalog.register_file(
+                sha256=UNREADABLE + hashlib.sha256(os.fsencode(job.path)).hexdigest(),
+                path=job.path, size=None, mtime=None)
         job.run_id = catalog.start_run(
             file_id=file_id, recipe=job.recipe.name, fingerprint=job.recipe.fingerprint,
             params=job.recipe.params(), seed=None, runner=job.recipe.runner,
-            model_id=job.model_id or job.recipe.model or self.app.default_model or "")
+            model_id=job.model_id or job.model or job.recipe.model or self.app.default_model or "")
 
     def generate(self, job: "Job") -> "Job | Outcome":
         """GPU stage: run the recipe's runner on the decoded picture."""

@@ -39,6 +39,8 @@ def rerun(obj: Context, everything, model, out_dir, force, now, dry_run, **selec
         raise click.UsageError("say what to re-run: --stale, --failed, --recipe NAME, a folder or "
                                "photos, other filters, or --all for the whole catalog")
     app, chooser = current_app(obj, model)
+    if model:
+        app.check_model(model)
     if selection.recipe:
         app.recipe(selection.recipe)  # an unknown recipe is an error naming those that exist
     plan = plan_reruns(app, selection, chooser, force=force, out_dir=out_dir)

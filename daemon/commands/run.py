@@ -27,8 +27,7 @@ def run(obj: Context, paths, recipe_name, model, out_dir, force):
 
     app = obj.app(model)
     recipe = app.recipe(recipe_name)
-    app.check_runnable(recipe)
-    app.model_for(recipe)
+    app.check_runnable(recipe, app.model_for(recipe))
     files = expand_inputs(list(paths), exclude=[out_dir])
     if not files:
         raise click.ClickException("no photos found in " + ", ".join(map(str, paths)))

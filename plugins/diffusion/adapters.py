@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from photobatch.plugins.diffusion.loading import first_line
-from photobatch.plugins.diffusion.sources import ModelError, offline
+from photobatch.plugins.diffusion.sources import ModelError, cache_only_reason
 
 # Where the hub's h94/IP-Adapter keeps each family's adapter (a local copy has the same layout).
 IP_ADAPTER_DEFAULTS = {
@@ -107,7 +107,8 @@ def _load_lora_file(pipe, path: Path, source: str, name: str) -> None:
         elif path.is_dir():
             pipe.load_lora_weights(str(path), adapter_name=name)
         else:
-            pipe.load_lora_weights(source, adapter_name=name, local_files_only=offline())
+            pipe.load_lora_weights(source, adapter_name=name,
+                                   local_files_only=cache_only_reason() is not None)
     except ModelError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -140,7 +141,7 @@ def _load_ip_adapter(pipe, spec, family: str) -> None:
     subfolder = spec.subfolder if spec.subfolder is not None else subfolder
     weight_name = spec.weight_name or weight_name
     path = Path(spec.model)
-    kwargs = {}
+    kwargs, cache_only = {}, None
     if path.is_file():
         # A bare adapter file: its image encoder sits beside it in image_encoder/.
         location, subfolder, weight_name = str(path.parent), "", path.name
@@ -148,14 +149,15 @@ def _load_ip_adapter(pipe, spec, family: str) -> None:
         location = str(path)
     else:
         location = spec.model
-        kwargs["local_files_only"] = offline()
+        cache_only = cache_only_reason()
+        kwargs["local_files_only"] = cache_only is not None
     try:
         pipe.load_ip_adapter(location, subfolder=subfolder, weight_name=weight_name,
                              image_encoder_folder="image_encoder", **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        if not path.exists() and offline():
-            raise ModelError(f"ip_adapter {spec.model} is not in the Hugging Face cache and offline "
-                             "mode is on (HF_HUB_OFFLINE=1)") from None
+        if cache_only:
+            raise ModelError(f"ip_adapter {spec.model} is not in the Hugging Face cache and "
+                             f"{cache_only}") from None
         raise ModelError(f"ip_adapter {spec.model} could not be loaded: {first_line(exc)}") from exc
 
 

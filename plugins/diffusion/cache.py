@@ -10,16 +10,22 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 
 from photobatch.plugins.diffusion.families import ModelInfo
 from photobatch.plugins.diffusion.host_memory import keep_freed_memory
 from photobatch.plugins.diffusion.loading import load_pipeline
-from photobatch.plugins.diffusion.sources import ModelRef, model_hash, resolve_model
+from photobatch.plugins.diffusion.sources import ModelError, ModelRef, model_hash, resolve_model
 
 log = logging.getLogger(__name__)
 
 COMPILE_ENV = "PHOTOBATCH_COMPILE"
+
+# A model that failed to load fails the next photos at once for this long, with the same
+# reason: a shoot of 300 photos does not load gigabytes (or ask the hub) 300 times to fail
+# 300 times. After it, the next photo tries again: the user may have mended the model.
+FAILED_LOAD_SECONDS = 60.0
 
 
 @dataclass
@@ -62,6 +68,7 @@ class PipelineCache:
         self._models: dict[tuple, LoadedModel] = {}
         self._controlnets: dict[tuple, object] = {}
         self._vaes: dict[tuple, object] = {}
+        self._failed: dict[tuple, tuple[float, str]] = {}  # key -> (when, why)
         self._lock = threading.Lock()
 
     @property
@@ -102,6 +109,9 @@ class PipelineCache:
         key = (ref.model_id, ref.config, str(dtype), device)
         with self._lock:
             if key not in self._models:
+                failed = self._failed.get(key)
+                if failed and time.monotonic() - failed[0] < FAILED_LOAD_SECONDS:
+                    raise ModelError(failed[1])
                 # The device or precision changed (a config reload): free the model's old copy.
                 for old in [k for k in self._models if k[:2] == key[:2]]:
                     log.info("unloading %s (%s on %s)", ref.model_id, old[2], old[3])
@@ -112,7 +122,12 @@ class PipelineCache:
                 # memory left after loading would ask for offload where none is needed (SDXL
                 # on a 12 GB card).
                 free_before = free_vram_gib(device)
-                pipe, info = load_pipeline(ref, device, dtype)
+                try:
+                    pipe, info = load_pipeline(ref, device, dtype)
+                except ModelError as exc:
+                    self._failed[key] = (time.monotonic(), str(exc))
+                    raise
+                self._failed.pop(key, None)
                 if self._compile:
                     pipe.unet = _compile(pipe.unet)
                 loaded = LoadedModel(pipe, ref, info, device, dtype, model_hash(ref))

@@ -11,7 +11,6 @@ import numpy as np
 from PIL import Image
 
 from photobatch.plugins.diffusion.loading import load_component
-from photobatch.plugins.diffusion.sources import offline
 
 
 def load_controlnet(model: str, device: str, dtype):
@@ -22,8 +21,8 @@ def load_controlnet(model: str, device: str, dtype):
         "controlnet", model, device,
         from_file=lambda path: ControlNetModel.from_single_file(str(path), dtype=dtype),
         from_folder=lambda path: ControlNetModel.from_pretrained(str(path), dtype=dtype),
-        from_hub=lambda name: ControlNetModel.from_pretrained(name, dtype=dtype,
-                                                              local_files_only=offline()))
+        from_hub=lambda name, cache_only: ControlNetModel.from_pretrained(
+            name, dtype=dtype, local_files_only=cache_only))
 
 
 def canny_edges(image: Image.Image, sigma: float = 2.0) -> Image.Image:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from photobatch.plugins.diffusion.families import (
@@ -12,8 +13,9 @@ from photobatch.plugins.diffusion.families import (
 from photobatch.plugins.diffusion.sources import (  # re-exported: the session imports them here
     ModelError,
     ModelRef,
+    cache_only_reason,
+    first_line,
     model_hash,
-    offline,
     resolve_model,
 )
 
@@ -46,6 +48,11 @@ def load_pipeline(ref: ModelRef, device: str, dtype) -> tuple[object, ModelInfo]
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
     diffusers.utils.logging.set_verbosity_error()
+    # diffusers 0.42 still passes this argument to huggingface_hub, which warns on every hub
+    # load; it is the libraries' affair, not the user's.
+    warnings.filterwarnings("ignore", message="The `local_dir_use_symlinks` argument is deprecated",
+                            category=UserWarning)
+    cache_only = cache_only_reason() if ref.kind == "hub" else None
     try:
         if ref.kind == "single-file":
             pipe = _load_single_file(ref, dtype)
@@ -55,15 +62,16 @@ def load_pipeline(ref: ModelRef, device: str, dtype) -> tuple[object, ModelInfo]
             # not loaded at all rather than loaded and dropped. Pipelines without one ignore this.
             kwargs = {"dtype": dtype, "safety_checker": None}
             if ref.kind == "hub":
-                kwargs["local_files_only"] = offline()
+                # Without an answer from the hub a cached model still loads, from the cache.
+                kwargs["local_files_only"] = cache_only is not None
             pipe = diffusers.AutoPipelineForImage2Image.from_pretrained(ref.location, **kwargs)
     except ModelError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        if ref.kind == "hub" and offline():
+        if cache_only:
             raise ModelError(
-                f"model {ref.location} is not in the Hugging Face cache and offline mode is on "
-                "(HF_HUB_OFFLINE=1): download it once with network access, or pass a local folder"
+                f"model {ref.location} is not in the Hugging Face cache and {cache_only}: "
+                "download it once with network access, or pass a local folder"
             ) from None
         raise ModelError(f"model {ref.model_id} could not be loaded: {first_line(exc)}") from exc
     check_tokenizer(pipe, ref.model_id)
@@ -90,12 +98,14 @@ def _load_single_file(ref: ModelRef, dtype):
     kwargs = {"dtype": dtype}
     if ref.config:
         kwargs["config"] = ref.config
-    if offline():
+    # Its configs come from the hub unless model_config is a local folder.
+    cache_only = None if ref.config and Path(ref.config).is_dir() else cache_only_reason()
+    if cache_only:
         if not ref.config:
             raise ModelError(
-                f"model {path.name}: a single-file checkpoint needs its configs; offline mode is on "
-                "(HF_HUB_OFFLINE=1), so give a local diffusers folder of the same family as "
-                "model_config (or PHOTOBATCH_MODEL_CONFIG)"
+                f"model {path.name}: a single-file checkpoint needs its configs; {cache_only}, "
+                "so give a local diffusers folder of the same family as model_config (or "
+                "PHOTOBATCH_MODEL_CONFIG)"
             )
         kwargs["local_files_only"] = True
     return cls.from_single_file(str(path), **kwargs)
@@ -122,9 +132,11 @@ def _family_of_pickle(path: Path) -> ModelInfo:
 
 def load_component(label: str, source: str, device: str, *, from_file, from_folder, from_hub):
     """Load a model component (a ControlNet, a VAE) named by ``source``: a single .safetensors
-    file, a folder, or a hub id, each through its loader; every failure becomes a ModelError
-    that names the ``label`` and ``source``, and pickle files are refused."""
+    file, a folder, or a hub id, each through its loader (``from_hub(name, cache_only)``: only
+    from the local cache when offline or the hub gives no answer); every failure becomes a
+    ModelError that names the ``label`` and ``source``, and pickle files are refused."""
     path = Path(source).expanduser()
+    cache_only = None
     try:
         if path.is_file():
             if path.suffix.lower() != ".safetensors":
@@ -134,23 +146,18 @@ def load_component(label: str, source: str, device: str, *, from_file, from_fold
         elif path.is_dir():
             part = from_folder(path)
         else:
-            part = from_hub(source)
+            cache_only = cache_only_reason()
+            part = from_hub(source, cache_only is not None)
     except ModelError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        if not path.exists() and offline():
-            raise ModelError(f"{label} {source} is not in the Hugging Face cache and offline mode "
-                             "is on (HF_HUB_OFFLINE=1)") from None
+        if cache_only:
+            raise ModelError(f"{label} {source} is not in the Hugging Face cache and "
+                             f"{cache_only}") from None
         raise ModelError(f"{label} {source} could not be loaded: {first_line(exc)}") from exc
     return part.to(device)
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (library errors can be pages long)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 __all__ = ["ModelError", "ModelRef", "check_tokenizer", "first_line", "load_component",
            "load_pipeline", "model_hash",
-           "native_size", "offline", "resolve_model"]
+           "native_size", "resolve_model"]

@@ -39,6 +39,38 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
+# One request, no retries: a machine without network learns it in seconds, instead of in
+# huggingface_hub's backoff (five retries, ~23 s) for every file of a shoot.
+HUB_PROBE_SECONDS = 5.0
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub gives no answer now (None when it answers, whatever the answer)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=HUB_PROBE_SECONDS)
+    except Exception as exc:  # DNS, refused, timeout, proxy: all mean no answer, and say why
+        return first_line(exc)
+    return None
+
+
+def cache_only_reason() -> str | None:
+    """Why hub files must come from the local Hugging Face cache alone: offline mode, or a hub
+    that gives no answer; None when they may be downloaded. Asks the hub unless offline."""
+    if offline():
+        return "offline mode is on (HF_HUB_OFFLINE=1)"
+    reason = hub_unreachable()
+    return f"the Hugging Face hub cannot be reached ({reason})" if reason else None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library errors can be pages long)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def pickle_allowed() -> bool:
     """True when the user opted in to pickle checkpoints (PHOTOBATCH_ALLOW_PICKLE=1)."""
     return os.environ.get(ALLOW_PICKLE_ENV, "").lower() in ("1", "true", "yes", "on")

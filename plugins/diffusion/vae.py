@@ -8,8 +8,10 @@ file (configured from the recipe model's own ``vae`` config, so it loads offline
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from photobatch.plugins.diffusion.loading import load_component
-from photobatch.plugins.diffusion.sources import offline
+from photobatch.plugins.diffusion.sources import cache_only_reason
 
 
 def load_vae(source: str, device: str, dtype, config: str | None):
@@ -19,8 +21,11 @@ def load_vae(source: str, device: str, dtype, config: str | None):
 
     def from_file(path):
         kwargs = {"config": config, "subfolder": "vae"} if config else {}
-        return AutoencoderKL.from_single_file(str(path), dtype=dtype, local_files_only=offline(),
-                                              **kwargs)
+        # Its config comes from the hub unless it is a local folder.
+        local = bool(config) and Path(config).is_dir()
+        return AutoencoderKL.from_single_file(
+            str(path), dtype=dtype, local_files_only=local or cache_only_reason() is not None,
+            **kwargs)
 
     def from_folder(path):
         # The VAE's own folder, or a model folder with vae/ in it.
@@ -29,5 +34,5 @@ def load_vae(source: str, device: str, dtype, config: str | None):
 
     return load_component(
         "vae", source, device, from_file=from_file, from_folder=from_folder,
-        from_hub=lambda name: AutoencoderKL.from_pretrained(name, dtype=dtype,
-                                                            local_files_only=offline()))
+        from_hub=lambda name, cache_only: AutoencoderKL.from_pretrained(
+            name, dtype=dtype, local_files_only=cache_only))
