@@ -112,14 +112,22 @@ class App:
 
     def check_runnable(self, recipe: Recipe, model: str | None = None) -> None:
         """Refuse, before any file, a recipe that is only a template (a style match with no
-        reference photo) or a ``model`` that cannot be there (a path that does not exist, a
-        pickle checkpoint, a folder that is no pipeline): the same error for every photo would
-        tell the user nothing new."""
+        reference photo), one whose LoRAs, embeddings, VAE, ControlNet or IP-Adapter name a
+        path with nothing there, or a ``model`` that cannot be there (a path that
+        does not exist, a pickle checkpoint, a folder that is no pipeline): the same error for
+        every photo would tell the user nothing new."""
         ip = recipe.ip_adapter
         if (ip is not None or recipe.reference_colors != "none") and not (ip and ip.reference):
             raise UsageError(
                 f"recipe {recipe.name!r} needs a reference photo: make your own with `photobatch "
                 f"recipes new my-look --from {recipe.name}` and set ip_adapter.reference")
+        from photobatch.plugins.diffusion.settings import settings_from_recipe
+        from photobatch.plugins.diffusion.sources import missing_files
+
+        missing = missing_files(settings_from_recipe(recipe))
+        if missing:
+            raise UsageError(f"recipe {recipe.name!r} reads files that are not there: "
+                             + "; ".join(missing))
         if model:
             self.check_model(model, recipe.model_config)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from photobatch.plugins.diffusion.loading import first_line
-from photobatch.plugins.diffusion.sources import ModelError, cache_only_reason
+from photobatch.plugins.diffusion.sources import ModelError, cache_only_reason, names_a_path
 
 # Where the hub's h94/IP-Adapter keeps each family's adapter (a local copy has the same layout).
 IP_ADAPTER_DEFAULTS = {
@@ -106,6 +106,8 @@ def _load_lora_file(pipe, path: Path, source: str, name: str) -> None:
             pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
         elif path.is_dir():
             pipe.load_lora_weights(str(path), adapter_name=name)
+        elif names_a_path(source):
+            raise ModelError(f"lora {source} does not exist")
         else:
             pipe.load_lora_weights(source, adapter_name=name,
                                    local_files_only=cache_only_reason() is not None)
@@ -147,6 +149,8 @@ def _load_ip_adapter(pipe, spec, family: str) -> None:
         location, subfolder, weight_name = str(path.parent), "", path.name
     elif path.is_dir():
         location = str(path)
+    elif names_a_path(spec.model):
+        raise ModelError(f"ip_adapter {spec.model} does not exist")
     else:
         location = spec.model
         cache_only = cache_only_reason()

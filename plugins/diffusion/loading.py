@@ -16,6 +16,7 @@ from photobatch.plugins.diffusion.sources import (  # re-exported: the session i
     cache_only_reason,
     first_line,
     model_hash,
+    names_a_path,
     resolve_model,
 )
 
@@ -145,6 +146,8 @@ def load_component(label: str, source: str, device: str, *, from_file, from_fold
             part = from_file(path)
         elif path.is_dir():
             part = from_folder(path)
+        elif names_a_path(source):
+            raise ModelError(f"{label} {source} does not exist")
         else:
             cache_only = cache_only_reason()
             part = from_hub(source, cache_only is not None)

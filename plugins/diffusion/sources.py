@@ -210,14 +210,7 @@ def adapters_hash(settings) -> str | None:
     A file replaced under the same name gives another identity: the outputs made with the old
     one are stale. References that are not local files (hub ids) count by name.
     """
-    refs = [("lora", spec.path, str(spec.weight)) for spec in settings.loras]
-    refs += [("embedding", spec.path, spec.token) for spec in settings.embeddings]
-    if settings.vae:
-        refs.append(("vae", settings.vae, ""))
-    if settings.controlnet is not None:
-        refs.append(("controlnet", settings.controlnet.model, ""))
-    if settings.ip_adapter is not None:
-        refs.append(("ip-adapter", settings.ip_adapter.model, ""))
+    refs = _adapter_refs(settings)
     if not refs:
         return None
     digest = hashlib.sha256()
@@ -226,3 +219,33 @@ def adapters_hash(settings) -> str | None:
         identity = file_identity(local) if local.exists() else "name:" + value
         digest.update(f"{kind}\0{extra}\0{identity}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def _adapter_refs(settings) -> list[tuple[str, str, str]]:
+    """(kind, reference, what else identifies its use) for every file a run reads besides its
+    model."""
+    refs = [("lora", spec.path, str(spec.weight)) for spec in settings.loras]
+    refs += [("embedding", spec.path, spec.token) for spec in settings.embeddings]
+    if settings.vae:
+        refs.append(("vae", settings.vae, ""))
+    if settings.controlnet is not None:
+        refs.append(("controlnet", settings.controlnet.model, ""))
+    if settings.ip_adapter is not None:
+        refs.append(("ip-adapter", settings.ip_adapter.model, ""))
+    return refs
+
+
+def names_a_path(ref: str) -> bool:
+    """True when ``ref`` can only mean a local file or folder, not a hub id: absolute, ``./`` or
+    ``~``, nested deeper than org/name, or a weights file's name."""
+    return (not _HUB_ID.match(ref) or ref.startswith(("/", ".", "~"))
+            or ref.lower().endswith(SINGLE_FILE_SUFFIXES + PICKLE_SUFFIXES))
+
+
+def missing_files(settings) -> list[str]:
+    """What a recipe's run would read besides its model (LoRAs, embeddings, VAE, ControlNet,
+    IP-Adapter) that names a local path with nothing there, each as "kind path". Hub ids are
+    not asked about (that is the hub's to answer when they load); the reference photo is the
+    recipe loader's to check."""
+    return [f"{kind} {value}" for kind, value, _ in _adapter_refs(settings)
+            if names_a_path(value) and not Path(settings.resolve_path(value)).exists()]

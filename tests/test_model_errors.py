@@ -1,0 +1,234 @@
+"""A model that cannot be used: refused once, before any photo, or failed with its reason.
+
+A wrong path, a pickle checkpoint or a folder that is no pipeline is refused by ``run``,
+``demo``, ``rerun --model`` and ``watch``'s config check before a single photo; a model gone
+since its run was queued fails that run with the reason in the catalog; a hub that gives no
+answer is asked once, a cached hub model then loads from the cache, and a model that failed to
+load fails the next photos at once instead of loading again for each.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from photobatch.daemon.cli import main
+from photobatch.daemon.samples import write_sample_photo
+from photobatch.plugins.diffusion import cache as cache_module
+from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
+from photobatch.plugins.diffusion.sources import HUB_PROBE_SECONDS, ModelError
+from photobatch.recipes.schema import recipe_from_dict
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture()
+def inbox(tmp_path):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    for i in range(3):
+        write_sample_photo(folder / f"DSCF000{i}.JPG", size=(96, 64), orientation=1, seed=i)
+    return folder
+
+
+def _bad_models(tmp_path):
+    pickle = tmp_path / "model.ckpt"
+    pickle.write_bytes(b"not looked at")
+    not_a_pipeline = tmp_path / "photos-not-a-model"
+    not_a_pipeline.mkdir()
+    return [(tmp_path / "missing", "does not exist"),
+            (pickle, "pickle checkpoints .* can run code"),
+            (not_a_pipeline, "has no model_index.json")]
+
+
+def test_run_refuses_a_model_that_cannot_be_there_before_any_photo(inbox, tmp_path):
+    db = tmp_path / "catalog.db"
+    for model, reason in _bad_models(tmp_path):
+        result = _invoke("--catalog", db, "run", inbox, "--recipe", "color-correct",
+                         "--model", model, "--out", tmp_path / "out")
+        assert result.exit_code == 1
+        assert re.search(reason, result.output), result.output
+        # Said once, not once per photo, and without a traceback.
+        assert result.output.count("Error:") == 1 and "Traceback" not in result.output
+        assert "FAILED" not in result.output and "unexpected" not in result.output
+    assert not (tmp_path / "out").exists()
+    if db.exists():  # nothing was registered or run
+        with sqlite3.connect(db) as con:
+            assert con.execute("select count(*) from runs").fetchone()[0] == 0
+
+
+def test_demo_refuses_a_missing_model_before_writing_its_photos(tmp_path):
+    result = _invoke("demo", "--dir", tmp_path / "ws", "--model", tmp_path / "missing")
+    assert result.exit_code == 1 and "does not exist" in result.output
+    assert list((tmp_path / "ws" / "inbox").iterdir()) == []
+
+
+def test_rerun_refuses_a_missing_model(tmp_path):
+    result = _invoke("--catalog", tmp_path / "c.db", "rerun", "--all", "--now",
+                     "--model", tmp_path / "missing")
+    assert result.exit_code == 1 and "does not exist" in result.output
+    assert "nothing to re-run" not in result.output
+
+
+def test_watch_does_not_start_with_a_model_that_cannot_be_there(tmp_path):
+    from photobatch.daemon.config import Config, ConfigError, WatchFolder
+    from photobatch.daemon.service import WatchService
+
+    (tmp_path / "in").mkdir()
+    folder = WatchFolder(path=tmp_path / "in", recipes=("color-correct",), output=tmp_path / "out")
+    for model, reason in _bad_models(tmp_path):
+        config = Config(watch=(folder,), model=str(model), source="test.toml")
+        service = WatchService(None, catalog_path=tmp_path / "c.db", once=True, config=config)
+        with pytest.raises(ConfigError, match=rf"test.toml: watch\[0\] runs 'color-correct': .*{reason}"):
+            service.run()
+    # No model at all is the same kind of mistake: said at start, not once per photo.
+    service = WatchService(None, catalog_path=tmp_path / "c.db", once=True,
+                           config=Config(watch=(folder,), source="test.toml"))
+    with pytest.raises(ConfigError, match="runs 'color-correct' with no model"):
+        service.run()
+
+
+def test_a_run_whose_model_has_gone_fails_with_the_reason_in_the_catalog(inbox, tmp_path):
+    # A run queued (or re-run) with a model that was moved since: a clear reason, recorded.
+    from photobatch.daemon.app import App
+    from photobatch.daemon.session import Session
+
+    app = App(catalog_path=tmp_path / "c.db")
+    recipe = app.recipe("color-correct")
+    photo = inbox / "DSCF0000.JPG"
+    outcome = Session(app, tmp_path / "out").process(photo, recipe, model=str(tmp_path / "moved"))
+    assert outcome.status == "failed"
+    assert outcome.error.startswith("error while running color-correct on DSCF0000.JPG: model ")
+    assert "does not exist" in outcome.error and "unexpected" not in outcome.error
+    run = app.catalog.db.execute("select status, error, model_id from runs").fetchall()
+    assert run == [("failed", outcome.error, str(tmp_path / "moved"))]
+    app.close()
+
+
+@pytest.fixture()
+def connections(monkeypatch):
+    """Sockets stay blocked (conftest); this counts the attempts to open one."""
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise ConnectionRefusedError("no network in tests")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    # Not told to stay offline: the hub is asked (huggingface_hub read the variable at import).
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    return attempts
+
+
+def _recipe():
+    return recipe_from_dict({"name": "t", "prompt": "natural colours", "strength": 0.5, "steps": 4,
+                             "cfg": 6.0, "sampler": "Euler"})
+
+
+def test_an_uncached_hub_model_with_no_network_is_asked_once_and_says_so(connections):
+    runner = DiffusersImg2ImgRunner()
+    with pytest.raises(ModelError, match=r"not in the Hugging Face cache and the Hugging Face hub "
+                                         r"cannot be reached \(.*no network in tests.*\)"):
+        runner.pipeline("nobody/not-a-cached-model")
+    # One question, no retries: huggingface_hub's backoff asks six times (~23 s) per photo.
+    # (huggingface_hub may also try once for its own agent registry, timeout 3 s.)
+    assert [a for a in connections if a[-1] == HUB_PROBE_SECONDS] == [(("huggingface.co", 443),
+                                                                     HUB_PROBE_SECONDS)]
+    assert len(connections) <= 2
+    # The next photo fails at once, with the same reason, without asking again.
+    asked = len(connections)
+    with pytest.raises(ModelError, match="cannot be reached"):
+        runner.pipeline("nobody/not-a-cached-model")
+    assert len(connections) == asked
+
+
+def test_a_cached_hub_model_loads_from_the_cache_when_the_hub_gives_no_answer(
+        connections, standin_model, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    # The Hugging Face cache's layout: models--org--name/{refs/main, snapshots/<commit>/...}.
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someone--cached-standin"
+    shutil.copytree(standin_model, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    runner = DiffusersImg2ImgRunner(native_size=64)
+    pipe, ref, _, _ = runner.pipeline("someone/cached-standin")
+    assert ref.kind == "hub" and type(pipe).__name__ == "StableDiffusionImg2ImgPipeline"
+    assert [a for a in connections if a[-1] == HUB_PROBE_SECONDS] == [(("huggingface.co", 443),
+                                                                     HUB_PROBE_SECONDS)]
+    from PIL import Image
+
+    out = runner.run(Image.new("RGB", (96, 64), (120, 90, 60)), _recipe(), seed=1,
+                     model="someone/cached-standin")
+    assert out.image.size == out.model_input.size
+
+
+def test_a_model_that_failed_to_load_fails_the_next_photos_at_once(standin_model, tmp_path,
+                                                                   monkeypatch):
+    broken = tmp_path / "broken"
+    shutil.copytree(standin_model, broken)
+    shutil.rmtree(broken / "unet")
+    loads = []
+    real = cache_module.load_pipeline
+    monkeypatch.setattr(cache_module, "load_pipeline", lambda *a: loads.append(a) or real(*a))
+    runner = DiffusersImg2ImgRunner()
+    with pytest.raises(ModelError) as first:
+        runner.pipeline(str(broken))
+    with pytest.raises(ModelError) as second:
+        runner.pipeline(str(broken))
+    assert str(second.value) == str(first.value) and len(loads) == 1
+    # Later (the user may have mended it) the next photo loads it again.
+    shutil.copytree(standin_model / "unet", broken / "unet")
+    monkeypatch.setattr(cache_module, "FAILED_LOAD_SECONDS", 0.0)
+    pipe, *_ = runner.pipeline(str(broken))
+    assert len(loads) == 2 and pipe is not None
+
+
+def test_a_recipe_whose_adapter_files_are_not_there_is_refused_before_any_photo(inbox, tmp_path,
+                                                                                standin_model):
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "film.safetensors").write_bytes(b"found beside the recipe")
+    write_sample_photo(recipes / "look.jpg", size=(64, 48), orientation=1, seed=9)
+    (recipes / "my-look.toml").write_text(
+        'extends = "color-correct"\nname = "my-look"\n'
+        'loras = [{path = "film.safetensors", weight = 0.8},\n'
+        '         {path = "/nowhere/grain.safetensors", weight = 0.5},\n'
+        '         {path = "someone/lora-on-the-hub", weight = 0.5}]\n'
+        'embeddings = [{path = "easyneg.safetensors", token = "easyneg"}]\n'
+        'vae = "./vaes/ft-mse"\n'
+        '[ip_adapter]\nmodel = "h94/IP-Adapter"\nreference = "look.jpg"\nscale = 0.6\n')
+    db = tmp_path / "c.db"
+    result = _invoke("--catalog", db, "--recipes", recipes, "run", inbox, "--recipe", "my-look",
+                     "--model", standin_model, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and result.output.count("Error:") == 1
+    assert ("recipe 'my-look' reads files that are not there: lora /nowhere/grain.safetensors; "
+            "embedding easyneg.safetensors; vae ./vaes/ft-mse" in result.output), result.output
+    # The file found beside the recipe and the hub ids (which only the hub can answer for) pass.
+    assert "film" not in result.output and "lora-on-the-hub" not in result.output
+    assert "h94" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_lora_path_with_nothing_there_says_so_when_it_loads(standin_model, tmp_path):
+    # What a run queued earlier meets if the file went since: not a hub error about offline mode.
+    recipe = recipe_from_dict({"name": "t", "prompt": "natural colours", "strength": 0.5,
+                               "steps": 4, "cfg": 6.0, "sampler": "Euler",
+                               "loras": [{"path": str(tmp_path / "gone.safetensors"), "weight": 1}]})
+    from PIL import Image
+
+    with pytest.raises(ModelError, match=r"^lora .*gone.safetensors does not exist$"):
+        DiffusersImg2ImgRunner(native_size=64).run(Image.new("RGB", (64, 64)), recipe, seed=1,
+                                                   model=str(standin_model))
