@@ -132,13 +132,17 @@ class App:
             self.check_model(model, recipe.model_config)
 
     def check_model(self, model: str, config: str | None = None) -> None:
-        """Refuse a model reference that cannot be loaded, before any file. Cheap: nothing is
-        loaded (a hub id is only checked for its form; whether it is cached shows when it loads)."""
-        from photobatch.plugins.diffusion.sources import ModelError, resolve_model
+        """Refuse a model reference that cannot be loaded, before any file. Cheap: no weights
+        are read (a single file's header is; a hub id is only checked for its form, whether it
+        is cached shows when it loads)."""
+        from photobatch.plugins.diffusion.families import family_of_single_file
+        from photobatch.plugins.diffusion.sources import SINGLE_FILE_SUFFIXES, ModelError, resolve_model
 
         try:
-            resolve_model(model, config=config)
-        except ModelError as exc:
+            ref = resolve_model(model, config=config)
+            if ref.kind == "single-file" and ref.location.lower().endswith(SINGLE_FILE_SUFFIXES):
+                family_of_single_file(ref.location)  # a LoRA or a broken file is no checkpoint
+        except (ModelError, ValueError) as exc:
             raise UsageError(str(exc)) from None
 
     def model_for(self, recipe: Recipe) -> str:

@@ -14,8 +14,10 @@ import shutil
 import socket
 import sqlite3
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from safetensors.numpy import save_file
 
 from photobatch.daemon.cli import main
 from photobatch.daemon.samples import write_sample_photo
@@ -43,9 +45,17 @@ def _bad_models(tmp_path):
     pickle.write_bytes(b"not looked at")
     not_a_pipeline = tmp_path / "photos-not-a-model"
     not_a_pipeline.mkdir()
+    broken = tmp_path / "half-downloaded.safetensors"
+    broken.write_bytes(b"\xff" * 64)
+    lora = tmp_path / "film-lora.safetensors"  # a real safetensors file, but no checkpoint
+    save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight":
+               np.zeros((4, 4), np.float32)}, str(lora))
     return [(tmp_path / "missing", "does not exist"),
             (pickle, "pickle checkpoints .* can run code"),
-            (not_a_pipeline, "has no model_index.json")]
+            (not_a_pipeline, "has no model_index.json"),
+            (broken, "half-downloaded.safetensors is not a readable .safetensors file"),
+            (lora, "film-lora.safetensors does not look like a Stable Diffusion 1.x, 2.x or SDXL "
+                   "checkpoint")]
 
 
 def test_run_refuses_a_model_that_cannot_be_there_before_any_photo(inbox, tmp_path):
@@ -232,3 +242,13 @@ def test_a_lora_path_with_nothing_there_says_so_when_it_loads(standin_model, tmp
     with pytest.raises(ModelError, match=r"^lora .*gone.safetensors does not exist$"):
         DiffusersImg2ImgRunner(native_size=64).run(Image.new("RGB", (64, 64)), recipe, seed=1,
                                                    model=str(standin_model))
+
+
+def test_a_broken_single_file_fails_its_load_with_a_model_error(tmp_path):
+    # The path a queued run takes (no check before it): a ModelError with the reason, which the
+    # session records as the run's error, not an unexpected SafetensorError.
+    broken = tmp_path / "half-downloaded.safetensors"
+    broken.write_bytes(b"\xff" * 64)
+    with pytest.raises(ModelError, match=r"could not be loaded: half-downloaded.safetensors is not a "
+                                         r"readable .safetensors file \(Error while deserializing"):
+        DiffusersImg2ImgRunner().pipeline(str(broken))

@@ -78,12 +78,19 @@ def family_of_folder(folder: str | Path) -> ModelInfo:
 
 
 def family_of_single_file(path: str | Path) -> ModelInfo:
-    """The family of a single-file ``.safetensors`` checkpoint, from its tensor names and one shape."""
-    from safetensors import safe_open
+    """The family of a single-file ``.safetensors`` checkpoint, from its tensor names and one shape.
 
-    with safe_open(str(path), framework="pt", device="cpu") as fh:
-        keys = set(fh.keys())
-        in_channels = fh.get_slice(_UNET_IN_KEY).get_shape()[1] if _UNET_IN_KEY in keys else 4
+    Reads the file's header only (no weights, no torch), so it is cheap enough to check a model
+    before the first photo. Raises ValueError for a file that is no checkpoint of a known family.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            keys = set(fh.keys())
+            in_channels = fh.get_slice(_UNET_IN_KEY).get_shape()[1] if _UNET_IN_KEY in keys else 4
+    except SafetensorError as exc:
+        raise ValueError(f"{Path(path).name} is not a readable .safetensors file ({exc})") from None
     if _SDXL_KEY in keys or any(k.startswith("conditioner.embedders.1.") for k in keys):
         family = SDXL
     elif _SD2_KEY in keys:
