@@ -136,7 +136,12 @@ class App:
         are read (a single file's header is; a hub id is only checked for its form, whether it
         is cached shows when it loads)."""
         from photobatch.plugins.diffusion.families import family_of_single_file
-        from photobatch.plugins.diffusion.sources import SINGLE_FILE_SUFFIXES, ModelError, resolve_model
+        from photobatch.plugins.diffusion.sources import (
+            SINGLE_FILE_SUFFIXES,
+            ModelError,
+            incomplete_folder,
+            resolve_model,
+        )
 
         try:
             ref = resolve_model(model, config=config)
@@ -144,6 +149,9 @@ class App:
                 family_of_single_file(ref.location)  # a LoRA or a broken file is no checkpoint
         except (ModelError, ValueError) as exc:
             raise UsageError(str(exc)) from None
+        problem = incomplete_folder(ref.location) if ref.kind == "folder" else None
+        if problem:
+            raise UsageError(problem)
 
     def model_for(self, recipe: Recipe) -> str:
         """The model a recipe runs on: the recipe's own, else --model / PHOTOBATCH_MODEL."""

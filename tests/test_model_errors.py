@@ -40,7 +40,9 @@ def inbox(tmp_path):
     return folder
 
 
-def _bad_models(tmp_path):
+def _bad_models(tmp_path, standin_model):
+    incomplete = tmp_path / "half-copied-model"
+    shutil.copytree(standin_model, incomplete, ignore=shutil.ignore_patterns("unet"))
     pickle = tmp_path / "model.ckpt"
     pickle.write_bytes(b"not looked at")
     not_a_pipeline = tmp_path / "photos-not-a-model"
@@ -55,12 +57,13 @@ def _bad_models(tmp_path):
             (not_a_pipeline, "has no model_index.json"),
             (broken, "half-downloaded.safetensors is not a readable .safetensors file"),
             (lora, "film-lora.safetensors does not look like a Stable Diffusion 1.x, 2.x or SDXL "
-                   "checkpoint")]
+                   "checkpoint"),
+            (incomplete, "half-copied-model has no unet/, which its model_index.json names")]
 
 
-def test_run_refuses_a_model_that_cannot_be_there_before_any_photo(inbox, tmp_path):
+def test_run_refuses_a_model_that_cannot_be_there_before_any_photo(inbox, tmp_path, standin_model):
     db = tmp_path / "catalog.db"
-    for model, reason in _bad_models(tmp_path):
+    for model, reason in _bad_models(tmp_path, standin_model):
         result = _invoke("--catalog", db, "run", inbox, "--recipe", "color-correct",
                          "--model", model, "--out", tmp_path / "out")
         assert result.exit_code == 1
@@ -87,13 +90,13 @@ def test_rerun_refuses_a_missing_model(tmp_path):
     assert "nothing to re-run" not in result.output
 
 
-def test_watch_does_not_start_with_a_model_that_cannot_be_there(tmp_path):
+def test_watch_does_not_start_with_a_model_that_cannot_be_there(tmp_path, standin_model):
     from photobatch.daemon.config import Config, ConfigError, WatchFolder
     from photobatch.daemon.service import WatchService
 
     (tmp_path / "in").mkdir()
     folder = WatchFolder(path=tmp_path / "in", recipes=("color-correct",), output=tmp_path / "out")
-    for model, reason in _bad_models(tmp_path):
+    for model, reason in _bad_models(tmp_path, standin_model):
         config = Config(watch=(folder,), model=str(model), source="test.toml")
         service = WatchService(None, catalog_path=tmp_path / "c.db", once=True, config=config)
         with pytest.raises(ConfigError, match=rf"test.toml: watch\[0\] runs 'color-correct': .*{reason}"):
@@ -199,6 +202,9 @@ def test_a_model_that_failed_to_load_fails_the_next_photos_at_once(standin_model
     with pytest.raises(ModelError) as second:
         runner.pipeline(str(broken))
     assert str(second.value) == str(first.value) and len(loads) == 1
+    # Named for what it lacks, not for the config.json diffusers looked for inside it.
+    assert str(first.value).endswith("broken has no unet/, which its model_index.json names: an "
+                                     "incomplete download or copy")
     # Later (the user may have mended it) the next photo loads it again.
     shutil.copytree(standin_model / "unet", broken / "unet")
     monkeypatch.setattr(cache_module, "FAILED_LOAD_SECONDS", 0.0)

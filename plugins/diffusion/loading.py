@@ -15,6 +15,7 @@ from photobatch.plugins.diffusion.sources import (  # re-exported: the session i
     ModelRef,
     cache_only_reason,
     first_line,
+    incomplete_folder,
     model_hash,
     names_a_path,
     resolve_model,
@@ -74,6 +75,10 @@ def load_pipeline(ref: ModelRef, device: str, dtype) -> tuple[object, ModelInfo]
                 f"model {ref.location} is not in the Hugging Face cache and {cache_only}: "
                 "download it once with network access, or pass a local folder"
             ) from None
+        # diffusers names the file it missed, not the part of the model that lacks it.
+        problem = incomplete_folder(ref.location) if ref.kind == "folder" else None
+        if problem:
+            raise ModelError(problem) from exc
         raise ModelError(f"model {ref.model_id} could not be loaded: {first_line(exc)}") from exc
     check_tokenizer(pipe, ref.model_id)
     info = family_of_pipeline(pipe)

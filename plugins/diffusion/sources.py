@@ -7,6 +7,7 @@ typo or a pickle checkpoint fails the run with a clear reason at once.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import time
@@ -108,6 +109,26 @@ def resolve_model(ref: str, config: str | None = None, allow_pickle: bool | None
         return ModelRef("hub", ref, ref)
     raise ModelError(f"model {ref!r} does not exist (expected a diffusers folder, a .safetensors "
                      "file or a hub id like org/name)")
+
+
+def incomplete_folder(folder: str | Path) -> str | None:
+    """Why a diffusers folder cannot load for want of parts: the components its
+    model_index.json names with no subfolder (an interrupted download, a copy that left one
+    out); None when all are there. The safety checker is not counted: it is never loaded."""
+    folder = Path(folder)
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # unreadable: the loader's own error says so
+    missing = sorted(name for name, value in index.items()
+                     if not name.startswith("_") and name != "safety_checker"
+                     and isinstance(value, list) and len(value) == 2 and all(value)
+                     and not (folder / name).is_dir())
+    if not missing:
+        return None
+    parts = ", ".join(f"{name}/" for name in missing)
+    return (f"model folder {folder} has no {parts}, which its model_index.json names: an "
+            "incomplete download or copy")
 
 
 def _config_for(config: str | None) -> str | None:
