@@ -1,5 +1,7 @@
 """One line of help per recipe field, for ``recipes new`` and ``recipes show --help-fields``."""
 
+from photobatch.recipes.schema import SAMPLERS
+
 FIELD_HELP = {
     "description": "what the recipe does, for `photobatch recipes list`",
     "runner": "what runs the model: img2img (global) or a plugin's runner",
@@ -9,7 +11,7 @@ FIELD_HELP = {
     "strength": "(0, 1]: how far from the photo the model may go; about int(steps * strength) steps run",
     "steps": "sampler steps at strength 1 (A1111's slider)",
     "cfg": "classifier-free guidance: how strongly the prompt steers (5-8 for photos)",
-    "sampler": "Euler, Euler a, DPM++ 2M, DPM++ 2M Karras, DPM++ SDE Karras, DDIM, UniPC, LCM, PNDM",
+    "sampler": ", ".join(SAMPLERS),
     "seed": "fix the seed for every photo (default: derived from the photo and the recipe)",
     "clip_skip": "A1111's Clip skip: 1 = the text encoder's last layer, 2 = the one before (for models trained that way)",
     "vae": "a VAE of the recipe's own (A1111's SD VAE): diffusers folder, .safetensors file or hub id",

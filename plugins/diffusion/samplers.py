@@ -1,4 +1,5 @@
-"""Sampler names as A1111 users know them, mapped to diffusers schedulers built from_config."""
+"""Sampler names as A1111 users know them, mapped to diffusers schedulers built from_config
+(diffusers' own table: docs/source/en/api/schedulers/overview.md)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,34 @@ SAMPLER_MAP: dict[str, tuple[str, dict]] = {
         "DPMSolverMultistepScheduler",
         {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True},
     ),
+    "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
+    "DPM++ 2M SDE Karras": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True},
+    ),
     # Stochastic (needs torchsde); order 2, so it calls the UNet about twice per step.
+    "DPM++ SDE": ("DPMSolverSDEScheduler", {}),
     "DPM++ SDE Karras": ("DPMSolverSDEScheduler", {"use_karras_sigmas": True}),
+    # Order 2 as well (two UNet calls a step), like Heun.
+    "DPM2": ("KDPM2DiscreteScheduler", {}),
+    "DPM2 Karras": ("KDPM2DiscreteScheduler", {"use_karras_sigmas": True}),
+    "DPM2 a": ("KDPM2AncestralDiscreteScheduler", {}),
+    "DPM2 a Karras": ("KDPM2AncestralDiscreteScheduler", {"use_karras_sigmas": True}),
+    "Heun": ("HeunDiscreteScheduler", {}),
+    "LMS": ("LMSDiscreteScheduler", {}),
+    "LMS Karras": ("LMSDiscreteScheduler", {"use_karras_sigmas": True}),
     "DDIM": ("DDIMScheduler", {}),
     "UniPC": ("UniPCMultistepScheduler", {}),
     # Latent consistency: meant for LCM models or an LCM-LoRA, 4-8 steps at CFG 1-2.
     "LCM": ("LCMScheduler", {}),
     "PNDM": ("PNDMScheduler", {}),
+    "DEIS": ("DEISMultistepScheduler", {}),
 }
 
 
-def make_scheduler(name: str, base_config):
-    """Build the scheduler for sampler ``name`` from the model's own scheduler config."""
+def make_scheduler(name: str, base_config, seeds=None):
+    """Build the scheduler for sampler ``name`` from the model's own scheduler config, for a
+    call on images with ``seeds`` (one each)."""
     import diffusers
 
     try:
@@ -31,6 +48,11 @@ def make_scheduler(name: str, base_config):
         known = ", ".join(SAMPLER_MAP)
         raise ValueError(f"sampler must be one of {known}; got {name!r}") from None
     cls = getattr(diffusers, class_name)
+    if class_name == "DPMSolverSDEScheduler" and seeds is not None:
+        # Its noise comes from a Brownian tree, not from the call's generators; left unseeded
+        # the tree draws its own seed, and the recorded seed would not reproduce the picture.
+        # One tree per image, seeded with that image's seed: batched = one at a time.
+        overrides = {**overrides, "noise_sampler_seed": [int(s) for s in seeds]}
     # Karras sigmas are not defined for every prediction setting a model ships; the config keys
     # a scheduler does not know are ignored by from_config.
     return cls.from_config(base_config, **overrides)
