@@ -10,6 +10,7 @@ from PIL import Image
 
 from photobatch.plugins.diffusion.controlnet import canny_edges
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
+from photobatch.plugins.diffusion.sources import ModelError
 from photobatch.recipes.schema import RecipeError, recipe_from_dict
 
 
@@ -132,3 +133,27 @@ def test_runner_fields_are_in_the_fingerprint():
         assert recipe_from_dict({"name": "x", **change}).fingerprint != base.fingerprint, change
     weighted = recipe_from_dict({"name": "x", "loras": [{"path": "a.safetensors", "weight": 0.5}]})
     assert weighted.fingerprint != recipe_from_dict({"name": "x", "loras": ["a.safetensors"]}).fingerprint
+
+
+def test_a_cached_hub_lora_loads_offline_like_the_same_file(kit, tmp_path, monkeypatch):
+    # Offline, diffusers cannot choose a hub repo's weights file by itself ("you must specify a
+    # weight_name"); the cached snapshot is loaded as a folder instead.
+    import shutil
+
+    from huggingface_hub import constants
+
+    commit = "fedcba9876543210fedcba9876543210fedcba98"
+    repo = tmp_path / "hub" / "models--someone--film-lora"
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    shutil.copy(kit["lora_a"], repo / "snapshots" / commit / "pytorch_lora_weights.safetensors")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    by_file = _run(kit, dataclasses.replace(kit["base"], loras=[{"path": str(kit["lora_a"]), "weight": 1.0}]))
+    by_hub = _run(kit, dataclasses.replace(kit["base"], loras=[{"path": "someone/film-lora", "weight": 1.0}]))
+    assert np.array_equal(by_hub, by_file)
+    assert not np.array_equal(by_hub, _run(kit, kit["base"]))
+    # Not cached: said so, with why the hub was not asked.
+    with pytest.raises(ModelError, match="lora someone/other-lora is not in the Hugging Face cache "
+                                         r"and offline mode is on \(HF_HUB_OFFLINE=1\)"):
+        _run(kit, dataclasses.replace(kit["base"], loras=[{"path": "someone/other-lora", "weight": 1.0}]))

@@ -12,7 +12,12 @@ from pathlib import Path
 from PIL import Image
 
 from photobatch.plugins.diffusion.loading import first_line
-from photobatch.plugins.diffusion.sources import ModelError, cache_only_reason, names_a_path
+from photobatch.plugins.diffusion.sources import (
+    ModelError,
+    cache_only_reason,
+    cached_snapshot,
+    names_a_path,
+)
 
 # Where the hub's h94/IP-Adapter keeps each family's adapter (a local copy has the same layout).
 IP_ADAPTER_DEFAULTS = {
@@ -108,9 +113,15 @@ def _load_lora_file(pipe, path: Path, source: str, name: str) -> None:
             pipe.load_lora_weights(str(path), adapter_name=name)
         elif names_a_path(source):
             raise ModelError(f"lora {source} does not exist")
+        elif (cache_only := cache_only_reason()) is None:
+            pipe.load_lora_weights(source, adapter_name=name)
         else:
-            pipe.load_lora_weights(source, adapter_name=name,
-                                   local_files_only=cache_only_reason() is not None)
+            # diffusers cannot pick a repo's weights file without asking the hub; the cached
+            # snapshot is a folder, where it picks one by itself.
+            folder = cached_snapshot(source)
+            if folder is None:
+                raise ModelError(f"lora {source} is not in the Hugging Face cache and {cache_only}")
+            pipe.load_lora_weights(folder, adapter_name=name)
     except ModelError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as exc:

@@ -66,6 +66,18 @@ def cache_only_reason() -> str | None:
     return f"the Hugging Face hub cannot be reached ({reason})" if reason else None
 
 
+def cached_snapshot(repo_id: str) -> str | None:
+    """The folder of ``repo_id``'s cached snapshot in the Hugging Face cache, without asking
+    the hub; None when it is not cached."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(repo_id, local_files_only=True)
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (library errors can be pages long)."""
     text = str(exc).strip().splitlines()
