@@ -15,7 +15,8 @@ from photobatch.daemon.commands.selection import pop_selection, selection_option
 @selection_options
 @click.option("--all", "everything", is_flag=True,
               help="Select the whole catalog (a rerun needs some selection).")
-@click.option("--model", help="Diffusers folder or hub id to run on (default: as each run chose it).")
+@click.option("--model", help="A diffusers folder, a .safetensors checkpoint or a hub id to run on "
+                               "(default: as each run chose it).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: where each run's output went).")
 @click.option("--force", is_flag=True, help="Also redo runs that are up to date.")
