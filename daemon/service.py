@@ -233,13 +233,15 @@ class WatchService:
         queued = []
         for name in folder.recipes:
             recipe = self.app.recipes[name]
-            # The config's check (_build_app) saw a model; it may have gone since.
+            # The config's check (_build_app) saw a model; it may have gone since (an unmounted
+            # disk). Queued all the same: the run fails with the reason in the catalog and is
+            # retried, so a model back in place picks the photo up, and `rerun --failed` can.
             model = recipe.model or folder.model or self.config.model
             try:
                 model_id = resolve_model(model).model_id
             except ModelError as exc:
-                log.error("%s [%s]: %s", path.name, name, exc)
-                continue
+                log.warning("%s [%s]: %s", path.name, name, exc)
+                model_id = model
             if runs.enqueue(file_id=file_id, recipe=name, fingerprint=recipe.fingerprint,
                             model_id=model_id, output_dir=str(folder.output)):
                 queued.append(name)

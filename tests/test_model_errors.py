@@ -258,3 +258,31 @@ def test_a_broken_single_file_fails_its_load_with_a_model_error(tmp_path):
     with pytest.raises(ModelError, match=r"could not be loaded: half-downloaded.safetensors is not a "
                                          r"readable .safetensors file \(Error while deserializing"):
         DiffusersImg2ImgRunner().pipeline(str(broken))
+
+
+def test_the_daemon_records_a_photo_whose_model_went_after_it_started(inbox, tmp_path,
+                                                                      standin_model, monkeypatch):
+    # Checked at start, gone by the time a photo arrives (an unmounted disk): the photo is not
+    # dropped with a log line; its run fails with the reason in the catalog, to be retried.
+    from photobatch.daemon.config import Config, WatchFolder
+    from photobatch.daemon.service import WatchService
+
+    model = tmp_path / "model-on-a-disk"
+    shutil.copytree(standin_model, model)
+    real_build = WatchService._build_app
+
+    def build_then_unmount(self, config):
+        app = real_build(self, config)
+        shutil.rmtree(model)
+        return app
+
+    monkeypatch.setattr(WatchService, "_build_app", build_then_unmount)
+    folder = WatchFolder(path=inbox, recipes=("color-correct",), output=tmp_path / "out",
+                         quiet_seconds=0)
+    config = Config(watch=(folder,), model=str(model), source="test.toml")
+    status = WatchService(None, catalog_path=tmp_path / "c.db", once=True, config=config).run()
+    assert status == 1
+    with sqlite3.connect(tmp_path / "c.db") as con:
+        runs = con.execute("select status, error from runs").fetchall()
+    assert len(runs) == 3 and {r[0] for r in runs} == {"failed"}
+    assert all("model-on-a-disk' does not exist" in r[1] for r in runs), runs
