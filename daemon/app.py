@@ -130,6 +130,16 @@ class App:
                              + "; ".join(missing))
         if model:
             self.check_model(model, recipe.model_config)
+            self.check_device(recipe)
+
+    def check_device(self, recipe: Recipe) -> None:
+        """Refuse, before any file, a device asked for that is not here (CUDA with a PyTorch
+        built without it, cuda:1 on a one-GPU machine, MPS off a Mac), for runners that can
+        tell (a ``device_problem()`` method, as the built-in ones have)."""
+        check = getattr(self.runners.get(recipe.runner), "device_problem", None)
+        problem = check() if check else None
+        if problem:
+            raise UsageError(problem)
 
     def check_model(self, model: str, config: str | None = None) -> None:
         """Refuse a model reference that cannot be loaded, before any file. Cheap: no weights

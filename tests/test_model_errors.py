@@ -286,3 +286,39 @@ def test_the_daemon_records_a_photo_whose_model_went_after_it_started(inbox, tmp
         runs = con.execute("select status, error from runs").fetchall()
     assert len(runs) == 3 and {r[0] for r in runs} == {"failed"}
     assert all("model-on-a-disk' does not exist" in r[1] for r in runs), runs
+
+
+@pytest.mark.parametrize("device, setup, reason", [
+    ("cuda", {"cuda_build": None, "gpus": 0},
+     r"device cuda: this PyTorch \(.*\) is built without CUDA: install a CUDA build of torch, or "
+     r"set the device to auto or cpu"),
+    ("cuda", {"cuda_build": "12.4", "gpus": 0},
+     r"device cuda: no CUDA GPU is visible \(the driver, CUDA_VISIBLE_DEVICES\)"),
+    ("cuda:1", {"cuda_build": "12.4", "gpus": 1},
+     r"device cuda:1: this machine has 1 CUDA GPU\(s\), cuda:0 to cuda:0"),
+    ("mps", {"mps": False}, r"device mps: Apple's Metal \(MPS\) is not available here"),
+    ("tpu", {}, r"device 'tpu' is not one torch knows: use auto, cpu, cuda, cuda:N or mps"),
+])
+def test_a_device_that_is_not_here_is_refused_before_any_photo(inbox, tmp_path, standin_model,
+                                                               monkeypatch, device, setup, reason):
+    # What this machine lacks is simulated the way torch reports it (its build, its GPU count).
+    import torch
+
+    if "cuda_build" in setup:
+        monkeypatch.setattr(torch.version, "cuda", setup["cuda_build"])
+        monkeypatch.setattr(torch.version, "hip", None, raising=False)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: setup["gpus"])
+    if "mps" in setup:
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: setup["mps"])
+    monkeypatch.setenv("PHOTOBATCH_DEVICE", device)
+    result = _invoke("--catalog", tmp_path / "c.db", "run", inbox, "--recipe", "color-correct",
+                     "--model", standin_model, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and result.output.count("Error:") == 1
+    assert re.search(reason, result.output), result.output
+    assert "unexpected" not in result.output and not (tmp_path / "out").exists()
+    # A run that gets past the check (queued before the config changed) fails with it too.
+    from PIL import Image
+
+    with pytest.raises(ModelError, match=reason):
+        DiffusersImg2ImgRunner(device=device).run(Image.new("RGB", (64, 64)), _recipe(), seed=1,
+                                                  model=str(standin_model))

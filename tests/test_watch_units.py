@@ -288,9 +288,17 @@ def test_a_cpu_model_with_cores_to_spare_overlaps_too(tmp_path, monkeypatch):
     assert all(name.startswith("pb-finish") for name in seen["finish"])
 
 
-def test_a_reload_moves_the_runners_to_the_new_device(tmp_path):
+def test_a_reload_moves_the_runners_to_the_new_device(tmp_path, monkeypatch):
+    import torch
+
     service, reload_with = reloadable_service(tmp_path, 'device = "cpu"')
     assert service.app.runners.get("img2img").device == "cpu"
+    # A device that is not here is refused: the running configuration stays.
+    reload_with('device = "cuda:1"')
+    assert service.app.runners.get("img2img").device == "cpu"
+    # On a machine with two GPUs (as torch would report one) it is taken.
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     reload_with('device = "cuda:1"')
     assert service.app.runners.get("img2img").device == "cuda:1"
 

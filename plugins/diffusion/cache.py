@@ -100,11 +100,14 @@ class PipelineCache:
 
     def get(self, model: str, config: str | None = None) -> LoadedModel:
         """The loaded model for ``model`` (loading it on first use)."""
-        from photobatch.plugins.diffusion.device import pick_device, pick_dtype
+        from photobatch.plugins.diffusion.device import device_problem, pick_device, pick_dtype
         from photobatch.plugins.diffusion.memory import free_vram_gib, initial_level
 
         ref = resolve_model(model, config=config)
         device = pick_device(self._requested_device)
+        problem = device_problem(device)
+        if problem:
+            raise ModelError(problem)
         dtype = pick_dtype(device, self._requested_precision)
         key = (ref.model_id, ref.config, str(dtype), device)
         with self._lock:

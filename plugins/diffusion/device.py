@@ -32,6 +32,40 @@ def pick_device(requested: str | None = None) -> str:
     return "cpu"
 
 
+def device_problem(device: str) -> str | None:
+    """Why models cannot run on ``device`` here (None when they can): a name torch does not
+    know, a PyTorch built without it, no such GPU."""
+    import torch
+
+    try:
+        kind = torch.device(device)
+    except (RuntimeError, ValueError):
+        return f"device {device!r} is not one torch knows: use auto, cpu, cuda, cuda:N or mps"
+    fallback = "set the device to auto or cpu"
+    if kind.type == "cuda":
+        if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+            return (f"device {device}: this PyTorch ({torch.__version__}) is built without CUDA: "
+                    f"install a CUDA build of torch, or {fallback}")
+        count = torch.cuda.device_count()
+        if count == 0:
+            return (f"device {device}: no CUDA GPU is visible (the driver, CUDA_VISIBLE_DEVICES): "
+                    f"{fallback}")
+        if kind.index is not None and kind.index >= count:
+            return f"device {device}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}"
+        return None
+    if kind.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if not (mps and mps.is_available()):
+            return (f"device {device}: Apple's Metal (MPS) is not available here (a Mac with macOS "
+                    f"12.3 or later): {fallback}")
+        return None
+    if kind.type != "cpu":
+        module = getattr(torch, kind.type, None)
+        if module is None or not getattr(module, "is_available", lambda: False)():
+            return f"device {device}: not available in this PyTorch: {fallback}"
+    return None
+
+
 def pick_dtype(device: str, precision: str | None = None):
     """The dtype models run in on ``device``; ``precision`` (or PHOTOBATCH_PRECISION) overrides
     'auto', which picks bf16 on CUDA that supports it, else fp16 on CUDA and MPS, and on the CPU

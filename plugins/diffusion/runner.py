@@ -38,6 +38,12 @@ class DiffusersImg2ImgRunner:
         """Run on ``device`` (the config's ``[defaults] device``); None or "auto" picks the best."""
         self.cache.use_device(device)
 
+    def device_problem(self) -> str | None:
+        """Why models cannot run on this runner's device here (None when they can)."""
+        from photobatch.plugins.diffusion.device import device_problem
+
+        return device_problem(self.device)
+
     @property
     def precision(self) -> str:
         """The precision models load in ("fp32", "bf16", "fp16") on this runner's device."""
