@@ -130,13 +130,14 @@ class App:
                              + "; ".join(missing))
         if model:
             self.check_model(model, recipe.model_config)
-            self.check_device(recipe)
+            self.check_runtime(recipe)
 
-    def check_device(self, recipe: Recipe) -> None:
+    def check_runtime(self, recipe: Recipe) -> None:
         """Refuse, before any file, a device asked for that is not here (CUDA with a PyTorch
-        built without it, cuda:1 on a one-GPU machine, MPS off a Mac), for runners that can
-        tell (a ``device_problem()`` method, as the built-in ones have)."""
-        check = getattr(self.runners.get(recipe.runner), "device_problem", None)
+        built without it, cuda:1 on a one-GPU machine, MPS off a Mac) or a precision that is no
+        precision, for runners that can tell (a ``runtime_problem()`` method, as the built-in
+        ones have)."""
+        check = getattr(self.runners.get(recipe.runner), "runtime_problem", None)
         problem = check() if check else None
         if problem:
             raise UsageError(problem)

@@ -322,3 +322,12 @@ def test_a_device_that_is_not_here_is_refused_before_any_photo(inbox, tmp_path, 
     with pytest.raises(ModelError, match=reason):
         DiffusersImg2ImgRunner(device=device).run(Image.new("RGB", (64, 64)), _recipe(), seed=1,
                                                   model=str(standin_model))
+
+
+def test_a_precision_that_is_no_precision_is_refused_before_any_photo(inbox, tmp_path,
+                                                                      standin_model, monkeypatch):
+    monkeypatch.setenv("PHOTOBATCH_PRECISION", "fp8")
+    result = _invoke("--catalog", tmp_path / "c.db", "run", inbox, "--recipe", "color-correct",
+                     "--model", standin_model, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and result.output.count("Error:") == 1
+    assert "PHOTOBATCH_PRECISION must be one of auto, fp32, fp16, bf16, got 'fp8'" in result.output

@@ -38,11 +38,19 @@ class DiffusersImg2ImgRunner:
         """Run on ``device`` (the config's ``[defaults] device``); None or "auto" picks the best."""
         self.cache.use_device(device)
 
-    def device_problem(self) -> str | None:
-        """Why models cannot run on this runner's device here (None when they can)."""
+    def runtime_problem(self) -> str | None:
+        """Why models cannot run here on this runner's device, in its precision (None when
+        they can)."""
         from photobatch.plugins.diffusion.device import device_problem
 
-        return device_problem(self.device)
+        problem = device_problem(self.device)
+        if problem:
+            return problem
+        try:
+            self.cache.dtype  # a precision name from PHOTOBATCH_PRECISION is checked here
+        except ValueError as exc:
+            return str(exc)
+        return None
 
     @property
     def precision(self) -> str:
