@@ -211,6 +211,9 @@ def test_the_starting_level_counts_the_memory_free_before_the_weights_land(stand
 
     monkeypatch.setattr(memory, "free_vram_gib", lambda device: free["now"])
     monkeypatch.setattr(cache_module, "load_pipeline", load)
+    # A machine with one GPU, as torch reports it (the cache refuses a device that is not here).
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     loaded = PipelineCache("cuda", precision="fp16").get(str(standin_model))
     assert loaded.memory_level == 0 and pipe.calls == []
     # Measured after loading, the same card would have started at model offload.
