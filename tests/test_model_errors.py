@@ -186,6 +186,16 @@ def test_a_cached_hub_model_loads_from_the_cache_when_the_hub_gives_no_answer(
     out = runner.run(Image.new("RGB", (96, 64), (120, 90, 60)), _recipe(), seed=1,
                      model="someone/cached-standin")
     assert out.image.size == out.model_input.size
+    # Its catalog identity is the cached revision; a newer one downloaded makes it another
+    # (what `rerun --stale` compares).
+    from photobatch.plugins.diffusion.sources import model_hash, resolve_model
+
+    assert out.model_hash == commit[:16]
+    newer = "89abcdef0123456789abcdef0123456789abcdef"
+    shutil.copytree(repo / "snapshots" / commit, repo / "snapshots" / newer)
+    (repo / "refs" / "main").write_text(newer)
+    assert model_hash(resolve_model("someone/cached-standin")) == newer[:16]
+    assert model_hash(resolve_model("someone/not-cached")) is None
 
 
 def test_a_model_that_failed_to_load_fails_the_next_photos_at_once(standin_model, tmp_path,

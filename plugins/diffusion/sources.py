@@ -168,7 +168,8 @@ def _samples(fh, size: int):
 
 
 def model_hash(ref: ModelRef) -> str | None:
-    """A cheap identity of local weights (the catalog's model hash); None for hub ids.
+    """A cheap identity of the weights (the catalog's model hash); for a hub id, its cached
+    revision (None when it is not cached).
 
     Hashing gigabytes on every start would cost minutes. For a folder: every config's bytes and
     every file's size. For a single file: its size, its safetensors header (tensor names, shapes
@@ -196,7 +197,10 @@ def model_hash(ref: ModelRef) -> str | None:
         if ref.config:
             digest.update(ref.config.encode())
         return digest.hexdigest()[:16]
-    return None
+    # A hub id: the revision in the local cache (its commit), so a newer one downloaded since
+    # (the cache's refs/main moved) makes the outputs made with the old one stale.
+    snapshot = cached_snapshot(ref.location)
+    return Path(snapshot).name[:16] if snapshot else None
 
 
 # (path, size, mtime) -> identity: a run does not re-read files that did not change.
