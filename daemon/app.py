@@ -121,6 +121,14 @@ class App:
             raise UsageError(
                 f"recipe {recipe.name!r} needs a reference photo: make your own with `photobatch "
                 f"recipes new my-look --from {recipe.name}` and set ip_adapter.reference")
+        self.check_files(recipe)
+        if model:
+            self.check_model(model, recipe.model_config)
+            self.check_runtime(recipe)
+
+    def check_files(self, recipe: Recipe) -> None:
+        """Refuse a recipe whose LoRAs, embeddings, VAE, ControlNet or IP-Adapter name a path
+        with nothing there (hub ids pass: the hub answers for them when they load)."""
         from photobatch.plugins.diffusion.settings import settings_from_recipe
         from photobatch.plugins.diffusion.sources import missing_files
 
@@ -128,9 +136,6 @@ class App:
         if missing:
             raise UsageError(f"recipe {recipe.name!r} reads files that are not there: "
                              + "; ".join(missing))
-        if model:
-            self.check_model(model, recipe.model_config)
-            self.check_runtime(recipe)
 
     def check_runtime(self, recipe: Recipe) -> None:
         """Refuse, before any file, a device asked for that is not here (CUDA with a PyTorch

@@ -82,6 +82,16 @@ def test_recipes_list_show_validate_new(tmp_path):
     result = _cli("recipes", "validate", path, broken)
     assert result.exit_code == 1
     assert "ok       " in result.output and "strength must be in (0.0, 1.0], got 1.5" in result.output
+    # Valid TOML and fields, but the files it names are not there: it could not run.
+    absent = tmp_path / "absent.toml"
+    absent.write_text('extends = "color-correct"\nmodel = "/nowhere/sd15"\n'
+                      'loras = [{path = "film.safetensors", weight = 0.5}]\n')
+    result = _cli("recipes", "validate", absent)
+    assert result.exit_code == 1
+    assert "reads files that are not there: lora film.safetensors" in result.output
+    absent.write_text('extends = "color-correct"\nmodel = "/nowhere/sd15"\n')
+    result = _cli("recipes", "validate", absent)
+    assert result.exit_code == 1 and "model '/nowhere/sd15' does not exist" in result.output
 
 
 def test_variants_become_recipes_with_a_default(tmp_path):

@@ -70,7 +70,9 @@ def recipes_show(obj: Context, name):
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
 def recipes_validate(obj: Context, files):
-    """Check recipe files (extends resolved against the known recipes); exit 1 on any error."""
+    """Check recipe files (extends resolved against the known recipes, the files and model they
+    name); exit 1 on any error."""
+    from photobatch.daemon.app import UsageError
     from photobatch.recipes.loader import load_recipe_variants
     from photobatch.recipes.schema import RecipeError
 
@@ -85,6 +87,14 @@ def recipes_validate(obj: Context, files):
             click.secho(f"invalid  {exc}", fg="red", err=True)
             continue
         for recipe in found:
+            try:
+                app.check_files(recipe)
+                if recipe.model:
+                    app.check_model(recipe.model, recipe.model_config)
+            except UsageError as exc:
+                bad += 1
+                click.secho(f"invalid  {path}: {exc}", fg="red", err=True)
+                continue
             click.echo(f"ok       {path}: {recipe.name} (strength {recipe.strength}, "
                        f"{recipe.denoising_steps} denoising steps, {recipe.sampler})")
     if bad:
