@@ -284,5 +284,6 @@ def missing_files(settings) -> list[str]:
     IP-Adapter) that names a local path with nothing there, each as "kind path". Hub ids are
     not asked about (that is the hub's to answer when they load); the reference photo is the
     recipe loader's to check."""
-    return [f"{kind} {value}" for kind, value, _ in _adapter_refs(settings)
+    # Named as the recipe's fields are (the hash's "ip-adapter" is the recipe's ip_adapter).
+    return [f"{kind.replace('-', '_')} {value}" for kind, value, _ in _adapter_refs(settings)
             if names_a_path(value) and not Path(settings.resolve_path(value)).exists()]
