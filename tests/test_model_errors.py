@@ -341,3 +341,24 @@ def test_a_precision_that_is_no_precision_is_refused_before_any_photo(inbox, tmp
                      "--model", standin_model, "--out", tmp_path / "out")
     assert result.exit_code == 1 and result.output.count("Error:") == 1
     assert "PHOTOBATCH_PRECISION must be one of auto, fp32, fp16, bf16, got 'fp8'" in result.output
+
+
+def test_rerun_now_refuses_once_when_a_lora_its_recipe_reads_is_gone(inbox, tmp_path, standin_model):
+    from photobatch.plugins.diffusion.standin_addons import save_standin_lora
+
+    recipes = tmp_path / "recipes"
+    pipe = DiffusersImg2ImgRunner().pipeline(str(standin_model))[0]
+    lora = save_standin_lora(pipe, recipes / "film.safetensors", seed=1)
+    (recipes / "film.toml").write_text('extends = "color-correct"\nname = "film"\n'
+                                       'loras = [{path = "film.safetensors", weight = 0.5}]\n')
+    db = tmp_path / "c.db"
+    done = _invoke("--catalog", db, "--recipes", recipes, "run", inbox, "--recipe", "film",
+                   "--model", standin_model, "--out", tmp_path / "out")
+    assert done.exit_code == 0, done.output
+    lora.unlink()
+    result = _invoke("--catalog", db, "--recipes", recipes, "rerun", "--all", "--now")
+    assert result.exit_code == 1 and result.output.count("Error:") == 1, result.output
+    assert "recipe 'film' reads files that are not there: lora film.safetensors" in result.output
+    assert "FAILED" not in result.output
+    with sqlite3.connect(db) as con:
+        assert con.execute("select status from runs").fetchall() == [("done",)] * 3

@@ -98,6 +98,11 @@ def _run_now(app, plan) -> bool:
     from photobatch.daemon.run_stages import Work, process_all
     from photobatch.daemon.session import Session
 
+    # What would fail every photo alike (a model or LoRA gone, a device not here) is said
+    # once, before any photo.
+    for recipe, model in {(item.recipe.name, item.model): (item.recipe, item.model)
+                          for item in plan.items}.values():
+        app.check_runnable(recipe, model)
     # Every item was chosen to run again: redo it even where an identical run is done.
     session = Session(app, Path("."), force=True)
     counts = {"done": 0, "skipped": 0, "failed": 0}
