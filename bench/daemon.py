@@ -51,11 +51,14 @@ class FixedCostRunner:
 
 
 class RunnerPlugin:
+    """Registers the fixed-cost runner through the hook a third-party runner uses."""
+
     def __init__(self, runner):
         self.runner = runner
 
     @hookimpl
     def photobatch_runners(self):
+        """The bench's runner."""
         return [self.runner]
 
 
@@ -110,6 +113,7 @@ def runner_alone(root: Path, runner) -> float:
 
 
 def phase_overhead(files: int, cost: float) -> tuple[float, float]:
+    """``files`` JPEGs through the daemon and the runner alone: (daemon seconds, runner seconds)."""
     with tempfile.TemporaryDirectory() as tmp:
         root = _workspace(Path(tmp), files, (1600, 1200))
         alone = runner_alone(root, FixedCostRunner(cost))
@@ -120,6 +124,7 @@ def phase_overhead(files: int, cost: float) -> tuple[float, float]:
 
 
 def phase_memory(files: int) -> tuple[float, float]:
+    """Peak RSS in MiB over the first 100 of ``files`` queued photos and over the rest."""
     proc = psutil.Process()
     with tempfile.TemporaryDirectory() as tmp:
         root = _workspace(Path(tmp), files, (640, 480))
@@ -143,6 +148,7 @@ def phase_memory(files: int) -> tuple[float, float]:
 
 
 def main() -> None:
+    """Run both phases and print the host overhead and the memory peaks."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--cost", type=float, default=0.25, help="runner seconds per image")

@@ -168,6 +168,7 @@ class WatchService:
 
     @property
     def outputs(self) -> list[Path]:
+        """The watch folders' output folders (never taken in as new photos)."""
         return [f.output.resolve() for f in self.config.watch]
 
     def folder_for(self, path: Path) -> WatchFolder | None:

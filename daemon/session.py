@@ -73,6 +73,8 @@ class Timer:
 
     @contextmanager
     def stage(self, name: str, verb: str):
+        """Time the block as stage ``name``; a user-fixable error in it becomes a StageError
+        saying it could not ``verb``."""
         start = time.perf_counter()
         try:
             yield
