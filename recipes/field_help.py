@@ -1,5 +1,6 @@
 """One line of help per recipe field, for ``recipes new`` and ``recipes show --help-fields``."""
 
+from photobatch.recipes.runner_fields import SCHEDULES
 from photobatch.recipes.schema import SAMPLERS
 
 FIELD_HELP = {
@@ -12,6 +13,7 @@ FIELD_HELP = {
     "steps": "sampler steps at strength 1 (A1111's slider)",
     "cfg": "classifier-free guidance: how strongly the prompt steers (5-8 for photos)",
     "sampler": ", ".join(SAMPLERS),
+    "schedule": "A1111's Schedule type: " + ", ".join(SCHEDULES) + " (Automatic: the sampler's own)",
     "seed": "fix the seed for every photo (default: derived from the photo and the recipe)",
     "clip_skip": "A1111's Clip skip: 1 = the text encoder's last layer, 2 = the one before (for models trained that way)",
     "vae": "a VAE of the recipe's own (A1111's SD VAE): diffusers folder, .safetensors file or hub id",

@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 FULL_RESOLUTION = ("detail-transfer", "tiled", "resize")
+# A1111's "Schedule type" names (the runner maps each to a diffusers scheduler option).
+SCHEDULES = ("Automatic", "Karras", "Exponential", "Beta", "SGM Uniform")
+# The schedules that replace a sampler's sigmas, and the samplers whose diffusers scheduler has
+# no option for them (from_config would ignore it silently, so such a recipe is refused).
+SIGMA_SCHEDULES = ("Karras", "Exponential", "Beta")
+FIXED_SIGMA_SAMPLERS = ("Euler a", "DDIM", "LCM", "PNDM")
 CONTROLNET_PREPROCESSORS = ("canny", "none")
 
 
@@ -51,6 +57,22 @@ class ControlNetSettings:
     model: str
     preprocessor: str = "canny"
     scale: float = 1.0
+
+
+def schedule_problem(sampler: str, schedule: str) -> str | None:
+    """Why ``schedule`` cannot go with ``sampler`` (the rest of a sentence starting with the
+    field's name), or None when it can."""
+    if schedule not in SCHEDULES:
+        return f"must be one of {', '.join(map(repr, SCHEDULES))}; got {schedule!r}"
+    if schedule == "Automatic":
+        return None
+    if "Karras" in sampler and schedule != "Karras":
+        return (f"{schedule!r} does not go with sampler {sampler!r}, which names its own schedule; "
+                f"use sampler {sampler.replace(' Karras', '')!r} with it")
+    if schedule in SIGMA_SCHEDULES and sampler in FIXED_SIGMA_SAMPLERS:
+        return (f"{schedule!r} does not apply to sampler {sampler!r} (its diffusers scheduler has no "
+                f"such option); every sampler but {', '.join(FIXED_SIGMA_SAMPLERS)} takes it")
+    return None
 
 
 def _in_range(lo: float, hi: float):

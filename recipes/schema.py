@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from photobatch.recipes.runner_fields import (
     FULL_RESOLUTION,
+    SCHEDULES,
     ControlNetSettings,
     EmbeddingSettings,
     IPAdapterSettings,
@@ -22,6 +23,7 @@ from photobatch.recipes.runner_fields import (
     check_embeddings,
     check_ip_adapter,
     check_loras,
+    schedule_problem,
 )
 
 # Sampler names as A1111 users know them; the runner maps each to a diffusers scheduler.
@@ -84,6 +86,9 @@ class Recipe:
     steps: int = 30
     cfg: float = 6.0
     sampler: str = "DPM++ 2M"
+    # A1111's "Schedule type": how the steps are spread over the noise levels ("Automatic": the
+    # sampler's own, which a name such as "DPM++ 2M Karras" gives).
+    schedule: str = "Automatic"
     seed: int | None = None
     # A1111's "Clip skip": 1 uses the text encoder's last layer, 2 the one before (anime-style
     # models are trained for 2), and so on.
@@ -126,6 +131,9 @@ class Recipe:
         object.__setattr__(self, "ip_adapter", as_ip_adapter(self.ip_adapter))
         object.__setattr__(self, "controlnet", as_controlnet(self.controlnet))
         object.__setattr__(self, "post", tuple(_frozen_step(entry) for entry in self.post))
+        problem = schedule_problem(self.sampler, self.schedule)
+        if problem:
+            raise RecipeError(f"schedule {problem}")
 
     @property
     def denoising_steps(self) -> int:
@@ -154,7 +162,7 @@ class Recipe:
 
 
 # Later fields and their defaults: left out of params() (and the fingerprint) at the default.
-_COUNTED_WHEN_SET = {"clip_skip": 1, "vae": None, "embeddings": ()}
+_COUNTED_WHEN_SET = {"clip_skip": 1, "vae": None, "embeddings": (), "schedule": "Automatic"}
 
 
 # field -> (python types accepted, check returning an error text or None)
@@ -220,6 +228,7 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "steps": ((int,), _range(1, 500)),
     "cfg": ((float, int), _range(0.0, 30.0)),
     "sampler": ((str,), _choice(SAMPLERS)),
+    "schedule": ((str,), _choice(SCHEDULES)),
     "seed": ((int,), _range(0, 2**32 - 1)),
     "clip_skip": ((int,), _range(1, 12)),
     "vae": ((str,), lambda v: None if v.strip() else "must not be empty"),

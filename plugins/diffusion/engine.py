@@ -100,7 +100,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
                 # has drawn noise and stepped the sampler already, and the retried file must
                 # get its seed's picture. CPU generators: a seed gives the same noise on every
                 # device.
-                pipe.scheduler = make_scheduler(settings.sampler, previous.config, seeds)
+                pipe.scheduler = make_scheduler(settings.sampler, previous.config, seeds,
+                                                settings.schedule)
                 generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
                 return pipe(**kwargs, generator=generators).images
 

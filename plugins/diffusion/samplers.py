@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from photobatch.recipes.runner_fields import schedule_problem
+
 # name -> (diffusers scheduler class, config overrides)
 SAMPLER_MAP: dict[str, tuple[str, dict]] = {
     "Euler": ("EulerDiscreteScheduler", {}),
@@ -36,10 +38,19 @@ SAMPLER_MAP: dict[str, tuple[str, dict]] = {
     "DEIS": ("DEISMultistepScheduler", {}),
 }
 
-
-def make_scheduler(name: str, base_config, seeds=None):
-    """Build the scheduler for sampler ``name`` from the model's own scheduler config, for a
-    call on images with ``seeds`` (one each)."""
+# A1111's "Schedule type" (ComfyUI's "scheduler"): how a sampler's steps are spread over the
+# noise levels, as diffusers' table maps them (Karras: use_karras_sigmas, SGM Uniform:
+# timestep_spacing "trailing"). "Automatic" leaves the sampler's and the model's own.
+SCHEDULE_MAP: dict[str, dict] = {
+    "Automatic": {},
+    "Karras": {"use_karras_sigmas": True},
+    "Exponential": {"use_exponential_sigmas": True},
+    "Beta": {"use_beta_sigmas": True},
+    "SGM Uniform": {"timestep_spacing": "trailing"},
+}
+def make_scheduler(name: str, base_config, seeds=None, schedule: str = "Automatic"):
+    """Build the scheduler for sampler ``name`` with ``schedule`` from the model's own scheduler
+    config, for a call on images with ``seeds`` (one each)."""
     import diffusers
 
     try:
@@ -47,6 +58,10 @@ def make_scheduler(name: str, base_config, seeds=None):
     except KeyError:
         known = ", ".join(SAMPLER_MAP)
         raise ValueError(f"sampler must be one of {known}; got {name!r}") from None
+    problem = schedule_problem(name, schedule)
+    if problem:
+        raise ValueError(f"schedule {problem}")
+    overrides = {**overrides, **SCHEDULE_MAP[schedule]}
     cls = getattr(diffusers, class_name)
     if class_name == "DPMSolverSDEScheduler" and seeds is not None:
         # Its noise comes from a Brownian tree, not from the call's generators; left unseeded

@@ -20,6 +20,7 @@ from photobatch.recipes.runner_fields import (
     as_embeddings,
     as_ip_adapter,
     as_loras,
+    schedule_problem,
 )
 
 
@@ -39,6 +40,7 @@ class RunSettings:
     steps: int = 30
     cfg: float = 6.0
     sampler: str = "DPM++ 2M"
+    schedule: str = "Automatic"  # A1111's Schedule type
     clip_skip: int = 1  # A1111 numbering: 1 = the text encoder's last layer
     vae: str | None = None  # a VAE of the recipe's own (A1111's "SD VAE")
     exact_steps: bool = False
@@ -76,6 +78,7 @@ def settings_from_recipe(recipe) -> RunSettings:
         steps=int(get("steps", 30)),
         cfg=float(get("cfg", 6.0)),
         sampler=get("sampler", "DPM++ 2M"),
+        schedule=get("schedule", "Automatic"),
         clip_skip=int(get("clip_skip", 1)),
         vae=get("vae", None) or None,
         exact_steps=bool(get("exact_steps", False)),
@@ -95,6 +98,9 @@ def settings_from_recipe(recipe) -> RunSettings:
     )
     validate_params(settings.strength, settings.steps, settings.cfg, settings.sampler,
                     settings.exact_steps, settings.full_resolution)
+    problem = schedule_problem(settings.sampler, settings.schedule)
+    if problem:
+        raise ValueError(f"schedule {problem}")
     if settings.clip_skip < 1:
         raise ValueError(f"clip_skip must be at least 1 (A1111's numbering), got {settings.clip_skip!r}")
     if settings.batch < 1:

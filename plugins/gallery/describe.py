@@ -14,6 +14,7 @@ from typing import Any, Mapping
 MAIN_PARAMS = (
     ("prompt", "Prompt"), ("negative_prompt", "Negative prompt"), ("strength", "Strength"),
     ("steps", "Steps"), ("cfg", "CFG scale"), ("sampler", "Sampler"),
+    ("schedule", "Schedule type"),
     ("full_resolution", "Full size by"), ("color_match", "Colour match"),
 )
 
