@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from photobatch.recipes.prompt_syntax import uses_syntax
 from photobatch.recipes.runner_fields import (
     FULL_RESOLUTION,
     SCHEDULES,
@@ -152,6 +153,10 @@ class Recipe:
         for key, default in _COUNTED_WHEN_SET.items():
             if data.get(key) == default:
                 data.pop(key)
+        if uses_syntax(self.prompt) or uses_syntax(self.negative_prompt):
+            # Such prompts were read as plain text before A1111's syntax was: their outputs
+            # from then are stale.
+            data["prompt_syntax"] = "a1111"
         return data
 
     @property

@@ -11,11 +11,16 @@ so a cached call gives the picture an uncached one gives.
 (the last layer, no skip) and skips for the prompt and the negative prompt alike. diffusers'
 SD 1.x/2.x pipelines skip for the prompt only, and with transformers 5.6 and later they fail
 outright (``CLIPTextModel`` lost its ``text_model``; huggingface/diffusers issue 14124, open),
-so for those the embeddings are computed here. SDXL pipelines' own ``encode_prompt`` does it
-(they read the hidden states and apply no final norm).
+so for those the embeddings are computed here. SDXL pipelines read the hidden states (no final
+norm) but skip for the prompt only, so with a clip skip SDXL's are computed here too.
+
+A prompt in A1111's syntax ("(golden light:1.2)", BREAK) or longer than CLIP's 75 tokens is
+encoded as A1111 does, in chunks (``prompt_chunks``); a plain one by the pipeline itself.
 """
 
 from __future__ import annotations
+
+from photobatch.plugins.diffusion.prompt_chunks import encode_chunked, needs_chunks
 
 # Conditionings kept per model: recipes with their own prompts, a few at a time.
 _KEPT = 16
@@ -51,14 +56,16 @@ def _encode(pipe, prompt: str, negative_prompt: str | None, clip_skip: int) -> d
     import torch
 
     device = pipe._execution_device
+    sdxl = _is_sdxl(pipe)
+    if needs_chunks(pipe, prompt, negative_prompt or "") or (sdxl and clip_skip > 1):
+        # A1111 syntax or a prompt longer than CLIP's 75 tokens, which diffusers would cut; and
+        # SDXL skipping layers, which its pipelines do for the prompt but not the negative one.
+        return encode_chunked(pipe, prompt, negative_prompt or "", clip_skip, sdxl)
     with torch.no_grad():
-        if _is_sdxl(pipe):
-            # SDXL pipelines skip layers themselves (hidden states, no final norm); diffusers
-            # counts the layers skipped after the last, A1111 the layer used.
+        if sdxl:
             embeds, negatives, pooled, negative_pooled = pipe.encode_prompt(
                 prompt=prompt, device=device, num_images_per_prompt=1,
-                do_classifier_free_guidance=True, negative_prompt=negative_prompt or None,
-                clip_skip=clip_skip - 1 if clip_skip > 1 else None)
+                do_classifier_free_guidance=True, negative_prompt=negative_prompt or None)
             return {"prompt_embeds": embeds, "negative_prompt_embeds": negatives,
                     "pooled_prompt_embeds": pooled, "negative_pooled_prompt_embeds": negative_pooled}
         if clip_skip > 1:
