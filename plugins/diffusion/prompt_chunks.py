@@ -127,27 +127,36 @@ def _encoders(pipe) -> list:
     return [(t, e) for t, e in pairs if t is not None and e is not None]
 
 
+def skipped_layer(encoder, hidden_states, clip_skip: int, sdxl: bool):
+    """The layer A1111's clip skip ``clip_skip`` conditions on, from the encoder's hidden states:
+    SDXL reads them as they are (the penultimate layer at 1), SD 1.x/2.x through the final layer
+    norm (what the model was trained to read, as A1111 and diffusers both do)."""
+    layers = len(hidden_states) - 1  # the first is the token embeddings
+    back = clip_skip + 1 if sdxl else clip_skip
+    if back > layers:
+        raise ValueError(f"clip_skip {clip_skip} is more than the text encoder's {layers} layers")
+    if sdxl:
+        return hidden_states[-back]
+    # transformers >= 5.6 keeps the norm on the model itself, earlier versions on text_model.
+    norm = getattr(encoder, "text_model", encoder).final_layer_norm
+    return norm(hidden_states[-back])
+
+
 def _encode_chunks(encoder, chunks, clip_skip: int, sdxl: bool):
     """Each chunk through ``encoder`` (the layer clip_skip picks, as the pipelines read it),
     weighted and scaled back to its mean, joined along the tokens; and the first chunk's pooled
     output (SDXL's second encoder gives it)."""
     import torch
 
+    reads_layers = sdxl or clip_skip > 1
     states, pooled = [], None
     for ids, weights in chunks:
         ids = torch.tensor([ids], device=encoder.device)
         with torch.no_grad():
-            out = encoder(ids, output_hidden_states=sdxl or clip_skip > 1)
-            if sdxl:
-                # SDXL reads the penultimate layer, no final norm; clip skip goes further back.
-                z = out.hidden_states[-(clip_skip + 1)]
-                if pooled is None:
-                    pooled = out[0]
-            elif clip_skip > 1:
-                norm = getattr(encoder, "text_model", encoder).final_layer_norm
-                z = norm(out.hidden_states[-clip_skip])
-            else:
-                z = out[0]
+            out = encoder(ids, output_hidden_states=reads_layers)
+            if sdxl and pooled is None:
+                pooled = out[0]
+            z = skipped_layer(encoder, out.hidden_states, clip_skip, sdxl) if reads_layers else out[0]
             if any(w != 1.0 for w in weights):
                 scale = torch.tensor(weights, dtype=z.dtype, device=z.device)
                 mean = z.float().mean()

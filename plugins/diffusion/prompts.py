@@ -20,7 +20,7 @@ encoded as A1111 does, in chunks (``prompt_chunks``); a plain one by the pipelin
 
 from __future__ import annotations
 
-from photobatch.plugins.diffusion.prompt_chunks import encode_chunked, needs_chunks
+from photobatch.plugins.diffusion.prompt_chunks import encode_chunked, needs_chunks, skipped_layer
 
 # Conditionings kept per model: recipes with their own prompts, a few at a time.
 _KEPT = 16
@@ -77,8 +77,7 @@ def _encode(pipe, prompt: str, negative_prompt: str | None, clip_skip: int) -> d
 
 
 def encode_skipping(pipe, texts: list[str], clip_skip: int):
-    """CLIP embeddings of ``texts`` from layer ``-clip_skip``, through the final layer norm (what
-    the model was trained to read, as A1111 and diffusers both do)."""
+    """CLIP embeddings of ``texts`` from layer ``-clip_skip``, through the final layer norm."""
     import torch
 
     encoder, tokenizer = pipe.text_encoder, pipe.tokenizer
@@ -89,10 +88,4 @@ def encode_skipping(pipe, texts: list[str], clip_skip: int):
                     truncation=True, return_tensors="pt").input_ids.to(encoder.device)
     with torch.no_grad():
         states = encoder(ids, output_hidden_states=True).hidden_states
-        layers = len(states) - 1  # the first is the token embeddings
-        if clip_skip > layers:
-            raise ValueError(f"clip_skip {clip_skip} is more than the text encoder's {layers} layers")
-        hidden = states[-clip_skip]
-        # transformers >= 5.6 keeps the norm on the model itself, earlier versions on text_model.
-        norm = getattr(encoder, "text_model", encoder).final_layer_norm
-        return norm(hidden).to(dtype=encoder.dtype)
+        return skipped_layer(encoder, states, clip_skip, sdxl=False).to(dtype=encoder.dtype)

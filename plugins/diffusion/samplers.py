@@ -48,6 +48,8 @@ SCHEDULE_MAP: dict[str, dict] = {
     "Beta": {"use_beta_sigmas": True},
     "SGM Uniform": {"timestep_spacing": "trailing"},
 }
+
+
 def make_scheduler(name: str, base_config, seeds=None, schedule: str = "Automatic"):
     """Build the scheduler for sampler ``name`` with ``schedule`` from the model's own scheduler
     config, for a call on images with ``seeds`` (one each)."""
