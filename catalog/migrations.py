@@ -121,3 +121,10 @@ def m006_run_adapters_hash(db):
     """The identity of the LoRA/embedding/VAE/ControlNet/IP-Adapter files a run read: a file
     replaced under the same name makes its outputs stale."""
     db["runs"].add_column("adapters_hash", str)
+
+
+@migrations()
+def m007_run_working_size(db):
+    """The size the model worked at ("624x416"; for tiled runs, the tile's), A1111's "Size": it
+    depends on the photo, the recipe and the model family, and a seed repeats a run only at it."""
+    db["runs"].add_column("working_size", str)

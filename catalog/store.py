@@ -181,7 +181,7 @@ class Catalog:
     def finish_run(self, run_id: int, *, output_path: Path, output_sha256: str,
                    timings: dict[str, float], model_hash: str | None = None,
                    device: str | None = None, precision: str | None = None,
-                   adapters_hash: str | None = None) -> None:
+                   adapters_hash: str | None = None, working_size: str | None = None) -> None:
         """Mark a run done with its output and per-stage timings."""
         self.db["runs"].update(run_id, {
             "status": "done",
@@ -192,6 +192,7 @@ class Catalog:
             "device": device,
             "precision": precision,
             "adapters_hash": adapters_hash,
+            "working_size": working_size,
             "error": None,
             "finished_at": _now(),
         })

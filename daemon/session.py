@@ -59,6 +59,15 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def size_text(size) -> str | None:
+    """(624, 416) as "624x416"; None when a runner did not say (a plugin's may not)."""
+    try:
+        width, height = size
+        return f"{int(width)}x{int(height)}"
+    except (TypeError, ValueError):
+        return None
+
+
 def derive_seed(file_sha: str, fingerprint: str) -> int:
     """A seed fixed by (file content, recipe version), so a re-run reproduces the output."""
     digest = hashlib.sha256(f"{file_sha}:{fingerprint}".encode()).digest()
@@ -322,6 +331,7 @@ class Session:
             # What made it, beyond the recipe and seed: for the catalog and the XMP record alike.
             made = {key: getattr(job.result, key, None)
                     for key in ("model_hash", "adapters_hash", "precision")}
+            made["working_size"] = size_text(getattr(job.result, "working_size", None))
             with job.timer.stage("write", f"writing the output of {job.path.name}"):
                 output = self.writer.write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
                                      job.seed, job.model_id, job.run_id, job.out_dir,
@@ -329,7 +339,8 @@ class Session:
                                      file_id=job.file_id, provenance={
                                          "ModelHash": made["model_hash"],
                                          "AdaptersHash": made["adapters_hash"],
-                                         "Precision": made["precision"]})
+                                         "Precision": made["precision"],
+                                         "WorkingSize": made["working_size"]})
                 output_sha = file_sha256(output)
             self.app.catalog.finish_run(job.run_id, output_path=output, output_sha256=output_sha,
                                         timings=job.timer.timings, device=job.result.device, **made)

@@ -18,6 +18,9 @@ SCHEDULES = ("Automatic", "Karras", "Exponential", "Beta", "SGM Uniform")
 SIGMA_SCHEDULES = ("Karras", "Exponential", "Beta")
 FIXED_SIGMA_SAMPLERS = ("Euler a", "DDIM", "LCM", "PNDM")
 CONTROLNET_PREPROCESSORS = ("canny", "none")
+# working_size bounds (pixels per side of the pixel budget): below 256 the SD models draw noise;
+# 4096 (16 MP per call) is far past any model's training size and a GPU's memory.
+WORKING_SIZE_MIN, WORKING_SIZE_MAX = 256, 4096
 
 
 @dataclass(frozen=True)

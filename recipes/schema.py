@@ -12,6 +12,8 @@ from photobatch.recipes.prompt_syntax import uses_syntax
 from photobatch.recipes.runner_fields import (
     FULL_RESOLUTION,
     SCHEDULES,
+    WORKING_SIZE_MAX,
+    WORKING_SIZE_MIN,
     ControlNetSettings,
     EmbeddingSettings,
     IPAdapterSettings,
@@ -99,6 +101,9 @@ class Recipe:
     vae: str | None = None
     # Runner: A1111 "do exactly the amount of steps the slider specifies".
     exact_steps: bool = False
+    # A1111's width/height as a pixel budget: the model works at about working_size² pixels,
+    # the photo's aspect kept (unset: the model family's native size, SD 1.x 512, SDXL 1024).
+    working_size: int | None = None
     # How the low-resolution edit comes back to the photo's size (DESIGN §4).
     full_resolution: str = "resize"
     color_match: bool = False
@@ -167,7 +172,8 @@ class Recipe:
 
 
 # Later fields and their defaults: left out of params() (and the fingerprint) at the default.
-_COUNTED_WHEN_SET = {"clip_skip": 1, "vae": None, "embeddings": (), "schedule": "Automatic"}
+_COUNTED_WHEN_SET = {"clip_skip": 1, "vae": None, "embeddings": (), "schedule": "Automatic",
+                     "working_size": None}
 
 
 # field -> (python types accepted, check returning an error text or None)
@@ -238,6 +244,7 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "clip_skip": ((int,), _range(1, 12)),
     "vae": ((str,), lambda v: None if v.strip() else "must not be empty"),
     "exact_steps": ((bool,), None),
+    "working_size": ((int,), _range(WORKING_SIZE_MIN, WORKING_SIZE_MAX)),
     "full_resolution": ((str,), _choice(FULL_RESOLUTION)),
     "color_match": ((bool,), None),
     "model_config": ((str,), None),

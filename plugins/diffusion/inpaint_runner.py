@@ -44,7 +44,7 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
                 raise ValueError("the mask is empty: nothing to inpaint")
             region = (0, 0, image.width, image.height)
         crop = image.crop(region)
-        size = working_size(crop.width, crop.height, self.native(loaded))
+        size = working_size(crop.width, crop.height, self.working_side(loaded, settings))
         model_input = to_working_size(crop, size)
         small_mask = model_mask(model_mask(feathered.crop(region)).resize(size, Image.Resampling.BILINEAR))
         out = generate(self.cache, loaded, settings, [model_input], [seed], masks=[small_mask],

@@ -72,6 +72,11 @@ class DiffusersImg2ImgRunner:
         """The working side for ``loaded``: its family's native size unless overridden."""
         return self.native_override or loaded.info.native
 
+    def working_side(self, loaded: LoadedModel, settings) -> int:
+        """The side of the pixel budget the model works at: the recipe's ``working_size``,
+        else the model's native side."""
+        return settings.working_size or self.native(loaded)
+
     def run(self, image: Image.Image, recipe, seed: int, model: str) -> RunOutput:
         """Run ``recipe`` on ``image`` (RGB, any size).
 
@@ -83,7 +88,7 @@ class DiffusersImg2ImgRunner:
         image = rgb(image)
         if settings.full_resolution == "tiled":
             return self._run_tiled(loaded, settings, image, seed)
-        size = working_size(image.width, image.height, self.native(loaded))
+        size = working_size(image.width, image.height, self.working_side(loaded, settings))
         model_input = to_working_size(image, size)
         reference_colors = getattr(recipe, "reference_colors", "none")
         source_input = model_input
@@ -114,7 +119,7 @@ class DiffusersImg2ImgRunner:
         inputs = []
         for img in images:
             img = rgb(img)
-            size = working_size(img.width, img.height, self.native(loaded))
+            size = working_size(img.width, img.height, self.working_side(loaded, settings))
             inputs.append(to_working_size(img, size))
         outputs: list[RunOutput | None] = [None] * len(images)
         adapters = adapters_hash(settings)
@@ -134,11 +139,11 @@ class DiffusersImg2ImgRunner:
         return outputs
 
     def _run_tiled(self, loaded: LoadedModel, settings, image: Image.Image, seed: int) -> RunOutput:
-        # Tiles of the native size over the full-size photo: the model sees real pixels 1:1.
-        native = self.native(loaded)
+        # Tiles of the working size over the full-size photo: the model sees real pixels 1:1.
+        side = self.working_side(loaded, settings)
         width, height = image.size
-        tile_w = min(native, _ceil8(width))
-        tile_h = min(native, _ceil8(height))
+        tile_w = min(side, _ceil8(width))
+        tile_h = min(side, _ceil8(height))
         padded = _pad_to(image, max(width, tile_w), max(height, tile_h))
         overlap = min(settings.tile_overlap, tile_w // 2, tile_h // 2)
         boxes = tile_boxes(padded.width, padded.height, tile_w, tile_h, overlap)

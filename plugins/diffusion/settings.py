@@ -12,6 +12,8 @@ from pathlib import Path
 
 from photobatch.plugins.diffusion.params import validate_params
 from photobatch.recipes.runner_fields import (
+    WORKING_SIZE_MAX,
+    WORKING_SIZE_MIN,
     ControlNetSettings,
     EmbeddingSettings,
     IPAdapterSettings,
@@ -44,6 +46,7 @@ class RunSettings:
     clip_skip: int = 1  # A1111 numbering: 1 = the text encoder's last layer
     vae: str | None = None  # a VAE of the recipe's own (A1111's "SD VAE")
     exact_steps: bool = False
+    working_size: int | None = None  # about working_size² pixels; None: the model's native
     full_resolution: str = "resize"
     color_match: bool = False
     mask_blur: int = 4
@@ -82,6 +85,7 @@ def settings_from_recipe(recipe) -> RunSettings:
         clip_skip=int(get("clip_skip", 1)),
         vae=get("vae", None) or None,
         exact_steps=bool(get("exact_steps", False)),
+        working_size=_optional_int(get("working_size", None)),
         full_resolution=get("full_resolution", "resize"),
         color_match=bool(get("color_match", False)),
         mask_blur=int(get("mask_blur", 4)),
@@ -103,6 +107,10 @@ def settings_from_recipe(recipe) -> RunSettings:
         raise ValueError(f"schedule {problem}")
     if settings.clip_skip < 1:
         raise ValueError(f"clip_skip must be at least 1 (A1111's numbering), got {settings.clip_skip!r}")
+    if settings.working_size is not None and not (
+            WORKING_SIZE_MIN <= settings.working_size <= WORKING_SIZE_MAX):
+        raise ValueError(f"working_size must be in [{WORKING_SIZE_MIN}, {WORKING_SIZE_MAX}] pixels, "
+                         f"got {settings.working_size!r}")
     if settings.batch < 1:
         raise ValueError(f"batch must be at least 1, got {settings.batch!r}")
     if settings.mask_blur < 0:
@@ -123,6 +131,10 @@ def _plain(value, default):
     if isinstance(value, (list, tuple)):
         return [_plain(v, None) for v in value]
     return value
+
+
+def _optional_int(value) -> int | None:
+    return None if value is None else int(value)
 
 
 def _lora(entry) -> LoraSpec:

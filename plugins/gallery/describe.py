@@ -14,7 +14,7 @@ from typing import Any, Mapping
 MAIN_PARAMS = (
     ("prompt", "Prompt"), ("negative_prompt", "Negative prompt"), ("strength", "Strength"),
     ("steps", "Steps"), ("cfg", "CFG scale"), ("sampler", "Sampler"),
-    ("schedule", "Schedule type"),
+    ("schedule", "Schedule type"), ("working_size", "Working size"),
     ("full_resolution", "Full size by"), ("color_match", "Colour match"),
 )
 
