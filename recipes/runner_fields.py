@@ -17,7 +17,10 @@ SCHEDULES = ("Automatic", "Karras", "Exponential", "Beta", "SGM Uniform")
 # no option for them (from_config would ignore it silently, so such a recipe is refused).
 SIGMA_SCHEDULES = ("Karras", "Exponential", "Beta")
 FIXED_SIGMA_SAMPLERS = ("Euler a", "DDIM", "LCM", "PNDM")
-CONTROLNET_PREPROCESSORS = ("canny", "none")
+CONTROLNET_PREPROCESSORS = ("canny", "depth", "none")
+# The depth estimator a "depth" ControlNet preprocessor uses unless the recipe names one
+# (A1111's depth_anything_v2; Apache-2.0, 25 M parameters, fast enough for a CPU).
+DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 # working_size bounds (pixels per side of the pixel budget): below 256 the SD models draw noise;
 # 4096 (16 MP per call) is far past any model's training size and a GPU's memory.
 WORKING_SIZE_MIN, WORKING_SIZE_MAX = 256, 4096
@@ -60,6 +63,16 @@ class ControlNetSettings:
     model: str
     preprocessor: str = "canny"
     scale: float = 1.0
+    # The preprocessor's own model (a depth estimator for "depth": a transformers folder or a
+    # hub id); None: DEFAULT_DEPTH_MODEL.
+    preprocessor_model: str | None = None
+
+    @property
+    def estimator(self) -> str | None:
+        """The depth estimator this ControlNet's preprocessor runs, or None (canny, none)."""
+        if self.preprocessor != "depth":
+            return None
+        return self.preprocessor_model or DEFAULT_DEPTH_MODEL
 
 
 def schedule_problem(sampler: str, schedule: str) -> str | None:
@@ -103,6 +116,7 @@ _CONTROLNET = {
     "model": ((str,), None),
     "preprocessor": ((str,), _one_of(CONTROLNET_PREPROCESSORS)),
     "scale": ((float, int), _in_range(0.0, 2.0)),
+    "preprocessor_model": ((str,), lambda v: None if v.strip() else "must not be empty"),
 }
 _LORA = {
     "path": ((str,), None),
@@ -140,7 +154,11 @@ def check_ip_adapter(value) -> str | None:
 
 def check_controlnet(value) -> str | None:
     """Check a ``[controlnet]`` table."""
-    return _table_problem(value, _CONTROLNET, "model")
+    problem = _table_problem(value, _CONTROLNET, "model")
+    if not problem and "preprocessor_model" in value and value.get("preprocessor", "canny") != "depth":
+        problem = ("preprocessor_model is the depth estimator of preprocessor = \"depth\"; "
+                   f"preprocessor {value.get('preprocessor', 'canny')!r} takes none")
+    return problem
 
 
 def check_loras(value) -> str | None:

@@ -158,6 +158,8 @@ class Recipe:
         for key, default in _COUNTED_WHEN_SET.items():
             if data.get(key) == default:
                 data.pop(key)
+        if data.get("controlnet") and data["controlnet"].get("preprocessor_model") is None:
+            data["controlnet"].pop("preprocessor_model", None)  # a later field, counted when set
         if uses_syntax(self.prompt) or uses_syntax(self.negative_prompt):
             # Such prompts were read as plain text before A1111's syntax was: their outputs
             # from then are stale.

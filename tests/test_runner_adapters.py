@@ -90,6 +90,10 @@ def test_controlnet_changes_the_output_and_leaves_the_plain_pipeline_alone(kit):
                                                                  "preprocessor": "canny", "scale": 1.0})
     guided = _run(kit, guided_recipe)
     assert np.abs(guided - plain).max() > 10
+    # The control image itself steers it: the photo's edges give another picture than the photo.
+    unprocessed = _run(kit, dataclasses.replace(guided_recipe, controlnet={
+        "model": str(kit["controlnet"]), "preprocessor": "none", "scale": 1.0}))
+    assert np.abs(guided - unprocessed).max() > 5
     weak = _run(kit, dataclasses.replace(guided_recipe, controlnet={"model": str(kit["controlnet"]),
                                                                     "scale": 0.0}))
     assert np.array_equal(weak, plain)
@@ -114,7 +118,8 @@ def test_canny_edges_follow_the_photo():
     ({"ip_adapter": {"model": "x", "scael": 1}}, "ip_adapter has an unknown field 'scael'"),
     ({"loras": [{"path": "a.safetensors", "weight": 9}]}, "loras entry 1 weight must be in [-4.0, 4.0], got 9"),
     ({"loras": [7]}, "loras entry 1 must be a table"),
-    ({"controlnet": {"model": "c", "preprocessor": "depth"}}, "controlnet preprocessor must be one of 'canny', 'none'; got 'depth'"),
+    ({"controlnet": {"model": "c", "preprocessor": "sobel"}},
+     "controlnet preprocessor must be one of 'canny', 'depth', 'none'; got 'sobel'"),
     ({"full_resolution": "tile"}, "full_resolution must be one of 'detail-transfer', 'tiled', 'resize'; got 'tile'"),
     ({"exact_steps": 1}, "exact_steps must be a bool, got 1"),
     ({"batch": 0}, "batch must be in [1, 64], got 0"),

@@ -67,6 +67,7 @@ class PipelineCache:
                          if compile_unet is None else compile_unet)
         self._models: dict[tuple, LoadedModel] = {}
         self._controlnets: dict[tuple, object] = {}
+        self._depth_estimators: dict[tuple, object] = {}
         self._vaes: dict[tuple, object] = {}
         self._failed: dict[tuple, tuple[float, str]] = {}  # key -> (when, why)
         self._lock = threading.Lock()
@@ -179,6 +180,16 @@ class PipelineCache:
                                                else None)
                 self._vaes[key] = load_vae(source, loaded.device, loaded.dtype, config)
             return self._vaes[key]
+
+    def depth_estimator(self, source: str, loaded: LoadedModel):
+        """A depth estimator for depth ControlNets, loaded once per (source, device)."""
+        from photobatch.plugins.diffusion.depth import load_depth_estimator
+
+        key = (source, loaded.device)
+        with self._lock:
+            if key not in self._depth_estimators:
+                self._depth_estimators[key] = load_depth_estimator(source, loaded.device)
+            return self._depth_estimators[key]
 
     def controlnet(self, model: str, loaded: LoadedModel):
         """A ControlNet model, loaded once per (model, dtype, device)."""

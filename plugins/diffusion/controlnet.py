@@ -1,8 +1,8 @@
 """ControlNet: load the model and compute the control image from the source photo.
 
 For recipes that must keep the photo's structure at higher strengths (a season change that
-must not move the buildings): canny edges of the source, or the source itself for tile or
-recolour ControlNets.
+must not move the buildings): canny edges of the source, its depth map (``depth``), or the
+source itself for tile or recolour ControlNets.
 """
 
 from __future__ import annotations
@@ -37,10 +37,17 @@ def canny_edges(image: Image.Image, sigma: float = 2.0) -> Image.Image:
     return Image.fromarray(np.stack([pixels] * 3, axis=-1))
 
 
-def control_image(image: Image.Image, preprocessor: str) -> Image.Image:
-    """The control image for ``preprocessor`` ("canny" or "none") at ``image``'s size."""
+def control_image(image: Image.Image, preprocessor: str, estimator=None) -> Image.Image:
+    """The control image for ``preprocessor`` ("canny", "depth" or "none") at ``image``'s size;
+    "depth" runs ``estimator`` (a ``depth.DepthEstimator``)."""
     if preprocessor == "canny":
         return canny_edges(image)
     if preprocessor == "none":
         return image.convert("RGB")
-    raise ValueError(f"controlnet preprocessor must be 'canny' or 'none', got {preprocessor!r}")
+    if preprocessor == "depth":
+        from photobatch.plugins.diffusion.depth import depth_map
+
+        if estimator is None:
+            raise ValueError("the depth preprocessor needs a depth estimator")
+        return depth_map(estimator, image)
+    raise ValueError(f"controlnet preprocessor must be 'canny', 'depth' or 'none', got {preprocessor!r}")

@@ -75,7 +75,10 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         kwargs.update(mask_image=list(masks), height=height, width=width)
     if cn is not None:
         sources = controls if controls is not None else images
-        kwargs["control_image"] = [control_image(src.resize((width, height)), cn.preprocessor) for src in sources]
+        estimator = (cache.depth_estimator(settings.resolve_path(cn.estimator), loaded)
+                     if cn.estimator else None)
+        kwargs["control_image"] = [control_image(src.resize((width, height)), cn.preprocessor, estimator)
+                                   for src in sources]
         kwargs["controlnet_conditioning_scale"] = cn.scale
     with loaded.lock:
         # A fresh scheduler per call (attempt() below): schedulers keep per-run state and

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from photobatch.plugins.diffusion.params import validate_params
 from photobatch.recipes.runner_fields import (
+    CONTROLNET_PREPROCESSORS,
     WORKING_SIZE_MAX,
     WORKING_SIZE_MIN,
     ControlNetSettings,
@@ -149,6 +150,7 @@ def _controlnet(table) -> ControlNetSpec | None:
     if not table:
         return None
     spec = as_controlnet(table)
-    if spec.preprocessor not in ("canny", "none"):
-        raise ValueError(f"controlnet preprocessor must be 'canny' or 'none', got {spec.preprocessor!r}")
+    if spec.preprocessor not in CONTROLNET_PREPROCESSORS:
+        raise ValueError(f"controlnet preprocessor must be one of "
+                         f"{', '.join(map(repr, CONTROLNET_PREPROCESSORS))}; got {spec.preprocessor!r}")
     return spec

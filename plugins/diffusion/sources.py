@@ -267,6 +267,8 @@ def _adapter_refs(settings) -> list[tuple[str, str, str]]:
         refs.append(("vae", settings.vae, ""))
     if settings.controlnet is not None:
         refs.append(("controlnet", settings.controlnet.model, ""))
+        if settings.controlnet.estimator:
+            refs.append(("controlnet.preprocessor-model", settings.controlnet.estimator, ""))
     if settings.ip_adapter is not None:
         refs.append(("ip-adapter", settings.ip_adapter.model, ""))
     return refs

@@ -92,8 +92,9 @@ def save_standin_lora(pipe, target: str | Path, seed: int = 0, rank: int = 4,
 def save_standin_controlnet(pipe, target: str | Path, seed: int = 0) -> Path:
     """Save a ControlNet made from ``pipe``'s UNet, with its zero convolutions randomised.
 
-    A fresh ControlNet starts with zero output layers (it changes nothing); random ones make
-    its effect measurable.
+    A fresh ControlNet starts with zero output layers (it changes nothing) and a zero last
+    layer in its control-image embedding (the image changes nothing); random ones make both
+    effects measurable.
     """
     import torch
     from diffusers import ControlNetModel
@@ -103,5 +104,22 @@ def save_standin_controlnet(pipe, target: str | Path, seed: int = 0) -> Path:
     with torch.no_grad():
         for module in list(net.controlnet_down_blocks) + [net.controlnet_mid_block]:
             module.weight.normal_(0, 0.3)
+        net.controlnet_cond_embedding.conv_out.weight.normal_(0, 0.3)
     net.save_pretrained(str(target), safe_serialization=True)
+    return Path(target)
+
+
+def save_standin_depth_estimator(target: str | Path, seed: int = 0) -> Path:
+    """Save a tiny randomly initialised DPT depth estimator with its image processor (a folder
+    laid out like a hub depth model: config.json, preprocessor_config.json, weights)."""
+    import torch
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    torch.manual_seed(seed)
+    config = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+                       intermediate_size=37, image_size=64, patch_size=16,
+                       backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[16, 16, 16, 16],
+                       fusion_hidden_size=16, reassemble_factors=[4, 2, 1, 0.5])
+    DPTForDepthEstimation(config).eval().save_pretrained(str(target))
+    DPTImageProcessor(size={"height": 64, "width": 64}, keep_aspect_ratio=False).save_pretrained(str(target))
     return Path(target)
