@@ -128,3 +128,11 @@ def m007_run_working_size(db):
     """The size the model worked at ("624x416"; for tiled runs, the tile's), A1111's "Size": it
     depends on the photo, the recipe and the model family, and a seed repeats a run only at it."""
     db["runs"].add_column("working_size", str)
+
+
+@migrations()
+def m008_run_seed_source(db):
+    """Where a run's seed came from: "derived" (from the photo and the recipe), "recipe" (the
+    recipe fixes one) or "chosen" (picked for this photo by ``rerun --seed``; later runs of the
+    photo with that recipe keep it until ``--seed recipe``)."""
+    db["runs"].add_column("seed_source", str)

@@ -48,11 +48,14 @@ class RunQueue:
         self.db = catalog.db
 
     def enqueue(self, *, file_id: int, recipe: str, fingerprint: str, model_id: str,
-                output_dir: str, force: bool = False) -> int | None:
+                output_dir: str, force: bool = False, seed: int | None = None,
+                seed_source: str | None = None) -> int | None:
         """Queue (file, recipe version, model) unless queued, running or done already; return the id.
 
         ``force`` (``photobatch rerun``) queues it even when done: the run is then redone rather
-        than skipped; one already queued or running is still not queued twice.
+        than skipped; one already queued or running is still not queued twice. ``seed`` with
+        ``seed_source`` "chosen", or ``seed_source`` "recipe" alone, is what ``rerun --seed``
+        asks the run to use.
         """
         blocking = PENDING if force else ACTIVE
         with self.catalog.transaction():
@@ -64,8 +67,10 @@ class RunQueue:
                 return None
             cur = self.db.execute(
                 "INSERT INTO runs (file_id, recipe, recipe_fingerprint, model_id, status, attempts, "
-                "output_dir, queued_at, force) VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
-                [file_id, recipe, fingerprint, model_id, output_dir, _now(), int(force)])
+                "output_dir, queued_at, force, seed, seed_source) "
+                "VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?)",
+                [file_id, recipe, fingerprint, model_id, output_dir, _now(), int(force), seed,
+                 seed_source])
             return cur.lastrowid
 
     def is_forced(self, run_id: int) -> bool:

@@ -23,9 +23,10 @@ def _now() -> str:
 
 
 def _run_identity(*, file_id: int, recipe: str, fingerprint: str, params: dict,
-                  seed: int | None, model_id: str, runner: str) -> dict:
+                  seed: int | None, model_id: str, runner: str, seed_source: str | None = None) -> dict:
     """The columns that say what a run is: file, recipe version, parameters, seed, model."""
     return {
+        "seed_source": seed_source,
         "file_id": file_id,
         "recipe": recipe,
         "recipe_fingerprint": fingerprint,
@@ -154,12 +155,13 @@ class Catalog:
         return rows[0] if rows else None
 
     def start_run(self, *, file_id: int, recipe: str, fingerprint: str, params: dict,
-                  seed: int | None, model_id: str, runner: str) -> int:
+                  seed: int | None, model_id: str, runner: str, seed_source: str | None = None) -> int:
         """Record a run as started and return its id."""
         now = _now()
         return self.db["runs"].insert({
             **_run_identity(file_id=file_id, recipe=recipe, fingerprint=fingerprint,
-                            params=params, seed=seed, model_id=model_id, runner=runner),
+                            params=params, seed=seed, model_id=model_id, runner=runner,
+                            seed_source=seed_source),
             "status": "running",
             "attempts": 1,
             "queued_at": now,
@@ -167,11 +169,30 @@ class Catalog:
         }).last_pk
 
     def update_claimed_run(self, run_id: int, *, file_id: int, recipe: str, fingerprint: str,
-                           params: dict, seed: int | None, model_id: str, runner: str) -> None:
+                           params: dict, seed: int | None, model_id: str, runner: str,
+                           seed_source: str | None = None) -> None:
         """Fill in what a queued run turned out to be once its file has been identified."""
         self.db["runs"].update(run_id, _run_identity(
             file_id=file_id, recipe=recipe, fingerprint=fingerprint, params=params, seed=seed,
-            model_id=model_id, runner=runner))
+            model_id=model_id, runner=runner, seed_source=seed_source))
+
+    def requested_seed(self, run_id: int) -> tuple[int | None, str | None]:
+        """The (seed, seed_source) a queued run was asked to use (``rerun --seed``), else
+        (None, None)."""
+        row = self.db.execute("SELECT seed, seed_source FROM runs WHERE id = ?", [run_id]).fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def chosen_seed(self, file_id: int, recipe: str, before_run: int | None = None) -> int | None:
+        """The seed picked for this photo and recipe by ``rerun --seed``, when the latest run
+        that says where its seed came from was given one (``--seed recipe`` ends the choice)."""
+        where = "file_id = ? AND recipe = ? AND seed_source IS NOT NULL"
+        args: list = [file_id, recipe]
+        if before_run is not None:
+            where += " AND id < ?"
+            args.append(before_run)
+        row = self.db.execute(f"SELECT seed, seed_source FROM runs WHERE {where} "
+                              "ORDER BY id DESC LIMIT 1", args).fetchone()
+        return int(row[0]) if row and row[1] == "chosen" and row[0] is not None else None
 
     def skip_run(self, run_id: int, *, reason: str) -> None:
         """Mark a run skipped (nothing to do), with the reason."""

@@ -10,6 +10,7 @@ for the daemon or runs it now.
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,10 +120,16 @@ class RerunItem:
     model: str  # the reference to load
     model_id: str
     out_dir: Path
+    seed: int | str | None = None  # chosen for the photo (rerun --seed), or "recipe"
 
     @property
     def reason(self) -> str:
-        """Why it runs again: the pair's state ("stale: recipe changed", "failed", ...)."""
+        """Why it runs again: the pair's state ("stale: recipe changed", "failed", ...), or the
+        seed asked for."""
+        if self.seed == "recipe":
+            return "the recipe's seed"
+        if self.seed is not None:
+            return "another seed"
         return self.pair.state
 
 
@@ -144,8 +151,9 @@ class RerunPlan:
 
 
 def plan_reruns(app: App, selection: Selection, chooser: ModelChooser, *, force: bool = False,
-                out_dir: Path | None = None) -> RerunPlan:
-    """Decide what to run again for ``selection``; nothing is changed."""
+                out_dir: Path | None = None, seed: int | str | None = None) -> RerunPlan:
+    """Decide what to run again for ``selection``; nothing is changed. ``seed``: a seed for
+    every item, "new" (a fresh random one for each) or "recipe" (the recipe's own again)."""
     pairs = select_pairs(app.catalog.db, selection, chooser.current,
                          include_unrun=bool(selection.recipe))
     plan = RerunPlan()
@@ -170,7 +178,10 @@ def plan_reruns(app: App, selection: Selection, chooser: ModelChooser, *, force:
         if folder is None:
             plan.problems.append((pair, "no output folder is known for it: pass --out DIR"))
             continue
-        plan.items.append(RerunItem(pair, recipe, model, model_id, Path(folder)))
+        # A1111's random seed ("-1"), drawn here so that the plan, the queue and the catalog
+        # all record the one that runs.
+        chosen = secrets.randbelow(2**32) if seed == "new" else seed
+        plan.items.append(RerunItem(pair, recipe, model, model_id, Path(folder), chosen))
     return plan
 
 
@@ -179,9 +190,12 @@ def queue_plan(app: App, plan: RerunPlan) -> tuple[list[RerunItem], list[RerunIt
     runs = RunQueue(app.catalog)
     queued, already = [], []
     for item in plan.items:
+        asked = {} if item.seed is None else (
+            {"seed_source": "recipe"} if item.seed == "recipe"
+            else {"seed": item.seed, "seed_source": "chosen"})
         run_id = runs.enqueue(file_id=item.pair.file["id"], recipe=item.recipe.name,
                               fingerprint=item.recipe.fingerprint, model_id=item.model_id,
-                              output_dir=str(item.out_dir), force=True)
+                              output_dir=str(item.out_dir), force=True, **asked)
         (queued if run_id else already).append(item)
     return queued, already
 

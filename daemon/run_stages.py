@@ -19,12 +19,14 @@ from photobatch.daemon.session import Outcome, Session, batch_size
 
 @dataclass(frozen=True)
 class Work:
-    """One file to run one recipe on; ``out_dir`` and ``model`` override the session's."""
+    """One file to run one recipe on; ``out_dir`` and ``model`` override the session's, ``seed``
+    is one chosen for the photo (or "recipe": the recipe's own again)."""
 
     path: Path
     recipe: object
     out_dir: Path | None = None
     model: str | None = None
+    seed: int | str | None = None
 
 
 def process_all(session: Session, work: Sequence[Work], on_outcome: Callable[[Outcome], None], *,
@@ -32,7 +34,7 @@ def process_all(session: Session, work: Sequence[Work], on_outcome: Callable[[Ou
     """Run every piece of ``work``, calling ``on_outcome`` once for each, in order."""
     if all(session.app.model_fills_the_cpu(w.recipe.name) for w in work):
         for w in work:
-            on_outcome(session.process(w.path, w.recipe, out_dir=w.out_dir, model=w.model))
+            on_outcome(session.process(w.path, w.recipe, out_dir=w.out_dir, model=w.model, seed=w.seed))
         return
     ahead = decode_workers + 2 * max([batch_size(w.recipe) for w in work] + [1])
     with ThreadPoolExecutor(decode_workers, thread_name_prefix="pb-prepare") as prepare_pool, \
@@ -48,7 +50,7 @@ def process_all(session: Session, work: Sequence[Work], on_outcome: Callable[[Ou
                 if w is None:
                     return
                 prepared.append(prepare_pool.submit(session.prepare, w.path, w.recipe,
-                                                    out_dir=w.out_dir, model=w.model))
+                                                    out_dir=w.out_dir, model=w.model, seed=w.seed))
 
         def report(wait: bool) -> None:
             while reported and (wait or reported[0].done()):

@@ -154,10 +154,10 @@ class Session:
         self.writer = OutputWriter(app)
 
     def process(self, path: Path, recipe: Recipe, out_dir: Path | None = None,
-                model: str | None = None) -> Outcome:
+                model: str | None = None, seed: int | str | None = None) -> Outcome:
         """Process ``path`` with ``recipe`` (every stage in this thread); never raises for a bad
-        file, records everything. ``out_dir`` and ``model`` as for ``prepare``."""
-        job = self.prepare(path, recipe, out_dir=out_dir, model=model)
+        file, records everything. ``out_dir``, ``model`` and ``seed`` as for ``prepare``."""
+        job = self.prepare(path, recipe, out_dir=out_dir, model=model, seed=seed)
         if isinstance(job, Outcome):
             return job
         job = self.generate(job)
@@ -166,12 +166,15 @@ class Session:
         return self.finish(job)
 
     def prepare(self, path: Path, recipe: Recipe, run_id: int | None = None,
-                out_dir: Path | None = None, model: str | None = None) -> "Job | Outcome":
+                out_dir: Path | None = None, model: str | None = None,
+                seed: int | str | None = None) -> "Job | Outcome":
         """CPU stage: identify and register the file, skip finished work, start the run, decode.
 
         With ``run_id`` (a run claimed from the queue) that run is used instead of a new one;
         ``out_dir`` overrides the session's output folder for this job (each watch folder has its
         own) and ``model`` the recipe's model (a watch folder's, or the one the run was queued with).
+        ``seed``: a seed chosen for this photo (``rerun --seed N``), or "recipe" to go back to the
+        recipe's own; by default a seed chosen earlier for this photo and recipe is kept.
         """
         job = Job(path=path, recipe=recipe, run_id=run_id, out_dir=Path(out_dir or self.out_dir))
         catalog = self.app.catalog
@@ -208,14 +211,14 @@ class Session:
                     catalog.skip_run(run_id, reason=f"already done by run {done['id']}")
                 return Outcome(path, recipe.name, "skipped", Path(done["output_path"]),
                                run_id=done["id"], error="already done (use --force to redo)")
-            job.seed = recipe.seed if recipe.seed is not None else derive_seed(job.sha, recipe.fingerprint)
+            job.seed, seed_source = self._seed_for(job, recipe, run_id, seed)
             try:
                 job.runner = self.app.runners.get(recipe.runner)
             except KeyError as exc:
                 raise StageError(f"running {recipe.name}", str(exc.args[0])) from None
             params = dict(file_id=job.file_id, recipe=recipe.name, fingerprint=recipe.fingerprint,
                           params=recipe.params(), seed=job.seed, model_id=job.model_id,
-                          runner=job.runner.name)
+                          runner=job.runner.name, seed_source=seed_source)
             if run_id is None:
                 job.run_id = catalog.start_run(**params)
             else:
@@ -236,6 +239,27 @@ class Session:
             if job.run_id is None and isinstance(exc, StageError):
                 self._start_failed_run(job)
             return self._fail(job, exc)
+
+    def _seed_for(self, job: "Job", recipe: Recipe, run_id: int | None,
+                  requested: int | str | None) -> tuple[int, str]:
+        """(seed, where it came from): asked for now (``rerun --seed``: the call's, or the queued
+        run's), else chosen earlier for this photo and recipe, else the recipe's fixed seed,
+        else one derived from the photo and the recipe version."""
+        catalog = self.app.catalog
+        source = None
+        if requested is None and run_id is not None:
+            requested, source = catalog.requested_seed(run_id)
+            if source == "recipe":
+                requested = "recipe"
+        if isinstance(requested, int):
+            return requested, "chosen"
+        if requested != "recipe":
+            chosen = catalog.chosen_seed(job.file_id, recipe.name, before_run=run_id)
+            if chosen is not None:
+                return chosen, "chosen"
+        if recipe.seed is not None:
+            return recipe.seed, "recipe"
+        return derive_seed(job.sha, recipe.fingerprint), "derived"
 
     def _start_failed_run(self, job: "Job") -> None:
         """Give a job that failed before its run started a run to fail, so the catalog has the

@@ -40,7 +40,9 @@ class Tint:
         small = image.resize((image.width // 2, image.height // 2))
         lift = int(120 * recipe.strength)
         r, g, b = small.split()
-        out = Image.merge("RGB", (r.point(lambda v: min(255, v + lift)), g, b))
+        # The seed shows too: another seed, another picture.
+        out = Image.merge("RGB", (r.point(lambda v: min(255, v + lift)), g,
+                                  b.point(lambda v: min(255, v + seed % 64))))
         return SimpleNamespace(image=out, model_id=model, model_hash=None, device="cpu",
                                working_size=out.size)
 
@@ -296,3 +298,83 @@ def test_a_rerun_over_an_empty_catalog_has_nothing_to_do(studio):
     result = studio.cli("rerun", "--all", "--dry-run")
     assert result.exit_code == 0 and "nothing to re-run" in result.output
     assert json.loads(studio.cli("catalog", "ls", "--json").output) == []
+
+
+def _take(studio, name="DSCF0001_tint.jpg"):
+    from photobatch.plugins.metadata import read_record
+
+    return int(read_record(studio.out / name)["Seed"]), _pixels(studio.out / name)
+
+
+def test_rerun_with_another_seed_gives_another_take_that_later_runs_keep(studio):
+    from photobatch.daemon.session import derive_seed
+
+    photo = studio.photos[0]
+    assert studio.cli("run", photo, "--recipe", "tint", "--model", "test/model-a",
+                      "--out", studio.out).exit_code == 0
+    first_seed, first = _take(studio)
+    assert studio.runs()[0]["seed_source"] == "derived"
+    chosen = (first_seed + 7) % 2**32
+
+    dry = studio.cli("rerun", photo, "--recipe", "tint", "--seed", chosen, "--dry-run")
+    assert "another seed" in dry.output and str(chosen) in dry.output and len(studio.runs()) == 1
+    # An up-to-date output is redone: asking for a seed is asking for it to run.
+    now = studio.cli("rerun", photo, "--recipe", "tint", "--seed", chosen, "--now")
+    assert now.exit_code == 0, now.output
+    seed, take = _take(studio)
+    assert seed == chosen and studio.runs()[-1]["seed_source"] == "chosen"
+    assert not np.array_equal(take, first)
+    assert sorted(p.name for p in studio.out.iterdir()) == ["DSCF0001_tint.jpg"]  # replaced
+
+    # The recipe changes: the stale output is redone with the seed chosen for this photo.
+    studio.recipe("tint", 0.5)
+    assert studio.cli("rerun", "--stale", "--now").exit_code == 0
+    runs = [r for r in studio.runs() if r["path"].endswith("DSCF0001.JPG")]
+    assert (runs[-1]["seed"], runs[-1]["seed_source"]) == (chosen, "chosen")
+    assert _take(studio)[0] == chosen
+    # So does a plain forced run of the photo.
+    assert studio.cli("run", photo, "--recipe", "tint", "--model", "test/model-a", "--out",
+                      studio.out, "--force").exit_code == 0
+    assert studio.runs()[-1]["seed"] == chosen
+
+    # Back to the recipe's own seed: the one derived from the photo and the recipe version.
+    back = studio.cli("rerun", photo, "--recipe", "tint", "--seed", "recipe", "--now")
+    assert back.exit_code == 0, back.output
+    last = studio.runs()[-1]
+    assert last["seed_source"] == "derived"
+    assert last["seed"] == derive_seed(_sha(studio, photo), last["recipe_fingerprint"])
+    assert studio.cli("run", photo, "--recipe", "tint", "--model", "test/model-a", "--out",
+                      studio.out, "--force").exit_code == 0
+    assert studio.runs()[-1]["seed"] == last["seed"]  # the choice ended
+
+
+def _sha(studio, photo):
+    from photobatch.catalog.hashing import file_sha256
+
+    return file_sha256(photo)
+
+
+def test_new_seeds_are_drawn_per_photo_queued_and_recorded(studio):
+    assert studio.run_all().exit_code == 0
+    before = {r["file_id"]: r["seed"] for r in studio.runs()}
+    dry = studio.cli("rerun", "--all", "--seed", "new", "--dry-run")
+    assert dry.output.count("new (random)") == 3 and len(studio.runs()) == 3
+    queued = studio.cli("rerun", "--all", "--seed", "new")
+    assert "queued 3 run(s) (3 another seed)" in queued.output
+    waiting = [r for r in studio.runs() if r["status"] == "queued"]
+    assert len(waiting) == 3 and all(r["seed_source"] == "chosen" for r in waiting)
+    assert len({r["seed"] for r in waiting}) == 3  # drawn for each photo
+    assert studio.daemon_once() == 0
+    done = {r["file_id"]: r for r in studio.runs()[3:]}
+    for run in waiting:
+        assert (done[run["file_id"]]["seed"], done[run["file_id"]]["status"]) == (run["seed"], "done")
+        assert run["seed"] != before[run["file_id"]]
+    record_seeds = {_take(studio, p.name)[0] for p in studio.out.iterdir()}
+    assert record_seeds == {r["seed"] for r in waiting}
+
+
+def test_a_seed_that_is_not_one_is_refused(studio):
+    for bad in ("banana", "-1", str(2**32)):
+        result = studio.cli("rerun", "--all", "--seed", bad)
+        assert result.exit_code == 2
+        assert f"'{bad}' is not a seed: give a number from 0 to 4294967295, `new` or `recipe`" in result.output

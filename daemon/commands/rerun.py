@@ -11,6 +11,25 @@ from photobatch.daemon.commands.common import Context, fail_on_usage_error
 from photobatch.daemon.commands.selection import pop_selection, selection_options
 
 
+class SeedChoice(click.ParamType):
+    """``--seed``: a seed number, ``new`` or ``recipe``."""
+
+    name = "seed"
+
+    def convert(self, value, param, ctx):
+        """The seed as an int, or the words "new" / "recipe"."""
+        if isinstance(value, int) or value in ("new", "recipe"):
+            return value
+        try:
+            number = int(value)
+        except ValueError:
+            number = -1
+        if not 0 <= number < 2**32:
+            self.fail(f"{value!r} is not a seed: give a number from 0 to {2**32 - 1}, "
+                      "`new` or `recipe`", param, ctx)
+        return number
+
+
 @click.command()
 @selection_options
 @click.option("--all", "everything", is_flag=True,
@@ -20,11 +39,18 @@ from photobatch.daemon.commands.selection import pop_selection, selection_option
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: where each run's output went).")
 @click.option("--force", is_flag=True, help="Also redo runs that are up to date.")
+@click.option("--seed", "seed", type=SeedChoice(), metavar="N|new|recipe",
+              help="Redo with this seed for the photo (A1111's seed field): a number, `new` for a "
+                   "fresh random one each (another take of the same recipe), or `recipe` to go back "
+                   "to the recipe's own. A seed chosen so is kept by the photo's later runs of that "
+                   "recipe (and recorded), so `--stale` after a recipe change keeps the take. "
+                   "Implies --force; the output is replaced (an earlier take comes back with "
+                   "--seed and its recorded seed).")
 @click.option("--now", is_flag=True, help="Run here and now instead of queuing for the daemon.")
 @click.option("--dry-run", is_flag=True, help="List what would run, and why; change nothing.")
 @click.pass_obj
 @fail_on_usage_error
-def rerun(obj: Context, everything, model, out_dir, force, now, dry_run, **selection_args):
+def rerun(obj: Context, everything, model, out_dir, force, seed, now, dry_run, **selection_args):
     """Run recipes again over catalogued photos: stale outputs, failures, a recipe, a shoot.
 
     Without --force only what needs it runs: outputs whose recipe, model (or its weights) or
@@ -44,10 +70,11 @@ def rerun(obj: Context, everything, model, out_dir, force, now, dry_run, **selec
         app.check_model(model)
     if selection.recipe:
         app.recipe(selection.recipe)  # an unknown recipe is an error naming those that exist
-    plan = plan_reruns(app, selection, chooser, force=force, out_dir=out_dir)
+    plan = plan_reruns(app, selection, chooser, force=force or seed is not None, out_dir=out_dir,
+                       seed=seed)
     _echo_left_alone(plan)
     if dry_run:
-        _echo_plan(plan, "run now" if now else "queue")
+        _echo_plan(plan, "run now" if now else "queue", new_seeds=seed == "new")
         app.close()
         return
     if not plan.items:
@@ -68,15 +95,18 @@ def _echo_left_alone(plan) -> None:
         click.secho(f"cannot re-run {pair.path.name} [{pair.recipe}]: {why}", fg="red", err=True)
 
 
-def _echo_plan(plan, verb: str) -> None:
+def _echo_plan(plan, verb: str, new_seeds: bool = False) -> None:
     from photobatch.daemon.tables import render_table
 
     if not plan.items:
         click.echo("nothing to re-run")
         return
+    seeds = any(i.seed is not None for i in plan.items)
     click.echo(render_table(
-        ["file", "recipe", "why", "model", "output folder"],
-        [[i.pair.path.name, i.recipe.name, i.reason, _model_name(i.model_id), str(i.out_dir)]
+        ["file", "recipe", "why", "model", *(["seed"] if seeds else []), "output folder"],
+        [[i.pair.path.name, i.recipe.name, i.reason, _model_name(i.model_id),
+          # A dry run draws no seed worth showing: the real run draws its own.
+          *(["new (random)" if new_seeds else str(i.seed)] if seeds else []), str(i.out_dir)]
          for i in plan.items], max_width=60))
     click.echo(f"would {verb} {len(plan.items)} run(s) ({_reasons(plan)}); nothing changed (--dry-run)")
 
@@ -106,7 +136,8 @@ def _run_now(app, plan) -> bool:
     # Every item was chosen to run again: redo it even where an identical run is done.
     session = Session(app, Path("."), force=True)
     counts = {"done": 0, "skipped": 0, "failed": 0}
-    work = [Work(item.pair.path, item.recipe, item.out_dir, item.model) for item in plan.items]
+    work = [Work(item.pair.path, item.recipe, item.out_dir, item.model, item.seed)
+            for item in plan.items]
     with Progress(len(work), "re-running") as bar:
         def on_outcome(outcome) -> None:
             counts[outcome.status] += 1
