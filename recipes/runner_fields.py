@@ -153,7 +153,22 @@ def check_ip_adapter(value) -> str | None:
 
 
 def check_controlnet(value) -> str | None:
-    """Check a ``[controlnet]`` table."""
+    """Check ``controlnet``: one table, or a list of them (A1111's ControlNet units, all applied
+    together: depth and canny, say)."""
+    if isinstance(value, Mapping):
+        return _controlnet_problem(value)
+    if not value:
+        return "needs at least one table (or leave controlnet out)"
+    for n, entry in enumerate(value, start=1):
+        if not isinstance(entry, Mapping):
+            return f"entry {n} must be a table {{model = \"...\", preprocessor = \"canny\"}}, got {entry!r}"
+        problem = _controlnet_problem(entry)
+        if problem:
+            return f"entry {n} {problem}"
+    return None
+
+
+def _controlnet_problem(value: Mapping[str, Any]) -> str | None:
     problem = _table_problem(value, _CONTROLNET, "model")
     if not problem and "preprocessor_model" in value and value.get("preprocessor", "canny") != "depth":
         problem = ("preprocessor_model is the depth estimator of preprocessor = \"depth\"; "
@@ -212,9 +227,19 @@ def as_ip_adapter(value) -> IPAdapterSettings | None:
     return _as_settings(value, IPAdapterSettings)
 
 
-def as_controlnet(value) -> ControlNetSettings | None:
-    """A checked table (or settings, or None) as ControlNetSettings."""
+def as_controlnet(value) -> ControlNetSettings | tuple[ControlNetSettings, ...] | None:
+    """A checked table (or settings, or None) as ControlNetSettings; a list as a tuple of them."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_settings(entry, ControlNetSettings) for entry in value)
     return _as_settings(value, ControlNetSettings)
+
+
+def controlnet_units(value) -> tuple[ControlNetSettings, ...]:
+    """Every ControlNet a recipe's ``controlnet`` names (none, one, or a list), in order."""
+    value = as_controlnet(value)
+    if value is None:
+        return ()
+    return value if isinstance(value, tuple) else (value,)
 
 
 def as_loras(value) -> tuple[LoraSettings, ...]:

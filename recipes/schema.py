@@ -118,7 +118,8 @@ class Recipe:
     # Textual-inversion embeddings, each called up by its token in the prompts.
     embeddings: tuple[EmbeddingSettings, ...] = ()
     ip_adapter: IPAdapterSettings | None = None
-    controlnet: ControlNetSettings | None = None
+    # One ControlNet, or several applied together (a list of tables, A1111's units).
+    controlnet: ControlNetSettings | tuple[ControlNetSettings, ...] | None = None
     # Where the model may change the photo: everywhere, or only on the faces a detector finds.
     mask: str = "none"
     face_detector: str = "opencv-haar"
@@ -158,8 +159,10 @@ class Recipe:
         for key, default in _COUNTED_WHEN_SET.items():
             if data.get(key) == default:
                 data.pop(key)
-        if data.get("controlnet") and data["controlnet"].get("preprocessor_model") is None:
-            data["controlnet"].pop("preprocessor_model", None)  # a later field, counted when set
+        units = data.get("controlnet")
+        for unit in (units if isinstance(units, (list, tuple)) else [units] if units else []):
+            if unit.get("preprocessor_model") is None:
+                unit.pop("preprocessor_model", None)  # a later field, counted when set
         if uses_syntax(self.prompt) or uses_syntax(self.negative_prompt):
             # Such prompts were read as plain text before A1111's syntax was: their outputs
             # from then are stale.
@@ -258,7 +261,7 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "loras": ((list,), check_loras),
     "embeddings": ((list,), check_embeddings),
     "ip_adapter": ((dict,), check_ip_adapter),
-    "controlnet": ((dict,), check_controlnet),
+    "controlnet": ((dict, list), check_controlnet),
     "mask": ((str,), _choice(MASKS)),
     "face_detector": ((str,), None),
     "face_expand": ((float, int), _range(0.0, 2.0)),

@@ -134,3 +134,79 @@ def test_the_depth_model_counts_among_the_files_a_run_reads(kit, tmp_path):
         kit, preprocessor="depth", preprocessor_model=str(tmp_path / "gone")))
     assert missing_files(settings_from_recipe(gone)) == [
         f"controlnet.preprocessor_model {tmp_path / 'gone'}"]
+
+
+def test_several_controlnets_apply_together_each_with_its_own_control_image(kit, tmp_path):
+    from photobatch.plugins.diffusion.standin_addons import save_standin_controlnet
+
+    runner, model = kit["runner"], kit["model"]
+    second = save_standin_controlnet(runner.pipeline(model)[0], tmp_path / "controlnet2", seed=1)
+    canny = _controlnet(kit, preprocessor="canny")
+    depth = {"model": str(second), "preprocessor": "depth", "preprocessor_model": str(kit["depth"]),
+             "scale": 0.8}
+    photo = _photo()
+
+    def run(table):
+        return np.asarray(runner.run(photo, dataclasses.replace(kit["base"], controlnet=table), 1,
+                                     model).image, dtype=int)
+
+    both = run([canny, depth])
+    assert np.abs(both - run(canny)).max() > 5 and np.abs(both - run(depth)).max() > 5
+    # A unit at scale 0 adds nothing: the pair equals the other alone.
+    assert np.array_equal(run([canny, {**depth, "scale": 0.0}]), run(canny))
+    pipe = runner.cache.task_pipe(runner.cache.get(model), "img2img",
+                                  (str(kit["controlnet"]), str(second)))
+    assert type(pipe.controlnet).__name__ == "MultiControlNetModel"
+    seen = {0: [], 1: []}
+    hooks = [net.register_forward_pre_hook(
+        lambda module, args, kwargs, k=k: seen[k].append(kwargs["controlnet_cond"][:1].clone()),
+        with_kwargs=True) for k, net in enumerate(pipe.controlnet.nets)]
+    try:
+        result = runner.run(photo, dataclasses.replace(kit["base"], controlnet=[canny, depth]), 1, model)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    from photobatch.plugins.diffusion.controlnet import canny_edges
+
+    estimator = runner.cache.depth_estimator(str(kit["depth"]), runner.cache.get(model))
+    for k, expected in enumerate([canny_edges(result.model_input), depth_map(estimator, result.model_input)]):
+        got = seen[k][0][0].permute(1, 2, 0).float().numpy()
+        assert np.abs(got - np.asarray(expected, dtype=np.float32) / 255).max() < 1 / 255, k
+
+
+def test_several_controlnets_batch_as_single_calls(kit, tmp_path):
+    from photobatch.plugins.diffusion.standin_addons import save_standin_controlnet
+
+    model = kit["model"]
+    batching = DiffusersImg2ImgRunner(native_size=64, batch_on_cpu=True)
+    second = save_standin_controlnet(batching.pipeline(model)[0], tmp_path / "controlnet2", seed=1)
+    recipe = dataclasses.replace(kit["base"], batch=2, controlnet=[
+        _controlnet(kit, preprocessor="canny"), {"model": str(second), "preprocessor": "none"}])
+    photos = [_photo(seed=4), _photo(seed=5)]
+    batched = batching.run_batch(photos, recipe, [3, 4], model)
+    for photo, seed, out in zip(photos, [3, 4], batched):
+        single = kit["runner"].run(photo, recipe, seed, model)
+        assert np.abs(np.asarray(out.image, dtype=int) - np.asarray(single.image, dtype=int)).max() <= 1
+
+
+def test_a_list_of_controlnets_is_checked_entry_by_entry():
+    one = {"model": "c"}
+    assert recipe_from_dict({"name": "d", "controlnet": [one, {"model": "e", "preprocessor": "depth"}]})
+    for value, message in [
+        ([], "controlnet needs at least one table (or leave controlnet out)"),
+        ([one, "e"], "controlnet entry 2 must be a table"),
+        ([one, {"model": "e", "scale": 5}], "controlnet entry 2 scale must be in [0.0, 2.0], got 5"),
+        ([{"model": "e", "preprocessor_model": "x"}],
+         "controlnet entry 1 preprocessor_model is the depth estimator of preprocessor = \"depth\""),
+    ]:
+        with pytest.raises(RecipeError) as err:
+            recipe_from_dict({"name": "d", "controlnet": value})
+        assert f"recipe 'd': {message}" in str(err.value)
+    single = recipe_from_dict({"name": "d", "controlnet": one})
+    pair = recipe_from_dict({"name": "d", "controlnet": [one, {"model": "e"}]})
+    assert single.fingerprint != pair.fingerprint
+    assert [u["model"] for u in pair.params()["controlnet"]] == ["c", "e"]
+    assert all("preprocessor_model" not in u for u in pair.params()["controlnet"])
+    a = adapters_hash(settings_from_recipe(pair))
+    b = adapters_hash(settings_from_recipe(recipe_from_dict({"name": "d", "controlnet": [one, {"model": "f"}]})))
+    assert a and b and a != b

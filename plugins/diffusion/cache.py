@@ -143,17 +143,20 @@ class PipelineCache:
                 self._models[key] = loaded
             return self._models[key]
 
-    def task_pipe(self, loaded: LoadedModel, task: str, controlnet_model: str | None = None,
-                  vae: str | None = None):
-        """The pipeline for ``task`` ("img2img" or "inpaint"), optionally with a ControlNet and
-        a VAE of its own (every other component is the loaded model's)."""
+    def task_pipe(self, loaded: LoadedModel, task: str,
+                  controlnet_model: str | tuple[str, ...] | None = None, vae: str | None = None):
+        """The pipeline for ``task`` ("img2img" or "inpaint"), optionally with a ControlNet (or
+        a tuple of them, applied together) and a VAE of its own (every other component is the
+        loaded model's)."""
         import diffusers
 
         key = (task, controlnet_model, vae)
         if key in loaded.task_pipes:
             return loaded.task_pipes[key]
         kwargs = {}
-        if controlnet_model:
+        if isinstance(controlnet_model, tuple):
+            kwargs["controlnet"] = [self.controlnet(model, loaded) for model in controlnet_model]
+        elif controlnet_model:
             kwargs["controlnet"] = self.controlnet(controlnet_model, loaded)
         if vae:
             kwargs["vae"] = self.vae(vae, loaded)

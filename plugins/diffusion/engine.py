@@ -53,13 +53,20 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     width, height = images[0].size
     if any(img.size != (width, height) for img in images):
         raise ValueError("a batch needs images of one size; got " + ", ".join(str(i.size) for i in images))
+    units = settings.controlnets
+    if len(units) > 1 and len(images) > 1:
+        # diffusers takes one control image per ControlNet, not one per image, when there are
+        # several ControlNets: each image gets its own call.
+        return [out for i in range(len(images))
+                for out in generate(cache, loaded, settings, [images[i]], [seeds[i]],
+                                    None if masks is None else [masks[i]],
+                                    None if controls is None else [controls[i]])]
     task = "inpaint" if masks is not None or loaded.info.inpainting else "img2img"
     if task == "inpaint" and masks is None:
         # An inpainting model asked for img2img: everything is "masked" (what A1111 does).
         masks = [Image.new("L", (width, height), 255)] * len(images)
-    cn = settings.controlnet
-    cn_model = settings.resolve_path(cn.model) if cn else None
-    pipe = cache.task_pipe(loaded, task, cn_model,
+    cn_models = tuple(settings.resolve_path(unit.model) for unit in units)
+    pipe = cache.task_pipe(loaded, task, (cn_models[0] if len(cn_models) == 1 else cn_models) or None,
                            settings.resolve_path(settings.vae) if settings.vae else None)
     n = len(images)
     kwargs = dict(
@@ -73,13 +80,19 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     )
     if task == "inpaint":
         kwargs.update(mask_image=list(masks), height=height, width=width)
-    if cn is not None:
-        sources = controls if controls is not None else images
-        estimator = (cache.depth_estimator(settings.resolve_path(cn.estimator), loaded)
-                     if cn.estimator else None)
-        kwargs["control_image"] = [control_image(src.resize((width, height)), cn.preprocessor, estimator)
-                                   for src in sources]
-        kwargs["controlnet_conditioning_scale"] = cn.scale
+    if units:
+        sources = [src.resize((width, height)) for src in (controls if controls is not None else images)]
+        per_unit = []
+        for unit in units:
+            estimator = (cache.depth_estimator(settings.resolve_path(unit.estimator), loaded)
+                         if unit.estimator else None)
+            per_unit.append([control_image(src, unit.preprocessor, estimator) for src in sources])
+        if len(units) == 1:
+            kwargs["control_image"] = per_unit[0]
+            kwargs["controlnet_conditioning_scale"] = units[0].scale
+        else:  # one image (see above), one control image and scale per ControlNet
+            kwargs["control_image"] = [images_[0] for images_ in per_unit]
+            kwargs["controlnet_conditioning_scale"] = [unit.scale for unit in units]
     with loaded.lock:
         # A fresh scheduler per call (attempt() below): schedulers keep per-run state and
         # pipelines are shared.

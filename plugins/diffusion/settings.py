@@ -19,10 +19,10 @@ from photobatch.recipes.runner_fields import (
     EmbeddingSettings,
     IPAdapterSettings,
     LoraSettings,
-    as_controlnet,
     as_embeddings,
     as_ip_adapter,
     as_loras,
+    controlnet_units,
     schedule_problem,
 )
 
@@ -59,7 +59,7 @@ class RunSettings:
     loras: tuple[LoraSpec, ...] = ()
     embeddings: tuple[EmbeddingSettings, ...] = ()
     ip_adapter: IPAdapterSpec | None = None
-    controlnet: ControlNetSpec | None = None
+    controlnets: tuple[ControlNetSpec, ...] = ()  # applied together (A1111's units)
     base_dir: Path | None = field(default=None, compare=False)
 
     def resolve_path(self, value: str) -> str:
@@ -98,7 +98,7 @@ def settings_from_recipe(recipe) -> RunSettings:
         loras=tuple(_lora(x) for x in (get("loras", ()) or ())),
         embeddings=as_embeddings(get("embeddings", ()) or ()),
         ip_adapter=_ip_adapter(get("ip_adapter", None)),
-        controlnet=_controlnet(get("controlnet", None)),
+        controlnets=_controlnets(get("controlnet", None)),
         base_dir=Path(source).parent if source else None,
     )
     validate_params(settings.strength, settings.steps, settings.cfg, settings.sampler,
@@ -146,11 +146,10 @@ def _ip_adapter(table) -> IPAdapterSpec | None:
     return as_ip_adapter(table) if table else None
 
 
-def _controlnet(table) -> ControlNetSpec | None:
-    if not table:
-        return None
-    spec = as_controlnet(table)
-    if spec.preprocessor not in CONTROLNET_PREPROCESSORS:
-        raise ValueError(f"controlnet preprocessor must be one of "
-                         f"{', '.join(map(repr, CONTROLNET_PREPROCESSORS))}; got {spec.preprocessor!r}")
-    return spec
+def _controlnets(value) -> tuple[ControlNetSpec, ...]:
+    units = controlnet_units(value or None)
+    for spec in units:
+        if spec.preprocessor not in CONTROLNET_PREPROCESSORS:
+            raise ValueError(f"controlnet preprocessor must be one of "
+                             f"{', '.join(map(repr, CONTROLNET_PREPROCESSORS))}; got {spec.preprocessor!r}")
+    return units

@@ -265,10 +265,10 @@ def _adapter_refs(settings) -> list[tuple[str, str, str]]:
     refs += [("embedding", spec.path, spec.token) for spec in settings.embeddings]
     if settings.vae:
         refs.append(("vae", settings.vae, ""))
-    if settings.controlnet is not None:
-        refs.append(("controlnet", settings.controlnet.model, ""))
-        if settings.controlnet.estimator:
-            refs.append(("controlnet.preprocessor-model", settings.controlnet.estimator, ""))
+    for unit in settings.controlnets:
+        refs.append(("controlnet", unit.model, ""))
+        if unit.estimator:
+            refs.append(("controlnet.preprocessor-model", unit.estimator, ""))
     if settings.ip_adapter is not None:
         refs.append(("ip-adapter", settings.ip_adapter.model, ""))
     return refs
