@@ -66,6 +66,9 @@ class ControlNetSettings:
     # The preprocessor's own model (a depth estimator for "depth": a transformers folder or a
     # hub id); None: DEFAULT_DEPTH_MODEL.
     preprocessor_model: str | None = None
+    # A1111's "Starting/Ending Control Step": the part of the denoising (0-1) it steers.
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
 
     @property
     def estimator(self) -> str | None:
@@ -117,7 +120,11 @@ _CONTROLNET = {
     "preprocessor": ((str,), _one_of(CONTROLNET_PREPROCESSORS)),
     "scale": ((float, int), _in_range(0.0, 2.0)),
     "preprocessor_model": ((str,), lambda v: None if v.strip() else "must not be empty"),
+    "guidance_start": ((float, int), _in_range(0.0, 1.0)),
+    "guidance_end": ((float, int), _in_range(0.0, 1.0)),
 }
+# Later ControlNet fields, left out of a recipe's parameters (and fingerprint) at these values.
+CONTROLNET_COUNTED_WHEN_SET = {"preprocessor_model": None, "guidance_start": 0.0, "guidance_end": 1.0}
 _LORA = {
     "path": ((str,), None),
     "weight": ((float, int), _in_range(-4.0, 4.0)),
@@ -173,6 +180,9 @@ def _controlnet_problem(value: Mapping[str, Any]) -> str | None:
     if not problem and "preprocessor_model" in value and value.get("preprocessor", "canny") != "depth":
         problem = ("preprocessor_model is the depth estimator of preprocessor = \"depth\"; "
                    f"preprocessor {value.get('preprocessor', 'canny')!r} takes none")
+    if not problem and value.get("guidance_start", 0.0) >= value.get("guidance_end", 1.0):
+        problem = (f"guidance_start ({value.get('guidance_start', 0.0)}) must come before "
+                   f"guidance_end ({value.get('guidance_end', 1.0)})")
     return problem
 
 
@@ -217,8 +227,9 @@ def _as_settings(value, cls):
     if value is None or isinstance(value, cls):
         return value
     table = dict(value)
-    if "scale" in table:
-        table["scale"] = float(table["scale"])  # TOML's 1 is an int; the scale is a float
+    for key in ("scale", "guidance_start", "guidance_end"):
+        if key in table:
+            table[key] = float(table[key])  # TOML's 1 is an int; these are floats
     return cls(**table)
 
 

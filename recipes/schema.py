@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from photobatch.recipes.prompt_syntax import uses_syntax
 from photobatch.recipes.runner_fields import (
+    CONTROLNET_COUNTED_WHEN_SET,
     FULL_RESOLUTION,
     SCHEDULES,
     WORKING_SIZE_MAX,
@@ -161,8 +162,9 @@ class Recipe:
                 data.pop(key)
         units = data.get("controlnet")
         for unit in (units if isinstance(units, (list, tuple)) else [units] if units else []):
-            if unit.get("preprocessor_model") is None:
-                unit.pop("preprocessor_model", None)  # a later field, counted when set
+            for key, default in CONTROLNET_COUNTED_WHEN_SET.items():
+                if unit.get(key) == default:
+                    unit.pop(key, None)  # a later field, counted when set
         if uses_syntax(self.prompt) or uses_syntax(self.negative_prompt):
             # Such prompts were read as plain text before A1111's syntax was: their outputs
             # from then are stale.

@@ -93,6 +93,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         else:  # one image (see above), one control image and scale per ControlNet
             kwargs["control_image"] = [images_[0] for images_ in per_unit]
             kwargs["controlnet_conditioning_scale"] = [unit.scale for unit in units]
+        kwargs["control_guidance_start"] = [unit.guidance_start for unit in units]
+        kwargs["control_guidance_end"] = [unit.guidance_end for unit in units]
     with loaded.lock:
         # A fresh scheduler per call (attempt() below): schedulers keep per-run state and
         # pipelines are shared.

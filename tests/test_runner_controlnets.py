@@ -1,5 +1,6 @@
-"""Depth ControlNets: the control image is the source's depth map from a transformers depth
-estimator (a tiny DPT built in code, saved, and loaded back through the real loading code)."""
+"""ControlNets beyond canny: depth maps from a transformers depth estimator (a tiny DPT built in
+code, saved, and loaded back through the real loading code), several ControlNets at once, and
+the part of the denoising each steers (A1111's starting/ending control step)."""
 
 from __future__ import annotations
 
@@ -210,3 +211,34 @@ def test_a_list_of_controlnets_is_checked_entry_by_entry():
     a = adapters_hash(settings_from_recipe(pair))
     b = adapters_hash(settings_from_recipe(recipe_from_dict({"name": "d", "controlnet": [one, {"model": "f"}]})))
     assert a and b and a != b
+
+
+def test_a_controlnet_steers_only_its_part_of_the_denoising(kit):
+    runner, model = kit["runner"], kit["model"]
+    photo = _photo()
+
+    def run(**window):
+        table = _controlnet(kit, preprocessor="canny", **window)
+        return np.asarray(runner.run(photo, dataclasses.replace(kit["base"], controlnet=table), 1,
+                                     model).image, dtype=int)
+
+    plain = np.asarray(runner.run(photo, kit["base"], 1, model).image, dtype=int)
+    whole = run()
+    # 3 denoising steps (5 x 0.6): steering only from 90 % on steers none of them.
+    assert np.array_equal(run(guidance_start=0.9), plain)
+    first_half = run(guidance_end=0.5)
+    assert np.abs(first_half - whole).max() > 5 and np.abs(first_half - plain).max() > 5
+    assert np.array_equal(run(guidance_start=0.0, guidance_end=1.0), whole)
+
+
+def test_the_control_window_is_checked_and_counted_only_when_set():
+    base = recipe_from_dict({"name": "d", "controlnet": {"model": "c"}})
+    assert not {"guidance_start", "guidance_end"} & set(base.params()["controlnet"])
+    assert recipe_from_dict({"name": "d", "controlnet": {"model": "c", "guidance_end": 1}}).fingerprint \
+        == base.fingerprint
+    early = recipe_from_dict({"name": "d", "controlnet": {"model": "c", "guidance_end": 0.6}})
+    assert early.controlnet.guidance_end == 0.6 and early.fingerprint != base.fingerprint
+    with pytest.raises(RecipeError, match=r"recipe 'd': controlnet guidance_start \(0.7\) must come "
+                                          r"before guidance_end \(0.5\)"):
+        recipe_from_dict({"name": "d", "controlnet": {"model": "c", "guidance_start": 0.7,
+                                                      "guidance_end": 0.5}})
