@@ -125,6 +125,8 @@ class App:
         if model:
             self.check_model(model, recipe.model_config)
             self.check_runtime(recipe)
+            if recipe.refiner is not None:
+                self.check_refiner(recipe, model)
 
     def check_files(self, recipe: Recipe) -> None:
         """Refuse a recipe whose LoRAs, embeddings, VAE, ControlNet or IP-Adapter name a path
@@ -146,6 +148,19 @@ class App:
         problem = check() if check else None
         if problem:
             raise UsageError(problem)
+
+    def check_refiner(self, recipe: Recipe, model: str) -> None:
+        """Refuse a refiner that cannot take over: both models must be SDXL (told from local
+        folders and files without loading them; a hub id shows when it loads)."""
+        from photobatch.plugins.diffusion.refiner import refiner_problem_for_families
+        from photobatch.plugins.diffusion.settings import settings_from_recipe
+
+        refiner = settings_from_recipe(recipe).resolve_path(recipe.refiner.model)
+        self.check_model(refiner)
+        problem = refiner_problem_for_families(_local_family(model, recipe.model_config),
+                                               _local_family(refiner, None), model, refiner)
+        if problem:
+            raise UsageError(f"recipe {recipe.name!r}: {problem}")
 
     def check_model(self, model: str, config: str | None = None) -> None:
         """Refuse a model reference that cannot be loaded, before any file. Cheap: no weights
@@ -203,3 +218,16 @@ class App:
 
 
 __all__ = ["App", "UsageError", "RecipeError"]
+
+
+def _local_family(model: str, config: str | None):
+    """The Family of a local model folder or checkpoint (no weights read), None for a hub id."""
+    from photobatch.plugins.diffusion.families import family_of_folder, family_of_single_file
+    from photobatch.plugins.diffusion.sources import resolve_model
+
+    ref = resolve_model(model, config=config)
+    if ref.kind == "folder":
+        return family_of_folder(ref.location).family
+    if ref.kind == "single-file":
+        return family_of_single_file(ref.location).family
+    return None

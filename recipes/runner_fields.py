@@ -78,6 +78,15 @@ class ControlNetSettings:
         return self.preprocessor_model or DEFAULT_DEPTH_MODEL
 
 
+@dataclass(frozen=True)
+class RefinerSettings:
+    """A second SDXL model that takes over the last part of the denoising (A1111's Refiner):
+    ``switch_at`` is the fraction of the steps the recipe runs after which it takes over."""
+
+    model: str
+    switch_at: float = 0.8
+
+
 def schedule_problem(sampler: str, schedule: str) -> str | None:
     """Why ``schedule`` cannot go with ``sampler`` (the rest of a sentence starting with the
     field's name), or None when it can."""
@@ -125,6 +134,11 @@ _CONTROLNET = {
 }
 # Later ControlNet fields, left out of a recipe's parameters (and fingerprint) at these values.
 CONTROLNET_COUNTED_WHEN_SET = {"preprocessor_model": None, "guidance_start": 0.0, "guidance_end": 1.0}
+_REFINER = {
+    "model": ((str,), None),
+    "switch_at": ((float, int), lambda v: None if 0 < v < 1 else f"must be between 0 and 1 "
+                                                                 f"(exclusive), got {v!r}"),
+}
 _LORA = {
     "path": ((str,), None),
     "weight": ((float, int), _in_range(-4.0, 4.0)),
@@ -184,6 +198,21 @@ def _controlnet_problem(value: Mapping[str, Any]) -> str | None:
         problem = (f"guidance_start ({value.get('guidance_start', 0.0)}) must come before "
                    f"guidance_end ({value.get('guidance_end', 1.0)})")
     return problem
+
+
+def check_refiner(value) -> str | None:
+    """Check a ``[refiner]`` table."""
+    return _table_problem(value, _REFINER, "model")
+
+
+def as_refiner(value) -> RefinerSettings | None:
+    """A checked table (or settings, or None) as RefinerSettings."""
+    if value is None or isinstance(value, RefinerSettings):
+        return value
+    table = dict(value)
+    if "switch_at" in table:
+        table["switch_at"] = float(table["switch_at"])
+    return RefinerSettings(**table)
 
 
 def check_loras(value) -> str | None:

@@ -15,6 +15,7 @@ from photobatch.plugins.diffusion.adapters import apply_ip_adapter, apply_loras,
 from photobatch.plugins.diffusion.controlnet import control_image
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
 from photobatch.plugins.diffusion.prompts import prompt_arguments
+from photobatch.plugins.diffusion.refiner import prepare_refiner
 from photobatch.plugins.diffusion.samplers import inference_steps, make_scheduler
 from photobatch.plugins.diffusion.sources import ModelError
 
@@ -65,6 +66,9 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     if task == "inpaint" and masks is None:
         # An inpainting model asked for img2img: everything is "masked" (what A1111 does).
         masks = [Image.new("L", (width, height), 255)] * len(images)
+    # Checked first: a refiner that cannot take over fails the file before anything loads.
+    refine = (prepare_refiner(cache, loaded, settings, task, len(images), (width, height))
+              if settings.refiner is not None else None)
     cn_models = tuple(settings.resolve_path(unit.model) for unit in units)
     pipe = cache.task_pipe(loaded, task, (cn_models[0] if len(cn_models) == 1 else cn_models) or None,
                            settings.resolve_path(settings.vae) if settings.vae else None)
@@ -80,6 +84,9 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     )
     if task == "inpaint":
         kwargs.update(mask_image=list(masks), height=height, width=width)
+    if refine is not None:
+        # The base stops where the refiner takes over and hands it its latents.
+        kwargs.update(denoising_end=refine.start, output_type="latent")
     if units:
         sources = [src.resize((width, height)) for src in (controls if controls is not None else images)]
         per_unit = []
@@ -121,11 +128,16 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
                 pipe.scheduler = make_scheduler(settings.sampler, previous.config, seeds,
                                                 settings.schedule)
                 generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
-                return pipe(**kwargs, generator=generators).images
+                out = pipe(**kwargs, generator=generators).images
+                if refine is not None:
+                    # The same generators go on drawing, as A1111's sampler goes on.
+                    out = refine(out, generators, seeds, kwargs["num_inference_steps"])
+                return out
 
             # Several images out of memory: the caller splits them (memory.run_in_batches)
             # before any memory level is given up.
-            arrays = call_with_oom_retry(attempt, loaded, [pipe]) if n == 1 else attempt()
+            pipes = [pipe] + ([refine.pipe] if refine is not None else [])
+            arrays = call_with_oom_retry(attempt, loaded, pipes) if n == 1 else attempt()
         finally:
             pipe.scheduler = previous
     return pictures(pipe, arrays, loaded.precision)

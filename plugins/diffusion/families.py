@@ -20,6 +20,11 @@ class Family:
     img2img_class: str
     inpaint_class: str
 
+    @property
+    def label(self) -> str:
+        """The name users know: "SD 1.x", "SD 2.x", "SDXL"."""
+        return {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}.get(self.name, self.name)
+
 
 SD1 = Family("sd1", 512, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
 SD2 = Family("sd2", 768, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")

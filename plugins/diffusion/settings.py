@@ -19,9 +19,11 @@ from photobatch.recipes.runner_fields import (
     EmbeddingSettings,
     IPAdapterSettings,
     LoraSettings,
+    RefinerSettings,
     as_embeddings,
     as_ip_adapter,
     as_loras,
+    as_refiner,
     controlnet_units,
     schedule_problem,
 )
@@ -60,6 +62,7 @@ class RunSettings:
     embeddings: tuple[EmbeddingSettings, ...] = ()
     ip_adapter: IPAdapterSpec | None = None
     controlnets: tuple[ControlNetSpec, ...] = ()  # applied together (A1111's units)
+    refiner: RefinerSettings | None = None  # A1111's Refiner: an SDXL model for the last steps
     base_dir: Path | None = field(default=None, compare=False)
 
     def resolve_path(self, value: str) -> str:
@@ -99,6 +102,7 @@ def settings_from_recipe(recipe) -> RunSettings:
         embeddings=as_embeddings(get("embeddings", ()) or ()),
         ip_adapter=_ip_adapter(get("ip_adapter", None)),
         controlnets=_controlnets(get("controlnet", None)),
+        refiner=as_refiner(get("refiner", None) or None),
         base_dir=Path(source).parent if source else None,
     )
     validate_params(settings.strength, settings.steps, settings.cfg, settings.sampler,

@@ -265,6 +265,8 @@ def _adapter_refs(settings) -> list[tuple[str, str, str]]:
     refs += [("embedding", spec.path, spec.token) for spec in settings.embeddings]
     if settings.vae:
         refs.append(("vae", settings.vae, ""))
+    if settings.refiner is not None:
+        refs.append(("refiner", settings.refiner.model, ""))
     for unit in settings.controlnets:
         refs.append(("controlnet", unit.model, ""))
         if unit.estimator:

@@ -158,7 +158,8 @@ def is_standin(model_dir: str | Path) -> bool:
 def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> Path:
     """Save a stand-in pipeline as a diffusers folder at ``target`` (reused when present).
 
-    ``kind``: "sd1" (the default), "sd1-inpaint" (a 9-channel inpainting UNet) or "sdxl".
+    ``kind``: "sd1" (the default), "sd1-inpaint" (a 9-channel inpainting UNet), "sdxl" or
+    "sdxl-refiner" (the second text encoder only, aesthetic-score conditioning).
     """
     target = Path(target)
     if is_standin(target) and (target / "model_index.json").is_file():
@@ -167,6 +168,10 @@ def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> 
         from photobatch.plugins.diffusion.standin_sdxl import build_standin_sdxl_pipeline
 
         pipe = build_standin_sdxl_pipeline(seed=seed)
+    elif kind == "sdxl-refiner":
+        from photobatch.plugins.diffusion.standin_sdxl import build_standin_sdxl_refiner
+
+        pipe = build_standin_sdxl_refiner(seed=seed)
     else:
         pipe = build_standin_pipeline(seed=seed, in_channels=9 if kind == "sd1-inpaint" else 4)
     target.mkdir(parents=True, exist_ok=True)

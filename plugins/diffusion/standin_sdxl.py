@@ -7,22 +7,10 @@ micro-conditioning, the 1024 px native size) runs in tests without downloading a
 from __future__ import annotations
 
 
-def build_standin_sdxl_pipeline(seed: int = 0, in_channels: int = 4):
-    """Build the tiny SDXL text-to-image pipeline in memory (random weights, fixed seed)."""
-    import torch
-    from diffusers import (
-        EulerDiscreteScheduler,
-        StableDiffusionXLInpaintPipeline,
-        StableDiffusionXLPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTokenizer
+def _unet(in_channels: int, time_ids: int, cross_attention_dim: int):
+    from diffusers import UNet2DConditionModel
 
-    from photobatch.plugins.diffusion.standin import build_text_encoder, build_tokenizer_files, build_vae
-
-    torch.manual_seed(seed)
-    vocab, merges = build_tokenizer_files()
-    unet = UNet2DConditionModel(
+    return UNet2DConditionModel(
         block_out_channels=(32, 64),
         layers_per_block=1,
         # 128 latents x 8 = 1024 px, the SDXL native size (the weights do not depend on it).
@@ -36,14 +24,17 @@ def build_standin_sdxl_pipeline(seed: int = 0, in_channels: int = 4):
         addition_embed_type="text_time",
         addition_time_embed_dim=8,
         transformer_layers_per_block=(1, 1),
-        # 6 micro-conditioning numbers x 8 + the pooled text embedding (32).
-        projection_class_embeddings_input_dim=80,
-        cross_attention_dim=64,
+        # The micro-conditioning numbers x 8 + the pooled text embedding (32).
+        projection_class_embeddings_input_dim=time_ids * 8 + 32,
+        cross_attention_dim=cross_attention_dim,
         norm_num_groups=32,
     )
-    text_encoder = build_text_encoder(vocab)
-    text_encoder_2 = build_text_encoder(vocab, projection=True)
-    scheduler = EulerDiscreteScheduler(
+
+
+def _scheduler():
+    from diffusers import EulerDiscreteScheduler
+
+    return EulerDiscreteScheduler(
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -51,6 +42,23 @@ def build_standin_sdxl_pipeline(seed: int = 0, in_channels: int = 4):
         steps_offset=1,
         timestep_spacing="leading",
     )
+
+
+def build_standin_sdxl_pipeline(seed: int = 0, in_channels: int = 4):
+    """Build the tiny SDXL text-to-image pipeline in memory (random weights, fixed seed)."""
+    import torch
+    from diffusers import StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline
+    from transformers import CLIPTokenizer
+
+    from photobatch.plugins.diffusion.standin import build_text_encoder, build_tokenizer_files, build_vae
+
+    torch.manual_seed(seed)
+    vocab, merges = build_tokenizer_files()
+    # 6 micro-conditioning numbers; both encoders' states side by side (32 + 32).
+    unet = _unet(in_channels, time_ids=6, cross_attention_dim=64)
+    text_encoder = build_text_encoder(vocab)
+    text_encoder_2 = build_text_encoder(vocab, projection=True)
+    scheduler = _scheduler()
     cls = StableDiffusionXLInpaintPipeline if in_channels == 9 else StableDiffusionXLPipeline
     return cls(
         vae=build_vae(),
@@ -60,4 +68,28 @@ def build_standin_sdxl_pipeline(seed: int = 0, in_channels: int = 4):
         tokenizer_2=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77),
         unet=unet,
         scheduler=scheduler,
+    )
+
+
+def build_standin_sdxl_refiner(seed: int = 0):
+    """Build a tiny SDXL refiner in memory, laid out as the real one: the second text encoder
+    only, and 5 micro-conditioning numbers (the aesthetic score in place of the target size)."""
+    import torch
+    from diffusers import StableDiffusionXLImg2ImgPipeline
+    from transformers import CLIPTokenizer
+
+    from photobatch.plugins.diffusion.standin import build_text_encoder, build_tokenizer_files, build_vae
+
+    torch.manual_seed(seed)
+    vocab, merges = build_tokenizer_files()
+    return StableDiffusionXLImg2ImgPipeline(
+        vae=build_vae(),
+        text_encoder=None,
+        text_encoder_2=build_text_encoder(vocab, projection=True),
+        tokenizer=None,
+        tokenizer_2=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77),
+        unet=_unet(4, time_ids=5, cross_attention_dim=32),
+        scheduler=_scheduler(),
+        requires_aesthetics_score=True,
+        force_zeros_for_empty_prompt=False,
     )
