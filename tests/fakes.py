@@ -101,3 +101,11 @@ def reloadable_service(tmp_path: Path, defaults_line: str):
         write(line)
         service._reload()
     return service, reload_with
+
+
+def noise_photo(width: int = 96, height: int = 64, seed: int = 0):
+    """An RGB picture of uniform noise: what runner tests feed the tiny models."""
+    import numpy as np
+    from PIL import Image
+
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8))

@@ -9,17 +9,13 @@ import sys
 
 import numpy as np
 import pytest
+from fakes import noise_photo as _photo
 from PIL import Image
 
 from photobatch.plugins.diffusion.loading import ModelError, native_size, resolve_model
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner, validate_params, working_size
 from photobatch.plugins.diffusion.samplers import SAMPLER_MAP, inference_steps
 from photobatch.recipes.schema import SAMPLERS, recipe_from_dict
-
-
-def _photo(w=96, h=64, seed=0):
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
 
 
 def _arr(image):

@@ -6,16 +6,13 @@ import dataclasses
 
 import numpy as np
 import pytest
+from fakes import noise_photo as _photo
 from PIL import Image
 
 from photobatch.plugins.diffusion.controlnet import canny_edges
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
 from photobatch.plugins.diffusion.sources import ModelError
 from photobatch.recipes.schema import RecipeError, recipe_from_dict
-
-
-def _photo(w=96, h=64, seed=0):
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8))
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
+from fakes import noise_photo as _photo
 
 from photobatch.plugins.diffusion.depth import depth_map, load_depth_estimator
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
@@ -17,10 +17,6 @@ from photobatch.plugins.diffusion.settings import settings_from_recipe
 from photobatch.plugins.diffusion.sources import ModelError, adapters_hash, missing_files
 from photobatch.recipes.runner_fields import DEFAULT_DEPTH_MODEL
 from photobatch.recipes.schema import RecipeError, recipe_from_dict
-
-
-def _photo(w=96, h=64, seed=0):
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8))
 
 
 @pytest.fixture(scope="module")

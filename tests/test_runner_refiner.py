@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from fakes import noise_photo
 from PIL import Image
 
 from photobatch.plugins.diffusion.refiner import handover
@@ -32,7 +33,7 @@ def _recipe(**fields):
 
 
 def _photo():
-    return Image.fromarray(np.random.default_rng(4).integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    return noise_photo(seed=4)
 
 
 def test_switch_at_is_a_fraction_of_the_steps_that_run():

@@ -7,8 +7,8 @@ from __future__ import annotations
 import sqlite3
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
+from fakes import noise_photo
 from click.testing import CliRunner
 from PIL import Image
 
@@ -25,8 +25,7 @@ def _recipe(**fields):
 
 
 def _photo(width, height):
-    rng = np.random.default_rng(3)
-    return Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+    return noise_photo(width, height, seed=3)
 
 
 class _LatentSizes:
