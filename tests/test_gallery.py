@@ -276,6 +276,17 @@ def test_panel_words():
     assert describe.date_text("2026-03-01T07:05:00+11:00") == "Sun 1 Mar 2026, 07:05"
 
 
+def test_every_parameter_reads_as_name_and_value_lists_of_tables_numbered():
+    params = {"strength": 0.2, "loras": [{"path": "film.safetensors", "weight": 0.8}],
+              "controlnet": [{"model": "depth", "scale": 1.0}, {"model": "canny", "scale": 0.5}],
+              "embeddings": [], "output": {"quality": 95}, "prompt": ""}
+    assert describe.all_params(params) == [
+        ("controlnet.1.model", "depth"), ("controlnet.1.scale", "1"),
+        ("controlnet.2.model", "canny"), ("controlnet.2.scale", "0.5"),
+        ("loras.1.path", "film.safetensors"), ("loras.1.weight", "0.8"),
+        ("output.quality", "95"), ("strength", "0.2")]
+
+
 # --------------------------------------------------------------------------- the browser
 
 

@@ -115,13 +115,17 @@ def recipe_facts(params: Mapping[str, Any], seed: int | None, model: str | None,
 
 
 def all_params(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    """Every recorded parameter flattened ("output.quality": "95"), empty ones left out."""
+    """Every recorded parameter flattened ("output.quality": "95"; a list of tables numbered
+    from 1: "loras.1.weight": "0.8"), empty ones left out."""
     rows: list[tuple[str, str]] = []
     for key in sorted(params):
         value = params[key]
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             rows += all_params(value, name + ".")
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
+            for number, table in enumerate(value, start=1):
+                rows += all_params(table, f"{name}.{number}.")
         elif value not in (None, "", [], ()):
             rows.append((name, _value(value)))
     return rows
