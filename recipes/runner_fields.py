@@ -78,6 +78,31 @@ class ControlNetSettings:
         return self.preprocessor_model or DEFAULT_DEPTH_MODEL
 
 
+# FreeU's published settings per family (its authors' table, which diffusers' docs point to).
+FREEU_DEFAULTS = {
+    "sd1": {"s1": 0.9, "s2": 0.2, "b1": 1.5, "b2": 1.6},
+    "sd2": {"s1": 0.9, "s2": 0.2, "b1": 1.4, "b2": 1.6},
+    "sdxl": {"s1": 0.9, "s2": 0.2, "b1": 1.3, "b2": 1.4},
+}
+
+
+@dataclass(frozen=True)
+class FreeUSettings:
+    """FreeU (ComfyUI's FreeU node, Forge's built-in): the UNet's backbone features scaled by
+    b1/b2 and its skip features by s1/s2; a value left out is the model family's published one."""
+
+    s1: float | None = None
+    s2: float | None = None
+    b1: float | None = None
+    b2: float | None = None
+
+    def values(self, family: str) -> dict[str, float]:
+        """The four factors for a model of ``family`` ("sd1", "sd2", "sdxl")."""
+        defaults = FREEU_DEFAULTS.get(family, FREEU_DEFAULTS["sd1"])
+        return {key: defaults[key] if getattr(self, key) is None else getattr(self, key)
+                for key in ("s1", "s2", "b1", "b2")}
+
+
 @dataclass(frozen=True)
 class RefinerSettings:
     """A second SDXL model that takes over the last part of the denoising (A1111's Refiner):
@@ -139,6 +164,7 @@ _REFINER = {
     "switch_at": ((float, int), lambda v: None if 0 < v < 1 else f"must be between 0 and 1 "
                                                                  f"(exclusive), got {v!r}"),
 }
+_FREEU = {key: ((float, int), _in_range(0.0, 4.0)) for key in ("s1", "s2", "b1", "b2")}
 _LORA = {
     "path": ((str,), None),
     "weight": ((float, int), _in_range(-4.0, 4.0)),
@@ -203,6 +229,31 @@ def _controlnet_problem(value: Mapping[str, Any]) -> str | None:
 def check_refiner(value) -> str | None:
     """Check a ``[refiner]`` table."""
     return _table_problem(value, _REFINER, "model")
+
+
+def check_freeu(value) -> str | None:
+    """Check ``freeu``: true, or a table of s1, s2, b1, b2 (each optional)."""
+    if isinstance(value, bool):
+        return None if value else "must be true or a table (leave it out for none)"
+    for key, entry in value.items():
+        if key not in _FREEU:
+            return f"has an unknown field {key!r} (allowed: b1, b2, s1, s2)"
+        types, check = _FREEU[key]
+        if isinstance(entry, bool) or not isinstance(entry, types):
+            return f"{key} must be a number, got {entry!r}"
+        problem = check(entry)
+        if problem:
+            return f"{key} {problem}"
+    return None
+
+
+def as_freeu(value) -> FreeUSettings | None:
+    """``true``, a checked table (or settings, or None) as FreeUSettings."""
+    if value is None or value is False or isinstance(value, FreeUSettings):
+        return value or None
+    if value is True:
+        return FreeUSettings()
+    return FreeUSettings(**{key: float(entry) for key, entry in dict(value).items() if entry is not None})
 
 
 def as_refiner(value) -> RefinerSettings | None:

@@ -18,17 +18,20 @@ from photobatch.recipes.runner_fields import (
     ControlNetSettings,
     EmbeddingSettings,
     IPAdapterSettings,
+    FreeUSettings,
     LoraSettings,
     RefinerSettings,
     as_controlnet,
     as_embeddings,
     as_ip_adapter,
     as_loras,
+    as_freeu,
     as_refiner,
     check_controlnet,
     check_embeddings,
     check_ip_adapter,
     check_loras,
+    check_freeu,
     check_refiner,
     schedule_problem,
 )
@@ -122,6 +125,8 @@ class Recipe:
     # Textual-inversion embeddings, each called up by its token in the prompts.
     embeddings: tuple[EmbeddingSettings, ...] = ()
     ip_adapter: IPAdapterSettings | None = None
+    # FreeU: the UNet's backbone and skip features rebalanced (true: the family's settings).
+    freeu: FreeUSettings | None = None
     # A second SDXL model for the last part of the denoising (A1111's Refiner and Switch at).
     refiner: RefinerSettings | None = None
     # One ControlNet, or several applied together (a list of tables, A1111's units).
@@ -144,6 +149,7 @@ class Recipe:
         object.__setattr__(self, "ip_adapter", as_ip_adapter(self.ip_adapter))
         object.__setattr__(self, "controlnet", as_controlnet(self.controlnet))
         object.__setattr__(self, "refiner", as_refiner(self.refiner))
+        object.__setattr__(self, "freeu", as_freeu(self.freeu))
         object.__setattr__(self, "post", tuple(_frozen_step(entry) for entry in self.post))
         problem = schedule_problem(self.sampler, self.schedule)
         if problem:
@@ -186,7 +192,7 @@ class Recipe:
 
 # Later fields and their defaults: left out of params() (and the fingerprint) at the default.
 _COUNTED_WHEN_SET = {"clip_skip": 1, "vae": None, "embeddings": (), "schedule": "Automatic",
-                     "working_size": None, "refiner": None}
+                     "working_size": None, "refiner": None, "freeu": None}
 
 
 # field -> (python types accepted, check returning an error text or None)
@@ -271,6 +277,7 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "ip_adapter": ((dict,), check_ip_adapter),
     "controlnet": ((dict, list), check_controlnet),
     "refiner": ((dict,), check_refiner),
+    "freeu": ((bool, dict), check_freeu),
     "mask": ((str,), _choice(MASKS)),
     "face_detector": ((str,), None),
     "face_expand": ((float, int), _range(0.0, 2.0)),

@@ -119,6 +119,9 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
                              reference=settings.resolve_path(ip.reference) if ip.reference else "")
             kwargs.update(apply_ip_adapter(pipe, loaded, ip))
             set_vae_tiling(pipe, width, height, loaded.memory_level)
+            if settings.freeu is not None:
+                # On the shared UNet: taken off again below, whatever happens.
+                pipe.enable_freeu(**settings.freeu.values(loaded.info.family.name))
 
             def attempt():
                 # Fresh generators and sampler for every attempt: a call that ran out of memory
@@ -140,6 +143,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
             arrays = call_with_oom_retry(attempt, loaded, pipes) if n == 1 else attempt()
         finally:
             pipe.scheduler = previous
+            if settings.freeu is not None:
+                pipe.disable_freeu()
     return pictures(pipe, arrays, loaded.precision)
 
 

@@ -18,11 +18,13 @@ from photobatch.recipes.runner_fields import (
     ControlNetSettings,
     EmbeddingSettings,
     IPAdapterSettings,
+    FreeUSettings,
     LoraSettings,
     RefinerSettings,
     as_embeddings,
     as_ip_adapter,
     as_loras,
+    as_freeu,
     as_refiner,
     controlnet_units,
     schedule_problem,
@@ -63,6 +65,7 @@ class RunSettings:
     ip_adapter: IPAdapterSpec | None = None
     controlnets: tuple[ControlNetSpec, ...] = ()  # applied together (A1111's units)
     refiner: RefinerSettings | None = None  # A1111's Refiner: an SDXL model for the last steps
+    freeu: FreeUSettings | None = None
     base_dir: Path | None = field(default=None, compare=False)
 
     def resolve_path(self, value: str) -> str:
@@ -103,6 +106,7 @@ def settings_from_recipe(recipe) -> RunSettings:
         ip_adapter=_ip_adapter(get("ip_adapter", None)),
         controlnets=_controlnets(get("controlnet", None)),
         refiner=as_refiner(get("refiner", None) or None),
+        freeu=as_freeu(get("freeu", None)),
         base_dir=Path(source).parent if source else None,
     )
     validate_params(settings.strength, settings.steps, settings.cfg, settings.sampler,
