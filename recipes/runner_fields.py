@@ -104,6 +104,16 @@ class FreeUSettings:
 
 
 @dataclass(frozen=True)
+class PAGSettings:
+    """Perturbed-attention guidance (ComfyUI's node, Forge's built-in): each step also runs the
+    UNet with the self-attention of ``layers`` made an identity, and steers away from that."""
+
+    scale: float = 3.0
+    adaptive_scale: float = 0.0
+    layers: tuple[str, ...] = ("mid",)
+
+
+@dataclass(frozen=True)
 class RefinerSettings:
     """A second SDXL model that takes over the last part of the denoising (A1111's Refiner):
     ``switch_at`` is the fraction of the steps the recipe runs after which it takes over."""
@@ -163,6 +173,12 @@ _REFINER = {
     "model": ((str,), None),
     "switch_at": ((float, int), lambda v: None if 0 < v < 1 else f"must be between 0 and 1 "
                                                                  f"(exclusive), got {v!r}"),
+}
+_PAG = {
+    "scale": ((float, int), _in_range(0.0, 20.0)),
+    "adaptive_scale": ((float, int), _in_range(0.0, 1.0)),
+    "layers": ((list,), lambda v: None if v and all(isinstance(x, str) and x.strip() for x in v)
+               else f"must be a list of layer names such as [\"mid\", \"up.block_0\"], got {v!r}"),
 }
 _FREEU = {key: ((float, int), _in_range(0.0, 4.0)) for key in ("s1", "s2", "b1", "b2")}
 _LORA = {
@@ -245,6 +261,37 @@ def check_freeu(value) -> str | None:
         if problem:
             return f"{key} {problem}"
     return None
+
+
+def check_pag(value) -> str | None:
+    """Check ``pag``: true, or a table of scale, adaptive_scale and layers (each optional)."""
+    if isinstance(value, bool):
+        return None if value else "must be true or a table (leave it out for none)"
+    for key, entry in value.items():
+        if key not in _PAG:
+            return f"has an unknown field {key!r} (allowed: {', '.join(sorted(_PAG))})"
+        types, check = _PAG[key]
+        if isinstance(entry, bool) or not isinstance(entry, types):
+            return f"{key} must be {'a list' if key == 'layers' else 'a number'}, got {entry!r}"
+        problem = check(entry)
+        if problem:
+            return f"{key} {problem}"
+    return None
+
+
+def as_pag(value) -> PAGSettings | None:
+    """``true``, a checked table (or settings, or None) as PAGSettings."""
+    if value is None or value is False or isinstance(value, PAGSettings):
+        return value or None
+    if value is True:
+        return PAGSettings()
+    table = dict(value)
+    for key in ("scale", "adaptive_scale"):
+        if key in table:
+            table[key] = float(table[key])
+    if "layers" in table:
+        table["layers"] = tuple(table["layers"])
+    return PAGSettings(**table)
 
 
 def as_freeu(value) -> FreeUSettings | None:

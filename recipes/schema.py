@@ -20,18 +20,21 @@ from photobatch.recipes.runner_fields import (
     IPAdapterSettings,
     FreeUSettings,
     LoraSettings,
+    PAGSettings,
     RefinerSettings,
     as_controlnet,
     as_embeddings,
     as_ip_adapter,
     as_loras,
     as_freeu,
+    as_pag,
     as_refiner,
     check_controlnet,
     check_embeddings,
     check_ip_adapter,
     check_loras,
     check_freeu,
+    check_pag,
     check_refiner,
     schedule_problem,
 )
@@ -125,6 +128,8 @@ class Recipe:
     # Textual-inversion embeddings, each called up by its token in the prompts.
     embeddings: tuple[EmbeddingSettings, ...] = ()
     ip_adapter: IPAdapterSettings | None = None
+    # Perturbed-attention guidance (true: scale 3 on the mid block's self-attention).
+    pag: PAGSettings | None = None
     # FreeU: the UNet's backbone and skip features rebalanced (true: the family's settings).
     freeu: FreeUSettings | None = None
     # A second SDXL model for the last part of the denoising (A1111's Refiner and Switch at).
@@ -150,6 +155,7 @@ class Recipe:
         object.__setattr__(self, "controlnet", as_controlnet(self.controlnet))
         object.__setattr__(self, "refiner", as_refiner(self.refiner))
         object.__setattr__(self, "freeu", as_freeu(self.freeu))
+        object.__setattr__(self, "pag", as_pag(self.pag))
         object.__setattr__(self, "post", tuple(_frozen_step(entry) for entry in self.post))
         problem = schedule_problem(self.sampler, self.schedule)
         if problem:
@@ -192,7 +198,8 @@ class Recipe:
 
 # Later fields and their defaults: left out of params() (and the fingerprint) at the default.
 _COUNTED_WHEN_SET = {"clip_skip": 1, "vae": None, "embeddings": (), "schedule": "Automatic",
-                     "working_size": None, "refiner": None, "freeu": None}
+                     "working_size": None, "refiner": None, "freeu": None,
+                     "pag": None}
 
 
 # field -> (python types accepted, check returning an error text or None)
@@ -278,6 +285,7 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "controlnet": ((dict, list), check_controlnet),
     "refiner": ((dict,), check_refiner),
     "freeu": ((bool, dict), check_freeu),
+    "pag": ((bool, dict), check_pag),
     "mask": ((str,), _choice(MASKS)),
     "face_detector": ((str,), None),
     "face_expand": ((float, int), _range(0.0, 2.0)),

@@ -55,6 +55,12 @@ def test_ip_adapter_changes_the_output_scale_zero_and_unloading_restore_it(kit):
     assert np.array_equal(zero, plain)
     assert np.array_equal(_run(kit, kit["base"]), plain)  # unloaded for a recipe without it
     assert np.array_equal(_run(kit, styled_recipe), styled)  # and loads again, same result
+    # With perturbed-attention guidance on top (its own pipeline on the same UNet), the
+    # adapter still steers, and the UNet is given back with the adapter's processors in place.
+    guided = _run(kit, dataclasses.replace(styled_recipe, pag=True))
+    assert np.abs(guided - styled).max() > 5
+    assert np.abs(guided - _run(kit, dataclasses.replace(kit["base"], pag=True))).max() > 5
+    assert np.array_equal(_run(kit, styled_recipe), styled)
 
 
 def test_a_missing_ip_adapter_reference_is_a_clear_error(kit):

@@ -144,13 +144,14 @@ class PipelineCache:
             return self._models[key]
 
     def task_pipe(self, loaded: LoadedModel, task: str,
-                  controlnet_model: str | tuple[str, ...] | None = None, vae: str | None = None):
+                  controlnet_model: str | tuple[str, ...] | None = None, vae: str | None = None,
+                  pag_layers: tuple[str, ...] | None = None):
         """The pipeline for ``task`` ("img2img" or "inpaint"), optionally with a ControlNet (or
-        a tuple of them, applied together) and a VAE of its own (every other component is the
-        loaded model's)."""
+        a tuple of them, applied together), a VAE of its own, and perturbed-attention guidance
+        on ``pag_layers`` (every other component is the loaded model's)."""
         import diffusers
 
-        key = (task, controlnet_model, vae)
+        key = (task, controlnet_model, vae) + ((pag_layers,) if pag_layers else ())
         if key in loaded.task_pipes:
             return loaded.task_pipes[key]
         kwargs = {}
@@ -160,6 +161,8 @@ class PipelineCache:
             kwargs["controlnet"] = self.controlnet(controlnet_model, loaded)
         if vae:
             kwargs["vae"] = self.vae(vae, loaded)
+        if pag_layers:
+            kwargs.update(enable_pag=True, pag_applied_layers=list(pag_layers))
         auto = diffusers.AutoPipelineForInpainting if task == "inpaint" else diffusers.AutoPipelineForImage2Image
         if not kwargs and _is_task_class(loaded.pipe, task):
             pipe = loaded.pipe

@@ -70,8 +70,10 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     refine = (prepare_refiner(cache, loaded, settings, task, len(images), (width, height))
               if settings.refiner is not None else None)
     cn_models = tuple(settings.resolve_path(unit.model) for unit in units)
+    pag = settings.pag
     pipe = cache.task_pipe(loaded, task, (cn_models[0] if len(cn_models) == 1 else cn_models) or None,
-                           settings.resolve_path(settings.vae) if settings.vae else None)
+                           settings.resolve_path(settings.vae) if settings.vae else None,
+                           pag.layers if pag is not None else None)
     n = len(images)
     kwargs = dict(
         image=list(images),
@@ -84,6 +86,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     )
     if task == "inpaint":
         kwargs.update(mask_image=list(masks), height=height, width=width)
+    if pag is not None:
+        kwargs.update(pag_scale=pag.scale, pag_adaptive_scale=pag.adaptive_scale)
     if refine is not None:
         # The base stops where the refiner takes over and hands it its latents.
         kwargs.update(denoising_end=refine.start, output_type="latent")
@@ -106,6 +110,7 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         # A fresh scheduler per call (attempt() below): schedulers keep per-run state and
         # pipelines are shared.
         previous = pipe.scheduler
+        processors = None
         try:
             loras = [replace(spec, path=settings.resolve_path(spec.path)) for spec in settings.loras]
             apply_loras(pipe, loaded, loras)
@@ -122,6 +127,11 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
             if settings.freeu is not None:
                 # On the shared UNet: taken off again below, whatever happens.
                 pipe.enable_freeu(**settings.freeu.values(loaded.info.family.name))
+            if pag is not None:
+                # PAG swaps the shared UNet's attention processors during a call and puts back
+                # what it found; a call that failed half-way (out of memory, retried) would leave
+                # its own. These (the IP-Adapter's, when loaded) are put back below.
+                processors = pipe.unet.attn_processors
 
             def attempt():
                 # Fresh generators and sampler for every attempt: a call that ran out of memory
@@ -145,6 +155,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
             pipe.scheduler = previous
             if settings.freeu is not None:
                 pipe.disable_freeu()
+            if processors is not None:
+                pipe.unet.set_attn_processor(processors)
     return pictures(pipe, arrays, loaded.precision)
 
 

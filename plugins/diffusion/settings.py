@@ -20,11 +20,13 @@ from photobatch.recipes.runner_fields import (
     IPAdapterSettings,
     FreeUSettings,
     LoraSettings,
+    PAGSettings,
     RefinerSettings,
     as_embeddings,
     as_ip_adapter,
     as_loras,
     as_freeu,
+    as_pag,
     as_refiner,
     controlnet_units,
     schedule_problem,
@@ -66,6 +68,7 @@ class RunSettings:
     controlnets: tuple[ControlNetSpec, ...] = ()  # applied together (A1111's units)
     refiner: RefinerSettings | None = None  # A1111's Refiner: an SDXL model for the last steps
     freeu: FreeUSettings | None = None
+    pag: PAGSettings | None = None
     base_dir: Path | None = field(default=None, compare=False)
 
     def resolve_path(self, value: str) -> str:
@@ -107,6 +110,7 @@ def settings_from_recipe(recipe) -> RunSettings:
         controlnets=_controlnets(get("controlnet", None)),
         refiner=as_refiner(get("refiner", None) or None),
         freeu=as_freeu(get("freeu", None)),
+        pag=as_pag(get("pag", None)),
         base_dir=Path(source).parent if source else None,
     )
     validate_params(settings.strength, settings.steps, settings.cfg, settings.sampler,
