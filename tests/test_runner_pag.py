@@ -55,6 +55,19 @@ def test_an_unknown_layer_fails_the_run_with_diffusers_reason(standin_model):
     assert np.array_equal(np.asarray(runner.run(noise_photo(), _recipe(), 1, model).image), plain)
 
 
+def test_pag_where_diffusers_has_no_pipeline_says_so(standin_model, tmp_path):
+    from photobatch.plugins.diffusion.standin_addons import save_standin_controlnet
+
+    runner = DiffusersImg2ImgRunner(native_size=64)
+    model = str(standin_model)
+    controlnet = save_standin_controlnet(runner.pipeline(model)[0], tmp_path / "cn")
+    recipe = _recipe(pag=True, controlnet={"model": str(controlnet)})
+    with pytest.raises(ValueError, match=r"^diffusers has no perturbed-attention guidance pipeline "
+                                         r"for SD 1.x img2img with a ControlNet; leave out pag or "
+                                         r"the controlnet$"):
+        runner.run(noise_photo(), recipe, 1, model)
+
+
 def test_pag_is_checked_and_counted_only_when_set():
     plain = _recipe()
     assert "pag" not in plain.params()
@@ -67,3 +80,26 @@ def test_pag_is_checked_and_counted_only_when_set():
         with pytest.raises(RecipeError) as err:
             _recipe(pag=value)
         assert f"recipe 'p': {message}" in str(err.value)
+
+
+def test_pag_inpaints_and_runs_on_sdxl(standin_model, tmp_path):
+    from PIL import Image
+
+    from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    photo = noise_photo(128, 96, seed=3)
+    mask = Image.new("L", photo.size, 0)
+    mask.paste(255, (40, 30, 90, 70))
+    inpaint = DiffusersInpaintRunner(native_size=64)
+    plain = inpaint.run(photo, _recipe(mask_blur=0), 1, str(standin_model), mask=mask)
+    guided = inpaint.run(photo, _recipe(mask_blur=0, pag=True), 1, str(standin_model), mask=mask)
+    assert np.abs(np.asarray(guided.image, dtype=int) - np.asarray(plain.image, dtype=int)).max() > 5
+    pipes = inpaint.cache.get(str(standin_model)).task_pipes
+    assert type(pipes[("inpaint", None, None, ("mid",))]).__name__ == "StableDiffusionPAGInpaintPipeline"
+
+    sdxl = str(save_standin_model(tmp_path / "sdxl", kind="sdxl"))
+    runner = DiffusersImg2ImgRunner(native_size=64)
+    a = np.asarray(runner.run(photo, _recipe(), 1, sdxl).image, dtype=int)
+    b = np.asarray(runner.run(photo, _recipe(pag=True), 1, sdxl).image, dtype=int)
+    assert np.abs(a - b).max() > 5

@@ -167,7 +167,15 @@ class PipelineCache:
         if not kwargs and _is_task_class(loaded.pipe, task):
             pipe = loaded.pipe
         else:
-            pipe = auto.from_pipe(loaded.pipe, **kwargs)
+            try:
+                pipe = auto.from_pipe(loaded.pipe, **kwargs)
+            except ValueError as exc:
+                if not pag_layers or "can't find a pipeline" not in str(exc):
+                    raise
+                with_cn = " with a ControlNet" if controlnet_model else ""
+                raise ValueError(f"diffusers has no perturbed-attention guidance pipeline for "
+                                 f"{loaded.info.family.label} {task}{with_cn}; leave out pag"
+                                 f"{' or the controlnet' if with_cn else ''}") from None
             if hasattr(pipe, "safety_checker"):
                 pipe.safety_checker = None
             pipe.set_progress_bar_config(disable=True)
