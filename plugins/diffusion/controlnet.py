@@ -51,3 +51,24 @@ def control_image(image: Image.Image, preprocessor: str, estimator=None) -> Imag
             raise ValueError("the depth preprocessor needs a depth estimator")
         return depth_map(estimator, image)
     raise ValueError(f"controlnet preprocessor must be 'canny', 'depth' or 'none', got {preprocessor!r}")
+
+
+def control_arguments(units, sources: list[Image.Image], estimator_for) -> dict:
+    """The pipeline keyword arguments for ControlNet ``units`` on ``sources`` (the images the
+    control images are computed from, at the working size); ``estimator_for(source)`` gives
+    the depth estimator a "depth" unit names. Several units take one image (diffusers gives
+    several ControlNets one control image each, not one per image)."""
+    per_unit = []
+    for unit in units:
+        estimator = estimator_for(unit.estimator) if unit.estimator else None
+        per_unit.append([control_image(src, unit.preprocessor, estimator) for src in sources])
+    if len(units) == 1:
+        arguments = {"control_image": per_unit[0], "controlnet_conditioning_scale": units[0].scale}
+    else:
+        if len(sources) != 1:
+            raise ValueError(f"several ControlNets take one image a call, got {len(sources)}")
+        arguments = {"control_image": [images[0] for images in per_unit],
+                     "controlnet_conditioning_scale": [unit.scale for unit in units]}
+    arguments["control_guidance_start"] = [unit.guidance_start for unit in units]
+    arguments["control_guidance_end"] = [unit.guidance_end for unit in units]
+    return arguments

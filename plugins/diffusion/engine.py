@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from PIL import Image
 
 from photobatch.plugins.diffusion.adapters import apply_ip_adapter, apply_loras, load_embeddings
-from photobatch.plugins.diffusion.controlnet import control_image
+from photobatch.plugins.diffusion.controlnet import control_arguments
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
 from photobatch.plugins.diffusion.prompts import prompt_arguments
 from photobatch.plugins.diffusion.refiner import prepare_refiner
@@ -93,19 +93,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         kwargs.update(denoising_end=refine.start, output_type="latent")
     if units:
         sources = [src.resize((width, height)) for src in (controls if controls is not None else images)]
-        per_unit = []
-        for unit in units:
-            estimator = (cache.depth_estimator(settings.resolve_path(unit.estimator), loaded)
-                         if unit.estimator else None)
-            per_unit.append([control_image(src, unit.preprocessor, estimator) for src in sources])
-        if len(units) == 1:
-            kwargs["control_image"] = per_unit[0]
-            kwargs["controlnet_conditioning_scale"] = units[0].scale
-        else:  # one image (see above), one control image and scale per ControlNet
-            kwargs["control_image"] = [images_[0] for images_ in per_unit]
-            kwargs["controlnet_conditioning_scale"] = [unit.scale for unit in units]
-        kwargs["control_guidance_start"] = [unit.guidance_start for unit in units]
-        kwargs["control_guidance_end"] = [unit.guidance_end for unit in units]
+        kwargs.update(control_arguments(units, sources, lambda source: cache.depth_estimator(
+            settings.resolve_path(source), loaded)))
     with loaded.lock:
         # A fresh scheduler per call (attempt() below): schedulers keep per-run state and
         # pipelines are shared.
