@@ -1,4 +1,4 @@
-"""One line of help per recipe field, for ``recipes new`` and ``recipes show --help-fields``."""
+"""One line of help per recipe field, for ``recipes new``, ``recipes fields`` and docs/recipes.md."""
 
 from photobatch.recipes.runner_fields import SCHEDULES
 from photobatch.recipes.schema import SAMPLERS

@@ -25,6 +25,7 @@ from photobatch.plugins.registry import CONTRIBUTION_HOOKS
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PLUGINS_MD = DOCS / "plugins.md"
 CLI_MD = DOCS / "cli.md"
+RECIPES_MD = DOCS / "recipes.md"
 UPDATE = os.environ.get("PHOTOBATCH_UPDATE_DOCS") == "1"
 CLI_HEADER = """\
 # Command-line reference
@@ -144,3 +145,21 @@ def test_every_command_is_in_the_cli_reference():
     hint = "rewrite it: PHOTOBATCH_UPDATE_DOCS=1 python -m pytest tests/test_docs.py"
     assert not missing, f"undocumented in docs/cli.md: {', '.join(missing)}; {hint}"
     assert current == expected, f"docs/cli.md is out of date with the commands' --help; {hint}"
+
+
+def test_every_recipe_field_is_explained_and_the_recipe_reference_is_current():
+    from photobatch.recipes.field_help import FIELD_HELP
+    from photobatch.recipes.reference import field_rows, render_markdown
+    from photobatch.recipes.schema import _OUTPUT_FIELDS, _RECIPE_FIELDS
+
+    rows = field_rows()
+    names = [name for name, _, _ in rows]
+    assert set(names) == (set(_RECIPE_FIELDS) - {"name"}) | {f"output.{k}" for k in _OUTPUT_FIELDS}
+    assert set(FIELD_HELP) == set(names), "FIELD_HELP and the schema's fields differ"
+    assert all(text for _, _, text in rows)
+    assert dict((n, d) for n, d, _ in rows)["strength"] == "0.2"
+    expected = render_markdown()
+    if UPDATE:
+        RECIPES_MD.write_text(expected, encoding="utf-8")
+    assert RECIPES_MD.read_text(encoding="utf-8") == expected, (
+        "docs/recipes.md is out of date: PHOTOBATCH_UPDATE_DOCS=1 python -m pytest tests/test_docs.py")

@@ -101,6 +101,14 @@ def recipes_validate(obj: Context, files):
         raise SystemExit(1)
 
 
+@recipes.command("fields")
+def recipes_fields():
+    """Every field a recipe file may set, with its default and what it does (docs/recipes.md)."""
+    from photobatch.recipes.reference import render_text
+
+    click.echo(render_text(), nl=False)
+
+
 @recipes.command("new")
 @click.argument("name")
 @click.option("--from", "base", required=True, help="The recipe to start from.")
