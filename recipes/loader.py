@@ -9,6 +9,7 @@ run on their own. A file with ``[variants.X]`` tables defines one recipe per var
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,20 +124,27 @@ def build_recipe(item: RawRecipe, raw: dict[str, RawRecipe]) -> Recipe:
     """Resolve and validate one recipe (a reference photo it names must be readable now)."""
     recipe = recipe_from_dict(resolve(item, raw), source=str(item.path), default_name=item.name)
     ip = recipe.ip_adapter
-    if ip is not None and ip.reference:
-        path = Path(ip.reference).expanduser()
-        if not path.is_absolute():
-            path = item.path.parent / path
-        sha = check_reference(path, f"recipe {item.name!r} ({item.path})")
+    if ip is not None and ip.references:
+        paths, shas = [], []
+        for reference in ip.references:
+            path = Path(reference).expanduser()
+            if not path.is_absolute():
+                path = item.path.parent / path
+            paths.append(str(path))
+            shas.append(check_reference(path, f"recipe {item.name!r} ({item.path})"))
+        if isinstance(ip.reference, tuple):
+            # Several photos: one identity for the set, in its order.
+            sha = hashlib.sha256("\n".join(shas).encode()).hexdigest()
+            reference = tuple(paths)
+        else:
+            sha, reference = shas[0], paths[0]
         recipe = dataclasses.replace(recipe, ip_adapter=dataclasses.replace(
-            ip, reference=str(path), reference_sha256=sha))
+            ip, reference=reference, reference_sha256=sha))
     return recipe
 
 
 def check_reference(path: Path, label: str) -> str:
     """The sha256 of a reference photo, or a RecipeError saying why it cannot be used."""
-    import hashlib
-
     from PIL import Image, UnidentifiedImageError
 
     try:

@@ -45,15 +45,23 @@ class EmbeddingSettings:
 
 @dataclass(frozen=True)
 class IPAdapterSettings:
-    """An IP-Adapter (folder laid out like the hub's, a file, or a hub id), its scale and reference."""
+    """An IP-Adapter (folder laid out like the hub's, a file, or a hub id), its scale and
+    reference photo, or several photos that condition together (a look shared by a set)."""
 
     model: str
     scale: float = 0.6
-    reference: str = ""
+    reference: str | tuple[str, ...] = ""
     subfolder: str | None = None
     weight_name: str | None = None
     # Set when the recipe loads: a new reference photo makes earlier outputs stale.
     reference_sha256: str | None = None
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """The reference photos, one or several (none: empty)."""
+        if isinstance(self.reference, (list, tuple)):
+            return tuple(self.reference)
+        return (self.reference,) if self.reference else ()
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,9 @@ def _one_of(options):
 _IP_ADAPTER = {
     "model": ((str,), None),
     "scale": ((float, int), _in_range(0.0, 2.0)),
-    "reference": ((str,), None),
+    "reference": ((str, list), lambda v: None if isinstance(v, str) or (
+        v and all(isinstance(x, str) and x.strip() for x in v))
+        else f"must be a photo's path or a list of them, got {v!r}"),
     "subfolder": ((str,), None),
     "weight_name": ((str,), None),
 }
@@ -357,6 +367,8 @@ def _as_settings(value, cls):
     for key in ("scale", "guidance_start", "guidance_end"):
         if key in table:
             table[key] = float(table[key])  # TOML's 1 is an int; these are floats
+    if isinstance(table.get("reference"), list):
+        table["reference"] = tuple(table["reference"])
     return cls(**table)
 
 

@@ -135,6 +135,47 @@ def test_style_match_with_a_reference_runs_end_to_end(photos, tmp_path, standin_
     assert before != after
 
 
+def test_style_match_from_a_set_of_reference_photos(photos, tmp_path, standin_model):
+    from diffusers import AutoPipelineForImage2Image
+
+    from photobatch.plugins.diffusion.standin_addons import save_standin_ip_adapter
+
+    pipe = AutoPipelineForImage2Image.from_pretrained(str(standin_model))
+    adapter = save_standin_ip_adapter(pipe, tmp_path / "ip-adapter")
+    recipes = tmp_path / "recipes"
+    (recipes / "portfolio").mkdir(parents=True)
+    for n, scene in enumerate(("city", "landscape"), start=1):
+        write_sample_photo(recipes / "portfolio" / f"{n}.jpg", size=(256, 256), scene=scene, seed=n)
+    (recipes / "set.toml").write_text(
+        f'extends = "style-match"\nreference_colors = "after"\n[ip_adapter]\nmodel = "{adapter}"\n'
+        'reference = ["portfolio/1.jpg", "portfolio/2.jpg"]\n', encoding="utf-8")
+    (recipes / "one.toml").write_text(
+        f'extends = "style-match"\nreference_colors = "after"\n[ip_adapter]\nmodel = "{adapter}"\n'
+        'reference = "portfolio/1.jpg"\n', encoding="utf-8")
+    app = App(catalog_path=tmp_path / "x.db", recipe_dirs=[recipes])
+    recipe = app.recipe("set")
+    # Relative to the recipe file, each checked when the recipe loads.
+    assert recipe.ip_adapter.reference == (str(recipes / "portfolio" / "1.jpg"),
+                                           str(recipes / "portfolio" / "2.jpg"))
+    out = tmp_path / "out"
+    for name in ("set", "one"):
+        result = _cli("--catalog", tmp_path / "c.db", "--recipes", recipes, "run", photos / "LAND.JPG",
+                      "--recipe", name, "--model", standin_model, "--out", out)
+        assert result.exit_code == 0, result.output
+    both = np.asarray(Image.open(out / "LAND_set.jpg"), dtype=int)
+    first = np.asarray(Image.open(out / "LAND_one.jpg"), dtype=int)
+    assert np.abs(both - first).max() > 10
+    # Any photo of the set replaced: a new recipe version, the outputs stale.
+    write_sample_photo(recipes / "portfolio" / "2.jpg", size=(256, 256), scene="portrait", seed=9)
+    assert App(catalog_path=tmp_path / "x.db", recipe_dirs=[recipes]).recipe("set").fingerprint \
+        != recipe.fingerprint
+    (recipes / "bad.toml").write_text('extends = "style-match"\n[ip_adapter]\nreference = ["a.jpg", 3]\n',
+                                      encoding="utf-8")
+    broken = _cli("--recipes", recipes, "recipes", "list")
+    assert broken.exit_code == 1
+    assert "ip_adapter reference must be a photo's path or a list of them" in broken.output
+
+
 def test_naming_tokens_subfolder_and_collisions(photos, tmp_path, standin_model):
     recipes = tmp_path / "recipes"
     recipes.mkdir()

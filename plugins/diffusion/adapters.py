@@ -146,6 +146,9 @@ def apply_ip_adapter(pipe, loaded, spec) -> dict:
         _load_ip_adapter(pipe, spec, loaded.info.family.name)
         loaded.ip_adapter = (key, id(pipe))
     pipe.set_ip_adapter_scale(spec.scale)
+    if isinstance(spec.reference, tuple):
+        # One adapter, several photos: their image tokens condition together.
+        return {"ip_adapter_image": [[load_reference(path) for path in spec.reference]]}
     return {"ip_adapter_image": load_reference(spec.reference)}
 
 

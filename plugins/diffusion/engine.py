@@ -109,8 +109,10 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
             kwargs.update(prompt_arguments(pipe, loaded, settings, n))
             ip = settings.ip_adapter
             if ip is not None:
-                ip = replace(ip, model=settings.resolve_path(ip.model),
-                             reference=settings.resolve_path(ip.reference) if ip.reference else "")
+                reference = (tuple(settings.resolve_path(r) for r in ip.reference)
+                             if isinstance(ip.reference, tuple)
+                             else settings.resolve_path(ip.reference) if ip.reference else "")
+                ip = replace(ip, model=settings.resolve_path(ip.model), reference=reference)
             kwargs.update(apply_ip_adapter(pipe, loaded, ip))
             set_vae_tiling(pipe, width, height, loaded.memory_level)
             if settings.freeu is not None:

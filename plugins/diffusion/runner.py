@@ -168,11 +168,24 @@ def toward_reference(image: Image.Image, settings) -> Image.Image:
     from photobatch.plugins.diffusion.colormatch import match_colors
 
     ip = settings.ip_adapter
-    if ip is None or not ip.reference:
+    if ip is None or not ip.references:
         raise ValueError("reference_colors needs ip_adapter.reference (the reference photo)")
-    reference = load_reference(settings.resolve_path(ip.reference))
-    reference.thumbnail((512, 512))
-    return match_colors(image, reference)
+    references = []
+    for path in ip.references:
+        reference = load_reference(settings.resolve_path(path))
+        reference.thumbnail((512, 512))
+        references.append(reference)
+    return match_colors(image, _side_by_side(references))
+
+
+def _side_by_side(pictures: list[Image.Image]) -> Image.Image:
+    """Several reference photos as one picture, so the colour match takes in all of them."""
+    if len(pictures) == 1:
+        return pictures[0]
+    import numpy as np
+
+    # Each photo's pixels, as one strip: a histogram match only counts pixels.
+    return Image.fromarray(np.concatenate([np.asarray(p).reshape(-1, 3) for p in pictures])[None])
 
 
 def rgb(image: Image.Image) -> Image.Image:
