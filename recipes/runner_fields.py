@@ -204,7 +204,7 @@ _EMBEDDING = {
 }
 
 
-def _table_problem(table: Mapping[str, Any], spec, required: str) -> str | None:
+def _table_problem(table: Mapping[str, Any], spec, required: str | None) -> str | None:
     for key, value in table.items():
         if key not in spec:
             return f"has an unknown field {key!r} (allowed: {', '.join(sorted(spec))})"
@@ -215,9 +215,16 @@ def _table_problem(table: Mapping[str, Any], spec, required: str) -> str | None:
         problem = check(value) if check else None
         if problem:
             return f"{key} {problem}"
-    if not str(table.get(required, "")).strip():
+    if required and not str(table.get(required, "")).strip():
         return f"needs {required} = \"...\" (a local path or a hub id)"
     return None
+
+
+def _switch_problem(value, spec) -> str | None:
+    """Check a field that is ``true`` (the defaults) or a table of optional settings."""
+    if isinstance(value, bool):
+        return None if value else "must be true or a table (leave it out for none)"
+    return _table_problem(value, spec, None)
 
 
 def check_ip_adapter(value) -> str | None:
@@ -259,34 +266,12 @@ def check_refiner(value) -> str | None:
 
 def check_freeu(value) -> str | None:
     """Check ``freeu``: true, or a table of s1, s2, b1, b2 (each optional)."""
-    if isinstance(value, bool):
-        return None if value else "must be true or a table (leave it out for none)"
-    for key, entry in value.items():
-        if key not in _FREEU:
-            return f"has an unknown field {key!r} (allowed: b1, b2, s1, s2)"
-        types, check = _FREEU[key]
-        if isinstance(entry, bool) or not isinstance(entry, types):
-            return f"{key} must be a number, got {entry!r}"
-        problem = check(entry)
-        if problem:
-            return f"{key} {problem}"
-    return None
+    return _switch_problem(value, _FREEU)
 
 
 def check_pag(value) -> str | None:
     """Check ``pag``: true, or a table of scale, adaptive_scale and layers (each optional)."""
-    if isinstance(value, bool):
-        return None if value else "must be true or a table (leave it out for none)"
-    for key, entry in value.items():
-        if key not in _PAG:
-            return f"has an unknown field {key!r} (allowed: {', '.join(sorted(_PAG))})"
-        types, check = _PAG[key]
-        if isinstance(entry, bool) or not isinstance(entry, types):
-            return f"{key} must be {'a list' if key == 'layers' else 'a number'}, got {entry!r}"
-        problem = check(entry)
-        if problem:
-            return f"{key} {problem}"
-    return None
+    return _switch_problem(value, _PAG)
 
 
 def as_pag(value) -> PAGSettings | None:
