@@ -136,3 +136,10 @@ def m008_run_seed_source(db):
     recipe fixes one) or "chosen" (picked for this photo by ``rerun --seed``; later runs of the
     photo with that recipe keep it until ``--seed recipe``)."""
     db["runs"].add_column("seed_source", str)
+
+
+@migrations()
+def m009_run_prompt(db):
+    """The prompt as a run used it, when a caption filled in the recipe's ``{caption}``: each
+    photo's differs, and the recipe alone does not say it."""
+    db["runs"].add_column("prompt", str)

@@ -202,7 +202,8 @@ class Catalog:
     def finish_run(self, run_id: int, *, output_path: Path, output_sha256: str,
                    timings: dict[str, float], model_hash: str | None = None,
                    device: str | None = None, precision: str | None = None,
-                   adapters_hash: str | None = None, working_size: str | None = None) -> None:
+                   adapters_hash: str | None = None, working_size: str | None = None,
+                   prompt: str | None = None) -> None:
         """Mark a run done with its output and per-stage timings."""
         self.db["runs"].update(run_id, {
             "status": "done",
@@ -214,6 +215,7 @@ class Catalog:
             "precision": precision,
             "adapters_hash": adapters_hash,
             "working_size": working_size,
+            "prompt": prompt,
             "error": None,
             "finished_at": _now(),
         })

@@ -356,6 +356,7 @@ class Session:
             made = {key: getattr(job.result, key, None)
                     for key in ("model_hash", "adapters_hash", "precision")}
             made["working_size"] = size_text(getattr(job.result, "working_size", None))
+            made["prompt"] = getattr(job.result, "prompt", None)
             with job.timer.stage("write", f"writing the output of {job.path.name}"):
                 output = self.writer.write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
                                      job.seed, job.model_id, job.run_id, job.out_dir,
@@ -364,7 +365,8 @@ class Session:
                                          "ModelHash": made["model_hash"],
                                          "AdaptersHash": made["adapters_hash"],
                                          "Precision": made["precision"],
-                                         "WorkingSize": made["working_size"]})
+                                         "WorkingSize": made["working_size"],
+                                         "Prompt": made["prompt"]})
                 output_sha = file_sha256(output)
             self.app.catalog.finish_run(job.run_id, output_path=output, output_sha256=output_sha,
                                         timings=job.timer.timings, device=job.result.device, **made)

@@ -18,6 +18,7 @@ FIELD_HELP = {
     "clip_skip": "A1111's Clip skip: 1 = the text encoder's last layer, 2 = the one before (for models trained that way)",
     "vae": "a VAE of the recipe's own (A1111's SD VAE): diffusers folder, .safetensors file or hub id",
     "embeddings": "textual-inversion embeddings: [{path = \"x.safetensors\", token = \"word\"}], called up by the word in a prompt",
+    "captioner": "the captioning model whose words replace {caption} in the prompts: a transformers folder or hub id (default: Salesforce/blip-image-captioning-base)",
     "working_size": "the model's working size in pixels per side, as a pixel budget with the photo's aspect kept (A1111's width/height; default: the model's native, SD 1.x 512, SDXL 1024)",
     "exact_steps": "run exactly `steps` denoising steps whatever the strength (A1111's option)",
     "full_resolution": "how the edit reaches full size: detail-transfer, tiled or resize",

@@ -18,6 +18,8 @@ SCHEDULES = ("Automatic", "Karras", "Exponential", "Beta", "SGM Uniform")
 SIGMA_SCHEDULES = ("Karras", "Exponential", "Beta")
 FIXED_SIGMA_SAMPLERS = ("Euler a", "DDIM", "LCM", "PNDM")
 CONTROLNET_PREPROCESSORS = ("canny", "depth", "none")
+# What fills "{caption}" in a prompt unless the recipe names a captioner (BSD-3-Clause).
+DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-base"
 # The depth estimator a "depth" ControlNet preprocessor uses unless the recipe names one
 # (A1111's depth_anything_v2; Apache-2.0, 25 M parameters, fast enough for a CPU).
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"

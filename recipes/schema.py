@@ -111,6 +111,8 @@ class Recipe:
     vae: str | None = None
     # Runner: A1111 "do exactly the amount of steps the slider specifies".
     exact_steps: bool = False
+    # What fills "{caption}" in the prompts: a captioning model's folder or hub id (unset: BLIP).
+    captioner: str | None = None
     # A1111's width/height as a pixel budget: the model works at about working_size² pixels,
     # the photo's aspect kept (unset: the model family's native size, SD 1.x 512, SDXL 1024).
     working_size: int | None = None
@@ -160,6 +162,8 @@ class Recipe:
         problem = schedule_problem(self.sampler, self.schedule)
         if problem:
             raise RecipeError(f"schedule {problem}")
+        if self.captioner and "{caption}" not in self.prompt + self.negative_prompt:
+            raise RecipeError("captioner is set, but neither prompt says {caption} where its words go")
 
     @property
     def denoising_steps(self) -> int:
@@ -199,7 +203,7 @@ class Recipe:
 # Later fields and their defaults: left out of params() (and the fingerprint) at the default.
 _COUNTED_WHEN_SET = {"clip_skip": 1, "vae": None, "embeddings": (), "schedule": "Automatic",
                      "working_size": None, "refiner": None, "freeu": None,
-                     "pag": None}
+                     "pag": None, "captioner": None}
 
 
 # field -> (python types accepted, check returning an error text or None)
@@ -271,6 +275,7 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "vae": ((str,), lambda v: None if v.strip() else "must not be empty"),
     "exact_steps": ((bool,), None),
     "working_size": ((int,), _range(WORKING_SIZE_MIN, WORKING_SIZE_MAX)),
+    "captioner": ((str,), lambda v: None if v.strip() else "must not be empty"),
     "full_resolution": ((str,), _choice(FULL_RESOLUTION)),
     "color_match": ((bool,), None),
     "model_config": ((str,), None),

@@ -119,9 +119,12 @@ def export_items(app, selection, chooser):
         if not output.exists():
             missing.append(output)
             continue
+        params = json.loads(run["params"] or "{}")
+        if run.get("prompt"):
+            params["prompt"] = run["prompt"]  # the prompt as it ran, its {caption} filled in
         items.append(ExportItem(
             source=pair.path, output=output, recipe=pair.recipe,
-            params=json.loads(run["params"] or "{}"), seed=run["seed"], model=run["model_id"],
+            params=params, seed=run["seed"], model=run["model_id"],
             run_id=run["id"], source_sha256=pair.file["sha256"],
             output_sha256=run["output_sha256"], processed_at=run["finished_at"],
             metadata=json.loads(pair.file.get("exif") or "{}")))

@@ -68,6 +68,7 @@ class PipelineCache:
         self._models: dict[tuple, LoadedModel] = {}
         self._controlnets: dict[tuple, object] = {}
         self._depth_estimators: dict[tuple, object] = {}
+        self._captioners: dict[tuple, object] = {}
         self._vaes: dict[tuple, object] = {}
         self._failed: dict[tuple, tuple[float, str]] = {}  # key -> (when, why)
         self._lock = threading.Lock()
@@ -204,6 +205,16 @@ class PipelineCache:
             if key not in self._depth_estimators:
                 self._depth_estimators[key] = load_depth_estimator(source, loaded.device)
             return self._depth_estimators[key]
+
+    def captioner(self, source: str, device: str):
+        """A captioning model for ``{caption}`` in prompts, loaded once per (source, device)."""
+        from photobatch.plugins.diffusion.captions import load_captioner
+
+        key = (source, device)
+        with self._lock:
+            if key not in self._captioners:
+                self._captioners[key] = load_captioner(source, device)
+            return self._captioners[key]
 
     def controlnet(self, model: str, loaded: LoadedModel):
         """A ControlNet model, loaded once per (model, dtype, device)."""

@@ -39,6 +39,7 @@ class RunOutput:
     mask: Image.Image | None = None
     precision: str | None = None  # "fp32", "bf16", "fp16": what the model computed in
     adapters_hash: str | None = None  # the LoRA/VAE/... files read (sources.adapters_hash)
+    prompt: str | None = None  # the prompt as it ran, when a caption filled in its {caption}
 
 
 def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) -> list[Image.Image]:

@@ -13,7 +13,7 @@ from PIL import Image
 from photobatch.plugins.diffusion.engine import RunOutput, generate
 from photobatch.plugins.diffusion.masks import crop_region, feather, model_mask
 from photobatch.plugins.diffusion.params import to_working_size, working_size
-from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner, rgb
+from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner, filled_prompt, rgb
 from photobatch.plugins.diffusion.settings import settings_from_recipe
 from photobatch.plugins.diffusion.sources import adapters_hash
 
@@ -44,6 +44,7 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
                 raise ValueError("the mask is empty: nothing to inpaint")
             region = (0, 0, image.width, image.height)
         crop = image.crop(region)
+        settings = self.captioned(settings, crop, loaded)
         size = working_size(crop.width, crop.height, self.working_side(loaded, settings))
         model_input = to_working_size(crop, size)
         small_mask = model_mask(model_mask(feathered.crop(region)).resize(size, Image.Resampling.BILINEAR))
@@ -51,4 +52,4 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
                        controls=[model_input])[0]
         return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, model_input,
                          region=region, mask=feathered, precision=loaded.precision,
-                         adapters_hash=adapters_hash(settings))
+                         adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings))

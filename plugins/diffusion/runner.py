@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PIL import Image
 
 from photobatch.plugins.diffusion.cache import LoadedModel, PipelineCache
+from photobatch.plugins.diffusion.captions import caption, wants_caption, with_caption
 from photobatch.plugins.diffusion.engine import RunOutput, generate
 from photobatch.plugins.diffusion.memory import run_in_batches
 from photobatch.plugins.diffusion.params import to_working_size, validate_params, working_size
 from photobatch.plugins.diffusion.settings import settings_from_recipe
 from photobatch.plugins.diffusion.sources import ModelError, adapters_hash
 from photobatch.plugins.diffusion.tiles import merge_tiles, tile_boxes
+from photobatch.recipes.runner_fields import DEFAULT_CAPTIONER
 
 
 class DiffusersImg2ImgRunner:
@@ -72,6 +76,15 @@ class DiffusersImg2ImgRunner:
         """The working side for ``loaded``: its family's native size unless overridden."""
         return self.native_override or loaded.info.native
 
+    def captioned(self, settings, image: Image.Image, loaded: LoadedModel):
+        """``settings`` with ``{caption}`` in its prompts filled in from ``image`` (the whole
+        photo, or the region a mask's run works on); unchanged without the token."""
+        if not wants_caption(settings):
+            return settings
+        source = settings.resolve_path(settings.captioner or DEFAULT_CAPTIONER)
+        text = caption(self.cache.captioner(source, loaded.device), image)
+        return replace(with_caption(settings, text), captioned=True)
+
     def working_side(self, loaded: LoadedModel, settings) -> int:
         """The side of the pixel budget the model works at: the recipe's ``working_size``,
         else the model's native side."""
@@ -86,6 +99,7 @@ class DiffusersImg2ImgRunner:
         settings = settings_from_recipe(recipe)
         loaded = self.cache.get(model, settings.model_config)
         image = rgb(image)
+        settings = self.captioned(settings, image, loaded)
         if settings.full_resolution == "tiled":
             return self._run_tiled(loaded, settings, image, seed)
         size = working_size(image.width, image.height, self.working_side(loaded, settings))
@@ -101,7 +115,7 @@ class DiffusersImg2ImgRunner:
         # Full resolution transfers the change from the *source* picture to the output.
         return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, source_input,
                          precision=loaded.precision,
-                         adapters_hash=adapters_hash(settings))
+                         adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings))
 
     def run_batch(self, images, recipe, seeds, model: str) -> list[RunOutput]:
         """Run ``recipe`` on several images; same-size ones share pipeline calls of up to ``batch``.
@@ -112,6 +126,9 @@ class DiffusersImg2ImgRunner:
         settings = settings_from_recipe(recipe)
         if len(images) != len(seeds):
             raise ValueError(f"{len(images)} images need {len(images)} seeds, got {len(seeds)}")
+        if wants_caption(settings):
+            # Each photo its own caption, so its own prompt: one at a time.
+            return [self.run(img, recipe, s, model) for img, s in zip(images, seeds)]
         loaded = self.cache.get(model, settings.model_config)
         if settings.full_resolution == "tiled":
             return [self._run_tiled(loaded, settings, rgb(img), s) for img, s in zip(images, seeds)]
@@ -159,7 +176,7 @@ class DiffusersImg2ImgRunner:
         merged = merge_tiles(padded.width, padded.height, tiles, overlap)[:height, :width]
         return RunOutput(Image.fromarray(merged), loaded.ref.model_id, loaded.hash, loaded.device,
                          (tile_w, tile_h), None, precision=loaded.precision,
-                         adapters_hash=adapters_hash(settings))
+                         adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings))
 
 
 def toward_reference(image: Image.Image, settings) -> Image.Image:
@@ -186,6 +203,11 @@ def _side_by_side(pictures: list[Image.Image]) -> Image.Image:
 
     # Each photo's pixels, as one strip: a histogram match only counts pixels.
     return Image.fromarray(np.concatenate([np.asarray(p).reshape(-1, 3) for p in pictures])[None])
+
+
+def filled_prompt(settings) -> str | None:
+    """The prompt as it ran when a caption filled it in (what the catalog records), else None."""
+    return settings.prompt if settings.captioned else None
 
 
 def rgb(image: Image.Image) -> Image.Image:

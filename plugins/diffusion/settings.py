@@ -54,6 +54,8 @@ class RunSettings:
     vae: str | None = None  # a VAE of the recipe's own (A1111's "SD VAE")
     exact_steps: bool = False
     working_size: int | None = None  # about working_size² pixels; None: the model's native
+    captioner: str | None = None  # fills "{caption}" in the prompts; None: DEFAULT_CAPTIONER
+    captioned: bool = field(default=False, compare=False)  # the prompts have their caption in
     full_resolution: str = "resize"
     color_match: bool = False
     mask_blur: int = 4
@@ -96,6 +98,7 @@ def settings_from_recipe(recipe) -> RunSettings:
         vae=get("vae", None) or None,
         exact_steps=bool(get("exact_steps", False)),
         working_size=_optional_int(get("working_size", None)),
+        captioner=get("captioner", None) or None,
         full_resolution=get("full_resolution", "resize"),
         color_match=bool(get("color_match", False)),
         mask_blur=int(get("mask_blur", 4)),

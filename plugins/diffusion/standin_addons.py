@@ -123,3 +123,42 @@ def save_standin_depth_estimator(target: str | Path, seed: int = 0) -> Path:
     DPTForDepthEstimation(config).eval().save_pretrained(str(target))
     DPTImageProcessor(size={"height": 64, "width": 64}, keep_aspect_ratio=False).save_pretrained(str(target))
     return Path(target)
+
+
+def save_standin_captioner(target: str | Path, seed: int = 0) -> Path:
+    """Save a tiny randomly initialised BLIP captioner with its processor and a 16-word
+    vocabulary; its language head favours plain words, so it always says something."""
+    import torch
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]"]
+    words = ["a", "photo", "of", "street", "tree", "snow", "house", "with", "the", "car", "sky",
+             "river", "bridge", "woman", "dog", "sunset"]
+    (target / "vocab.txt").write_text("\n".join(specials + words) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizer(str(target / "vocab.txt"), bos_token="[DEC]")
+    torch.manual_seed(seed)
+    config = BlipConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, encoder_hidden_size=32,
+                         intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+                         max_position_embeddings=64, bos_token_id=tokenizer.bos_token_id,
+                         sep_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id),
+        vision_config=dict(hidden_size=32, intermediate_size=37, num_attention_heads=4,
+                           num_hidden_layers=2, image_size=32, patch_size=8),
+        projection_dim=32)
+    model = BlipForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        bias = model.text_decoder.cls.predictions.bias
+        bias[:len(specials)] -= 20.0  # never a special token, so the caption is never empty
+        bias[len(specials):] += torch.randn(len(words)) * 0.01
+    model.save_pretrained(str(target))
+    BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}),
+                  tokenizer=tokenizer).save_pretrained(str(target))
+    return target

@@ -1,0 +1,82 @@
+"""Captions for prompts: ``{caption}`` in a recipe's prompt becomes what a captioning model
+(BLIP by default) says the photo shows, so one recipe ("{caption}, deep winter, snow") keeps
+each photo's own content in its prompt. A1111 calls this "Interrogate"; ComfyUI users wire a
+BLIP or Florence node into the prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from PIL import Image
+
+from photobatch.plugins.diffusion.loading import ModelError, load_component
+
+CAPTION_TOKEN = "{caption}"
+# Long captions crowd the recipe's own words out of CLIP's 75 tokens.
+MAX_NEW_TOKENS = 30
+# The captioner sees a small picture: captioning models work at ~384 px.
+CAPTION_SIDE = 512
+
+
+@dataclass
+class Captioner:
+    """A captioning model and its processor, on one device (computing in fp32)."""
+
+    model: object
+    processor: object
+    device: str = "cpu"
+
+    def to(self, device: str) -> "Captioner":
+        """Move the model to ``device`` (what ``load_component`` does with every part)."""
+        self.model = self.model.to(device)
+        self.device = device
+        return self
+
+
+def wants_caption(settings) -> bool:
+    """True when a prompt of ``settings`` has ``{caption}`` to fill in."""
+    return CAPTION_TOKEN in settings.prompt or CAPTION_TOKEN in (settings.negative_prompt or "")
+
+
+def load_captioner(source: str, device: str) -> Captioner:
+    """Load a captioning model (BLIP and other image-text-to-text models transformers maps)
+    from a folder or a hub id (offline: the HF cache)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    def from_folder(path):
+        return Captioner(AutoModelForImageTextToText.from_pretrained(str(path)).eval(),
+                         AutoProcessor.from_pretrained(str(path)))
+
+    def from_hub(name, cache_only):
+        return Captioner(
+            AutoModelForImageTextToText.from_pretrained(name, local_files_only=cache_only).eval(),
+            AutoProcessor.from_pretrained(name, local_files_only=cache_only))
+
+    def from_file(path):
+        raise ModelError(f"captioner {path.name}: give the model's folder (config.json, the "
+                         "processor's files and weights) or a hub id, not a single file")
+
+    return load_component("captioner", source, device, from_file=from_file,
+                          from_folder=from_folder, from_hub=from_hub)
+
+
+def caption(captioner: Captioner, image: Image.Image) -> str:
+    """What the photo shows, in a few words (greedy decoding: the same photo, the same words)."""
+    import torch
+
+    small = image.convert("RGB")
+    small.thumbnail((CAPTION_SIDE, CAPTION_SIDE))
+    with torch.inference_mode():
+        inputs = captioner.processor(images=small, return_tensors="pt").to(captioner.device)
+        ids = captioner.model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
+    text = captioner.processor.decode(ids[0], skip_special_tokens=True)
+    # Brackets and colons mean weights in A1111's prompt syntax: a caption is plain words.
+    return " ".join(text.replace("(", " ").replace(")", " ").replace("[", " ").replace("]", " ")
+                    .replace(":", " ").split())
+
+
+def with_caption(settings, text: str):
+    """``settings`` with ``{caption}`` in its prompts replaced by ``text``."""
+    return replace(settings, prompt=settings.prompt.replace(CAPTION_TOKEN, text),
+                   negative_prompt=(settings.negative_prompt or "").replace(CAPTION_TOKEN, text))
