@@ -6,11 +6,11 @@ BLIP or Florence node into the prompt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from PIL import Image
 
-from photobatch.plugins.diffusion.loading import ModelError, load_component
+from photobatch.plugins.diffusion.helper_models import HelperModel, load_helper_model
 
 CAPTION_TOKEN = "{caption}"
 # Long captions crowd the recipe's own words out of CLIP's 75 tokens.
@@ -19,49 +19,18 @@ MAX_NEW_TOKENS = 30
 CAPTION_SIDE = 512
 
 
-@dataclass
-class Captioner:
-    """A captioning model and its processor, on one device (computing in fp32)."""
-
-    model: object
-    processor: object
-    device: str = "cpu"
-
-    def to(self, device: str) -> "Captioner":
-        """Move the model to ``device`` (what ``load_component`` does with every part)."""
-        self.model = self.model.to(device)
-        self.device = device
-        return self
-
-
 def wants_caption(settings) -> bool:
     """True when a prompt of ``settings`` has ``{caption}`` to fill in."""
     return CAPTION_TOKEN in settings.prompt or CAPTION_TOKEN in (settings.negative_prompt or "")
 
 
-def load_captioner(source: str, device: str) -> Captioner:
+def load_captioner(source: str, device: str) -> HelperModel:
     """Load a captioning model (BLIP and other image-text-to-text models transformers maps)
     from a folder or a hub id (offline: the HF cache)."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    def from_folder(path):
-        return Captioner(AutoModelForImageTextToText.from_pretrained(str(path)).eval(),
-                         AutoProcessor.from_pretrained(str(path)))
-
-    def from_hub(name, cache_only):
-        return Captioner(
-            AutoModelForImageTextToText.from_pretrained(name, local_files_only=cache_only).eval(),
-            AutoProcessor.from_pretrained(name, local_files_only=cache_only))
-
-    def from_file(path):
-        raise ModelError(f"captioner {path.name}: give the model's folder (config.json, the "
-                         "processor's files and weights) or a hub id, not a single file")
-
-    return load_component("captioner", source, device, from_file=from_file,
-                          from_folder=from_folder, from_hub=from_hub)
+    return load_helper_model("captioner", source, device, "AutoModelForImageTextToText")
 
 
-def caption(captioner: Captioner, image: Image.Image) -> str:
+def caption(captioner: HelperModel, image: Image.Image) -> str:
     """What the photo shows, in a few words (greedy decoding: the same photo, the same words)."""
     import torch
 

@@ -39,7 +39,7 @@ def canny_edges(image: Image.Image, sigma: float = 2.0) -> Image.Image:
 
 def control_image(image: Image.Image, preprocessor: str, estimator=None) -> Image.Image:
     """The control image for ``preprocessor`` ("canny", "depth" or "none") at ``image``'s size;
-    "depth" runs ``estimator`` (a ``depth.DepthEstimator``)."""
+    "depth" runs ``estimator`` (the depth model, a ``helper_models.HelperModel``)."""
     if preprocessor == "canny":
         return canny_edges(image)
     if preprocessor == "none":

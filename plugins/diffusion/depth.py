@@ -8,52 +8,18 @@ that quantity, so the map is their output, scaled to the image's size and range.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from PIL import Image
 
-from photobatch.plugins.diffusion.loading import ModelError, load_component
+from photobatch.plugins.diffusion.helper_models import HelperModel, load_helper_model
 
 
-@dataclass
-class DepthEstimator:
-    """A depth model and its image processor, on one device (computing in fp32)."""
-
-    model: object
-    processor: object
-    device: str = "cpu"
-
-    def to(self, device: str) -> "DepthEstimator":
-        """Move the model to ``device`` (what ``load_component`` does with every part)."""
-        self.model = self.model.to(device)
-        self.device = device
-        return self
-
-
-def load_depth_estimator(source: str, device: str) -> DepthEstimator:
+def load_depth_estimator(source: str, device: str) -> HelperModel:
     """Load a depth estimator from a transformers folder or a hub id (offline: the HF cache)."""
-    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
-    def from_folder(path):
-        return DepthEstimator(AutoModelForDepthEstimation.from_pretrained(str(path)).eval(),
-                              AutoImageProcessor.from_pretrained(str(path)))
-
-    def from_hub(name, cache_only):
-        return DepthEstimator(
-            AutoModelForDepthEstimation.from_pretrained(name, local_files_only=cache_only).eval(),
-            AutoImageProcessor.from_pretrained(name, local_files_only=cache_only))
-
-    def from_file(path):
-        # A bare weights file has neither the architecture nor the processor's settings.
-        raise ModelError(f"depth model {path.name}: give the model's folder (config.json, "
-                         "preprocessor_config.json and weights) or a hub id, not a single file")
-
-    return load_component("depth model", source, device, from_file=from_file,
-                          from_folder=from_folder, from_hub=from_hub)
+    return load_helper_model("depth model", source, device, "AutoModelForDepthEstimation")
 
 
-def depth_map(estimator: DepthEstimator, image: Image.Image) -> Image.Image:
+def depth_map(estimator: HelperModel, image: Image.Image) -> Image.Image:
     """``image``'s depth as an RGB picture of the same size: near bright, far dark, over 0-255."""
     import torch
 
