@@ -123,3 +123,18 @@ def test_builtin_recipes_are_in_their_ranges():
     for recipe in book.values():
         assert "Karras" not in recipe.sampler  # strengths are tuned for non-Karras schedules
         assert recipe.description
+
+
+def test_the_example_recipes_are_valid_and_use_what_they_show():
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples" / "recipes").glob("*.toml"))
+    assert len(examples) >= 2
+    result = CliRunner().invoke(main, ["recipes", "validate", *map(str, examples)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok ") == len(examples)
+    recipes = load_recipes([BUILTIN_DIR, examples[0].parent])
+    winter = recipes["winter-keep-structure"]
+    assert "{caption}" in winter.prompt and [u.preprocessor for u in winter.controlnet] == ["depth", "canny"]
+    sdxl = recipes["golden-hour-sdxl"]
+    assert sdxl.refiner.switch_at == 0.8 and sdxl.freeu and sdxl.pag.scale == 2.0
