@@ -91,3 +91,14 @@ def parse(text: str) -> list[tuple[str, float | None]]:
 def uses_syntax(text: str) -> bool:
     """Whether ``text`` weighs any words or has a BREAK (read differently from plain text)."""
     return any(weight != 1.0 for _, weight in parse(text))
+
+
+# CLIP's tokenizer first splits text into letter runs, single digits and runs of other
+# characters, and every piece becomes at least one token: counting them is a lower bound.
+_PIECES = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|(?:[^\s\w]|_)+", re.IGNORECASE)
+
+
+def surely_longer_than_a_chunk(text: str, tokens: int = 75) -> bool:
+    """True when ``text`` has more than ``tokens`` CLIP tokens for certain (without a tokenizer:
+    it counts the pieces every one of which is at least one token)."""
+    return len(_PIECES.findall(text.lower())) > tokens

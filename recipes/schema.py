@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from photobatch.recipes.prompt_syntax import uses_syntax
+from photobatch.recipes.prompt_syntax import surely_longer_than_a_chunk, uses_syntax
 from photobatch.recipes.runner_fields import (
     CONTROLNET_COUNTED_WHEN_SET,
     FULL_RESOLUTION,
@@ -187,9 +187,11 @@ class Recipe:
             for key, default in CONTROLNET_COUNTED_WHEN_SET.items():
                 if unit.get(key) == default:
                     unit.pop(key, None)  # a later field, counted when set
-        if uses_syntax(self.prompt) or uses_syntax(self.negative_prompt):
-            # Such prompts were read as plain text before A1111's syntax was: their outputs
-            # from then are stale.
+        if any(uses_syntax(text) or surely_longer_than_a_chunk(text)
+               for text in (self.prompt, self.negative_prompt)):
+            # Such prompts were read as plain text, and cut at 77 tokens, before A1111's syntax
+            # and chunks were: their outputs from then are stale. (A prompt that is long only
+            # in subword tokens is not seen here without a tokenizer.)
             data["prompt_syntax"] = "a1111"
         return data
 

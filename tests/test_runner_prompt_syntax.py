@@ -11,7 +11,7 @@ from PIL import Image
 from photobatch.plugins.diffusion.prompt_chunks import chunk_tokens, encode_chunked, needs_chunks
 from photobatch.plugins.diffusion.prompts import _encode
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
-from photobatch.recipes.prompt_syntax import BREAK, parse, uses_syntax
+from photobatch.recipes.prompt_syntax import BREAK, parse, surely_longer_than_a_chunk, uses_syntax
 from photobatch.recipes.schema import recipe_from_dict
 
 LONG = ", ".join(f"snowy pine forest {n}" for n in range(30))  # ~150 tokens
@@ -58,6 +58,21 @@ def test_plain_prompts_keep_their_fingerprint_and_weighted_ones_are_marked():
     # (word:1) weighs nothing: read as plain text.
     assert not uses_syntax("(golden light:1)")
     assert parse("(golden light:1)") == [("golden light", 1.0)]
+
+
+def test_prompts_surely_longer_than_a_chunk_are_marked_too(sd_pipe):
+    long = ", ".join(["golden light on the old stone houses of the harbour"] * 9)
+    assert surely_longer_than_a_chunk(long)
+    assert recipe_from_dict({"name": "r", "prompt": long}).params()["prompt_syntax"] == "a1111"
+    assert "prompt_syntax" not in recipe_from_dict({"name": "r", "prompt": long[:200]}).params()
+    # The count is a lower bound of the tokenizer's: every piece is at least one token.
+    from photobatch.recipes.prompt_syntax import _PIECES
+
+    tokenizer = sd_pipe.tokenizer
+    for text in ("don't stop, it's 1999!!", "naïve café_au_lait...", "a photo of 3 cats; on_the mat",
+                 "I'LL be there (maybe)", long):
+        tokens = tokenizer(text, add_special_tokens=False).input_ids
+        assert len(_PIECES.findall(text.lower())) <= len(tokens), text
 
 
 @pytest.mark.parametrize("kind", ["sd", "sdxl"])
