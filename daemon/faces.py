@@ -28,6 +28,7 @@ class FacesOutput:
     finished: bool = True
     precision: str | None = None
     adapters_hash: str | None = None
+    prompt: str | None = None  # each face's prompt as it ran, when captions filled them in
 
 
 def face_mask(size: tuple[int, int], box, expand: float) -> Image.Image:
@@ -56,12 +57,16 @@ def run_on_faces(app, runner, image: Image.Image, recipe, seed: int, model: str)
                        if recipe.full_resolution == "tiled" else recipe.full_resolution)
     current = image.convert("RGB")
     result = None
+    prompts = []
     for index, box in enumerate(faces):
         mask = face_mask(current.size, box, recipe.face_expand)
         result = runner.run(current, per_face, (seed + index) % 2**32, model, mask=mask)
+        if getattr(result, "prompt", None):
+            prompts.append(result.prompt)
         current = restore_full_resolution(current, result, per_face.full_resolution,
                                           color_match=recipe.color_match)
     return FacesOutput(current, result.model_id, result.model_hash, result.device,
                        result.working_size, len(faces),
                        precision=getattr(result, "precision", None),
-                       adapters_hash=getattr(result, "adapters_hash", None))
+                       adapters_hash=getattr(result, "adapters_hash", None),
+                       prompt=" | ".join(prompts) or None)

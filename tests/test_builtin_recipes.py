@@ -81,6 +81,22 @@ def test_portrait_retouch_changes_faces_only(photos, tmp_path, standin_model):
     assert np.abs(src[inside].astype(int) - dst[inside].astype(int)).mean() > 1  # the face changed
 
 
+def test_portrait_retouch_with_a_caption_records_each_faces_prompt(photos, tmp_path, standin_model):
+    from photobatch.plugins.diffusion.standin_addons import save_standin_captioner
+
+    captioner = save_standin_captioner(tmp_path / "blip")
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "retouch-captioned.toml").write_text(
+        f'extends = "portrait-retouch"\nprompt = "{{caption}}, natural skin"\ncaptioner = "{captioner}"\n',
+        encoding="utf-8")
+    result = _cli("--catalog", tmp_path / "c.db", "--recipes", recipes, "run", photos / "FACE.JPG",
+                  "--recipe", "retouch-captioned", "--model", standin_model, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    (prompt,) = sqlite3.connect(tmp_path / "c.db").execute("SELECT prompt FROM runs").fetchone()
+    assert prompt.endswith(", natural skin") and "{caption}" not in prompt  # one face: one prompt
+
+
 def test_portrait_retouch_skips_a_photo_without_a_face(photos, tmp_path, standin_model):
     db = tmp_path / "c.db"
     result = _cli("--catalog", db, "run", photos / "LAND.JPG", "--recipe", "portrait-retouch",
