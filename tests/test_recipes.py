@@ -78,3 +78,29 @@ def test_recipes_are_frozen():
     recipe = recipe_from_dict({"name": "x"})
     with pytest.raises(dataclasses.FrozenInstanceError):
         recipe.strength = 0.9
+
+
+# Fingerprints recorded in users' catalogs: a release that changes one makes every output made
+# with it stale. These were taken before the fields added since (working_size, refiner, freeu,
+# pag, captioner, ControlNet windows and depth models, reference lists) and must stay as they are.
+KNOWN_FINGERPRINTS = {
+    "color-correct": "5643f20a6b072c37", "portrait-retouch": "7fdc4f77d9eda143",
+    "season:winter": "61efb88d66880244", "season:spring": "9a78920bfed12c12",
+    "season:summer": "f7a2fdd457ad0b53", "season:autumn": "bafe5e455eed27ba",
+    "style-match": "c367f16a778f7c60", "time-of-day:golden-hour": "bcc48b2c6546c995",
+    "time-of-day:blue-hour": "d0eae4e492ed2216", "time-of-day:night": "8dbc2fa34d307043",
+    "time-of-day:overcast": "3d16b75f224ddbc1",
+}
+
+
+def test_recipes_written_before_later_fields_keep_their_fingerprints():
+    from photobatch.recipes.loader import BUILTIN_DIR, load_recipes
+    from photobatch.recipes.schema import recipe_from_dict
+
+    recipes = load_recipes([BUILTIN_DIR])
+    assert {name: recipes[name].fingerprint[:16] for name in KNOWN_FINGERPRINTS} == KNOWN_FINGERPRINTS
+    adapters = recipe_from_dict({
+        "name": "cn", "controlnet": {"model": "c", "preprocessor": "canny", "scale": 0.5},
+        "ip_adapter": {"model": "m", "reference": "r.jpg", "scale": 0.7},
+        "loras": [{"path": "a.safetensors", "weight": 0.5}]})
+    assert adapters.fingerprint[:16] == "c3472cb895b93c25"  # taken at the same time
