@@ -166,7 +166,11 @@ class App:
         """Refuse a model reference that cannot be loaded, before any file. Cheap: no weights
         are read (a single file's header is; a hub id is only checked for its form, whether it
         is cached shows when it loads)."""
-        from photobatch.plugins.diffusion.families import family_of_single_file
+        from photobatch.plugins.diffusion.families import (
+            family_of_single_file,
+            folder_class_name,
+            unsupported_pipeline,
+        )
         from photobatch.plugins.diffusion.sources import (
             SINGLE_FILE_SUFFIXES,
             ModelError,
@@ -181,6 +185,8 @@ class App:
         except (ModelError, ValueError) as exc:
             raise UsageError(str(exc)) from None
         problem = incomplete_folder(ref.location) if ref.kind == "folder" else None
+        if ref.kind == "folder" and not problem:
+            problem = unsupported_pipeline(folder_class_name(ref.location), f"model folder {ref.location}")
         if problem:
             raise UsageError(problem)
 

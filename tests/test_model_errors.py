@@ -49,6 +49,11 @@ def _bad_models(tmp_path, standin_model):
     not_a_pipeline.mkdir()
     broken = tmp_path / "half-downloaded.safetensors"
     broken.write_bytes(b"\xff" * 64)
+    flux = tmp_path / "FLUX.1-dev"  # a complete folder of a family photobatch does not run
+    flux.mkdir()
+    (flux / "model_index.json").write_text('{"_class_name": "FluxPipeline", "transformer": '
+                                           '["diffusers", "FluxTransformer2DModel"]}')
+    (flux / "transformer").mkdir()
     lora = tmp_path / "film-lora.safetensors"  # a real safetensors file, but no checkpoint
     save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight":
                np.zeros((4, 4), np.float32)}, str(lora))
@@ -58,7 +63,20 @@ def _bad_models(tmp_path, standin_model):
             (broken, "half-downloaded.safetensors is not a readable .safetensors file"),
             (lora, "film-lora.safetensors does not look like a Stable Diffusion 1.x, 2.x or SDXL "
                    "checkpoint"),
-            (incomplete, "half-copied-model has no unet/, which its model_index.json names")]
+            (incomplete, "half-copied-model has no unet/, which its model_index.json names"),
+            (flux, "FLUX.1-dev is a FluxPipeline; photobatch runs Stable Diffusion 1.x, 2.x and "
+                   "SDXL models")]
+
+
+def test_pipelines_of_other_families_are_named_and_refused():
+    from photobatch.plugins.diffusion.families import unsupported_pipeline
+
+    for ok in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionXLPipeline",
+               "StableDiffusionXLInpaintPipeline", None):
+        assert unsupported_pipeline(ok, "m") is None, ok
+    for other in ("StableDiffusion3Pipeline", "FluxPipeline", "LatentConsistencyModelPipeline",
+                  "StableDiffusionControlNetPipeline", "KandinskyV22Pipeline"):
+        assert unsupported_pipeline(other, "model m").startswith(f"model m is a {other}; "), other
 
 
 def test_run_refuses_a_model_that_cannot_be_there_before_any_photo(inbox, tmp_path, standin_model):

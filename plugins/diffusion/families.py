@@ -7,6 +7,7 @@ have no ``from_single_file``) and the pixel count inputs are resized to.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,11 @@ SD2 = Family("sd2", 768, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpai
 SDXL = Family("sdxl", 1024, "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")
 FAMILIES = {f.name: f for f in (SD1, SD2, SDXL)}
 
+# The pipelines photobatch runs: Stable Diffusion 1.x/2.x and SDXL, as text-to-image, img2img or
+# inpainting folders. Others (SD 3, Flux, LCM pipelines, ControlNet pipelines saved whole) load in
+# diffusers but take other arguments; they are refused by name instead of failing mid-run.
+_SUPPORTED_CLASS = re.compile(r"^StableDiffusion(XL)?(Img2Img|Inpaint)?Pipeline$")
+
 # Keys of the original (CompVis / Stability) single-file layout that tell the families apart.
 _SDXL_KEY = "conditioner.embedders.1.model.positional_embedding"
 _SD2_KEY = "cond_stage_model.model.token_embedding.weight"
@@ -45,6 +51,25 @@ class ModelInfo:
     family: Family
     inpainting: bool
     native: int
+
+
+def unsupported_pipeline(class_name: str | None, what: str) -> str | None:
+    """Why a model whose pipeline class is ``class_name`` cannot run here (``what`` names it),
+    or None when it can (or the class is not known)."""
+    if not class_name or _SUPPORTED_CLASS.match(class_name):
+        return None
+    return (f"{what} is a {class_name}; photobatch runs Stable Diffusion 1.x, 2.x and SDXL models "
+            "(StableDiffusionPipeline and StableDiffusionXLPipeline folders, their img2img and "
+            "inpainting forms, and single-file checkpoints of them)")
+
+
+def folder_class_name(folder: str | Path) -> str | None:
+    """The pipeline class a diffusers folder's model_index.json names, or None."""
+    try:
+        index = json.loads((Path(folder) / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return index.get("_class_name")
 
 
 def family_of_pipeline(pipe) -> ModelInfo:

@@ -9,6 +9,7 @@ from photobatch.plugins.diffusion.families import (
     ModelInfo,
     family_of_pipeline,
     family_of_single_file,
+    unsupported_pipeline,
 )
 from photobatch.plugins.diffusion.sources import (  # re-exported: the session imports them here
     ModelError,
@@ -80,6 +81,10 @@ def load_pipeline(ref: ModelRef, device: str, dtype) -> tuple[object, ModelInfo]
         if problem:
             raise ModelError(problem) from exc
         raise ModelError(f"model {ref.model_id} could not be loaded: {first_line(exc)}") from exc
+    problem = unsupported_pipeline(type(pipe).__name__.replace("Img2Img", "").replace("Inpaint", ""),
+                                   f"model {ref.model_id}")
+    if problem:
+        raise ModelError(problem)
     check_tokenizer(pipe, ref.model_id)
     info = family_of_pipeline(pipe)
     if info.inpainting and "Inpaint" not in type(pipe).__name__:
