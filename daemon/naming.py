@@ -3,7 +3,8 @@
 Tokens: ``{stem}`` the source's name without extension, ``{ext}`` its extension, ``{recipe}``
 the recipe (``time-of-day:night`` becomes ``time-of-day-night``), ``{date}`` the capture date
 (YYYY-MM-DD, else the file's modification date), ``{camera}`` the camera model, ``{seq}`` the
-photo's catalog number (0042: stable, so a re-run finds the same name).
+photo's catalog number (0042: stable, so a re-run finds the same name), ``{seed}`` the run's
+seed (each take of ``rerun --seed new`` keeps its own file).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ def _safe(text: str) -> str:
     return _UNSAFE.sub("-", text).strip(" .-") or "unknown"
 
 
-def name_tokens(recipe: Recipe, source: Path, summary: dict | None, file_id: int | None) -> dict:
-    """The values of every naming token for ``source``."""
+def name_tokens(recipe: Recipe, source: Path, summary: dict | None, file_id: int | None,
+                seed: int | None = None) -> dict:
+    """The values of every naming token for ``source`` (and the run's ``seed``)."""
     summary = summary or {}
     taken = (summary.get("date_taken") or "")[:10]
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", taken):
@@ -42,6 +44,7 @@ def name_tokens(recipe: Recipe, source: Path, summary: dict | None, file_id: int
         "date": taken,
         "camera": _safe(str(camera)),
         "seq": f"{file_id or 0:04d}",
+        "seed": str(seed if seed is not None else 0),
     }
 
 

@@ -36,7 +36,7 @@ class OutputWriter:
         identities, precision); empty values are left out.
         """
         writer = self.app.writers.get(writer_name(recipe.output.format))
-        tokens = name_tokens(recipe, source, summary, file_id)
+        tokens = name_tokens(recipe, source, summary, file_id, seed)
         folder = output_folder(recipe, out_dir, tokens)
         folder.mkdir(parents=True, exist_ok=True)
         final = claim_output_path(folder, output_name(recipe, source, writer.extension, tokens),

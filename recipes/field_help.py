@@ -45,7 +45,7 @@ FIELD_HELP = {
     "output.max_side": "fit the output within this many pixels on its longest side (0: full size)",
     "output.format": "jpeg, tiff, png, or lossless (TIFF at the source's bit depth)",
     "output.quality": "JPEG quality 1-100 (4:4:4 chroma from 90)",
-    "output.name": "file name template: {stem} {recipe} {ext} {date} {camera} {seq}",
+    "output.name": "file name template: {stem} {recipe} {ext} {date} {camera} {seq} {seed}",
     "output.metadata": "all, no-location, copyright-only or none",
     "output.bit_depth": "8 or 16 (default: the source's, as far as the format holds it)",
     "output.color_space": "source (keep its ICC profile), srgb or adobe-rgb",

@@ -50,7 +50,7 @@ OUTPUT_COLOR_SPACES = ("source", "srgb", "adobe-rgb")
 # Sidecar naming: Lightroom and Capture One use IMG_1.xmp, darktable IMG_1.jpg.xmp.
 OUTPUT_SIDECARS = ("none", "lightroom", "darktable")
 METADATA_POLICIES = ("all", "no-location", "copyright-only", "none")
-NAME_TOKENS = ("stem", "recipe", "ext", "date", "camera", "seq")
+NAME_TOKENS = ("stem", "recipe", "ext", "date", "camera", "seq", "seed")
 COLLISION_POLICIES = ("suffix", "overwrite", "skip")
 MASKS = ("none", "faces")
 REFERENCE_COLORS = ("none", "before", "after", "both")
