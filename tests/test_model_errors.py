@@ -72,10 +72,10 @@ def test_pipelines_of_other_families_are_named_and_refused():
     from photobatch.plugins.diffusion.families import unsupported_pipeline
 
     for ok in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionXLPipeline",
-               "StableDiffusionXLInpaintPipeline", None):
+               "StableDiffusionXLInpaintPipeline", "LatentConsistencyModelPipeline", None):
         assert unsupported_pipeline(ok, "m") is None, ok
-    for other in ("StableDiffusion3Pipeline", "FluxPipeline", "LatentConsistencyModelPipeline",
-                  "StableDiffusionControlNetPipeline", "KandinskyV22Pipeline"):
+    for other in ("StableDiffusion3Pipeline", "FluxPipeline", "StableDiffusionControlNetPipeline",
+                  "KandinskyV22Pipeline"):
         assert unsupported_pipeline(other, "model m").startswith(f"model m is a {other}; "), other
 
 

@@ -103,6 +103,33 @@ def test_nine_channel_models_load_as_inpainting_and_still_do_img2img(tmp_path_fa
     assert out.image.size == out.working_size == (80, 64)
 
 
+def test_an_lcm_distilled_model_runs_through_the_sd_pipeline_with_its_guidance_embedding(tmp_path):
+    import json
+
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    folder = save_standin_model(tmp_path / "lcm", kind="sd1-lcm")
+    assert json.loads((folder / "model_index.json").read_text())["_class_name"] == \
+        "LatentConsistencyModelPipeline"
+    runner = DiffusersImg2ImgRunner(native_size=64)
+    pipe = runner.pipeline(str(folder))[0]
+    assert type(pipe).__name__ == "StableDiffusionImg2ImgPipeline"
+    seen = []
+    handle = pipe.unet.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append((args[0].shape[0], kwargs.get("timestep_cond"))),
+        with_kwargs=True)
+    try:
+        recipe = recipe_from_dict({"name": "l", "prompt": "a photo", "negative_prompt": "blur",
+                                   "strength": 0.5, "steps": 8, "cfg": 1.5, "sampler": "LCM"})
+        out = runner.run(_photo(96, 64), recipe, 1, str(folder))
+    finally:
+        handle.remove()
+    # int(8 x 0.5) = 4 steps, no CFG batch (the guidance is an embedding the UNet reads).
+    assert [batch for batch, _ in seen] == [1, 1, 1, 1]
+    assert all(cond is not None and cond.shape == (1, 32) for _, cond in seen)
+    assert out.image.size == (80, 64)
+
+
 def test_one_model_is_loaded_once_and_shared_across_tasks(standin_model, monkeypatch):
     import photobatch.plugins.diffusion.cache as cache_module
 

@@ -33,9 +33,11 @@ SDXL = Family("sdxl", 1024, "StableDiffusionXLImg2ImgPipeline", "StableDiffusion
 FAMILIES = {f.name: f for f in (SD1, SD2, SDXL)}
 
 # The pipelines photobatch runs: Stable Diffusion 1.x/2.x and SDXL, as text-to-image, img2img or
-# inpainting folders. Others (SD 3, Flux, LCM pipelines, ControlNet pipelines saved whole) load in
-# diffusers but take other arguments; they are refused by name instead of failing mid-run.
-_SUPPORTED_CLASS = re.compile(r"^StableDiffusion(XL)?(Img2Img|Inpaint)?Pipeline$")
+# inpainting folders, and LCM-distilled SD (run by the SD pipelines, which read its guidance
+# embedding). Others (SD 3, Flux, ControlNet pipelines saved whole) load in diffusers but take
+# other arguments; they are refused by name instead of failing mid-run.
+_SUPPORTED_CLASS = re.compile(r"^(StableDiffusion(XL)?(Img2Img|Inpaint)?|LatentConsistencyModel"
+                              r"(Img2Img)?)Pipeline$")
 
 # Keys of the original (CompVis / Stability) single-file layout that tell the families apart.
 _SDXL_KEY = "conditioner.embedders.1.model.positional_embedding"

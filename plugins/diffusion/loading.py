@@ -85,6 +85,11 @@ def load_pipeline(ref: ModelRef, device: str, dtype) -> tuple[object, ModelInfo]
                                    f"model {ref.model_id}")
     if problem:
         raise ModelError(problem)
+    if type(pipe).__name__.startswith("LatentConsistencyModel"):
+        # An LCM-distilled SD model: diffusers' LCM pipelines take no negative prompt and no
+        # prompt embeddings of ours; SD's img2img pipeline runs the same UNet (it passes the
+        # guidance embedding such UNets read) with every feature photobatch has.
+        pipe = diffusers.StableDiffusionImg2ImgPipeline.from_pipe(pipe)
     check_tokenizer(pipe, ref.model_id)
     info = family_of_pipeline(pipe)
     if info.inpainting and "Inpaint" not in type(pipe).__name__:

@@ -110,10 +110,12 @@ def build_sd_scheduler():
     )
 
 
-def build_standin_pipeline(seed: int = 0, in_channels: int = 4):
+def build_standin_pipeline(seed: int = 0, in_channels: int = 4, lcm: bool = False):
     """Build the tiny SD 1.x text-to-image pipeline in memory (random weights, fixed seed).
 
-    ``in_channels=9`` builds an inpainting model (latents + mask + masked-image latents).
+    ``in_channels=9`` builds an inpainting model (latents + mask + masked-image latents);
+    ``lcm`` a latent-consistency-distilled one (a guidance embedding, the LCM scheduler, saved
+    as diffusers' LatentConsistencyModelPipeline, as LCM checkpoints are).
     """
     import torch
     from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline, UNet2DConditionModel
@@ -134,9 +136,17 @@ def build_standin_pipeline(seed: int = 0, in_channels: int = 4):
         cross_attention_dim=32,
         attention_head_dim=(2, 4),
         norm_num_groups=32,
+        time_cond_proj_dim=32 if lcm else None,
     )
     vae = build_vae()
     scheduler = build_sd_scheduler()
+    if lcm:
+        from diffusers import LatentConsistencyModelPipeline, LCMScheduler
+
+        return LatentConsistencyModelPipeline(
+            vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+            scheduler=LCMScheduler.from_config(scheduler.config), safety_checker=None,
+            feature_extractor=None, requires_safety_checker=False)
     cls = StableDiffusionInpaintPipeline if in_channels == 9 else StableDiffusionPipeline
     return cls(
         vae=vae,
@@ -158,8 +168,9 @@ def is_standin(model_dir: str | Path) -> bool:
 def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> Path:
     """Save a stand-in pipeline as a diffusers folder at ``target`` (reused when present).
 
-    ``kind``: "sd1" (the default), "sd1-inpaint" (a 9-channel inpainting UNet), "sdxl" or
-    "sdxl-refiner" (the second text encoder only, aesthetic-score conditioning).
+    ``kind``: "sd1" (the default), "sd1-inpaint" (a 9-channel inpainting UNet), "sd1-lcm" (an
+    LCM-distilled one), "sdxl" or "sdxl-refiner" (the second text encoder only,
+    aesthetic-score conditioning).
     """
     target = Path(target)
     if is_standin(target) and (target / "model_index.json").is_file():
@@ -173,7 +184,8 @@ def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> 
 
         pipe = build_standin_sdxl_refiner(seed=seed)
     else:
-        pipe = build_standin_pipeline(seed=seed, in_channels=9 if kind == "sd1-inpaint" else 4)
+        pipe = build_standin_pipeline(seed=seed, in_channels=9 if kind == "sd1-inpaint" else 4,
+                                      lcm=kind == "sd1-lcm")
     target.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(str(target), safe_serialization=True)
     # Also the classic slow-tokenizer files, as real SD folders ship them.
