@@ -127,6 +127,8 @@ class App:
             self.check_runtime(recipe)
             if recipe.refiner is not None:
                 self.check_refiner(recipe, model)
+            if recipe.pag is not None:
+                self.check_pag(recipe, model)
 
     def check_files(self, recipe: Recipe) -> None:
         """Refuse a recipe whose LoRAs, embeddings, VAE, ControlNet or IP-Adapter name a path
@@ -148,6 +150,22 @@ class App:
         problem = check() if check else None
         if problem:
             raise UsageError(problem)
+
+    def check_pag(self, recipe: Recipe, model: str) -> None:
+        """Refuse perturbed-attention guidance where diffusers has no pipeline for it (told from
+        a local model's family without loading it; a hub id shows when it loads)."""
+        from photobatch.plugins.diffusion.families import family_of_folder, pag_problem
+        from photobatch.plugins.diffusion.sources import resolve_model
+
+        family = _local_family(model, recipe.model_config)
+        if family is None:
+            return
+        ref = resolve_model(model, config=recipe.model_config)
+        inpainting = ref.kind == "folder" and family_of_folder(ref.location).inpainting
+        task = "inpaint" if recipe.runner == "inpaint" or recipe.mask == "faces" or inpainting else "img2img"
+        problem = pag_problem(family, task, recipe.controlnet is not None)
+        if problem:
+            raise UsageError(f"recipe {recipe.name!r}: {problem}")
 
     def check_refiner(self, recipe: Recipe, model: str) -> None:
         """Refuse a refiner that cannot take over: both models must be SDXL (told from local

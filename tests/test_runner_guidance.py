@@ -145,3 +145,25 @@ def test_freeu_is_checked_and_counted_only_when_set():
         with pytest.raises(RecipeError) as err:
             _recipe(freeu=value)
         assert f"recipe 'g': {message}" in str(err.value)
+
+
+def test_the_cli_refuses_pag_where_diffusers_has_no_pipeline_before_any_photo(standin_model, tmp_path):
+    from click.testing import CliRunner
+
+    from photobatch.daemon.cli import main
+    from photobatch.daemon.samples import write_sample_photo
+
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "guided.toml").write_text('name = "guided"\nprompt = "a photo"\nstrength = 0.5\n'
+                                         'steps = 4\npag = true\n[controlnet]\nmodel = "org/cn"\n')
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=1)
+    result = CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "--recipes", str(recipes),
+                                       "run", str(shoot), "--recipe", "guided", "--model",
+                                       str(standin_model), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert ("recipe 'guided': diffusers has no perturbed-attention guidance pipeline for SD 1.x "
+            "img2img with a ControlNet" in result.output)
+    assert not (tmp_path / "out").exists()

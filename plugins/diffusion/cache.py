@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from photobatch.plugins.diffusion.families import ModelInfo
+from photobatch.plugins.diffusion.families import ModelInfo, pag_problem
 from photobatch.plugins.diffusion.host_memory import keep_freed_memory
 from photobatch.plugins.diffusion.loading import load_pipeline
 from photobatch.plugins.diffusion.sources import ModelError, ModelRef, model_hash, resolve_model
@@ -168,15 +168,10 @@ class PipelineCache:
         if not kwargs and _is_task_class(loaded.pipe, task):
             pipe = loaded.pipe
         else:
-            try:
-                pipe = auto.from_pipe(loaded.pipe, **kwargs)
-            except ValueError as exc:
-                if not pag_layers or "can't find a pipeline" not in str(exc):
-                    raise
-                with_cn = " with a ControlNet" if controlnet_model else ""
-                raise ValueError(f"diffusers has no perturbed-attention guidance pipeline for "
-                                 f"{loaded.info.family.label} {task}{with_cn}; leave out pag"
-                                 f"{' or the controlnet' if with_cn else ''}") from None
+            problem = pag_problem(loaded.info.family, task, bool(controlnet_model)) if pag_layers else None
+            if problem:
+                raise ValueError(problem)
+            pipe = auto.from_pipe(loaded.pipe, **kwargs)
             if hasattr(pipe, "safety_checker"):
                 pipe.safety_checker = None
             pipe.set_progress_bar_config(disable=True)

@@ -65,6 +65,22 @@ def unsupported_pipeline(class_name: str | None, what: str) -> str | None:
             "inpainting forms, and single-file checkpoints of them)")
 
 
+def pag_problem(family: Family, task: str, with_controlnet: bool) -> str | None:
+    """Why perturbed-attention guidance cannot run for this family, task ("img2img" or
+    "inpaint") and ControlNet use (diffusers has a PAG pipeline for some combinations only),
+    or None when it can."""
+    import diffusers
+
+    name = (f"StableDiffusion{'XL' if family.name == 'sdxl' else ''}"
+            f"{'ControlNet' if with_controlnet else ''}PAG"
+            f"{'Inpaint' if task == 'inpaint' else 'Img2Img'}Pipeline")
+    if hasattr(diffusers, name):
+        return None
+    with_cn = " with a ControlNet" if with_controlnet else ""
+    return (f"diffusers has no perturbed-attention guidance pipeline for {family.label} {task}"
+            f"{with_cn}; leave out pag{' or the controlnet' if with_cn else ''}")
+
+
 def folder_class_name(folder: str | Path) -> str | None:
     """The pipeline class a diffusers folder's model_index.json names, or None."""
     try:
