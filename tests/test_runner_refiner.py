@@ -76,6 +76,34 @@ def test_the_refiner_takes_over_the_last_steps(models):
                           np.asarray(alone.image))
 
 
+def test_the_refiner_inpaints_inside_the_mask_and_the_rest_stays_the_photos(models):
+    from PIL import Image
+
+    from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
+
+    runner = DiffusersInpaintRunner(native_size=64)
+    photo = noise_photo(128, 96, seed=7)
+    mask = Image.new("L", photo.size, 0)
+    mask.paste(255, (40, 30, 90, 70))
+    refiner_pipe = runner.cache.task_pipe(runner.cache.get(models["refiner"]), "inpaint")
+    calls = []
+    handle = refiner_pipe.unet.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        recipe = _recipe(refiner={"model": models["refiner"], "switch_at": 0.6}, mask_blur=0)
+        refined = runner.run(photo, recipe, 3, models["base"], mask=mask)
+        alone = runner.run(photo, _recipe(mask_blur=0), 3, models["base"], mask=mask)
+    finally:
+        handle.remove()
+    assert len(calls) == 2  # the last 40 % of int(10 x 0.5) = 5 steps
+    assert type(refiner_pipe).__name__ == "StableDiffusionXLInpaintPipeline"
+    from photobatch.plugins.diffusion.fullres import restore_full_resolution
+
+    full = np.asarray(restore_full_resolution(photo, refined, "resize"), dtype=int)
+    outside = np.asarray(mask) == 0
+    assert np.array_equal(full[outside], np.asarray(photo, dtype=int)[outside])
+    assert np.abs(np.asarray(refined.image, dtype=int) - np.asarray(alone.image, dtype=int)).max() > 5
+
+
 @pytest.mark.parametrize("base, refiner, fields, message", [
     ("sd1", "refiner", {}, "the refiner needs an SDXL model; "),
     ("base", "sd1", {}, "is SD 1.x, not an SDXL model"),

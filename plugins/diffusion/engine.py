@@ -68,7 +68,7 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         # An inpainting model asked for img2img: everything is "masked" (what A1111 does).
         masks = [Image.new("L", (width, height), 255)] * len(images)
     # Checked first: a refiner that cannot take over fails the file before anything loads.
-    refine = (prepare_refiner(cache, loaded, settings, task, len(images), (width, height))
+    refine = (prepare_refiner(cache, loaded, settings, task, len(images), (width, height), masks)
               if settings.refiner is not None else None)
     cn_models = tuple(settings.resolve_path(unit.model) for unit in units)
     pag = settings.pag

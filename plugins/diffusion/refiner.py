@@ -33,14 +33,12 @@ def refiner_problem_for_families(base, refiner, base_name: str, refiner_name: st
     return None
 
 
-def refiner_problem(loaded, refiner_loaded, settings, task: str) -> str | None:
+def refiner_problem(loaded, refiner_loaded, settings) -> str | None:
     """Why this run cannot hand over to a refiner (a sentence), or None when it can."""
     problem = refiner_problem_for_families(loaded.info.family, refiner_loaded.info.family,
                                            loaded.ref.model_id, refiner_loaded.ref.model_id)
     if problem:
         return problem
-    if task != "img2img":
-        return "the refiner is for img2img recipes; inpainting (faces, masks) runs without one"
     if settings.controlnets:
         return "the refiner does not go with controlnet (diffusers' ControlNet pipelines cannot hand over)"
     return None
@@ -57,6 +55,7 @@ class RefinerPass:
     count: int
     size: tuple[int, int]
     start: float  # diffusers' denoising_start (the base's denoising_end)
+    masks: list | None = None  # inpainting: the refiner works inside the same masks
 
     def __call__(self, latents, generators, seeds, num_inference_steps: int):
         """Finish ``latents`` from the base; returns the pictures as floats (n, h, w, 3)."""
@@ -73,6 +72,9 @@ class RefinerPass:
                 set_vae_tiling(self.pipe, *self.size, self.loaded.memory_level)
                 self.pipe.scheduler = make_scheduler(settings.sampler, previous.config, seeds,
                                                      settings.schedule)
+                if self.masks is not None:
+                    width, height = self.size
+                    arguments.update(mask_image=list(self.masks), width=width, height=height)
                 return self.pipe(image=latents, strength=settings.strength,
                                  num_inference_steps=num_inference_steps,
                                  denoising_start=self.start, guidance_scale=settings.cfg,
@@ -81,12 +83,15 @@ class RefinerPass:
                 self.pipe.scheduler = previous
 
 
-def prepare_refiner(cache, loaded, settings, task: str, count: int, size: tuple[int, int]) -> RefinerPass:
-    """Load the recipe's refiner (once, cached like any model) and check it can take over."""
+def prepare_refiner(cache, loaded, settings, task: str, count: int, size: tuple[int, int],
+                    masks=None) -> RefinerPass:
+    """Load the recipe's refiner (once, cached like any model) and check it can take over;
+    for inpainting (``masks``) it refines inside the same masks, as diffusers' docs do it."""
     refiner_loaded = cache.get(settings.resolve_path(settings.refiner.model), None)
-    problem = refiner_problem(loaded, refiner_loaded, settings, task)
+    problem = refiner_problem(loaded, refiner_loaded, settings)
     if problem:
         raise ValueError(problem)
-    pipe = cache.task_pipe(refiner_loaded, "img2img")
+    pipe = cache.task_pipe(refiner_loaded, task)
     return RefinerPass(cache, refiner_loaded, pipe, settings, count, size,
-                       handover(settings.strength, settings.refiner.switch_at))
+                       handover(settings.strength, settings.refiner.switch_at),
+                       masks if task == "inpaint" else None)
