@@ -162,6 +162,9 @@ class Recipe:
         problem = schedule_problem(self.sampler, self.schedule)
         if problem:
             raise RecipeError(f"schedule {problem}")
+        if self.refiner is not None and self.controlnet is not None:
+            raise RecipeError("refiner does not go with controlnet (diffusers' ControlNet pipelines "
+                              "cannot hand over to a refiner)")
         if self.captioner and "{caption}" not in self.prompt + self.negative_prompt:
             raise RecipeError("captioner is set, but neither prompt says {caption} where its words go")
 

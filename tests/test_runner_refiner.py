@@ -107,13 +107,21 @@ def test_the_refiner_inpaints_inside_the_mask_and_the_rest_stays_the_photos(mode
 @pytest.mark.parametrize("base, refiner, fields, message", [
     ("sd1", "refiner", {}, "the refiner needs an SDXL model; "),
     ("base", "sd1", {}, "is SD 1.x, not an SDXL model"),
-    ("base", "refiner", {"controlnet": {"model": "c"}}, "the refiner does not go with controlnet"),
 ])
 def test_a_refiner_that_cannot_take_over_is_refused_before_any_step(models, base, refiner, fields, message):
     runner = DiffusersImg2ImgRunner(native_size=64)
     recipe = _recipe(refiner={"model": models[refiner]}, **fields)
     with pytest.raises(ValueError, match=message):
         runner.run(_photo(), recipe, 3, models[base])
+
+
+def test_a_plugins_recipe_object_with_a_refiner_and_a_controlnet_is_refused_at_run_time(models):
+    from types import SimpleNamespace
+
+    recipe = SimpleNamespace(prompt="x", strength=0.5, steps=4, sampler="Euler",
+                             refiner={"model": models["refiner"]}, controlnet={"model": "c"})
+    with pytest.raises(ValueError, match="the refiner does not go with controlnet"):
+        DiffusersImg2ImgRunner(native_size=64).run(_photo(), recipe, 1, models["base"])
 
 
 def test_refiner_fields_are_checked_and_counted_only_when_set(models, tmp_path):
@@ -131,6 +139,8 @@ def test_refiner_fields_are_checked_and_counted_only_when_set(models, tmp_path):
         with pytest.raises(RecipeError) as err:
             _recipe(refiner=value)
         assert f"recipe 'r': {message}" in str(err.value)
+    with pytest.raises(RecipeError, match="recipe 'r': refiner does not go with controlnet"):
+        _recipe(refiner={"model": "m"}, controlnet={"model": "c"})
     # The refiner's weights count among the files a run reads: replaced, its outputs are stale.
     assert adapters_hash(settings_from_recipe(refined))
     assert adapters_hash(settings_from_recipe(refined)) != adapters_hash(settings_from_recipe(
