@@ -48,7 +48,6 @@ def refiner_problem(loaded, refiner_loaded, settings) -> str | None:
 class RefinerPass:
     """The refiner's half of one generate() call, ready to run on the base's latents."""
 
-    cache: object
     loaded: object  # the refiner's LoadedModel
     pipe: object
     settings: object
@@ -92,6 +91,6 @@ def prepare_refiner(cache, loaded, settings, task: str, count: int, size: tuple[
     if problem:
         raise ValueError(problem)
     pipe = cache.task_pipe(refiner_loaded, task)
-    return RefinerPass(cache, refiner_loaded, pipe, settings, count, size,
+    return RefinerPass(refiner_loaded, pipe, settings, count, size,
                        handover(settings.strength, settings.refiner.switch_at),
                        masks if task == "inpaint" else None)
