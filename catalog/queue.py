@@ -58,11 +58,13 @@ class RunQueue:
         asks the run to use.
         """
         blocking = PENDING if force else ACTIVE
+        # Takes with seeds of their own (rerun --seed new --takes N) are different runs.
+        same_seed, seed_args = ("AND seed = ? ", [seed]) if seed_source == "chosen" else ("", [])
         with self.catalog.transaction():
             existing = self.db.execute(
                 "SELECT id FROM runs WHERE file_id = ? AND recipe = ? AND recipe_fingerprint = ? "
-                f"AND model_id = ? AND status IN ({','.join('?' * len(blocking))}) LIMIT 1",
-                [file_id, recipe, fingerprint, model_id, *blocking]).fetchone()
+                f"AND model_id = ? {same_seed}AND status IN ({','.join('?' * len(blocking))}) LIMIT 1",
+                [file_id, recipe, fingerprint, model_id, *seed_args, *blocking]).fetchone()
             if existing:
                 return None
             cur = self.db.execute(

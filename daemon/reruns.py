@@ -151,9 +151,11 @@ class RerunPlan:
 
 
 def plan_reruns(app: App, selection: Selection, chooser: ModelChooser, *, force: bool = False,
-                out_dir: Path | None = None, seed: int | str | None = None) -> RerunPlan:
+                out_dir: Path | None = None, seed: int | str | None = None,
+                takes: int = 1) -> RerunPlan:
     """Decide what to run again for ``selection``; nothing is changed. ``seed``: a seed for
-    every item, "new" (a fresh random one for each) or "recipe" (the recipe's own again)."""
+    every item, "new" (a fresh random one for each) or "recipe" (the recipe's own again);
+    with "new", ``takes`` runs of each, each with its own seed (A1111's batch count)."""
     pairs = select_pairs(app.catalog.db, selection, chooser.current,
                          include_unrun=bool(selection.recipe))
     plan = RerunPlan()
@@ -180,8 +182,9 @@ def plan_reruns(app: App, selection: Selection, chooser: ModelChooser, *, force:
             continue
         # A1111's random seed ("-1"), drawn here so that the plan, the queue and the catalog
         # all record the one that runs.
-        chosen = secrets.randbelow(2**32) if seed == "new" else seed
-        plan.items.append(RerunItem(pair, recipe, model, model_id, Path(folder), chosen))
+        for _ in range(takes if seed == "new" else 1):
+            chosen = secrets.randbelow(2**32) if seed == "new" else seed
+            plan.items.append(RerunItem(pair, recipe, model, model_id, Path(folder), chosen))
     return plan
 
 

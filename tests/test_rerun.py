@@ -394,3 +394,22 @@ def test_with_the_seed_in_the_name_each_take_keeps_its_own_file(studio):
     assert [p.name for p in takes] == sorted(f"DSCF0001_takes_{s}.jpg" for s in seeds)
     for take in takes:
         assert read_record(take)["Seed"] == take.stem.rsplit("_", 1)[1]
+
+
+def test_several_takes_each_with_its_own_seed_queued_or_now(studio):
+    (studio.recipes / "takes.toml").write_text(RECIPE.format(name="takes", strength=0.3).replace(
+        'name = "{stem}_{recipe}"', 'name = "{stem}_{recipe}_{seed}"'))
+    photo = studio.photos[0]
+    assert studio.cli("run", photo, "--recipe", "takes", "--model", "test/model-a",
+                      "--out", studio.out).exit_code == 0
+    now = studio.cli("rerun", photo, "--recipe", "takes", "--seed", "new", "--takes", "3", "--now")
+    assert now.exit_code == 0 and "3 done" in now.output
+    queued = studio.cli("rerun", photo, "--recipe", "takes", "--seed", "new", "--takes", "2")
+    assert "queued 2 run(s)" in queued.output  # takes are not one run queued twice
+    assert studio.daemon_once() == 0
+    runs = studio.runs()
+    assert [r["status"] for r in runs] == ["done"] * 6
+    assert len({r["seed"] for r in runs}) == 6
+    assert len(list(studio.out.glob("DSCF0001_takes_*.jpg"))) == 6
+    refused = studio.cli("rerun", photo, "--recipe", "takes", "--takes", "2")
+    assert refused.exit_code == 2 and "--takes needs --seed new" in refused.output

@@ -46,11 +46,16 @@ class SeedChoice(click.ParamType):
                    "recipe (and recorded), so `--stale` after a recipe change keeps the take. "
                    "Implies --force; the output is replaced (an earlier take comes back with "
                    "--seed and its recorded seed).")
+@click.option("--takes", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="With --seed new: this many takes of each photo, each with its own seed "
+                   "(A1111's batch count; put {seed} in the recipe's output name to keep each "
+                   "take's file).")
 @click.option("--now", is_flag=True, help="Run here and now instead of queuing for the daemon.")
 @click.option("--dry-run", is_flag=True, help="List what would run, and why; change nothing.")
 @click.pass_obj
 @fail_on_usage_error
-def rerun(obj: Context, everything, model, out_dir, force, seed, now, dry_run, **selection_args):
+def rerun(obj: Context, everything, model, out_dir, force, seed, takes, now, dry_run,
+          **selection_args):
     """Run recipes again over catalogued photos: stale outputs, failures, a recipe, a shoot.
 
     Without --force only what needs it runs: outputs whose recipe, model (or its weights) or
@@ -61,6 +66,8 @@ def rerun(obj: Context, everything, model, out_dir, force, seed, now, dry_run, *
     from photobatch.daemon.commands.current import current_app
     from photobatch.daemon.reruns import plan_reruns
 
+    if takes > 1 and seed != "new":
+        raise click.UsageError("--takes needs --seed new (each take draws its own seed)")
     selection = pop_selection(selection_args)
     if selection.is_empty and not everything:
         raise click.UsageError("say what to re-run: --stale, --failed, --recipe NAME, a folder or "
@@ -71,7 +78,7 @@ def rerun(obj: Context, everything, model, out_dir, force, seed, now, dry_run, *
     if selection.recipe:
         app.recipe(selection.recipe)  # an unknown recipe is an error naming those that exist
     plan = plan_reruns(app, selection, chooser, force=force or seed is not None, out_dir=out_dir,
-                       seed=seed)
+                       seed=seed, takes=takes)
     _echo_left_alone(plan)
     if dry_run:
         _echo_plan(plan, "run now" if now else "queue", new_seeds=seed == "new")
