@@ -380,23 +380,9 @@ def test_a_seed_that_is_not_one_is_refused(studio):
         assert f"'{bad}' is not a seed: give a number from 0 to 4294967295, `new` or `recipe`" in result.output
 
 
-def test_with_the_seed_in_the_name_each_take_keeps_its_own_file(studio):
+def test_several_takes_each_with_its_own_seed_and_file_queued_or_now(studio):
     from photobatch.plugins.metadata import read_record
 
-    (studio.recipes / "takes.toml").write_text(RECIPE.format(name="takes", strength=0.3).replace(
-        'name = "{stem}_{recipe}"', 'name = "{stem}_{recipe}_{seed}"'))
-    photo = studio.photos[0]
-    assert studio.cli("run", photo, "--recipe", "takes", "--model", "test/model-a",
-                      "--out", studio.out).exit_code == 0
-    assert studio.cli("rerun", photo, "--recipe", "takes", "--seed", "new", "--now").exit_code == 0
-    takes = sorted(studio.out.glob("DSCF0001_takes_*.jpg"))
-    seeds = [r["seed"] for r in studio.runs()]
-    assert [p.name for p in takes] == sorted(f"DSCF0001_takes_{s}.jpg" for s in seeds)
-    for take in takes:
-        assert read_record(take)["Seed"] == take.stem.rsplit("_", 1)[1]
-
-
-def test_several_takes_each_with_its_own_seed_queued_or_now(studio):
     (studio.recipes / "takes.toml").write_text(RECIPE.format(name="takes", strength=0.3).replace(
         'name = "{stem}_{recipe}"', 'name = "{stem}_{recipe}_{seed}"'))
     photo = studio.photos[0]
@@ -410,6 +396,9 @@ def test_several_takes_each_with_its_own_seed_queued_or_now(studio):
     runs = studio.runs()
     assert [r["status"] for r in runs] == ["done"] * 6
     assert len({r["seed"] for r in runs}) == 6
-    assert len(list(studio.out.glob("DSCF0001_takes_*.jpg"))) == 6
+    takes = sorted(studio.out.glob("DSCF0001_takes_*.jpg"))
+    assert [p.name for p in takes] == sorted(f"DSCF0001_takes_{r['seed']}.jpg" for r in runs)
+    for take in takes:  # each file is the take its name says
+        assert read_record(take)["Seed"] == take.stem.rsplit("_", 1)[1]
     refused = studio.cli("rerun", photo, "--recipe", "takes", "--takes", "2")
     assert refused.exit_code == 2 and "--takes needs --seed new" in refused.output
