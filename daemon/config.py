@@ -18,7 +18,7 @@ import platformdirs
 from photobatch.plugins.diffusion.device import PRECISIONS
 
 POLLING_MODES = ("auto", "on", "off")
-DEFAULT_IGNORE = (".*", "*.part", "*.partial", "*.tmp", "*.crdownload", "*~", "*.xmp")
+DEFAULT_IGNORE = (".*", "*.part", "*.partial", "*.tmp", "*.crdownload", "*~", "*.xmp", "*.mask.png")
 
 
 class ConfigError(ValueError):

@@ -14,6 +14,8 @@ PHOTO_EXTENSIONS = frozenset(
     ".x3f .mrw .kdc .dcr .erf .mef .mos .raw".split()
 )
 TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", "~")
+# A photo's painted mask (recipes with mask = "sidecar"): beside it, never a photo itself.
+MASK_SUFFIX = ".mask.png"
 
 
 def default_catalog_path() -> Path:
@@ -37,9 +39,14 @@ def default_model_cache() -> Path:
 def is_candidate(path: Path) -> bool:
     """True for a name that may be a photo: a photo extension, not a dotfile or temp name."""
     name = path.name
-    if name.startswith(".") or name.endswith(TEMP_SUFFIXES):
+    if name.startswith(".") or name.endswith(TEMP_SUFFIXES) or name.lower().endswith(MASK_SUFFIX):
         return False
     return path.suffix.lower() in PHOTO_EXTENSIONS
+
+
+def mask_path_for(photo: Path) -> Path:
+    """Where a photo's painted mask is: ``IMG_0001.JPG`` -> ``IMG_0001.mask.png`` beside it."""
+    return photo.with_name(photo.stem + MASK_SUFFIX)
 
 
 def expand_inputs(paths: list[Path], exclude: list[Path] = ()) -> list[Path]:

@@ -25,6 +25,7 @@ from photobatch.daemon.model_view import composite_in_source_space, model_view, 
 from photobatch.catalog.hashing import file_sha256
 from photobatch.daemon.naming import OutputExists
 from photobatch.daemon.output_writer import OutputWriter, fit_within, to_8bit
+from photobatch.daemon.sidecar_masks import sidecar_mask
 from photobatch.daemon.steps import apply_post_steps, select_post_steps
 from photobatch.plugins import metadata
 from photobatch.plugins.colour import profile_for
@@ -285,6 +286,9 @@ class Session:
                 if job.recipe.mask == "faces":
                     job.result = run_on_faces(self.app, job.runner, job.view, job.recipe,
                                               job.seed, job.model)
+                elif job.recipe.mask == "sidecar":
+                    job.result = job.runner.run(job.view, job.recipe, job.seed, job.model,
+                                                mask=sidecar_mask(job.path, job.view.size))
                 else:
                     job.result = job.runner.run(job.view, job.recipe, job.seed, job.model)
             return job

@@ -35,7 +35,7 @@ FIELD_HELP = {
     "freeu": "FreeU: true (the model family's published factors) or { b1 = 1.3, b2 = 1.4, s1 = 0.9, s2 = 0.2 }",
     "pag": "perturbed-attention guidance: true (scale 3 on the mid block) or { scale = 3.0, adaptive_scale = 0.0, layers = [\"mid\"] }",
     "refiner": "an SDXL model for the last part of the denoising (A1111's Refiner): { model = \"...\", switch_at = 0.8 }",
-    "mask": "none (the whole photo) or faces (only the faces a detector finds; runner inpaint)",
+    "mask": "none (the whole photo), faces (only the faces a detector finds) or sidecar (IMG_0001.mask.png beside the photo, white where it may change); the last two with runner inpaint",
     "face_detector": "which face detector finds the faces (photobatch plugins lists them)",
     "face_expand": "grow each face box by this fraction to cover forehead, chin and hairline",
     "reference_colors": "move colours toward the ip_adapter reference: none, before, after, both",

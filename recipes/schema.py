@@ -52,7 +52,7 @@ OUTPUT_SIDECARS = ("none", "lightroom", "darktable")
 METADATA_POLICIES = ("all", "no-location", "copyright-only", "none")
 NAME_TOKENS = ("stem", "recipe", "ext", "date", "camera", "seq", "seed")
 COLLISION_POLICIES = ("suffix", "overwrite", "skip")
-MASKS = ("none", "faces")
+MASKS = ("none", "faces", "sidecar")
 REFERENCE_COLORS = ("none", "before", "after", "both")
 
 
@@ -162,6 +162,9 @@ class Recipe:
         problem = schedule_problem(self.sampler, self.schedule)
         if problem:
             raise RecipeError(f"schedule {problem}")
+        if self.mask != "none" and self.runner == "img2img":
+            raise RecipeError(f"mask = {self.mask!r} needs runner = \"inpaint\" (the img2img runner "
+                              "changes the whole photo)")
         if self.refiner is not None and self.controlnet is not None:
             raise RecipeError("refiner does not go with controlnet (diffusers' ControlNet pipelines "
                               "cannot hand over to a refiner)")
