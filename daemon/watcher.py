@@ -20,7 +20,7 @@ from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from photobatch.daemon.config import WatchFolder
-from photobatch.daemon.paths import PHOTO_EXTENSIONS
+from photobatch.daemon.paths import is_candidate
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def is_ignored(path: Path, folder: WatchFolder, outputs: list[Path]) -> bool:
     name = path.name
     if any(fnmatch.fnmatch(name, pattern) for pattern in folder.ignore):
         return True
-    if path.suffix.lower() not in PHOTO_EXTENSIONS:
+    if not is_candidate(path):  # not a photo's name (a mask, a temp name, another extension)
         return True
     try:
         rel = path.relative_to(folder.path)

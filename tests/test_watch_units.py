@@ -100,7 +100,8 @@ def test_ignored_names_and_catch_up_scan(tmp_path):
     folder = _cfg(f'[[watch]]\npath="{tmp_path}"\nrecipes=["x"]\noutput="{tmp_path}/out"\n'
                   'ignore=["*_proof.jpg"]').watch[0]
     for name in ("a.jpg", "b.JPG", "sub/c.nef", ".hidden.jpg", "d.jpg.part", "e.tmp", "f.jpg~",
-                 "g.crdownload", "h_proof.jpg", "notes.txt", "out/a_color.jpg", ".cache/z.jpg"):
+                 "g.crdownload", "h_proof.jpg", "notes.txt", "out/a_color.jpg", ".cache/z.jpg",
+                 "a.mask.png", "sub/c.MASK.PNG"):
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
