@@ -39,9 +39,14 @@ def default_model_cache() -> Path:
 def is_candidate(path: Path) -> bool:
     """True for a name that may be a photo: a photo extension, not a dotfile or temp name."""
     name = path.name
-    if name.startswith(".") or name.endswith(TEMP_SUFFIXES) or name.lower().endswith(MASK_SUFFIX):
+    if name.startswith(".") or name.endswith(TEMP_SUFFIXES) or is_mask(path):
         return False
     return path.suffix.lower() in PHOTO_EXTENSIONS
+
+
+def is_mask(path: Path) -> bool:
+    """True for a photo's painted mask (``IMG_0001.mask.png``, any case)."""
+    return path.name.lower().endswith(MASK_SUFFIX) and not path.name.startswith(".")
 
 
 def mask_path_for(photo: Path) -> Path:

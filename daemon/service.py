@@ -19,6 +19,7 @@ from pathlib import Path
 from photobatch.catalog.queue import DaemonState, RunQueue, pid_alive
 from photobatch.daemon.app import App, UsageError
 from photobatch.daemon.config import Config, ConfigError, WatchFolder, load_config
+from photobatch.daemon.paths import MASK_SUFFIX, is_candidate, is_mask, mask_path_for
 from photobatch.daemon.pipeline import Pipeline
 from photobatch.daemon.session import Outcome, Session, file_sha256
 from photobatch.daemon.watcher import (
@@ -207,14 +208,22 @@ class WatchService:
             self.tracker.forget(path)
             return
         folder = self.folder_for(path)
+        if folder is not None and is_mask(path) and not any(path.is_relative_to(o) for o in self.outputs):
+            # A photo's painted mask: settled like a photo, then its photo is done again.
+            self.tracker.touch(path, folder.quiet_seconds, closed=(kind == "closed"))
+            return
         if folder is None or is_ignored(path, folder, self.outputs):
             return
         self.tracker.touch(path, folder.quiet_seconds, closed=(kind == "closed"))
 
     def intake(self, path: Path) -> None:
-        """Identify a ready file by content, register it, and queue one run per recipe."""
+        """Identify a ready file by content, register it, and queue one run per recipe (for a
+        photo's mask: queue its photo again for the folder's recipes that read masks)."""
         folder = self.folder_for(path)
         if folder is None:
+            return
+        if is_mask(path):
+            self._mask_changed(path, folder)
             return
         try:
             st = path.stat()
@@ -229,10 +238,22 @@ class WatchService:
         self.app.notify("photobatch_file_discovered", path=path, sha256=sha)
         self._enqueue(file_id, folder, path)
 
-    def _enqueue(self, file_id: int, folder: WatchFolder, path: Path) -> None:
+    def _mask_changed(self, mask: Path, folder: WatchFolder) -> None:
+        """A mask was added or changed: its photo, if already in the catalog, is done again by
+        the folder's recipes with ``mask = "sidecar"`` (a photo still to come reads it then)."""
+        names = [n for n in folder.recipes if self.app.recipes[n].mask == "sidecar"]
+        if not names:
+            return
+        for photo in sorted(mask.parent.glob(mask.name[:-len(MASK_SUFFIX)] + ".*")):
+            row = self._known(photo) if is_candidate(photo) and mask_path_for(photo) == mask else None
+            if row is not None:
+                self._enqueue(row["id"], folder, photo, names=names, force=True)
+
+    def _enqueue(self, file_id: int, folder: WatchFolder, path: Path,
+                 names: list[str] | None = None, force: bool = False) -> None:
         runs = RunQueue(self.app.catalog)
         queued = []
-        for name in folder.recipes:
+        for name in names or folder.recipes:
             recipe = self.app.recipes[name]
             # The config's check (_build_app) saw a model; it may have gone since (an unmounted
             # disk). Queued all the same: the run fails with the reason in the catalog and is
@@ -244,7 +265,7 @@ class WatchService:
                 log.warning("%s [%s]: %s", path.name, name, exc)
                 model_id = model
             if runs.enqueue(file_id=file_id, recipe=name, fingerprint=recipe.fingerprint,
-                            model_id=model_id, output_dir=str(folder.output)):
+                            model_id=model_id, output_dir=str(folder.output), force=force):
                 queued.append(name)
         if queued:
             log.info("queued %s [%s]", path.name, ", ".join(queued))

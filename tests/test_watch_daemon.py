@@ -36,7 +36,7 @@ from photobatch.plugins import hookimpl
 class FixedCost:
     name = "fixed-cost"
 
-    def run(self, image, recipe, seed, model):
+    def run(self, image, recipe, seed, model, mask=None):
         time.sleep(float(os.environ.get("PB_TEST_RUNNER_SECONDS", "0.05")))
         small = image.resize((max(8, image.width // 4), max(8, image.height // 4)))
         return SimpleNamespace(image=small, model_id=model, model_hash=None, device="cpu",
@@ -333,3 +333,24 @@ def test_a_second_signal_exits_at_once_and_the_work_stays_queued(tmp_path):
         assert "requeued" in rest.stderr
     finally:
         ws.stop_all()
+
+
+def test_a_mask_that_arrives_after_its_photo_has_the_photo_done(ws):
+    (ws.recipes_dir / "masked.toml").write_text(
+        RECIPE.format(name="masked").replace("[output]", 'mask = "sidecar"\n[output]'))
+    ws.write_config(("masked",))
+    proc = ws.start()
+    photo = _photo(ws.inbox / "IMG_0001.JPG")
+    assert wait_for(lambda: ws.query("SELECT status FROM runs") == [("skipped",)], 30), \
+        proc.log_path.read_text()
+    assert ws.query("SELECT error FROM runs") == [("no mask IMG_0001.mask.png beside it",)]
+    from PIL import Image
+
+    mask = Image.new("L", (160, 120), 0)
+    mask.paste(255, (10, 10, 60, 60))
+    mask.save(ws.inbox / "IMG_0001.mask.png")
+    assert wait_for(lambda: ws.done_count() == 1, 30), proc.log_path.read_text()
+    assert (ws.out / "IMG_0001_masked.jpg").exists()
+    # The mask itself never became a photo of the catalog.
+    assert ws.query("SELECT count(*) FROM files") == [(1,)]
+    assert photo.exists()
