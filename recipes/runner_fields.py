@@ -18,7 +18,9 @@ SCHEDULES = ("Automatic", "Karras", "Exponential", "Beta", "SGM Uniform")
 SIGMA_SCHEDULES = ("Karras", "Exponential", "Beta")
 FIXED_SIGMA_SAMPLERS = ("Euler a", "DDIM", "LCM", "PNDM")
 CONTROLNET_PREPROCESSORS = ("canny", "depth", "none")
-# What fills "{caption}" in a prompt unless the recipe names a captioner (BSD-3-Clause).
+# Where a prompt wants the photo's caption, and what writes it unless the recipe names a
+# captioner (BSD-3-Clause).
+CAPTION_TOKEN = "{caption}"
 DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-base"
 # The depth estimator a "depth" ControlNet preprocessor uses unless the recipe names one
 # (A1111's depth_anything_v2; Apache-2.0, 25 M parameters, fast enough for a CPU).
@@ -130,6 +132,11 @@ class RefinerSettings:
 
     model: str
     switch_at: float = 0.8
+
+
+def wants_caption(recipe) -> bool:
+    """True when a prompt of ``recipe`` (a recipe or run settings) has ``{caption}`` to fill in."""
+    return CAPTION_TOKEN in recipe.prompt or CAPTION_TOKEN in (recipe.negative_prompt or "")
 
 
 def schedule_problem(sampler: str, schedule: str) -> str | None:

@@ -37,6 +37,7 @@ from photobatch.recipes.runner_fields import (
     check_pag,
     check_refiner,
     schedule_problem,
+    wants_caption,
 )
 
 # Sampler names as A1111 users know them; the runner maps each to a diffusers scheduler.
@@ -168,7 +169,7 @@ class Recipe:
         if self.refiner is not None and self.controlnet is not None:
             raise RecipeError("refiner does not go with controlnet (diffusers' ControlNet pipelines "
                               "cannot hand over to a refiner)")
-        if self.captioner and "{caption}" not in self.prompt + self.negative_prompt:
+        if self.captioner and not wants_caption(self):
             raise RecipeError("captioner is set, but neither prompt says {caption} where its words go")
 
     @property

@@ -11,17 +11,12 @@ from dataclasses import replace
 from PIL import Image
 
 from photobatch.plugins.diffusion.helper_models import HelperModel, load_helper_model
+from photobatch.recipes.runner_fields import CAPTION_TOKEN
 
-CAPTION_TOKEN = "{caption}"
 # Long captions crowd the recipe's own words out of CLIP's 75 tokens.
 MAX_NEW_TOKENS = 30
 # The captioner sees a small picture: captioning models work at ~384 px.
 CAPTION_SIDE = 512
-
-
-def wants_caption(settings) -> bool:
-    """True when a prompt of ``settings`` has ``{caption}`` to fill in."""
-    return CAPTION_TOKEN in settings.prompt or CAPTION_TOKEN in (settings.negative_prompt or "")
 
 
 def load_captioner(source: str, device: str) -> HelperModel:

@@ -7,14 +7,14 @@ from dataclasses import replace
 from PIL import Image
 
 from photobatch.plugins.diffusion.cache import LoadedModel, PipelineCache
-from photobatch.plugins.diffusion.captions import caption, wants_caption, with_caption
+from photobatch.plugins.diffusion.captions import caption, with_caption
 from photobatch.plugins.diffusion.engine import RunOutput, generate
 from photobatch.plugins.diffusion.memory import run_in_batches
 from photobatch.plugins.diffusion.params import to_working_size, validate_params, working_size
 from photobatch.plugins.diffusion.settings import settings_from_recipe
 from photobatch.plugins.diffusion.sources import ModelError, adapters_hash
 from photobatch.plugins.diffusion.tiles import merge_tiles, tile_boxes
-from photobatch.recipes.runner_fields import DEFAULT_CAPTIONER
+from photobatch.recipes.runner_fields import DEFAULT_CAPTIONER, wants_caption
 
 
 class DiffusersImg2ImgRunner:

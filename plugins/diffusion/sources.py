@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from photobatch.recipes.runner_fields import DEFAULT_CAPTIONER
+from photobatch.recipes.runner_fields import DEFAULT_CAPTIONER, wants_caption
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 SINGLE_FILE_SUFFIXES = (".safetensors",)
@@ -269,7 +269,8 @@ def _adapter_refs(settings) -> list[tuple[str, str, str]]:
         refs.append(("vae", settings.vae, ""))
     if settings.refiner is not None:
         refs.append(("refiner", settings.refiner.model, ""))
-    if _captions(settings):
+    # A run's settings have their caption filled in already; a recipe's still to fill.
+    if getattr(settings, "captioned", False) or wants_caption(settings):
         refs.append(("captioner", settings.captioner or DEFAULT_CAPTIONER, ""))
     for unit in settings.controlnets:
         refs.append(("controlnet", unit.model, ""))
@@ -295,9 +296,3 @@ def missing_files(settings) -> list[str]:
     # Named as the recipe's fields are (the hash's "ip-adapter" is the recipe's ip_adapter).
     return [f"{kind.replace('-', '_')} {value}" for kind, value, _ in _adapter_refs(settings)
             if names_a_path(value) and not Path(settings.resolve_path(value)).exists()]
-
-
-def _captions(settings) -> bool:
-    # Filled in already (a run's settings) or still to fill (a recipe's): either way it read one.
-    return (getattr(settings, "captioned", False) or "{caption}" in settings.prompt
-            or "{caption}" in (settings.negative_prompt or ""))
