@@ -154,16 +154,14 @@ class App:
     def check_pag(self, recipe: Recipe, model: str) -> None:
         """Refuse perturbed-attention guidance where diffusers has no pipeline for it (told from
         a local model's family without loading it; a hub id shows when it loads)."""
-        from photobatch.plugins.diffusion.families import family_of_folder, pag_problem
-        from photobatch.plugins.diffusion.sources import resolve_model
+        from photobatch.plugins.diffusion.families import pag_problem
 
-        family = _local_family(model, recipe.model_config)
-        if family is None:
+        info = _local_info(model, recipe.model_config)
+        if info is None:
             return
-        ref = resolve_model(model, config=recipe.model_config)
-        inpainting = ref.kind == "folder" and family_of_folder(ref.location).inpainting
-        task = "inpaint" if recipe.runner == "inpaint" or recipe.mask == "faces" or inpainting else "img2img"
-        problem = pag_problem(family, task, recipe.controlnet is not None)
+        masked = recipe.runner == "inpaint" or recipe.mask != "none" or info.inpainting
+        problem = pag_problem(info.family, "inpaint" if masked else "img2img",
+                              recipe.controlnet is not None)
         if problem:
             raise UsageError(f"recipe {recipe.name!r}: {problem}")
 
@@ -175,8 +173,9 @@ class App:
 
         refiner = settings_from_recipe(recipe).resolve_path(recipe.refiner.model)
         self.check_model(refiner)
-        problem = refiner_problem_for_families(_local_family(model, recipe.model_config),
-                                               _local_family(refiner, None), model, refiner)
+        base_info, refiner_info = _local_info(model, recipe.model_config), _local_info(refiner, None)
+        problem = refiner_problem_for_families(base_info and base_info.family,
+                                               refiner_info and refiner_info.family, model, refiner)
         if problem:
             raise UsageError(f"recipe {recipe.name!r}: {problem}")
 
@@ -244,14 +243,15 @@ class App:
 __all__ = ["App", "UsageError", "RecipeError"]
 
 
-def _local_family(model: str, config: str | None):
-    """The Family of a local model folder or checkpoint (no weights read), None for a hub id."""
+def _local_info(model: str, config: str | None):
+    """What a local model folder or checkpoint is (its ModelInfo, no weights read), None for a
+    hub id."""
     from photobatch.plugins.diffusion.families import family_of_folder, family_of_single_file
     from photobatch.plugins.diffusion.sources import resolve_model
 
     ref = resolve_model(model, config=config)
     if ref.kind == "folder":
-        return family_of_folder(ref.location).family
+        return family_of_folder(ref.location)
     if ref.kind == "single-file":
-        return family_of_single_file(ref.location).family
+        return family_of_single_file(ref.location)
     return None
