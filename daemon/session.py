@@ -116,6 +116,7 @@ class Job:
     runner: object = None
     decoded: object = None
     view: object = None  # the picture the model is given: the decoded one, in sRGB
+    mask: object = None  # where the model may change it (mask = "sidecar"), at the view's size
     result: object = None
     summary: dict = field(default_factory=dict)
 
@@ -235,6 +236,9 @@ class Session:
                 catalog.register_file(sha256=job.sha, path=path, size=stat.st_size,
                                       mtime=stat.st_mtime, fmt=job.decoded.format,
                                       width=width, height=height)
+                if recipe.mask == "sidecar":
+                    # Read with the photo, on the CPU side: the model's stage only runs the model.
+                    job.mask = sidecar_mask(path, job.view.size)
             return job
         except Exception as exc:
             if job.run_id is None and isinstance(exc, StageError):
@@ -286,9 +290,9 @@ class Session:
                 if job.recipe.mask == "faces":
                     job.result = run_on_faces(self.app, job.runner, job.view, job.recipe,
                                               job.seed, job.model)
-                elif job.recipe.mask == "sidecar":
+                elif job.mask is not None:
                     job.result = job.runner.run(job.view, job.recipe, job.seed, job.model,
-                                                mask=sidecar_mask(job.path, job.view.size))
+                                                mask=job.mask)
                 else:
                     job.result = job.runner.run(job.view, job.recipe, job.seed, job.model)
             return job
