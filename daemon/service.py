@@ -7,6 +7,7 @@ requeue in-flight work, exit 0; reload config and recipes on SIGHUP).
 from __future__ import annotations
 
 import fcntl
+import glob
 import logging
 import os
 import queue
@@ -244,7 +245,8 @@ class WatchService:
         names = [n for n in folder.recipes if self.app.recipes[n].mask == "sidecar"]
         if not names:
             return
-        for photo in sorted(mask.parent.glob(mask.name[:-len(MASK_SUFFIX)] + ".*")):
+        stem = glob.escape(mask.name[:-len(MASK_SUFFIX)])  # a name may hold [ ] * ?
+        for photo in sorted(mask.parent.glob(stem + ".*")):
             row = self._known(photo) if is_candidate(photo) and mask_path_for(photo) == mask else None
             if row is not None:
                 self._enqueue(row["id"], folder, photo, names=names, force=True)

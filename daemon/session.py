@@ -251,11 +251,9 @@ class Session:
         run's), else chosen earlier for this photo and recipe, else the recipe's fixed seed,
         else one derived from the photo and the recipe version."""
         catalog = self.app.catalog
-        source = None
         if requested is None and run_id is not None:
-            requested, source = catalog.requested_seed(run_id)
-            if source == "recipe":
-                requested = "recipe"
+            seed, source = catalog.requested_seed(run_id)
+            requested = "recipe" if source == "recipe" else seed
         if isinstance(requested, int):
             return requested, "chosen"
         if requested != "recipe":
