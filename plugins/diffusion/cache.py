@@ -67,8 +67,7 @@ class PipelineCache:
                          if compile_unet is None else compile_unet)
         self._models: dict[tuple, LoadedModel] = {}
         self._controlnets: dict[tuple, object] = {}
-        self._depth_estimators: dict[tuple, object] = {}
-        self._captioners: dict[tuple, object] = {}
+        self._helpers: dict[tuple, object] = {}  # depth estimators, captioners
         self._vaes: dict[tuple, object] = {}
         self._failed: dict[tuple, tuple[float, str]] = {}  # key -> (when, why)
         self._lock = threading.Lock()
@@ -195,21 +194,20 @@ class PipelineCache:
         """A depth estimator for depth ControlNets, loaded once per (source, device)."""
         from photobatch.plugins.diffusion.depth import load_depth_estimator
 
-        key = (source, loaded.device)
-        with self._lock:
-            if key not in self._depth_estimators:
-                self._depth_estimators[key] = load_depth_estimator(source, loaded.device)
-            return self._depth_estimators[key]
+        return self._helper(load_depth_estimator, source, loaded.device)
 
     def captioner(self, source: str, device: str):
         """A captioning model for ``{caption}`` in prompts, loaded once per (source, device)."""
         from photobatch.plugins.diffusion.captions import load_captioner
 
-        key = (source, device)
+        return self._helper(load_captioner, source, device)
+
+    def _helper(self, load, source: str, device: str):
+        key = (load.__name__, source, device)
         with self._lock:
-            if key not in self._captioners:
-                self._captioners[key] = load_captioner(source, device)
-            return self._captioners[key]
+            if key not in self._helpers:
+                self._helpers[key] = load(source, device)
+            return self._helpers[key]
 
     def controlnet(self, model: str, loaded: LoadedModel):
         """A ControlNet model, loaded once per (model, dtype, device)."""
