@@ -124,8 +124,9 @@ def test_freeu_changes_the_picture_for_its_recipe_only(standin_model):
     assert np.array_equal(run(_recipe()), plain)
     up = runner.pipeline(model)[0].unet.up_blocks
     assert all(getattr(block, "b1", None) is None for block in up)
-    # Factors that change nothing give the plain picture.
-    assert np.array_equal(run(_recipe(freeu={"s1": 1, "s2": 1, "b1": 1, "b2": 1})), plain)
+    # Factors that change nothing give the plain picture (within a level: the skip features
+    # still go through an FFT and back, which is exact only up to float rounding).
+    assert np.abs(run(_recipe(freeu={"s1": 1, "s2": 1, "b1": 1, "b2": 1})) - plain).max() <= 1
 
 
 def test_left_out_factors_are_the_families_published_ones():

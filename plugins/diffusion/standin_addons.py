@@ -94,7 +94,9 @@ def save_standin_controlnet(pipe, target: str | Path, seed: int = 0) -> Path:
 
     A fresh ControlNet starts with zero output layers (it changes nothing) and a zero last
     layer in its control-image embedding (the image changes nothing); random ones make both
-    effects measurable.
+    effects measurable. The embedding's other layers get He-initialised weights and no bias:
+    with torch's default initialisation the signal shrinks through its eight layers and the
+    biases alone decide what comes out, so that every control image gave nearly one picture.
     """
     import torch
     from diffusers import ControlNetModel
@@ -104,7 +106,12 @@ def save_standin_controlnet(pipe, target: str | Path, seed: int = 0) -> Path:
     with torch.no_grad():
         for module in list(net.controlnet_down_blocks) + [net.controlnet_mid_block]:
             module.weight.normal_(0, 0.3)
-        net.controlnet_cond_embedding.conv_out.weight.normal_(0, 0.3)
+        embedding = net.controlnet_cond_embedding
+        for layer in embedding.modules():
+            if isinstance(layer, torch.nn.Conv2d) and layer is not embedding.conv_out:
+                torch.nn.init.kaiming_normal_(layer.weight)
+                layer.bias.zero_()
+        embedding.conv_out.weight.normal_(0, 0.3)
     net.save_pretrained(str(target), safe_serialization=True)
     return Path(target)
 
