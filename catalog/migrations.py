@@ -143,3 +143,10 @@ def m009_run_prompt(db):
     """The prompt as a run used it, when a caption filled in the recipe's ``{caption}``: each
     photo's differs, and the recipe alone does not say it."""
     db["runs"].add_column("prompt", str)
+
+
+@migrations()
+def m010_run_mask_sha256(db):
+    """The sha256 of the mask painted beside the photo that a run read (``mask = "sidecar"``):
+    a repainted mask makes the output stale."""
+    db["runs"].add_column("mask_sha256", str)

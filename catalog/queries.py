@@ -16,19 +16,23 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from photobatch.catalog.store import RUN_STATUSES
+from photobatch.recipes.variations import is_variation_name
 
 # What a (file, recipe) pair needs, judged against the recipe and model in force now.
 STATE_UP_TO_DATE = "up to date"
 STATE_RECIPE_CHANGED = "stale: recipe changed"
 STATE_MODEL_CHANGED = "stale: model changed"
 STATE_ADAPTERS_CHANGED = "stale: adapters changed"
+STATE_MASK_CHANGED = "stale: mask changed"
 STATE_OUTPUT_MISSING = "output missing"
 STATE_FAILED = "failed"
 STATE_NEVER_RUN = "never run"
 STATE_PENDING = "queued"  # queued or running: the daemon has it
 STATE_SKIPPED = "skipped"
 STATE_RECIPE_GONE = "recipe gone"
-STALE_STATES = (STATE_RECIPE_CHANGED, STATE_MODEL_CHANGED, STATE_ADAPTERS_CHANGED)
+STATE_COMPARISON = "comparison"  # a variation `photobatch compare` made: no recipe file is it
+STALE_STATES = (STATE_RECIPE_CHANGED, STATE_MODEL_CHANGED, STATE_ADAPTERS_CHANGED,
+                STATE_MASK_CHANGED)
 
 _RELATIVE = re.compile(r"^(\d+)\s*([hdw])$")
 _STAMP_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
@@ -40,13 +44,15 @@ class Current:
     """The recipe version, model and adapter files a recipe would run with now (None: unknown).
 
     ``model_hash`` and ``adapters_hash`` are the identities of the files (weights replaced under
-    the same name); a run that recorded none is not judged by them.
+    the same name), ``mask_sha256`` that of the mask painted beside the run's photo; a run that
+    recorded none is not judged by them.
     """
 
     fingerprint: str
     model_id: str | None = None
     model_hash: str | None = None
     adapters_hash: str | None = None
+    mask_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +201,7 @@ def pair_state(pair: PairRow, current: CurrentFor | None) -> str:
         return STATE_SKIPPED
     now = current(pair.recipe, run) if current is not None else None
     if current is not None and now is None:
-        return STATE_RECIPE_GONE
+        return STATE_COMPARISON if is_variation_name(pair.recipe) else STATE_RECIPE_GONE
     if now is not None and run["recipe_fingerprint"] != now.fingerprint:
         return STATE_RECIPE_CHANGED
     if now is not None and now.model_id and run["model_id"] != now.model_id:
@@ -206,6 +212,9 @@ def pair_state(pair: PairRow, current: CurrentFor | None) -> str:
     if now is not None and now.adapters_hash and run.get("adapters_hash") \
             and run["adapters_hash"] != now.adapters_hash:
         return STATE_ADAPTERS_CHANGED
+    if now is not None and now.mask_sha256 and run.get("mask_sha256") \
+            and run["mask_sha256"] != now.mask_sha256:
+        return STATE_MASK_CHANGED  # the mask beside the photo was repainted
     if not run.get("output_path") or not Path(run["output_path"]).exists():
         return STATE_OUTPUT_MISSING
     return STATE_UP_TO_DATE

@@ -203,7 +203,7 @@ class Catalog:
                    timings: dict[str, float], model_hash: str | None = None,
                    device: str | None = None, precision: str | None = None,
                    adapters_hash: str | None = None, working_size: str | None = None,
-                   prompt: str | None = None) -> None:
+                   prompt: str | None = None, mask_sha256: str | None = None) -> None:
         """Mark a run done with its output and per-stage timings."""
         self.db["runs"].update(run_id, {
             "status": "done",
@@ -216,6 +216,7 @@ class Catalog:
             "adapters_hash": adapters_hash,
             "working_size": working_size,
             "prompt": prompt,
+            "mask_sha256": mask_sha256,
             "error": None,
             "finished_at": _now(),
         })

@@ -2,8 +2,8 @@
 
 Like Lightroom's publish services flag photos edited since their last publish, a run is stale
 when its recipe changed (another fingerprint), the model its recipe runs on now is another
-one or has other weights under the same name, or a LoRA, embedding, VAE, ControlNet or
-IP-Adapter file it read was replaced. The plan is made here; ``photobatch rerun`` queues it
+one or has other weights under the same name, a LoRA, embedding, VAE, ControlNet or
+IP-Adapter file it read was replaced, or the mask painted beside its photo was repainted. The plan is made here; ``photobatch rerun`` queues it
 for the daemon or runs it now.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from photobatch.catalog.queries import (
+    STATE_COMPARISON,
     STATE_PENDING,
     STATE_RECIPE_GONE,
     STATE_UP_TO_DATE,
@@ -26,6 +27,7 @@ from photobatch.catalog.queries import (
 )
 from photobatch.catalog.queue import RunQueue
 from photobatch.daemon.app import App
+from photobatch.daemon.sidecar_masks import mask_identity
 from photobatch.plugins.diffusion.settings import settings_from_recipe
 from photobatch.plugins.diffusion.sources import ModelError, adapters_hash, model_hash, resolve_model
 from photobatch.recipes.schema import Recipe
@@ -102,7 +104,15 @@ class ModelChooser:
             return None
         model = self.model_for(recipe, run)
         return Current(recipe.fingerprint, self.model_id(model), self.model_hash(model),
-                       self.adapters_hash(recipe))
+                       self.adapters_hash(recipe), self._mask_sha256(recipe, run))
+
+    def _mask_sha256(self, recipe: Recipe, run: dict[str, Any] | None) -> str | None:
+        """The identity of the mask beside the run's photo now, for recipes that read one."""
+        if recipe.mask != "sidecar" or not run or not run.get("mask_sha256"):
+            return None
+        row = self.app.catalog.db.execute("SELECT path FROM files WHERE id = ?",
+                                          [run["file_id"]]).fetchone()
+        return mask_identity(Path(row[0])) if row else None
 
     def _watch_folder(self, run: dict[str, Any] | None):
         if self.config is None or not run or not run.get("output_dir"):
@@ -165,6 +175,9 @@ def plan_reruns(app: App, selection: Selection, chooser: ModelChooser, *, force:
             continue
         if pair.state == STATE_UP_TO_DATE and not force:
             plan.up_to_date.append(pair)
+            continue
+        if pair.state == STATE_COMPARISON:
+            plan.problems.append((pair, "a variation made by `photobatch compare`: compare again"))
             continue
         if pair.state == STATE_RECIPE_GONE or pair.recipe not in app.recipes:
             plan.problems.append((pair, f"recipe {pair.recipe!r} no longer exists"))

@@ -25,7 +25,7 @@ from photobatch.daemon.model_view import composite_in_source_space, model_view, 
 from photobatch.catalog.hashing import file_sha256
 from photobatch.daemon.naming import OutputExists
 from photobatch.daemon.output_writer import OutputWriter, fit_within, to_8bit
-from photobatch.daemon.sidecar_masks import sidecar_mask
+from photobatch.daemon.sidecar_masks import SidecarMask, mask_identity, sidecar_mask
 from photobatch.daemon.steps import apply_post_steps, select_post_steps
 from photobatch.plugins import metadata
 from photobatch.plugins.colour import profile_for
@@ -67,6 +67,15 @@ def size_text(size) -> str | None:
         return f"{int(width)}x{int(height)}"
     except (TypeError, ValueError):
         return None
+
+
+def _mask_repainted(done: dict, photo: Path, recipe: Recipe) -> bool:
+    """True when ``done`` read a painted mask and the one beside ``photo`` now is another (a
+    mask taken away leaves the output as it is: there is nothing to redo it with)."""
+    if recipe.mask != "sidecar" or not done.get("mask_sha256"):
+        return False
+    now = mask_identity(photo)
+    return now is not None and now != done["mask_sha256"]
 
 
 def derive_seed(file_sha: str, fingerprint: str) -> int:
@@ -116,7 +125,7 @@ class Job:
     runner: object = None
     decoded: object = None
     view: object = None  # the picture the model is given: the decoded one, in sRGB
-    mask: object = None  # where the model may change it (mask = "sidecar"), at the view's size
+    mask: "SidecarMask | None" = None  # where the model may change it (mask = "sidecar")
     result: object = None
     summary: dict = field(default_factory=dict)
 
@@ -208,7 +217,8 @@ class Session:
             done = catalog.finished_run(job.file_id, recipe.fingerprint, job.model_id, recipe.name)
             # A run queued by ``photobatch rerun`` asks to be redone, like --force does.
             forced = self.force or (run_id is not None and RunQueue(catalog).is_forced(run_id))
-            if done and not forced and done["output_path"] and Path(done["output_path"]).exists():
+            if done and not forced and done["output_path"] and Path(done["output_path"]).exists() \
+                    and not _mask_repainted(done, path, recipe):
                 if run_id is not None:
                     catalog.skip_run(run_id, reason=f"already done by run {done['id']}")
                 return Outcome(path, recipe.name, "skipped", Path(done["output_path"]),
@@ -290,7 +300,7 @@ class Session:
                                               job.seed, job.model)
                 elif job.mask is not None:
                     job.result = job.runner.run(job.view, job.recipe, job.seed, job.model,
-                                                mask=job.mask)
+                                                mask=job.mask.image)
                 else:
                     job.result = job.runner.run(job.view, job.recipe, job.seed, job.model)
             return job
@@ -363,6 +373,7 @@ class Session:
                     for key in ("model_hash", "adapters_hash", "precision")}
             made["working_size"] = size_text(getattr(job.result, "working_size", None))
             made["prompt"] = getattr(job.result, "prompt", None)
+            made["mask_sha256"] = job.mask.sha256 if job.mask is not None else None
             with job.timer.stage("write", f"writing the output of {job.path.name}"):
                 output = self.writer.write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
                                      job.seed, job.model_id, job.run_id, job.out_dir,
@@ -372,7 +383,8 @@ class Session:
                                          "AdaptersHash": made["adapters_hash"],
                                          "Precision": made["precision"],
                                          "WorkingSize": made["working_size"],
-                                         "Prompt": made["prompt"]})
+                                         "Prompt": made["prompt"],
+                                         "MaskSHA256": made["mask_sha256"]})
                 output_sha = file_sha256(output)
             self.app.catalog.finish_run(job.run_id, output_path=output, output_sha256=output_sha,
                                         timings=job.timer.timings, device=job.result.device, **made)

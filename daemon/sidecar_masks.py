@@ -9,6 +9,9 @@ brightness.
 
 from __future__ import annotations
 
+import hashlib
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -21,14 +24,32 @@ from photobatch.plugins.images import NothingToDo
 _ASPECT_TOLERANCE = 0.02
 
 
-def sidecar_mask(photo: Path, size: tuple[int, int]) -> Image.Image:
+@dataclass(frozen=True)
+class SidecarMask:
+    """A photo's painted mask, ready for the runner, and the identity of the file it came from."""
+
+    image: Image.Image  # "L", the upright photo's size
+    sha256: str  # of the mask file as read: another mask makes the outputs made with this stale
+
+
+def mask_identity(photo: Path) -> str | None:
+    """sha256 of the mask beside ``photo`` now (None when there is none or it cannot be read)."""
+    try:
+        return hashlib.sha256(mask_path_for(photo).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def sidecar_mask(photo: Path, size: tuple[int, int]) -> SidecarMask:
     """The mask painted for ``photo`` as an "L" image of ``size`` (the upright photo's); a skip
     (NothingToDo) when there is none or it is empty, a ValueError naming it when it is unusable."""
     path = mask_path_for(photo)
     if not path.is_file():
         raise NothingToDo(f"no mask {path.name} beside it")
     try:
-        with Image.open(path) as img:
+        # Read once: the identity recorded is that of the very bytes the runner used.
+        data = path.read_bytes()
+        with Image.open(io.BytesIO(data)) as img:
             img = ImageOps.exif_transpose(img)
             if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
                 alpha = img.convert("RGBA").getchannel("A")
@@ -45,4 +66,4 @@ def sidecar_mask(photo: Path, size: tuple[int, int]) -> Image.Image:
         mask = mask.resize(size, Image.Resampling.BILINEAR)
     if mask.getbbox() is None:
         raise NothingToDo(f"mask {path.name} is empty (nothing white)")
-    return mask
+    return SidecarMask(mask, hashlib.sha256(data).hexdigest())

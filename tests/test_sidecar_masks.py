@@ -92,7 +92,7 @@ def test_alpha_marks_a_layer_painted_over_the_photo_and_an_empty_mask_is_a_skip(
     layer = Image.new("RGBA", (60, 40), (0, 0, 0, 0))
     layer.paste((255, 0, 0, 255), (10, 10, 20, 20))
     layer.save(mask_path_for(photo))
-    mask = np.asarray(sidecar_mask(photo, (120, 80)))
+    mask = np.asarray(sidecar_mask(photo, (120, 80)).image)
     assert mask.shape == (80, 120) and mask[30, 30] == 255 and mask[70, 100] == 0
     Image.new("L", (60, 40), 0).save(mask_path_for(photo))
     with pytest.raises(NothingToDo, match="mask IMG_0003.mask.png is empty"):
@@ -102,3 +102,49 @@ def test_alpha_marks_a_layer_painted_over_the_photo_and_an_empty_mask_is_a_skip(
 def test_a_masked_recipe_needs_the_inpaint_runner():
     with pytest.raises(RecipeError, match="recipe 'r': mask = 'sidecar' needs runner = \"inpaint\""):
         recipe_from_dict({"name": "r", "mask": "sidecar"})
+
+
+def _states(tmp_path):
+    import json
+    listed = _cli(tmp_path, "catalog", "ls", "--json")
+    assert listed.exit_code == 0, listed.output
+    return {row["path"].rsplit("/", 1)[1]: row["state"] for row in json.loads(listed.output)
+            if row["status"] != "skipped"}
+
+
+def test_a_repainted_mask_makes_the_output_stale_for_run_and_rerun(shoot, tmp_path, standin_model):
+    args = ("--recipe", "remove", "--model", standin_model, "--out", tmp_path / "out")
+    photo, out = shoot / "IMG_0001.JPG", tmp_path / "out" / "IMG_0001_remove.png"
+    assert "1 done" in _cli(tmp_path, "run", photo, *args).output
+    first = np.asarray(Image.open(out).convert("RGB"), dtype=int)
+    assert "already done" in _cli(tmp_path, "run", photo, *args).output  # same mask: nothing to do
+    assert _states(tmp_path) == {"IMG_0001.JPG": "up to date"}
+
+    repainted = Image.new("L", (120, 160), 0)
+    repainted.paste(255, (10, 110, 60, 150))  # another area: the first one is left alone now
+    repainted.save(mask_path_for(photo))
+    assert _states(tmp_path) == {"IMG_0001.JPG": "stale: mask changed"}
+    again = _cli(tmp_path, "run", photo, *args)
+    assert "1 done" in again.output, again.output
+    second = np.asarray(Image.open(out).convert("RGB"), dtype=int)
+    with Image.open(photo) as img:
+        source = np.asarray(ImageOps.exif_transpose(img).convert("RGB"), dtype=int)
+    area = np.asarray(repainted) > 0
+    assert np.array_equal(second[~area], source[~area])  # the first area is the photo's again
+    assert not np.array_equal(first, second)
+    recorded = sqlite3.connect(tmp_path / "c.db").execute(
+        "SELECT mask_sha256 FROM runs WHERE status = 'done' ORDER BY id").fetchall()
+    import hashlib
+    assert recorded[-1][0] == hashlib.sha256(mask_path_for(photo).read_bytes()).hexdigest()
+    assert recorded[0][0] != recorded[-1][0]
+    assert _states(tmp_path) == {"IMG_0001.JPG": "up to date"}
+
+    repainted.paste(255, (70, 20, 110, 60))
+    repainted.save(mask_path_for(photo))
+    rerun = _cli(tmp_path, "rerun", "--stale", "--now", "--model", standin_model)
+    assert rerun.exit_code == 0 and "1 done" in rerun.output, rerun.output
+    assert _states(tmp_path) == {"IMG_0001.JPG": "up to date"}
+
+    mask_path_for(photo).unlink()  # nothing to redo it with: the output stays as it is
+    assert _states(tmp_path) == {"IMG_0001.JPG": "up to date"}
+    assert "already done" in _cli(tmp_path, "run", photo, *args).output

@@ -97,7 +97,7 @@ def catalog_show(obj: Context, file):
     for run_row in cat.runs_for_file(row["id"]):
         click.echo(f"run {run_row['id']}: {run_row['recipe']} {run_row['status']}")
         for key in ("recipe_fingerprint", "seed", "seed_source", "model_id", "model_hash", "adapters_hash", "runner",
-                    "device", "precision", "working_size", "prompt", "attempts", "error", "output_path", "output_sha256", "started_at",
+                    "device", "precision", "working_size", "prompt", "mask_sha256", "attempts", "error", "output_path", "output_sha256", "started_at",
                     "finished_at", "timings", "params"):
             if run_row[key] is not None:
                 click.echo(f"  {key:<18} {run_row[key]}")

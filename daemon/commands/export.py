@@ -106,7 +106,7 @@ def _export(obj: Context, exporter, out: Path, kwargs: dict) -> None:
 
 def export_items(app, selection, chooser):
     """ExportItems for the selection's done runs whose output exists, and the outputs missing."""
-    from photobatch.catalog.queries import select_pairs
+    from photobatch.catalog.queries import STATE_COMPARISON, select_pairs
     from photobatch.plugins.exporting import ExportItem
 
     pairs = select_pairs(app.catalog.db, selection, chooser.current)
@@ -115,6 +115,8 @@ def export_items(app, selection, chooser):
         run = pair.run
         if not run or run["status"] != "done" or not run.get("output_path"):
             continue
+        if pair.state == STATE_COMPARISON and selection.recipe != pair.recipe:
+            continue  # trials of `photobatch compare`, exported only when asked for by name
         output = Path(run["output_path"])
         if not output.exists():
             missing.append(output)

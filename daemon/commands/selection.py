@@ -31,8 +31,8 @@ def selection_options(fn=None, *, paths: bool = True):
         options = [
             click.option("--recipe", metavar="NAME", help="Runs of this recipe."),
             click.option("--stale", is_flag=True,
-                         help="Outputs whose recipe, model or adapter files (LoRA, VAE, ...) "
-                              "changed since they were made."),
+                         help="Outputs whose recipe, model, adapter files (LoRA, VAE, ...) "
+                              "or painted mask changed since they were made."),
             click.option("--failed", is_flag=True, help="Runs that failed."),
             click.option("--status", "statuses", multiple=True,
                          type=click.Choice(RUN_STATUSES, case_sensitive=False),

@@ -5,8 +5,9 @@ from photobatch.plugins import hookimpl
 
 @hookimpl
 def photobatch_commands():
-    """run, rerun, catalog, export, demo, watch, status, init, plugins, inspect and recipes."""
+    """run, rerun, compare, catalog, export, demo, watch, status, init, plugins, inspect and recipes."""
     from photobatch.daemon.commands.catalog import catalog
+    from photobatch.daemon.commands.compare import compare
     from photobatch.daemon.commands.demo import demo
     from photobatch.daemon.commands.export import export
     from photobatch.daemon.commands.inspect import inspect
@@ -16,4 +17,4 @@ def photobatch_commands():
     from photobatch.daemon.commands.run import run
     from photobatch.daemon.commands.watch import init, status, watch
 
-    return [run, rerun, catalog, export, demo, watch, status, init, plugins, inspect, recipes]
+    return [run, rerun, compare, catalog, export, demo, watch, status, init, plugins, inspect, recipes]

@@ -1,0 +1,171 @@
+"""Variations of a recipe for side-by-side comparison (A1111's X/Y plot): the same recipe with one
+or two fields set to each of a few values, each variation checked as strictly as a recipe file.
+
+``strength=0.2,0.3,0.4`` names a field and its values; a field is a recipe field (``cfg``), an
+output field (``output.quality``) or a field of a recipe's table (``ip_adapter.scale``,
+``controlnet.scale``, ``pag.scale``, ``freeu.b1``, ``refiner.switch_at``). Values are written as
+in TOML (``0.3``, ``true``, ``"DPM++ 2M"``); a bare word is a string (``sampler=Euler a,DDIM``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+import tomllib
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from photobatch.recipes import runner_fields
+from photobatch.recipes.schema import (
+    _OUTPUT_FIELDS,
+    _RECIPE_FIELDS,
+    Recipe,
+    RecipeError,
+    _validate_table,
+)
+
+# Fields of a recipe's tables that can be varied, with their checks.
+_TABLES = {"ip_adapter": runner_fields._IP_ADAPTER, "controlnet": runner_fields._CONTROLNET,
+           "refiner": runner_fields._REFINER, "pag": runner_fields._PAG,
+           "freeu": runner_fields._FREEU}
+# Recipe fields that are not one value (lists and tables) or that name the recipe.
+_NOT_VARIED = {"name", "description", "loras", "embeddings", "post", "ip_adapter", "controlnet",
+               "refiner", "pag", "freeu"}
+MAX_VARIATIONS = 64
+_VARIATION_NAME = re.compile(r"^\S.* \[[^=\]]+=.*\]$")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A field and the values to try it at, in order."""
+
+    field: str
+    values: tuple[Any, ...]
+
+    def label(self, value: Any) -> str:
+        """``field=value`` as a person reads it."""
+        return f"{self.field}={_show(value)}"
+
+
+def parse_axis(text: str) -> Axis:
+    """``field=v1,v2,...`` as an Axis; a ValueError saying what is wrong with it."""
+    field, sep, values = text.partition("=")
+    field = field.strip()
+    if not sep or not field or not values.strip():
+        raise ValueError(f"--vary {text!r}: write FIELD=VALUE,VALUE,... (e.g. strength=0.2,0.3)")
+    try:
+        parsed = tuple(tomllib.loads(f"v = [{values}]")["v"])
+    except tomllib.TOMLDecodeError:
+        parsed = tuple(_value(item.strip()) for item in values.split(","))
+    if any(v == "" for v in parsed):
+        raise ValueError(f"--vary {text!r}: an empty value")
+    if len(set(map(repr, parsed))) != len(parsed):
+        raise ValueError(f"--vary {text!r}: a value is given twice")
+    return Axis(field, parsed)
+
+
+def combinations(axes: list[Axis]) -> list[dict[str, Any]]:
+    """Every combination of the axes' values (the first axis slowest), as {field: value}."""
+    fields = [axis.field for axis in axes]
+    if len(set(fields)) != len(fields):
+        raise ValueError("each field can be varied once")
+    combos = [dict(zip(fields, values)) for values in itertools.product(*(a.values for a in axes))]
+    if len(combos) > MAX_VARIATIONS:
+        raise ValueError(f"{len(combos)} variations is more than {MAX_VARIATIONS}: try fewer values")
+    return combos
+
+
+def vary(recipe: Recipe, changes: Mapping[str, Any], name: str | None = None) -> Recipe:
+    """``recipe`` with ``changes`` ({field: value}) applied and checked, named ``name``."""
+    label = f"recipe {recipe.name!r}"
+    top: dict[str, Any] = {}
+    output: dict[str, Any] = {}
+    tables: dict[str, Any] = {}
+    for field, value in changes.items():
+        if isinstance(value, int) and not isinstance(value, bool) and _wants_float(field):
+            value = float(value)
+        if field.startswith("output."):
+            output.update(_validate_table(label, {field[7:]: value}, _OUTPUT_FIELDS,
+                                          prefix="output."))
+        elif "." in field:
+            table, _, key = field.partition(".")
+            tables[table] = _vary_table(recipe, tables.get(table), table, key, value, label)
+        elif field in _RECIPE_FIELDS and field not in _NOT_VARIED:
+            top.update(_validate_table(label, {field: value}, _RECIPE_FIELDS))
+        else:
+            raise RecipeError(f"{label}: {field!r} cannot be varied (try a field such as strength, "
+                              "cfg, steps, sampler, seed, model, output.quality, ip_adapter.scale)")
+    if output:
+        top["output"] = dataclasses.replace(recipe.output, **output)
+    try:
+        varied = dataclasses.replace(recipe, **top, **tables, name=name or recipe.name)
+    except RecipeError as exc:
+        raise RecipeError(f"{label}: {exc}") from None
+    if varied.denoising_steps < 1:
+        raise RecipeError(f"{label} with {variation_label(changes)}: steps x strength must give at "
+                          f"least one denoising step, got {varied.steps} x {varied.strength:g}")
+    return varied
+
+
+def variation_name(recipe_name: str, changes: Mapping[str, Any]) -> str:
+    """The name a variation's runs are catalogued under: ``color-correct [strength=0.3]``."""
+    return f"{recipe_name} [{variation_label(changes)}]"
+
+
+def is_variation_name(name: str) -> bool:
+    """True for a name ``variation_name`` makes (no recipe file is called that)."""
+    return bool(_VARIATION_NAME.match(name))
+
+
+def variation_label(changes: Mapping[str, Any]) -> str:
+    """``strength=0.3, cfg=6`` for a set of changes."""
+    return ", ".join(f"{field}={_show(value)}" for field, value in changes.items())
+
+
+def _vary_table(recipe: Recipe, current, table: str, key: str, value, label: str):
+    spec = _TABLES.get(table)
+    if spec is None:
+        raise RecipeError(f"{label}: {table}.{key} cannot be varied (tables that can: "
+                          f"{', '.join(sorted(_TABLES))})")
+    settings = current if current is not None else getattr(recipe, table)
+    if settings is None:
+        raise RecipeError(f"{label} has no [{table}] whose {key} could be varied")
+    if isinstance(settings, tuple):
+        raise RecipeError(f"{label} has {len(settings)} ControlNets: {table}.{key} would not say "
+                          "which one (vary a recipe with one)")
+    if key not in spec or key not in {f.name for f in dataclasses.fields(settings)}:
+        raise RecipeError(f"{label}: {table} has no field {key!r} that can be varied "
+                          f"(fields: {', '.join(sorted(spec))})")
+    problem = runner_fields._table_problem({key: value}, spec, None)
+    if problem:
+        raise RecipeError(f"{label}: {table}.{problem}")
+    if isinstance(value, list):
+        value = tuple(value)
+    return dataclasses.replace(settings, **{key: value})
+
+
+def _wants_float(field: str) -> bool:
+    table, _, key = field.rpartition(".")
+    if table == "output":
+        spec = _OUTPUT_FIELDS.get(key)
+    elif table:
+        spec = _TABLES.get(table, {}).get(key)
+    else:
+        spec = _RECIPE_FIELDS.get(key)
+    return spec is not None and float in spec[0]
+
+
+def _value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare word: a string (a sampler's name, a model's path)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
