@@ -150,3 +150,12 @@ def m010_run_mask_sha256(db):
     """The sha256 of the mask painted beside the photo that a run read (``mask = "sidecar"``):
     a repainted mask makes the output stale."""
     db["runs"].add_column("mask_sha256", str)
+
+
+@migrations()
+def m011_file_culling(db):
+    """The photographer's star rating and colour labels as last read from the photo's XMP
+    sidecar or its own XMP, and the sidecars' stamp (name, mtime, size) they were read at."""
+    db["files"].add_column("rating", int)
+    db["files"].add_column("labels", str)
+    db["files"].add_column("culling_stamp", str)

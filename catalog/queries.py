@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from photobatch.catalog.culling import current_culling
 from photobatch.catalog.store import RUN_STATUSES
 from photobatch.recipes.variations import is_variation_name
 
@@ -72,6 +73,13 @@ class Selection:
     until: str | None = None
     camera: str | None = None
     places: tuple[str, ...] = ()
+    rating: int | None = None  # at least this many stars (the photographer's, from XMP)
+    labels: tuple[str, ...] = ()  # any of these colour labels
+
+    @property
+    def culls(self) -> bool:
+        """True when the selection goes by the photographer's rating or labels."""
+        return self.rating is not None or bool(self.labels)
 
     @property
     def narrows_runs(self) -> bool:
@@ -82,7 +90,7 @@ class Selection:
     def is_empty(self) -> bool:
         """True when nothing at all is selected on (everything matches)."""
         return not (self.recipe or self.narrows_runs or self.since or self.until
-                    or self.camera or self.places)
+                    or self.camera or self.places or self.culls)
 
 
 @dataclass
@@ -107,6 +115,7 @@ class PairRow:
                "camera_make": self.file.get("camera_make"),
                "camera_model": self.file.get("camera_model"), "lens": self.file.get("lens"),
                "date_taken": self.file.get("date_taken"), "first_seen": self.file.get("first_seen"),
+               "rating": self.file.get("rating"), "labels": self.file.get("labels"),
                "recipe": self.recipe}
         run = self.run or {}
         for key in ("id", "status", "recipe_fingerprint", "model_id", "seed", "attempts",
@@ -148,7 +157,14 @@ def select_files(db, selection: Selection) -> list[dict[str, Any]]:
     """File rows matching the selection's file filters (places, dates, camera), by path."""
     where, args = _file_filters(selection)
     sql = "SELECT * FROM files f" + (" WHERE " + " AND ".join(where) if where else "")
-    return [dict(row) for row in db.query(sql + " ORDER BY f.path", args)]
+    rows = [dict(row) for row in db.query(sql + " ORDER BY f.path", args)]
+    # Ratings change after import (culling in Lightroom): read again where a sidecar changed.
+    culling = current_culling(db, rows)
+    for row in rows:
+        row["rating"], row["labels"] = culling[row["id"]].rating, ",".join(culling[row["id"]].labels) or None
+    if selection.culls:
+        rows = [r for r in rows if culling[r["id"]].matches(selection.rating, selection.labels)]
+    return rows
 
 
 # (recipe name, its latest run or None) -> what it would run with now; None: the recipe is gone.

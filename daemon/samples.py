@@ -203,6 +203,7 @@ def _xml_escape(text: str) -> str:
 
 
 def _xmp_packet(*, rating: int | None, keywords: list[str], artist: str, copyright: str,
+                label: str | None = None,
                 city: str | None, orientation: int, stored: tuple[int, int],
                 create_date: str, gps: tuple[float, float, float | None] | None) -> str:
     # A hand-written packet rather than modify_xmp, because pyexiv2 writes every list as an
@@ -216,6 +217,8 @@ def _xmp_packet(*, rating: int | None, keywords: list[str], artist: str, copyrig
     ]
     if rating is not None:
         attrs.append(f'xmp:Rating="{rating}"')
+    if label:
+        attrs.append(f'xmp:Label="{_xml_escape(label)}"')
     if city:
         attrs.append(f'photoshop:City="{_xml_escape(city)}"')
     if gps is not None:
@@ -278,6 +281,7 @@ def write_sample_photo(
     keywords: tuple[str, ...] = ("sample", "photobatch"),
     city: str | None = "Paris",
     rating: int | None = 3,
+    label: str | None = None,
     crop_factor: float = 1.5,
     maker_note: bool = True,
 ) -> Path:
@@ -385,7 +389,7 @@ def write_sample_photo(
         iptc["Iptc.Application2.City"] = city
 
     create_date = taken.strftime("%Y-%m-%dT%H:%M:%S") + (offset or "")
-    xmp = _xmp_packet(rating=rating, keywords=list(keywords), artist=artist,
+    xmp = _xmp_packet(rating=rating, label=label, keywords=list(keywords), artist=artist,
                       copyright=copyright, city=city, orientation=orientation,
                       stored=stored.size, create_date=create_date, gps=gps)
 

@@ -80,18 +80,26 @@ def test_compare_writes_each_variation_full_size_with_one_seed_and_a_sheet(tmp_p
     photo = tmp_path / "shoot" / "IMG_0001.JPG"
     photo.parent.mkdir()
     write_sample_photo(photo, size=(240, 160), seed=5)
+    other = write_sample_photo(tmp_path / "shoot" / "IMG_0002.JPG", size=(120, 80), seed=7)
     out = tmp_path / "compare"
-    result = _cli(tmp_path, "compare", photo, "--recipe", "tone", "--vary", "strength=0.15,0.6",
-                  "--vary", "cfg=2,9", "--model", standin_model, "--out", out, "--size", "128")
+    result = _cli(tmp_path, "compare", photo, other, "--recipe", "tone", "--vary",
+                  "strength=0.15,0.6", "--vary", "cfg=2,9", "--model", standin_model, "--out", out,
+                  "--size", "128")
     assert result.exit_code == 0, result.output
-    assert "4 of 4 variations done" in result.output
+    assert "8 of 8 variations done" in result.output
+    assert (out / "IMG_0002_tone_compare.jpg").exists()  # a sheet for each photo
+    second = sqlite3.connect(tmp_path / "c.db").execute(
+        "SELECT DISTINCT r.seed FROM runs r JOIN files f ON f.id = r.file_id "
+        "WHERE f.path LIKE '%IMG_0002.JPG'").fetchall()
+    base = recipe_from_dict({**__import__("tomllib").loads(RECIPE)})
+    assert second == [(derive_seed(file_sha256(other), base.fingerprint),)]  # its own seed
 
     rows = sqlite3.connect(tmp_path / "c.db").execute(
-        "SELECT recipe, status, seed, output_path FROM runs ORDER BY id").fetchall()
+        "SELECT r.recipe, r.status, r.seed, r.output_path FROM runs r JOIN files f "
+        "ON f.id = r.file_id WHERE f.path LIKE '%IMG_0001.JPG' ORDER BY r.id").fetchall()
     assert [r[0] for r in rows] == ["tone [strength=0.15, cfg=2]", "tone [strength=0.15, cfg=9]",
                                     "tone [strength=0.6, cfg=2]", "tone [strength=0.6, cfg=9]"]
     assert {r[1] for r in rows} == {"done"}
-    base = recipe_from_dict({**__import__("tomllib").loads(RECIPE)})
     # Every variation with the seed the recipe itself runs this photo with.
     assert {r[2] for r in rows} == {derive_seed(file_sha256(photo), base.fingerprint)}
     outputs = [np.asarray(Image.open(r[3]).convert("RGB"), dtype=float) for r in rows]
@@ -99,7 +107,8 @@ def test_compare_writes_each_variation_full_size_with_one_seed_and_a_sheet(tmp_p
         assert first.size == original.size  # full size
         assert first.getexif()[0x0110] == original.getexif()[0x0110]  # the camera's EXIF kept
     params = [json.loads(r[0]) for r in sqlite3.connect(tmp_path / "c.db").execute(
-        "SELECT params FROM runs ORDER BY id")]
+        "SELECT r.params FROM runs r JOIN files f ON f.id = r.file_id "
+        "WHERE f.path LIKE '%IMG_0001.JPG' ORDER BY r.id")]
     assert [(p["strength"], p["cfg"]) for p in params] == [(0.15, 2.0), (0.15, 9.0), (0.6, 2.0),
                                                            (0.6, 9.0)]
     assert all(p["steps"] == 8 and p["sampler"] == "Euler" for p in params)  # the rest as it was
@@ -130,7 +139,7 @@ def test_compare_writes_each_variation_full_size_with_one_seed_and_a_sheet(tmp_p
     assert (tmp_path / "gallery" / "index.html").exists()
     rerun = _cli(tmp_path, "rerun", "--recipe", "tone", "--model", standin_model, "--out",
                  tmp_path / "o")
-    assert "queued 1 run(s) (1 never run)" in rerun.output, rerun.output  # the recipe itself
+    assert "queued 2 run(s) (2 never run)" in rerun.output, rerun.output  # the recipe itself
 
 
 def test_a_variation_that_cannot_run_is_refused_before_any_photo(tmp_path, standin_model):
@@ -141,6 +150,10 @@ def test_a_variation_that_cannot_run_is_refused_before_any_photo(tmp_path, stand
     assert result.exit_code == 1
     assert "nowhere" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "c").exists()
+    (tmp_path / "card2").mkdir()
+    twin = write_sample_photo(tmp_path / "card2" / "IMG_0002.JPG", size=(120, 80), seed=7)
+    same_name = _cli(tmp_path, "compare", photo, twin, "--recipe", "tone", "--vary", "cfg=2,3")
+    assert same_name.exit_code == 2 and "two photos share a name" in same_name.output
     bad = _cli(tmp_path, "compare", photo, "--recipe", "tone", "--vary", "strength=0.2,2",
                "--model", standin_model)
     assert bad.exit_code == 1 and "strength must be" in bad.output

@@ -439,7 +439,8 @@ def test_read_summary_values(tmp_path):
         tmp_path / "dead-sea.jpg", make="Canon", model="Canon EOS R6m2",
         lens="RF24-105mm F4 L IS USM", exposure_time="1/8", f_number=4.0, iso=12800,
         focal_length=105.0, date_taken="2026:02:03 04:05:06", offset="+02:00",
-        gps=(31.5590, 35.4732, -430.5), orientation=8, keywords=("desert", "Négev"), rating=5)
+        gps=(31.5590, 35.4732, -430.5), orientation=8, keywords=("desert", "Négev"), rating=5,
+        label="Green")
     summary = read_summary(path)
     assert summary == {
         "make": "Canon",
@@ -455,6 +456,7 @@ def test_read_summary_values(tmp_path):
         "gps_alt": -430.5,
         "orientation": 8,
         "rating": 5,
+        "label": "Green",
         "keywords": ["desert", "Négev"],
         "exif": summary["exif"],
         "warnings": [],

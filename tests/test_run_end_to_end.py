@@ -138,9 +138,11 @@ def test_catalog_ls_and_show(shoot, tmp_path, standin_model):
     listing = _invoke("--catalog", db, "catalog", "ls")
     assert listing.exit_code == 0
     lines = listing.output.splitlines()
-    assert lines[0].split() == ["file", "camera", "taken", "recipe", "status", "output", "/", "error"]
+    assert lines[0].split() == ["file", "camera", "taken", "rating", "recipe", "status", "output",
+                                "/", "error"]
     row = next(line for line in lines if line.startswith("IMG_0002.JPG"))
     assert "EOS R6m2" in row and "done" in row and "IMG_0002_color-correct.jpg" in row
+    assert " ★★★ " in row  # the sample's own XMP rating
     assert "failed" in next(line for line in lines if line.startswith("DSCF0003.JPG"))
     as_json = json.loads(_invoke("--catalog", db, "catalog", "ls", "--json").output)
     assert {r["status"] for r in as_json} == {"done", "failed"}

@@ -71,10 +71,15 @@ def catalog_ls(obj: Context, as_json, **selection_args):
         note = row["state"] if row["status"] == "done" and row["state"] != STATE_UP_TO_DATE else ""
         return f"{row['status']} ({note})" if note else row["status"]
 
+    def culling(row):
+        rating = row["rating"]
+        stars = "" if rating is None else "rejected" if rating < 0 else "★" * rating or "0"
+        return " ".join(filter(None, [stars, (row["labels"] or "").replace(",", " ")]))
+
     click.echo(render_table(
-        ["file", "camera", "taken", "recipe", "status", "output / error"],
+        ["file", "camera", "taken", "rating", "recipe", "status", "output / error"],
         [[Path(r["path"]).name, r["camera_model"] or "", (r["date_taken"] or "")[:16],
-          r["recipe"] or "-", status(r),
+          culling(r), r["recipe"] or "-", status(r),
           Path(r["output_path"]).name if r["output_path"] else (r["error"] or "")]
          for r in rows]))
 

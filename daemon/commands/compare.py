@@ -14,7 +14,8 @@ _COLUMNS_ONE_AXIS = 4
 
 
 @click.command()
-@click.argument("photo", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("photos", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--recipe", "recipe_name", required=True, help="The recipe to vary.")
 @click.option("--vary", "axes", multiple=True, required=True, metavar="FIELD=V1,V2,...",
               help="A field and the values to try (once or twice: rows, then columns), e.g. "
@@ -23,14 +24,15 @@ _COLUMNS_ONE_AXIS = 4
                                "the recipe's, or PHOTOBATCH_MODEL).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("enhanced/compare"), show_default=True,
-              help="Where the variations and the sheet go.")
+              help="Where the variations and the sheets go.")
 @click.option("--size", "cell", type=click.IntRange(128, 2048), default=512, show_default=True,
-              help="Longest side of each picture on the sheet (the variations are full size).")
+              help="Longest side of each picture on a sheet (the variations are full size).")
 @click.pass_obj
 @fail_on_usage_error
-def compare(obj: Context, photo, recipe_name, axes, model, out_dir, cell):
-    """Run a recipe on one photo at several values of one or two fields, with one seed, and
-    write each full-size result plus a captioned contact sheet (exit 1 if any failed).
+def compare(obj: Context, photos, recipe_name, axes, model, out_dir, cell):
+    """Run a recipe on a few photos at several values of one or two fields, each photo with its
+    own seed throughout, and write each full-size result plus a captioned contact sheet per
+    photo (exit 1 if any variation failed).
 
     Each variation is recorded in the catalog under the recipe's name with its values
     ("color-correct [strength=0.3]"); once one looks right, put its values in the recipe file.
@@ -45,29 +47,35 @@ def compare(obj: Context, photo, recipe_name, axes, model, out_dir, cell):
         combos = combinations(parsed)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--vary") from None
+    stems = [p.stem.lower() for p in dict.fromkeys(photos)]
+    if len(set(stems)) != len(stems):
+        raise click.UsageError("two photos share a name: their variations would overwrite each "
+                               "other's (compare them one at a time, each with its own --out)")
     app = obj.app(model)
+    outcomes = []
     try:
-        sheet, outcomes = _compare(app, photo, app.recipe(recipe_name), parsed, combos,
-                                   out_dir, cell)
+        recipe = app.recipe(recipe_name)
+        variants = _variants(recipe, combos)
+        for _, variant in variants:
+            app.check_runnable(variant, app.model_for(variant))
+        for photo in dict.fromkeys(photos):
+            sheet, done = _compare(app, photo, recipe, parsed, variants, out_dir, cell)
+            outcomes += done
+            click.echo(f"sheet    {sheet}")
     except RecipeError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         app.close()
     failed = [o for o in outcomes if o.status != "done"]
-    click.echo(f"sheet    {sheet}")
     click.echo(f"{len(outcomes) - len(failed)} of {len(outcomes)} variations done")
     sys.exit(1 if failed else 0)
 
 
-def _compare(app, photo: Path, recipe, axes, combos, out_dir: Path, cell: int):
+def _variants(recipe, combos):
+    """(changes, checked recipe) for each combination, named and numbered for the catalog."""
     import dataclasses
 
-    from photobatch.catalog.hashing import file_sha256
-    from photobatch.daemon.contact_sheet import Cell, contact_sheet
-    from photobatch.daemon.session import Session
-    from photobatch.plugins.colour import convert_to_space
-    from photobatch.plugins.exporting import NoReader, decode_photo
-    from photobatch.recipes.variations import variation_label, variation_name, vary
+    from photobatch.recipes.variations import variation_name, vary
 
     variants = []
     for n, changes in enumerate(combos, start=1):
@@ -77,8 +85,17 @@ def _compare(app, photo: Path, recipe, axes, combos, out_dir: Path, cell: int):
             variant.output, name="{stem}_" + _slug(recipe.name) + f"_v{n:02d}",
             collision="overwrite", subfolder=""))
         variants.append((changes, variant))
-    for _, variant in variants:
-        app.check_runnable(variant, app.model_for(variant))
+    return variants
+
+
+def _compare(app, photo: Path, recipe, axes, variants, out_dir: Path, cell: int):
+    from photobatch.catalog.hashing import file_sha256
+    from photobatch.daemon.contact_sheet import Cell, contact_sheet
+    from photobatch.daemon.session import Session
+    from photobatch.plugins.colour import convert_to_space
+    from photobatch.plugins.exporting import NoReader, decode_photo
+    from photobatch.recipes.variations import variation_label
+
     try:
         original, icc = decode_photo(photo, list(app.readers), preview=False)
     except NoReader as exc:
@@ -96,11 +113,12 @@ def _compare(app, photo: Path, recipe, axes, combos, out_dir: Path, cell: int):
         outcomes.append(outcome)
         label = variation_label(changes)
         if outcome.status == "done":
-            click.echo(f"done     {label} -> {outcome.output} ({outcome.seconds:.1f} s)")
+            click.echo(f"done     {photo.name} {label} -> {outcome.output} ({outcome.seconds:.1f} s)")
             image, out_icc = decode_photo(outcome.output, list(app.readers), preview=False)
             cells.append(Cell(convert_to_space(image, out_icc, "srgb")[0], label))
         else:
-            click.secho(f"{outcome.status.upper():<8} {label}: {outcome.error}", fg="red", err=True)
+            click.secho(f"{outcome.status.upper():<8} {photo.name} {label}: {outcome.error}",
+                        fg="red", err=True)
             cells.append(Cell(None, f"{label}: {outcome.status} ({outcome.error})"))
     columns = len(axes[1].values) if len(axes) > 1 else min(len(cells), _COLUMNS_ONE_AXIS)
     title = f"{photo.name} · {recipe.name} · seed {seed if seed is not None else 'varied'}"

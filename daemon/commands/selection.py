@@ -11,7 +11,7 @@ from photobatch.catalog.queries import Selection, parse_when
 from photobatch.catalog.store import RUN_STATUSES
 
 _SELECTION_PARAMS = ("paths", "recipe", "stale", "failed", "statuses", "since", "until",
-                     "camera", "folders")
+                     "camera", "folders", "rating", "labels")
 
 
 def _when(end: bool):
@@ -42,6 +42,12 @@ def selection_options(fn=None, *, paths: bool = True):
             click.option("--until", callback=_when(True), metavar="WHEN",
                          help="Taken (else imported) on or before (a date includes that whole day)."),
             click.option("--camera", help="Camera make or model contains this (case-insensitive)."),
+            click.option("--rating", type=click.IntRange(0, 5), metavar="STARS",
+                         help="Rated at least this many stars (0-5) in Lightroom, Capture One, "
+                              "Bridge or darktable (XMP sidecar or the photo's own XMP)."),
+            click.option("--label", "labels", multiple=True, metavar="NAME",
+                         help="With this colour label (red, yellow, green, blue, purple, or "
+                              "Lightroom's label text; repeatable: any of them)."),
             click.option("--folder", "folders", multiple=True,
                          type=click.Path(file_okay=False, path_type=Path),
                          help="Photos under this folder (repeatable)."),
@@ -63,7 +69,8 @@ def pop_selection(kwargs: dict) -> Selection:
     return Selection(
         recipe=values["recipe"], stale=bool(values["stale"]), failed=bool(values["failed"]),
         statuses=tuple(s.lower() for s in values["statuses"] or ()), since=values["since"],
-        until=values["until"], camera=values["camera"], places=tuple(places))
+        until=values["until"], camera=values["camera"], places=tuple(places),
+        rating=values["rating"], labels=tuple(label.lower() for label in values["labels"] or ()))
 
 
 def _place(path: Path) -> str:

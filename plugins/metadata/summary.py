@@ -42,7 +42,7 @@ def _empty_summary() -> dict:
         "make": None, "model": None, "lens": None, "exposure_time": None, "f_number": None,
         "iso": None, "focal_length": None, "date_taken": None, "gps_lat": None,
         "gps_lon": None, "gps_alt": None, "orientation": None, "rating": None,
-        "keywords": [], "exif": {}, "warnings": [],
+        "label": None, "keywords": [], "exif": {}, "warnings": [],
     }
 
 
@@ -51,7 +51,8 @@ def read_summary(path: Path) -> dict:
 
     Keys: make, model, lens, exposure_time ("1/250"), f_number, iso, focal_length (mm),
     date_taken (ISO 8601, with the UTC offset when OffsetTimeOriginal is known), gps_lat,
-    gps_lon, gps_alt (signed floats), orientation, rating, keywords (list), exif (the raw
+    gps_lon, gps_alt (signed floats), orientation, rating, label (xmp:Label, Lightroom's colour
+    label), keywords (list), exif (the raw
     interesting tags as strings) and warnings (list of str). Missing values are None.
     """
     summary = _empty_summary()
@@ -198,6 +199,10 @@ def _fill_summary(summary: dict, exif: dict, iptc: dict, xmp: dict) -> None:
             summary["rating"] = rating
         except ValueError:
             bad(key, value)
+
+    label = first(xmp.get("Xmp.xmp.Label"))
+    if label and label.strip():
+        summary["label"] = label.strip()
 
     summary["keywords"] = keywords_from(iptc.get("Iptc.Application2.Keywords"),
                                     xmp.get("Xmp.dc.subject"))

@@ -1,0 +1,145 @@
+"""The photographer's culling of each catalogued photo: star rating and colour labels, as
+Lightroom, Capture One, Bridge and darktable record them, so a selection can say "the 4-star
+picks" or "the ones labelled green".
+
+They live in the photographer's files, not in photobatch: an XMP sidecar beside the photo
+(``IMG_0001.xmp`` from Lightroom, Capture One and Bridge; ``IMG_0001.CR3.xmp`` from darktable)
+or the XMP inside it (a JPEG rated in Lightroom, a camera's own rating). Culling happens after
+the shoot is imported, so they are read again whenever a sidecar changes; the catalog keeps the
+last values read (``files.rating``, ``files.labels``) with the sidecars' stamp, for display and
+so that an unchanged sidecar is not parsed twice. Lightroom's pick and reject flags stay in
+Lightroom's own catalog (it never writes them to XMP); a rating of -1 is darktable's and
+Bridge's "rejected".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+log = logging.getLogger(__name__)
+
+# darktable stores colour labels as numbers.
+_DARKTABLE_LABELS = ("red", "yellow", "green", "blue", "purple")
+REJECTED = -1
+
+
+@dataclass(frozen=True)
+class Culling:
+    """A photo's star rating (-1 rejected, 0-5; None: never rated) and labels (lower case)."""
+
+    rating: int | None = None
+    labels: tuple[str, ...] = ()
+
+    def matches(self, min_rating: int | None, labels: Iterable[str]) -> bool:
+        """True when it has at least ``min_rating`` stars and any of ``labels`` (each when given)."""
+        if min_rating is not None and (self.rating is None or self.rating < min_rating):
+            return False
+        wanted = {label.lower() for label in labels}
+        return not wanted or bool(wanted & set(self.labels))
+
+
+def sidecars_for(photo: Path) -> list[Path]:
+    """The XMP sidecars beside ``photo`` that exist: ``IMG_0001.xmp`` and ``IMG_0001.CR3.xmp``
+    (either case of the extension)."""
+    found = []
+    for stem in (photo.stem, photo.name):
+        for suffix in (".xmp", ".XMP"):
+            candidate = photo.with_name(stem + suffix)
+            if candidate.is_file() and candidate not in found:
+                found.append(candidate)
+    return found
+
+
+def read_sidecar(path: Path) -> Culling:
+    """The rating and labels an XMP sidecar holds (nothing, with a warning in the log, when it
+    cannot be read)."""
+    import pyexiv2
+
+    try:
+        xmp = pyexiv2.ImageData(path.read_bytes()).read_xmp()
+    except (OSError, RuntimeError) as exc:
+        log.warning("cannot read the sidecar %s: %s", path, str(exc).splitlines()[0] if str(exc) else exc)
+        return Culling()
+    return Culling(_rating(xmp.get("Xmp.xmp.Rating"), path), _labels(xmp))
+
+
+def current_culling(db, files: list[dict[str, Any]]) -> dict[int, Culling]:
+    """Each file's culling now (by file id), read again from the sidecars that changed since
+    the catalog last looked; the catalog's copy is brought up to date."""
+    result: dict[int, Culling] = {}
+    changed: list[tuple[int, Culling, str]] = []
+    for row in files:
+        photo = Path(row["path"])
+        sidecars = sidecars_for(photo)
+        stamp = _stamp(sidecars)
+        if stamp == row.get("culling_stamp"):
+            labels = tuple(filter(None, (row.get("labels") or "").split(",")))
+            result[row["id"]] = Culling(row.get("rating"), labels)
+            continue
+        if sidecars:
+            # The application that wrote last has the photographer's latest word.
+            newest = max(sidecars, key=lambda p: p.stat().st_mtime_ns)
+            culling = read_sidecar(newest)
+        else:
+            culling = _embedded(row)
+        result[row["id"]] = culling
+        changed.append((row["id"], culling, stamp))
+    if changed:
+        _store(db, changed)
+    return result
+
+
+def _embedded(row: dict[str, Any]) -> Culling:
+    """What the XMP inside the photo said when it was catalogued (its summary)."""
+    try:
+        summary = json.loads(row.get("exif") or "{}")
+    except ValueError:
+        return Culling()
+    labels = summary.get("label")
+    return Culling(summary.get("rating"), (labels.lower(),) if labels else ())
+
+
+def _store(db, changed: list[tuple[int, Culling, str]]) -> None:
+    try:
+        for file_id, culling, stamp in changed:
+            db.execute("UPDATE files SET rating = ?, labels = ?, culling_stamp = ? WHERE id = ?",
+                           [culling.rating, ",".join(culling.labels) or None, stamp, file_id])
+    except sqlite3.OperationalError as exc:
+        # A read-only or busy catalog: the values read are used all the same, just not kept.
+        log.info("culling not stored in the catalog: %s", exc)
+
+
+def _stamp(sidecars: list[Path]) -> str:
+    parts = []
+    for path in sidecars:
+        stat = path.stat()
+        parts.append(f"{path.name}@{stat.st_mtime_ns}@{stat.st_size}")
+    return ";".join(parts)
+
+
+def _rating(value, path: Path) -> int | None:
+    if value is None:
+        return None
+    try:
+        rating = round(float(value))
+    except (TypeError, ValueError):
+        log.warning("%s: xmp:Rating %r is not a number", path, value)
+        return None
+    return max(REJECTED, min(5, rating))
+
+
+def _labels(xmp: dict[str, Any]) -> tuple[str, ...]:
+    labels = []
+    label = xmp.get("Xmp.xmp.Label")
+    if isinstance(label, str) and label.strip():
+        labels.append(label.strip().lower())
+    numbers = xmp.get("Xmp.darktable.colorlabels") or []
+    for number in [numbers] if isinstance(numbers, str) else numbers:
+        if str(number).strip().isdigit() and int(number) < len(_DARKTABLE_LABELS):
+            labels.append(_DARKTABLE_LABELS[int(number)])
+    return tuple(dict.fromkeys(labels))

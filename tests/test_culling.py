@@ -1,0 +1,117 @@
+"""Selecting by the photographer's culling: star ratings and colour labels from XMP sidecars
+(Lightroom's IMG_0001.xmp, darktable's IMG_0001.JPG.xmp) or the photo's own XMP, read again
+when a sidecar changes; the real CLI, catalog and stand-in model."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+from click.testing import CliRunner
+
+from photobatch.catalog.culling import Culling, read_sidecar, sidecars_for
+from photobatch.daemon.cli import main
+from photobatch.daemon.samples import write_sample_photo
+
+RECIPE = '''name = "tone"
+prompt = "warm light"
+strength = 0.3
+steps = 4
+sampler = "Euler"
+'''
+
+
+def lightroom_sidecar(path, rating=None, label=None):
+    """An XMP sidecar as Lightroom Classic writes it for a RAW (attributes on rdf:Description)."""
+    attrs = "".join([f' xmp:Rating="{rating}"' if rating is not None else "",
+                     f' xmp:Label="{label}"' if label else ""])
+    path.write_text(
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="Adobe XMP Core 7.0-c000">\n'
+        ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+        '  <rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"'
+        ' xmlns:crs="http://ns.adobe.com/camera-raw-settings/1.0/"'
+        f' crs:Exposure2012="+0.35"{attrs}/>\n'
+        ' </rdf:RDF>\n</x:xmpmeta>\n')
+    return path
+
+
+def darktable_sidecar(path, rating, colorlabels):
+    """An XMP sidecar as darktable writes it (labels as numbers in a sequence)."""
+    items = "".join(f"<rdf:li>{n}</rdf:li>" for n in colorlabels)
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/" '
+        'x:xmptk="XMP Core 4.4.0-Exiv2">\n <rdf:RDF '
+        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n  <rdf:Description rdf:about="" '
+        'xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmlns:darktable="http://darktable.sf.net/" '
+        f'xmp:Rating="{rating}" darktable:xmp_version="5">\n'
+        f'   <darktable:colorlabels><rdf:Seq>{items}</rdf:Seq></darktable:colorlabels>\n'
+        '  </rdf:Description>\n </rdf:RDF>\n</x:xmpmeta>\n')
+    return path
+
+
+def test_sidecars_of_lightroom_and_darktable_are_read(tmp_path):
+    photo = tmp_path / "DSC_0001.NEF"
+    photo.write_bytes(b"raw")
+    assert sidecars_for(photo) == []
+    lr = lightroom_sidecar(tmp_path / "DSC_0001.xmp", rating=4, label="Red")
+    dt = darktable_sidecar(tmp_path / "DSC_0001.NEF.xmp", rating=-1, colorlabels=[2, 4])
+    assert sidecars_for(photo) == [lr, dt]
+    assert read_sidecar(lr) == Culling(4, ("red",))
+    assert read_sidecar(dt) == Culling(-1, ("green", "purple"))
+    assert read_sidecar(lightroom_sidecar(tmp_path / "x.xmp", label="Second")) == Culling(None, ("second",))
+    broken = tmp_path / "broken.xmp"
+    broken.write_text("<x:xmpmeta")
+    assert read_sidecar(broken) == Culling()  # a warning in the log, not a failure
+    assert Culling(4, ("red",)).matches(3, ["RED".lower()]) and not Culling(-1, ()).matches(0, [])
+
+
+def _cli(tmp_path, *args):
+    recipes = tmp_path / "recipes"
+    recipes.mkdir(exist_ok=True)
+    (recipes / "tone.toml").write_text(RECIPE)
+    return CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "--recipes", str(recipes),
+                                     *map(str, args)], catch_exceptions=False)
+
+
+def _names(tmp_path, *filters):
+    listed = _cli(tmp_path, "catalog", "ls", "--json", *filters)
+    assert listed.exit_code == 0, listed.output
+    return sorted({row["path"].rsplit("/", 1)[1] for row in json.loads(listed.output)})
+
+
+def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, standin_model):
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_sample_photo(shoot / "A.JPG", size=(96, 64), seed=1, rating=None)
+    write_sample_photo(shoot / "B.JPG", size=(96, 64), seed=2, rating=3)  # rated in camera
+    write_sample_photo(shoot / "C.JPG", size=(96, 64), seed=3, rating=None, label="Blue")
+    lightroom_sidecar(shoot / "A.xmp", rating=5, label="Red")
+    darktable_sidecar(shoot / "C.JPG.xmp", rating=-1, colorlabels=[2])
+    ran = _cli(tmp_path, "run", shoot, "--recipe", "tone", "--model", standin_model,
+               "--out", tmp_path / "out")
+    assert "3 done" in ran.output, ran.output
+    assert _names(tmp_path, "--rating", "4") == ["A.JPG"]
+    assert _names(tmp_path, "--rating", "3") == ["A.JPG", "B.JPG"]
+    assert _names(tmp_path, "--rating", "0") == ["A.JPG", "B.JPG"]  # C is rejected
+    assert _names(tmp_path, "--label", "green") == ["C.JPG"]  # the sidecar over its own XMP
+    assert _names(tmp_path, "--label", "Red", "--label", "green") == ["A.JPG", "C.JPG"]
+    assert _names(tmp_path, "--label", "green", "--rating", "1") == []
+    table = _cli(tmp_path, "catalog", "ls").output
+    assert "★★★★★ red" in table and "rejected green" in table
+
+    # Culled later in Lightroom: B gets five stars; C's darktable sidecar goes, its own XMP counts.
+    later = lightroom_sidecar(shoot / "B.xmp", rating=5)
+    os.utime(later, ns=(later.stat().st_mtime_ns + 10**9,) * 2)
+    (shoot / "C.JPG.xmp").unlink()
+    assert _names(tmp_path, "--rating", "5") == ["A.JPG", "B.JPG"]
+    assert _names(tmp_path, "--label", "blue") == ["C.JPG"]
+    stored = dict(sqlite3.connect(tmp_path / "c.db").execute(
+        "SELECT substr(path, -5), rating FROM files").fetchall())
+    assert stored == {"A.JPG": 5, "B.JPG": 5, "C.JPG": None}
+
+    sidecar = (shoot / "A.xmp").read_bytes()
+    rerun = _cli(tmp_path, "rerun", "--rating", "5", "--force", "--model", standin_model)
+    assert "queued 2 run(s)" in rerun.output, rerun.output
+    assert (shoot / "A.xmp").read_bytes() == sidecar  # the photographer's files are only read
+    assert sorted(p.name for p in shoot.iterdir()) == ["A.JPG", "A.xmp", "B.JPG", "B.xmp", "C.JPG"]
