@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 
 from click.testing import CliRunner
@@ -109,6 +110,15 @@ def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, stand
     stored = dict(sqlite3.connect(tmp_path / "c.db").execute(
         "SELECT substr(path, -5), rating FROM files").fetchall())
     assert stored == {"A.JPG": 5, "B.JPG": 5, "C.JPG": None}
+
+    gallery = _cli(tmp_path, "export", "gallery", "--rating", "5", "--out", tmp_path / "picks")
+    assert gallery.exit_code == 0, gallery.output
+    html = (tmp_path / "picks" / "index.html").read_text()
+    data = json.loads(re.search(r'<script type="application/json" id="gallery-data">(.*?)</script>',
+                                html, re.S).group(1))
+    facts = {photo["title"]: dict(photo["facts"]) for photo in data["photos"]}
+    assert sorted(facts) == ["A.JPG", "B.JPG"]  # the five-star picks only
+    assert facts["A.JPG"]["Rating"] == "★★★★★ · red" and facts["B.JPG"]["Rating"] == "★★★★★"
 
     sidecar = (shoot / "A.xmp").read_bytes()
     rerun = _cli(tmp_path, "rerun", "--rating", "5", "--force", "--model", standin_model)

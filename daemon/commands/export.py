@@ -129,6 +129,14 @@ def export_items(app, selection, chooser):
             params=params, seed=run["seed"], model=run["model_id"],
             run_id=run["id"], source_sha256=pair.file["sha256"],
             output_sha256=run["output_sha256"], processed_at=run["finished_at"],
-            metadata=json.loads(pair.file.get("exif") or "{}")))
+            metadata=_with_culling(json.loads(pair.file.get("exif") or "{}"), pair.file)))
     return items, missing
 
+
+def _with_culling(metadata: dict, file: dict) -> dict:
+    """The photo's metadata with its culling as read now (a sidecar may have changed it since
+    the photo was catalogued)."""
+    if "rating" in file:
+        metadata["rating"] = file["rating"]
+        metadata["labels"] = [x for x in (file.get("labels") or "").split(",") if x]
+    return metadata

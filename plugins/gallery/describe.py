@@ -78,6 +78,16 @@ def map_link(meta: Mapping[str, Any]) -> str | None:
     return f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=15/{lat:.6f}/{lon:.6f}"
 
 
+def rating_text(meta: Mapping[str, Any]) -> str | None:
+    """"★★★★☆ · red": the photographer's stars ("rejected" for -1) and colour labels."""
+    rating = meta.get("rating")
+    labels = meta.get("labels") or ([meta["label"].lower()] if meta.get("label") else [])
+    stars = None
+    if isinstance(rating, int):
+        stars = "rejected" if rating < 0 else "★" * rating + "☆" * (5 - rating)
+    return " · ".join(filter(None, [stars, ", ".join(labels)])) or None
+
+
 def photo_facts(meta: Mapping[str, Any], *, gps: bool) -> list[tuple[str, str]]:
     """(label, value) rows of the EXIF panel; location only with ``gps``."""
     exif = meta.get("exif") or {}
@@ -86,6 +96,7 @@ def photo_facts(meta: Mapping[str, Any], *, gps: bool) -> list[tuple[str, str]]:
         ("Lens", meta.get("lens")),
         ("Exposure", exposure_text(meta)),
         ("Taken", date_text(meta.get("date_taken"))),
+        ("Rating", rating_text(meta)),
         ("Artist", exif.get("Exif.Image.Artist")),
         ("Copyright", exif.get("Exif.Image.Copyright")),
     ]
