@@ -200,6 +200,9 @@ _PAG = {
                else f"must be a list of layer names such as [\"mid\", \"up.block_0\"], got {v!r}"),
 }
 _FREEU = {key: ((float, int), _in_range(0.0, 4.0)) for key in ("s1", "s2", "b1", "b2")}
+# The fields of each single-table setting, with their checks.
+TABLE_FIELDS = {"ip_adapter": _IP_ADAPTER, "controlnet": _CONTROLNET, "refiner": _REFINER,
+                "pag": _PAG, "freeu": _FREEU}
 _LORA = {
     "path": ((str,), None),
     "weight": ((float, int), _in_range(-4.0, 4.0)),
@@ -227,6 +230,12 @@ def _table_problem(table: Mapping[str, Any], spec, required: str | None) -> str 
     if required and not str(table.get(required, "")).strip():
         return f"needs {required} = \"...\" (a local path or a hub id)"
     return None
+
+
+def table_field_problem(table: str, key: str, value) -> str | None:
+    """What is wrong with ``value`` for field ``key`` of a recipe's ``[table]`` (ip_adapter,
+    controlnet, refiner, pag, freeu), or None when it is fine."""
+    return _table_problem({key: value}, TABLE_FIELDS[table], None)
 
 
 def _switch_problem(value, spec) -> str | None:

@@ -340,6 +340,21 @@ def _validate_table(label: str, table: Mapping[str, Any], spec, prefix: str = ""
     return out
 
 
+def check_fields(label: str, table: Mapping[str, Any], *, output: bool = False) -> dict:
+    """Check recipe fields (``output``: ``[output]`` fields) as a recipe file's are checked and
+    return their values (floats where a field takes one); RecipeError naming field and value."""
+    if output:
+        return _validate_table(label, table, _OUTPUT_FIELDS, prefix="output.")
+    return _validate_table(label, table, _RECIPE_FIELDS)
+
+
+def field_types(name: str, *, output: bool = False) -> tuple[type, ...] | None:
+    """The Python types a recipe field (``output``: an ``[output]`` field) takes; None when
+    there is no such field."""
+    spec = (_OUTPUT_FIELDS if output else _RECIPE_FIELDS).get(name)
+    return spec[0] if spec else None
+
+
 def recipe_from_dict(data: Mapping[str, Any], source: str = "", default_name: str = "") -> Recipe:
     """Validate a parsed TOML table and return a Recipe, or raise RecipeError."""
     name = data.get("name", default_name)

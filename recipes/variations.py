@@ -16,19 +16,9 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from photobatch.recipes import runner_fields
-from photobatch.recipes.schema import (
-    _OUTPUT_FIELDS,
-    _RECIPE_FIELDS,
-    Recipe,
-    RecipeError,
-    _validate_table,
-)
+from photobatch.recipes.runner_fields import TABLE_FIELDS, table_field_problem
+from photobatch.recipes.schema import Recipe, RecipeError, check_fields, field_types
 
-# Fields of a recipe's tables that can be varied, with their checks.
-_TABLES = {"ip_adapter": runner_fields._IP_ADAPTER, "controlnet": runner_fields._CONTROLNET,
-           "refiner": runner_fields._REFINER, "pag": runner_fields._PAG,
-           "freeu": runner_fields._FREEU}
 # Recipe fields that are not one value (lists and tables) or that name the recipe.
 _NOT_VARIED = {"name", "description", "loras", "embeddings", "post", "ip_adapter", "controlnet",
                "refiner", "pag", "freeu"}
@@ -86,13 +76,12 @@ def vary(recipe: Recipe, changes: Mapping[str, Any], name: str | None = None) ->
         if isinstance(value, int) and not isinstance(value, bool) and _wants_float(field):
             value = float(value)
         if field.startswith("output."):
-            output.update(_validate_table(label, {field[7:]: value}, _OUTPUT_FIELDS,
-                                          prefix="output."))
+            output.update(check_fields(label, {field[7:]: value}, output=True))
         elif "." in field:
             table, _, key = field.partition(".")
             tables[table] = _vary_table(recipe, tables.get(table), table, key, value, label)
-        elif field in _RECIPE_FIELDS and field not in _NOT_VARIED:
-            top.update(_validate_table(label, {field: value}, _RECIPE_FIELDS))
+        elif field_types(field) and field not in _NOT_VARIED:
+            top.update(check_fields(label, {field: value}))
         else:
             raise RecipeError(f"{label}: {field!r} cannot be varied (try a field such as strength, "
                               "cfg, steps, sampler, seed, model, output.quality, ip_adapter.scale)")
@@ -124,10 +113,10 @@ def variation_label(changes: Mapping[str, Any]) -> str:
 
 
 def _vary_table(recipe: Recipe, current, table: str, key: str, value, label: str):
-    spec = _TABLES.get(table)
+    spec = TABLE_FIELDS.get(table)
     if spec is None:
         raise RecipeError(f"{label}: {table}.{key} cannot be varied (tables that can: "
-                          f"{', '.join(sorted(_TABLES))})")
+                          f"{', '.join(sorted(TABLE_FIELDS))})")
     settings = current if current is not None else getattr(recipe, table)
     if settings is None:
         raise RecipeError(f"{label} has no [{table}] whose {key} could be varied")
@@ -137,7 +126,7 @@ def _vary_table(recipe: Recipe, current, table: str, key: str, value, label: str
     if key not in spec or key not in {f.name for f in dataclasses.fields(settings)}:
         raise RecipeError(f"{label}: {table} has no field {key!r} that can be varied "
                           f"(fields: {', '.join(sorted(spec))})")
-    problem = runner_fields._table_problem({key: value}, spec, None)
+    problem = table_field_problem(table, key, value)
     if problem:
         raise RecipeError(f"{label}: {table}.{problem}")
     if isinstance(value, list):
@@ -148,12 +137,12 @@ def _vary_table(recipe: Recipe, current, table: str, key: str, value, label: str
 def _wants_float(field: str) -> bool:
     table, _, key = field.rpartition(".")
     if table == "output":
-        spec = _OUTPUT_FIELDS.get(key)
+        types = field_types(key, output=True)
     elif table:
-        spec = _TABLES.get(table, {}).get(key)
+        types = TABLE_FIELDS.get(table, {}).get(key, (None,))[0]
     else:
-        spec = _RECIPE_FIELDS.get(key)
-    return spec is not None and float in spec[0]
+        types = field_types(key)
+    return bool(types) and float in types
 
 
 def _value(text: str) -> Any:
