@@ -154,6 +154,12 @@ class Catalog:
         rows = list(self.db["runs"].rows_where(where, args, order_by="id DESC", limit=1))
         return rows[0] if rows else None
 
+    def latest_done_run(self, file_id: int, recipe: str) -> dict | None:
+        """The latest successful run of ``recipe`` on the file, whatever came after it."""
+        rows = list(self.db["runs"].rows_where("file_id = ? AND recipe = ? AND status = 'done'",
+                                               [file_id, recipe], order_by="id DESC", limit=1))
+        return rows[0] if rows else None
+
     def start_run(self, *, file_id: int, recipe: str, fingerprint: str, params: dict,
                   seed: int | None, model_id: str, runner: str, seed_source: str | None = None) -> int:
         """Record a run as started and return its id."""

@@ -124,4 +124,7 @@ def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, stand
     rerun = _cli(tmp_path, "rerun", "--rating", "5", "--force", "--model", standin_model)
     assert "queued 2 run(s)" in rerun.output, rerun.output
     assert (shoot / "A.xmp").read_bytes() == sidecar  # the photographer's files are only read
+    # While the daemon has them queued, the outputs made before are still exported.
+    again = _cli(tmp_path, "export", "gallery", "--rating", "5", "--out", tmp_path / "picks2")
+    assert again.exit_code == 0 and "gallery of 2 photo(s)" in again.output, again.output
     assert sorted(p.name for p in shoot.iterdir()) == ["A.JPG", "A.xmp", "B.JPG", "B.xmp", "C.JPG"]

@@ -113,6 +113,9 @@ def export_items(app, selection, chooser):
     items, missing = [], []
     for pair in pairs:
         run = pair.run
+        if run and run["status"] in ("queued", "running", "failed"):
+            # Being redone, or the redo failed: the output made before is still the photo's.
+            run = app.catalog.latest_done_run(pair.file["id"], pair.recipe) or run
         if not run or run["status"] != "done" or not run.get("output_path"):
             continue
         if pair.state == STATE_COMPARISON and selection.recipe != pair.recipe:
