@@ -55,6 +55,14 @@ def parse_axis(text: str) -> Axis:
     return Axis(field, parsed)
 
 
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``field=value`` as (field, value), the value read as in TOML (a bare word is text)."""
+    field, sep, value = text.partition("=")
+    if not sep or not field.strip() or not value.strip():
+        raise ValueError(f"--set {text!r}: write FIELD=VALUE (e.g. strength=0.25)")
+    return field.strip(), _value(value.strip())
+
+
 def combinations(axes: list[Axis]) -> list[dict[str, Any]]:
     """Every combination of the axes' values (the first axis slowest), as {field: value}."""
     fields = [axis.field for axis in axes]

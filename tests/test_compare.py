@@ -87,6 +87,8 @@ def test_compare_writes_each_variation_full_size_with_one_seed_and_a_sheet(tmp_p
                   "--size", "128")
     assert result.exit_code == 0, result.output
     assert "8 of 8 variations done" in result.output
+    assert ("photobatch recipes new NAME --from tone --set strength=0.15 --set cfg=2"
+            in result.output)
     assert (out / "IMG_0002_tone_compare.jpg").exists()  # a sheet for each photo
     second = sqlite3.connect(tmp_path / "c.db").execute(
         "SELECT DISTINCT r.seed FROM runs r JOIN files f ON f.id = r.file_id "

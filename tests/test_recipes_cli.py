@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 
 import pytest
+from PIL import Image
 from click.testing import CliRunner
 
 from photobatch.daemon.cli import main
@@ -138,3 +139,35 @@ def test_the_example_recipes_are_valid_and_use_what_they_show():
     assert "{caption}" in winter.prompt and [u.preprocessor for u in winter.controlnet] == ["depth", "canny"]
     sdxl = recipes["golden-hour-sdxl"]
     assert sdxl.refiner.switch_at == 0.8 and sdxl.freeu and sdxl.pag.scale == 2.0
+
+
+def test_new_with_set_keeps_what_compare_showed(tmp_path):
+    made = _cli("recipes", "new", "warmer", "--from", "color-correct", "--dir", tmp_path,
+                "--set", "strength=0.3", "--set", "sampler=DPM++ 2M Karras",
+                "--set", "output.format=png", "--set", "output.bit_depth=16")
+    assert made.exit_code == 0, made.output
+    text = (tmp_path / "warmer.toml").read_text()
+    assert "\nstrength = 0.3\n" in text and "# strength = 0.2" not in text
+    shown = tomllib.loads(_cli("--recipes", tmp_path, "recipes", "show", "warmer").output)
+    base = tomllib.loads(_cli("recipes", "show", "color-correct").output)
+    assert (shown["strength"], shown["sampler"]) == (0.3, "DPM++ 2M Karras")
+    assert (shown["output"]["format"], shown["output"]["bit_depth"]) == ("png", 16)
+    assert shown["prompt"] == base["prompt"] and shown["cfg"] == base["cfg"]  # the rest inherited
+
+    # A field of a table merges into the inherited table.
+    _write(tmp_path, "styled", 'prompt = "p"\nstrength = 0.5\n[ip_adapter]\nmodel = "h94/IP-Adapter"\n'
+                               'scale = 0.6\nreference = "ref.png"\n')
+    Image.new("RGB", (32, 32)).save(tmp_path / "ref.png")
+    table = _cli("--recipes", tmp_path, "recipes", "new", "stronger", "--from", "styled",
+                 "--dir", tmp_path, "--set", "ip_adapter.scale=0.9")
+    assert table.exit_code == 0, table.output
+    stronger = tomllib.loads(_cli("--recipes", tmp_path, "recipes", "show", "stronger").output)
+    assert stronger["ip_adapter"]["scale"] == 0.9 and stronger["ip_adapter"]["model"] == "h94/IP-Adapter"
+
+    bad = _cli("recipes", "new", "x", "--from", "color-correct", "--dir", tmp_path,
+               "--set", "strength=2")
+    assert bad.exit_code == 1 and "strength must be in (0.0, 1.0], got 2" in bad.output
+    deep = _cli("recipes", "new", "x", "--from", "color-correct", "--dir", tmp_path,
+                "--set", "output.bit_depth=16")  # checked with the rest, as the file would be
+    assert deep.exit_code == 1 and "needs format" in deep.output
+    assert not (tmp_path / "x.toml").exists()

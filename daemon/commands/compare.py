@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -68,7 +69,18 @@ def compare(obj: Context, photos, recipe_name, axes, model, out_dir, cell):
         app.close()
     failed = [o for o in outcomes if o.status != "done"]
     click.echo(f"{len(outcomes) - len(failed)} of {len(outcomes)} variations done")
+    example = " ".join("--set " + shlex.quote(f"{axis.field}={_toml_text(axis.values[0])}")
+                       for axis in parsed)
+    click.echo(f"keep the one you like as a recipe: photobatch recipes new NAME --from "
+               f"{shlex.quote(recipe_name)} {example} (with its values)")
     sys.exit(1 if failed else 0)
+
+
+def _toml_text(value) -> str:
+    """``value`` as --set reads it back: TOML for numbers and booleans, the text itself else."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def _variants(recipe, combos):

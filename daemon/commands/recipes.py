@@ -114,17 +114,30 @@ def recipes_fields():
 @click.option("--from", "base", required=True, help="The recipe to start from.")
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
               help="Where to write it (default: the user recipe folder).")
+@click.option("--set", "settings", multiple=True, metavar="FIELD=VALUE",
+              help="Set a field in the new recipe (repeatable), e.g. strength=0.25, "
+                   "output.quality=90, ip_adapter.scale=0.8: what `photobatch compare` showed.")
 @click.pass_obj
-def recipes_new(obj: Context, name, base, folder):
-    """Write NAME.toml extending BASE, every field listed (commented) with its current value."""
+def recipes_new(obj: Context, name, base, folder, settings):
+    """Write NAME.toml extending BASE, every field listed (commented) with its current value,
+    and the fields given with --set in force."""
     from photobatch.daemon.app import UsageError
     from photobatch.daemon.paths import default_recipe_dir
     from photobatch.recipes.field_help import FIELD_HELP
+    from photobatch.recipes.schema import RecipeError
+    from photobatch.recipes.variations import parse_setting, vary
 
+    try:
+        changes = dict(parse_setting(text) for text in settings)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from None
     app = obj.app()
     try:
         source = app.recipe(base)
+        vary(source, changes)  # checked as the recipe file will be
     except UsageError as exc:
+        raise click.ClickException(str(exc)) from None
+    except RecipeError as exc:
         raise click.ClickException(str(exc)) from None
     if name in app.recipes:
         raise click.ClickException(f"a recipe called {name!r} exists already ({app.recipes[name].source})")
@@ -133,18 +146,31 @@ def recipes_new(obj: Context, name, base, folder):
     if path.exists():
         raise click.ClickException(f"{path} exists already")
     folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(_commented_copy(name, source, FIELD_HELP), encoding="utf-8")
+    path.write_text(_commented_copy(name, source, FIELD_HELP, changes), encoding="utf-8")
     click.echo(f"wrote {path}\nuncomment and change what you need; check it with: "
                f"photobatch recipes validate {path}")
 
 
-def _commented_copy(name: str, base, help_text: dict[str, str]) -> str:
+def _commented_copy(name: str, base, help_text: dict[str, str], changes=None) -> str:
     import tomli_w
 
+    changes = dict(changes or {})
     lines = [f"# {name}: starts from {base.name!r} ({base.source}).",
              "# Every field below is the value it inherits; uncomment a line to change it.",
              f'name = "{name}"', f'extends = "{base.name}"',
              f'description = "Based on {base.name}."', ""]
+    if changes:
+        # Set with --set: in force; a table's fields merge into the inherited table.
+        lines.append("# Set when it was made (photobatch recipes new --set):")
+        tables: dict[str, dict] = {}
+        for field, value in changes.items():
+            table, _, key = field.partition(".")
+            if key and table != "output":
+                tables.setdefault(table, {})[key] = value
+            elif not key:
+                lines.append(f"{field} = {_inline(value)}")
+        lines += [f"{table} = {_inline(values)}" for table, values in tables.items()]
+        lines.append("")
     plain = {k: v for k, v in dataclasses.asdict(base).items()
              if k not in ("name", "description", "source", "output") and v is not None}
     plain["post"] = [{"step": name, **dict(params)} for name, params in base.post]
@@ -152,14 +178,20 @@ def _commented_copy(name: str, base, help_text: dict[str, str]) -> str:
         plain["ip_adapter"] = {k: v for k, v in plain["ip_adapter"].items()
                                if k != "reference_sha256" and v is not None}
     for key, value in plain.items():
+        if key in changes:
+            continue  # in force above
         rendered = f"{key} = {_inline(_plain(value))}"
         note = help_text.get(key)
         lines.append(f"# {rendered}" + (f"    # {note}" if note else ""))
     lines += ["", "[output]"]
     for key, value in dataclasses.asdict(base.output).items():
-        if value is None:
+        if value is None and f"output.{key}" not in changes:
             continue
         note = help_text.get(f"output.{key}")
+        if f"output.{key}" in changes:
+            value = changes[f"output.{key}"]
+            lines.append(tomli_w.dumps({key: value}).strip() + (f"    # {note}" if note else ""))
+            continue
         lines.append(f"# {tomli_w.dumps({key: value}).strip()}" + (f"    # {note}" if note else ""))
     return "\n".join(lines) + "\n"
 
