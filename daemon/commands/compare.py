@@ -17,7 +17,7 @@ _COLUMNS_ONE_AXIS = 4
 @click.command()
 @click.argument("photos", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--recipe", "recipe_name", required=True, help="The recipe to vary.")
+@click.option("--recipe", "recipe_name", required=True, metavar="NAME", help="The recipe to vary.")
 @click.option("--vary", "axes", multiple=True, required=True, metavar="FIELD=V1,V2,...",
               help="A field and the values to try (once or twice: rows, then columns), e.g. "
                    "strength=0.2,0.3,0.4 or sampler=Euler a,DDIM or ip_adapter.scale=0.4,0.8.")
@@ -36,7 +36,8 @@ def compare(obj: Context, photos, recipe_name, axes, model, out_dir, cell):
     photo (exit 1 if any variation failed).
 
     Each variation is recorded in the catalog under the recipe's name with its values
-    ("color-correct [strength=0.3]"); once one looks right, put its values in the recipe file.
+    ("color-correct [strength=0.3]"); once one looks right, `photobatch recipes new NAME --from
+    RECIPE --set strength=0.3` makes a recipe of it.
     """
     from photobatch.recipes.schema import RecipeError
     from photobatch.recipes.variations import combinations, parse_axis
