@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,14 +44,16 @@ class Culling:
         return not wanted or bool(wanted & set(self.labels))
 
 
-def sidecars_for(photo: Path) -> list[Path]:
+def sidecars_for(photo: Path, folder_names: set[str] | None = None) -> list[Path]:
     """The XMP sidecars beside ``photo`` that exist: ``IMG_0001.xmp`` and ``IMG_0001.CR3.xmp``
-    (either case of the extension)."""
+    (either case of the extension). ``folder_names``: the names in its folder, when known."""
     found = []
     for stem in (photo.stem, photo.name):
         for suffix in (".xmp", ".XMP"):
             candidate = photo.with_name(stem + suffix)
-            if candidate.is_file() and candidate not in found:
+            exists = (candidate.name in folder_names if folder_names is not None
+                      else candidate.is_file())
+            if exists and candidate not in found:
                 found.append(candidate)
     return found
 
@@ -73,25 +76,44 @@ def current_culling(db, files: list[dict[str, Any]]) -> dict[int, Culling]:
     the catalog last looked; the catalog's copy is brought up to date."""
     result: dict[int, Culling] = {}
     changed: list[tuple[int, Culling, str]] = []
+    listings: dict[Path, set[str]] = {}  # one directory listing per folder, not 4 stats a photo
     for row in files:
         photo = Path(row["path"])
-        sidecars = sidecars_for(photo)
-        stamp = _stamp(sidecars)
+        if photo.parent not in listings:
+            listings[photo.parent] = _xmp_names(photo.parent)
+        sidecars = sidecars_for(photo, listings[photo.parent])
+        try:
+            stamp = _stamp(sidecars)
+        except OSError:  # a sidecar removed meanwhile: look again
+            sidecars = sidecars_for(photo)
+            stamp = _stamp(sidecars)
         if stamp == row.get("culling_stamp"):
             labels = tuple(filter(None, (row.get("labels") or "").split(",")))
             result[row["id"]] = Culling(row.get("rating"), labels)
             continue
+        culling = _embedded(row)
         if sidecars:
             # The application that wrote last has the photographer's latest word.
-            newest = max(sidecars, key=lambda p: p.stat().st_mtime_ns)
+            try:
+                newest = max(sidecars, key=lambda p: p.stat().st_mtime_ns)
+            except OSError:  # changing as we look: read again at the next selection
+                result[row["id"]] = culling
+                continue
             culling = read_sidecar(newest)
-        else:
-            culling = _embedded(row)
         result[row["id"]] = culling
         changed.append((row["id"], culling, stamp))
     if changed:
         _store(db, changed)
     return result
+
+
+def _xmp_names(folder: Path) -> set[str]:
+    """The names of the XMP files in ``folder`` (none when it cannot be listed: moved, offline)."""
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name for e in entries if e.name.lower().endswith(".xmp")}
+    except OSError:
+        return set()
 
 
 def _embedded(row: dict[str, Any]) -> Culling:
@@ -105,10 +127,22 @@ def _embedded(row: dict[str, Any]) -> Culling:
 
 
 def _store(db, changed: list[tuple[int, Culling, str]]) -> None:
+    conn = db.conn
+    own = not conn.in_transaction  # one commit for all: a first listing updates every file
     try:
-        for file_id, culling, stamp in changed:
-            db.execute("UPDATE files SET rating = ?, labels = ?, culling_stamp = ? WHERE id = ?",
-                           [culling.rating, ",".join(culling.labels) or None, stamp, file_id])
+        if own:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "UPDATE files SET rating = ?, labels = ?, culling_stamp = ? WHERE id = ?",
+                [(c.rating, ",".join(c.labels) or None, stamp, file_id)
+                 for file_id, c, stamp in changed])
+        except BaseException:
+            if own:
+                conn.execute("ROLLBACK")
+            raise
+        if own:
+            conn.execute("COMMIT")
     except sqlite3.OperationalError as exc:
         # A read-only or busy catalog: the values read are used all the same, just not kept.
         log.info("culling not stored in the catalog: %s", exc)
