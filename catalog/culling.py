@@ -1,12 +1,12 @@
-"""The photographer's culling of each catalogued photo: star rating and colour labels, as
-Lightroom, Capture One, Bridge and darktable record them, so a selection can say "the 4-star
-picks" or "the ones labelled green".
+"""The photographer's culling of each catalogued photo: star rating, colour labels and keywords,
+as Lightroom, Capture One, Bridge and darktable record them, so a selection can say "the 4-star
+picks", "the ones labelled green" or "the ones tagged client-select".
 
 They live in the photographer's files, not in photobatch: an XMP sidecar beside the photo
 (``IMG_0001.xmp`` from Lightroom, Capture One and Bridge; ``IMG_0001.CR3.xmp`` from darktable)
 or the XMP inside it (a JPEG rated in Lightroom, a camera's own rating). Culling happens after
 the shoot is imported, so they are read again whenever a sidecar changes; the catalog keeps the
-last values read (``files.rating``, ``files.labels``) with the sidecars' stamp, for display and
+last values read (``files.rating``, ``files.labels``, ``files.keywords``) with the sidecars' stamp, for display and
 so that an unchanged sidecar is not parsed twice. Lightroom's pick and reject flags stay in
 Lightroom's own catalog (it never writes them to XMP); a rating of -1 is darktable's and
 Bridge's "rejected".
@@ -31,17 +31,24 @@ REJECTED = -1
 
 @dataclass(frozen=True)
 class Culling:
-    """A photo's star rating (-1 rejected, 0-5; None: never rated) and labels (lower case)."""
+    """A photo's star rating (-1 rejected, 0-5; None: never rated), labels (lower case) and
+    keywords (as written)."""
 
     rating: int | None = None
     labels: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
 
-    def matches(self, min_rating: int | None, labels: Iterable[str]) -> bool:
-        """True when it has at least ``min_rating`` stars and any of ``labels`` (each when given)."""
+    def matches(self, min_rating: int | None, labels: Iterable[str],
+                keywords: Iterable[str] = ()) -> bool:
+        """True when it has at least ``min_rating`` stars, any of ``labels`` and any of
+        ``keywords`` (case-insensitive), each when given."""
         if min_rating is not None and (self.rating is None or self.rating < min_rating):
             return False
         wanted = {label.lower() for label in labels}
-        return not wanted or bool(wanted & set(self.labels))
+        if wanted and not wanted & set(self.labels):
+            return False
+        tags = {keyword.casefold() for keyword in keywords}
+        return not tags or bool(tags & {k.casefold() for k in self.keywords})
 
 
 def sidecars_for(photo: Path, folder_names: set[str] | None = None) -> list[Path]:
@@ -68,7 +75,7 @@ def read_sidecar(path: Path) -> Culling:
     except (OSError, RuntimeError) as exc:
         log.warning("cannot read the sidecar %s: %s", path, str(exc).splitlines()[0] if str(exc) else exc)
         return Culling()
-    return Culling(_rating(xmp.get("Xmp.xmp.Rating"), path), _labels(xmp))
+    return Culling(_rating(xmp.get("Xmp.xmp.Rating"), path), _labels(xmp), _keywords(xmp))
 
 
 def current_culling(db, files: list[dict[str, Any]]) -> dict[int, Culling]:
@@ -89,7 +96,8 @@ def current_culling(db, files: list[dict[str, Any]]) -> dict[int, Culling]:
             stamp = _stamp(sidecars)
         if stamp == row.get("culling_stamp"):
             labels = tuple(filter(None, (row.get("labels") or "").split(",")))
-            result[row["id"]] = Culling(row.get("rating"), labels)
+            keywords = tuple(json.loads(row.get("keywords") or "[]"))
+            result[row["id"]] = Culling(row.get("rating"), labels, keywords)
             continue
         culling = _embedded(row)
         if sidecars:
@@ -122,8 +130,9 @@ def _embedded(row: dict[str, Any]) -> Culling:
         summary = json.loads(row.get("exif") or "{}")
     except ValueError:
         return Culling()
-    labels = summary.get("label")
-    return Culling(summary.get("rating"), (labels.lower(),) if labels else ())
+    label = summary.get("label")
+    return Culling(summary.get("rating"), (label.lower(),) if label else (),
+                   tuple(summary.get("keywords") or ()))
 
 
 def _store(db, changed: list[tuple[int, Culling, str]]) -> None:
@@ -134,9 +143,11 @@ def _store(db, changed: list[tuple[int, Culling, str]]) -> None:
             conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(
-                "UPDATE files SET rating = ?, labels = ?, culling_stamp = ? WHERE id = ?",
-                [(c.rating, ",".join(c.labels) or None, stamp, file_id)
-                 for file_id, c, stamp in changed])
+                "UPDATE files SET rating = ?, labels = ?, keywords = ?, culling_stamp = ? "
+                "WHERE id = ?",
+                [(c.rating, ",".join(c.labels) or None,
+                  json.dumps(list(c.keywords), ensure_ascii=False) if c.keywords else None,
+                  stamp, file_id) for file_id, c, stamp in changed])
         except BaseException:
             if own:
                 conn.execute("ROLLBACK")
@@ -177,3 +188,11 @@ def _labels(xmp: dict[str, Any]) -> tuple[str, ...]:
         if str(number).strip().isdigit() and int(number) < len(_DARKTABLE_LABELS):
             labels.append(_DARKTABLE_LABELS[int(number)])
     return tuple(dict.fromkeys(labels))
+
+
+def _keywords(xmp: dict[str, Any]) -> tuple[str, ...]:
+    """dc:subject, the keywords every one of these applications writes (Lightroom's
+    hierarchical ones are there flattened too)."""
+    subject = xmp.get("Xmp.dc.subject") or []
+    items = [subject] if isinstance(subject, str) else subject
+    return tuple(dict.fromkeys(str(k).strip() for k in items if str(k).strip()))

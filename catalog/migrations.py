@@ -154,8 +154,10 @@ def m010_run_mask_sha256(db):
 
 @migrations()
 def m011_file_culling(db):
-    """The photographer's star rating and colour labels as last read from the photo's XMP
-    sidecar or its own XMP, and the sidecars' stamp (name, mtime, size) they were read at."""
+    """The photographer's star rating, colour labels and keywords (JSON list) as last read from
+    the photo's XMP sidecar or its own XMP, and the sidecars' stamp (name, mtime, size) they
+    were read at."""
     db["files"].add_column("rating", int)
     db["files"].add_column("labels", str)
+    db["files"].add_column("keywords", str)
     db["files"].add_column("culling_stamp", str)

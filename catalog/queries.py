@@ -75,11 +75,12 @@ class Selection:
     places: tuple[str, ...] = ()
     rating: int | None = None  # at least this many stars (the photographer's, from XMP)
     labels: tuple[str, ...] = ()  # any of these colour labels
+    keywords: tuple[str, ...] = ()  # any of these keywords
 
     @property
     def culls(self) -> bool:
-        """True when the selection goes by the photographer's rating or labels."""
-        return self.rating is not None or bool(self.labels)
+        """True when the selection goes by the photographer's rating, labels or keywords."""
+        return self.rating is not None or bool(self.labels) or bool(self.keywords)
 
     @property
     def narrows_runs(self) -> bool:
@@ -116,6 +117,7 @@ class PairRow:
                "camera_model": self.file.get("camera_model"), "lens": self.file.get("lens"),
                "date_taken": self.file.get("date_taken"), "first_seen": self.file.get("first_seen"),
                "rating": self.file.get("rating"), "labels": self.file.get("labels"),
+               "keywords": self.file.get("keywords"),
                "recipe": self.recipe}
         run = self.run or {}
         for key in ("id", "status", "recipe_fingerprint", "model_id", "seed", "attempts",
@@ -161,9 +163,12 @@ def select_files(db, selection: Selection) -> list[dict[str, Any]]:
     # Ratings change after import (culling in Lightroom): read again where a sidecar changed.
     culling = current_culling(db, rows)
     for row in rows:
-        row["rating"], row["labels"] = culling[row["id"]].rating, ",".join(culling[row["id"]].labels) or None
+        now = culling[row["id"]]
+        row["rating"], row["labels"] = now.rating, ",".join(now.labels) or None
+        row["keywords"] = list(now.keywords)
     if selection.culls:
-        rows = [r for r in rows if culling[r["id"]].matches(selection.rating, selection.labels)]
+        rows = [r for r in rows if culling[r["id"]].matches(selection.rating, selection.labels,
+                                                             selection.keywords)]
     return rows
 
 

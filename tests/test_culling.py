@@ -23,16 +23,20 @@ sampler = "Euler"
 '''
 
 
-def lightroom_sidecar(path, rating=None, label=None):
-    """An XMP sidecar as Lightroom Classic writes it for a RAW (attributes on rdf:Description)."""
+def lightroom_sidecar(path, rating=None, label=None, keywords=()):
+    """An XMP sidecar as Lightroom Classic writes it for a RAW (attributes on rdf:Description,
+    keywords in a dc:subject bag)."""
     attrs = "".join([f' xmp:Rating="{rating}"' if rating is not None else "",
                      f' xmp:Label="{label}"' if label else ""])
+    subject = ("<dc:subject><rdf:Bag>" + "".join(f"<rdf:li>{k}</rdf:li>" for k in keywords)
+               + "</rdf:Bag></dc:subject>") if keywords else ""
     path.write_text(
         '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="Adobe XMP Core 7.0-c000">\n'
         ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
         '  <rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"'
+        ' xmlns:dc="http://purl.org/dc/elements/1.1/"'
         ' xmlns:crs="http://ns.adobe.com/camera-raw-settings/1.0/"'
-        f' crs:Exposure2012="+0.35"{attrs}/>\n'
+        f' crs:Exposure2012="+0.35"{attrs}>{subject}</rdf:Description>\n'
         ' </rdf:RDF>\n</x:xmpmeta>\n')
     return path
 
@@ -55,10 +59,13 @@ def test_sidecars_of_lightroom_and_darktable_are_read(tmp_path):
     photo = tmp_path / "DSC_0001.NEF"
     photo.write_bytes(b"raw")
     assert sidecars_for(photo) == []
-    lr = lightroom_sidecar(tmp_path / "DSC_0001.xmp", rating=4, label="Red")
+    lr = lightroom_sidecar(tmp_path / "DSC_0001.xmp", rating=4, label="Red",
+                           keywords=("Client Select", "Paris"))
     dt = darktable_sidecar(tmp_path / "DSC_0001.NEF.xmp", rating=-1, colorlabels=[2, 4])
     assert sidecars_for(photo) == [lr, dt]
-    assert read_sidecar(lr) == Culling(4, ("red",))
+    assert read_sidecar(lr) == Culling(4, ("red",), ("Client Select", "Paris"))
+    assert read_sidecar(lr).matches(None, [], ["client select"])
+    assert not read_sidecar(lr).matches(None, [], ["London"])
     assert read_sidecar(dt) == Culling(-1, ("green", "purple"))
     assert read_sidecar(lightroom_sidecar(tmp_path / "x.xmp", label="Second")) == Culling(None, ("second",))
     broken = tmp_path / "broken.xmp"
@@ -87,7 +94,7 @@ def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, stand
     write_sample_photo(shoot / "A.JPG", size=(96, 64), seed=1, rating=None)
     write_sample_photo(shoot / "B.JPG", size=(96, 64), seed=2, rating=3)  # rated in camera
     write_sample_photo(shoot / "C.JPG", size=(96, 64), seed=3, rating=None, label="Blue")
-    lightroom_sidecar(shoot / "A.xmp", rating=5, label="Red")
+    lightroom_sidecar(shoot / "A.xmp", rating=5, label="Red", keywords=("client-select",))
     darktable_sidecar(shoot / "C.JPG.xmp", rating=-1, colorlabels=[2])
     ran = _cli(tmp_path, "run", shoot, "--recipe", "tone", "--model", standin_model,
                "--out", tmp_path / "out")
@@ -98,6 +105,9 @@ def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, stand
     assert _names(tmp_path, "--label", "green") == ["C.JPG"]  # the sidecar over its own XMP
     assert _names(tmp_path, "--label", "Red", "--label", "green") == ["A.JPG", "C.JPG"]
     assert _names(tmp_path, "--label", "green", "--rating", "1") == []
+    assert _names(tmp_path, "--keyword", "Client-Select") == ["A.JPG"]  # from A's sidecar
+    # B's own IPTC/XMP keywords; C's sidecar (darktable's word on it) has none.
+    assert _names(tmp_path, "--keyword", "photobatch") == ["B.JPG"]
     table = _cli(tmp_path, "catalog", "ls").output
     assert "★★★★★ red" in table and "rejected green" in table
 
@@ -107,6 +117,7 @@ def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, stand
     (shoot / "C.JPG.xmp").unlink()
     assert _names(tmp_path, "--rating", "5") == ["A.JPG", "B.JPG"]
     assert _names(tmp_path, "--label", "blue") == ["C.JPG"]
+    assert _names(tmp_path, "--keyword", "photobatch") == ["C.JPG"]  # B's sidecar has none now
     stored = dict(sqlite3.connect(tmp_path / "c.db").execute(
         "SELECT substr(path, -5), rating FROM files").fetchall())
     assert stored == {"A.JPG": 5, "B.JPG": 5, "C.JPG": None}
@@ -119,6 +130,8 @@ def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, stand
     facts = {photo["title"]: dict(photo["facts"]) for photo in data["photos"]}
     assert sorted(facts) == ["A.JPG", "B.JPG"]  # the five-star picks only
     assert facts["A.JPG"]["Rating"] == "★★★★★ · red" and facts["B.JPG"]["Rating"] == "★★★★★"
+    assert facts["A.JPG"]["Keywords"] == "client-select"
+    assert "Keywords" not in facts["B.JPG"]  # its sidecar has the word now, and lists none
 
     sidecar = (shoot / "A.xmp").read_bytes()
     rerun = _cli(tmp_path, "rerun", "--rating", "5", "--force", "--model", standin_model)

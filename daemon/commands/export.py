@@ -142,4 +142,5 @@ def _with_culling(metadata: dict, file: dict) -> dict:
     if "rating" in file:
         metadata["rating"] = file["rating"]
         metadata["labels"] = [x for x in (file.get("labels") or "").split(",") if x]
+        metadata["keywords"] = list(file.get("keywords") or [])
     return metadata

@@ -11,7 +11,7 @@ from photobatch.catalog.queries import Selection, parse_when
 from photobatch.catalog.store import RUN_STATUSES
 
 _SELECTION_PARAMS = ("paths", "recipe", "stale", "failed", "statuses", "since", "until",
-                     "camera", "folders", "rating", "labels")
+                     "camera", "folders", "rating", "labels", "keywords")
 
 
 def _when(end: bool):
@@ -48,6 +48,9 @@ def selection_options(fn=None, *, paths: bool = True):
             click.option("--label", "labels", multiple=True, metavar="NAME",
                          help="With this colour label (red, yellow, green, blue, purple, or "
                               "Lightroom's label text; repeatable: any of them)."),
+            click.option("--keyword", "keywords", multiple=True, metavar="WORD",
+                         help="Tagged with this keyword (case-insensitive; repeatable: any of "
+                              "them), from the sidecar or the photo's own IPTC/XMP."),
             click.option("--folder", "folders", multiple=True,
                          type=click.Path(file_okay=False, path_type=Path),
                          help="Photos under this folder (repeatable)."),
@@ -70,7 +73,8 @@ def pop_selection(kwargs: dict) -> Selection:
         recipe=values["recipe"], stale=bool(values["stale"]), failed=bool(values["failed"]),
         statuses=tuple(s.lower() for s in values["statuses"] or ()), since=values["since"],
         until=values["until"], camera=values["camera"], places=tuple(places),
-        rating=values["rating"], labels=tuple(label.lower() for label in values["labels"] or ()))
+        rating=values["rating"], labels=tuple(label.lower() for label in values["labels"] or ()),
+        keywords=tuple(values["keywords"] or ()))
 
 
 def _place(path: Path) -> str:

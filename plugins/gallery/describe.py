@@ -97,6 +97,7 @@ def photo_facts(meta: Mapping[str, Any], *, gps: bool) -> list[tuple[str, str]]:
         ("Exposure", exposure_text(meta)),
         ("Taken", date_text(meta.get("date_taken"))),
         ("Rating", rating_text(meta)),
+        ("Keywords", ", ".join(meta.get("keywords") or [])),
         ("Artist", exif.get("Exif.Image.Artist")),
         ("Copyright", exif.get("Exif.Image.Copyright")),
     ]

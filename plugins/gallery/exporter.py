@@ -150,6 +150,7 @@ class GalleryExporter:
             params=describe.all_params(item.params or {}),
             download=download, download_label=label,
             map_link=describe.map_link(meta) if gps else None,
+            keywords=list(meta.get("keywords") or []),
         )
 
     def _download(self, item, root: Path, gps: bool, old: dict, new: dict, taken: set[str],
