@@ -6,8 +6,8 @@ They live in the photographer's files, not in photobatch: an XMP sidecar beside 
 (``IMG_0001.xmp`` from Lightroom, Capture One and Bridge; ``IMG_0001.CR3.xmp`` from darktable)
 or the XMP inside it (a JPEG rated in Lightroom, a camera's own rating). Culling happens after
 the shoot is imported, so they are read again whenever a sidecar changes; the catalog keeps the
-last values read (``files.rating``, ``files.labels``, ``files.keywords``) with the sidecars' stamp, for display and
-so that an unchanged sidecar is not parsed twice. Lightroom's pick and reject flags stay in
+last values read (``files.rating``, ``files.labels``, ``files.keywords``) with the sidecars'
+stamp, for display and so that an unchanged sidecar is not parsed twice. Lightroom's pick and reject flags stay in
 Lightroom's own catalog (it never writes them to XMP); a rating of -1 is darktable's and
 Bridge's "rejected".
 """
@@ -73,7 +73,8 @@ def read_sidecar(path: Path) -> Culling:
     try:
         xmp = pyexiv2.ImageData(path.read_bytes()).read_xmp()
     except (OSError, RuntimeError) as exc:
-        log.warning("cannot read the sidecar %s: %s", path, str(exc).splitlines()[0] if str(exc) else exc)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.warning("cannot read the sidecar %s: %s", path, reason)
         return Culling()
     return Culling(_rating(xmp.get("Xmp.xmp.Rating"), path), _labels(xmp), _keywords(xmp))
 

@@ -3,8 +3,8 @@
 Like Lightroom's publish services flag photos edited since their last publish, a run is stale
 when its recipe changed (another fingerprint), the model its recipe runs on now is another
 one or has other weights under the same name, a LoRA, embedding, VAE, ControlNet or
-IP-Adapter file it read was replaced, or the mask painted beside its photo was repainted. The plan is made here; ``photobatch rerun`` queues it
-for the daemon or runs it now.
+IP-Adapter file it read was replaced, or the mask painted beside its photo was repainted. The
+plan is made here; ``photobatch rerun`` queues it for the daemon or runs it now.
 """
 
 from __future__ import annotations
