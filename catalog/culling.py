@@ -38,6 +38,17 @@ class Culling:
     labels: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
 
+    def as_xmp(self) -> dict[str, Any]:
+        """The XMP values an output carries for it, as Lightroom writes them on export."""
+        values: dict[str, Any] = {}
+        if self.rating is not None:
+            values["Xmp.xmp.Rating"] = str(self.rating)
+        if self.labels:
+            values["Xmp.xmp.Label"] = self.labels[0].title()  # XMP has room for one
+        if self.keywords:
+            values["Xmp.dc.subject"] = list(self.keywords)
+        return values
+
     def matches(self, min_rating: int | None, labels: Iterable[str],
                 keywords: Iterable[str] = ()) -> bool:
         """True when it has at least ``min_rating`` stars, any of ``labels`` and any of
@@ -63,6 +74,16 @@ def sidecars_for(photo: Path, folder_names: set[str] | None = None) -> list[Path
             if exists and candidate not in found:
                 found.append(candidate)
     return found
+
+
+def sidecar_culling(photo: Path) -> Culling | None:
+    """What the newest XMP sidecar beside ``photo`` says, or None when it has none."""
+    sidecars = sidecars_for(photo)
+    try:
+        newest = max(sidecars, key=lambda p: p.stat().st_mtime_ns) if sidecars else None
+    except OSError:
+        return None
+    return read_sidecar(newest) if newest is not None else None
 
 
 def read_sidecar(path: Path) -> Culling:

@@ -33,7 +33,8 @@ class OutputWriter:
         """Write ``image`` (PIL, or 16-bit pixels) as ``recipe``'s output of ``source``.
 
         ``provenance``: more of what made it for the XMP record (model and adapter file
-        identities, precision); empty values are left out.
+        identities, precision); empty values are left out. The photographer's rating, label and
+        keywords in an XMP sidecar beside ``source`` go into the output, as Lightroom exports do.
         """
         writer = self.app.writers.get(writer_name(recipe.output.format))
         tokens = name_tokens(recipe, source, summary, file_id, seed)
@@ -65,6 +66,7 @@ class OutputWriter:
                     "RunID": str(run_id),
                     **{k: str(v) for k, v in (provenance or {}).items() if v},
                 },
+                photographer=_photographer(source),
             )
             with open(temp, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -98,6 +100,14 @@ class OutputWriter:
         except OSError:
             return False
         return any(row["output_sha256"] == current for row in rows)
+
+
+def _photographer(source: Path) -> dict | None:
+    """The rating, label and keywords of the source's XMP sidecar as XMP values (None: none)."""
+    from photobatch.catalog.culling import sidecar_culling
+
+    culling = sidecar_culling(source)
+    return culling.as_xmp() if culling is not None else None
 
 
 def fit_within(image, max_side: int):

@@ -88,7 +88,7 @@ def _names(tmp_path, *filters):
     return sorted({row["path"].rsplit("/", 1)[1] for row in json.loads(listed.output)})
 
 
-def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, standin_model):
+def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, standin_model, exiftool):
     shoot = tmp_path / "shoot"
     shoot.mkdir()
     write_sample_photo(shoot / "A.JPG", size=(96, 64), seed=1, rating=None)
@@ -99,6 +99,13 @@ def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, stand
     ran = _cli(tmp_path, "run", shoot, "--recipe", "tone", "--model", standin_model,
                "--out", tmp_path / "out")
     assert "3 done" in ran.output, ran.output
+    # The outputs carry the photographer's word, as a Lightroom export does.
+    a_out = exiftool.json(tmp_path / "out" / "A_tone.jpg")
+    assert (a_out["Rating"], a_out["Label"], a_out["Subject"]) == (5, "Red", "client-select")
+    c_out = exiftool.json(tmp_path / "out" / "C_tone.jpg")
+    assert (c_out["Rating"], c_out["Label"]) == (-1, "Green")  # darktable's numbers as a name
+    assert exiftool.json(tmp_path / "out" / "B_tone.jpg")["Rating"] == 3  # its own, copied
+    assert exiftool.warnings(tmp_path / "out" / "A_tone.jpg") == []
     assert _names(tmp_path, "--rating", "4") == ["A.JPG"]
     assert _names(tmp_path, "--rating", "3") == ["A.JPG", "B.JPG"]
     assert _names(tmp_path, "--rating", "0") == ["A.JPG", "B.JPG"]  # C is rejected
@@ -141,3 +148,15 @@ def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, stand
     again = _cli(tmp_path, "export", "gallery", "--rating", "5", "--out", tmp_path / "picks2")
     assert again.exit_code == 0 and "gallery of 2 photo(s)" in again.output, again.output
     assert sorted(p.name for p in shoot.iterdir()) == ["A.JPG", "A.xmp", "B.JPG", "B.xmp", "C.JPG"]
+
+
+def test_only_policies_that_keep_descriptions_carry_the_sidecar():
+    from photobatch.plugins.metadata.policies import xmp_changes
+
+    word = Culling(4, ("green",), ("client-select",)).as_xmp()
+    assert word == {"Xmp.xmp.Rating": "4", "Xmp.xmp.Label": "Green",
+                    "Xmp.dc.subject": ["client-select"]}
+    for policy, carried in (("all", True), ("no-location", True), ("copyright-only", False),
+                            ("none", False)):
+        _, changes = xmp_changes({}, policy, 10, 10, {"Recipe": "r"}, word)
+        assert ("Xmp.xmp.Rating" in changes) is carried, policy

@@ -173,8 +173,11 @@ def drop_iptc(key: str, policy: str) -> bool:
 
 
 def xmp_changes(xmp: dict, policy: str, width: int, height: int,
-                 record: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    """XMP keys to drop and values to set in an output: policy, dimensions, our record."""
+                 record: dict[str, str], photographer: dict | None = None
+                 ) -> tuple[list[str], dict]:
+    """XMP keys to drop and values to set in an output: policy, dimensions, our record, and
+    the photographer's rating, label and keywords from a sidecar (``photographer``; kept by
+    the policies that keep descriptive metadata, "all" and "no-location")."""
     ours = f"Xmp.{NAMESPACE_PREFIX}."
     drop: list[str] = []
     for key in xmp:
@@ -200,6 +203,8 @@ def xmp_changes(xmp: dict, policy: str, width: int, height: int,
     }
     changes = {k: v for k, v in updates.items() if k in kept}
     changes["Xmp.xmp.CreatorTool"] = creator_tool()
+    if policy in ("all", "no-location"):
+        changes.update(photographer or {})
     for key, value in record.items():
         changes[f"{ours}{key}"] = value
     return drop, changes

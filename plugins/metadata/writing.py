@@ -33,6 +33,7 @@ def write_output_metadata(
     policy: str = "all",
     icc: str | bytes = "source",
     pixels=None,
+    photographer: dict | None = None,
 ) -> None:
     """Give ``output`` the metadata of ``source``, filtered by ``policy``, plus our XMP record.
 
@@ -46,6 +47,8 @@ def write_output_metadata(
     reader decoded the pixels into: a RAW's rendering space, sRGB for a CMYK source). The
     source is only ever read; the output is replaced atomically. ``pixels``: the output's own
     pixels (PIL image or H x W x 3 array) when the caller still has them, for the thumbnail.
+    ``photographer``: XMP values from the photo's sidecar (rating, label, keywords) that the
+    source file itself lacks, set when the policy keeps descriptive metadata.
     """
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(repr(p) for p in POLICIES)}; "
@@ -96,7 +99,8 @@ def write_output_metadata(
 
     try:
         data = _rewrite(out, src_icc=src_icc, width=width, height=height, record=record,
-                        policy=policy, name=output.name, pixels=pixels)
+                        policy=policy, name=output.name, pixels=pixels,
+                        photographer=photographer)
     except RuntimeError as exc:
         raise MetadataError(f"cannot write metadata to {output.name}: {one_line(exc)}") from exc
 
@@ -108,7 +112,7 @@ def write_output_metadata(
 
 
 def _rewrite(out, *, src_icc: bytes, width: int, height: int, record: dict[str, str],
-             policy: str, name: str, pixels=None) -> bytes:
+             policy: str, name: str, pixels=None, photographer: dict | None = None) -> bytes:
     # Edits the parsed output in place and closes it. Working on the copy target instead of
     # a fresh parse of its bytes gave byte-identical files for every sample format (JPEG,
     # DNG, 16-bit TIFF and PNG, HEIC) into JPEG, TIFF and PNG under every policy.
@@ -134,7 +138,7 @@ def _rewrite(out, *, src_icc: bytes, width: int, height: int, record: dict[str, 
             drop = [k for k in iptc if drop_iptc(k, policy)]
             if drop:
                 out.modify_iptc(dict.fromkeys(drop), encoding="latin-1")
-            drop, xmp_set = xmp_changes(xmp, policy, width, height, record)
+            drop, xmp_set = xmp_changes(xmp, policy, width, height, record, photographer)
             if drop:
                 out.modify_xmp(dict.fromkeys(drop), encoding="latin-1")
             out.modify_xmp(xmp_set)
