@@ -37,6 +37,9 @@ class WatchFolder:
     quiet_seconds: float = 5.0
     ignore: tuple[str, ...] = DEFAULT_IGNORE
     model: str | None = None
+    # Only photos rated at least this many stars (in camera, or in Lightroom/darktable through
+    # the XMP sidecar; a photo rated up later is taken then). None: every photo.
+    min_rating: int | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,8 @@ def _parse_watch(label: str, index: int, item: Any) -> WatchFolder:
                                       lambda v: None if v >= 0 else f"must be 0 or more, got {v!r}")),
         ignore=DEFAULT_IGNORE + table.strings("ignore"),
         model=table.get("model", (str,)),
+        min_rating=table.get("min_rating", (int,), None,
+                             lambda v: None if 0 <= v <= 5 else f"must be 0 to 5 stars, got {v!r}"),
     )
     table.done()
     if folder.path.resolve() == folder.output.resolve():
@@ -236,6 +241,8 @@ output = "~/Pictures/Enhanced"             # outputs go here (never next to the 
 # quiet_seconds = 5                        # a file is ready once unchanged this long (or closed)
 # ignore = ["*_proof.jpg"]                 # extra names to skip (temp names are always skipped)
 # model = "/models/sdxl"                   # this folder's own model
+# min_rating = 3                           # only photos rated 3+ stars (in camera, or later in
+#                                          # Lightroom/darktable: rated up, a photo is taken then)
 
 # [workers]                                # (on a GPU; on the CPU every stage takes its turn)
 # decode = 2                               # threads decoding and preparing photos

@@ -49,6 +49,11 @@ def is_mask(path: Path) -> bool:
     return path.name.lower().endswith(MASK_SUFFIX) and not path.name.startswith(".")
 
 
+def is_xmp_sidecar(path: Path) -> bool:
+    """True for an XMP sidecar's name (``IMG_0001.xmp``, darktable's ``IMG_0001.CR3.xmp``)."""
+    return path.name.lower().endswith(".xmp") and not path.name.startswith(".")
+
+
 def mask_path_for(photo: Path) -> Path:
     """Where a photo's painted mask is: ``IMG_0001.JPG`` -> ``IMG_0001.mask.png`` beside it."""
     return photo.with_name(photo.stem + MASK_SUFFIX)

@@ -20,7 +20,8 @@ from pathlib import Path
 from photobatch.catalog.queue import DaemonState, RunQueue, pid_alive
 from photobatch.daemon.app import App, UsageError
 from photobatch.daemon.config import Config, ConfigError, WatchFolder, load_config
-from photobatch.daemon.paths import MASK_SUFFIX, is_candidate, is_mask, mask_path_for
+from photobatch.catalog.culling import current_culling, sidecars_for
+from photobatch.daemon.paths import MASK_SUFFIX, is_candidate, is_mask, is_xmp_sidecar, mask_path_for
 from photobatch.daemon.pipeline import Pipeline
 from photobatch.daemon.session import Outcome, Session, file_sha256
 from photobatch.daemon.watcher import (
@@ -213,6 +214,11 @@ class WatchService:
             # A photo's painted mask: settled like a photo, then its photo is done again.
             self.tracker.touch(path, folder.quiet_seconds, closed=(kind == "closed"))
             return
+        if (folder is not None and folder.min_rating is not None and is_xmp_sidecar(path)
+                and not any(path.is_relative_to(o) for o in self.outputs)):
+            # A rating written by Lightroom or darktable: its photo may now be rated enough.
+            self.tracker.touch(path, folder.quiet_seconds, closed=(kind == "closed"))
+            return
         if folder is None or is_ignored(path, folder, self.outputs):
             return
         self.tracker.touch(path, folder.quiet_seconds, closed=(kind == "closed"))
@@ -226,6 +232,9 @@ class WatchService:
         if is_mask(path):
             self._mask_changed(path, folder)
             return
+        if is_xmp_sidecar(path):
+            self._sidecar_changed(path, folder)
+            return
         try:
             st = path.stat()
             sha = file_sha256(path)
@@ -237,7 +246,34 @@ class WatchService:
             sha256=sha, path=path, size=st.st_size, mtime=st.st_mtime,
             metadata=metadata.read_summary(path))
         self.app.notify("photobatch_file_discovered", path=path, sha256=sha)
-        self._enqueue(file_id, folder, path)
+        if self._rated_enough(file_id, folder, path):
+            self._enqueue(file_id, folder, path)
+
+    def _rated_enough(self, file_id: int, folder: WatchFolder, path: Path) -> bool:
+        """True when the folder takes every photo, or this one has its ``min_rating`` stars
+        (read now: the sidecar, else the photo's own XMP or EXIF rating)."""
+        if folder.min_rating is None:
+            return True
+        row = self.app.catalog.db["files"].get(file_id)
+        rating = current_culling(self.app.catalog.db, [row])[file_id].rating
+        if rating is not None and rating >= folder.min_rating:
+            return True
+        log.info("%s: %s, and %s takes %d+ stars: not queued (rated up later, it will be)",
+                 path.name, "not rated" if rating is None else f"rated {rating}", folder.path,
+                 folder.min_rating)
+        return False
+
+    def _sidecar_changed(self, sidecar: Path, folder: WatchFolder) -> None:
+        """A photo's XMP sidecar was written (a rating in Lightroom or darktable): the photo,
+        if already in the catalog, is queued when it is now rated enough (work already done is
+        not redone)."""
+        stem = Path(sidecar.name[:-len(".xmp")]).stem
+        for photo in sorted(sidecar.parent.glob(glob.escape(stem) + ".*")):
+            if not is_candidate(photo) or sidecar not in sidecars_for(photo):
+                continue
+            row = self._known(photo)
+            if row is not None and self._rated_enough(row["id"], folder, photo):
+                self._enqueue(row["id"], folder, photo)
 
     def _mask_changed(self, mask: Path, folder: WatchFolder) -> None:
         """A mask was added or changed: its photo, if already in the catalog, is done again by

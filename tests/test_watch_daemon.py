@@ -354,3 +354,28 @@ def test_a_mask_that_arrives_after_its_photo_has_the_photo_done(ws):
     # The mask itself never became a photo of the catalog.
     assert ws.query("SELECT count(*) FROM files") == [(1,)]
     assert photo.exists()
+
+
+def test_a_folder_with_min_rating_takes_the_picks_and_a_photo_rated_up_later(ws):
+    ws.write_config(("quick",))
+    ws.config.write_text(ws.config.read_text() + "min_rating = 3\n")
+    proc = ws.start()
+    write_sample_photo(ws.inbox / "IMG_0001.JPG", size=(160, 120), seed=1, rating=4)  # in camera
+    write_sample_photo(ws.inbox / "IMG_0002.JPG", size=(160, 120), seed=2, rating=1)
+    write_sample_photo(ws.inbox / "IMG_0003.JPG", size=(160, 120), seed=3, rating=None)
+    assert wait_for(lambda: ws.done_count() == 1
+                    and ws.query("SELECT count(*) FROM files") == [(3,)], 30), \
+        proc.log_path.read_text()
+    assert (ws.out / "IMG_0001_quick.jpg").exists() and not (ws.out / "IMG_0002_quick.jpg").exists()
+    log = proc.log_path.read_text()
+    assert "IMG_0002.JPG: rated 1" in log and "IMG_0003.JPG: not rated" in log
+
+    # Rated up later in Lightroom (its sidecar): taken then.
+    (ws.inbox / "IMG_0003.xmp").write_text(
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
+        '22-rdf-syntax-ns#"><rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"'
+        ' xmp:Rating="5"/></rdf:RDF></x:xmpmeta>')
+    assert wait_for(lambda: ws.done_count() == 2, 30), proc.log_path.read_text()
+    assert (ws.out / "IMG_0003_quick.jpg").exists()
+    time.sleep(1.5)
+    assert ws.done_count() == 2 and ws.query("SELECT count(*) FROM files") == [(3,)]
