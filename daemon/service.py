@@ -185,7 +185,9 @@ class WatchService:
             for path in scan_folder(folder, self.outputs):
                 row = self._known(path)
                 if row is not None:
-                    self._enqueue(row["id"], folder, path)
+                    # Rated up while the daemon was down, or still not: asked again each scan.
+                    if self._rated_enough(row["id"], folder, path, quiet=True):
+                        self._enqueue(row["id"], folder, path)
                 else:
                     self.tracker.touch(path, folder.quiet_seconds)
 
@@ -249,18 +251,21 @@ class WatchService:
         if self._rated_enough(file_id, folder, path):
             self._enqueue(file_id, folder, path)
 
-    def _rated_enough(self, file_id: int, folder: WatchFolder, path: Path) -> bool:
+    def _rated_enough(self, file_id: int, folder: WatchFolder, path: Path,
+                      quiet: bool = False) -> bool:
         """True when the folder takes every photo, or this one has its ``min_rating`` stars
-        (read now: the sidecar, else the photo's own XMP or EXIF rating)."""
+        (read now: the sidecar, else the photo's own XMP or EXIF rating). ``quiet``: say why
+        not only in the debug log (the catch-up scans ask about every photo again)."""
         if folder.min_rating is None:
             return True
         row = self.app.catalog.db["files"].get(file_id)
         rating = current_culling(self.app.catalog.db, [row])[file_id].rating
         if rating is not None and rating >= folder.min_rating:
             return True
-        log.info("%s: %s, and %s takes %d+ stars: not queued (rated up later, it will be)",
-                 path.name, "not rated" if rating is None else f"rated {rating}", folder.path,
-                 folder.min_rating)
+        log.log(logging.DEBUG if quiet else logging.INFO,
+                "%s: %s, and %s takes %d+ stars: not queued (rated up later, it will be)",
+                path.name, "not rated" if rating is None else f"rated {rating}", folder.path,
+                folder.min_rating)
         return False
 
     def _sidecar_changed(self, sidecar: Path, folder: WatchFolder) -> None:

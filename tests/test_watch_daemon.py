@@ -379,3 +379,14 @@ def test_a_folder_with_min_rating_takes_the_picks_and_a_photo_rated_up_later(ws)
     assert (ws.out / "IMG_0003_quick.jpg").exists()
     time.sleep(1.5)
     assert ws.done_count() == 2 and ws.query("SELECT count(*) FROM files") == [(3,)]
+
+    # A restart's catch-up scan asks again: still not the 1-star one; rated up meanwhile, yes.
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    assert ws.once().returncode == 0 and ws.done_count() == 2
+    (ws.inbox / "IMG_0002.JPG.xmp").write_text(  # darktable's name for it
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
+        '22-rdf-syntax-ns#"><rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/"'
+        ' xmp:Rating="3"/></rdf:RDF></x:xmpmeta>')
+    assert ws.once().returncode == 0 and ws.done_count() == 3
+    assert (ws.out / "IMG_0002_quick.jpg").exists()
