@@ -76,13 +76,18 @@ def sidecars_for(photo: Path, folder_names: set[str] | None = None) -> list[Path
     return found
 
 
-def sidecar_culling(photo: Path) -> Culling | None:
-    """What the newest XMP sidecar beside ``photo`` says, or None when it has none."""
+def newest_sidecar(photo: Path) -> Path | None:
+    """The XMP sidecar beside ``photo`` written last (the photographer's latest word), if any."""
     sidecars = sidecars_for(photo)
     try:
-        newest = max(sidecars, key=lambda p: p.stat().st_mtime_ns) if sidecars else None
-    except OSError:
+        return max(sidecars, key=lambda p: p.stat().st_mtime_ns) if sidecars else None
+    except OSError:  # changing as we look
         return None
+
+
+def sidecar_culling(photo: Path) -> Culling | None:
+    """What the newest XMP sidecar beside ``photo`` says, or None when it has none."""
+    newest = newest_sidecar(photo)
     return read_sidecar(newest) if newest is not None else None
 
 

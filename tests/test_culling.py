@@ -160,3 +160,15 @@ def test_only_policies_that_keep_descriptions_carry_the_sidecar():
                             ("none", False)):
         _, changes = xmp_changes({}, policy, 10, 10, {"Recipe": "r"}, word)
         assert ("Xmp.xmp.Rating" in changes) is carried, policy
+
+
+def test_inspect_shows_what_the_sidecar_says(tmp_path):
+    photo = write_sample_photo(tmp_path / "IMG_0009.JPG", size=(64, 48), rating=2, label="Blue")
+    lightroom_sidecar(tmp_path / "IMG_0009.xmp", rating=4, label="Green", keywords=("client-select",))
+    shown = CliRunner().invoke(main, ["inspect", str(photo)])
+    assert shown.exit_code == 0, shown.output
+    assert "  rating        2\n" in shown.output and "  label         Blue\n" in shown.output  # its own
+    assert "  sidecar       IMG_0009.xmp: ★★★★☆ · green · client-select\n" in shown.output
+    record = json.loads(CliRunner().invoke(main, ["inspect", "--json", str(photo)]).output)
+    assert record["sidecar"] == {"file": "IMG_0009.xmp", "rating": 4, "labels": ["green"],
+                                 "keywords": ["client-select"]}

@@ -12,7 +12,7 @@ _FIELDS = (
     ("exposure_time", "exposure"), ("f_number", "aperture"), ("iso", "ISO"),
     ("focal_length", "focal length"), ("date_taken", "taken"), ("gps_lat", "latitude"),
     ("gps_lon", "longitude"), ("gps_alt", "altitude"), ("orientation", "orientation"),
-    ("rating", "rating"), ("keywords", "keywords"),
+    ("rating", "rating"), ("label", "label"), ("keywords", "keywords"),
 )
 
 
@@ -36,6 +36,7 @@ def inspect(files, as_json, show_all):
 
 def describe(path: Path) -> dict:
     """Everything photobatch reads from ``path`` without decoding its pixels."""
+    from photobatch.catalog.culling import newest_sidecar, read_sidecar
     from photobatch.plugins import metadata
     from photobatch.plugins.colour import profile_description
     from photobatch.plugins.images import sniff
@@ -60,6 +61,8 @@ def describe(path: Path) -> dict:
     warnings = summary.pop("warnings")
     if problem:
         warnings.append(problem)
+    sidecar = newest_sidecar(path)
+    culling = read_sidecar(sidecar) if sidecar is not None else None
     return {
         "file": str(path),
         "format": kind or "unknown",
@@ -69,6 +72,9 @@ def describe(path: Path) -> dict:
         "color_profile": profile_description(icc) if icc else None,
         **summary,
         "photobatch": record,
+        # The photographer's culling in an XMP sidecar: it has the last word over the above.
+        "sidecar": {"file": sidecar.name, "rating": culling.rating, "labels": list(culling.labels),
+                    "keywords": list(culling.keywords)} if culling is not None else None,
         "warnings": warnings,
     }
 
@@ -114,6 +120,12 @@ def _print_record(record: dict, show_all: bool) -> None:
         elif key == "exposure_time":
             value = f"{value} s"
         click.echo(f"  {label:<13} {value}")
+    sidecar = record["sidecar"]
+    if sidecar is not None:
+        from photobatch.plugins.gallery.describe import rating_text
+
+        words = [rating_text(sidecar) or "no rating or label", ", ".join(sidecar["keywords"])]
+        click.echo(f"  {'sidecar':<13} {sidecar['file']}: {' · '.join(filter(None, words))}")
     for key, value in record["photobatch"].items():
         click.echo(f"  {'photobatch':<13} {key}: {value}")
     if show_all:
