@@ -234,8 +234,8 @@ def _table_problem(table: Mapping[str, Any], spec, required: str | None) -> str 
 
 def table_field_problem(table: str, key: str, value) -> str | None:
     """What is wrong with ``value`` for field ``key`` of a recipe's ``[table]`` (ip_adapter,
-    controlnet, refiner, pag, freeu), or None when it is fine."""
-    return _table_problem({key: value}, TABLE_FIELDS[table], None)
+    controlnet, refiner, pag, freeu) or of one of its ``loras``, or None when it is fine."""
+    return _table_problem({key: value}, _LORA if table == "loras" else TABLE_FIELDS[table], None)
 
 
 def _switch_problem(value, spec) -> str | None:

@@ -2,8 +2,9 @@
 or two fields set to each of a few values, each variation checked as strictly as a recipe file.
 
 ``strength=0.2,0.3,0.4`` names a field and its values; a field is a recipe field (``cfg``), an
-output field (``output.quality``) or a field of a recipe's table (``ip_adapter.scale``,
-``controlnet.scale``, ``pag.scale``, ``freeu.b1``, ``refiner.switch_at``). Values are written as
+output field (``output.quality``), a field of a recipe's table (``ip_adapter.scale``,
+``controlnet.scale``, ``pag.scale``, ``freeu.b1``, ``refiner.switch_at``) or the weight of one
+of its LoRAs (``loras.1.weight``, numbered from 1; ``lora.weight`` when it has one). Values are written as
 in TOML (``0.3``, ``true``, ``"DPM++ 2M"``); a bare word is a string (``sampler=Euler a,DDIM``).
 """
 
@@ -85,6 +86,8 @@ def vary(recipe: Recipe, changes: Mapping[str, Any], name: str | None = None) ->
             value = float(value)
         if field.startswith("output."):
             output.update(check_fields(label, {field[7:]: value}, output=True))
+        elif field.startswith(("loras.", "lora.")):
+            tables["loras"] = _vary_lora(recipe, tables.get("loras"), field, value, label)
         elif "." in field:
             table, _, key = field.partition(".")
             tables[table] = _vary_table(recipe, tables.get(table), table, key, value, label)
@@ -140,6 +143,30 @@ def _vary_table(recipe: Recipe, current, table: str, key: str, value, label: str
     if isinstance(value, list):
         value = tuple(value)
     return dataclasses.replace(settings, **{key: value})
+
+
+def _vary_lora(recipe: Recipe, current, field: str, value, label: str):
+    """``recipe``'s LoRAs with one weight changed (A1111's X/Y over a LoRA's strength)."""
+    loras = list(current if current is not None else recipe.loras)
+    parts = field.split(".")
+    if parts[0] == "lora" and len(parts) == 2:
+        if len(loras) != 1:
+            raise RecipeError(f"{label} has {len(loras)} LoRAs: say which, as loras.N.weight "
+                              "(numbered from 1)")
+        number, key = 1, parts[1]
+    elif len(parts) == 3 and parts[1].isdigit():
+        number, key = int(parts[1]), parts[2]
+    else:
+        raise RecipeError(f"{label}: {field!r} cannot be varied (write loras.N.weight)")
+    if not 1 <= number <= len(loras):
+        raise RecipeError(f"{label} has {len(loras)} LoRA(s): there is no loras.{number}")
+    if key != "weight":
+        raise RecipeError(f"{label}: a LoRA's weight can be varied, not its {key}")
+    problem = table_field_problem("loras", "weight", value)
+    if problem:
+        raise RecipeError(f"{label}: loras.{number}.{problem}")
+    loras[number - 1] = dataclasses.replace(loras[number - 1], weight=float(value))
+    return tuple(loras)
 
 
 def _wants_float(field: str) -> bool:

@@ -162,3 +162,21 @@ def test_a_variation_that_cannot_run_is_refused_before_any_photo(tmp_path, stand
     three = _cli(tmp_path, "compare", photo, "--recipe", "tone", "--vary", "cfg=2,3",
                  "--vary", "steps=8,9", "--vary", "seed=1,2", "--model", standin_model)
     assert three.exit_code == 2 and "at most 2 fields" in three.output
+
+
+def test_a_loras_weight_can_be_varied_and_says_which():
+    one = recipe_from_dict({"name": "film", "loras": [{"path": "film.safetensors", "weight": 0.8}]})
+    assert vary(one, {"lora.weight": 0.4}).loras[0].weight == 0.4
+    two = recipe_from_dict({"name": "mix", "loras": [{"path": "a.safetensors", "weight": 0.8},
+                                                     {"path": "b.safetensors", "weight": 0.5}]})
+    varied = vary(two, {"loras.2.weight": 1})
+    assert [(x.path, x.weight) for x in varied.loras] == [("a.safetensors", 0.8), ("b.safetensors", 1.0)]
+    assert varied.fingerprint != two.fingerprint
+    with pytest.raises(RecipeError, match="has 2 LoRAs: say which"):
+        vary(two, {"lora.weight": 0.3})
+    with pytest.raises(RecipeError, match="there is no loras.3"):
+        vary(two, {"loras.3.weight": 0.3})
+    with pytest.raises(RecipeError, match="loras.1.weight must be"):
+        vary(two, {"loras.1.weight": 9.0})
+    with pytest.raises(RecipeError, match="can be varied, not its path"):
+        vary(two, {"loras.1.path": "c.safetensors"})
