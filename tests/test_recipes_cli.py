@@ -164,6 +164,15 @@ def test_new_with_set_keeps_what_compare_showed(tmp_path):
     stronger = tomllib.loads(_cli("--recipes", tmp_path, "recipes", "show", "stronger").output)
     assert stronger["ip_adapter"]["scale"] == 0.9 and stronger["ip_adapter"]["model"] == "h94/IP-Adapter"
 
+    _write(tmp_path, "filmic", 'prompt = "p"\nstrength = 0.5\nloras = [{path = "a.safetensors", '
+                             'weight = 0.8}, {path = "b.safetensors", weight = 0.5}]\n')
+    lora = _cli("--recipes", tmp_path, "recipes", "new", "softer", "--from", "filmic",
+                "--dir", tmp_path, "--set", "loras.2.weight=0.25")
+    assert lora.exit_code == 0, lora.output
+    softer = tomllib.loads(_cli("--recipes", tmp_path, "recipes", "show", "softer").output)
+    assert softer["loras"] == [{"path": "a.safetensors", "weight": 0.8},
+                               {"path": "b.safetensors", "weight": 0.25}]
+
     bad = _cli("recipes", "new", "x", "--from", "color-correct", "--dir", tmp_path,
                "--set", "strength=2")
     assert bad.exit_code == 1 and "strength must be in (0.0, 1.0], got 2" in bad.output

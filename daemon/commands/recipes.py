@@ -134,7 +134,7 @@ def recipes_new(obj: Context, name, base, folder, settings):
     app = obj.app()
     try:
         source = app.recipe(base)
-        vary(source, changes)  # checked as the recipe file will be
+        varied = vary(source, changes)  # checked as the recipe file will be
     except UsageError as exc:
         raise click.ClickException(str(exc)) from None
     except RecipeError as exc:
@@ -146,6 +146,10 @@ def recipes_new(obj: Context, name, base, folder, settings):
     if path.exists():
         raise click.ClickException(f"{path} exists already")
     folder.mkdir(parents=True, exist_ok=True)
+    if any(field.startswith(("loras.", "lora.")) for field in changes):
+        # A list is replaced, not merged: the new recipe lists every LoRA with its weight.
+        changes = {f: v for f, v in changes.items() if not f.startswith(("loras.", "lora."))}
+        changes["loras"] = [{"path": lora.path, "weight": lora.weight} for lora in varied.loras]
     path.write_text(_commented_copy(name, source, FIELD_HELP, changes), encoding="utf-8")
     click.echo(f"wrote {path}\nuncomment and change what you need; check it with: "
                f"photobatch recipes validate {path}")
