@@ -4,8 +4,9 @@ or two fields set to each of a few values, each variation checked as strictly as
 ``strength=0.2,0.3,0.4`` names a field and its values; a field is a recipe field (``cfg``), an
 output field (``output.quality``), a field of a recipe's table (``ip_adapter.scale``,
 ``controlnet.scale``, ``pag.scale``, ``freeu.b1``, ``refiner.switch_at``) or the weight of one
-of its LoRAs (``loras.1.weight``, numbered from 1; ``lora.weight`` when it has one). Values are written as
-in TOML (``0.3``, ``true``, ``"DPM++ 2M"``); a bare word is a string (``sampler=Euler a,DDIM``).
+of its LoRAs (``loras.1.weight``, numbered from 1; ``lora.weight`` when it has one); ``freeu``
+and ``pag`` can be switched (``freeu=true,false``). Values are written as in TOML (``0.3``,
+``true``, ``"DPM++ 2M"``); a bare word is a string (``sampler=Euler a,DDIM``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from photobatch.recipes.schema import Recipe, RecipeError, check_fields, field_t
 
 # Recipe fields that are not one value (lists and tables) or that name the recipe.
 _NOT_VARIED = {"name", "description", "loras", "embeddings", "post", "ip_adapter", "controlnet",
-               "refiner", "pag", "freeu"}
+               "refiner"}
+# Switches that a recipe file turns off by leaving them out: here "false" does.
+_SWITCHES = {"freeu", "pag"}
 MAX_VARIATIONS = 64
 _VARIATION_NAME = re.compile(r"^\S.* \[[^=\]]+=.*\]$")
 
@@ -33,10 +36,6 @@ class Axis:
 
     field: str
     values: tuple[Any, ...]
-
-    def label(self, value: Any) -> str:
-        """``field=value`` as a person reads it."""
-        return f"{self.field}={_show(value)}"
 
 
 def parse_axis(text: str) -> Axis:
@@ -91,6 +90,8 @@ def vary(recipe: Recipe, changes: Mapping[str, Any], name: str | None = None) ->
         elif "." in field:
             table, _, key = field.partition(".")
             tables[table] = _vary_table(recipe, tables.get(table), table, key, value, label)
+        elif field in _SWITCHES and value is False:
+            top[field] = None
         elif field_types(field) and field not in _NOT_VARIED:
             top.update(check_fields(label, {field: value}))
         else:

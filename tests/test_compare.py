@@ -164,6 +164,14 @@ def test_a_variation_that_cannot_run_is_refused_before_any_photo(tmp_path, stand
     assert three.exit_code == 2 and "at most 2 fields" in three.output
 
 
+def test_freeu_and_pag_can_be_switched_on_and_off():
+    plain = recipe_from_dict({"name": "p", "strength": 0.5})
+    on = vary(plain, {"freeu": True, "pag": True})
+    assert on.freeu is not None and on.pag is not None
+    off = vary(on, {"freeu": False, "pag": False})
+    assert off.freeu is None and off.pag is None and off.fingerprint == plain.fingerprint
+
+
 def test_a_loras_weight_can_be_varied_and_says_which():
     one = recipe_from_dict({"name": "film", "loras": [{"path": "film.safetensors", "weight": 0.8}]})
     assert vary(one, {"lora.weight": 0.4}).loras[0].weight == 0.4

@@ -176,6 +176,13 @@ def test_new_with_set_keeps_what_compare_showed(tmp_path):
     bad = _cli("recipes", "new", "x", "--from", "color-correct", "--dir", tmp_path,
                "--set", "strength=2")
     assert bad.exit_code == 1 and "strength must be in (0.0, 1.0], got 2" in bad.output
+    switched = _cli("--recipes", tmp_path, "recipes", "new", "y", "--from", "softer", "--dir",
+                    tmp_path, "--set", "freeu=true")
+    assert switched.exit_code == 0, switched.output
+    assert "freeu" in tomllib.loads(_cli("--recipes", tmp_path, "recipes", "show", "y").output)
+    off = _cli("--recipes", tmp_path, "recipes", "new", "z", "--from", "y", "--dir", tmp_path,
+               "--set", "freeu=false")
+    assert off.exit_code == 1 and "cannot take it away" in off.output
     deep = _cli("recipes", "new", "x", "--from", "color-correct", "--dir", tmp_path,
                 "--set", "output.bit_depth=16")  # checked with the rest, as the file would be
     assert deep.exit_code == 1 and "needs format" in deep.output

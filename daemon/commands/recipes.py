@@ -146,6 +146,13 @@ def recipes_new(obj: Context, name, base, folder, settings):
     if path.exists():
         raise click.ClickException(f"{path} exists already")
     folder.mkdir(parents=True, exist_ok=True)
+    for switch in ("freeu", "pag"):
+        if changes.get(switch) is False:
+            if getattr(source, switch) is not None:
+                raise click.ClickException(
+                    f"{switch}=false: a recipe that extends {base!r} inherits its {switch} and "
+                    "cannot take it away; copy that recipe's file instead")
+            del changes[switch]  # off already
     if any(field.startswith(("loras.", "lora.")) for field in changes):
         # A list is replaced, not merged: the new recipe lists every LoRA with its weight.
         changes = {f: v for f, v in changes.items() if not f.startswith(("loras.", "lora."))}
