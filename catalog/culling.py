@@ -110,21 +110,24 @@ def current_culling(db, files: list[dict[str, Any]]) -> dict[int, Culling]:
     the catalog last looked; the catalog's copy is brought up to date."""
     result: dict[int, Culling] = {}
     changed: list[tuple[int, Culling, str]] = []
-    listings: dict[Path, set[str]] = {}  # one directory listing per folder, not 4 stats a photo
+    listings: dict[Path, set[str] | None] = {}  # one listing per folder, not 4 stats a photo
     for row in files:
         photo = Path(row["path"])
         if photo.parent not in listings:
             listings[photo.parent] = _xmp_names(photo.parent)
-        sidecars = sidecars_for(photo, listings[photo.parent])
+        names = listings[photo.parent]
+        if names is None and row.get("culling_stamp") is not None:
+            # Its folder is offline (an archive disk): what was read last still holds.
+            result[row["id"]] = _stored(row)
+            continue
+        sidecars = sidecars_for(photo, names or set())
         try:
             stamp = _stamp(sidecars)
         except OSError:  # a sidecar removed meanwhile: look again
             sidecars = sidecars_for(photo)
             stamp = _stamp(sidecars)
         if stamp == row.get("culling_stamp"):
-            labels = tuple(filter(None, (row.get("labels") or "").split(",")))
-            keywords = tuple(json.loads(row.get("keywords") or "[]"))
-            result[row["id"]] = Culling(row.get("rating"), labels, keywords)
+            result[row["id"]] = _stored(row)
             continue
         culling = _embedded(row)
         if sidecars:
@@ -142,13 +145,19 @@ def current_culling(db, files: list[dict[str, Any]]) -> dict[int, Culling]:
     return result
 
 
-def _xmp_names(folder: Path) -> set[str]:
-    """The names of the XMP files in ``folder`` (none when it cannot be listed: moved, offline)."""
+def _xmp_names(folder: Path) -> set[str] | None:
+    """The names of the XMP files in ``folder`` (None when it cannot be listed: moved, offline)."""
     try:
         with os.scandir(folder) as entries:
             return {e.name for e in entries if e.name.lower().endswith(".xmp")}
     except OSError:
-        return set()
+        return None
+
+
+def _stored(row: dict[str, Any]) -> Culling:
+    """The culling the catalog read last."""
+    labels = tuple(filter(None, (row.get("labels") or "").split(",")))
+    return Culling(row.get("rating"), labels, tuple(json.loads(row.get("keywords") or "[]")))
 
 
 def _embedded(row: dict[str, Any]) -> Culling:

@@ -140,6 +140,11 @@ def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, stand
     assert facts["A.JPG"]["Keywords"] == "client-select"
     assert "Keywords" not in facts["B.JPG"]  # its sidecar has the word now, and lists none
 
+    # The shoot's disk unmounted: the catalog still knows what the sidecars said.
+    shoot.rename(tmp_path / "unplugged")
+    assert _names(tmp_path, "--rating", "5") == ["A.JPG", "B.JPG"]
+    (tmp_path / "unplugged").rename(shoot)
+
     sidecar = (shoot / "A.xmp").read_bytes()
     rerun = _cli(tmp_path, "rerun", "--rating", "5", "--force", "--model", standin_model)
     assert "queued 2 run(s)" in rerun.output, rerun.output

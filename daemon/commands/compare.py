@@ -1,4 +1,5 @@
-"""``photobatch compare``: a recipe's variations on one photo, side by side (A1111's X/Y plot)."""
+"""``photobatch compare``: a recipe's variations on a photo or a few, side by side (A1111's X/Y
+plot): one contact sheet per photo."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def compare(obj: Context, photos, recipe_name, axes, model, out_dir, cell):
         combos = combinations(parsed)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--vary") from None
-    stems = [p.stem.lower() for p in dict.fromkeys(photos)]
+    photos = list(dict.fromkeys(Path(p).resolve() for p in photos))
+    stems = [p.stem.lower() for p in photos]
     if len(set(stems)) != len(stems):
         raise click.UsageError("two photos share a name: their variations would overwrite each "
                                "other's (compare them one at a time, each with its own --out)")
@@ -61,7 +63,7 @@ def compare(obj: Context, photos, recipe_name, axes, model, out_dir, cell):
         variants = _variants(recipe, combos)
         for _, variant in variants:
             app.check_runnable(variant, app.model_for(variant))
-        for photo in dict.fromkeys(photos):
+        for photo in photos:
             sheet, done = _compare(app, photo, recipe, parsed, variants, out_dir, cell)
             outcomes += done
             click.echo(f"sheet    {sheet}")
