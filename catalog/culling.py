@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # darktable stores colour labels as numbers.
 _DARKTABLE_LABELS = ("red", "yellow", "green", "blue", "purple")
 REJECTED = -1
+# Up to this many photos are looked up one by one; more, by listing their folders once.
+_FEW = 8
 
 
 @dataclass(frozen=True)
@@ -111,11 +113,15 @@ def current_culling(db, files: list[dict[str, Any]]) -> dict[int, Culling]:
     result: dict[int, Culling] = {}
     changed: list[tuple[int, Culling, str]] = []
     listings: dict[Path, set[str] | None] = {}  # one listing per folder, not 4 stats a photo
+    few = len(files) <= _FEW  # a photo or a few (the daemon's intake): 4 stats beat a listing
     for row in files:
         photo = Path(row["path"])
         if photo.parent not in listings:
-            listings[photo.parent] = _xmp_names(photo.parent)
+            listings[photo.parent] = (_xmp_names(photo.parent) if not few
+                                      else set() if photo.parent.is_dir() else None)
         names = listings[photo.parent]
+        if few and names is not None:
+            names = {p.name for p in sidecars_for(photo)}
         if names is None and row.get("culling_stamp") is not None:
             # Its folder is offline (an archive disk): what was read last still holds.
             result[row["id"]] = _stored(row)

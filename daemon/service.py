@@ -182,14 +182,22 @@ class WatchService:
     def catch_up(self) -> None:
         """Reconcile every folder with the catalog: queue what is new or not yet done."""
         for folder in self.config.watch:
+            known = []
             for path in scan_folder(folder, self.outputs):
                 row = self._known(path)
                 if row is not None:
-                    # Rated up while the daemon was down, or still not: asked again each scan.
-                    if self._rated_enough(row["id"], folder, path, quiet=True):
-                        self._enqueue(row["id"], folder, path)
+                    known.append((path, row))
                 else:
                     self.tracker.touch(path, folder.quiet_seconds)
+            ratings = {}
+            if folder.min_rating is not None and known:
+                # Rated up while the daemon was down, or still not: asked again each scan, for
+                # all of them at once (one listing per folder).
+                culling = current_culling(self.app.catalog.db, [row for _, row in known])
+                ratings = {file_id: c.rating for file_id, c in culling.items()}
+            for path, row in known:
+                if self._rating_ok(ratings.get(row["id"]), folder, path, quiet=True):
+                    self._enqueue(row["id"], folder, path)
 
     def _known(self, path: Path) -> dict | None:
         try:
@@ -260,7 +268,13 @@ class WatchService:
             return True
         row = self.app.catalog.db["files"].get(file_id)
         rating = current_culling(self.app.catalog.db, [row])[file_id].rating
-        if rating is not None and rating >= folder.min_rating:
+        return self._rating_ok(rating, folder, path, quiet)
+
+    def _rating_ok(self, rating: int | None, folder: WatchFolder, path: Path,
+                   quiet: bool = False) -> bool:
+        """True when ``rating`` is enough for ``folder`` (always, without ``min_rating``); says
+        why not in the log."""
+        if folder.min_rating is None or (rating is not None and rating >= folder.min_rating):
             return True
         log.log(logging.DEBUG if quiet else logging.INFO,
                 "%s: %s, and %s takes %d+ stars: not queued (rated up later, it will be)",
