@@ -5,8 +5,10 @@ or two fields set to each of a few values, each variation checked as strictly as
 output field (``output.quality``), a field of a recipe's table (``ip_adapter.scale``,
 ``controlnet.scale``, ``pag.scale``, ``freeu.b1``, ``refiner.switch_at``) or the weight of one
 of its LoRAs (``loras.1.weight``, numbered from 1; ``lora.weight`` when it has one); ``freeu``
-and ``pag`` can be switched (``freeu=true,false``). Values are written as in TOML (``0.3``,
-``true``, ``"DPM++ 2M"``); a bare word is a string (``sampler=Euler a,DDIM``).
+and ``pag`` can be switched (``freeu=true,false``). A1111's "Prompt S/R" is ``prompt/golden
+hour=golden hour,blue hour,night``: each value replaces the words after the slash in both
+prompts (the first value is usually those words, the recipe as it is). Values are written as in
+TOML (``0.3``, ``true``, ``"DPM++ 2M"``); a bare word is a string (``sampler=Euler a,DDIM``).
 """
 
 from __future__ import annotations
@@ -83,7 +85,9 @@ def vary(recipe: Recipe, changes: Mapping[str, Any], name: str | None = None) ->
     for field, value in changes.items():
         if isinstance(value, int) and not isinstance(value, bool) and _wants_float(field):
             value = float(value)
-        if field.startswith("output."):
+        if field.startswith("prompt/"):
+            top.update(_replaced_in_prompts(recipe, top, field[len("prompt/"):], value, label))
+        elif field.startswith("output."):
             output.update(check_fields(label, {field[7:]: value}, output=True))
         elif field.startswith(("loras.", "lora.")):
             tables["loras"] = _vary_lora(recipe, tables.get("loras"), field, value, label)
@@ -144,6 +148,21 @@ def _vary_table(recipe: Recipe, current, table: str, key: str, value, label: str
     if isinstance(value, list):
         value = tuple(value)
     return dataclasses.replace(settings, **{key: value})
+
+
+def _replaced_in_prompts(recipe: Recipe, top: dict, search: str, value, label: str) -> dict:
+    """Both prompts with ``search`` replaced by ``value`` (A1111's Prompt S/R)."""
+    if not search:
+        raise RecipeError(f"{label}: prompt/ needs the words to replace, e.g. prompt/winter=...")
+    if not isinstance(value, str):
+        value = _show(value)
+    prompt = top.get("prompt", recipe.prompt)
+    negative = top.get("negative_prompt", recipe.negative_prompt)
+    if search not in prompt and search not in negative:
+        raise RecipeError(f"{label}: neither prompt says {search!r}, so prompt/{search} would "
+                          "change nothing")
+    return {"prompt": prompt.replace(search, value),
+            "negative_prompt": negative.replace(search, value)}
 
 
 def _vary_lora(recipe: Recipe, current, field: str, value, label: str):

@@ -164,6 +164,20 @@ def test_a_variation_that_cannot_run_is_refused_before_any_photo(tmp_path, stand
     assert three.exit_code == 2 and "at most 2 fields" in three.output
 
 
+def test_prompt_search_and_replace_as_a1111_does():
+    recipe = recipe_from_dict({"name": "tod", "prompt": "a street at golden hour, warm light",
+                               "negative_prompt": "no golden hour glare", "strength": 0.5})
+    axis = parse_axis("prompt/golden hour=golden hour,blue hour,night")
+    assert axis.field == "prompt/golden hour"
+    same, blue, night = (vary(recipe, {axis.field: v}) for v in axis.values)
+    assert same.fingerprint == recipe.fingerprint  # the first value: the recipe as it is
+    assert blue.prompt == "a street at blue hour, warm light"
+    assert blue.negative_prompt == "no blue hour glare"  # both prompts, as A1111
+    assert night.prompt == "a street at night, warm light"
+    with pytest.raises(RecipeError, match="neither prompt says 'winter'"):
+        vary(recipe, {"prompt/winter": "summer"})
+
+
 def test_freeu_and_pag_can_be_switched_on_and_off():
     plain = recipe_from_dict({"name": "p", "strength": 0.5})
     on = vary(plain, {"freeu": True, "pag": True})

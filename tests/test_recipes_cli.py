@@ -173,6 +173,12 @@ def test_new_with_set_keeps_what_compare_showed(tmp_path):
     assert softer["loras"] == [{"path": "a.safetensors", "weight": 0.8},
                                {"path": "b.safetensors", "weight": 0.25}]
 
+    swapped = _cli("recipes", "new", "dusk", "--from", "time-of-day:golden-hour", "--dir",
+                   tmp_path, "--set", "prompt/golden hour=blue hour")
+    assert swapped.exit_code == 0, swapped.output
+    dusk = tomllib.loads(_cli("--recipes", tmp_path, "recipes", "show", "dusk").output)
+    assert "blue hour" in dusk["prompt"] and "golden hour" not in dusk["prompt"]
+
     bad = _cli("recipes", "new", "x", "--from", "color-correct", "--dir", tmp_path,
                "--set", "strength=2")
     assert bad.exit_code == 1 and "strength must be in (0.0, 1.0], got 2" in bad.output

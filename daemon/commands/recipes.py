@@ -153,6 +153,12 @@ def recipes_new(obj: Context, name, base, folder, settings):
                     f"{switch}=false: a recipe that extends {base!r} inherits its {switch} and "
                     "cannot take it away; copy that recipe's file instead")
             del changes[switch]  # off already
+    if any(field.startswith("prompt/") for field in changes):
+        # A search and replace is written as the prompts it gives.
+        changes = {f: v for f, v in changes.items() if not f.startswith("prompt/")}
+        for key in ("prompt", "negative_prompt"):
+            if getattr(varied, key) != getattr(source, key):
+                changes[key] = getattr(varied, key)
     if any(field.startswith(("loras.", "lora.")) for field in changes):
         # A list is replaced, not merged: the new recipe lists every LoRA with its weight.
         changes = {f: v for f, v in changes.items() if not f.startswith(("loras.", "lora."))}
