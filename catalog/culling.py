@@ -25,7 +25,7 @@ from typing import Any, Iterable
 log = logging.getLogger(__name__)
 
 # darktable stores colour labels as numbers.
-_DARKTABLE_LABELS = ("red", "yellow", "green", "blue", "purple")
+_DARKTABLE_LABELS = ("Red", "Yellow", "Green", "Blue", "Purple")  # Lightroom's names for them
 REJECTED = -1
 # Up to this many photos are looked up one by one; more, by listing their folders once.
 _FEW = 8
@@ -33,8 +33,8 @@ _FEW = 8
 
 @dataclass(frozen=True)
 class Culling:
-    """A photo's star rating (-1 rejected, 0-5; None: never rated), labels (lower case) and
-    keywords (as written)."""
+    """A photo's star rating (-1 rejected, 0-5; None: never rated), labels and keywords (as
+    written; matched without regard to case)."""
 
     rating: int | None = None
     labels: tuple[str, ...] = ()
@@ -46,7 +46,7 @@ class Culling:
         if self.rating is not None:
             values["Xmp.xmp.Rating"] = str(self.rating)
         if self.labels:
-            values["Xmp.xmp.Label"] = self.labels[0].title()  # XMP has room for one
+            values["Xmp.xmp.Label"] = self.labels[0]  # XMP has room for one
         if self.keywords:
             values["Xmp.dc.subject"] = list(self.keywords)
         return values
@@ -57,8 +57,8 @@ class Culling:
         ``keywords`` (case-insensitive), each when given."""
         if min_rating is not None and (self.rating is None or self.rating < min_rating):
             return False
-        wanted = {label.lower() for label in labels}
-        if wanted and not wanted & set(self.labels):
+        wanted = {label.casefold() for label in labels}
+        if wanted and not wanted & {label.casefold() for label in self.labels}:
             return False
         tags = {keyword.casefold() for keyword in keywords}
         return not tags or bool(tags & {k.casefold() for k in self.keywords})
@@ -173,7 +173,7 @@ def _embedded(row: dict[str, Any]) -> Culling:
     except ValueError:
         return Culling()
     label = summary.get("label")
-    return Culling(summary.get("rating"), (label.lower(),) if label else (),
+    return Culling(summary.get("rating"), (label,) if label else (),
                    tuple(summary.get("keywords") or ()))
 
 
@@ -224,7 +224,7 @@ def _labels(xmp: dict[str, Any]) -> tuple[str, ...]:
     labels = []
     label = xmp.get("Xmp.xmp.Label")
     if isinstance(label, str) and label.strip():
-        labels.append(label.strip().lower())
+        labels.append(label.strip())
     numbers = xmp.get("Xmp.darktable.colorlabels") or []
     for number in [numbers] if isinstance(numbers, str) else numbers:
         if str(number).strip().isdigit() and int(number) < len(_DARKTABLE_LABELS):

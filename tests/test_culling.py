@@ -10,6 +10,7 @@ import re
 import sqlite3
 
 from click.testing import CliRunner
+from PIL import Image
 
 from photobatch.catalog.culling import Culling, read_sidecar, sidecars_for
 from photobatch.daemon.cli import main
@@ -63,15 +64,17 @@ def test_sidecars_of_lightroom_and_darktable_are_read(tmp_path):
                            keywords=("Client Select", "Paris"))
     dt = darktable_sidecar(tmp_path / "DSC_0001.NEF.xmp", rating=-1, colorlabels=[2, 4])
     assert sidecars_for(photo) == [lr, dt]
-    assert read_sidecar(lr) == Culling(4, ("red",), ("Client Select", "Paris"))
+    assert read_sidecar(lr) == Culling(4, ("Red",), ("Client Select", "Paris"))
     assert read_sidecar(lr).matches(None, [], ["client select"])
     assert not read_sidecar(lr).matches(None, [], ["London"])
-    assert read_sidecar(dt) == Culling(-1, ("green", "purple"))
-    assert read_sidecar(lightroom_sidecar(tmp_path / "x.xmp", label="Second")) == Culling(None, ("second",))
+    assert read_sidecar(dt) == Culling(-1, ("Green", "Purple"))
+    assert read_sidecar(lightroom_sidecar(tmp_path / "x.xmp", label="Second")) == Culling(None, ("Second",))
+    own = read_sidecar(lightroom_sidecar(tmp_path / "y.xmp", label="RAW-edit"))
+    assert own.as_xmp() == {"Xmp.xmp.Label": "RAW-edit"} and own.matches(None, ["raw-EDIT"])
     broken = tmp_path / "broken.xmp"
     broken.write_text("<x:xmpmeta")
     assert read_sidecar(broken) == Culling()  # a warning in the log, not a failure
-    assert Culling(4, ("red",)).matches(3, ["RED".lower()]) and not Culling(-1, ()).matches(0, [])
+    assert Culling(4, ("Red",)).matches(3, ["RED"]) and not Culling(-1, ()).matches(0, [])
 
 
 def _cli(tmp_path, *args):
@@ -116,7 +119,7 @@ def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, stand
     # B's own IPTC/XMP keywords; C's sidecar (darktable's word on it) has none.
     assert _names(tmp_path, "--keyword", "photobatch") == ["B.JPG"]
     table = _cli(tmp_path, "catalog", "ls").output
-    assert "★★★★★ red" in table and "rejected green" in table
+    assert "★★★★★ Red" in table and "rejected Green" in table
 
     # Culled later in Lightroom: B gets five stars; C's darktable sidecar goes, its own XMP counts.
     later = lightroom_sidecar(shoot / "B.xmp", rating=5)
@@ -136,7 +139,7 @@ def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, stand
                                 html, re.S).group(1))
     facts = {photo["title"]: dict(photo["facts"]) for photo in data["photos"]}
     assert sorted(facts) == ["A.JPG", "B.JPG"]  # the five-star picks only
-    assert facts["A.JPG"]["Rating"] == "★★★★★ · red" and facts["B.JPG"]["Rating"] == "★★★★★"
+    assert facts["A.JPG"]["Rating"] == "★★★★★ · Red" and facts["B.JPG"]["Rating"] == "★★★★★"
     assert facts["A.JPG"]["Keywords"] == "client-select"
     assert "Keywords" not in facts["B.JPG"]  # its sidecar has the word now, and lists none
 
@@ -158,7 +161,7 @@ def test_selections_follow_the_ratings_and_labels_as_they_change(tmp_path, stand
 def test_only_policies_that_keep_descriptions_carry_the_sidecar():
     from photobatch.plugins.metadata.policies import xmp_changes
 
-    word = Culling(4, ("green",), ("client-select",)).as_xmp()
+    word = Culling(4, ("Green",), ("client-select",)).as_xmp()
     assert word == {"Xmp.xmp.Rating": "4", "Xmp.xmp.Label": "Green",
                     "Xmp.dc.subject": ["client-select"]}
     for policy, carried in (("all", True), ("no-location", True), ("copyright-only", False),
@@ -173,7 +176,49 @@ def test_inspect_shows_what_the_sidecar_says(tmp_path):
     shown = CliRunner().invoke(main, ["inspect", str(photo)])
     assert shown.exit_code == 0, shown.output
     assert "  rating        2\n" in shown.output and "  label         Blue\n" in shown.output  # its own
-    assert "  sidecar       IMG_0009.xmp: ★★★★☆ · green · client-select\n" in shown.output
+    assert "  sidecar       IMG_0009.xmp: ★★★★☆ · Green · client-select\n" in shown.output
     record = json.loads(CliRunner().invoke(main, ["inspect", "--json", str(photo)]).output)
-    assert record["sidecar"] == {"file": "IMG_0009.xmp", "rating": 4, "labels": ["green"],
+    assert record["sidecar"] == {"file": "IMG_0009.xmp", "rating": 4, "labels": ["Green"],
                                  "keywords": ["client-select"]}
+
+
+def test_sync_metadata_writes_later_culling_into_the_outputs(tmp_path, standin_model, exiftool):
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_sample_photo(shoot / "D.JPG", size=(96, 64), seed=4, rating=None)
+    write_sample_photo(shoot / "E.JPG", size=(96, 64), seed=5, rating=None)
+    lightroom_sidecar(shoot / "D.xmp", rating=2, label="Red")
+    assert "2 done" in _cli(tmp_path, "run", shoot, "--recipe", "tone", "--model", standin_model,
+                            "--out", tmp_path / "out").output
+    output = tmp_path / "out" / "D_tone.jpg"
+    pixels = Image.open(output).tobytes()
+    assert exiftool.json(output)["Rating"] == 2
+
+    # Culled after processing: five stars, no label any more, a keyword.
+    later = lightroom_sidecar(shoot / "D.xmp", rating=5, keywords=("client-select",))
+    os.utime(later, ns=(later.stat().st_mtime_ns + 10**9,) * 2)
+    synced = _cli(tmp_path, "catalog", "sync-metadata")
+    assert synced.exit_code == 0, synced.output
+    assert "updated  D_tone.jpg" in synced.output
+    assert "1 output(s) updated, 1 already current, 0 left alone" in synced.output
+    now = exiftool.json(output)
+    assert (now["Rating"], now.get("Label"), now["Subject"]) == (5, None, "client-select")
+    assert Image.open(output).tobytes() == pixels  # only the metadata changed
+    assert exiftool.json(output)["Model"] == exiftool.json(shoot / "D.JPG")["Model"]  # EXIF kept
+    assert exiftool.warnings(output) == []
+    verified = _cli(tmp_path, "catalog", "verify")
+    assert verified.exit_code == 0 and "all as recorded" in verified.output  # sha recorded anew
+    again = _cli(tmp_path, "catalog", "sync-metadata")
+    assert "0 output(s) updated, 2 already current" in again.output
+
+
+def test_sync_metadata_leaves_outputs_whose_policy_keeps_no_ratings(tmp_path, standin_model):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "quiet.toml").write_text(
+        RECIPE.replace('name = "tone"', 'name = "quiet"') + '[output]\nmetadata = "copyright-only"\n')
+    photo = write_sample_photo(tmp_path / "F.JPG", size=(96, 64), seed=6, rating=None)
+    lightroom_sidecar(tmp_path / "F.xmp", rating=4)
+    assert "1 done" in _cli(tmp_path, "run", photo, "--recipe", "quiet", "--model", standin_model,
+                            "--out", tmp_path / "out").output
+    synced = _cli(tmp_path, "catalog", "sync-metadata")
+    assert "0 output(s) updated, 0 already current, 1 left alone" in synced.output

@@ -191,6 +191,56 @@ def catalog_export(obj: Context, fmt, all_runs, output, **selection_args):
         click.echo(f"wrote {len(rows)} row(s) to {output}", err=True)
 
 
+@catalog.command("sync-metadata")
+@selection_options
+@click.pass_obj
+def catalog_sync_metadata(obj: Context, **selection_args):
+    """Write each output's rating, label and keywords as its photo has them now (Lightroom's
+    "Save Metadata to File"): for culling done after the outputs were made. Pixels and the rest
+    of the metadata stay; exit 1 if an output could not be written."""
+    from photobatch.catalog.culling import Culling
+    from photobatch.catalog.hashing import file_sha256
+    from photobatch.catalog.queries import select_pairs
+    from photobatch.plugins.metadata.culling_sync import sync_culling
+    from photobatch.plugins.metadata.exiv2 import MetadataError
+
+    selection = pop_selection(selection_args)
+    cat = _open(obj)
+    counts = {"updated": 0, "current": 0, "policy": 0}
+    failed = 0
+    try:
+        for pair in select_pairs(cat.db, selection):
+            run = pair.run
+            if run and run["status"] != "done":
+                run = cat.latest_done_run(pair.file["id"], pair.recipe)
+            if not run or not run.get("output_path") or not Path(run["output_path"]).exists():
+                continue
+            params = json.loads(run["params"] or "{}")
+            if (params.get("output") or {}).get("metadata", "all") not in ("all", "no-location"):
+                counts["policy"] += 1  # the recipe keeps no descriptive metadata in its outputs
+                continue
+            labels = tuple(x for x in (pair.file.get("labels") or "").split(",") if x)
+            now = Culling(pair.file.get("rating"), labels, tuple(pair.file.get("keywords") or ()))
+            output = Path(run["output_path"])
+            try:
+                changed = sync_culling(output, now.as_xmp())
+            except MetadataError as exc:
+                failed += 1
+                click.secho(f"FAILED   {output}: {exc}", fg="red", err=True)
+                continue
+            if changed:
+                # The catalog records what is on disk: `catalog verify` stays quiet.
+                cat.db["runs"].update(run["id"], {"output_sha256": file_sha256(output)})
+                click.echo(f"updated  {output.name}")
+            counts["updated" if changed else "current"] += 1
+    finally:
+        cat.close()
+    click.echo(f"{counts['updated']} output(s) updated, {counts['current']} already current, "
+               f"{counts['policy']} left alone (their recipe's metadata policy keeps no ratings)"
+               + (f", {failed} failed" if failed else ""))
+    sys.exit(1 if failed else 0)
+
+
 @catalog.command("verify")
 @click.option("--quick", is_flag=True,
               help="Read no file: originals by size, outputs by modification time.")

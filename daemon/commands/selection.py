@@ -73,7 +73,7 @@ def pop_selection(kwargs: dict) -> Selection:
         recipe=values["recipe"], stale=bool(values["stale"]), failed=bool(values["failed"]),
         statuses=tuple(s.lower() for s in values["statuses"] or ()), since=values["since"],
         until=values["until"], camera=values["camera"], places=tuple(places),
-        rating=values["rating"], labels=tuple(label.lower() for label in values["labels"] or ()),
+        rating=values["rating"], labels=tuple(values["labels"] or ()),
         keywords=tuple(values["keywords"] or ()))
 
 

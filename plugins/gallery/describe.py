@@ -79,9 +79,9 @@ def map_link(meta: Mapping[str, Any]) -> str | None:
 
 
 def rating_text(meta: Mapping[str, Any]) -> str | None:
-    """"★★★★☆ · red": the photographer's stars ("rejected" for -1) and colour labels."""
+    """"★★★★☆ · Red": the photographer's stars ("rejected" for -1) and colour labels."""
     rating = meta.get("rating")
-    labels = meta.get("labels") or ([meta["label"].lower()] if meta.get("label") else [])
+    labels = meta.get("labels") or ([meta["label"]] if meta.get("label") else [])
     stars = None
     if isinstance(rating, int):
         stars = "rejected" if rating < 0 else "★" * rating + "☆" * (5 - rating)

@@ -1,0 +1,58 @@
+"""Bring an output's rating, label and keywords up to date with the photographer's culling
+(Lightroom's "Save Metadata to File" for the files photobatch made): the pixels and everything
+else in the file stay as they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from photobatch.plugins.metadata.exiv2 import LOCK, MetadataError, one_line, register_namespace
+from photobatch.plugins.metadata.writing import atomic_write
+
+# The XMP properties that carry the culling, and how an output shows each.
+CULLING_KEYS = ("Xmp.xmp.Rating", "Xmp.xmp.Label", "Xmp.dc.subject")
+
+
+def sync_culling(output: Path, wanted: dict[str, Any]) -> bool:
+    """Set the culling properties of ``output`` to ``wanted`` (one of CULLING_KEYS -> value;
+    a key left out is removed). Returns False when the file already says that (it is then not
+    touched), True when it was rewritten. MetadataError names the file and the reason."""
+    import pyexiv2
+
+    output = Path(output)
+    try:
+        data = output.read_bytes()
+    except OSError as exc:
+        raise MetadataError(f"cannot read {output.name}: {exc.strerror or exc}") from exc
+    register_namespace()
+    try:
+        with LOCK:
+            image = pyexiv2.ImageData(data)
+            try:
+                xmp = image.read_xmp()
+                now = {key: xmp[key] for key in CULLING_KEYS if key in xmp}
+                if _same(now, wanted):
+                    return False
+                gone = [key for key in now if key not in wanted]
+                if gone:
+                    image.modify_xmp(dict.fromkeys(gone))
+                if wanted:
+                    image.modify_xmp(dict(wanted))
+                data = image.get_bytes()
+            finally:
+                image.close()
+    except RuntimeError as exc:
+        raise MetadataError(f"cannot write metadata to {output.name}: {one_line(exc)}") from exc
+    try:
+        atomic_write(output, data)
+    except OSError as exc:
+        raise MetadataError(f"cannot write {output.name}: {exc.strerror or exc}") from exc
+    return True
+
+
+def _same(now: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    def plain(values):
+        return {k: list(v) if isinstance(v, (list, tuple)) else str(v) for k, v in values.items()}
+
+    return plain(now) == plain(wanted)
