@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from photobatch.plugins.metadata.exiv2 import LOCK, MetadataError, one_line, register_namespace
+from photobatch.plugins.metadata.exiv2 import LOCK, MetadataError, one_line, open_file
 from photobatch.plugins.metadata.writing import atomic_write
 
 # The XMP properties that carry the culling, and how an output shows each.
@@ -18,32 +18,24 @@ def sync_culling(output: Path, wanted: dict[str, Any]) -> bool:
     """Set the culling properties of ``output`` to ``wanted`` (one of CULLING_KEYS -> value;
     a key left out is removed). Returns False when the file already says that (it is then not
     touched), True when it was rewritten. MetadataError names the file and the reason."""
-    import pyexiv2
-
     output = Path(output)
-    try:
-        data = output.read_bytes()
-    except OSError as exc:
-        raise MetadataError(f"cannot read {output.name}: {exc.strerror or exc}") from exc
-    register_namespace()
+    image = open_file(output)
     try:
         with LOCK:
-            image = pyexiv2.ImageData(data)
-            try:
-                xmp = image.read_xmp()
-                now = {key: xmp[key] for key in CULLING_KEYS if key in xmp}
-                if _same(now, wanted):
-                    return False
-                gone = [key for key in now if key not in wanted]
-                if gone:
-                    image.modify_xmp(dict.fromkeys(gone))
-                if wanted:
-                    image.modify_xmp(dict(wanted))
-                data = image.get_bytes()
-            finally:
-                image.close()
+            xmp = image.read_xmp()
+            now = {key: xmp[key] for key in CULLING_KEYS if key in xmp}
+            if _same(now, wanted):
+                return False
+            gone = [key for key in now if key not in wanted]
+            if gone:
+                image.modify_xmp(dict.fromkeys(gone))
+            if wanted:
+                image.modify_xmp(dict(wanted))
+            data = image.get_bytes()
     except RuntimeError as exc:
         raise MetadataError(f"cannot write metadata to {output.name}: {one_line(exc)}") from exc
+    finally:
+        image.close()
     try:
         atomic_write(output, data)
     except OSError as exc:
