@@ -78,12 +78,13 @@ def sidecars_for(photo: Path, folder_names: set[str] | None = None) -> list[Path
     return found
 
 
-def newest_sidecar(photo: Path) -> Path | None:
-    """The XMP sidecar beside ``photo`` written last (the photographer's latest word), if any."""
-    sidecars = sidecars_for(photo)
+def newest_sidecar(photo: Path, sidecars: list[Path] | None = None) -> Path | None:
+    """The XMP sidecar beside ``photo`` written last (the photographer's latest word), if any;
+    ``sidecars``: those found already. None too when they change as we look."""
+    sidecars = sidecars_for(photo) if sidecars is None else sidecars
     try:
         return max(sidecars, key=lambda p: p.stat().st_mtime_ns) if sidecars else None
-    except OSError:  # changing as we look
+    except OSError:
         return None
 
 
@@ -137,10 +138,8 @@ def current_culling(db, files: list[dict[str, Any]]) -> dict[int, Culling]:
             continue
         culling = _embedded(row)
         if sidecars:
-            # The application that wrote last has the photographer's latest word.
-            try:
-                newest = max(sidecars, key=lambda p: p.stat().st_mtime_ns)
-            except OSError:  # changing as we look: read again at the next selection
+            newest = newest_sidecar(photo, sidecars)
+            if newest is None:  # changing as we look: read again at the next selection
                 result[row["id"]] = culling
                 continue
             culling = read_sidecar(newest)

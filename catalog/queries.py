@@ -155,15 +155,19 @@ def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> 
     raise ValueError(f"{text!r} is not a date: use 2026-03-01, '2026-03-01 18:30' or an age like 7d")
 
 
-def select_files(db, selection: Selection) -> list[dict[str, Any]]:
-    """File rows matching the selection's file filters (places, dates, camera), by path."""
+def select_files(db, selection: Selection, *, culling: bool = True) -> list[dict[str, Any]]:
+    """File rows matching the selection's file filters (places, dates, camera, culling), by
+    path. With ``culling`` each row's rating, labels and keywords are as the photo has them now
+    (``row["culling"]``); without it they are read only when the selection goes by them."""
     where, args = _file_filters(selection)
     sql = "SELECT * FROM files f" + (" WHERE " + " AND ".join(where) if where else "")
     rows = [dict(row) for row in db.query(sql + " ORDER BY f.path", args)]
+    if not (culling or selection.culls):
+        return rows
     # Ratings change after import (culling in Lightroom): read again where a sidecar changed.
     culling = current_culling(db, rows)
     for row in rows:
-        now = culling[row["id"]]
+        now = row["culling"] = culling[row["id"]]
         row["rating"], row["labels"] = now.rating, ",".join(now.labels) or None
         row["keywords"] = list(now.keywords)
     if selection.culls:
@@ -270,7 +274,7 @@ def all_runs(db, selection: Selection) -> list[dict[str, Any]]:
 
 def run_stats(db, selection: Selection) -> dict[str, Any]:
     """Counts by status and by recipe, processing time and throughput of the selected files' runs."""
-    files = {row["id"] for row in select_files(db, selection)}
+    files = {row["id"] for row in select_files(db, selection, culling=False)}
     runs = [dict(r) for r in db.query("SELECT * FROM runs ORDER BY id")
             if r["file_id"] in files and (not selection.recipe or r["recipe"] == selection.recipe)]
     by_status = {s: 0 for s in RUN_STATUSES}

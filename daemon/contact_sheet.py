@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
+from photobatch.daemon.output_writer import fit_within
+
 _MARGIN = 12
 _BACKGROUND = (24, 24, 24)
 _TEXT = (235, 235, 235)
@@ -37,7 +39,7 @@ def contact_sheet(original: Image.Image, cells: list[Cell], columns: int, size: 
     a row after the original's column, each picture fitted in ``size`` x ``size``."""
     font = ImageFont.load_default(size=max(12, size // 28))
     line = _line_height(font)
-    first = _fit(original, size)
+    first = fit_within(original.convert("RGB"), size)
     # Every picture has the original's shape: one cell box fits them all.
     box_w, box_h = first.size
     rows = -(-len(cells) // columns)
@@ -59,8 +61,8 @@ def contact_sheet(original: Image.Image, cells: list[Cell], columns: int, size: 
             draw.rectangle((x, y, x + box_w - 1, y + box_h - 1), outline=_FAILED, width=2)
             _place(sheet, draw, font, None, cell.caption, (x, y), box_w, _FAILED, box_h)
         else:
-            _place(sheet, draw, font, _fit(cell.image, size).resize((box_w, box_h)), cell.caption,
-                   (x, y), box_w, _TEXT)
+            picture = fit_within(cell.image.convert("RGB"), size).resize((box_w, box_h))
+            _place(sheet, draw, font, picture, cell.caption, (x, y), box_w, _TEXT)
     return Sheet(sheet, boxes)
 
 
@@ -98,13 +100,3 @@ def _wrap(draw, text: str, font, width: int) -> list[str]:
 def _line_height(font) -> int:
     left, top, right, bottom = font.getbbox("Ag")
     return bottom - top + 6
-
-
-def _fit(image: Image.Image, size: int) -> Image.Image:
-    scale = min(size / image.width, size / image.height, 1.0)
-    fitted = image.convert("RGB")
-    if scale < 1.0:
-        fitted = fitted.resize((max(1, round(image.width * scale)),
-                                max(1, round(image.height * scale))),
-                               Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return fitted

@@ -287,11 +287,8 @@ class WatchService:
         if already in the catalog, is queued when it is now rated enough (work already done is
         not redone)."""
         stem = Path(sidecar.name[:-len(".xmp")]).stem
-        for photo in sorted(sidecar.parent.glob(glob.escape(stem) + ".*")):
-            if not is_candidate(photo) or sidecar not in sidecars_for(photo):
-                continue
-            row = self._known(photo)
-            if row is not None and self._rated_enough(row["id"], folder, photo):
+        for photo, row in self._known_photos(sidecar, stem, lambda p: sidecar in sidecars_for(p)):
+            if self._rated_enough(row["id"], folder, photo):
                 self._enqueue(row["id"], folder, photo)
 
     def _mask_changed(self, mask: Path, folder: WatchFolder) -> None:
@@ -300,11 +297,19 @@ class WatchService:
         names = [n for n in folder.recipes if self.app.recipes[n].mask == "sidecar"]
         if not names:
             return
-        stem = glob.escape(mask.name[:-len(MASK_SUFFIX)])  # a name may hold [ ] * ?
-        for photo in sorted(mask.parent.glob(stem + ".*")):
-            row = self._known(photo) if is_candidate(photo) and mask_path_for(photo) == mask else None
+        stem = mask.name[:-len(MASK_SUFFIX)]
+        for photo, row in self._known_photos(mask, stem, lambda p: mask_path_for(p) == mask):
+            self._enqueue(row["id"], folder, photo, names=names, force=True)
+
+    def _known_photos(self, companion: Path, stem: str, belongs) -> list[tuple[Path, dict]]:
+        """The catalogued photos named ``stem.*`` beside ``companion`` (a mask, a sidecar) that
+        it ``belongs`` to, with their file rows."""
+        found = []
+        for photo in sorted(companion.parent.glob(glob.escape(stem) + ".*")):  # [ ] * ? in names
+            row = self._known(photo) if is_candidate(photo) and belongs(photo) else None
             if row is not None:
-                self._enqueue(row["id"], folder, photo, names=names, force=True)
+                found.append((photo, row))
+        return found
 
     def _enqueue(self, file_id: int, folder: WatchFolder, path: Path,
                  names: list[str] | None = None, force: bool = False) -> None:

@@ -125,7 +125,7 @@ def is_variation_name(name: str) -> bool:
 
 def variation_label(changes: Mapping[str, Any]) -> str:
     """``strength=0.3, cfg=6`` for a set of changes."""
-    return ", ".join(f"{field}={_show(value)}" for field, value in changes.items())
+    return ", ".join(f"{field}={show_value(value)}" for field, value in changes.items())
 
 
 def _vary_table(recipe: Recipe, current, table: str, key: str, value, label: str):
@@ -155,7 +155,7 @@ def _replaced_in_prompts(recipe: Recipe, top: dict, search: str, value, label: s
     if not search:
         raise RecipeError(f"{label}: prompt/ needs the words to replace, e.g. prompt/winter=...")
     if not isinstance(value, str):
-        value = _show(value)
+        value = show_value(value)
     prompt = top.get("prompt", recipe.prompt)
     negative = top.get("negative_prompt", recipe.negative_prompt)
     if search not in prompt and search not in negative:
@@ -207,7 +207,8 @@ def _value(text: str) -> Any:
         return text  # a bare word: a string (a sampler's name, a model's path)
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A value as a person (and ``--set``) reads it: ``0.3``, ``true``, ``Euler a``."""
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, bool):

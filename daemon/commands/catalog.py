@@ -198,7 +198,6 @@ def catalog_sync_metadata(obj: Context, **selection_args):
     """Write each output's rating, label and keywords as its photo has them now (Lightroom's
     "Save Metadata to File"): for culling done after the outputs were made. Pixels and the rest
     of the metadata stay; exit 1 if an output could not be written."""
-    from photobatch.catalog.culling import Culling
     from photobatch.catalog.hashing import file_sha256
     from photobatch.catalog.queries import select_pairs
     from photobatch.plugins.metadata.culling_sync import sync_culling
@@ -219,11 +218,9 @@ def catalog_sync_metadata(obj: Context, **selection_args):
             if (params.get("output") or {}).get("metadata", "all") not in ("all", "no-location"):
                 counts["policy"] += 1  # the recipe keeps no descriptive metadata in its outputs
                 continue
-            labels = tuple(x for x in (pair.file.get("labels") or "").split(",") if x)
-            now = Culling(pair.file.get("rating"), labels, tuple(pair.file.get("keywords") or ()))
             output = Path(run["output_path"])
             try:
-                changed = sync_culling(output, now.as_xmp())
+                changed = sync_culling(output, pair.file["culling"].as_xmp())
             except MetadataError as exc:
                 failed += 1
                 click.secho(f"FAILED   {output}: {exc}", fg="red", err=True)
@@ -289,7 +286,7 @@ def catalog_forget(obj: Context, paths, missing, dry_run):
     rows = []
     if paths:
         selection = pop_selection({"paths": paths})
-        rows = select_files(cat.db, selection)
+        rows = select_files(cat.db, selection, culling=False)
         found = {r["path"] for r in rows}
         for place in selection.places:
             if not any(p == place or p.startswith(place.rstrip("/") + "/") for p in found) \
@@ -297,7 +294,7 @@ def catalog_forget(obj: Context, paths, missing, dry_run):
                 click.secho(f"{place} is not in the catalog", err=True, fg="yellow")
     if missing:
         known = {r["id"] for r in rows}
-        rows += [r for r in select_files(cat.db, Selection())
+        rows += [r for r in select_files(cat.db, Selection(), culling=False)
                  if r["id"] not in known and not Path(r["path"]).exists()]
     for row in rows:
         click.echo(f"{'would forget' if dry_run else 'forget'} {row['path']}")

@@ -43,7 +43,7 @@ def compare(obj: Context, photos, recipe_name, axes, model, out_dir, cell):
     RECIPE --set strength=0.3` makes a recipe of it.
     """
     from photobatch.recipes.schema import RecipeError
-    from photobatch.recipes.variations import combinations, parse_axis
+    from photobatch.recipes.variations import combinations, parse_axis, show_value
 
     try:
         parsed = [parse_axis(text) for text in axes]
@@ -74,18 +74,11 @@ def compare(obj: Context, photos, recipe_name, axes, model, out_dir, cell):
         app.close()
     failed = [o for o in outcomes if o.status != "done"]
     click.echo(f"{len(outcomes) - len(failed)} of {len(outcomes)} variations done")
-    example = " ".join("--set " + shlex.quote(f"{axis.field}={_toml_text(axis.values[0])}")
+    example = " ".join("--set " + shlex.quote(f"{axis.field}={show_value(axis.values[0])}")
                        for axis in parsed)
     click.echo(f"keep the one you like as a recipe: photobatch recipes new NAME --from "
                f"{shlex.quote(recipe_name)} {example} (with its values)")
     sys.exit(1 if failed else 0)
-
-
-def _toml_text(value) -> str:
-    """``value`` as --set reads it back: TOML for numbers and booleans, the text itself else."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
 
 
 def _variants(recipe, combos):

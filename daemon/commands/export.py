@@ -139,8 +139,8 @@ def export_items(app, selection, chooser):
 def _with_culling(metadata: dict, file: dict) -> dict:
     """The photo's metadata with its culling as read now (a sidecar may have changed it since
     the photo was catalogued)."""
-    if "rating" in file:
-        metadata["rating"] = file["rating"]
-        metadata["labels"] = [x for x in (file.get("labels") or "").split(",") if x]
-        metadata["keywords"] = list(file.get("keywords") or [])
+    culling = file.get("culling")
+    if culling is not None:
+        metadata.update(rating=culling.rating, labels=list(culling.labels),
+                        keywords=list(culling.keywords))
     return metadata
