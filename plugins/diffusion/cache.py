@@ -133,7 +133,9 @@ class PipelineCache:
                     raise
                 self._failed.pop(key, None)
                 if self._compile:
-                    pipe.unet = _compile(pipe.unet)
+                    # The denoiser: a UNet, or the transformer of a flow model (SD 3.x, FLUX.1).
+                    part = "transformer" if info.family.flow else "unet"
+                    setattr(pipe, part, _compile(getattr(pipe, part)))
                 loaded = LoadedModel(pipe, ref, info, device, dtype, model_hash(ref))
                 loaded.memory_level = initial_level(device, info, free_before)
                 if loaded.memory_level:
@@ -227,9 +229,9 @@ def _is_task_class(pipe, task: str) -> bool:
     return ("Inpaint" in name) == (task == "inpaint") and ("Img2Img" in name or "Inpaint" in name)
 
 
-def _compile(unet):
+def _compile(model):
     # Opt-in: the first call per input shape compiles for minutes; it pays on long GPU batches.
     import torch
 
-    log.info("compiling the UNet with torch.compile (first images will be slow)")
-    return torch.compile(unet, mode="reduce-overhead", fullgraph=False)
+    log.info("compiling the denoiser with torch.compile (first images will be slow)")
+    return torch.compile(model, mode="reduce-overhead", fullgraph=False)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from photobatch.plugins.diffusion.adapters import apply_ip_adapter, apply_loras, load_embeddings
 from photobatch.plugins.diffusion.controlnet import control_arguments
+from photobatch.plugins.diffusion.flow import flow_call_arguments, flow_problem, make_flow_scheduler
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
 from photobatch.plugins.diffusion.prompts import prompt_arguments
 from photobatch.plugins.diffusion.refiner import prepare_refiner
@@ -55,6 +56,9 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     width, height = images[0].size
     if any(img.size != (width, height) for img in images):
         raise ValueError("a batch needs images of one size; got " + ", ".join(str(i.size) for i in images))
+    family = loaded.info.family
+    if family.flow and (problem := flow_problem(settings, family)):
+        raise ValueError(problem)
     units = settings.controlnets
     if len(units) > 1 and len(images) > 1:
         # diffusers takes one control image per ControlNet, not one per image, when there are
@@ -87,6 +91,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     )
     if task == "inpaint":
         kwargs.update(mask_image=list(masks), height=height, width=width)
+    if family.flow:
+        kwargs.update(flow_call_arguments(width, height))
     if pag is not None:
         kwargs.update(pag_scale=pag.scale, pag_adaptive_scale=pag.adaptive_scale)
     if refine is not None:
@@ -130,8 +136,10 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
                 # has drawn noise and stepped the sampler already, and the retried file must
                 # get its seed's picture. CPU generators: a seed gives the same noise on every
                 # device.
-                pipe.scheduler = make_scheduler(settings.sampler, previous.config, seeds,
-                                                settings.schedule)
+                pipe.scheduler = (make_flow_scheduler(settings.sampler, previous.config,
+                                                      settings.schedule) if family.flow else
+                                  make_scheduler(settings.sampler, previous.config, seeds,
+                                                 settings.schedule))
                 generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
                 out = pipe(**kwargs, generator=generators).images
                 if refine is not None:

@@ -1,7 +1,10 @@
-"""Model families (SD 1.x, SD 2.x, SDXL): how to recognise each and its native working size.
+"""Model families (SD 1.x, SD 2.x, SDXL, SD 3.x, FLUX.1): how to recognise each and its native
+working size.
 
 The family decides the pipeline classes a single file is loaded with (diffusers' Auto pipelines
-have no ``from_single_file``) and the pixel count inputs are resized to.
+have no ``from_single_file``), the pixel count inputs are resized to and what their sides must
+divide by. SD 3.x and FLUX.1 are flow-matching transformers (``flow``): they take other samplers
+and arguments than the UNet families (``flow.py``).
 """
 
 from __future__ import annotations
@@ -20,30 +23,53 @@ class Family:
     native: int
     img2img_class: str
     inpaint_class: str
+    # Working sizes divide by this: the VAE's 8, times 2 where a transformer packs latents in
+    # 2x2 patches (SD 3.x, FLUX.1).
+    multiple: int = 8
+    flow: bool = False  # a flow-matching transformer (SD 3.x, FLUX.1), not a UNet
 
     @property
     def label(self) -> str:
-        """The name users know: "SD 1.x", "SD 2.x", "SDXL"."""
-        return {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}.get(self.name, self.name)
+        """The name users know: "SD 1.x", "SD 2.x", "SDXL", "SD 3.x", "FLUX.1"."""
+        return {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sd3": "SD 3.x",
+                "flux": "FLUX.1"}.get(self.name, self.name)
 
 
 SD1 = Family("sd1", 512, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
 SD2 = Family("sd2", 768, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
 SDXL = Family("sdxl", 1024, "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")
-FAMILIES = {f.name: f for f in (SD1, SD2, SDXL)}
+SD3 = Family("sd3", 1024, "StableDiffusion3Img2ImgPipeline", "StableDiffusion3InpaintPipeline",
+             multiple=16, flow=True)
+FLUX = Family("flux", 1024, "FluxImg2ImgPipeline", "FluxInpaintPipeline", multiple=16, flow=True)
+FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX)}
 
 # The pipelines photobatch runs: Stable Diffusion 1.x/2.x and SDXL, as text-to-image, img2img or
-# inpainting folders, and LCM-distilled SD (run by the SD pipelines, which read its guidance
-# embedding). Others (SD 3, Flux, ControlNet pipelines saved whole) load in diffusers but take
-# other arguments; they are refused by name instead of failing mid-run.
-_SUPPORTED_CLASS = re.compile(r"^(StableDiffusion(XL)?(Img2Img|Inpaint)?|LatentConsistencyModel"
-                              r"(Img2Img)?)Pipeline$")
+# inpainting folders, LCM-distilled SD (run by the SD pipelines, which read its guidance
+# embedding), and SD 3.x and FLUX.1 (text-to-image, img2img or inpainting folders). Others
+# (FLUX.1 Fill, Kontext, ControlNet pipelines saved whole) load in diffusers but take other
+# arguments; they are refused by name instead of failing mid-run.
+_SUPPORTED_CLASS = re.compile(r"^(StableDiffusion(XL|3)?(Img2Img|Inpaint)?|LatentConsistencyModel"
+                              r"(Img2Img)?|Flux(Img2Img|Inpaint)?)Pipeline$")
+_FLOW_FAMILY = (("Flux", FLUX), ("StableDiffusion3", SD3))
 
 # Keys of the original (CompVis / Stability) single-file layout that tell the families apart.
 _SDXL_KEY = "conditioner.embedders.1.model.positional_embedding"
 _SD2_KEY = "cond_stage_model.model.token_embedding.weight"
 _SD1_KEY = "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"
 _UNET_IN_KEY = "model.diffusion_model.input_blocks.0.0.weight"
+
+
+# A flow transformer's blocks, in the original (BFL / Stability) layout, bare or under the
+# ComfyUI all-in-one prefix.
+_FLOW_SINGLE_FILE_KEYS = (("double_blocks.0.img_attn.qkv.weight", "flux"),
+                          ("joint_blocks.0.x_block.attn.qkv.weight", "sd3"))
+
+
+def _flow_single_file(keys: set[str]) -> Family | None:
+    for key, name in _FLOW_SINGLE_FILE_KEYS:
+        if key in keys or "model.diffusion_model." + key in keys:
+            return FAMILIES[name]
+    return None
 
 
 @dataclass(frozen=True)
@@ -60,9 +86,10 @@ def unsupported_pipeline(class_name: str | None, what: str) -> str | None:
     or None when it can (or the class is not known)."""
     if not class_name or _SUPPORTED_CLASS.match(class_name):
         return None
-    return (f"{what} is a {class_name}; photobatch runs Stable Diffusion 1.x, 2.x and SDXL models "
-            "(StableDiffusionPipeline and StableDiffusionXLPipeline folders, their img2img and "
-            "inpainting forms, and single-file checkpoints of them)")
+    return (f"{what} is a {class_name}; photobatch runs Stable Diffusion 1.x, 2.x, SDXL, SD 3.x and "
+            "FLUX.1 models (StableDiffusion, StableDiffusionXL, StableDiffusion3 and Flux pipeline "
+            "folders, their img2img and inpainting forms, and single-file checkpoints of SD 1.x, "
+            "2.x and SDXL)")
 
 
 def pag_problem(family: Family, task: str, with_controlnet: bool) -> str | None:
@@ -71,6 +98,8 @@ def pag_problem(family: Family, task: str, with_controlnet: bool) -> str | None:
     or None when it can."""
     import diffusers
 
+    if family.flow:
+        return f"perturbed-attention guidance runs on SD 1.x, 2.x and SDXL models, not {family.label}"
     name = (f"StableDiffusion{'XL' if family.name == 'sdxl' else ''}"
             f"{'ControlNet' if with_controlnet else ''}PAG"
             f"{'Inpaint' if task == 'inpaint' else 'Img2Img'}Pipeline")
@@ -90,8 +119,17 @@ def folder_class_name(folder: str | Path) -> str | None:
     return index.get("_class_name")
 
 
+def _flow_family(class_name: str) -> Family | None:
+    return next((family for prefix, family in _FLOW_FAMILY if class_name.startswith(prefix)), None)
+
+
 def family_of_pipeline(pipe) -> ModelInfo:
     """The family of a loaded pipeline, from its components (works for any source)."""
+    flow = _flow_family(type(pipe).__name__)
+    if flow is not None:
+        # Their transformers keep no working size: the pipelines' own default is 128 latents.
+        side = int(getattr(pipe, "default_sample_size", 128)) * int(getattr(pipe, "vae_scale_factor", 8))
+        return ModelInfo(flow, False, side)
     unet = pipe.unet
     cross = int(getattr(unet.config, "cross_attention_dim", 768) or 768)
     if getattr(pipe, "text_encoder_2", None) is not None or "XL" in type(pipe).__name__:
@@ -111,6 +149,9 @@ def family_of_folder(folder: str | Path) -> ModelInfo:
     """The family of a diffusers folder, from model_index.json and unet/config.json (no weights read)."""
     folder = Path(folder)
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    flow = _flow_family(index.get("_class_name", ""))
+    if flow is not None:
+        return ModelInfo(flow, False, flow.native)
     unet_config_path = folder / "unet" / "config.json"
     unet = json.loads(unet_config_path.read_text(encoding="utf-8")) if unet_config_path.is_file() else {}
     if "XL" in index.get("_class_name", "") or "text_encoder_2" in index:
@@ -145,6 +186,11 @@ def family_of_single_file(path: str | Path) -> ModelInfo:
         family = SD2
     elif _SD1_KEY in keys or any(k.startswith("cond_stage_model.transformer.") for k in keys):
         family = SD1
+    elif flow := _flow_single_file(keys):
+        raise ValueError(
+            f"{Path(path).name} is a {flow.label} single-file checkpoint; photobatch loads "
+            f"{flow.label} models as diffusers folders or hub ids (such a file often holds the "
+            "transformer alone): give the model's diffusers folder or hub id instead")
     else:
         raise ValueError(
             f"{Path(path).name} does not look like a Stable Diffusion 1.x, 2.x or SDXL checkpoint "

@@ -19,7 +19,8 @@ from photobatch.plugins.diffusion.sources import adapters_hash
 
 
 class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
-    """Masked img2img through diffusers' inpainting pipelines (4- or 9-channel UNets)."""
+    """Masked img2img through diffusers' inpainting pipelines (4- or 9-channel UNets, SD 3.x and
+    FLUX.1 transformers)."""
 
     name = "inpaint"
 
@@ -45,7 +46,8 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
             region = (0, 0, image.width, image.height)
         crop = image.crop(region)
         settings = self.captioned(settings, crop, loaded)
-        size = working_size(crop.width, crop.height, self.working_side(loaded, settings))
+        size = working_size(crop.width, crop.height, self.working_side(loaded, settings),
+                            loaded.info.family.multiple)
         model_input = to_working_size(crop, size)
         small_mask = model_mask(model_mask(feathered.crop(region)).resize(size, Image.Resampling.BILINEAR))
         out = generate(self.cache, loaded, settings, [model_input], [seed], masks=[small_mask],

@@ -22,7 +22,8 @@ from photobatch.plugins.diffusion.sources import (  # re-exported: the session i
     resolve_model,
 )
 
-# A real CLIP BPE vocabulary has ~49k tokens; every byte-level BPE has at least 256 + specials.
+# A real CLIP BPE vocabulary has ~49k tokens, T5's 32k; every byte-level BPE has at least 256 +
+# specials.
 MIN_TOKENIZER_VOCAB = 300
 
 
@@ -33,7 +34,7 @@ def native_size(pipe) -> int:
 
 def check_tokenizer(pipe, model_id: str) -> None:
     """Refuse a tokenizer with a toy vocabulary (transformers' silent offline fallback)."""
-    for attr in ("tokenizer", "tokenizer_2"):
+    for attr in ("tokenizer", "tokenizer_2", "tokenizer_3"):
         tok = getattr(pipe, attr, None)
         if tok is not None and len(tok) < MIN_TOKENIZER_VOCAB:
             raise ModelError(

@@ -29,13 +29,14 @@ def validate_params(strength: float, steps: int, cfg: float, sampler: str | None
                          f"got {full_resolution!r}")
 
 
-def working_size(width: int, height: int, native: int) -> tuple[int, int]:
-    """About ``native``² pixels with the aspect kept, each side a multiple of 8 (at least 64)."""
+def working_size(width: int, height: int, native: int, multiple: int = 8) -> tuple[int, int]:
+    """About ``native``² pixels with the aspect kept, each side a multiple of ``multiple`` (8;
+    16 for the families whose transformers pack latents in 2x2 patches), at least 64."""
     import math
 
     scale = math.sqrt((native * native) / float(width * height))
-    w = max(64, int(round(width * scale / 8)) * 8)
-    h = max(64, int(round(height * scale / 8)) * 8)
+    w = max(64, int(round(width * scale / multiple)) * multiple)
+    h = max(64, int(round(height * scale / multiple)) * multiple)
     return w, h
 
 

@@ -20,6 +20,7 @@ encoded as A1111 does, in chunks (``prompt_chunks``); a plain one by the pipelin
 
 from __future__ import annotations
 
+from photobatch.plugins.diffusion.flow import encode_flow_prompt
 from photobatch.plugins.diffusion.prompt_chunks import encode_chunked, needs_chunks, skipped_layer
 
 # Conditionings kept per model: recipes with their own prompts, a few at a time.
@@ -36,12 +37,17 @@ def prompt_arguments(pipe, loaded, settings, count: int) -> dict:
            tuple(sorted(loaded.embeddings.items())))
     kept = loaded.conditioning
     tensors = kept.pop(key, None)
-    if tensors is None:
+    if tensors is None and loaded.info.family.flow:
+        tensors = encode_flow_prompt(pipe, loaded.info.family, settings.prompt,
+                                     settings.negative_prompt, settings.clip_skip)
+    elif tensors is None:
         tensors = _encode(pipe, settings.prompt, settings.negative_prompt, settings.clip_skip)
     kept[key] = tensors  # most recently used last
     while len(kept) > _KEPT:
         kept.pop(next(iter(kept)))
-    arguments = {"prompt": None, "negative_prompt": None}
+    arguments = {"prompt": None}
+    if "negative_prompt_embeds" in tensors:
+        arguments["negative_prompt"] = None
     for name, tensor in tensors.items():
         arguments[name] = tensor.repeat(count, *([1] * (tensor.dim() - 1)))
     return arguments

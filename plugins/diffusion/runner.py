@@ -102,7 +102,8 @@ class DiffusersImg2ImgRunner:
         settings = self.captioned(settings, image, loaded)
         if settings.full_resolution == "tiled":
             return self._run_tiled(loaded, settings, image, seed)
-        size = working_size(image.width, image.height, self.working_side(loaded, settings))
+        size = working_size(image.width, image.height, self.working_side(loaded, settings),
+                            loaded.info.family.multiple)
         model_input = to_working_size(image, size)
         reference_colors = getattr(recipe, "reference_colors", "none")
         source_input = model_input
@@ -136,7 +137,8 @@ class DiffusersImg2ImgRunner:
         inputs = []
         for img in images:
             img = rgb(img)
-            size = working_size(img.width, img.height, self.working_side(loaded, settings))
+            size = working_size(img.width, img.height, self.working_side(loaded, settings),
+                                loaded.info.family.multiple)
             inputs.append(to_working_size(img, size))
         outputs: list[RunOutput | None] = [None] * len(images)
         adapters = adapters_hash(settings)
@@ -159,8 +161,10 @@ class DiffusersImg2ImgRunner:
         # Tiles of the working size over the full-size photo: the model sees real pixels 1:1.
         side = self.working_side(loaded, settings)
         width, height = image.size
-        tile_w = min(side, _ceil8(width))
-        tile_h = min(side, _ceil8(height))
+        multiple = loaded.info.family.multiple
+        side = side // multiple * multiple
+        tile_w = min(side, _ceil_to(width, multiple))
+        tile_h = min(side, _ceil_to(height, multiple))
         padded = _pad_to(image, max(width, tile_w), max(height, tile_h))
         overlap = min(settings.tile_overlap, tile_w // 2, tile_h // 2)
         boxes = tile_boxes(padded.width, padded.height, tile_w, tile_h, overlap)
@@ -215,8 +219,8 @@ def rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def _ceil8(n: int) -> int:
-    return max(64, -(-n // 8) * 8)
+def _ceil_to(n: int, multiple: int) -> int:
+    return max(64, -(-n // multiple) * multiple)
 
 
 def _pad_to(image: Image.Image, width: int, height: int) -> Image.Image:

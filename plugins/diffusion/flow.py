@@ -1,0 +1,109 @@
+"""Flow-matching models (SD 3.x, FLUX.1): their samplers, prompts and call arguments.
+
+These families are transformers trained on a flow (rectified-flow) objective. In diffusers their
+img2img and inpainting pipelines noise the photo with ``scheduler.scale_noise`` and hand the
+scheduler custom sigmas (FLUX.1) with a resolution-dependent shift; only the flow-matching
+schedulers do both, so the sampler names that run are the ones those schedulers implement:
+Euler (the models' own), Euler a (Euler with fresh noise each step, diffusers'
+``stochastic_sampling``) and LCM (for LCM-distilled flow models). The multistep SD samplers
+(DPM++, UniPC, DDIM, ...) have no flow form in diffusers' img2img pipelines and are refused by
+name instead of being swapped silently for another.
+
+Guidance: SD 3.x uses classifier-free guidance with a negative prompt, as SD does. FLUX.1 is
+guidance-distilled: ``cfg`` is its distilled guidance (what diffusers calls ``guidance_scale``
+and Forge "Distilled CFG"; 2.5-4 for FLUX.1 [dev], ignored by [schnell]) and it runs no
+negative prompt. The features built on SD's UNet and CLIP encoders (ControlNet, IP-Adapter,
+PAG, FreeU, the SDXL refiner, textual inversion, A1111 prompt weights) are refused for these
+families with a sentence saying so; LoRAs load through the pipelines' own loaders.
+"""
+
+from __future__ import annotations
+
+from photobatch.plugins.diffusion.families import Family
+
+# name -> (diffusers scheduler class, config overrides)
+FLOW_SAMPLERS: dict[str, tuple[str, dict]] = {
+    "Euler": ("FlowMatchEulerDiscreteScheduler", {}),
+    "Euler a": ("FlowMatchEulerDiscreteScheduler", {"stochastic_sampling": True}),
+    "LCM": ("FlowMatchLCMScheduler", {}),
+}
+# A1111's schedule types the flow-matching Euler scheduler has (SGM Uniform is a timestep
+# spacing, which flow schedulers do not have).
+FLOW_SCHEDULES: dict[str, dict] = {
+    "Automatic": {},
+    "Karras": {"use_karras_sigmas": True},
+    "Exponential": {"use_exponential_sigmas": True},
+    "Beta": {"use_beta_sigmas": True},
+}
+
+
+def flow_problem(settings, family: Family) -> str | None:
+    """Why ``settings`` (RunSettings) cannot run on a ``family`` flow model, as a sentence for
+    the user, or None when they can."""
+    label = family.label
+    if settings.sampler not in FLOW_SAMPLERS:
+        return (f"sampler {settings.sampler!r} does not run on {label} models (flow matching: "
+                f"diffusers runs them with {', '.join(map(repr, FLOW_SAMPLERS))}); set sampler = "
+                "\"Euler\", the models' own")
+    if settings.schedule not in FLOW_SCHEDULES:
+        return (f"schedule {settings.schedule!r} does not apply to {label} models; use one of "
+                f"{', '.join(map(repr, FLOW_SCHEDULES))}")
+    if settings.sampler == "LCM" and settings.schedule != "Automatic":
+        return f"schedule {settings.schedule!r} does not go with sampler 'LCM' on {label} models"
+    unet_only = [name for name, used in (
+        ("controlnet", bool(settings.controlnets)), ("ip_adapter", settings.ip_adapter is not None),
+        ("pag", settings.pag is not None), ("freeu", settings.freeu is not None),
+        ("refiner", settings.refiner is not None), ("embeddings", bool(settings.embeddings)),
+        ("vae", settings.vae is not None)) if used]
+    if unet_only:
+        return (f"{', '.join(unet_only)} {'is' if len(unet_only) == 1 else 'are'} for SD 1.x, 2.x "
+                f"and SDXL models, not {label}; leave {'it' if len(unet_only) == 1 else 'them'} "
+                "out of recipes for this model")
+    if settings.clip_skip > 1 and family.name == "flux":
+        return f"clip_skip is for CLIP-conditioned models; {label} reads T5 and takes none"
+    from photobatch.recipes.prompt_syntax import uses_syntax
+
+    for field in ("prompt", "negative_prompt"):
+        if uses_syntax(getattr(settings, field) or ""):
+            return (f"{field} uses A1111's weight syntax ((word:1.2), [word], BREAK), which is read "
+                    f"for SD 1.x, 2.x and SDXL models; {label} reads the prompt as written: "
+                    "write it without them")
+    return None
+
+
+def make_flow_scheduler(name: str, base_config, schedule: str = "Automatic"):
+    """The flow-matching scheduler for sampler ``name`` from the model's own scheduler config
+    (its shift and dynamic shifting kept)."""
+    import diffusers
+
+    class_name, overrides = FLOW_SAMPLERS[name]
+    return getattr(diffusers, class_name).from_config(base_config, **overrides,
+                                                      **FLOW_SCHEDULES[schedule])
+
+
+def flow_call_arguments(width: int, height: int) -> dict:
+    """The size the pipeline must make: the flow pipelines default to their native square
+    instead of the image's size."""
+    return {"width": width, "height": height}
+
+
+def encode_flow_prompt(pipe, family: Family, prompt: str, negative_prompt: str | None,
+                       clip_skip: int) -> dict:
+    """The conditioning of one image on a flow model: what the pipeline's ``__call__`` would
+    compute from the prompts (FLUX.1: no negative; SD 3.x: both, with A1111's clip skip on its
+    CLIP encoders)."""
+    import torch
+
+    device = pipe._execution_device
+    with torch.no_grad():
+        if family.name == "flux":
+            embeds, pooled, _text_ids = pipe.encode_prompt(prompt=prompt, prompt_2=None,
+                                                           device=device, num_images_per_prompt=1)
+            return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+        # diffusers counts skipped layers from 0 (None: the last layer); A1111 from 1.
+        embeds, negatives, pooled, negative_pooled = pipe.encode_prompt(
+            prompt=prompt, prompt_2=None, prompt_3=None, device=device, num_images_per_prompt=1,
+            do_classifier_free_guidance=True, negative_prompt=negative_prompt or "",
+            clip_skip=clip_skip - 1 if clip_skip > 1 else None)
+    return {"prompt_embeds": embeds, "negative_prompt_embeds": negatives,
+            "pooled_prompt_embeds": pooled, "negative_pooled_prompt_embeds": negative_pooled}

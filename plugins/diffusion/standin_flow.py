@@ -1,0 +1,107 @@
+"""Tiny, randomly initialised FLUX.1 and SD 3.x pipelines: flow-matching transformers, CLIP and T5
+text encoders with their tokenizers, a 16-channel VAE.
+
+Like the SD stand-ins they exist so that every flow-model code path (loading, prompts through
+two or three encoders, flow-matching samplers, packed latents) runs in tests without
+downloading a model; their pictures are colour noise.
+"""
+
+from __future__ import annotations
+
+
+def build_t5_tokenizer():
+    """A T5 (Unigram, SentencePiece-style) tokenizer built in code: the stand-in's words whole,
+    every other character on its own, as a real T5 vocabulary splits rare words."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import T5TokenizerFast
+
+    from photobatch.plugins.diffusion.standin import _WORDS, _bytes_to_unicode
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    pieces += [("▁" + word, -1.0) for word in _WORDS]
+    pieces += [(char, -5.0) for char in _bytes_to_unicode().values()]
+    tokenizer = Tokenizer(models.Unigram(pieces, unk_id=2))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)])
+    return T5TokenizerFast(tokenizer_object=tokenizer, eos_token="</s>", pad_token="<pad>",
+                           unk_token="<unk>", extra_ids=0, model_max_length=512)
+
+
+def build_t5_encoder(vocab_size: int, d_model: int = 32):
+    """A 2-layer T5 encoder (FLUX.1 and SD 3.x read T5-XXL's hidden states)."""
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(vocab_size=vocab_size, d_model=d_model, d_ff=37, d_kv=8,
+                                   num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+                                   decoder_start_token_id=0, pad_token_id=0, eos_token_id=1))
+
+
+def build_flow_vae():
+    """A 16-channel VAE that downsamples 8x, with the shift and scale FLUX.1's and SD 3's carry."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(block_out_channels=[8, 16, 32, 32], in_channels=3, out_channels=3,
+                         down_block_types=["DownEncoderBlock2D"] * 4,
+                         up_block_types=["UpDecoderBlock2D"] * 4, latent_channels=16,
+                         norm_num_groups=8, layers_per_block=1, sample_size=1024,
+                         use_quant_conv=False, use_post_quant_conv=False,
+                         shift_factor=0.1159, scaling_factor=0.3611)
+
+
+def build_standin_flux_pipeline(seed: int = 0, guidance: bool = True):
+    """Build a tiny FLUX.1 text-to-image pipeline in memory: ``guidance`` gives it [dev]'s
+    distilled-guidance embedding, without it it is laid out as [schnell]."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTokenizer
+
+    from photobatch.plugins.diffusion.standin import build_text_encoder, build_tokenizer_files
+
+    torch.manual_seed(seed)
+    vocab, merges = build_tokenizer_files()
+    t5_tokenizer = build_t5_tokenizer()
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
+        axes_dims_rope=[4, 4, 8], guidance_embeds=guidance)
+    # FLUX.1's own schedule: shifted by the image's size (dynamic shifting).
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+        base_image_seq_len=256, max_image_seq_len=4096)
+    return FluxPipeline(
+        scheduler=scheduler, vae=build_flow_vae(), transformer=transformer,
+        text_encoder=build_text_encoder(vocab),
+        tokenizer=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77),
+        text_encoder_2=build_t5_encoder(len(t5_tokenizer)), tokenizer_2=t5_tokenizer)
+
+
+def build_standin_sd3_pipeline(seed: int = 0):
+    """Build a tiny SD 3.x text-to-image pipeline in memory: two CLIP encoders with projection
+    and T5, an MMDiT transformer on 2x2 patches."""
+    import torch
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
+    )
+    from transformers import CLIPTokenizer
+
+    from photobatch.plugins.diffusion.standin import build_text_encoder, build_tokenizer_files
+
+    torch.manual_seed(seed)
+    vocab, merges = build_tokenizer_files()
+    t5_tokenizer = build_t5_tokenizer()
+    transformer = SD3Transformer2DModel(
+        sample_size=128, patch_size=2, in_channels=16, num_layers=1, attention_head_dim=8,
+        num_attention_heads=4, joint_attention_dim=32, caption_projection_dim=32,
+        pooled_projection_dim=64, out_channels=16)
+    return StableDiffusion3Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=build_flow_vae(),
+        transformer=transformer,
+        text_encoder=build_text_encoder(vocab, projection=True),
+        tokenizer=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77),
+        text_encoder_2=build_text_encoder(vocab, projection=True),
+        tokenizer_2=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77),
+        text_encoder_3=build_t5_encoder(len(t5_tokenizer)), tokenizer_3=t5_tokenizer)
