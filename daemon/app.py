@@ -125,6 +125,7 @@ class App:
         if model:
             self.check_model(model, recipe.model_config)
             self.check_runtime(recipe)
+            self.check_family(recipe, model)
             if recipe.refiner is not None:
                 self.check_refiner(recipe, model)
             if recipe.pag is not None:
@@ -150,6 +151,22 @@ class App:
         problem = check() if check else None
         if problem:
             raise UsageError(problem)
+
+    def check_family(self, recipe: Recipe, model: str) -> None:
+        """Refuse, before any file, a recipe that a flow-matching model (SD 3.x, FLUX.1) cannot
+        run: a sampler or feature of the UNet models (told from a local model without loading
+        it; a hub id shows when it loads)."""
+        from photobatch.plugins.diffusion.flow import flow_problem
+        from photobatch.plugins.diffusion.settings import settings_from_recipe
+
+        if recipe.runner not in ("img2img", "inpaint"):
+            return  # a plugin's runner judges its own models
+        info = _local_info(model, recipe.model_config)
+        if info is None or not info.family.flow:
+            return
+        problem = flow_problem(settings_from_recipe(recipe), info.family)
+        if problem:
+            raise UsageError(f"recipe {recipe.name!r}: {problem}")
 
     def check_pag(self, recipe: Recipe, model: str) -> None:
         """Refuse perturbed-attention guidance where diffusers has no pipeline for it (told from

@@ -11,8 +11,9 @@ FIELD_HELP = {
     "negative_prompt": "what it should not look like",
     "strength": "(0, 1]: how far from the photo the model may go; about int(steps * strength) steps run",
     "steps": "sampler steps at strength 1 (A1111's slider)",
-    "cfg": "classifier-free guidance: how strongly the prompt steers (5-8 for photos)",
-    "sampler": ", ".join(SAMPLERS),
+    "cfg": ("classifier-free guidance: how strongly the prompt steers (5-8 for photos; FLUX.1: "
+            "its distilled guidance, 2.5-4)"),
+    "sampler": ", ".join(SAMPLERS) + " (SD 3.x and FLUX.1: Euler, Euler a or LCM)",
     "schedule": "A1111's Schedule type: " + ", ".join(SCHEDULES) + " (Automatic: the sampler's own)",
     "seed": "fix the seed for every photo (default: derived from the photo and the recipe)",
     "clip_skip": "A1111's Clip skip: 1 = the text encoder's last layer, 2 = the one before (for models trained that way)",

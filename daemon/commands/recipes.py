@@ -91,6 +91,7 @@ def recipes_validate(obj: Context, files):
                 app.check_files(recipe)
                 if recipe.model:
                     app.check_model(recipe.model, recipe.model_config)
+                    app.check_family(recipe, recipe.model)
             except UsageError as exc:
                 bad += 1
                 click.secho(f"invalid  {path}: {exc}", fg="red", err=True)

@@ -61,20 +61,21 @@ def save_standin_ip_adapter(pipe, target: str | Path, seed: int = 0) -> Path:
 
 def save_standin_lora(pipe, target: str | Path, seed: int = 0, rank: int = 4,
                       text_encoder: bool = False) -> Path:
-    """Save a random LoRA for ``pipe``'s UNet attention layers (and, with ``text_encoder``, its
-    text encoder's: LoRAs trained that way change the prompt's conditioning) as one .safetensors
-    file."""
+    """Save a random LoRA for the attention layers of ``pipe``'s UNet, or of its transformer for
+    SD 3.x and FLUX.1 (and, with ``text_encoder``, its text encoder's: LoRAs trained that way
+    change the prompt's conditioning) as one .safetensors file."""
     import copy
 
     import torch
     from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
 
     torch.manual_seed(seed)
-    unet = copy.deepcopy(pipe.unet)
+    part = "transformer" if getattr(pipe, "transformer", None) is not None else "unet"
+    denoiser = copy.deepcopy(getattr(pipe, part))
     # init_lora_weights=False: random B too, so the LoRA changes the output from the start.
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
-                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
-    layers = {"unet_lora_layers": get_peft_model_state_dict(unet)}
+    denoiser.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
+                                    target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    layers = {f"{part}_lora_layers": get_peft_model_state_dict(denoiser)}
     if text_encoder:
         # peft directly: transformers' own add_adapter wants a newer peft than PyPI has.
         encoder = inject_adapter_in_model(

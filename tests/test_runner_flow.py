@@ -1,0 +1,292 @@
+"""Flow-matching models (SD 3.x, FLUX.1): tiny FLUX.1 [dev], FLUX.1 [schnell] and SD 3.x pipelines
+built in code (CLIP and T5 tokenizers included), saved as diffusers folders and loaded back
+through the real loading code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import noise_photo
+from PIL import Image
+
+from photobatch.plugins.diffusion.families import FLUX, SD3, family_of_folder, unsupported_pipeline
+from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
+from photobatch.plugins.diffusion.memory import level_for
+from photobatch.plugins.diffusion.params import working_size
+from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
+from photobatch.recipes.schema import recipe_from_dict
+
+KINDS = ("flux", "flux-schnell", "sd3")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    root = tmp_path_factory.mktemp("flow")
+    return {kind: str(save_standin_model(root / kind, kind=kind)) for kind in KINDS}
+
+
+@pytest.fixture(scope="module")
+def runner():
+    # 128 px: 8 x 8 packed latents, enough for every code path and quick on a CPU.
+    return DiffusersImg2ImgRunner(device="cpu", native_size=128)
+
+
+def _recipe(**fields):
+    return recipe_from_dict({"name": "r", "prompt": "a photo of snow", "negative_prompt": "blurry",
+                             "strength": 0.5, "steps": 8, "cfg": 3.5, "sampler": "Euler", **fields})
+
+
+def _pixels(out) -> np.ndarray:
+    return np.asarray(out.image, dtype=np.float64)
+
+
+def _calls(pipe):
+    """Count the transformer's forward calls (one per denoising step for Euler)."""
+    calls = []
+    return calls, pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
+
+
+def test_the_families_are_told_from_folders_and_loaded_pipelines(models, runner):
+    assert family_of_folder(models["flux"]).family is FLUX
+    assert family_of_folder(models["flux-schnell"]).family is FLUX
+    assert family_of_folder(models["sd3"]).family is SD3
+    assert FLUX.native == SD3.native == 1024 and FLUX.flow and SD3.flow
+    for kind, cls in (("flux", "FluxImg2ImgPipeline"), ("sd3", "StableDiffusion3Img2ImgPipeline")):
+        loaded = runner.cache.get(models[kind])
+        assert type(loaded.pipe).__name__ == cls
+        assert loaded.info.family.flow and loaded.info.native == 1024
+    # Runs: the pipelines photobatch drives; refused by name: the ones that take other inputs.
+    assert unsupported_pipeline("FluxPipeline", "m") is None
+    assert unsupported_pipeline("StableDiffusion3InpaintPipeline", "m") is None
+    assert "FluxFillPipeline" in unsupported_pipeline("FluxFillPipeline", "model x")
+    assert "FluxKontextPipeline" in unsupported_pipeline("FluxKontextPipeline", "model x")
+
+
+def test_working_sides_divide_by_16_for_packed_latents():
+    for width, height in ((6000, 4000), (4000, 6000), (1200, 800), (333, 777)):
+        w, h = working_size(width, height, 1024, 16)
+        assert w % 16 == 0 and h % 16 == 0
+        assert abs(w / h - width / height) < 0.06
+        assert 0.85 < w * h / 1024**2 < 1.15
+    assert working_size(1200, 800, 512) == (624, 416)  # the UNet families keep multiples of 8
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_flow_model_runs_img2img_at_its_working_size_deterministically(models, runner, kind):
+    photo = noise_photo(150, 100, seed=1)
+    out = runner.run(photo, _recipe(), 7, models[kind])
+    assert out.working_size == (160, 112) and out.image.size == (160, 112)
+    assert out.precision == "fp32" and out.model_id
+    again = runner.run(photo, _recipe(), 7, models[kind])
+    other_seed = runner.run(photo, _recipe(), 8, models[kind])
+    assert np.array_equal(_pixels(out), _pixels(again))
+    assert np.abs(_pixels(out) - _pixels(other_seed)).mean() > 1
+    # An edit, not the photo back: the model's output differs from its input.
+    assert np.abs(_pixels(out) - np.asarray(out.model_input, dtype=np.float64)).mean() > 1
+
+
+@pytest.mark.parametrize("kind", ("flux", "sd3"))
+def test_strength_decides_the_steps_that_run_and_exact_steps_runs_them_all(models, runner, kind):
+    pipe = runner.cache.get(models[kind]).pipe
+    calls, hook = _calls(pipe)
+    try:
+        runner.run(noise_photo(), _recipe(strength=0.5, steps=8), 1, models[kind])
+        half = len(calls)
+        calls.clear()
+        runner.run(noise_photo(), _recipe(strength=0.25, steps=8, exact_steps=True), 1, models[kind])
+        exact = len(calls)
+    finally:
+        hook.remove()
+    assert half == 4  # int(8 x 0.5), as for the UNet models
+    assert exact == 8
+
+
+def test_samplers_and_schedules_of_flow_models_run_and_differ(models, runner):
+    photo = noise_photo(seed=2)
+    euler = _pixels(runner.run(photo, _recipe(), 3, models["flux"]))
+    for fields in ({"sampler": "Euler a"}, {"sampler": "LCM"}, {"schedule": "Karras"},
+                   {"schedule": "Exponential"}, {"schedule": "Beta"}):
+        other = _pixels(runner.run(photo, _recipe(**fields), 3, models["flux"]))
+        assert np.abs(euler - other).mean() > 0.5, fields
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"sampler": "DPM++ 2M"}, ["sampler 'DPM++ 2M' does not run on FLUX.1 models", "'Euler'"]),
+    ({"schedule": "SGM Uniform"}, ["schedule 'SGM Uniform' does not apply to FLUX.1 models"]),
+    ({"controlnet": {"model": "lllyasviel/control_v11p_sd15_canny"}},
+     ["controlnet is for SD 1.x, 2.x and SDXL models, not FLUX.1"]),
+    ({"freeu": True, "pag": True}, ["pag, freeu are for SD 1.x, 2.x and SDXL models"]),
+    ({"ip_adapter": {"model": "h94/IP-Adapter", "reference": "ref.jpg"}}, ["ip_adapter is for"]),
+    ({"clip_skip": 2}, ["clip_skip is for CLIP-conditioned models; FLUX.1 reads T5"]),
+    ({"prompt": "a photo of (snow:1.3)"}, ["prompt uses A1111's weight syntax", "FLUX.1 reads"]),
+])
+def test_what_a_flow_model_cannot_run_is_refused_by_name(models, runner, fields, words):
+    with pytest.raises(ValueError) as refused:
+        runner.run(noise_photo(), _recipe(**fields), 1, models["flux"])
+    for word in words:
+        assert word in str(refused.value)
+
+
+def test_flux_cfg_is_its_distilled_guidance_and_schnell_has_none(models, runner):
+    photo = noise_photo(seed=3)
+
+    def at(kind, cfg):
+        return _pixels(runner.run(photo, _recipe(cfg=cfg), 5, models[kind]))
+
+    assert np.abs(at("flux", 1.0) - at("flux", 6.0)).mean() > 0.5
+    # [schnell] has no guidance embedding: diffusers ignores the value, as the model does.
+    assert np.array_equal(at("flux-schnell", 1.0), at("flux-schnell", 6.0))
+
+
+def test_sd3_reads_its_negative_prompt_and_clip_skip(models, runner):
+    photo = noise_photo(seed=3)
+    plain = _pixels(runner.run(photo, _recipe(cfg=6.0), 5, models["sd3"]))
+    negative = _pixels(runner.run(photo, _recipe(cfg=6.0, negative_prompt="snow at night"), 5,
+                                  models["sd3"]))
+    skipped = _pixels(runner.run(photo, _recipe(cfg=6.0, clip_skip=2), 5, models["sd3"]))
+    assert np.abs(plain - negative).mean() > 0.1
+    assert np.abs(plain - skipped).mean() > 0.1
+
+
+@pytest.mark.parametrize("kind", ("flux", "sd3"))
+def test_the_prompt_is_encoded_once_for_a_shoot(models, runner, kind):
+    loaded = runner.cache.get(models[kind])
+    t5 = loaded.pipe.text_encoder_3 if kind == "sd3" else loaded.pipe.text_encoder_2
+    encoded = []
+    hook = t5.register_forward_pre_hook(lambda module, args: encoded.append(1))
+    recipe = _recipe(prompt="a photo of golden hour light")
+    try:
+        first = runner.run(noise_photo(seed=1), recipe, 1, models[kind])
+        runner.run(noise_photo(seed=2), recipe, 2, models[kind])
+        # FLUX.1 encodes the prompt; SD 3.x the prompt and the negative one.
+        assert len(encoded) == (2 if kind == "sd3" else 1)
+        # The cached conditioning gives the picture an uncached one gives.
+        loaded.conditioning.clear()
+        again = runner.run(noise_photo(seed=1), recipe, 1, models[kind])
+    finally:
+        hook.remove()
+    assert np.array_equal(_pixels(first), _pixels(again))
+
+
+@pytest.mark.parametrize("kind", ("flux", "sd3"))
+def test_a_lora_changes_a_flow_model_and_leaving_it_out_restores_it(models, runner, kind, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    from photobatch.plugins.diffusion.standin_addons import save_standin_lora
+
+    lora = save_standin_lora(DiffusionPipeline.from_pretrained(models[kind]), tmp_path / "l.safetensors")
+    photo = noise_photo(seed=5)
+    plain = _pixels(runner.run(photo, _recipe(), 2, models[kind]))
+    with_lora = _pixels(runner.run(photo, _recipe(loras=[{"path": str(lora), "weight": 1.0}]), 2,
+                                   models[kind]))
+    assert np.abs(plain - with_lora).mean() > 0.2
+    assert np.array_equal(plain, _pixels(runner.run(photo, _recipe(), 2, models[kind])))
+
+
+@pytest.mark.parametrize("kind", ("flux", "sd3"))
+def test_flow_inpainting_leaves_every_pixel_outside_the_mask_as_it_was(models, kind):
+    from photobatch.plugins.diffusion.masks import paste_back
+
+    inpaint = DiffusersInpaintRunner(device="cpu", native_size=128)
+    photo = noise_photo(200, 120, seed=6)
+    mask = Image.new("L", photo.size, 0)
+    mask.paste(255, (60, 30, 130, 90))
+    out = inpaint.run(photo, _recipe(mask_blur=4, only_masked=True, mask_padding=16), 4, models[kind],
+                      mask=mask)
+    assert type(inpaint.cache.get(models[kind]).task_pipes[("inpaint", None, None)]).__name__.endswith(
+        "InpaintPipeline")
+    assert out.image.size[0] % 16 == 0 and out.image.size[1] % 16 == 0
+    left, top, right, bottom = out.region
+    edited = paste_back(photo, out.image.resize((right - left, bottom - top)), out.mask, out.region)
+    before, after = np.asarray(photo), np.asarray(edited)
+    outside = np.asarray(out.mask) == 0
+    assert np.array_equal(before[outside], after[outside])
+    assert np.abs(before[~outside].astype(int) - after[~outside]).mean() > 1
+
+
+def test_tiled_full_resolution_tiles_in_sides_of_16(models):
+    tiled = DiffusersImg2ImgRunner(device="cpu", native_size=120)  # rounds down to 112
+    photo = noise_photo(250, 150, seed=7)
+    out = tiled.run(photo, _recipe(full_resolution="tiled", tile_overlap=32), 1, models["flux"])
+    assert out.image.size == photo.size
+    assert out.working_size == (112, 112)
+
+
+def test_a_batch_equals_single_calls(models):
+    batched = DiffusersImg2ImgRunner(device="cpu", native_size=128, batch_on_cpu=True)
+    photos = [noise_photo(seed=s) for s in (1, 2, 3)]
+    recipe = _recipe(batch=3)
+    together = batched.run_batch(photos, recipe, [11, 12, 13], models["flux"])
+    for photo, seed, out in zip(photos, (11, 12, 13), together):
+        alone = batched.run(photo, recipe, seed, models["flux"])
+        assert np.abs(_pixels(out) - _pixels(alone)).max() <= 1
+
+
+def test_flow_single_files_are_refused_with_what_to_give_instead(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from photobatch.plugins.diffusion.families import family_of_single_file
+
+    for key, label in (("double_blocks.0.img_attn.qkv.weight", "FLUX.1"),
+                       ("model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight", "SD 3.x")):
+        path = tmp_path / "model.safetensors"
+        save_file({key: torch.zeros(2, 2)}, str(path))
+        with pytest.raises(ValueError) as refused:
+            family_of_single_file(path)
+        assert f"model.safetensors is a {label} single-file checkpoint" in str(refused.value)
+        assert "diffusers folder or hub id" in str(refused.value)
+
+
+def test_flow_models_start_with_savings_on_a_24_gb_card():
+    assert level_for(48.0, "flux") == 0
+    assert level_for(24.0, "flux") == 2  # model CPU offload, what diffusers advises for FLUX.1
+    assert level_for(24.0, "sd3") == 1
+    assert level_for(24.0, "sdxl") == 0
+
+
+def test_the_cli_runs_a_flux_recipe_and_refuses_an_sd_sampler_before_any_photo(models, tmp_path,
+                                                                                  read_meta):
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from photobatch.daemon.cli import main
+    from photobatch.daemon.samples import write_sample_photo
+
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "cc-flux.toml").write_text(
+        'extends = "color-correct"\nname = "cc-flux"\nsampler = "Euler"\ncfg = 3.5\nsteps = 8\n')
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=1)
+
+    def run(recipe):
+        return CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "--recipes", str(recipes),
+                                         "run", str(shoot), "--recipe", recipe, "--model",
+                                         models["flux"], "--out", str(tmp_path / "out")])
+
+    refused = run("color-correct")
+    assert refused.exit_code == 1
+    assert ("recipe 'color-correct': sampler 'DPM++ 2M' does not run on FLUX.1 models"
+            in refused.output)
+    assert not (tmp_path / "out").exists()
+    done = run("cc-flux")
+    assert done.exit_code == 0, done.output
+    con = sqlite3.connect(tmp_path / "c.db")
+    assert con.execute("SELECT status FROM runs").fetchall() == [("done",)]
+    con.close()
+    output = tmp_path / "out" / "DSCF0001_cc-flux.jpg"
+    assert Image.open(output).size == (96, 64)
+    exif, _, _ = read_meta(output)
+    source_exif, _, _ = read_meta(shoot / "DSCF0001.JPG")
+    # A recipe that names the model is checked against it by `recipes validate` too.
+    named = recipes / "named.toml"
+    named.write_text(f'extends = "color-correct"\nname = "named"\nmodel = "{models["sd3"]}"\n')
+    validated = CliRunner().invoke(main, ["--recipes", str(recipes), "recipes", "validate", str(named)])
+    assert validated.exit_code == 1
+    assert "sampler 'DPM++ 2M' does not run on SD 3.x models" in validated.output
+    assert exif["Exif.Image.Model"] == source_exif["Exif.Image.Model"] and exif["Exif.Image.Model"]
