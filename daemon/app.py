@@ -205,6 +205,7 @@ class App:
             folder_class_name,
             unsupported_pipeline,
         )
+        from photobatch.plugins.diffusion.loading import flow_single_file_problem
         from photobatch.plugins.diffusion.sources import (
             SINGLE_FILE_SUFFIXES,
             ModelError,
@@ -212,13 +213,16 @@ class App:
             resolve_model,
         )
 
+        problem = None
         try:
             ref = resolve_model(model, config=config)
             if ref.kind == "single-file" and ref.location.lower().endswith(SINGLE_FILE_SUFFIXES):
-                family_of_single_file(ref.location)  # a LoRA or a broken file is no checkpoint
+                info = family_of_single_file(ref.location)  # a LoRA or a broken file is none
+                problem = flow_single_file_problem(ref, info) if info.family.flow else None
         except (ModelError, ValueError) as exc:
             raise UsageError(str(exc)) from None
-        problem = incomplete_folder(ref.location) if ref.kind == "folder" else None
+        if ref.kind == "folder":
+            problem = incomplete_folder(ref.location)
         if ref.kind == "folder" and not problem:
             problem = unsupported_pipeline(folder_class_name(ref.location), f"model folder {ref.location}")
         if problem:

@@ -224,20 +224,71 @@ def test_a_batch_equals_single_calls(models):
         assert np.abs(_pixels(out) - _pixels(alone)).max() <= 1
 
 
-def test_flow_single_files_are_refused_with_what_to_give_instead(tmp_path):
+@pytest.mark.parametrize("prefix", ["", "model.diffusion_model."])
+def test_an_sd3_transformer_single_file_loads_with_its_base_model_as_model_config(
+        models, tmp_path, prefix):
+    """A fine-tune shared as Stability's single file (or ComfyUI's all-in-one naming): the
+    transformer comes from the file, the rest from model_config."""
+    from diffusers import DiffusionPipeline
+
+    from photobatch.plugins.diffusion.standin import save_standin_model
+    from photobatch.plugins.diffusion.standin_flow import save_sd3_single_file
+
+    tuned = DiffusionPipeline.from_pretrained(
+        str(save_standin_model(tmp_path / "tuned", kind="sd3", seed=5))).transformer
+    single = tmp_path / "sd3-finetune.safetensors"
+    save_sd3_single_file(tuned, single, prefix)
+    runner = DiffusersImg2ImgRunner(device="cpu", native_size=128)
+    out = runner.run(noise_photo(seed=1), _recipe(model_config=models["sd3"]), 3, str(single))
+    loaded = runner.cache.get(str(single), models["sd3"])
+    assert type(loaded.pipe).__name__ == "StableDiffusion3Img2ImgPipeline"
+    assert loaded.info.family is SD3 and loaded.ref.kind == "single-file"
+    expected, got = tuned.state_dict(), loaded.pipe.transformer.state_dict()
+    assert set(expected) == set(got)
+    assert all(torch_equal(expected[k], got[k]) for k in expected)
+    base = runner.run(noise_photo(seed=1), _recipe(), 3, models["sd3"])
+    assert np.abs(_pixels(out) - _pixels(base)).mean() > 1  # the file's weights, not the base's
+
+
+def torch_equal(a, b) -> bool:
     import torch
+
+    return torch.equal(a, b)
+
+
+def test_a_flow_single_file_needs_a_base_model_of_its_family(models, tmp_path):
+    """Told from the file's header before any photo (FLUX.1's loader in diffusers converts
+    full-size transformers only, so no tiny FLUX.1 file can be loaded here; SD 3.x's is above)."""
+    import torch
+    from click.testing import CliRunner
     from safetensors.torch import save_file
 
-    from photobatch.plugins.diffusion.families import family_of_single_file
+    from photobatch.daemon.cli import main
+    from photobatch.daemon.samples import write_sample_photo
 
-    for key, label in (("double_blocks.0.img_attn.qkv.weight", "FLUX.1"),
-                       ("model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight", "SD 3.x")):
-        path = tmp_path / "model.safetensors"
-        save_file({key: torch.zeros(2, 2)}, str(path))
-        with pytest.raises(ValueError) as refused:
-            family_of_single_file(path)
-        assert f"model.safetensors is a {label} single-file checkpoint" in str(refused.value)
-        assert "diffusers folder or hub id" in str(refused.value)
+    flux_file = tmp_path / "flux1-dev-finetune.safetensors"
+    save_file({"double_blocks.0.img_attn.qkv.weight": torch.zeros(2, 2)}, str(flux_file))
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=1)
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+
+    def run(config):
+        (recipes / "flux.toml").write_text('name = "flux"\nsampler = "Euler"\n' + (
+            f'model_config = "{config}"\n' if config else ""))
+        return CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "--recipes",
+                                         str(recipes), "run", str(shoot), "--recipe", "flux",
+                                         "--model", str(flux_file), "--out", str(tmp_path / "out")])
+
+    alone = run(None)
+    assert alone.exit_code == 1
+    assert ("model flux1-dev-finetune.safetensors: a FLUX.1 single file holds its transformer; "
+            "give the FLUX.1 model it was made from as model_config") in alone.output
+    mismatched = run(models["sd3"])
+    assert mismatched.exit_code == 1
+    assert f"is a FLUX.1 transformer, but model_config {models['sd3']} is SD 3.x" in mismatched.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_flow_models_start_with_savings_on_a_24_gb_card():

@@ -187,10 +187,9 @@ def family_of_single_file(path: str | Path) -> ModelInfo:
     elif _SD1_KEY in keys or any(k.startswith("cond_stage_model.transformer.") for k in keys):
         family = SD1
     elif flow := _flow_single_file(keys):
-        raise ValueError(
-            f"{Path(path).name} is a {flow.label} single-file checkpoint; photobatch loads "
-            f"{flow.label} models as diffusers folders or hub ids (such a file often holds the "
-            "transformer alone): give the model's diffusers folder or hub id instead")
+        # The transformer (alone, or with text encoders beside it: what is read is the
+        # transformer; the rest comes from the model_config folder).
+        return ModelInfo(flow, False, flow.native)
     else:
         raise ValueError(
             f"{Path(path).name} does not look like a Stable Diffusion 1.x, 2.x or SDXL checkpoint "

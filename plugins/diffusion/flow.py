@@ -12,7 +12,9 @@ name instead of being swapped silently for another.
 Guidance: SD 3.x uses classifier-free guidance with a negative prompt, as SD does. FLUX.1 is
 guidance-distilled: ``cfg`` is its distilled guidance (what diffusers calls ``guidance_scale``
 and Forge "Distilled CFG"; 2.5-4 for FLUX.1 [dev], ignored by [schnell]) and it runs no
-negative prompt. The features built on SD's UNet and CLIP encoders (ControlNet, IP-Adapter,
+negative prompt. A single .safetensors file of these families holds the transformer (a
+fine-tune is shared that way); the rest of the pipeline comes from ``model_config``. The
+features built on SD's UNet and CLIP encoders (ControlNet, IP-Adapter,
 PAG, FreeU, the SDXL refiner, textual inversion, A1111 prompt weights) are refused for these
 families with a sentence saying so; LoRAs load through the pipelines' own loaders.
 """
@@ -20,6 +22,9 @@ families with a sentence saying so; LoRAs load through the pipelines' own loader
 from __future__ import annotations
 
 from photobatch.plugins.diffusion.families import Family
+
+# The denoiser class a single file's transformer is read into, by family.
+TRANSFORMER_CLASSES = {"flux": "FluxTransformer2DModel", "sd3": "SD3Transformer2DModel"}
 
 # name -> (diffusers scheduler class, config overrides)
 FLOW_SAMPLERS: dict[str, tuple[str, dict]] = {

@@ -111,6 +111,8 @@ def _load_single_file(ref: ModelRef, dtype):
         info = family_of_single_file(path)
     else:
         info = _family_of_pickle(path)
+    if info.family.flow:
+        return _load_flow_single_file(ref, info, dtype)
     cls = getattr(diffusers, info.family.inpaint_class if info.inpainting else info.family.img2img_class)
     kwargs = {"dtype": dtype}
     if ref.config:
@@ -126,6 +128,45 @@ def _load_single_file(ref: ModelRef, dtype):
             )
         kwargs["local_files_only"] = True
     return cls.from_single_file(str(path), **kwargs)
+
+
+def flow_single_file_problem(ref: ModelRef, info: ModelInfo) -> str | None:
+    """Why a FLUX.1 or SD 3.x single file cannot load with ``ref``'s model_config (none given,
+    or a local folder of another family), or None when it can (no weights are read)."""
+    from photobatch.plugins.diffusion.families import family_of_folder
+
+    name, label = Path(ref.location).name, info.family.label
+    if not ref.config:
+        return (f"model {name}: a {label} single file holds its transformer; give the {label} "
+                "model it was made from as model_config (or PHOTOBATCH_MODEL_CONFIG): a diffusers "
+                "folder or hub id, whose text encoders and VAE are read with it")
+    if Path(ref.config).is_dir() and (base := family_of_folder(ref.config).family) is not info.family:
+        return (f"model {name} is a {label} transformer, but model_config {ref.config} is "
+                f"{base.label}: give a {label} model")
+    return None
+
+
+def _load_flow_single_file(ref: ModelRef, info: ModelInfo, dtype):
+    """A FLUX.1 or SD 3.x transformer from a single file (BFL's and Stability's layout, or
+    ComfyUI's all-in-one), the rest of the pipeline (text encoders, tokenizers, VAE,
+    scheduler) from the base model named by model_config: how fine-tunes of these models are
+    shared, as the transformer alone."""
+    import diffusers
+
+    from photobatch.plugins.diffusion.flow import TRANSFORMER_CLASSES
+
+    problem = flow_single_file_problem(ref, info)
+    if problem:
+        raise ModelError(problem)
+    local = Path(ref.config).is_dir()
+    kwargs = {"dtype": dtype}
+    if not local and cache_only_reason():
+        kwargs["local_files_only"] = True
+    transformer_class = getattr(diffusers, TRANSFORMER_CLASSES[info.family.name])
+    transformer = transformer_class.from_single_file(ref.location, config=ref.config,
+                                                     subfolder="transformer", **kwargs)
+    return diffusers.AutoPipelineForImage2Image.from_pretrained(ref.config, transformer=transformer,
+                                                                **kwargs)
 
 
 def _family_of_pickle(path: Path) -> ModelInfo:
@@ -177,6 +218,7 @@ def load_component(label: str, source: str, device: str, *, from_file, from_fold
     return part.to(device)
 
 
-__all__ = ["ModelError", "ModelRef", "check_tokenizer", "first_line", "load_component",
+__all__ = ["ModelError", "ModelRef", "check_tokenizer", "first_line", "flow_single_file_problem",
+           "load_component",
            "load_pipeline", "model_hash",
            "native_size", "resolve_model"]

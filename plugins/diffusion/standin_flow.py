@@ -105,3 +105,54 @@ def build_standin_sd3_pipeline(seed: int = 0):
         text_encoder_2=build_text_encoder(vocab, projection=True),
         tokenizer_2=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77),
         text_encoder_3=build_t5_encoder(len(t5_tokenizer)), tokenizer_3=t5_tokenizer)
+
+
+def save_sd3_single_file(transformer, target, prefix: str = "") -> None:
+    """Save an SD 3.x ``transformer`` (diffusers layout) as a single file in Stability's
+    original layout (``prefix`` "model.diffusion_model." gives ComfyUI's all-in-one naming):
+    what a shared fine-tune looks like. diffusers' single-file loader reads it back into the same
+    weights."""
+    import torch
+    from safetensors.torch import save_file
+
+    sd = {k: v.detach().clone().contiguous() for k, v in transformer.state_dict().items()}
+
+    def swap(weight):  # shift and scale trade places between the layouts
+        first, second = weight.chunk(2, dim=0)
+        return torch.cat([second, first], dim=0)
+
+    out = {"pos_embed": sd["pos_embed.pos_embed"],
+           "context_embedder.weight": sd["context_embedder.weight"],
+           "context_embedder.bias": sd["context_embedder.bias"],
+           "final_layer.linear.weight": sd["proj_out.weight"],
+           "final_layer.linear.bias": sd["proj_out.bias"]}
+    for ours, theirs in (("x_embedder.proj", "pos_embed.proj"),
+                         ("t_embedder.mlp.0", "time_text_embed.timestep_embedder.linear_1"),
+                         ("t_embedder.mlp.2", "time_text_embed.timestep_embedder.linear_2"),
+                         ("y_embedder.mlp.0", "time_text_embed.text_embedder.linear_1"),
+                         ("y_embedder.mlp.2", "time_text_embed.text_embedder.linear_2")):
+        for part in ("weight", "bias"):
+            out[f"{ours}.{part}"] = sd[f"{theirs}.{part}"]
+    for part in ("weight", "bias"):
+        out[f"final_layer.adaLN_modulation.1.{part}"] = swap(sd[f"norm_out.linear.{part}"])
+    layers = transformer.config.num_layers
+    for i in range(layers):
+        block, last = f"joint_blocks.{i}", i == layers - 1
+        here = f"transformer_blocks.{i}"
+        for part in ("weight", "bias"):
+            out[f"{block}.x_block.attn.qkv.{part}"] = torch.cat(
+                [sd[f"{here}.attn.to_{x}.{part}"] for x in "qkv"])
+            out[f"{block}.context_block.attn.qkv.{part}"] = torch.cat(
+                [sd[f"{here}.attn.add_{x}_proj.{part}"] for x in "qkv"])
+            out[f"{block}.x_block.attn.proj.{part}"] = sd[f"{here}.attn.to_out.0.{part}"]
+            out[f"{block}.x_block.adaLN_modulation.1.{part}"] = sd[f"{here}.norm1.linear.{part}"]
+            context_norm = sd[f"{here}.norm1_context.linear.{part}"]
+            out[f"{block}.context_block.adaLN_modulation.1.{part}"] = (swap(context_norm) if last
+                                                                        else context_norm)
+            out[f"{block}.x_block.mlp.fc1.{part}"] = sd[f"{here}.ff.net.0.proj.{part}"]
+            out[f"{block}.x_block.mlp.fc2.{part}"] = sd[f"{here}.ff.net.2.{part}"]
+            if not last:
+                out[f"{block}.context_block.attn.proj.{part}"] = sd[f"{here}.attn.to_add_out.{part}"]
+                out[f"{block}.context_block.mlp.fc1.{part}"] = sd[f"{here}.ff_context.net.0.proj.{part}"]
+                out[f"{block}.context_block.mlp.fc2.{part}"] = sd[f"{here}.ff_context.net.2.{part}"]
+    save_file({prefix + k: v for k, v in out.items()}, str(target))
