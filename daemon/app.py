@@ -51,6 +51,7 @@ class App:
         self._local = threading.local()
         self._opened: list[Catalog] = []
         self._opened_lock = threading.Lock()
+        self._families: dict[tuple, str | None] = {}  # (model, config) -> family (for_model)
 
     @property
     def catalog(self) -> Catalog:
@@ -164,7 +165,8 @@ class App:
         info = _local_info(model, recipe.model_config)
         if info is None or not info.family.flow:
             return
-        problem = flow_problem(settings_from_recipe(recipe), info.family)
+        problem = flow_problem(settings_from_recipe(recipe.for_family(info.family.name)),
+                               info.family)
         if problem:
             raise UsageError(f"recipe {recipe.name!r}: {problem}")
 
@@ -228,6 +230,24 @@ class App:
         if problem:
             raise UsageError(problem)
 
+    def for_model(self, recipe: Recipe, model: str | None) -> Recipe:
+        """``recipe`` as it runs on ``model``: its ``[family.NAME]`` table for the model's family
+        applied (the recipe itself when it has none, or the family cannot be told without
+        loading: a hub id not yet downloaded, whose runner applies it then)."""
+        if not recipe.family or not model:
+            return recipe
+        key = (model, recipe.model_config)
+        if key not in self._families:
+            from photobatch.plugins.diffusion.sources import ModelError
+
+            try:
+                info = _local_info(model, recipe.model_config, cached_hub=True)
+            except (ModelError, ValueError, OSError):  # the model's own check says why
+                info = None
+            self._families[key] = info.family.name if info else None
+        family = self._families[key]
+        return recipe.for_family(family) if family else recipe
+
     def model_for(self, recipe: Recipe) -> str:
         """The model a recipe runs on: the recipe's own, else --model / PHOTOBATCH_MODEL."""
         model = recipe.model or self.default_model
@@ -264,15 +284,18 @@ class App:
 __all__ = ["App", "UsageError", "RecipeError"]
 
 
-def _local_info(model: str, config: str | None):
+def _local_info(model: str, config: str | None, cached_hub: bool = False):
     """What a local model folder or checkpoint is (its ModelInfo, no weights read), None for a
-    hub id."""
+    hub id (with ``cached_hub``: what its cached copy is, None when it is not cached)."""
     from photobatch.plugins.diffusion.families import family_of_folder, family_of_single_file
-    from photobatch.plugins.diffusion.sources import resolve_model
+    from photobatch.plugins.diffusion.sources import cached_snapshot, resolve_model
 
     ref = resolve_model(model, config=config)
     if ref.kind == "folder":
         return family_of_folder(ref.location)
     if ref.kind == "single-file":
         return family_of_single_file(ref.location)
+    snapshot = cached_snapshot(ref.location) if cached_hub else None
+    if snapshot and Path(snapshot, "model_index.json").is_file():
+        return family_of_folder(snapshot)
     return None

@@ -41,6 +41,7 @@ def run_demo(workdir: Path | None, model: str | None, *, catalog: Path | None = 
     app = App(catalog_path=catalog or workdir / "catalog.db", recipe_dirs=recipe_dirs, model=model)
     recipe = app.recipe("color-correct")
     app.check_runnable(recipe, app.model_for(recipe))
+    recipe = app.for_model(recipe, app.model_for(recipe))  # what the line below says runs
     write_demo_shoot(inbox)
     session = Session(app, outbox)
     echo(f"\nworkspace {workdir}\n  photos   {inbox}\n  outputs  {outbox}\n  catalog  {app.catalog_path}")

@@ -103,6 +103,8 @@ class ModelChooser:
         if recipe is None:
             return None
         model = self.model_for(recipe, run)
+        # Nothing names a model now: the family of the one the run was made with decides.
+        recipe = self.app.for_model(recipe, model or (run or {}).get("model_id"))
         return Current(recipe.fingerprint, self.model_id(model), self.model_hash(model),
                        self.adapters_hash(recipe), self._mask_sha256(recipe, run))
 
@@ -184,6 +186,7 @@ def plan_reruns(app: App, selection: Selection, chooser: ModelChooser, *, force:
             continue
         recipe = app.recipes[pair.recipe]
         model = chooser.model_for(recipe, pair.run) or (pair.run or {}).get("model_id")
+        recipe = app.for_model(recipe, model)
         model_id = chooser.model_id(model)
         if not model_id:
             plan.problems.append((pair, "no model to run it on: pass --model PATH" if not model

@@ -326,7 +326,8 @@ class WatchService:
             except ModelError as exc:
                 log.warning("%s [%s]: %s", path.name, name, exc)
                 model_id = model
-            if runs.enqueue(file_id=file_id, recipe=name, fingerprint=recipe.fingerprint,
+            fingerprint = self.app.for_model(recipe, model).fingerprint
+            if runs.enqueue(file_id=file_id, recipe=name, fingerprint=fingerprint,
                             model_id=model_id, output_dir=str(folder.output), force=force):
                 queued.append(name)
         if queued:

@@ -214,6 +214,8 @@ class Session:
                 job.model_id = resolve_model(job.model).model_id
             except ModelError as exc:  # moved or deleted since the run was queued, a typo
                 raise StageError(f"running {recipe.name} on {path.name}", str(exc)) from exc
+            # What runs on this model: the recipe with its model family's table applied.
+            recipe = job.recipe = self.app.for_model(recipe, job.model)
             done = catalog.finished_run(job.file_id, recipe.fingerprint, job.model_id, recipe.name)
             # A run queued by ``photobatch rerun`` asks to be redone, like --force does.
             forced = self.force or (run_id is not None and RunQueue(catalog).is_forced(run_id))

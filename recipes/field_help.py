@@ -41,6 +41,9 @@ FIELD_HELP = {
     "face_expand": "grow each face box by this fraction to cover forehead, chin and hairline",
     "reference_colors": "move colours toward the ip_adapter reference: none, before, after, both",
     "post": "classical steps after the model, in order: [{ step = \"name\", ...params }]",
+    "family": ("how the recipe runs on one model family, as tables: [family.flux] sampler = "
+               "\"Euler\", cfg = 3.5 (families sd1, sd2, sdxl, sd3, flux; fields sampler, schedule, "
+               "cfg, steps, strength; `photobatch recipes show NAME --family flux` shows the result)"),
     "output.subfolder": "a subfolder of the output folder, same tokens as the name (\"{date}\")",
     "output.collision": "a name taken by another file: suffix (-1, -2), overwrite or skip",
     "output.max_side": "fit the output within this many pixels on its longest side (0: full size)",

@@ -41,8 +41,8 @@ def _default(field: dataclasses.Field) -> str:
 def field_rows() -> list[tuple[str, str, str]]:
     """(field, default, what it does) for every field a recipe file may set, the ``[output]``
     table's as ``output.NAME``, in the schema's order."""
-    rows = [(f.name, _default(f), FIELD_HELP.get(f.name, "")) for f in dataclasses.fields(Recipe)
-            if f.name in _RECIPE_FIELDS and f.name != "name"]
+    rows = [(f.name, "(none)" if f.name == "family" else _default(f), FIELD_HELP.get(f.name, ""))
+            for f in dataclasses.fields(Recipe) if f.name in _RECIPE_FIELDS and f.name != "name"]
     rows += [(f"output.{f.name}", _default(f), FIELD_HELP.get(f"output.{f.name}", ""))
              for f in dataclasses.fields(OutputSettings) if f.name in _OUTPUT_FIELDS]
     return rows

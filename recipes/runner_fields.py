@@ -18,6 +18,13 @@ SCHEDULES = ("Automatic", "Karras", "Exponential", "Beta", "SGM Uniform")
 SIGMA_SCHEDULES = ("Karras", "Exponential", "Beta")
 FIXED_SIGMA_SAMPLERS = ("Euler a", "DDIM", "LCM", "PNDM")
 CONTROLNET_PREPROCESSORS = ("canny", "depth", "none")
+# Model families a recipe's [family.NAME] tables name, and the fields such a table may set
+# (how a recipe runs on that family: Forge's per-architecture presets, as data).
+FAMILY_NAMES = ("sd1", "sd2", "sdxl", "sd3", "flux")
+FLOW_FAMILY_NAMES = ("sd3", "flux")
+FAMILY_FIELDS = ("sampler", "schedule", "cfg", "steps", "strength")
+# The samplers diffusers' flow-matching img2img pipelines (SD 3.x, FLUX.1) run.
+FLOW_SAMPLER_NAMES = ("Euler", "Euler a", "LCM")
 # Where a prompt wants the photo's caption, and what writes it unless the recipe names a
 # captioner (BSD-3-Clause).
 CAPTION_TOKEN = "{caption}"
@@ -137,6 +144,19 @@ class RefinerSettings:
 def wants_caption(recipe) -> bool:
     """True when a prompt of ``recipe`` (a recipe or run settings) has ``{caption}`` to fill in."""
     return CAPTION_TOKEN in recipe.prompt or CAPTION_TOKEN in (recipe.negative_prompt or "")
+
+
+def family_overrides(family: tuple, name: str) -> dict[str, Any]:
+    """The fields a recipe's ``family`` tables ((name, ((field, value), ...)), ...) set for the
+    model family ``name`` (none: an empty dict)."""
+    return dict(dict(family).get(name, ()))
+
+
+def frozen_family(value) -> tuple:
+    """``[family.NAME]`` tables as a hashable, ordered tuple (already one: as it is)."""
+    if isinstance(value, tuple):
+        return value
+    return tuple(sorted((name, tuple(sorted(dict(table).items()))) for name, table in dict(value).items()))
 
 
 def schedule_problem(sampler: str, schedule: str) -> str | None:

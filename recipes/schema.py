@@ -11,6 +11,10 @@ from typing import Any, Mapping
 from photobatch.recipes.prompt_syntax import surely_longer_than_a_chunk, uses_syntax
 from photobatch.recipes.runner_fields import (
     CONTROLNET_COUNTED_WHEN_SET,
+    FAMILY_FIELDS,
+    FAMILY_NAMES,
+    FLOW_FAMILY_NAMES,
+    FLOW_SAMPLER_NAMES,
     FULL_RESOLUTION,
     SCHEDULES,
     WORKING_SIZE_MAX,
@@ -36,6 +40,8 @@ from photobatch.recipes.runner_fields import (
     check_freeu,
     check_pag,
     check_refiner,
+    family_overrides,
+    frozen_family,
     schedule_problem,
     wants_caption,
 )
@@ -148,9 +154,12 @@ class Recipe:
     # Classical steps after the model, in order: [{ step = "name", ...params }].
     post: tuple = ()
     output: OutputSettings = field(default_factory=OutputSettings)
+    # How it runs on a model family: [family.flux] sampler = "Euler" (FAMILY_FIELDS only).
+    family: tuple = ()
     source: str = ""
 
     def __post_init__(self):
+        object.__setattr__(self, "family", frozen_family(self.family))
         # Sub-tables arrive as checked dicts from TOML; store them as frozen settings.
         object.__setattr__(self, "loras", as_loras(self.loras))
         object.__setattr__(self, "embeddings", as_embeddings(self.embeddings))
@@ -171,6 +180,28 @@ class Recipe:
                               "cannot hand over to a refiner)")
         if self.captioner and not wants_caption(self):
             raise RecipeError("captioner is set, but neither prompt says {caption} where its words go")
+
+    @property
+    def family_tables(self) -> dict[str, dict[str, Any]]:
+        """The ``[family.NAME]`` tables as TOML writes them ({"flux": {"sampler": "Euler"}})."""
+        return {name: dict(items) for name, items in self.family}
+
+    def without_family_fields(self, fields) -> "Recipe":
+        """The recipe with ``fields`` taken out of every family table (a value chosen for one
+        run, such as a compared cfg, is not to be set back by a table)."""
+        if not self.family:
+            return self
+        kept = {name: {k: v for k, v in table.items() if k not in fields}
+                for name, table in self.family_tables.items()}
+        return dataclasses.replace(self, family=frozen_family({k: t for k, t in kept.items() if t}))
+
+    def for_family(self, name: str) -> "Recipe":
+        """The recipe as it runs on a model of family ``name`` ("sd1", "sdxl", "flux", ...):
+        that family's table applied and the tables gone (itself when it has none), so its
+        fingerprint is that of what runs."""
+        if not self.family:
+            return self
+        return dataclasses.replace(self, **family_overrides(self.family, name), family=())
 
     @property
     def denoising_steps(self) -> int:
@@ -212,7 +243,7 @@ class Recipe:
 # Later fields and their defaults: left out of params() (and the fingerprint) at the default.
 _COUNTED_WHEN_SET = {"clip_skip": 1, "vae": None, "embeddings": (), "schedule": "Automatic",
                      "working_size": None, "refiner": None, "freeu": None,
-                     "pag": None, "captioner": None}
+                     "pag": None, "captioner": None, "family": ()}
 
 
 # field -> (python types accepted, check returning an error text or None)
@@ -305,6 +336,7 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "face_expand": ((float, int), _range(0.0, 2.0)),
     "reference_colors": ((str,), _choice(REFERENCE_COLORS)),
     "post": ((list,), lambda v: _check_post(v)),
+    "family": ((dict,), None),  # checked by _family_tables
 }
 _OUTPUT_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "format": ((str,), _choice(OUTPUT_FORMATS)),
@@ -368,15 +400,46 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "", default_name: st
     if not fields["name"]:
         raise RecipeError(f"{label}: name is missing")
     out_fields = _validate_table(label, output, _OUTPUT_FIELDS, prefix="output.")
+    family = _family_tables(label, fields.pop("family", {}))
     try:
-        recipe = Recipe(**fields, output=OutputSettings(**out_fields), source=source)
+        recipe = Recipe(**fields, output=OutputSettings(**out_fields), family=family, source=source)
     except RecipeError as exc:
         # Cross-field rules live in the dataclasses; the label says which recipe broke them.
         raise RecipeError(f"{label}: {exc}") from None
+    _check_steps(label, recipe)
+    for name, _ in recipe.family:
+        # Each family's recipe must be a valid recipe too.
+        try:
+            resolved = recipe.for_family(name)
+        except RecipeError as exc:
+            raise RecipeError(f"{label}: on {name} models (family.{name}): {exc}") from None
+        _check_steps(f"{label}: on {name} models (family.{name})", resolved)
+        if name in FLOW_FAMILY_NAMES and resolved.sampler not in FLOW_SAMPLER_NAMES:
+            raise RecipeError(f"{label}: family.{name} runs sampler {resolved.sampler!r}; flow-matching "
+                              f"models take {', '.join(map(repr, FLOW_SAMPLER_NAMES))}")
+    return recipe
+
+
+def _check_steps(label: str, recipe: Recipe) -> None:
     if recipe.denoising_steps < 1:
         raise RecipeError(
             f"{label}: steps x strength must give at least one denoising step, got "
             f"{recipe.steps} x {recipe.strength} = {recipe.steps * recipe.strength:g} "
             f"(raise steps to at least {int(1 / recipe.strength) + 1})"
         )
-    return recipe
+
+
+def _family_tables(label: str, value) -> tuple:
+    """``[family.NAME]`` tables checked (known families, FAMILY_FIELDS with the top-level
+    fields' rules) and frozen."""
+    if not isinstance(value, Mapping) or not all(isinstance(t, Mapping) for t in value.values()):
+        raise RecipeError(f"{label}: family must hold tables, e.g. [family.flux] with "
+                          f"sampler = \"Euler\"; got {value!r}")
+    spec = {key: _RECIPE_FIELDS[key] for key in FAMILY_FIELDS}
+    checked = {}
+    for name, table in value.items():
+        if name not in FAMILY_NAMES:
+            raise RecipeError(f"{label}: family.{name} is no model family (known: "
+                              f"{', '.join(FAMILY_NAMES)})")
+        checked[name] = _validate_table(label, table, spec, prefix=f"family.{name}.")
+    return frozen_family(checked)

@@ -298,8 +298,9 @@ def test_flow_models_start_with_savings_on_a_24_gb_card():
     assert level_for(24.0, "sdxl") == 0
 
 
-def test_the_cli_runs_a_flux_recipe_and_refuses_an_sd_sampler_before_any_photo(models, tmp_path,
-                                                                                  read_meta):
+def test_built_in_recipes_run_on_flux_by_their_family_table_and_others_are_refused_first(
+        models, tmp_path, read_meta):
+    import json
     import sqlite3
 
     from click.testing import CliRunner
@@ -309,8 +310,8 @@ def test_the_cli_runs_a_flux_recipe_and_refuses_an_sd_sampler_before_any_photo(m
 
     recipes = tmp_path / "recipes"
     recipes.mkdir()
-    (recipes / "cc-flux.toml").write_text(
-        'extends = "color-correct"\nname = "cc-flux"\nsampler = "Euler"\ncfg = 3.5\nsteps = 8\n')
+    (recipes / "sd-only.toml").write_text(
+        'name = "sd-only"\nprompt = "a photo"\nstrength = 0.5\nsteps = 8\nsampler = "DPM++ 2M"\n')
     shoot = tmp_path / "shoot"
     shoot.mkdir()
     write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=1)
@@ -320,24 +321,34 @@ def test_the_cli_runs_a_flux_recipe_and_refuses_an_sd_sampler_before_any_photo(m
                                          "run", str(shoot), "--recipe", recipe, "--model",
                                          models["flux"], "--out", str(tmp_path / "out")])
 
-    refused = run("color-correct")
+    refused = run("sd-only")
     assert refused.exit_code == 1
-    assert ("recipe 'color-correct': sampler 'DPM++ 2M' does not run on FLUX.1 models"
-            in refused.output)
+    assert "recipe 'sd-only': sampler 'DPM++ 2M' does not run on FLUX.1 models" in refused.output
     assert not (tmp_path / "out").exists()
-    done = run("cc-flux")
+    done = run("color-correct")  # DPM++ 2M at CFG 6 on SD; its [family.flux] table: Euler, 3.5
     assert done.exit_code == 0, done.output
     con = sqlite3.connect(tmp_path / "c.db")
-    assert con.execute("SELECT status FROM runs").fetchall() == [("done",)]
+    status, params, fingerprint = con.execute(
+        "SELECT status, params, recipe_fingerprint FROM runs").fetchone()
     con.close()
-    output = tmp_path / "out" / "DSCF0001_cc-flux.jpg"
+    params = json.loads(params)
+    assert status == "done" and params["sampler"] == "Euler" and params["cfg"] == 3.5
+    assert "family" not in params  # what ran, not the tables it came from
+    from photobatch.recipes.loader import BUILTIN_DIR, load_recipes
+
+    builtin = load_recipes([BUILTIN_DIR])["color-correct"]
+    assert fingerprint == builtin.for_family("flux").fingerprint != builtin.for_family("sd1").fingerprint
+    output = tmp_path / "out" / "DSCF0001_color-correct.jpg"
     assert Image.open(output).size == (96, 64)
-    exif, _, _ = read_meta(output)
+    exif, _, xmp = read_meta(output)
     source_exif, _, _ = read_meta(shoot / "DSCF0001.JPG")
+    assert exif["Exif.Image.Model"] == source_exif["Exif.Image.Model"] and exif["Exif.Image.Model"]
+    assert '"sampler":"Euler"' in "".join(v for k, v in xmp.items() if k.endswith("Params"))
+    again = run("color-correct")  # the catalog knows it is done: same fingerprint, same model
+    assert again.exit_code == 0 and "skipped" in again.output
     # A recipe that names the model is checked against it by `recipes validate` too.
     named = recipes / "named.toml"
-    named.write_text(f'extends = "color-correct"\nname = "named"\nmodel = "{models["sd3"]}"\n')
+    named.write_text(f'extends = "sd-only"\nname = "named"\nmodel = "{models["sd3"]}"\n')
     validated = CliRunner().invoke(main, ["--recipes", str(recipes), "recipes", "validate", str(named)])
     assert validated.exit_code == 1
     assert "sampler 'DPM++ 2M' does not run on SD 3.x models" in validated.output
-    assert exif["Exif.Image.Model"] == source_exif["Exif.Image.Model"] and exif["Exif.Image.Model"]

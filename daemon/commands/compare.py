@@ -61,7 +61,7 @@ def compare(obj: Context, photos, recipe_name, axes, model, out_dir, cell):
     outcomes = []
     try:
         recipe = app.recipe(recipe_name)
-        variants = _variants(recipe, combos)
+        variants = _variants(app, recipe, combos)
         for _, variant in variants:
             app.check_runnable(variant, app.model_for(variant))
         for photo in photos:
@@ -81,8 +81,9 @@ def compare(obj: Context, photos, recipe_name, axes, model, out_dir, cell):
     sys.exit(1 if failed else 0)
 
 
-def _variants(recipe, combos):
-    """(changes, checked recipe) for each combination, named and numbered for the catalog."""
+def _variants(app, recipe, combos):
+    """(changes, checked recipe) for each combination, named and numbered for the catalog, each
+    as it runs on its model (that family's table applied, but never over a varied field)."""
     import dataclasses
 
     from photobatch.recipes.variations import variation_name, vary
@@ -90,6 +91,9 @@ def _variants(recipe, combos):
     variants = []
     for n, changes in enumerate(combos, start=1):
         variant = vary(recipe, changes, name=variation_name(recipe.name, changes))
+        varied = {field.split(".")[0].split("/")[0] for field in changes}
+        variant = app.for_model(variant.without_family_fields(varied),
+                                variant.model or app.default_model)
         # Numbered files, overwritten by the next comparison: the sheet says what each is.
         variant = dataclasses.replace(variant, output=dataclasses.replace(
             variant.output, name="{stem}_" + _slug(recipe.name) + f"_v{n:02d}",
@@ -115,7 +119,9 @@ def _compare(app, photo: Path, recipe, axes, variants, out_dir: Path, cell: int)
     # the pictures then differ only by what the axes change.
     seed = None
     if not any(axis.field == "seed" for axis in axes):
-        seed = _photo_seed(app, photo, recipe, file_sha256(photo))
+        # The recipe as it runs on its model: its fingerprint there derives the seed.
+        runs_as = app.for_model(recipe, recipe.model or app.default_model)
+        seed = _photo_seed(app, photo, runs_as, file_sha256(photo))
     session = Session(app, out_dir, force=True)
     cells, outcomes = [], []
     for changes, variant in variants:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from photobatch.daemon.commands.common import Context
+from photobatch.recipes.runner_fields import FAMILY_NAMES
 
 
 @click.group()
@@ -47,14 +48,18 @@ def recipe_as_toml(recipe) -> str:
         data["ip_adapter"].pop("reference_sha256", None)  # computed at load, not a TOML field
     source = data.pop("source", "")
     output = data.pop("output", {})
-    text = tomli_w.dumps({**data, "output": output})
+    data.pop("family", None)
+    family = {"family": recipe.family_tables} if recipe.family else {}
+    text = tomli_w.dumps({**data, "output": output, **family})
     return f"# {recipe.name}, from {source}\n# fingerprint {recipe.fingerprint}\n{text}"
 
 
 @recipes.command("show")
 @click.argument("name")
+@click.option("--family", type=click.Choice(FAMILY_NAMES),
+              help="Show it as it runs on a model of this family (its [family.NAME] table applied).")
 @click.pass_obj
-def recipes_show(obj: Context, name):
+def recipes_show(obj: Context, name, family):
     """One recipe, fully resolved (extends applied, defaults filled in), as TOML."""
     from photobatch.daemon.app import UsageError
 
@@ -63,7 +68,7 @@ def recipes_show(obj: Context, name):
         recipe = app.recipe(name)
     except UsageError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(recipe_as_toml(recipe), nl=False)
+    click.echo(recipe_as_toml(recipe.for_family(family) if family else recipe), nl=False)
 
 
 @recipes.command("validate")
@@ -195,6 +200,9 @@ def _commented_copy(name: str, base, help_text: dict[str, str], changes=None) ->
     if plain.get("ip_adapter"):
         plain["ip_adapter"] = {k: v for k, v in plain["ip_adapter"].items()
                                if k != "reference_sha256" and v is not None}
+    plain["family"] = base.family_tables  # inline tables, so the line uncomments cleanly
+    if not plain["family"]:
+        del plain["family"]
     for key, value in plain.items():
         if key in changes:
             continue  # in force above

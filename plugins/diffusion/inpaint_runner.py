@@ -33,6 +33,7 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
             raise ValueError("full_resolution 'tiled' is for global recipes; inpainting uses "
                              "'detail-transfer' or 'resize'")
         loaded = self.cache.get(model, settings.model_config)
+        settings = settings.for_family(loaded.info.family.name)
         image = rgb(image)
         mask = mask.convert("L")
         if mask.size != image.size:

@@ -98,6 +98,7 @@ class DiffusersImg2ImgRunner:
         """
         settings = settings_from_recipe(recipe)
         loaded = self.cache.get(model, settings.model_config)
+        settings = settings.for_family(loaded.info.family.name)
         image = rgb(image)
         settings = self.captioned(settings, image, loaded)
         if settings.full_resolution == "tiled":
@@ -131,6 +132,7 @@ class DiffusersImg2ImgRunner:
             # Each photo its own caption, so its own prompt: one at a time.
             return [self.run(img, recipe, s, model) for img, s in zip(images, seeds)]
         loaded = self.cache.get(model, settings.model_config)
+        settings = settings.for_family(loaded.info.family.name)
         if settings.full_resolution == "tiled":
             return [self._run_tiled(loaded, settings, rgb(img), s) for img, s in zip(images, seeds)]
         batch = settings.batch if (loaded.device != "cpu" or self.batch_on_cpu) else 1

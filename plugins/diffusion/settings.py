@@ -29,6 +29,8 @@ from photobatch.recipes.runner_fields import (
     as_pag,
     as_refiner,
     controlnet_units,
+    family_overrides,
+    frozen_family,
     schedule_problem,
 )
 
@@ -71,7 +73,20 @@ class RunSettings:
     refiner: RefinerSettings | None = None  # A1111's Refiner: an SDXL model for the last steps
     freeu: FreeUSettings | None = None
     pag: PAGSettings | None = None
+    family: tuple = ()  # the recipe's [family.NAME] tables, until for_family applies one
     base_dir: Path | None = field(default=None, compare=False)
+
+    def for_family(self, name: str) -> "RunSettings":
+        """These settings as they run on a model of family ``name``: its table applied (a
+        recipe that reaches the runner without its model's family resolved, such as a hub id
+        first downloaded now), checked again."""
+        if not self.family:
+            return self
+        from dataclasses import replace
+
+        resolved = replace(self, **family_overrides(self.family, name), family=())
+        _validate(resolved)
+        return resolved
 
     def resolve_path(self, value: str) -> str:
         """A path relative to the recipe's folder becomes absolute; hub ids and absolute paths stay."""
@@ -114,8 +129,14 @@ def settings_from_recipe(recipe) -> RunSettings:
         refiner=as_refiner(get("refiner", None) or None),
         freeu=as_freeu(get("freeu", None)),
         pag=as_pag(get("pag", None)),
+        family=frozen_family(get("family", ()) or ()),
         base_dir=Path(source).parent if source else None,
     )
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: RunSettings) -> None:
     validate_params(settings.strength, settings.steps, settings.cfg, settings.sampler,
                     settings.exact_steps, settings.full_resolution)
     problem = schedule_problem(settings.sampler, settings.schedule)
@@ -133,7 +154,6 @@ def settings_from_recipe(recipe) -> RunSettings:
         raise ValueError(f"mask_blur must be >= 0, got {settings.mask_blur!r}")
     if settings.mask_padding < 0:
         raise ValueError(f"mask_padding must be >= 0, got {settings.mask_padding!r}")
-    return settings
 
 
 def _plain(value, default):
