@@ -115,8 +115,8 @@ def test_samplers_and_schedules_of_flow_models_run_and_differ(models, runner):
 @pytest.mark.parametrize("fields, words", [
     ({"sampler": "DPM++ 2M"}, ["sampler 'DPM++ 2M' does not run on FLUX.1 models", "'Euler'"]),
     ({"schedule": "SGM Uniform"}, ["schedule 'SGM Uniform' does not apply to FLUX.1 models"]),
-    ({"controlnet": {"model": "lllyasviel/control_v11p_sd15_canny"}},
-     ["controlnet is for SD 1.x, 2.x and SDXL models, not FLUX.1"]),
+    ({"ip_adapter": {"model": "h94/IP-Adapter", "reference": "ref.jpg"}, "freeu": True},
+     ["ip_adapter, freeu are for SD 1.x, 2.x and SDXL models, not FLUX.1"]),
     ({"freeu": True, "pag": True}, ["pag, freeu are for SD 1.x, 2.x and SDXL models"]),
     ({"ip_adapter": {"model": "h94/IP-Adapter", "reference": "ref.jpg"}}, ["ip_adapter is for"]),
     ({"clip_skip": 2}, ["clip_skip is for CLIP-conditioned models; FLUX.1 reads T5"]),
@@ -127,6 +127,38 @@ def test_what_a_flow_model_cannot_run_is_refused_by_name(models, runner, fields,
         runner.run(noise_photo(), _recipe(**fields), 1, models["flux"])
     for word in words:
         assert word in str(refused.value)
+
+
+def test_flux_takes_flux_controlnets_and_sd3_none(models, runner, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    from photobatch.plugins.diffusion.standin_flow import save_standin_flux_controlnet
+
+    controlnet = str(save_standin_flux_controlnet(DiffusionPipeline.from_pretrained(models["flux"]),
+                                                  tmp_path / "flux-canny"))
+    photo = noise_photo(160, 112, seed=4)
+    plain = _pixels(runner.run(photo, _recipe(), 2, models["flux"]))
+
+    def with_units(*units):
+        return _pixels(runner.run(photo, _recipe(controlnet=list(units)), 2, models["flux"]))
+
+    canny = with_units({"model": controlnet, "preprocessor": "canny", "scale": 0.9})
+    again = with_units({"model": controlnet, "preprocessor": "canny", "scale": 0.9})
+    weak = with_units({"model": controlnet, "preprocessor": "canny", "scale": 0.1})
+    photo_itself = with_units({"model": controlnet, "preprocessor": "none", "scale": 0.9})
+    assert np.array_equal(canny, again)
+    assert np.abs(canny - weak).mean() > 0.5  # the scale is read
+    assert np.abs(canny - photo_itself).mean() > 0.5  # so is the control image
+    assert np.abs(canny - plain).mean() > 0.5
+    loaded = runner.cache.get(models["flux"])
+    assert any(type(p).__name__ == "FluxControlNetImg2ImgPipeline" for p in loaded.task_pipes.values())
+    # Two units together (diffusers' FluxMultiControlNetModel), each with its own image.
+    both = with_units({"model": controlnet, "preprocessor": "canny", "scale": 0.9},
+                      {"model": controlnet, "preprocessor": "none", "scale": 0.5})
+    assert np.abs(both - canny).mean() > 0.1
+    with pytest.raises(ValueError) as refused:
+        runner.run(photo, _recipe(controlnet={"model": controlnet}), 2, models["sd3"])
+    assert "diffusers has no SD 3.x ControlNet img2img pipeline" in str(refused.value)
 
 
 def test_flux_cfg_is_its_distilled_guidance_and_schnell_has_none(models, runner):

@@ -212,13 +212,14 @@ class PipelineCache:
             return self._helpers[key]
 
     def controlnet(self, model: str, loaded: LoadedModel):
-        """A ControlNet model, loaded once per (model, dtype, device)."""
+        """A ControlNet model for ``loaded``'s family, loaded once per (model, dtype, device)."""
         from photobatch.plugins.diffusion.controlnet import load_controlnet
 
-        key = (model, str(loaded.dtype), loaded.device)
+        family = loaded.info.family.name
+        key = (model, str(loaded.dtype), loaded.device, family)
         with self._lock:
             if key not in self._controlnets:
-                self._controlnets[key] = load_controlnet(model, loaded.device, loaded.dtype)
+                self._controlnets[key] = load_controlnet(model, loaded.device, loaded.dtype, family)
             return self._controlnets[key]
 
 

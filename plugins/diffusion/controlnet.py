@@ -11,17 +11,26 @@ import numpy as np
 from PIL import Image
 
 from photobatch.plugins.diffusion.loading import load_component
+from photobatch.plugins.diffusion.sources import ModelError
 
 
-def load_controlnet(model: str, device: str, dtype):
-    """Load a ControlNet from a diffusers folder, a single .safetensors file or a hub id."""
-    from diffusers import ControlNetModel
+def load_controlnet(model: str, device: str, dtype, family: str = "sd1"):
+    """Load a ControlNet from a diffusers folder, a single .safetensors file or a hub id (for
+    a FLUX.1 model: a FLUX.1 ControlNet, from a folder or hub id)."""
+    from diffusers import ControlNetModel, FluxControlNetModel
 
+    def flux_file(path):
+        # diffusers reads FLUX.1 ControlNets in its own layout only.
+        raise ModelError(f"controlnet {path.name}: FLUX.1 ControlNets load from a diffusers folder "
+                         "or hub id (e.g. InstantX/FLUX.1-dev-Controlnet-Canny), not a single file")
+
+    cls = FluxControlNetModel if family == "flux" else ControlNetModel
     return load_component(
         "controlnet", model, device,
-        from_file=lambda path: ControlNetModel.from_single_file(str(path), dtype=dtype),
-        from_folder=lambda path: ControlNetModel.from_pretrained(str(path), dtype=dtype),
-        from_hub=lambda name, cache_only: ControlNetModel.from_pretrained(
+        from_file=flux_file if family == "flux" else (
+            lambda path: ControlNetModel.from_single_file(str(path), dtype=dtype)),
+        from_folder=lambda path: cls.from_pretrained(str(path), dtype=dtype),
+        from_hub=lambda name, cache_only: cls.from_pretrained(
             name, dtype=dtype, local_files_only=cache_only))
 
 

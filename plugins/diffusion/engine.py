@@ -102,6 +102,10 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         sources = [src.resize((width, height)) for src in (controls if controls is not None else images)]
         kwargs.update(control_arguments(units, sources, lambda source: cache.depth_estimator(
             settings.resolve_path(source), loaded)))
+        if family.name == "flux" and len(units) > 1:
+            # diffusers' FLUX.1 multi-ControlNet iterates over the control modes (Union
+            # ControlNets' condition types); without one per unit it runs none of them.
+            kwargs["control_mode"] = [None] * len(units)
     with loaded.lock:
         # A fresh scheduler per call (attempt() below): schedulers keep per-run state and
         # pipelines are shared.

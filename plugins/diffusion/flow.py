@@ -13,10 +13,11 @@ Guidance: SD 3.x uses classifier-free guidance with a negative prompt, as SD doe
 guidance-distilled: ``cfg`` is its distilled guidance (what diffusers calls ``guidance_scale``
 and Forge "Distilled CFG"; 2.5-4 for FLUX.1 [dev], ignored by [schnell]) and it runs no
 negative prompt. A single .safetensors file of these families holds the transformer (a
-fine-tune is shared that way); the rest of the pipeline comes from ``model_config``. The
-features built on SD's UNet and CLIP encoders (ControlNet, IP-Adapter,
-PAG, FreeU, the SDXL refiner, textual inversion, A1111 prompt weights) are refused for these
-families with a sentence saying so; LoRAs load through the pipelines' own loaders.
+fine-tune is shared that way); the rest of the pipeline comes from ``model_config``. LoRAs
+load through the pipelines' own loaders, and FLUX.1 takes FLUX.1 ControlNets (diffusers'
+FluxControlNet img2img and inpainting pipelines). The features built on SD's UNet and CLIP
+encoders (IP-Adapter, PAG, FreeU, the SDXL refiner, textual inversion, A1111 prompt weights)
+are refused for these families with a sentence saying so.
 """
 
 from __future__ import annotations
@@ -55,8 +56,11 @@ def flow_problem(settings, family: Family) -> str | None:
                 f"{', '.join(map(repr, FLOW_SCHEDULES))}")
     if settings.sampler == "LCM" and settings.schedule != "Automatic":
         return f"schedule {settings.schedule!r} does not go with sampler 'LCM' on {label} models"
+    if settings.controlnets and family.name != "flux":
+        return (f"controlnet runs on SD 1.x, 2.x, SDXL and FLUX.1 models; diffusers has no "
+                f"{label} ControlNet img2img pipeline")
     unet_only = [name for name, used in (
-        ("controlnet", bool(settings.controlnets)), ("ip_adapter", settings.ip_adapter is not None),
+        ("ip_adapter", settings.ip_adapter is not None),
         ("pag", settings.pag is not None), ("freeu", settings.freeu is not None),
         ("refiner", settings.refiner is not None), ("embeddings", bool(settings.embeddings)),
         ("vae", settings.vae is not None)) if used]

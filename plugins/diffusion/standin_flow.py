@@ -156,3 +156,24 @@ def save_sd3_single_file(transformer, target, prefix: str = "") -> None:
                 out[f"{block}.context_block.mlp.fc1.{part}"] = sd[f"{here}.ff_context.net.0.proj.{part}"]
                 out[f"{block}.context_block.mlp.fc2.{part}"] = sd[f"{here}.ff_context.net.2.{part}"]
     save_file({prefix + k: v for k, v in out.items()}, str(target))
+
+
+def save_standin_flux_controlnet(pipe, target, seed: int = 0):
+    """Save a tiny FLUX.1 ControlNet for ``pipe``'s transformer as a diffusers folder. Its
+    output projections get random weights (a trained ControlNet's start at zero and learn), so
+    it changes the picture from the start."""
+    import torch
+    from diffusers import FluxControlNetModel
+
+    torch.manual_seed(seed)
+    config = pipe.transformer.config
+    controlnet = FluxControlNetModel.from_transformer(
+        pipe.transformer, num_layers=1, num_single_layers=1,
+        attention_head_dim=config.attention_head_dim, num_attention_heads=config.num_attention_heads,
+        load_weights_from_transformer=True)
+    with torch.no_grad():
+        for name, weight in controlnet.named_parameters():
+            if "controlnet" in name and weight.dim() > 1:
+                weight.normal_(0.0, 0.5)
+    controlnet.save_pretrained(str(target), safe_serialization=True)
+    return target
