@@ -207,3 +207,23 @@ def test_the_daemon_on_the_gpu_batches_and_keeps_the_metadata(tmp_path, standin_
             assert img.size == (640, 480)
         with pyexiv2.Image(str(path)) as img:
             assert img.read_exif()["Exif.Image.Make"] == "FUJIFILM"
+
+
+@pytest.mark.parametrize("kind", ["flux", "sd3"])
+def test_flow_models_run_on_the_gpu_and_batch_like_single_calls(tmp_path, kind):
+    """FLUX.1 and SD 3.x (tiny, built in code) in the GPU's precision: seeds repeat, and a batch
+    of four equals the four single calls within a level."""
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    model = str(save_standin_model(tmp_path / kind, kind=kind))
+    runner = DiffusersImg2ImgRunner(device="cuda", native_size=256)
+    recipe = recipe_from_dict({"name": "t", "prompt": "natural colours", "strength": 0.5,
+                               "steps": 4, "cfg": 3.5, "sampler": "Euler", "batch": 4})
+    photos = [_photo(384, 256, seed) for seed in range(4)]
+    singles = [runner.run(photo, recipe, 10 + i, model) for i, photo in enumerate(photos)]
+    assert runner.cache.get(model).pipe.transformer.device.type == "cuda"
+    assert singles[0].working_size == (320, 208)  # sides of 16 about 256² pixels
+    batched = runner.run_batch(photos, recipe, [10, 11, 12, 13], model)
+    for single, out in zip(singles, batched):
+        assert np.abs(_arr(single.image) - _arr(out.image)).max() <= 1
+    _free_gpu()
