@@ -50,18 +50,28 @@ def build_flow_vae():
                          shift_factor=0.1159, scaling_factor=0.3611)
 
 
-def build_standin_flux_pipeline(seed: int = 0, guidance: bool = True):
-    """Build a tiny FLUX.1 text-to-image pipeline in memory: ``guidance`` gives it [dev]'s
-    distilled-guidance embedding, without it it is laid out as [schnell]."""
+def _seeded_tokenizers(seed: int):
+    """Seed torch for a stand-in's weights; return the CLIP vocabulary, a CLIP tokenizer and a
+    T5 tokenizer, which every flow stand-in uses."""
     import torch
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTokenizer
 
-    from photobatch.plugins.diffusion.standin import build_text_encoder, build_tokenizer_files
+    from photobatch.plugins.diffusion.standin import build_tokenizer_files
 
     torch.manual_seed(seed)
     vocab, merges = build_tokenizer_files()
-    t5_tokenizer = build_t5_tokenizer()
+    return (vocab, CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77),
+            build_t5_tokenizer())
+
+
+def build_standin_flux_pipeline(seed: int = 0, guidance: bool = True):
+    """Build a tiny FLUX.1 text-to-image pipeline in memory: ``guidance`` gives it [dev]'s
+    distilled-guidance embedding, without it it is laid out as [schnell]."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    from photobatch.plugins.diffusion.standin import build_text_encoder
+
+    vocab, clip_tokenizer, t5_tokenizer = _seeded_tokenizers(seed)
     transformer = FluxTransformer2DModel(
         patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16,
         num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
@@ -72,27 +82,22 @@ def build_standin_flux_pipeline(seed: int = 0, guidance: bool = True):
         base_image_seq_len=256, max_image_seq_len=4096)
     return FluxPipeline(
         scheduler=scheduler, vae=build_flow_vae(), transformer=transformer,
-        text_encoder=build_text_encoder(vocab),
-        tokenizer=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77),
+        text_encoder=build_text_encoder(vocab), tokenizer=clip_tokenizer,
         text_encoder_2=build_t5_encoder(len(t5_tokenizer)), tokenizer_2=t5_tokenizer)
 
 
 def build_standin_sd3_pipeline(seed: int = 0):
     """Build a tiny SD 3.x text-to-image pipeline in memory: two CLIP encoders with projection
     and T5, an MMDiT transformer on 2x2 patches."""
-    import torch
     from diffusers import (
         FlowMatchEulerDiscreteScheduler,
         SD3Transformer2DModel,
         StableDiffusion3Pipeline,
     )
-    from transformers import CLIPTokenizer
 
-    from photobatch.plugins.diffusion.standin import build_text_encoder, build_tokenizer_files
+    from photobatch.plugins.diffusion.standin import build_text_encoder
 
-    torch.manual_seed(seed)
-    vocab, merges = build_tokenizer_files()
-    t5_tokenizer = build_t5_tokenizer()
+    vocab, clip_tokenizer, t5_tokenizer = _seeded_tokenizers(seed)
     transformer = SD3Transformer2DModel(
         sample_size=128, patch_size=2, in_channels=16, num_layers=1, attention_head_dim=8,
         num_attention_heads=4, joint_attention_dim=32, caption_projection_dim=32,
@@ -100,10 +105,8 @@ def build_standin_sd3_pipeline(seed: int = 0):
     return StableDiffusion3Pipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=build_flow_vae(),
         transformer=transformer,
-        text_encoder=build_text_encoder(vocab, projection=True),
-        tokenizer=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77),
-        text_encoder_2=build_text_encoder(vocab, projection=True),
-        tokenizer_2=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77),
+        text_encoder=build_text_encoder(vocab, projection=True), tokenizer=clip_tokenizer,
+        text_encoder_2=build_text_encoder(vocab, projection=True), tokenizer_2=clip_tokenizer,
         text_encoder_3=build_t5_encoder(len(t5_tokenizer)), tokenizer_3=t5_tokenizer)
 
 
