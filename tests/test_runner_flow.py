@@ -384,3 +384,39 @@ def test_built_in_recipes_run_on_flux_by_their_family_table_and_others_are_refus
     validated = CliRunner().invoke(main, ["--recipes", str(recipes), "recipes", "validate", str(named)])
     assert validated.exit_code == 1
     assert "sampler 'DPM++ 2M' does not run on SD 3.x models" in validated.output
+
+
+def test_a_cached_hub_flux_model_runs_the_built_in_recipes_offline(models, tmp_path, monkeypatch):
+    """A hub id in the Hugging Face cache: its family is read from the cached model_index.json
+    before any photo, so the recipe's FLUX.1 table applies and is what the catalog records."""
+    import json
+    import shutil
+    import sqlite3
+
+    from click.testing import CliRunner
+    from huggingface_hub import constants
+
+    from photobatch.daemon.cli import main
+    from photobatch.daemon.samples import write_sample_photo
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someone--flux-cached"
+    shutil.copytree(models["flux"], repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=3)
+    result = CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "run", str(shoot),
+                                       "--recipe", "time-of-day:night", "--model",
+                                       "someone/flux-cached", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    con = sqlite3.connect(tmp_path / "c.db")
+    status, params, model_id, model_hash = con.execute(
+        "SELECT status, params, model_id, model_hash FROM runs").fetchone()
+    con.close()
+    params = json.loads(params)
+    assert status == "done" and model_id == "someone/flux-cached" and model_hash == commit[:16]
+    assert (params["sampler"], params["cfg"], params["strength"]) == ("Euler", 3.5, 0.6)
