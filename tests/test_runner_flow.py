@@ -420,3 +420,27 @@ def test_a_cached_hub_flux_model_runs_the_built_in_recipes_offline(models, tmp_p
     params = json.loads(params)
     assert status == "done" and model_id == "someone/flux-cached" and model_hash == commit[:16]
     assert (params["sampler"], params["cfg"], params["strength"]) == ("Euler", 3.5, 0.6)
+
+
+def test_style_match_on_flux_is_refused_for_its_ip_adapter_not_its_sampler(models, tmp_path):
+    """What no sampler choice would mend is said first."""
+    from click.testing import CliRunner
+
+    from photobatch.daemon.cli import main
+    from photobatch.daemon.samples import write_sample_photo
+
+    reference = tmp_path / "look.jpg"
+    write_sample_photo(reference, size=(64, 64), seed=9)
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    (recipes / "my-look.toml").write_text(
+        f'extends = "style-match"\nname = "my-look"\n[ip_adapter]\nreference = "{reference}"\n')
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=1)
+    result = CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "--recipes", str(recipes),
+                                       "run", str(shoot), "--recipe", "my-look", "--model",
+                                       models["flux"], "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "recipe 'my-look': ip_adapter is for SD 1.x, 2.x and SDXL models, not FLUX.1" in result.output
+    assert "sampler" not in result.output

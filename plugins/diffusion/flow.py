@@ -47,15 +47,7 @@ def flow_problem(settings, family: Family) -> str | None:
     """Why ``settings`` (RunSettings) cannot run on a ``family`` flow model, as a sentence for
     the user, or None when they can."""
     label = family.label
-    if settings.sampler not in FLOW_SAMPLERS:
-        return (f"sampler {settings.sampler!r} does not run on {label} models (flow matching: "
-                f"diffusers runs them with {', '.join(map(repr, FLOW_SAMPLERS))}); set sampler = "
-                "\"Euler\", the models' own")
-    if settings.schedule not in FLOW_SCHEDULES:
-        return (f"schedule {settings.schedule!r} does not apply to {label} models; use one of "
-                f"{', '.join(map(repr, FLOW_SCHEDULES))}")
-    if settings.sampler == "LCM" and settings.schedule != "Automatic":
-        return f"schedule {settings.schedule!r} does not go with sampler 'LCM' on {label} models"
+    # What the model cannot take at all first: no sampler choice would mend that.
     if settings.controlnets and family.name != "flux":
         return (f"controlnet runs on SD 1.x, 2.x, SDXL and FLUX.1 models; diffusers has no "
                 f"{label} ControlNet img2img pipeline")
@@ -77,6 +69,15 @@ def flow_problem(settings, family: Family) -> str | None:
             return (f"{field} uses A1111's weight syntax ((word:1.2), [word], BREAK), which is read "
                     f"for SD 1.x, 2.x and SDXL models; {label} reads the prompt as written: "
                     "write it without them")
+    if settings.sampler not in FLOW_SAMPLERS:
+        return (f"sampler {settings.sampler!r} does not run on {label} models (flow matching: "
+                f"diffusers runs them with {', '.join(map(repr, FLOW_SAMPLERS))}); set sampler = "
+                "\"Euler\", the models' own")
+    if settings.schedule not in FLOW_SCHEDULES:
+        return (f"schedule {settings.schedule!r} does not apply to {label} models; use one of "
+                f"{', '.join(map(repr, FLOW_SCHEDULES))}")
+    if settings.sampler == "LCM" and settings.schedule != "Automatic":
+        return f"schedule {settings.schedule!r} does not go with sampler 'LCM' on {label} models"
     return None
 
 
