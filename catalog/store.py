@@ -209,8 +209,14 @@ class Catalog:
                    timings: dict[str, float], model_hash: str | None = None,
                    device: str | None = None, precision: str | None = None,
                    adapters_hash: str | None = None, working_size: str | None = None,
-                   prompt: str | None = None, mask_sha256: str | None = None) -> None:
-        """Mark a run done with its output and per-stage timings."""
+                   prompt: str | None = None, mask_sha256: str | None = None,
+                   ran_as: tuple[str, dict] | None = None) -> None:
+        """Mark a run done with its output and per-stage timings; ``ran_as`` (fingerprint,
+        params) replaces the recipe version it was started with, when what ran showed only
+        then (a model whose family was known once it loaded)."""
+        if ran_as is not None:
+            self.db["runs"].update(run_id, {"recipe_fingerprint": ran_as[0],
+                                            "params": json.dumps(ran_as[1], sort_keys=True)})
         self.db["runs"].update(run_id, {
             "status": "done",
             "output_path": str(output_path),

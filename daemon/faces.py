@@ -29,6 +29,7 @@ class FacesOutput:
     precision: str | None = None
     adapters_hash: str | None = None
     prompt: str | None = None  # each face's prompt as it ran, when captions filled them in
+    family: str | None = None  # the model's family (engine.RunOutput.family)
 
 
 def face_mask(size: tuple[int, int], box, expand: float) -> Image.Image:
@@ -69,4 +70,4 @@ def run_on_faces(app, runner, image: Image.Image, recipe, seed: int, model: str)
                        result.working_size, len(faces),
                        precision=getattr(result, "precision", None),
                        adapters_hash=getattr(result, "adapters_hash", None),
-                       prompt=" | ".join(prompts) or None)
+                       prompt=" | ".join(prompts) or None, family=getattr(result, "family", None))

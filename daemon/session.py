@@ -370,6 +370,13 @@ class Session:
                     full = apply_post_steps(post, full, job.decoded.image, self.app.pm)
             if job.recipe.output.max_side:
                 full = fit_within(full, job.recipe.output.max_side)
+            ran_as = None
+            family = getattr(job.result, "family", None)
+            if job.recipe.family and family:
+                # A model whose family showed only when it loaded (a hub id downloaded just
+                # now): the runner applied that family's table, so it is what is recorded.
+                job.recipe = job.recipe.for_family(family)
+                ran_as = (job.recipe.fingerprint, job.recipe.params())
             # What made it, beyond the recipe and seed: for the catalog and the XMP record alike.
             made = {key: getattr(job.result, key, None)
                     for key in ("model_hash", "adapters_hash", "precision")}
@@ -389,7 +396,8 @@ class Session:
                                          "MaskSHA256": made["mask_sha256"]})
                 output_sha = file_sha256(output)
             self.app.catalog.finish_run(job.run_id, output_path=output, output_sha256=output_sha,
-                                        timings=job.timer.timings, device=job.result.device, **made)
+                                        timings=job.timer.timings, device=job.result.device,
+                                        ran_as=ran_as, **made)
             self.app.notify("photobatch_output_written", source=job.path, output=output,
                             recipe=job.recipe.name, run_id=job.run_id)
             return Outcome(job.path, job.recipe.name, "done", output, run_id=job.run_id,

@@ -386,9 +386,12 @@ def test_built_in_recipes_run_on_flux_by_their_family_table_and_others_are_refus
     assert "sampler 'DPM++ 2M' does not run on SD 3.x models" in validated.output
 
 
-def test_a_cached_hub_flux_model_runs_the_built_in_recipes_offline(models, tmp_path, monkeypatch):
+@pytest.mark.parametrize("known_before_loading", [True, False])
+def test_a_hub_flux_model_runs_the_built_in_recipes_and_is_recorded_as_it_ran(
+        models, tmp_path, monkeypatch, read_meta, known_before_loading):
     """A hub id in the Hugging Face cache: its family is read from the cached model_index.json
-    before any photo, so the recipe's FLUX.1 table applies and is what the catalog records."""
+    before any photo. One that cannot be told before it loads (downloaded by that very run) has
+    its table applied by the runner, and the run is recorded as it ran all the same."""
     import json
     import shutil
     import sqlite3
@@ -396,8 +399,10 @@ def test_a_cached_hub_flux_model_runs_the_built_in_recipes_offline(models, tmp_p
     from click.testing import CliRunner
     from huggingface_hub import constants
 
+    from photobatch.daemon import app as app_module
     from photobatch.daemon.cli import main
     from photobatch.daemon.samples import write_sample_photo
+    from photobatch.recipes.loader import BUILTIN_DIR, load_recipes
 
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--someone--flux-cached"
@@ -406,20 +411,37 @@ def test_a_cached_hub_flux_model_runs_the_built_in_recipes_offline(models, tmp_p
     (repo / "refs" / "main").write_text(commit)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    if not known_before_loading:
+        real = app_module._local_info
+        monkeypatch.setattr(app_module, "_local_info", lambda model, config, cached_hub=False: (
+            None if model == "someone/flux-cached" else real(model, config, cached_hub)))
     shoot = tmp_path / "shoot"
     shoot.mkdir()
     write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=3)
-    result = CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "run", str(shoot),
-                                       "--recipe", "time-of-day:night", "--model",
-                                       "someone/flux-cached", "--out", str(tmp_path / "out")])
+
+    def cli(*args):
+        return CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), *args])
+
+    result = cli("run", str(shoot), "--recipe", "time-of-day:night", "--model", "someone/flux-cached",
+                 "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     con = sqlite3.connect(tmp_path / "c.db")
-    status, params, model_id, model_hash = con.execute(
-        "SELECT status, params, model_id, model_hash FROM runs").fetchone()
+    status, params, fingerprint, model_id, model_hash = con.execute(
+        "SELECT status, params, recipe_fingerprint, model_id, model_hash FROM runs").fetchone()
     con.close()
     params = json.loads(params)
     assert status == "done" and model_id == "someone/flux-cached" and model_hash == commit[:16]
     assert (params["sampler"], params["cfg"], params["strength"]) == ("Euler", 3.5, 0.6)
+    assert "family" not in params
+    night = load_recipes([BUILTIN_DIR])["time-of-day:night"]
+    assert fingerprint == night.for_family("flux").fingerprint
+    _, _, xmp = read_meta(tmp_path / "out" / "DSCF0001_time-of-day-night.jpg")
+    assert any(k.endswith("RecipeFingerprint") and v == fingerprint for k, v in xmp.items())
+    monkeypatch.undo()  # the model is cached now: told before loading from here on
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    listed = cli("catalog", "ls")
+    assert "done" in listed.output and "stale" not in listed.output
 
 
 def test_style_match_on_flux_is_refused_for_its_ip_adapter_not_its_sampler(models, tmp_path):

@@ -41,6 +41,7 @@ class RunOutput:
     precision: str | None = None  # "fp32", "bf16", "fp16": what the model computed in
     adapters_hash: str | None = None  # the LoRA/VAE/... files read (sources.adapters_hash)
     prompt: str | None = None  # the prompt as it ran, when a caption filled in its {caption}
+    family: str | None = None  # the model's family ("sd1", "flux", ...): which table applied
 
 
 def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) -> list[Image.Image]:

@@ -55,4 +55,5 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
                        controls=[model_input])[0]
         return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, model_input,
                          region=region, mask=feathered, precision=loaded.precision,
-                         adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings))
+                         adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings),
+                         family=loaded.info.family.name)

@@ -117,7 +117,8 @@ class DiffusersImg2ImgRunner:
         # Full resolution transfers the change from the *source* picture to the output.
         return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, source_input,
                          precision=loaded.precision,
-                         adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings))
+                         adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings),
+                         family=loaded.info.family.name)
 
     def run_batch(self, images, recipe, seeds, model: str) -> list[RunOutput]:
         """Run ``recipe`` on several images; same-size ones share pipeline calls of up to ``batch``.
@@ -156,7 +157,7 @@ class DiffusersImg2ImgRunner:
             for i, out in zip(indices, run_in_batches(indices, batch, loaded, run)):
                 outputs[i] = RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device,
                                        size, inputs[i], precision=loaded.precision,
-                                       adapters_hash=adapters)
+                                       adapters_hash=adapters, family=loaded.info.family.name)
         return outputs
 
     def _run_tiled(self, loaded: LoadedModel, settings, image: Image.Image, seed: int) -> RunOutput:
@@ -182,7 +183,8 @@ class DiffusersImg2ImgRunner:
         merged = merge_tiles(padded.width, padded.height, tiles, overlap)[:height, :width]
         return RunOutput(Image.fromarray(merged), loaded.ref.model_id, loaded.hash, loaded.device,
                          (tile_w, tile_h), None, precision=loaded.precision,
-                         adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings))
+                         adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings),
+                         family=loaded.info.family.name)
 
 
 def toward_reference(image: Image.Image, settings) -> Image.Image:
