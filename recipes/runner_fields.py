@@ -22,7 +22,7 @@ CONTROLNET_PREPROCESSORS = ("canny", "depth", "none")
 # (how a recipe runs on that family: Forge's per-architecture presets, as data).
 FAMILY_NAMES = ("sd1", "sd2", "sdxl", "sd3", "flux")
 FLOW_FAMILY_NAMES = ("sd3", "flux")
-FAMILY_FIELDS = ("sampler", "schedule", "cfg", "steps", "strength")
+FAMILY_FIELDS = ("sampler", "schedule", "cfg", "steps", "strength", "ip_adapter")
 # The samplers diffusers' flow-matching img2img pipelines (SD 3.x, FLUX.1) run.
 FLOW_SAMPLER_NAMES = ("Euler", "Euler a", "LCM")
 # Where a prompt wants the photo's caption, and what writes it unless the recipe names a
@@ -146,17 +146,38 @@ def wants_caption(recipe) -> bool:
     return CAPTION_TOKEN in recipe.prompt or CAPTION_TOKEN in (recipe.negative_prompt or "")
 
 
-def family_overrides(family: tuple, name: str) -> dict[str, Any]:
+def family_overrides(family: tuple, name: str, ip_adapter=None) -> dict[str, Any]:
     """The fields a recipe's ``family`` tables ((name, ((field, value), ...)), ...) set for the
-    model family ``name`` (none: an empty dict)."""
-    return dict(dict(family).get(name, ()))
+    model family ``name`` (none: an empty dict), as keyword arguments for ``replace``: an
+    ``ip_adapter`` table is merged into ``ip_adapter``, the recipe's own (its reference kept)."""
+    import dataclasses
+
+    overrides = dict(dict(family).get(name, ()))
+    if "ip_adapter" in overrides:
+        changes = dict(overrides.pop("ip_adapter"))
+        if ip_adapter is not None:
+            overrides["ip_adapter"] = dataclasses.replace(ip_adapter, **changes)
+    return overrides
 
 
 def frozen_family(value) -> tuple:
-    """``[family.NAME]`` tables as a hashable, ordered tuple (already one: as it is)."""
+    """``[family.NAME]`` tables as a hashable, ordered tuple (already one: as it is); an
+    ``ip_adapter`` table in one becomes ordered (field, value) pairs too."""
     if isinstance(value, tuple):
         return value
-    return tuple(sorted((name, tuple(sorted(dict(table).items()))) for name, table in dict(value).items()))
+
+    def frozen(key, item):
+        return tuple(sorted(dict(item).items())) if key == "ip_adapter" else item
+
+    return tuple(sorted((name, tuple(sorted((k, frozen(k, v)) for k, v in dict(table).items())))
+                        for name, table in dict(value).items()))
+
+
+def check_family_ip_adapter(value) -> str | None:
+    """Check a ``[family.NAME.ip_adapter]`` table: the adapter that family runs (model,
+    subfolder, weight_name) and its scale; the reference photo stays the recipe's."""
+    return _table_problem(value, {k: _IP_ADAPTER[k] for k in ("model", "scale", "subfolder",
+                                                               "weight_name")}, None)
 
 
 def schedule_problem(sampler: str, schedule: str) -> str | None:

@@ -35,6 +35,7 @@ from photobatch.recipes.runner_fields import (
     as_refiner,
     check_controlnet,
     check_embeddings,
+    check_family_ip_adapter,
     check_ip_adapter,
     check_loras,
     check_freeu,
@@ -184,7 +185,8 @@ class Recipe:
     @property
     def family_tables(self) -> dict[str, dict[str, Any]]:
         """The ``[family.NAME]`` tables as TOML writes them ({"flux": {"sampler": "Euler"}})."""
-        return {name: dict(items) for name, items in self.family}
+        return {name: {k: dict(v) if k == "ip_adapter" else v for k, v in items}
+                for name, items in self.family}
 
     def without_family_fields(self, fields) -> "Recipe":
         """The recipe with ``fields`` taken out of every family table (a value chosen for one
@@ -201,7 +203,8 @@ class Recipe:
         fingerprint is that of what runs."""
         if not self.family:
             return self
-        return dataclasses.replace(self, **family_overrides(self.family, name), family=())
+        return dataclasses.replace(self, **family_overrides(self.family, name, self.ip_adapter),
+                                   family=())
 
     @property
     def denoising_steps(self) -> int:
@@ -407,7 +410,10 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "", default_name: st
         # Cross-field rules live in the dataclasses; the label says which recipe broke them.
         raise RecipeError(f"{label}: {exc}") from None
     _check_steps(label, recipe)
-    for name, _ in recipe.family:
+    for name, table in recipe.family:
+        if "ip_adapter" in dict(table) and recipe.ip_adapter is None:
+            raise RecipeError(f"{label}: family.{name}.ip_adapter changes the recipe's ip_adapter, "
+                              "and it has none")
         # Each family's recipe must be a valid recipe too.
         try:
             resolved = recipe.for_family(name)
@@ -435,7 +441,8 @@ def _family_tables(label: str, value) -> tuple:
     if not isinstance(value, Mapping) or not all(isinstance(t, Mapping) for t in value.values()):
         raise RecipeError(f"{label}: family must hold tables, e.g. [family.flux] with "
                           f"sampler = \"Euler\"; got {value!r}")
-    spec = {key: _RECIPE_FIELDS[key] for key in FAMILY_FIELDS}
+    spec = {key: _RECIPE_FIELDS[key] for key in FAMILY_FIELDS if key != "ip_adapter"}
+    spec["ip_adapter"] = ((dict,), check_family_ip_adapter)
     checked = {}
     for name, table in value.items():
         if name not in FAMILY_NAMES:

@@ -47,8 +47,8 @@ def test_a_family_table_applies_on_its_family_only_and_leaves_sd_fingerprints_al
 
 @pytest.mark.parametrize("family, message", [
     ({"kandinsky": {"cfg": 4}}, "family.kandinsky is no model family (known: sd1, sd2, sdxl, sd3, flux)"),
-    ({"flux": {"prompt": "x"}}, "unknown field 'family.flux.prompt' (allowed: cfg, sampler, "
-                                "schedule, steps, strength)"),
+    ({"flux": {"prompt": "x"}}, "unknown field 'family.flux.prompt' (allowed: cfg, ip_adapter, "
+                                "sampler, schedule, steps, strength)"),
     ({"flux": {"cfg": "high"}}, "family.flux.cfg must be a float or int, got 'high'"),
     ({"flux": {"cfg": 99}}, "family.flux.cfg must be in [0.0, 30.0], got 99"),
     ({"flux": {"sampler": "DPM++ 2M"}}, "family.flux runs sampler 'DPM++ 2M'; flow-matching models "
@@ -57,11 +57,30 @@ def test_a_family_table_applies_on_its_family_only_and_leaves_sd_fingerprints_al
     ({"sdxl": {"sampler": "DPM++ 2M Karras", "schedule": "Exponential"}},
      "on sdxl models (family.sdxl): schedule 'Exponential' does not go with sampler 'DPM++ 2M Karras'"),
     ({"flux": "Euler"}, "family must hold tables, e.g. [family.flux]"),
+    ({"flux": {"ip_adapter": {"reference": "x.jpg"}}},
+     "family.flux.ip_adapter has an unknown field 'reference' (allowed: model, scale, subfolder, "
+     "weight_name)"),
+    ({"flux": {"ip_adapter": {"scale": 1.0}}},
+     "family.flux.ip_adapter changes the recipe's ip_adapter, and it has none"),
 ])
 def test_family_tables_are_checked_like_the_fields_they_set(family, message):
     with pytest.raises(RecipeError) as refused:
         recipe_from_dict({**BASE, "family": family})
     assert message in str(refused.value)
+
+
+def test_a_family_ip_adapter_table_changes_the_adapter_and_keeps_the_reference(tmp_path):
+    reference = tmp_path / "look.jpg"
+    write_sample_photo(reference, size=(32, 32), seed=1)
+    recipe = recipe_from_dict({**BASE, "ip_adapter": {
+        "model": "h94/IP-Adapter", "subfolder": "models", "weight_name": "ip-adapter_sd15.safetensors",
+        "reference": str(reference), "scale": 0.6}, "family": {"sdxl": {"ip_adapter": {
+            "subfolder": "sdxl_models", "weight_name": "ip-adapter_sdxl.safetensors"}}}})
+    on_sdxl = recipe.for_family("sdxl").ip_adapter
+    assert (on_sdxl.model, on_sdxl.subfolder, on_sdxl.weight_name, on_sdxl.reference, on_sdxl.scale) == (
+        "h94/IP-Adapter", "sdxl_models", "ip-adapter_sdxl.safetensors", str(reference), 0.6)
+    assert recipe.for_family("sd1").ip_adapter.weight_name == "ip-adapter_sd15.safetensors"
+    assert recipe.family_tables["sdxl"]["ip_adapter"]["subfolder"] == "sdxl_models"
 
 
 def test_extends_and_variants_merge_family_tables_key_by_key(tmp_path):

@@ -115,10 +115,9 @@ def test_samplers_and_schedules_of_flow_models_run_and_differ(models, runner):
 @pytest.mark.parametrize("fields, words", [
     ({"sampler": "DPM++ 2M"}, ["sampler 'DPM++ 2M' does not run on FLUX.1 models", "'Euler'"]),
     ({"schedule": "SGM Uniform"}, ["schedule 'SGM Uniform' does not apply to FLUX.1 models"]),
-    ({"ip_adapter": {"model": "h94/IP-Adapter", "reference": "ref.jpg"}, "freeu": True},
-     ["ip_adapter, freeu are for SD 1.x, 2.x and SDXL models, not FLUX.1"]),
-    ({"freeu": True, "pag": True}, ["pag, freeu are for SD 1.x, 2.x and SDXL models"]),
-    ({"ip_adapter": {"model": "h94/IP-Adapter", "reference": "ref.jpg"}}, ["ip_adapter is for"]),
+    ({"pag": True, "freeu": True}, ["pag, freeu are for SD 1.x, 2.x and SDXL models, not FLUX.1"]),
+    ({"refiner": {"model": "stabilityai/stable-diffusion-xl-refiner-1.0"}},
+     ["refiner is for SD 1.x, 2.x and SDXL models"]),
     ({"clip_skip": 2}, ["clip_skip is for CLIP-conditioned models; FLUX.1 reads T5"]),
     ({"prompt": "a photo of (snow:1.3)"}, ["prompt uses A1111's weight syntax", "FLUX.1 reads"]),
 ])
@@ -444,25 +443,62 @@ def test_a_hub_flux_model_runs_the_built_in_recipes_and_is_recorded_as_it_ran(
     assert "done" in listed.output and "stale" not in listed.output
 
 
-def test_style_match_on_flux_is_refused_for_its_ip_adapter_not_its_sampler(models, tmp_path):
-    """What no sampler choice would mend is said first."""
+def test_flux_ip_adapters_and_style_match_on_flux(models, runner, tmp_path, read_meta):
+    """XLabs' layout, a tiny one with its image encoder beside it; style-match's FLUX.1 table
+    picks XLabs' adapter, which a recipe of one's own points at a local copy."""
+    import json
+    import sqlite3
+
     from click.testing import CliRunner
+    from diffusers import DiffusionPipeline
 
     from photobatch.daemon.cli import main
     from photobatch.daemon.samples import write_sample_photo
+    from photobatch.plugins.diffusion.standin_flow import save_standin_flux_ip_adapter
 
+    adapter = save_standin_flux_ip_adapter(DiffusionPipeline.from_pretrained(models["flux"]),
+                                           tmp_path / "flux-ip-adapter")
     reference = tmp_path / "look.jpg"
     write_sample_photo(reference, size=(64, 64), seed=9)
+    photo = noise_photo(160, 112, seed=8)
+
+    def styled(scale):
+        return _pixels(runner.run(photo, _recipe(ip_adapter={
+            "model": str(adapter), "reference": str(reference), "scale": scale}), 2, models["flux"]))
+
+    plain = _pixels(runner.run(photo, _recipe(), 2, models["flux"]))
+    strong, weak = styled(1.0), styled(0.2)
+    assert np.abs(strong - plain).mean() > 0.5 and np.abs(strong - weak).mean() > 0.2
+    assert np.array_equal(plain, _pixels(runner.run(photo, _recipe(), 2, models["flux"])))  # unloaded
+    # SD 3.x has none here: said before the sampler, which no choice of would mend it.
+    with pytest.raises(ValueError) as refused:
+        runner.run(photo, _recipe(sampler="DPM++ 2M", ip_adapter={"model": str(adapter),
+                                                                  "reference": str(reference)}),
+                   2, models["sd3"])
+    assert "photobatch has no SD 3.x IP-Adapter" in str(refused.value)
+
     recipes = tmp_path / "recipes"
     recipes.mkdir()
     (recipes / "my-look.toml").write_text(
-        f'extends = "style-match"\nname = "my-look"\n[ip_adapter]\nreference = "{reference}"\n')
+        f'extends = "style-match"\nname = "my-look"\n[ip_adapter]\nreference = "{reference}"\n'
+        f'[family.flux.ip_adapter]\nmodel = "{adapter}"\n')
     shoot = tmp_path / "shoot"
     shoot.mkdir()
     write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=1)
     result = CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "--recipes", str(recipes),
                                        "run", str(shoot), "--recipe", "my-look", "--model",
                                        models["flux"], "--out", str(tmp_path / "out")])
-    assert result.exit_code == 1
-    assert "recipe 'my-look': ip_adapter is for SD 1.x, 2.x and SDXL models, not FLUX.1" in result.output
-    assert "sampler" not in result.output
+    assert result.exit_code == 0, result.output
+    con = sqlite3.connect(tmp_path / "c.db")
+    status, params = con.execute("SELECT status, params FROM runs").fetchone()
+    con.close()
+    params = json.loads(params)
+    assert status == "done" and (params["sampler"], params["cfg"]) == ("Euler", 3.5)
+    # XLabs' file name from style-match's table, the local copy from the recipe's own, the
+    # reference and scale from the recipe.
+    assert params["ip_adapter"]["model"] == str(adapter)
+    assert params["ip_adapter"]["weight_name"] == "ip_adapter.safetensors"
+    assert params["ip_adapter"]["subfolder"] == "" and params["ip_adapter"]["scale"] == 0.6
+    assert params["ip_adapter"]["reference"] == str(reference)
+    exif, _, _ = read_meta(tmp_path / "out" / "DSCF0001_my-look.jpg")
+    assert exif["Exif.Image.Model"]

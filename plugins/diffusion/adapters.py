@@ -24,7 +24,12 @@ IP_ADAPTER_DEFAULTS = {
     "sd1": ("models", "ip-adapter_sd15.safetensors"),
     "sd2": ("models", "ip-adapter_sd15.safetensors"),
     "sdxl": ("sdxl_models", "ip-adapter_sdxl.safetensors"),
+    # XLabs-AI/flux-ip-adapter keeps its one file at the top.
+    "flux": ("", "ip_adapter.safetensors"),
 }
+# The image encoder FLUX.1 IP-Adapters were trained with, where the adapter has none beside it
+# (XLabs' repository holds the adapter alone).
+FLUX_IMAGE_ENCODER = "openai/clip-vit-large-patch14"
 
 
 def adapter_name(source: str) -> str:
@@ -143,7 +148,7 @@ def apply_ip_adapter(pipe, loaded, spec) -> dict:
         if loaded.ip_adapter is not None:
             pipe.unload_ip_adapter()
             loaded.ip_adapter = None
-        _load_ip_adapter(pipe, spec, loaded.info.family.name)
+        _load_ip_adapter(pipe, spec, loaded.info.family.name, loaded.dtype)
         loaded.ip_adapter = (key, id(pipe))
     pipe.set_ip_adapter_scale(spec.scale)
     if isinstance(spec.reference, tuple):
@@ -152,7 +157,7 @@ def apply_ip_adapter(pipe, loaded, spec) -> dict:
     return {"ip_adapter_image": load_reference(spec.reference)}
 
 
-def _load_ip_adapter(pipe, spec, family: str) -> None:
+def _load_ip_adapter(pipe, spec, family: str, dtype=None) -> None:
     subfolder, weight_name = IP_ADAPTER_DEFAULTS.get(family, IP_ADAPTER_DEFAULTS["sd1"])
     subfolder = spec.subfolder if spec.subfolder is not None else subfolder
     weight_name = spec.weight_name or weight_name
@@ -169,9 +174,15 @@ def _load_ip_adapter(pipe, spec, family: str) -> None:
         location = spec.model
         cache_only = cache_only_reason()
         kwargs["local_files_only"] = cache_only is not None
+    if family == "flux":
+        # diffusers' FLUX.1 loader names its image encoder in full (and would load it in fp16).
+        beside = Path(location, subfolder or "", "image_encoder")
+        kwargs.update(image_encoder_pretrained_model_name_or_path=(
+            str(beside) if beside.is_dir() else FLUX_IMAGE_ENCODER), image_encoder_dtype=dtype)
+    else:
+        kwargs["image_encoder_folder"] = "image_encoder"
     try:
-        pipe.load_ip_adapter(location, subfolder=subfolder, weight_name=weight_name,
-                             image_encoder_folder="image_encoder", **kwargs)
+        pipe.load_ip_adapter(location, subfolder=subfolder, weight_name=weight_name, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         if cache_only:
             raise ModelError(f"ip_adapter {spec.model} is not in the Hugging Face cache and "

@@ -15,9 +15,9 @@ and Forge "Distilled CFG"; 2.5-4 for FLUX.1 [dev], ignored by [schnell]) and it 
 negative prompt. A single .safetensors file of these families holds the transformer (a
 fine-tune is shared that way); the rest of the pipeline comes from ``model_config``. LoRAs
 load through the pipelines' own loaders, and FLUX.1 takes FLUX.1 ControlNets (diffusers'
-FluxControlNet img2img and inpainting pipelines). The features built on SD's UNet and CLIP
-encoders (IP-Adapter, PAG, FreeU, the SDXL refiner, textual inversion, A1111 prompt weights)
-are refused for these families with a sentence saying so.
+FluxControlNet img2img and inpainting pipelines) and FLUX.1 IP-Adapters (XLabs' layout). The
+features built on SD's UNet and CLIP encoders (PAG, FreeU, the SDXL refiner, textual inversion,
+A1111 prompt weights) are refused for these families with a sentence saying so.
 """
 
 from __future__ import annotations
@@ -51,8 +51,10 @@ def flow_problem(settings, family: Family) -> str | None:
     if settings.controlnets and family.name != "flux":
         return (f"controlnet runs on SD 1.x, 2.x, SDXL and FLUX.1 models; diffusers has no "
                 f"{label} ControlNet img2img pipeline")
+    if settings.ip_adapter is not None and family.name != "flux":
+        return (f"ip_adapter runs on SD 1.x, 2.x, SDXL and FLUX.1 models; photobatch has no "
+                f"{label} IP-Adapter")
     unet_only = [name for name, used in (
-        ("ip_adapter", settings.ip_adapter is not None),
         ("pag", settings.pag is not None), ("freeu", settings.freeu is not None),
         ("refiner", settings.refiner is not None), ("embeddings", bool(settings.embeddings)),
         ("vae", settings.vae is not None)) if used]

@@ -84,7 +84,7 @@ class RunSettings:
             return self
         from dataclasses import replace
 
-        resolved = replace(self, **family_overrides(self.family, name), family=())
+        resolved = replace(self, **family_overrides(self.family, name, self.ip_adapter), family=())
         _validate(resolved)
         return resolved
 

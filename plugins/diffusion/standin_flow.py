@@ -180,3 +180,35 @@ def save_standin_flux_controlnet(pipe, target, seed: int = 0):
                 weight.normal_(0.0, 0.5)
     controlnet.save_pretrained(str(target), safe_serialization=True)
     return target
+
+
+def save_standin_flux_ip_adapter(pipe, folder, seed: int = 0):
+    """Save a tiny FLUX.1 IP-Adapter for ``pipe`` in XLabs' layout (``ip_adapter.safetensors``:
+    the image projection and each double block's key and value projections) with a tiny CLIP
+    vision encoder beside it in ``image_encoder/``."""
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    embed = 32
+    CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+        image_size=32, patch_size=8, projection_dim=embed)).save_pretrained(str(folder / "image_encoder"))
+    inner, joint = pipe.transformer.inner_dim, pipe.transformer.config.joint_attention_dim
+    tokens = 4  # XLabs' adapter: four image tokens
+    state = {"ip_adapter_proj_model.proj.weight": torch.randn(tokens * joint, embed) * 0.5,
+             "ip_adapter_proj_model.proj.bias": torch.zeros(tokens * joint),
+             "ip_adapter_proj_model.norm.weight": torch.ones(joint),
+             "ip_adapter_proj_model.norm.bias": torch.zeros(joint)}
+    for block in range(pipe.transformer.config.num_layers):
+        for kv in "kv":
+            prefix = f"double_blocks.{block}.processor.ip_adapter_double_stream_{kv}_proj"
+            state[f"{prefix}.weight"] = torch.randn(inner, joint) * 0.5
+            state[f"{prefix}.bias"] = torch.zeros(inner)
+    save_file(state, str(folder / "ip_adapter.safetensors"))
+    return folder
