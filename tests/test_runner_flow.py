@@ -48,6 +48,34 @@ def _calls(pipe):
     return calls, pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
 
 
+def _shoot(tmp_path, **recipes):
+    """A one-photo shoot and a recipe folder holding ``recipes`` (name: TOML text); returns
+    ``run(recipe, model, *more)``, which runs ``photobatch run`` on the shoot into out/, and
+    ``cli(*args)`` for any other command, both on the one catalog."""
+    from click.testing import CliRunner
+
+    from photobatch.daemon.cli import main
+    from photobatch.daemon.samples import write_sample_photo
+
+    folder = tmp_path / "recipes"
+    folder.mkdir(exist_ok=True)
+    for name, text in recipes.items():
+        (folder / f"{name}.toml").write_text(text)
+    shoot = tmp_path / "shoot"
+    shoot.mkdir(exist_ok=True)
+    write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=1)
+
+    def cli(*args):
+        return CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "--recipes",
+                                         str(folder), *map(str, args)])
+
+    def run(recipe, model, *more):
+        return cli("run", shoot, "--recipe", recipe, "--model", model, "--out", tmp_path / "out",
+                   *more)
+
+    return run, cli
+
+
 def test_the_families_are_told_from_folders_and_loaded_pipelines(models, runner):
     assert family_of_folder(models["flux"]).family is FLUX
     assert family_of_folder(models["flux-schnell"]).family is FLUX
@@ -291,26 +319,16 @@ def test_a_flow_single_file_needs_a_base_model_of_its_family(models, tmp_path):
     """Told from the file's header before any photo (FLUX.1's loader in diffusers converts
     full-size transformers only, so no tiny FLUX.1 file can be loaded here; SD 3.x's is above)."""
     import torch
-    from click.testing import CliRunner
     from safetensors.torch import save_file
-
-    from photobatch.daemon.cli import main
-    from photobatch.daemon.samples import write_sample_photo
 
     flux_file = tmp_path / "flux1-dev-finetune.safetensors"
     save_file({"double_blocks.0.img_attn.qkv.weight": torch.zeros(2, 2)}, str(flux_file))
-    shoot = tmp_path / "shoot"
-    shoot.mkdir()
-    write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=1)
-    recipes = tmp_path / "recipes"
-    recipes.mkdir()
+    run_recipe, _ = _shoot(tmp_path, alone='name = "alone"\nsampler = "Euler"\n',
+                           mismatched=f'name = "mismatched"\nsampler = "Euler"\n'
+                                      f'model_config = "{models["sd3"]}"\n')
 
     def run(config):
-        (recipes / "flux.toml").write_text('name = "flux"\nsampler = "Euler"\n' + (
-            f'model_config = "{config}"\n' if config else ""))
-        return CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "--recipes",
-                                         str(recipes), "run", str(shoot), "--recipe", "flux",
-                                         "--model", str(flux_file), "--out", str(tmp_path / "out")])
+        return run_recipe("mismatched" if config else "alone", flux_file)
 
     alone = run(None)
     assert alone.exit_code == 1
@@ -334,23 +352,11 @@ def test_built_in_recipes_run_on_flux_by_their_family_table_and_others_are_refus
     import json
     import sqlite3
 
-    from click.testing import CliRunner
-
-    from photobatch.daemon.cli import main
-    from photobatch.daemon.samples import write_sample_photo
-
-    recipes = tmp_path / "recipes"
-    recipes.mkdir()
-    (recipes / "sd-only.toml").write_text(
-        'name = "sd-only"\nprompt = "a photo"\nstrength = 0.5\nsteps = 8\nsampler = "DPM++ 2M"\n')
-    shoot = tmp_path / "shoot"
-    shoot.mkdir()
-    write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=1)
+    run_on, cli = _shoot(tmp_path, **{"sd-only": 'name = "sd-only"\nprompt = "a photo"\n'
+                                                'strength = 0.5\nsteps = 8\nsampler = "DPM++ 2M"\n'})
 
     def run(recipe):
-        return CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "--recipes", str(recipes),
-                                         "run", str(shoot), "--recipe", recipe, "--model",
-                                         models["flux"], "--out", str(tmp_path / "out")])
+        return run_on(recipe, models["flux"])
 
     refused = run("sd-only")
     assert refused.exit_code == 1
@@ -372,15 +378,15 @@ def test_built_in_recipes_run_on_flux_by_their_family_table_and_others_are_refus
     output = tmp_path / "out" / "DSCF0001_color-correct.jpg"
     assert Image.open(output).size == (96, 64)
     exif, _, xmp = read_meta(output)
-    source_exif, _, _ = read_meta(shoot / "DSCF0001.JPG")
+    source_exif, _, _ = read_meta(tmp_path / "shoot" / "DSCF0001.JPG")
     assert exif["Exif.Image.Model"] == source_exif["Exif.Image.Model"] and exif["Exif.Image.Model"]
     assert '"sampler":"Euler"' in "".join(v for k, v in xmp.items() if k.endswith("Params"))
     again = run("color-correct")  # the catalog knows it is done: same fingerprint, same model
     assert again.exit_code == 0 and "skipped" in again.output
     # A recipe that names the model is checked against it by `recipes validate` too.
-    named = recipes / "named.toml"
+    named = tmp_path / "recipes" / "named.toml"
     named.write_text(f'extends = "sd-only"\nname = "named"\nmodel = "{models["sd3"]}"\n')
-    validated = CliRunner().invoke(main, ["--recipes", str(recipes), "recipes", "validate", str(named)])
+    validated = cli("recipes", "validate", named)
     assert validated.exit_code == 1
     assert "sampler 'DPM++ 2M' does not run on SD 3.x models" in validated.output
 
@@ -395,12 +401,9 @@ def test_a_hub_flux_model_runs_the_built_in_recipes_and_is_recorded_as_it_ran(
     import shutil
     import sqlite3
 
-    from click.testing import CliRunner
     from huggingface_hub import constants
 
     from photobatch.daemon import app as app_module
-    from photobatch.daemon.cli import main
-    from photobatch.daemon.samples import write_sample_photo
     from photobatch.recipes.loader import BUILTIN_DIR, load_recipes
 
     commit = "0123456789abcdef0123456789abcdef01234567"
@@ -414,15 +417,8 @@ def test_a_hub_flux_model_runs_the_built_in_recipes_and_is_recorded_as_it_ran(
         real = app_module._local_info
         monkeypatch.setattr(app_module, "_local_info", lambda model, config, cached_hub=False: (
             None if model == "someone/flux-cached" else real(model, config, cached_hub)))
-    shoot = tmp_path / "shoot"
-    shoot.mkdir()
-    write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=3)
-
-    def cli(*args):
-        return CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), *args])
-
-    result = cli("run", str(shoot), "--recipe", "time-of-day:night", "--model", "someone/flux-cached",
-                 "--out", str(tmp_path / "out"))
+    run, cli = _shoot(tmp_path)
+    result = run("time-of-day:night", "someone/flux-cached")
     assert result.exit_code == 0, result.output
     con = sqlite3.connect(tmp_path / "c.db")
     status, params, fingerprint, model_id, model_hash = con.execute(
@@ -449,10 +445,8 @@ def test_flux_ip_adapters_and_style_match_on_flux(models, runner, tmp_path, read
     import json
     import sqlite3
 
-    from click.testing import CliRunner
     from diffusers import DiffusionPipeline
 
-    from photobatch.daemon.cli import main
     from photobatch.daemon.samples import write_sample_photo
     from photobatch.plugins.diffusion.standin_flow import save_standin_flux_ip_adapter
 
@@ -477,17 +471,10 @@ def test_flux_ip_adapters_and_style_match_on_flux(models, runner, tmp_path, read
                    2, models["sd3"])
     assert "photobatch has no SD 3.x IP-Adapter" in str(refused.value)
 
-    recipes = tmp_path / "recipes"
-    recipes.mkdir()
-    (recipes / "my-look.toml").write_text(
-        f'extends = "style-match"\nname = "my-look"\n[ip_adapter]\nreference = "{reference}"\n'
-        f'[family.flux.ip_adapter]\nmodel = "{adapter}"\n')
-    shoot = tmp_path / "shoot"
-    shoot.mkdir()
-    write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=1)
-    result = CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "--recipes", str(recipes),
-                                       "run", str(shoot), "--recipe", "my-look", "--model",
-                                       models["flux"], "--out", str(tmp_path / "out")])
+    run, _ = _shoot(tmp_path, **{"my-look": f'extends = "style-match"\nname = "my-look"\n'
+                                              f'[ip_adapter]\nreference = "{reference}"\n'
+                                              f'[family.flux.ip_adapter]\nmodel = "{adapter}"\n'})
+    result = run("my-look", models["flux"])
     assert result.exit_code == 0, result.output
     con = sqlite3.connect(tmp_path / "c.db")
     status, params = con.execute("SELECT status, params FROM runs").fetchone()
