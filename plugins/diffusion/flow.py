@@ -51,6 +51,9 @@ def flow_problem(settings, family: Family) -> str | None:
     if settings.controlnets and family.name != "flux":
         return (f"controlnet runs on SD 1.x, 2.x, SDXL and FLUX.1 models; diffusers has no "
                 f"{label} ControlNet img2img pipeline")
+    if settings.ip_adapter is not None and settings.controlnets:
+        return (f"ip_adapter does not go with controlnet on {label} models: diffusers' "
+                f"{label} ControlNet pipelines take no IP-Adapter")
     if settings.ip_adapter is not None and family.name != "flux":
         return (f"ip_adapter runs on SD 1.x, 2.x, SDXL and FLUX.1 models; photobatch has no "
                 f"{label} IP-Adapter")
