@@ -189,6 +189,14 @@ def test_flux_takes_flux_controlnets_and_sd3_none(models, runner, tmp_path):
     with pytest.raises(ValueError) as refused:
         runner.run(photo, _recipe(controlnet={"model": controlnet}), 2, models["sd3"])
     assert "diffusers has no SD 3.x ControlNet img2img pipeline" in str(refused.value)
+    # Masked work too (diffusers' FluxControlNetInpaintPipeline).
+    inpaint = DiffusersInpaintRunner(device="cpu", native_size=128)
+    mask = Image.new("L", photo.size, 0)
+    mask.paste(255, (40, 30, 120, 90))
+    masked = inpaint.run(photo, _recipe(controlnet={"model": controlnet}), 2, models["flux"], mask=mask)
+    assert masked.image.size[0] % 16 == 0 and masked.region is not None
+    assert any(type(p).__name__ == "FluxControlNetInpaintPipeline"
+               for p in inpaint.cache.get(models["flux"]).task_pipes.values())
 
 
 def test_flux_cfg_is_its_distilled_guidance_and_schnell_has_none(models, runner):
