@@ -22,7 +22,7 @@ CONTROLNET_PREPROCESSORS = ("canny", "depth", "none")
 # (how a recipe runs on that family: Forge's per-architecture presets, as data).
 FAMILY_NAMES = ("sd1", "sd2", "sdxl", "sd3", "flux")
 FLOW_FAMILY_NAMES = ("sd3", "flux")
-FAMILY_FIELDS = ("sampler", "schedule", "cfg", "steps", "strength", "ip_adapter")
+FAMILY_FIELDS = ("negative_prompt", "sampler", "schedule", "cfg", "steps", "strength", "ip_adapter")
 # The samplers diffusers' flow-matching img2img pipelines (SD 3.x, FLUX.1) run.
 FLOW_SAMPLER_NAMES = ("Euler", "Euler a", "LCM")
 # Where a prompt wants the photo's caption, and what writes it unless the recipe names a

@@ -48,7 +48,7 @@ def test_a_family_table_applies_on_its_family_only_and_leaves_sd_fingerprints_al
 @pytest.mark.parametrize("family, message", [
     ({"kandinsky": {"cfg": 4}}, "family.kandinsky is no model family (known: sd1, sd2, sdxl, sd3, flux)"),
     ({"flux": {"prompt": "x"}}, "unknown field 'family.flux.prompt' (allowed: cfg, ip_adapter, "
-                                "sampler, schedule, steps, strength)"),
+                                "negative_prompt, sampler, schedule, steps, strength)"),
     ({"flux": {"cfg": "high"}}, "family.flux.cfg must be a float or int, got 'high'"),
     ({"flux": {"cfg": 99}}, "family.flux.cfg must be in [0.0, 30.0], got 99"),
     ({"flux": {"sampler": "DPM++ 2M"}}, "family.flux runs sampler 'DPM++ 2M'; flow-matching models "
@@ -100,7 +100,7 @@ def test_extends_and_variants_merge_family_tables_key_by_key(tmp_path):
 def test_recipes_show_and_new_write_the_tables_as_tables(tmp_path):
     show = CliRunner().invoke(main, ["recipes", "show", "color-correct"])
     assert show.exit_code == 0
-    assert '[family.flux]\ncfg = 3.5\nsampler = "Euler"' in show.output
+    assert '[family.flux]\ncfg = 3.5\nnegative_prompt = ""\nsampler = "Euler"' in show.output
     on_flux = CliRunner().invoke(main, ["recipes", "show", "color-correct", "--family", "flux"])
     assert 'sampler = "Euler"' in on_flux.output and "[family." not in on_flux.output
     new = CliRunner().invoke(main, ["recipes", "new", "mine", "--from", "color-correct", "--dir",
@@ -114,7 +114,7 @@ def test_recipes_show_and_new_write_the_tables_as_tables(tmp_path):
     from photobatch.recipes.loader import BUILTIN_DIR
 
     mine = load_recipe_variants(tmp_path / "mine.toml", context=[BUILTIN_DIR])[0]
-    assert mine.family_tables["flux"] == {"cfg": 3.5, "sampler": "Euler"}
+    assert mine.family_tables["flux"] == {"cfg": 3.5, "negative_prompt": "", "sampler": "Euler"}
 
 
 def test_a_recipe_with_tables_given_to_the_runner_directly_resolves_them_itself(flux_model):

@@ -34,8 +34,8 @@ def runner():
 
 
 def _recipe(**fields):
-    return recipe_from_dict({"name": "r", "prompt": "a photo of snow", "negative_prompt": "blurry",
-                             "strength": 0.5, "steps": 8, "cfg": 3.5, "sampler": "Euler", **fields})
+    return recipe_from_dict({"name": "r", "prompt": "a photo of snow", "strength": 0.5, "steps": 8,
+                             "cfg": 3.5, "sampler": "Euler", **fields})
 
 
 def _pixels(out) -> np.ndarray:
@@ -150,6 +150,8 @@ def test_samplers_and_schedules_of_flow_models_run_and_differ(models, runner):
     ({"refiner": {"model": "stabilityai/stable-diffusion-xl-refiner-1.0"}},
      ["refiner is for SD 1.x, 2.x and SDXL models"]),
     ({"clip_skip": 2}, ["clip_skip is for CLIP-conditioned models; FLUX.1 reads T5"]),
+    ({"negative_prompt": "blurry"}, ["negative_prompt is not read by FLUX.1 models",
+                                     'negative_prompt = "" under [family.flux]']),
     ({"prompt": "a photo of (snow:1.3)"}, ["prompt uses A1111's weight syntax", "FLUX.1 reads"]),
 ])
 def test_what_a_flow_model_cannot_run_is_refused_by_name(models, runner, fields, words):
@@ -212,10 +214,11 @@ def test_flux_cfg_is_its_distilled_guidance_and_schnell_has_none(models, runner)
 
 def test_sd3_reads_its_negative_prompt_and_clip_skip(models, runner):
     photo = noise_photo(seed=3)
-    plain = _pixels(runner.run(photo, _recipe(cfg=6.0), 5, models["sd3"]))
+    plain = _pixels(runner.run(photo, _recipe(cfg=6.0, negative_prompt="blurry"), 5, models["sd3"]))
     negative = _pixels(runner.run(photo, _recipe(cfg=6.0, negative_prompt="snow at night"), 5,
                                   models["sd3"]))
-    skipped = _pixels(runner.run(photo, _recipe(cfg=6.0, clip_skip=2), 5, models["sd3"]))
+    skipped = _pixels(runner.run(photo, _recipe(cfg=6.0, negative_prompt="blurry", clip_skip=2), 5,
+                                 models["sd3"]))
     assert np.abs(plain - negative).mean() > 0.1
     assert np.abs(plain - skipped).mean() > 0.1
 
@@ -381,6 +384,7 @@ def test_built_in_recipes_run_on_flux_by_their_family_table_and_others_are_refus
     con.close()
     params = json.loads(params)
     assert status == "done" and params["sampler"] == "Euler" and params["cfg"] == 3.5
+    assert params["negative_prompt"] == ""  # FLUX.1 runs none, and the record says so
     assert "family" not in params  # what ran, not the tables it came from
     from photobatch.recipes.loader import BUILTIN_DIR, load_recipes
 

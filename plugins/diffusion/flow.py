@@ -12,7 +12,7 @@ name instead of being swapped silently for another.
 Guidance: SD 3.x uses classifier-free guidance with a negative prompt, as SD does. FLUX.1 is
 guidance-distilled: ``cfg`` is its distilled guidance (what diffusers calls ``guidance_scale``
 and Forge "Distilled CFG"; 2.5-4 for FLUX.1 [dev], ignored by [schnell]) and it runs no
-negative prompt. A single .safetensors file of these families holds the transformer (a
+negative prompt, so a recipe with one is refused on FLUX.1 rather than recorded as if it had run. A single .safetensors file of these families holds the transformer (a
 fine-tune is shared that way); the rest of the pipeline comes from ``model_config``. LoRAs
 load through the pipelines' own loaders, and FLUX.1 takes FLUX.1 ControlNets (diffusers'
 FluxControlNet img2img and inpainting pipelines) and FLUX.1 IP-Adapters (XLabs' layout). The
@@ -65,6 +65,10 @@ def flow_problem(settings, family: Family) -> str | None:
         return (f"{', '.join(unet_only)} {'is' if len(unet_only) == 1 else 'are'} for SD 1.x, 2.x "
                 f"and SDXL models, not {label}; leave {'it' if len(unet_only) == 1 else 'them'} "
                 "out of recipes for this model")
+    if settings.negative_prompt and family.name == "flux":
+        # Said rather than ignored: the catalog records what ran.
+        return ("negative_prompt is not read by FLUX.1 models (guidance-distilled, they run no "
+                "negative prompt); empty it for them: negative_prompt = \"\" under [family.flux]")
     if settings.clip_skip > 1 and family.name == "flux":
         return f"clip_skip is for CLIP-conditioned models; {label} reads T5 and takes none"
     from photobatch.recipes.prompt_syntax import uses_syntax
