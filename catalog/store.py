@@ -214,10 +214,10 @@ class Catalog:
         """Mark a run done with its output and per-stage timings; ``ran_as`` (fingerprint,
         params) replaces the recipe version it was started with, when what ran showed only
         then (a model whose family was known once it loaded)."""
-        if ran_as is not None:
-            self.db["runs"].update(run_id, {"recipe_fingerprint": ran_as[0],
-                                            "params": json.dumps(ran_as[1], sort_keys=True)})
+        ran = {} if ran_as is None else {"recipe_fingerprint": ran_as[0],
+                                          "params": json.dumps(ran_as[1], sort_keys=True)}
         self.db["runs"].update(run_id, {
+            **ran,
             "status": "done",
             "output_path": str(output_path),
             "output_sha256": output_sha256,

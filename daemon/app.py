@@ -51,7 +51,7 @@ class App:
         self._local = threading.local()
         self._opened: list[Catalog] = []
         self._opened_lock = threading.Lock()
-        self._families: dict[tuple, str | None] = {}  # (model, config) -> family (for_model)
+        self._infos: dict[tuple, object] = {}  # (model, config, cached_hub) -> ModelInfo | None
 
     @property
     def catalog(self) -> Catalog:
@@ -162,7 +162,7 @@ class App:
 
         if recipe.runner not in ("img2img", "inpaint"):
             return  # a plugin's runner judges its own models
-        info = _local_info(model, recipe.model_config)
+        info = self._model_info(model, recipe.model_config)
         if info is None or not info.family.flow:
             return
         problem = flow_problem(settings_from_recipe(recipe.for_family(info.family.name)),
@@ -175,7 +175,7 @@ class App:
         a local model's family without loading it; a hub id shows when it loads)."""
         from photobatch.plugins.diffusion.families import pag_problem
 
-        info = _local_info(model, recipe.model_config)
+        info = self._model_info(model, recipe.model_config)
         if info is None:
             return
         masked = recipe.runner == "inpaint" or recipe.mask != "none" or info.inpainting
@@ -192,7 +192,8 @@ class App:
 
         refiner = settings_from_recipe(recipe).resolve_path(recipe.refiner.model)
         self.check_model(refiner)
-        base_info, refiner_info = _local_info(model, recipe.model_config), _local_info(refiner, None)
+        base_info = self._model_info(model, recipe.model_config)
+        refiner_info = self._model_info(refiner, None)
         problem = refiner_problem_for_families(base_info and base_info.family,
                                                refiner_info and refiner_info.family, model, refiner)
         if problem:
@@ -236,17 +237,21 @@ class App:
         loading: a hub id not yet downloaded, whose runner applies it then)."""
         if not recipe.family or not model:
             return recipe
-        key = (model, recipe.model_config)
-        if key not in self._families:
-            from photobatch.plugins.diffusion.sources import ModelError
+        from photobatch.plugins.diffusion.sources import ModelError
 
-            try:
-                info = _local_info(model, recipe.model_config, cached_hub=True)
-            except (ModelError, ValueError, OSError):  # the model's own check says why
-                info = None
-            self._families[key] = info.family.name if info else None
-        family = self._families[key]
-        return recipe.for_family(family) if family else recipe
+        try:
+            info = self._model_info(model, recipe.model_config, cached_hub=True)
+        except (ModelError, ValueError, OSError):  # the model's own check says why
+            return recipe
+        return recipe.for_family(info.family.name) if info else recipe
+
+    def _model_info(self, model: str, config: str | None, cached_hub: bool = False):
+        """What ``model`` is (``_local_info``), read once per App: every recipe's checks and
+        every photo's ``for_model`` ask about the same few models."""
+        key = (model, config, cached_hub)
+        if key not in self._infos:
+            self._infos[key] = _local_info(model, config, cached_hub)
+        return self._infos[key]
 
     def model_for(self, recipe: Recipe) -> str:
         """The model a recipe runs on: the recipe's own, else --model / PHOTOBATCH_MODEL."""

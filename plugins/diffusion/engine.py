@@ -13,7 +13,7 @@ from PIL import Image
 
 from photobatch.plugins.diffusion.adapters import apply_ip_adapter, apply_loras, load_embeddings
 from photobatch.plugins.diffusion.controlnet import control_arguments
-from photobatch.plugins.diffusion.flow import flow_call_arguments, flow_problem, make_flow_scheduler
+from photobatch.plugins.diffusion.flow import flow_problem, make_flow_scheduler
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
 from photobatch.plugins.diffusion.prompts import prompt_arguments
 from photobatch.plugins.diffusion.refiner import prepare_refiner
@@ -91,9 +91,10 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         output_type="np",
     )
     if task == "inpaint":
-        kwargs.update(mask_image=list(masks), height=height, width=width)
-    if family.flow:
-        kwargs.update(flow_call_arguments(width, height))
+        kwargs.update(mask_image=list(masks))
+    if task == "inpaint" or family.flow:
+        # These pipelines make their native square unless told the image's size.
+        kwargs.update(height=height, width=width)
     if pag is not None:
         kwargs.update(pag_scale=pag.scale, pag_adaptive_scale=pag.adaptive_scale)
     if refine is not None:

@@ -1,4 +1,4 @@
-"""Flow-matching models (SD 3.x, FLUX.1): their samplers, prompts and call arguments.
+"""Flow-matching models (SD 3.x, FLUX.1): what they can run, their samplers and prompts.
 
 These families are transformers trained on a flow (rectified-flow) objective. In diffusers their
 img2img and inpainting pipelines noise the photo with ``scheduler.scale_noise`` and hand the
@@ -98,12 +98,6 @@ def make_flow_scheduler(name: str, base_config, schedule: str = "Automatic"):
     class_name, overrides = FLOW_SAMPLERS[name]
     return getattr(diffusers, class_name).from_config(base_config, **overrides,
                                                       **FLOW_SCHEDULES[schedule])
-
-
-def flow_call_arguments(width: int, height: int) -> dict:
-    """The size the pipeline must make: the flow pipelines default to their native square
-    instead of the image's size."""
-    return {"width": width, "height": height}
 
 
 def encode_flow_prompt(pipe, family: Family, prompt: str, negative_prompt: str | None,

@@ -12,7 +12,7 @@ from PIL import Image
 
 from photobatch.plugins.diffusion.engine import RunOutput, generate
 from photobatch.plugins.diffusion.masks import crop_region, feather, model_mask
-from photobatch.plugins.diffusion.params import to_working_size, working_size
+from photobatch.plugins.diffusion.params import to_working_size
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner, filled_prompt, rgb
 from photobatch.plugins.diffusion.settings import settings_from_recipe
 from photobatch.plugins.diffusion.sources import adapters_hash
@@ -32,8 +32,7 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
         if settings.full_resolution == "tiled":
             raise ValueError("full_resolution 'tiled' is for global recipes; inpainting uses "
                              "'detail-transfer' or 'resize'")
-        loaded = self.cache.get(model, settings.model_config)
-        settings = settings.for_family(loaded.info.family.name)
+        loaded, settings = self.loaded_for(model, settings)
         image = rgb(image)
         mask = mask.convert("L")
         if mask.size != image.size:
@@ -47,8 +46,7 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
             region = (0, 0, image.width, image.height)
         crop = image.crop(region)
         settings = self.captioned(settings, crop, loaded)
-        size = working_size(crop.width, crop.height, self.working_side(loaded, settings),
-                            loaded.info.family.multiple)
+        size = self.size_for(crop, loaded, settings)
         model_input = to_working_size(crop, size)
         small_mask = model_mask(model_mask(feathered.crop(region)).resize(size, Image.Resampling.BILINEAR))
         out = generate(self.cache, loaded, settings, [model_input], [seed], masks=[small_mask],

@@ -85,6 +85,17 @@ class DiffusersImg2ImgRunner:
         text = caption(self.cache.captioner(source, loaded.device), image)
         return replace(with_caption(settings, text), captioned=True)
 
+    def loaded_for(self, model: str, settings) -> tuple[LoadedModel, object]:
+        """The loaded ``model`` and ``settings`` as they run on it (its family's table applied)."""
+        loaded = self.cache.get(model, settings.model_config)
+        return loaded, settings.for_family(loaded.info.family.name)
+
+    def size_for(self, image: Image.Image, loaded: LoadedModel, settings) -> tuple[int, int]:
+        """The size ``image`` goes to the model at: the working side's pixel budget, aspect kept,
+        sides the multiple the model's family needs."""
+        return working_size(image.width, image.height, self.working_side(loaded, settings),
+                            loaded.info.family.multiple)
+
     def working_side(self, loaded: LoadedModel, settings) -> int:
         """The side of the pixel budget the model works at: the recipe's ``working_size``,
         else the model's native side."""
@@ -96,15 +107,12 @@ class DiffusersImg2ImgRunner:
         The result is at working size (``restore_full_resolution`` brings it to full size),
         or already full size when the recipe's full_resolution is "tiled".
         """
-        settings = settings_from_recipe(recipe)
-        loaded = self.cache.get(model, settings.model_config)
-        settings = settings.for_family(loaded.info.family.name)
+        loaded, settings = self.loaded_for(model, settings_from_recipe(recipe))
         image = rgb(image)
         settings = self.captioned(settings, image, loaded)
         if settings.full_resolution == "tiled":
             return self._run_tiled(loaded, settings, image, seed)
-        size = working_size(image.width, image.height, self.working_side(loaded, settings),
-                            loaded.info.family.multiple)
+        size = self.size_for(image, loaded, settings)
         model_input = to_working_size(image, size)
         reference_colors = getattr(recipe, "reference_colors", "none")
         source_input = model_input
@@ -132,17 +140,14 @@ class DiffusersImg2ImgRunner:
         if wants_caption(settings):
             # Each photo its own caption, so its own prompt: one at a time.
             return [self.run(img, recipe, s, model) for img, s in zip(images, seeds)]
-        loaded = self.cache.get(model, settings.model_config)
-        settings = settings.for_family(loaded.info.family.name)
+        loaded, settings = self.loaded_for(model, settings)
         if settings.full_resolution == "tiled":
             return [self._run_tiled(loaded, settings, rgb(img), s) for img, s in zip(images, seeds)]
         batch = settings.batch if (loaded.device != "cpu" or self.batch_on_cpu) else 1
         inputs = []
         for img in images:
             img = rgb(img)
-            size = working_size(img.width, img.height, self.working_side(loaded, settings),
-                                loaded.info.family.multiple)
-            inputs.append(to_working_size(img, size))
+            inputs.append(to_working_size(img, self.size_for(img, loaded, settings)))
         outputs: list[RunOutput | None] = [None] * len(images)
         adapters = adapters_hash(settings)
         by_size: dict[tuple[int, int], list[int]] = {}
