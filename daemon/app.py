@@ -127,6 +127,7 @@ class App:
             self.check_model(model, recipe.model_config)
             self.check_runtime(recipe)
             self.check_family(recipe, model)
+            self.check_controlnets(recipe, model)
             if recipe.refiner is not None:
                 self.check_refiner(recipe, model)
             if recipe.pag is not None:
@@ -169,6 +170,24 @@ class App:
                                info.family)
         if problem:
             raise UsageError(f"recipe {recipe.name!r}: {problem}")
+
+    def check_controlnets(self, recipe: Recipe, model: str) -> None:
+        """Refuse, before any file, a ControlNet that a local folder shows is made for the other
+        kind of model, or a Union ControlNet mode it does not read (told from its config.json
+        and the model's family without loading either; hub ids show when they load)."""
+        from photobatch.plugins.diffusion.controlnet import folder_problem
+        from photobatch.plugins.diffusion.settings import settings_from_recipe
+
+        if recipe.controlnet is None or recipe.runner not in ("img2img", "inpaint"):
+            return
+        info = self._model_info(model, recipe.model_config)
+        if info is None:
+            return
+        settings = settings_from_recipe(recipe.for_family(info.family.name))
+        for unit in settings.controlnets:
+            problem = folder_problem(settings.resolve_path(unit.model), unit, info.family.name)
+            if problem:
+                raise UsageError(f"recipe {recipe.name!r}: {problem}")
 
     def check_pag(self, recipe: Recipe, model: str) -> None:
         """Refuse perturbed-attention guidance where diffusers has no pipeline for it (told from

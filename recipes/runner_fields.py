@@ -18,6 +18,19 @@ SCHEDULES = ("Automatic", "Karras", "Exponential", "Beta", "SGM Uniform")
 SIGMA_SCHEDULES = ("Karras", "Exponential", "Beta")
 FIXED_SIGMA_SAMPLERS = ("Euler a", "DDIM", "LCM", "PNDM")
 CONTROLNET_PREPROCESSORS = ("canny", "depth", "none")
+# The condition types Union ControlNets read, by the names their model cards give, with each
+# model's own index: xinsir's SDXL ControlNet++ (ComfyUI's SetUnionControlNetType order; 6
+# and 7 only in its promax weights) and InstantX / Shakker-Labs' FLUX.1 Union (Pro).
+UNION_MODES = {
+    "sdxl": {"openpose": 0, "pose": 0, "depth": 1, "softedge": 2, "hed": 2, "scribble": 2,
+             "canny": 3, "lineart": 3, "mlsd": 3, "normal": 4, "segment": 5, "tile": 6,
+             "repaint": 7},
+    "flux": {"canny": 0, "tile": 1, "depth": 2, "blur": 3, "pose": 4, "openpose": 4, "gray": 5,
+             "low-quality": 6},
+}
+UNION_MODE_NAMES = tuple(sorted({name for modes in UNION_MODES.values() for name in modes}))
+# The mode a Union ControlNet reads when the recipe names none: what its preprocessor makes.
+PREPROCESSOR_MODES = {"canny": "canny", "depth": "depth", "none": "tile"}
 # Model families a recipe's [family.NAME] tables name, and the fields such a table may set
 # (how a recipe runs on that family: Forge's per-architecture presets, as data).
 FAMILY_NAMES = ("sd1", "sd2", "sdxl", "sd3", "flux")
@@ -88,6 +101,15 @@ class ControlNetSettings:
     # A1111's "Starting/Ending Control Step": the part of the denoising (0-1) it steers.
     guidance_start: float = 0.0
     guidance_end: float = 1.0
+    # The condition type a Union ControlNet reads (a name of UNION_MODE_NAMES or the model's
+    # own index); None: the one its preprocessor makes (PREPROCESSOR_MODES).
+    mode: str | int | None = None
+
+    @property
+    def union_mode(self) -> str | int:
+        """The condition type this unit asks a Union ControlNet for (the recipe's, else the
+        one its preprocessor makes)."""
+        return self.mode if self.mode is not None else PREPROCESSOR_MODES[self.preprocessor]
 
     @property
     def estimator(self) -> str | None:
@@ -226,9 +248,13 @@ _CONTROLNET = {
     "preprocessor_model": ((str,), lambda v: None if v.strip() else "must not be empty"),
     "guidance_start": ((float, int), _in_range(0.0, 1.0)),
     "guidance_end": ((float, int), _in_range(0.0, 1.0)),
+    "mode": ((str, int), lambda v: None if (v in UNION_MODE_NAMES if isinstance(v, str) else 0 <= v < 16)
+             else f"must be a Union ControlNet's condition type ({', '.join(UNION_MODE_NAMES)}) "
+                  f"or its index 0-15, got {v!r}"),
 }
 # Later ControlNet fields, left out of a recipe's parameters (and fingerprint) at these values.
-CONTROLNET_COUNTED_WHEN_SET = {"preprocessor_model": None, "guidance_start": 0.0, "guidance_end": 1.0}
+CONTROLNET_COUNTED_WHEN_SET = {"preprocessor_model": None, "guidance_start": 0.0, "guidance_end": 1.0,
+                               "mode": None}
 _REFINER = {
     "model": ((str,), None),
     "switch_at": ((float, int), lambda v: None if 0 < v < 1 else f"must be between 0 and 1 "

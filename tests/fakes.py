@@ -1,4 +1,4 @@
-"""A fake runner and a one-shot daemon run, shared by the tests of the stage pipelines."""
+"""A fake runner, a one-shot daemon run and a one-photo CLI shoot, shared by the tests."""
 
 from __future__ import annotations
 
@@ -109,3 +109,31 @@ def noise_photo(width: int = 96, height: int = 64, seed: int = 0):
     from PIL import Image
 
     return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8))
+
+
+def cli_shoot(tmp_path: Path, **recipes):
+    """A one-photo shoot and a recipe folder holding ``recipes`` (name: TOML text); returns
+    ``run(recipe, model, *more)``, which runs ``photobatch run`` on the shoot into out/, and
+    ``cli(*args)`` for any other command, both on the one catalog."""
+    from click.testing import CliRunner
+
+    from photobatch.daemon.cli import main
+    from photobatch.daemon.samples import write_sample_photo
+
+    folder = tmp_path / "recipes"
+    folder.mkdir(exist_ok=True)
+    for name, text in recipes.items():
+        (folder / f"{name}.toml").write_text(text)
+    shoot = tmp_path / "shoot"
+    shoot.mkdir(exist_ok=True)
+    write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=1)
+
+    def cli(*args):
+        return CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "--recipes",
+                                         str(folder), *map(str, args)])
+
+    def run(recipe, model, *more):
+        return cli("run", shoot, "--recipe", recipe, "--model", model, "--out", tmp_path / "out",
+                   *more)
+
+    return run, cli

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fakes import cli_shoot as _shoot
 from fakes import noise_photo
 from PIL import Image
 
@@ -46,34 +47,6 @@ def _calls(pipe):
     """Count the transformer's forward calls (one per denoising step for Euler)."""
     calls = []
     return calls, pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
-
-
-def _shoot(tmp_path, **recipes):
-    """A one-photo shoot and a recipe folder holding ``recipes`` (name: TOML text); returns
-    ``run(recipe, model, *more)``, which runs ``photobatch run`` on the shoot into out/, and
-    ``cli(*args)`` for any other command, both on the one catalog."""
-    from click.testing import CliRunner
-
-    from photobatch.daemon.cli import main
-    from photobatch.daemon.samples import write_sample_photo
-
-    folder = tmp_path / "recipes"
-    folder.mkdir(exist_ok=True)
-    for name, text in recipes.items():
-        (folder / f"{name}.toml").write_text(text)
-    shoot = tmp_path / "shoot"
-    shoot.mkdir(exist_ok=True)
-    write_sample_photo(shoot / "DSCF0001.JPG", size=(96, 64), seed=1)
-
-    def cli(*args):
-        return CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "--recipes",
-                                         str(folder), *map(str, args)])
-
-    def run(recipe, model, *more):
-        return cli("run", shoot, "--recipe", recipe, "--model", model, "--out", tmp_path / "out",
-                   *more)
-
-    return run, cli
 
 
 def test_the_families_are_told_from_folders_and_loaded_pipelines(models, runner):

@@ -17,6 +17,7 @@ from photobatch.plugins.diffusion.families import ModelInfo, pag_problem
 from photobatch.plugins.diffusion.host_memory import keep_freed_memory
 from photobatch.plugins.diffusion.loading import load_pipeline
 from photobatch.plugins.diffusion.sources import ModelError, ModelRef, model_hash, resolve_model
+from photobatch.plugins.diffusion.union import shared_union
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +158,18 @@ class PipelineCache:
         if key in loaded.task_pipes:
             return loaded.task_pipes[key]
         kwargs = {}
-        if isinstance(controlnet_model, tuple):
-            kwargs["controlnet"] = [self.controlnet(model, loaded) for model in controlnet_model]
-        elif controlnet_model:
-            kwargs["controlnet"] = self.controlnet(controlnet_model, loaded)
+        union_cls = None
+        if controlnet_model:
+            names = controlnet_model if isinstance(controlnet_model, tuple) else (controlnet_model,)
+            nets = [self.controlnet(model, loaded) for model in names]
+            union = shared_union(nets) if loaded.info.family.name != "flux" else None
+            if union is not None:
+                # auto.from_pipe picks the plain ControlNet pipelines, which cannot run one.
+                kwargs["controlnet"] = union
+                union_cls = getattr(diffusers, "StableDiffusionXLControlNetUnion"
+                                    + ("InpaintPipeline" if task == "inpaint" else "Img2ImgPipeline"))
+            else:
+                kwargs["controlnet"] = nets if isinstance(controlnet_model, tuple) else nets[0]
         if vae:
             kwargs["vae"] = self.vae(vae, loaded)
         if pag_layers:
@@ -170,9 +179,11 @@ class PipelineCache:
             pipe = loaded.pipe
         else:
             problem = pag_problem(loaded.info.family, task, bool(controlnet_model)) if pag_layers else None
+            if union_cls is not None and pag_layers:
+                problem = "pag does not go with a Union ControlNet (diffusers has no such pipeline)"
             if problem:
                 raise ValueError(problem)
-            pipe = auto.from_pipe(loaded.pipe, **kwargs)
+            pipe = (union_cls or auto).from_pipe(loaded.pipe, **kwargs)
             if hasattr(pipe, "safety_checker"):
                 pipe.safety_checker = None
             pipe.set_progress_bar_config(disable=True)

@@ -15,23 +15,84 @@ from photobatch.plugins.diffusion.sources import ModelError
 
 
 def load_controlnet(model: str, device: str, dtype, family: str = "sd1"):
-    """Load a ControlNet from a diffusers folder, a single .safetensors file or a hub id (for
-    a FLUX.1 model: a FLUX.1 ControlNet, from a folder or hub id)."""
-    from diffusers import ControlNetModel, FluxControlNetModel
+    """Load a ControlNet from a diffusers folder, a single .safetensors file or a hub id: a
+    ControlNet or a Union ControlNet (SDXL) for SD models, a FLUX.1 ControlNet (plain or
+    Union) for FLUX.1; the class comes from the folder's config, and one made for another
+    family is refused by name."""
+    from diffusers import AutoModel, ControlNetModel
 
-    def flux_file(path):
-        # diffusers reads FLUX.1 ControlNets in its own layout only.
-        raise ModelError(f"controlnet {path.name}: FLUX.1 ControlNets load from a diffusers folder "
-                         "or hub id (e.g. InstantX/FLUX.1-dev-Controlnet-Canny), not a single file")
+    def single_file(path):
+        if family == "flux":
+            # diffusers reads FLUX.1 ControlNets in its own layout only.
+            raise ModelError(f"controlnet {path.name}: FLUX.1 ControlNets load from a diffusers "
+                             "folder or hub id (e.g. InstantX/FLUX.1-dev-Controlnet-Canny), not a "
+                             "single file")
+        if _union_weights(path):
+            raise ModelError(f"controlnet {path.name}: a Union ControlNet loads from a diffusers "
+                             "folder or hub id (its config.json beside the weights, e.g. "
+                             "xinsir/controlnet-union-sdxl-1.0), not a single file")
+        return ControlNetModel.from_single_file(str(path), dtype=dtype)
 
-    cls = FluxControlNetModel if family == "flux" else ControlNetModel
-    return load_component(
+    net = load_component(
         "controlnet", model, device,
-        from_file=flux_file if family == "flux" else (
-            lambda path: ControlNetModel.from_single_file(str(path), dtype=dtype)),
-        from_folder=lambda path: cls.from_pretrained(str(path), dtype=dtype),
-        from_hub=lambda name, cache_only: cls.from_pretrained(
+        from_file=single_file,
+        from_folder=lambda path: AutoModel.from_pretrained(str(path), dtype=dtype),
+        from_hub=lambda name, cache_only: AutoModel.from_pretrained(
             name, dtype=dtype, local_files_only=cache_only))
+    problem = family_problem(type(net).__name__, family, model)
+    if problem:
+        raise ModelError(problem)
+    return net
+
+
+# The ControlNet classes each kind of model takes (False: SD 1.x, 2.x, SDXL; True: FLUX.1).
+_CLASSES = {False: ("ControlNetModel", "ControlNetUnionModel"), True: ("FluxControlNetModel",)}
+
+
+def family_problem(kind: str, family: str, model: str) -> str | None:
+    """Why a ControlNet of class ``kind`` cannot run on a ``family`` model, or None."""
+    if kind not in _CLASSES[True] + _CLASSES[False]:
+        return f"controlnet {model} is a {kind}, not a ControlNet"
+    if kind not in _CLASSES[family == "flux"]:
+        made_for, this = ("FLUX.1", "an SD model") if family != "flux" else ("SD models", "FLUX.1")
+        return f"controlnet {model} is a {kind}, made for {made_for}; the recipe's model is {this}"
+    if kind == "ControlNetUnionModel" and family != "sdxl":
+        return f"controlnet {model} is an SDXL Union ControlNet; the recipe's model is not SDXL"
+    return None
+
+
+def folder_problem(source: str, unit, family: str) -> str | None:
+    """Why the ControlNet ``unit`` (its model at ``source``) cannot run on a ``family`` model,
+    as far as a local folder's config.json tells without loading anything (the class, and a
+    Union ControlNet's condition types); None when it can, or when nothing local tells."""
+    import json
+    from pathlib import Path
+
+    from photobatch.plugins.diffusion.union import mode_count, mode_index
+
+    try:
+        config = json.loads((Path(source).expanduser() / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    problem = family_problem(str(config.get("_class_name")), family, source)
+    if problem:
+        return problem
+    try:
+        mode_index(unit, mode_count(config), family)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _union_weights(path) -> bool:
+    # xinsir's weights carry their condition-type embedding by this name in any layout.
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return any(key.endswith("task_embedding") for key in f.keys())
+    except Exception:  # noqa: BLE001 - not readable: from_single_file says why
+        return False
 
 
 def canny_edges(image: Image.Image, sigma: float = 2.0) -> Image.Image:

@@ -19,6 +19,7 @@ from photobatch.plugins.diffusion.prompts import prompt_arguments
 from photobatch.plugins.diffusion.refiner import prepare_refiner
 from photobatch.plugins.diffusion.samplers import inference_steps, make_scheduler
 from photobatch.plugins.diffusion.sources import ModelError
+from photobatch.plugins.diffusion.union import union_arguments
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         sources = [src.resize((width, height)) for src in (controls if controls is not None else images)]
         kwargs.update(control_arguments(units, sources, lambda source: cache.depth_estimator(
             settings.resolve_path(source), loaded)))
-        if family.name == "flux" and len(units) > 1:
+        kwargs.update(union_arguments(pipe.controlnet, units, family.name, n, kwargs["control_image"]))
+        if family.name == "flux" and len(units) > 1 and "control_mode" not in kwargs:
             # diffusers' FLUX.1 multi-ControlNet iterates over the control modes (Union
             # ControlNets' condition types); without one per unit it runs none of them.
             kwargs["control_mode"] = [None] * len(units)

@@ -104,6 +104,42 @@ def save_standin_controlnet(pipe, target: str | Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     net = ControlNetModel.from_unet(pipe.unet, conditioning_embedding_out_channels=(16, 32, 48, 64))
+    _randomise_outputs(net)
+    net.save_pretrained(str(target), safe_serialization=True)
+    return Path(target)
+
+
+def save_standin_union_controlnet(pipe, target: str | Path, seed: int = 0, modes: int = 8) -> Path:
+    """Save a Union ControlNet (xinsir's SDXL ControlNet++ layout, ``modes`` condition types:
+    8 like its promax weights, 6 like its first ones) made from the SDXL ``pipe``'s UNet, its
+    zero layers randomised as in ``save_standin_controlnet`` and its condition-type projection
+    too, so that the mode changes the picture."""
+    import torch
+    from diffusers import ControlNetUnionModel
+
+    torch.manual_seed(seed)
+    unet = pipe.unet
+    shape = ControlNetUnionModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 48, 64),
+                                           load_weights_from_unet=False).config
+    width = unet.config.block_out_channels[0]
+    # from_unet sizes the condition-type transformer for SDXL's 320 channels; a tiny UNet has
+    # fewer. (Without the "_" keys: "_use_default_values" would put the sizes back.)
+    config = {k: v for k, v in shape.items() if not k.startswith("_")}
+    config.update(num_control_type=modes, num_trans_channel=width, num_proj_channel=width,
+                  num_trans_head=2)
+    net = ControlNetUnionModel.from_config(config)
+    for part in ("conv_in", "time_embedding", "down_blocks", "mid_block"):
+        getattr(net, part).load_state_dict(getattr(unet, part).state_dict(), strict=False)
+    _randomise_outputs(net)
+    with torch.no_grad():
+        net.spatial_ch_projs.weight.normal_(0, 0.3)
+    net.save_pretrained(str(target), safe_serialization=True)
+    return Path(target)
+
+
+def _randomise_outputs(net) -> None:
+    import torch
+
     with torch.no_grad():
         for module in list(net.controlnet_down_blocks) + [net.controlnet_mid_block]:
             module.weight.normal_(0, 0.3)
@@ -113,8 +149,6 @@ def save_standin_controlnet(pipe, target: str | Path, seed: int = 0) -> Path:
                 torch.nn.init.kaiming_normal_(layer.weight)
                 layer.bias.zero_()
         embedding.conv_out.weight.normal_(0, 0.3)
-    net.save_pretrained(str(target), safe_serialization=True)
-    return Path(target)
 
 
 def save_standin_depth_estimator(target: str | Path, seed: int = 0) -> Path:

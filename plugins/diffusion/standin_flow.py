@@ -161,8 +161,9 @@ def save_sd3_single_file(transformer, target, prefix: str = "") -> None:
     save_file({prefix + k: v for k, v in out.items()}, str(target))
 
 
-def save_standin_flux_controlnet(pipe, target, seed: int = 0):
-    """Save a tiny FLUX.1 ControlNet for ``pipe``'s transformer as a diffusers folder. Its
+def save_standin_flux_controlnet(pipe, target, seed: int = 0, modes: int | None = None):
+    """Save a tiny FLUX.1 ControlNet for ``pipe``'s transformer as a diffusers folder; with
+    ``modes``, a Union one (InstantX's layout: a condition-type embedding of that many). Its
     output projections get random weights (a trained ControlNet's start at zero and learn), so
     it changes the picture from the start."""
     import torch
@@ -174,6 +175,12 @@ def save_standin_flux_controlnet(pipe, target, seed: int = 0):
         pipe.transformer, num_layers=1, num_single_layers=1,
         attention_head_dim=config.attention_head_dim, num_attention_heads=config.num_attention_heads,
         load_weights_from_transformer=True)
+    if modes:
+        # Not from_config(controlnet.config): its "_use_default_values" would put num_mode back.
+        config = {k: v for k, v in controlnet.config.items() if not k.startswith("_")}
+        union = FluxControlNetModel.from_config({**config, "num_mode": modes})
+        union.load_state_dict(controlnet.state_dict(), strict=False)
+        controlnet = union
     with torch.no_grad():
         for name, weight in controlnet.named_parameters():
             if "controlnet" in name and weight.dim() > 1:
