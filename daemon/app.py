@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -166,8 +167,8 @@ class App:
         info = self._model_info(model, recipe.model_config)
         if info is None or not info.family.flow:
             return
-        problem = flow_problem(settings_from_recipe(recipe.for_family(info.family.name)),
-                               info.family)
+        problem = flow_problem(settings_from_recipe(recipe.for_family(info.table)), info.family,
+                               info.kontext)
         if problem:
             raise UsageError(f"recipe {recipe.name!r}: {problem}")
 
@@ -183,7 +184,7 @@ class App:
         info = self._model_info(model, recipe.model_config)
         if info is None:
             return
-        settings = settings_from_recipe(recipe.for_family(info.family.name))
+        settings = settings_from_recipe(recipe.for_family(info.table))
         for unit in settings.controlnets:
             problem = folder_problem(settings.resolve_path(unit.model), unit, info.family.name)
             if problem:
@@ -262,7 +263,7 @@ class App:
             info = self._model_info(model, recipe.model_config, cached_hub=True)
         except (ModelError, ValueError, OSError):  # the model's own check says why
             return recipe
-        return recipe.for_family(info.family.name) if info else recipe
+        return recipe.for_family(info.table) if info else recipe
 
     def _model_info(self, model: str, config: str | None, cached_hub: bool = False):
         """What ``model`` is (``_local_info``), read once per App: every recipe's checks and
@@ -318,7 +319,11 @@ def _local_info(model: str, config: str | None, cached_hub: bool = False):
     if ref.kind == "folder":
         return family_of_folder(ref.location)
     if ref.kind == "single-file":
-        return family_of_single_file(ref.location)
+        info = family_of_single_file(ref.location)
+        if ref.config and Path(ref.config, "model_index.json").is_file():
+            # A FLUX.1 Kontext transformer is a FLUX.1 one; its model_config says which it is.
+            info = dataclasses.replace(info, kontext=family_of_folder(ref.config).kontext)
+        return info
     snapshot = cached_snapshot(ref.location) if cached_hub else None
     if snapshot and Path(snapshot, "model_index.json").is_file():
         return family_of_folder(snapshot)

@@ -116,8 +116,22 @@ def resolve(item: RawRecipe, raw: dict[str, RawRecipe], chain: tuple[str, ...] =
         known = ", ".join(sorted(raw)) or "none"
         raise RecipeError(f"{label}: extends {base_name!r}, which does not exist (known: {known})")
     inherited = resolve(base, raw, chain + (item.name,))
+    if "prompt" in data:
+        # A recipe that writes its own prompt means it on every model: the base's per-family
+        # wordings were of the base's prompt (a [family.kontext] instruction) and would
+        # silently replace it; the child's own family tables may give new ones.
+        inherited = _without_family_prompts(inherited)
     # A description is about one recipe: inherit it only when the child has none.
     return _merge(inherited, data)
+
+
+def _without_family_prompts(data: dict) -> dict:
+    family = data.get("family")
+    if not isinstance(family, dict):
+        return data
+    kept = {name: {k: v for k, v in table.items() if k != "prompt"} if isinstance(table, dict) else table
+            for name, table in family.items()}
+    return {**data, "family": {name: table for name, table in kept.items() if table != {}}}
 
 
 def build_recipe(item: RawRecipe, raw: dict[str, RawRecipe]) -> Recipe:

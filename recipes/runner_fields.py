@@ -33,9 +33,14 @@ UNION_MODE_NAMES = tuple(sorted({name for modes in UNION_MODES.values() for name
 PREPROCESSOR_MODES = {"canny": "canny", "depth": "depth", "none": "tile"}
 # Model families a recipe's [family.NAME] tables name, and the fields such a table may set
 # (how a recipe runs on that family: Forge's per-architecture presets, as data).
-FAMILY_NAMES = ("sd1", "sd2", "sdxl", "sd3", "flux")
-FLOW_FAMILY_NAMES = ("sd3", "flux")
-FAMILY_FIELDS = ("negative_prompt", "sampler", "schedule", "cfg", "steps", "strength", "ip_adapter")
+# "kontext" is FLUX.1 Kontext: a FLUX.1 model that also sees the photo itself, and reads
+# instructions ("Make it winter") better than descriptions; its table applies over flux's.
+FAMILY_NAMES = ("sd1", "sd2", "sdxl", "sd3", "flux", "kontext")
+FLOW_FAMILY_NAMES = ("sd3", "flux", "kontext")
+FAMILY_FIELDS = ("prompt", "negative_prompt", "sampler", "schedule", "cfg", "steps", "strength",
+                 "ip_adapter")
+# The tables a model's table name applies, in order.
+_TABLE_CHAINS = {"kontext": ("flux", "kontext")}
 # The samplers diffusers' flow-matching img2img pipelines (SD 3.x, FLUX.1) run.
 FLOW_SAMPLER_NAMES = ("Euler", "Euler a", "LCM")
 # Where a prompt wants the photo's caption, and what writes it unless the recipe names a
@@ -170,15 +175,20 @@ def wants_caption(recipe) -> bool:
 
 def family_overrides(family: tuple, name: str, ip_adapter=None) -> dict[str, Any]:
     """The fields a recipe's ``family`` tables ((name, ((field, value), ...)), ...) set for the
-    model family ``name`` (none: an empty dict), as keyword arguments for ``replace``: an
-    ``ip_adapter`` table is merged into ``ip_adapter``, the recipe's own (its reference kept)."""
+    model family ``name`` (none: an empty dict; "kontext": flux's table, then its own), as
+    keyword arguments for ``replace``: an ``ip_adapter`` table is merged into ``ip_adapter``,
+    the recipe's own (its reference kept)."""
     import dataclasses
 
-    overrides = dict(dict(family).get(name, ()))
-    if "ip_adapter" in overrides:
-        changes = dict(overrides.pop("ip_adapter"))
-        if ip_adapter is not None:
-            overrides["ip_adapter"] = dataclasses.replace(ip_adapter, **changes)
+    tables = dict(family)
+    overrides = {}
+    for each in _TABLE_CHAINS.get(name, (name,)):
+        table = dict(tables.get(each, ()))
+        if "ip_adapter" in table:
+            changes = dict(table.pop("ip_adapter"))
+            if ip_adapter is not None:
+                ip_adapter = overrides["ip_adapter"] = dataclasses.replace(ip_adapter, **changes)
+        overrides.update(table)
     return overrides
 
 

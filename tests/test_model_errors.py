@@ -73,9 +73,10 @@ def test_pipelines_of_other_families_are_named_and_refused():
 
     for ok in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionXLPipeline",
                "StableDiffusionXLInpaintPipeline", "LatentConsistencyModelPipeline",
-               "StableDiffusion3Pipeline", "FluxPipeline", "FluxImg2ImgPipeline", None):
+               "StableDiffusion3Pipeline", "FluxPipeline", "FluxImg2ImgPipeline", "FluxKontextPipeline",
+               "FluxKontextInpaintPipeline", None):
         assert unsupported_pipeline(ok, "m") is None, ok
-    for other in ("FluxFillPipeline", "FluxKontextPipeline", "StableDiffusionControlNetPipeline",
+    for other in ("FluxFillPipeline", "FluxPriorReduxPipeline", "StableDiffusionControlNetPipeline",
                   "KandinskyV22Pipeline", "StableDiffusion3ControlNetPipeline"):
         assert unsupported_pipeline(other, "model m").startswith(f"model m is a {other}; "), other
 

@@ -46,9 +46,12 @@ def test_a_family_table_applies_on_its_family_only_and_leaves_sd_fingerprints_al
 
 
 @pytest.mark.parametrize("family, message", [
-    ({"kandinsky": {"cfg": 4}}, "family.kandinsky is no model family (known: sd1, sd2, sdxl, sd3, flux)"),
-    ({"flux": {"prompt": "x"}}, "unknown field 'family.flux.prompt' (allowed: cfg, ip_adapter, "
-                                "negative_prompt, sampler, schedule, steps, strength)"),
+    ({"kandinsky": {"cfg": 4}}, "family.kandinsky is no model family (known: sd1, sd2, sdxl, sd3, "
+                                "flux, kontext)"),
+    ({"flux": {"loras": []}}, "unknown field 'family.flux.loras' (allowed: cfg, ip_adapter, "
+                              "negative_prompt, prompt, sampler, schedule, steps, strength)"),
+    ({"kontext": {"prompt": 3}}, "family.kontext.prompt"),
+    ({"kontext": {"sampler": "DPM++ 2M"}}, "family.kontext runs sampler 'DPM++ 2M'"),
     ({"flux": {"cfg": "high"}}, "family.flux.cfg must be a float or int, got 'high'"),
     ({"flux": {"cfg": 99}}, "family.flux.cfg must be in [0.0, 30.0], got 99"),
     ({"flux": {"sampler": "DPM++ 2M"}}, "family.flux runs sampler 'DPM++ 2M'; flow-matching models "

@@ -17,7 +17,7 @@ from photobatch.plugins.diffusion.params import working_size
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
 from photobatch.recipes.schema import recipe_from_dict
 
-KINDS = ("flux", "flux-schnell", "sd3")
+KINDS = ("flux", "flux-schnell", "sd3", "flux-kontext")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_the_families_are_told_from_folders_and_loaded_pipelines(models, runner)
     assert unsupported_pipeline("FluxPipeline", "m") is None
     assert unsupported_pipeline("StableDiffusion3InpaintPipeline", "m") is None
     assert "FluxFillPipeline" in unsupported_pipeline("FluxFillPipeline", "model x")
-    assert "FluxKontextPipeline" in unsupported_pipeline("FluxKontextPipeline", "model x")
+    assert "FluxControlNetPipeline" in unsupported_pipeline("FluxControlNetPipeline", "model x")
 
 
 def test_working_sides_divide_by_16_for_packed_latents():
@@ -88,7 +88,7 @@ def test_a_flow_model_runs_img2img_at_its_working_size_deterministically(models,
     assert np.abs(_pixels(out) - np.asarray(out.model_input, dtype=np.float64)).mean() > 1
 
 
-@pytest.mark.parametrize("kind", ("flux", "sd3"))
+@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext"))
 def test_strength_decides_the_steps_that_run_and_exact_steps_runs_them_all(models, runner, kind):
     pipe = runner.cache.get(models[kind]).pipe
     calls, hook = _calls(pipe)
@@ -196,7 +196,7 @@ def test_sd3_reads_its_negative_prompt_and_clip_skip(models, runner):
     assert np.abs(plain - skipped).mean() > 0.1
 
 
-@pytest.mark.parametrize("kind", ("flux", "sd3"))
+@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext"))
 def test_the_prompt_is_encoded_once_for_a_shoot(models, runner, kind):
     loaded = runner.cache.get(models[kind])
     t5 = loaded.pipe.text_encoder_3 if kind == "sd3" else loaded.pipe.text_encoder_2
@@ -216,7 +216,7 @@ def test_the_prompt_is_encoded_once_for_a_shoot(models, runner, kind):
     assert np.array_equal(_pixels(first), _pixels(again))
 
 
-@pytest.mark.parametrize("kind", ("flux", "sd3"))
+@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext"))
 def test_a_lora_changes_a_flow_model_and_leaving_it_out_restores_it(models, runner, kind, tmp_path):
     from diffusers import DiffusionPipeline
 
@@ -231,7 +231,7 @@ def test_a_lora_changes_a_flow_model_and_leaving_it_out_restores_it(models, runn
     assert np.array_equal(plain, _pixels(runner.run(photo, _recipe(), 2, models[kind])))
 
 
-@pytest.mark.parametrize("kind", ("flux", "sd3"))
+@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext"))
 def test_flow_inpainting_leaves_every_pixel_outside_the_mask_as_it_was(models, kind):
     from photobatch.plugins.diffusion.masks import paste_back
 

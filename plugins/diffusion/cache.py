@@ -158,15 +158,16 @@ class PipelineCache:
         if key in loaded.task_pipes:
             return loaded.task_pipes[key]
         kwargs = {}
-        union_cls = None
+        # A pipeline class auto.from_pipe would not pick (it knows neither of these).
+        pipe_cls = None
         if controlnet_model:
             names = controlnet_model if isinstance(controlnet_model, tuple) else (controlnet_model,)
             nets = [self.controlnet(model, loaded) for model in names]
             union = shared_union(nets) if loaded.info.family.name != "flux" else None
             if union is not None:
-                # auto.from_pipe picks the plain ControlNet pipelines, which cannot run one.
+                # auto.from_pipe would pick the plain ControlNet pipelines, which cannot run one.
                 kwargs["controlnet"] = union
-                union_cls = getattr(diffusers, "StableDiffusionXLControlNetUnion"
+                pipe_cls = getattr(diffusers, "StableDiffusionXLControlNetUnion"
                                     + ("InpaintPipeline" if task == "inpaint" else "Img2ImgPipeline"))
             else:
                 kwargs["controlnet"] = nets if isinstance(controlnet_model, tuple) else nets[0]
@@ -175,15 +176,18 @@ class PipelineCache:
         if pag_layers:
             kwargs.update(enable_pag=True, pag_applied_layers=list(pag_layers))
         auto = diffusers.AutoPipelineForInpainting if task == "inpaint" else diffusers.AutoPipelineForImage2Image
+        if loaded.info.kontext:
+            # Both tasks: its inpainting pipeline is the Kontext one that takes a strength.
+            pipe_cls = diffusers.FluxKontextInpaintPipeline
         if not kwargs and _is_task_class(loaded.pipe, task):
             pipe = loaded.pipe
         else:
             problem = pag_problem(loaded.info.family, task, bool(controlnet_model)) if pag_layers else None
-            if union_cls is not None and pag_layers:
+            if pipe_cls is not None and pag_layers:
                 problem = "pag does not go with a Union ControlNet (diffusers has no such pipeline)"
             if problem:
                 raise ValueError(problem)
-            pipe = (union_cls or auto).from_pipe(loaded.pipe, **kwargs)
+            pipe = (pipe_cls or auto).from_pipe(loaded.pipe, **kwargs)
             if hasattr(pipe, "safety_checker"):
                 pipe.safety_checker = None
             pipe.set_progress_bar_config(disable=True)

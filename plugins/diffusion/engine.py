@@ -59,7 +59,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     if any(img.size != (width, height) for img in images):
         raise ValueError("a batch needs images of one size; got " + ", ".join(str(i.size) for i in images))
     family = loaded.info.family
-    if family.flow and (problem := flow_problem(settings, family)):
+    kontext = loaded.info.kontext
+    if family.flow and (problem := flow_problem(settings, family, kontext)):
         raise ValueError(problem)
     units = settings.controlnets
     if len(units) > 1 and len(images) > 1:
@@ -69,7 +70,9 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
                 for out in generate(cache, loaded, settings, [images[i]], [seeds[i]],
                                     None if masks is None else [masks[i]],
                                     None if controls is None else [controls[i]])]
-    task = "inpaint" if masks is not None or loaded.info.inpainting else "img2img"
+    # FLUX.1 Kontext runs through its inpainting pipeline, the one of its two that takes a
+    # strength: with everything masked it is img2img that also reads the photo itself.
+    task = "inpaint" if masks is not None or loaded.info.inpainting or kontext else "img2img"
     if task == "inpaint" and masks is None:
         # An inpainting model asked for img2img: everything is "masked" (what A1111 does).
         masks = [Image.new("L", (width, height), 255)] * len(images)
@@ -96,6 +99,10 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     if task == "inpaint" or family.flow:
         # These pipelines make their native square unless told the image's size.
         kwargs.update(height=height, width=width)
+    if kontext:
+        # Kontext's pipeline otherwise resizes to about a megapixel, at one of its training
+        # shapes: the working size is ours to choose (and the photo's shape to keep).
+        kwargs.update(max_area=width * height, _auto_resize=False)
     if pag is not None:
         kwargs.update(pag_scale=pag.scale, pag_adaptive_scale=pag.adaptive_scale)
     if refine is not None:

@@ -45,11 +45,12 @@ FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX)}
 
 # The pipelines photobatch runs: Stable Diffusion 1.x/2.x and SDXL, as text-to-image, img2img or
 # inpainting folders, LCM-distilled SD (run by the SD pipelines, which read its guidance
-# embedding), and SD 3.x and FLUX.1 (text-to-image, img2img or inpainting folders). Others
-# (FLUX.1 Fill, Kontext, ControlNet pipelines saved whole) load in diffusers but take other
-# arguments; they are refused by name instead of failing mid-run.
+# embedding), SD 3.x and FLUX.1 (text-to-image, img2img or inpainting folders), and FLUX.1
+# Kontext (run through its inpainting pipeline, which takes a strength). Others (FLUX.1 Fill,
+# ControlNet pipelines saved whole) load in diffusers but take other arguments; they are
+# refused by name instead of failing mid-run.
 _SUPPORTED_CLASS = re.compile(r"^(StableDiffusion(XL|3)?(Img2Img|Inpaint)?|LatentConsistencyModel"
-                              r"(Img2Img)?|Flux(Img2Img|Inpaint)?)Pipeline$")
+                              r"(Img2Img)?|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?)Pipeline$")
 _FLOW_FAMILY = (("Flux", FLUX), ("StableDiffusion3", SD3))
 
 # Keys of the original (CompVis / Stability) single-file layout that tell the families apart.
@@ -79,6 +80,14 @@ class ModelInfo:
     family: Family
     inpainting: bool
     native: int
+    # FLUX.1 Kontext: a FLUX.1 model that also reads the photo itself beside the noise.
+    kontext: bool = False
+
+    @property
+    def table(self) -> str:
+        """The name of the recipe tables this model runs with ("kontext" applies flux's, then
+        its own)."""
+        return "kontext" if self.kontext else self.family.name
 
 
 def unsupported_pipeline(class_name: str | None, what: str) -> str | None:
@@ -87,9 +96,9 @@ def unsupported_pipeline(class_name: str | None, what: str) -> str | None:
     if not class_name or _SUPPORTED_CLASS.match(class_name):
         return None
     return (f"{what} is a {class_name}; photobatch runs Stable Diffusion 1.x, 2.x, SDXL, SD 3.x and "
-            "FLUX.1 models (StableDiffusion, StableDiffusionXL, StableDiffusion3 and Flux pipeline "
-            "folders, their img2img and inpainting forms, and single-file checkpoints of SD 1.x, "
-            "2.x and SDXL)")
+            "FLUX.1 models, Kontext included (StableDiffusion, StableDiffusionXL, StableDiffusion3, "
+            "Flux and FluxKontext pipeline folders, their img2img and inpainting forms, and "
+            "single-file checkpoints)")
 
 
 def pag_problem(family: Family, task: str, with_controlnet: bool) -> str | None:
@@ -119,6 +128,11 @@ def folder_class_name(folder: str | Path) -> str | None:
     return index.get("_class_name")
 
 
+def is_kontext(class_name: str | None) -> bool:
+    """Whether a pipeline class (a folder's, or a loaded pipeline's) is FLUX.1 Kontext's."""
+    return bool(class_name) and class_name.startswith("FluxKontext")
+
+
 def _flow_family(class_name: str) -> Family | None:
     return next((family for prefix, family in _FLOW_FAMILY if class_name.startswith(prefix)), None)
 
@@ -129,7 +143,7 @@ def family_of_pipeline(pipe) -> ModelInfo:
     if flow is not None:
         # Their transformers keep no working size: the pipelines' own default is 128 latents.
         side = int(getattr(pipe, "default_sample_size", 128)) * int(getattr(pipe, "vae_scale_factor", 8))
-        return ModelInfo(flow, False, side)
+        return ModelInfo(flow, False, side, is_kontext(type(pipe).__name__))
     unet = pipe.unet
     cross = int(getattr(unet.config, "cross_attention_dim", 768) or 768)
     if getattr(pipe, "text_encoder_2", None) is not None or "XL" in type(pipe).__name__:
@@ -151,7 +165,7 @@ def family_of_folder(folder: str | Path) -> ModelInfo:
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     flow = _flow_family(index.get("_class_name", ""))
     if flow is not None:
-        return ModelInfo(flow, False, flow.native)
+        return ModelInfo(flow, False, flow.native, is_kontext(index.get("_class_name", "")))
     unet_config_path = folder / "unet" / "config.json"
     unet = json.loads(unet_config_path.read_text(encoding="utf-8")) if unet_config_path.is_file() else {}
     if "XL" in index.get("_class_name", "") or "text_encoder_2" in index:

@@ -43,11 +43,15 @@ FLOW_SCHEDULES: dict[str, dict] = {
 }
 
 
-def flow_problem(settings, family: Family) -> str | None:
-    """Why ``settings`` (RunSettings) cannot run on a ``family`` flow model, as a sentence for
-    the user, or None when they can."""
+def flow_problem(settings, family: Family, kontext: bool = False) -> str | None:
+    """Why ``settings`` (RunSettings) cannot run on a ``family`` flow model (``kontext``: a
+    FLUX.1 Kontext one), as a sentence for the user, or None when they can."""
     label = family.label
     # What the model cannot take at all first: no sampler choice would mend that.
+    if settings.controlnets and kontext:
+        return ("controlnet does not run on FLUX.1 Kontext models (diffusers has no Kontext "
+                "ControlNet pipeline); Kontext keeps the photo's structure by reading the photo "
+                "itself")
     if settings.controlnets and family.name != "flux":
         return (f"controlnet runs on SD 1.x, 2.x, SDXL and FLUX.1 models; diffusers has no "
                 f"{label} ControlNet img2img pipeline")

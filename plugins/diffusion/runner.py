@@ -88,7 +88,7 @@ class DiffusersImg2ImgRunner:
     def loaded_for(self, model: str, settings) -> tuple[LoadedModel, object]:
         """The loaded ``model`` and ``settings`` as they run on it (its family's table applied)."""
         loaded = self.cache.get(model, settings.model_config)
-        return loaded, settings.for_family(loaded.info.family.name)
+        return loaded, settings.for_family(loaded.info.table)
 
     def size_for(self, image: Image.Image, loaded: LoadedModel, settings) -> tuple[int, int]:
         """The size ``image`` goes to the model at: the working side's pixel budget, aspect kept,
@@ -126,7 +126,7 @@ class DiffusersImg2ImgRunner:
         return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, source_input,
                          precision=loaded.precision,
                          adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings),
-                         family=loaded.info.family.name)
+                         family=loaded.info.table)
 
     def run_batch(self, images, recipe, seeds, model: str) -> list[RunOutput]:
         """Run ``recipe`` on several images; same-size ones share pipeline calls of up to ``batch``.
@@ -162,7 +162,7 @@ class DiffusersImg2ImgRunner:
             for i, out in zip(indices, run_in_batches(indices, batch, loaded, run)):
                 outputs[i] = RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device,
                                        size, inputs[i], precision=loaded.precision,
-                                       adapters_hash=adapters, family=loaded.info.family.name)
+                                       adapters_hash=adapters, family=loaded.info.table)
         return outputs
 
     def _run_tiled(self, loaded: LoadedModel, settings, image: Image.Image, seed: int) -> RunOutput:
@@ -189,7 +189,7 @@ class DiffusersImg2ImgRunner:
         return RunOutput(Image.fromarray(merged), loaded.ref.model_id, loaded.hash, loaded.device,
                          (tile_w, tile_h), None, precision=loaded.precision,
                          adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings),
-                         family=loaded.info.family.name)
+                         family=loaded.info.table)
 
 
 def toward_reference(image: Image.Image, settings) -> Image.Image:
