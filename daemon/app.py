@@ -168,7 +168,7 @@ class App:
         if info is None or not info.family.flow:
             return
         problem = flow_problem(settings_from_recipe(recipe.for_family(info.table)), info.family,
-                               info.kontext)
+                               info.variant)
         if problem:
             raise UsageError(f"recipe {recipe.name!r}: {problem}")
 
@@ -322,7 +322,7 @@ def _local_info(model: str, config: str | None, cached_hub: bool = False):
         info = family_of_single_file(ref.location)
         if ref.config and Path(ref.config, "model_index.json").is_file():
             # A FLUX.1 Kontext transformer is a FLUX.1 one; its model_config says which it is.
-            info = dataclasses.replace(info, kontext=family_of_folder(ref.config).kontext)
+            info = dataclasses.replace(info, variant=family_of_folder(ref.config).variant)
         return info
     snapshot = cached_snapshot(ref.location) if cached_hub else None
     if snapshot and Path(snapshot, "model_index.json").is_file():

@@ -34,13 +34,14 @@ PREPROCESSOR_MODES = {"canny": "canny", "depth": "depth", "none": "tile"}
 # Model families a recipe's [family.NAME] tables name, and the fields such a table may set
 # (how a recipe runs on that family: Forge's per-architecture presets, as data).
 # "kontext" is FLUX.1 Kontext: a FLUX.1 model that also sees the photo itself, and reads
-# instructions ("Make it winter") better than descriptions; its table applies over flux's.
-FAMILY_NAMES = ("sd1", "sd2", "sdxl", "sd3", "flux", "kontext")
-FLOW_FAMILY_NAMES = ("sd3", "flux", "kontext")
+# instructions ("Make it winter") better than descriptions; "fill" is FLUX.1 Fill, BFL's
+# inpainting model (guidance about 30). Their tables apply over flux's.
+FAMILY_NAMES = ("sd1", "sd2", "sdxl", "sd3", "flux", "kontext", "fill")
+FLOW_FAMILY_NAMES = ("sd3", "flux", "kontext", "fill")
 FAMILY_FIELDS = ("prompt", "negative_prompt", "sampler", "schedule", "cfg", "steps", "strength",
                  "ip_adapter")
 # The tables a model's table name applies, in order.
-_TABLE_CHAINS = {"kontext": ("flux", "kontext")}
+_TABLE_CHAINS = {"kontext": ("flux", "kontext"), "fill": ("flux", "fill")}
 # The samplers diffusers' flow-matching img2img pipelines (SD 3.x, FLUX.1) run.
 FLOW_SAMPLER_NAMES = ("Euler", "Euler a", "LCM")
 # Where a prompt wants the photo's caption, and what writes it unless the recipe names a
@@ -175,7 +176,7 @@ def wants_caption(recipe) -> bool:
 
 def family_overrides(family: tuple, name: str, ip_adapter=None) -> dict[str, Any]:
     """The fields a recipe's ``family`` tables ((name, ((field, value), ...)), ...) set for the
-    model family ``name`` (none: an empty dict; "kontext": flux's table, then its own), as
+    model family ``name`` (none: an empty dict; "kontext", "fill": flux's table, then their own), as
     keyword arguments for ``replace``: an ``ip_adapter`` table is merged into ``ip_adapter``,
     the recipe's own (its reference kept)."""
     import dataclasses

@@ -137,3 +137,32 @@ def cli_shoot(tmp_path: Path, **recipes):
                    *more)
 
     return run, cli
+
+
+def flow_recipe(**fields):
+    """A recipe the flow models (FLUX.1, SD 3.x) run: Euler, 8 steps at strength 0.5, guidance
+    3.5; ``fields`` change it."""
+    from photobatch.recipes.schema import recipe_from_dict
+
+    return recipe_from_dict({"name": "r", "prompt": "a photo of snow", "strength": 0.5, "steps": 8,
+                             "cfg": 3.5, "sampler": "Euler", **fields})
+
+
+def pixels(out):
+    """A runner output's picture as float64 pixels."""
+    import numpy as np
+
+    return np.asarray(out.image, dtype=np.float64)
+
+
+def last_run(db: Path) -> tuple[str, dict]:
+    """The status and recorded parameters of the last run in the catalog at ``db``."""
+    import json
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        status, params = con.execute("SELECT status, params FROM runs ORDER BY id DESC").fetchone()
+    finally:
+        con.close()
+    return status, json.loads(params)

@@ -49,9 +49,9 @@ def _bad_models(tmp_path, standin_model):
     not_a_pipeline.mkdir()
     broken = tmp_path / "half-downloaded.safetensors"
     broken.write_bytes(b"\xff" * 64)
-    flux = tmp_path / "FLUX.1-Fill-dev"  # a complete folder of a pipeline photobatch does not run
+    flux = tmp_path / "FLUX.1-Canny-dev"  # a complete folder of a pipeline photobatch does not run
     flux.mkdir()
-    (flux / "model_index.json").write_text('{"_class_name": "FluxFillPipeline", "transformer": '
+    (flux / "model_index.json").write_text('{"_class_name": "FluxControlPipeline", "transformer": '
                                            '["diffusers", "FluxTransformer2DModel"]}')
     (flux / "transformer").mkdir()
     lora = tmp_path / "film-lora.safetensors"  # a real safetensors file, but no checkpoint
@@ -64,7 +64,7 @@ def _bad_models(tmp_path, standin_model):
             (lora, "film-lora.safetensors does not look like a Stable Diffusion 1.x, 2.x or SDXL "
                    "checkpoint"),
             (incomplete, "half-copied-model has no unet/, which its model_index.json names"),
-            (flux, "FLUX.1-Fill-dev is a FluxFillPipeline; photobatch runs Stable Diffusion 1.x, "
+            (flux, "FLUX.1-Canny-dev is a FluxControlPipeline; photobatch runs Stable Diffusion 1.x, "
                    "2.x, SDXL, SD 3.x and FLUX.1 models")]
 
 
@@ -74,9 +74,9 @@ def test_pipelines_of_other_families_are_named_and_refused():
     for ok in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionXLPipeline",
                "StableDiffusionXLInpaintPipeline", "LatentConsistencyModelPipeline",
                "StableDiffusion3Pipeline", "FluxPipeline", "FluxImg2ImgPipeline", "FluxKontextPipeline",
-               "FluxKontextInpaintPipeline", None):
+               "FluxKontextInpaintPipeline", "FluxFillPipeline", None):
         assert unsupported_pipeline(ok, "m") is None, ok
-    for other in ("FluxFillPipeline", "FluxPriorReduxPipeline", "StableDiffusionControlNetPipeline",
+    for other in ("FluxControlPipeline", "FluxPriorReduxPipeline", "StableDiffusionControlNetPipeline",
                   "KandinskyV22Pipeline", "StableDiffusion3ControlNetPipeline"):
         assert unsupported_pipeline(other, "model m").startswith(f"model m is a {other}; "), other
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fakes import cli_shoot as _shoot
+from fakes import flow_recipe as _recipe
+from fakes import pixels as _pixels
 from fakes import noise_photo
 from PIL import Image
 
@@ -15,9 +17,8 @@ from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
 from photobatch.plugins.diffusion.memory import level_for
 from photobatch.plugins.diffusion.params import working_size
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
-from photobatch.recipes.schema import recipe_from_dict
 
-KINDS = ("flux", "flux-schnell", "sd3", "flux-kontext")
+KINDS = ("flux", "flux-schnell", "sd3", "flux-kontext", "flux-fill")
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +33,6 @@ def models(tmp_path_factory):
 def runner():
     # 128 px: 8 x 8 packed latents, enough for every code path and quick on a CPU.
     return DiffusersImg2ImgRunner(device="cpu", native_size=128)
-
-
-def _recipe(**fields):
-    return recipe_from_dict({"name": "r", "prompt": "a photo of snow", "strength": 0.5, "steps": 8,
-                             "cfg": 3.5, "sampler": "Euler", **fields})
-
-
-def _pixels(out) -> np.ndarray:
-    return np.asarray(out.image, dtype=np.float64)
 
 
 def _calls(pipe):
@@ -61,7 +53,7 @@ def test_the_families_are_told_from_folders_and_loaded_pipelines(models, runner)
     # Runs: the pipelines photobatch drives; refused by name: the ones that take other inputs.
     assert unsupported_pipeline("FluxPipeline", "m") is None
     assert unsupported_pipeline("StableDiffusion3InpaintPipeline", "m") is None
-    assert "FluxFillPipeline" in unsupported_pipeline("FluxFillPipeline", "model x")
+    assert "FluxControlPipeline" in unsupported_pipeline("FluxControlPipeline", "model x")
     assert "FluxControlNetPipeline" in unsupported_pipeline("FluxControlNetPipeline", "model x")
 
 
@@ -88,7 +80,7 @@ def test_a_flow_model_runs_img2img_at_its_working_size_deterministically(models,
     assert np.abs(_pixels(out) - np.asarray(out.model_input, dtype=np.float64)).mean() > 1
 
 
-@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext"))
+@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext", "flux-fill"))
 def test_strength_decides_the_steps_that_run_and_exact_steps_runs_them_all(models, runner, kind):
     pipe = runner.cache.get(models[kind]).pipe
     calls, hook = _calls(pipe)
@@ -196,7 +188,7 @@ def test_sd3_reads_its_negative_prompt_and_clip_skip(models, runner):
     assert np.abs(plain - skipped).mean() > 0.1
 
 
-@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext"))
+@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext", "flux-fill"))
 def test_the_prompt_is_encoded_once_for_a_shoot(models, runner, kind):
     loaded = runner.cache.get(models[kind])
     t5 = loaded.pipe.text_encoder_3 if kind == "sd3" else loaded.pipe.text_encoder_2
@@ -216,7 +208,7 @@ def test_the_prompt_is_encoded_once_for_a_shoot(models, runner, kind):
     assert np.array_equal(_pixels(first), _pixels(again))
 
 
-@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext"))
+@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext", "flux-fill"))
 def test_a_lora_changes_a_flow_model_and_leaving_it_out_restores_it(models, runner, kind, tmp_path):
     from diffusers import DiffusionPipeline
 
@@ -231,7 +223,7 @@ def test_a_lora_changes_a_flow_model_and_leaving_it_out_restores_it(models, runn
     assert np.array_equal(plain, _pixels(runner.run(photo, _recipe(), 2, models[kind])))
 
 
-@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext"))
+@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext", "flux-fill"))
 def test_flow_inpainting_leaves_every_pixel_outside_the_mask_as_it_was(models, kind):
     from photobatch.plugins.diffusion.masks import paste_back
 
@@ -241,8 +233,9 @@ def test_flow_inpainting_leaves_every_pixel_outside_the_mask_as_it_was(models, k
     mask.paste(255, (60, 30, 130, 90))
     out = inpaint.run(photo, _recipe(mask_blur=4, only_masked=True, mask_padding=16), 4, models[kind],
                       mask=mask)
+    # (FLUX.1 Fill's own pipeline is an inpainting one by another name.)
     assert type(inpaint.cache.get(models[kind]).task_pipes[("inpaint", None, None)]).__name__.endswith(
-        "InpaintPipeline")
+        "FillPipeline" if kind == "flux-fill" else "InpaintPipeline")
     assert out.image.size[0] % 16 == 0 and out.image.size[1] % 16 == 0
     left, top, right, bottom = out.region
     edited = paste_back(photo, out.image.resize((right - left, bottom - top)), out.mask, out.region)

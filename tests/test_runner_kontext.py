@@ -6,12 +6,12 @@ tested beside the other flow models in test_runner_flow.py.)"""
 
 from __future__ import annotations
 
-import json
-import sqlite3
+import functools
 
 import numpy as np
 import pytest
-from fakes import cli_shoot, noise_photo
+from fakes import cli_shoot, flow_recipe, last_run, noise_photo
+from fakes import pixels as _pixels
 from PIL import Image
 
 from photobatch.plugins.diffusion.families import FLUX, family_of_folder
@@ -33,13 +33,7 @@ def runner():
     return DiffusersImg2ImgRunner(device="cpu", native_size=128)
 
 
-def _recipe(**fields):
-    return recipe_from_dict({"name": "k", "prompt": "Make it winter", "strength": 0.5, "steps": 8,
-                             "cfg": 2.5, "sampler": "Euler", **fields})
-
-
-def _pixels(out) -> np.ndarray:
-    return np.asarray(out.image, dtype=np.float64)
+_recipe = functools.partial(flow_recipe, prompt="Make it winter", cfg=2.5)
 
 
 def test_a_kontext_folder_is_flux_that_also_reads_the_photo(models, runner):
@@ -126,10 +120,7 @@ def test_the_builtin_season_runs_on_kontext_through_the_cli_with_its_instruction
     assert not (tmp_path / "out").exists()  # refused before any photo
     done = run("season:winter", models["flux-kontext"])
     assert done.exit_code == 0, done.output
-    con = sqlite3.connect(tmp_path / "c.db")
-    status, params = con.execute("SELECT status, params FROM runs").fetchone()
-    con.close()
-    params = json.loads(params)
+    status, params = last_run(tmp_path / "c.db")
     assert status == "done" and params["cfg"] == 2.5 and params["sampler"] == "Euler"
     assert params["prompt"].startswith("Change the season of this photograph to winter")
     output = tmp_path / "out" / "DSCF0001_season-winter.jpg"

@@ -4,11 +4,9 @@ condition type (mode) beside its control image: by name, by index, or from the p
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
-from fakes import cli_shoot, noise_photo
+from fakes import cli_shoot, last_run, noise_photo
 from PIL import Image
 
 from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
@@ -221,9 +219,6 @@ def test_the_mode_field_is_checked_and_counted_only_when_set():
 
 
 def test_a_union_recipe_runs_through_the_cli_and_the_record_says_which_mode(kit, tmp_path, read_meta):
-    import json
-    import sqlite3
-
     run, _ = cli_shoot(tmp_path, structure=(
         'prompt = "a photo of snow"\nstrength = 0.6\nsteps = 5\nsampler = "Euler"\ncfg = 3.5\n'
         f'[controlnet]\nmodel = "{kit["flux_union"]}"\npreprocessor = "canny"\nmode = "depth"\n'))
@@ -231,10 +226,8 @@ def test_a_union_recipe_runs_through_the_cli_and_the_record_says_which_mode(kit,
     assert result.exit_code == 0, result.output
     output = tmp_path / "out" / "DSCF0001_structure.jpg"
     assert Image.open(output).size == (96, 64)
-    con = sqlite3.connect(tmp_path / "c.db")
-    status, params = con.execute("SELECT status, params FROM runs").fetchone()
-    con.close()
-    assert status == "done" and json.loads(params)["controlnet"]["mode"] == "depth"
+    status, params = last_run(tmp_path / "c.db")
+    assert status == "done" and params["controlnet"]["mode"] == "depth"
     _, _, xmp = read_meta(output)
     assert '"mode":"depth"' in "".join(v for k, v in xmp.items() if k.endswith("Params"))
 

@@ -179,7 +179,8 @@ class PipelineCache:
         if loaded.info.kontext:
             # Both tasks: its inpainting pipeline is the Kontext one that takes a strength.
             pipe_cls = diffusers.FluxKontextInpaintPipeline
-        if not kwargs and _is_task_class(loaded.pipe, task):
+        if not kwargs and (_is_task_class(loaded.pipe, task) or loaded.info.variant == "fill"):
+            # (FLUX.1 Fill's one pipeline does both: img2img is everything masked.)
             pipe = loaded.pipe
         else:
             problem = pag_problem(loaded.info.family, task, bool(controlnet_model)) if pag_layers else None

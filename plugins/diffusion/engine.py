@@ -60,7 +60,7 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         raise ValueError("a batch needs images of one size; got " + ", ".join(str(i.size) for i in images))
     family = loaded.info.family
     kontext = loaded.info.kontext
-    if family.flow and (problem := flow_problem(settings, family, kontext)):
+    if family.flow and (problem := flow_problem(settings, family, loaded.info.variant)):
         raise ValueError(problem)
     units = settings.controlnets
     if len(units) > 1 and len(images) > 1:

@@ -45,12 +45,12 @@ FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX)}
 
 # The pipelines photobatch runs: Stable Diffusion 1.x/2.x and SDXL, as text-to-image, img2img or
 # inpainting folders, LCM-distilled SD (run by the SD pipelines, which read its guidance
-# embedding), SD 3.x and FLUX.1 (text-to-image, img2img or inpainting folders), and FLUX.1
-# Kontext (run through its inpainting pipeline, which takes a strength). Others (FLUX.1 Fill,
-# ControlNet pipelines saved whole) load in diffusers but take other arguments; they are
-# refused by name instead of failing mid-run.
+# embedding), SD 3.x and FLUX.1 (text-to-image, img2img or inpainting folders), FLUX.1
+# Kontext (run through its inpainting pipeline, which takes a strength) and FLUX.1 Fill (an
+# inpainting model). Others (ControlNet pipelines saved whole, Redux) load in diffusers but
+# take other arguments; they are refused by name instead of failing mid-run.
 _SUPPORTED_CLASS = re.compile(r"^(StableDiffusion(XL|3)?(Img2Img|Inpaint)?|LatentConsistencyModel"
-                              r"(Img2Img)?|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?)Pipeline$")
+                              r"(Img2Img)?|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?|FluxFill)Pipeline$")
 _FLOW_FAMILY = (("Flux", FLUX), ("StableDiffusion3", SD3))
 
 # Keys of the original (CompVis / Stability) single-file layout that tell the families apart.
@@ -80,14 +80,20 @@ class ModelInfo:
     family: Family
     inpainting: bool
     native: int
-    # FLUX.1 Kontext: a FLUX.1 model that also reads the photo itself beside the noise.
-    kontext: bool = False
+    # A FLUX.1 model of its own kind: "kontext" (FLUX.1 Kontext, which also reads the photo
+    # itself beside the noise) or "fill" (FLUX.1 Fill, BFL's inpainting model); else None.
+    variant: str | None = None
+
+    @property
+    def kontext(self) -> bool:
+        """Whether this is a FLUX.1 Kontext model."""
+        return self.variant == "kontext"
 
     @property
     def table(self) -> str:
-        """The name of the recipe tables this model runs with ("kontext" applies flux's, then
-        its own)."""
-        return "kontext" if self.kontext else self.family.name
+        """The name of the recipe tables this model runs with ("kontext" and "fill" apply
+        flux's, then their own)."""
+        return self.variant or self.family.name
 
 
 def unsupported_pipeline(class_name: str | None, what: str) -> str | None:
@@ -96,8 +102,8 @@ def unsupported_pipeline(class_name: str | None, what: str) -> str | None:
     if not class_name or _SUPPORTED_CLASS.match(class_name):
         return None
     return (f"{what} is a {class_name}; photobatch runs Stable Diffusion 1.x, 2.x, SDXL, SD 3.x and "
-            "FLUX.1 models, Kontext included (StableDiffusion, StableDiffusionXL, StableDiffusion3, "
-            "Flux and FluxKontext pipeline folders, their img2img and inpainting forms, and "
+            "FLUX.1 models, Kontext and Fill included (StableDiffusion, StableDiffusionXL, "
+            "StableDiffusion3, Flux, FluxKontext and FluxFill pipeline folders, their img2img and inpainting forms, and "
             "single-file checkpoints)")
 
 
@@ -128,9 +134,11 @@ def folder_class_name(folder: str | Path) -> str | None:
     return index.get("_class_name")
 
 
-def is_kontext(class_name: str | None) -> bool:
-    """Whether a pipeline class (a folder's, or a loaded pipeline's) is FLUX.1 Kontext's."""
-    return bool(class_name) and class_name.startswith("FluxKontext")
+def flux_variant(class_name: str | None) -> str | None:
+    """Which FLUX.1 model of its own kind a pipeline class (a folder's, or a loaded pipeline's)
+    is: "kontext", "fill", or None."""
+    name = class_name or ""
+    return "kontext" if name.startswith("FluxKontext") else "fill" if name.startswith("FluxFill") else None
 
 
 def _flow_family(class_name: str) -> Family | None:
@@ -143,7 +151,8 @@ def family_of_pipeline(pipe) -> ModelInfo:
     if flow is not None:
         # Their transformers keep no working size: the pipelines' own default is 128 latents.
         side = int(getattr(pipe, "default_sample_size", 128)) * int(getattr(pipe, "vae_scale_factor", 8))
-        return ModelInfo(flow, False, side, is_kontext(type(pipe).__name__))
+        variant = flux_variant(type(pipe).__name__)
+        return ModelInfo(flow, variant == "fill", side, variant)
     unet = pipe.unet
     cross = int(getattr(unet.config, "cross_attention_dim", 768) or 768)
     if getattr(pipe, "text_encoder_2", None) is not None or "XL" in type(pipe).__name__:
@@ -165,7 +174,8 @@ def family_of_folder(folder: str | Path) -> ModelInfo:
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     flow = _flow_family(index.get("_class_name", ""))
     if flow is not None:
-        return ModelInfo(flow, False, flow.native, is_kontext(index.get("_class_name", "")))
+        variant = flux_variant(index.get("_class_name"))
+        return ModelInfo(flow, variant == "fill", flow.native, variant)
     unet_config_path = folder / "unet" / "config.json"
     unet = json.loads(unet_config_path.read_text(encoding="utf-8")) if unet_config_path.is_file() else {}
     if "XL" in index.get("_class_name", "") or "text_encoder_2" in index:

@@ -43,15 +43,20 @@ FLOW_SCHEDULES: dict[str, dict] = {
 }
 
 
-def flow_problem(settings, family: Family, kontext: bool = False) -> str | None:
-    """Why ``settings`` (RunSettings) cannot run on a ``family`` flow model (``kontext``: a
-    FLUX.1 Kontext one), as a sentence for the user, or None when they can."""
+def flow_problem(settings, family: Family, variant: str | None = None) -> str | None:
+    """Why ``settings`` (RunSettings) cannot run on a ``family`` flow model (``variant``:
+    "kontext" or "fill", a FLUX.1 model of that kind), as a sentence for the user, or None when
+    they can."""
     label = family.label
     # What the model cannot take at all first: no sampler choice would mend that.
-    if settings.controlnets and kontext:
+    if settings.controlnets and variant == "kontext":
         return ("controlnet does not run on FLUX.1 Kontext models (diffusers has no Kontext "
                 "ControlNet pipeline); Kontext keeps the photo's structure by reading the photo "
                 "itself")
+    if (settings.controlnets or settings.ip_adapter is not None) and variant == "fill":
+        what = "controlnet" if settings.controlnets else "ip_adapter"
+        return (f"{what} does not run on FLUX.1 Fill models (diffusers' Fill pipeline takes "
+                "neither ControlNets nor IP-Adapters)")
     if settings.controlnets and family.name != "flux":
         return (f"controlnet runs on SD 1.x, 2.x, SDXL and FLUX.1 models; diffusers has no "
                 f"{label} ControlNet img2img pipeline")

@@ -68,7 +68,7 @@ def load_pipeline(ref: ModelRef, device: str, dtype) -> tuple[object, ModelInfo]
             if ref.kind == "hub":
                 # Without an answer from the hub a cached model still loads, from the cache.
                 kwargs["local_files_only"] = cache_only is not None
-            pipe = diffusers.AutoPipelineForImage2Image.from_pretrained(ref.location, **kwargs)
+            pipe = _auto_pipeline(ref.location, kwargs)
     except ModelError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -93,7 +93,7 @@ def load_pipeline(ref: ModelRef, device: str, dtype) -> tuple[object, ModelInfo]
         pipe = diffusers.StableDiffusionImg2ImgPipeline.from_pipe(pipe)
     check_tokenizer(pipe, ref.model_id)
     info = family_of_pipeline(pipe)
-    if info.inpainting and "Inpaint" not in type(pipe).__name__:
+    if info.inpainting and "Inpaint" not in type(pipe).__name__ and info.variant != "fill":
         # A 9-channel UNet only works in an inpainting pipeline; share the loaded components.
         pipe = diffusers.AutoPipelineForInpainting.from_pipe(pipe)
     # Whatever a pipeline still brought (single files and from_pipe bring none), it never runs.
@@ -101,6 +101,20 @@ def load_pipeline(ref: ModelRef, device: str, dtype) -> tuple[object, ModelInfo]
         pipe.safety_checker = None
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device), info
+
+
+def _auto_pipeline(location: str, kwargs: dict):
+    """The img2img pipeline for a folder or hub id (FLUX.1 Fill: its own, which diffusers'
+    AutoPipelines do not know)."""
+    import diffusers
+
+    try:
+        return diffusers.AutoPipelineForImage2Image.from_pretrained(location, **kwargs)
+    except ValueError as exc:
+        if "FluxFillPipeline" not in str(exc):
+            raise
+    kwargs = {k: v for k, v in kwargs.items() if k != "safety_checker"}
+    return diffusers.FluxFillPipeline.from_pretrained(location, **kwargs)
 
 
 def _load_single_file(ref: ModelRef, dtype):
@@ -143,6 +157,11 @@ def flow_single_file_problem(ref: ModelRef, info: ModelInfo) -> str | None:
     if Path(ref.config).is_dir() and (base := family_of_folder(ref.config).family) is not info.family:
         return (f"model {name} is a {label} transformer, but model_config {ref.config} is "
                 f"{base.label}: give a {label} model")
+    if Path(ref.config).is_dir() and family_of_folder(ref.config).variant == "fill":
+        # Its transformer takes the mask and masked photo too; diffusers' single-file loader
+        # for it has not been tried here, so it is not offered.
+        return (f"model {name}: FLUX.1 Fill loads from its diffusers folder or hub id "
+                "(black-forest-labs/FLUX.1-Fill-dev), not a single file")
     return None
 
 

@@ -171,7 +171,7 @@ def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> 
     ``kind``: "sd1" (the default), "sd1-inpaint" (a 9-channel inpainting UNet), "sd1-lcm" (an
     LCM-distilled one), "sdxl" or "sdxl-refiner" (the second text encoder only,
     aesthetic-score conditioning), "flux" (FLUX.1 [dev]'s layout), "flux-schnell" (no guidance
-    embedding), "flux-kontext" (FLUX.1 Kontext [dev]) or "sd3".
+    embedding), "flux-kontext" (FLUX.1 Kontext [dev]), "flux-fill" (FLUX.1 Fill [dev]) or "sd3".
     """
     target = Path(target)
     if is_standin(target) and (target / "model_index.json").is_file():
@@ -184,10 +184,11 @@ def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> 
         from photobatch.plugins.diffusion.standin_sdxl import build_standin_sdxl_refiner
 
         pipe = build_standin_sdxl_refiner(seed=seed)
-    elif kind in ("flux", "flux-schnell", "flux-kontext"):
+    elif kind in ("flux", "flux-schnell", "flux-kontext", "flux-fill"):
         from photobatch.plugins.diffusion.standin_flow import build_standin_flux_pipeline
 
-        pipe = build_standin_flux_pipeline(seed=seed, guidance=kind != "flux-schnell")
+        pipe = build_standin_flux_pipeline(seed=seed, guidance=kind != "flux-schnell",
+                                           fill=kind == "flux-fill")
         if kind == "flux-kontext":
             from diffusers import FluxKontextPipeline
 

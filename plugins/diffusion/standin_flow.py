@@ -64,23 +64,26 @@ def _seeded_tokenizers(seed: int):
             build_t5_tokenizer())
 
 
-def build_standin_flux_pipeline(seed: int = 0, guidance: bool = True):
+def build_standin_flux_pipeline(seed: int = 0, guidance: bool = True, fill: bool = False):
     """Build a tiny FLUX.1 text-to-image pipeline in memory: ``guidance`` gives it [dev]'s
-    distilled-guidance embedding, without it it is laid out as [schnell]."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    distilled-guidance embedding, without it it is laid out as [schnell]; ``fill`` makes it
+    FLUX.1 Fill (its transformer also reads the masked photo's latents and the mask)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxPipeline, FluxTransformer2DModel
 
     from photobatch.plugins.diffusion.standin import build_text_encoder
 
     vocab, clip_tokenizer, t5_tokenizer = _seeded_tokenizers(seed)
+    # Fill's input: the packed latents (16 x 4), the masked photo's (16 x 4) and the mask, 8 x 8
+    # pixels a latent, packed (64 x 4).
     transformer = FluxTransformer2DModel(
-        patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16,
-        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
-        axes_dims_rope=[4, 4, 8], guidance_embeds=guidance)
+        patch_size=1, in_channels=384 if fill else 64, out_channels=64 if fill else None, num_layers=1,
+        num_single_layers=1, attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+        pooled_projection_dim=32, axes_dims_rope=[4, 4, 8], guidance_embeds=guidance)
     # FLUX.1's own schedule: shifted by the image's size (dynamic shifting).
     scheduler = FlowMatchEulerDiscreteScheduler(
         shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
         base_image_seq_len=256, max_image_seq_len=4096)
-    return FluxPipeline(
+    return (FluxFillPipeline if fill else FluxPipeline)(
         scheduler=scheduler, vae=build_flow_vae(), transformer=transformer,
         text_encoder=build_text_encoder(vocab), tokenizer=clip_tokenizer,
         text_encoder_2=build_t5_encoder(len(t5_tokenizer)), tokenizer_2=t5_tokenizer)
