@@ -157,15 +157,19 @@ class App:
 
     def check_family(self, recipe: Recipe, model: str) -> None:
         """Refuse, before any file, a recipe that a flow-matching model (SD 3.x, FLUX.1) cannot
-        run: a sampler or feature of the UNet models (told from a local model without loading
-        it; a hub id shows when it loads)."""
-        from photobatch.plugins.diffusion.flow import flow_problem
+        run: a sampler or feature of the UNet models, or true_cfg on a UNet model (told from a
+        local model without loading it; a hub id shows when it loads)."""
+        from photobatch.plugins.diffusion.flow import flow_problem, true_cfg_problem
         from photobatch.plugins.diffusion.settings import settings_from_recipe
 
         if recipe.runner not in ("img2img", "inpaint"):
             return  # a plugin's runner judges its own models
         info = self._model_info(model, recipe.model_config)
-        if info is None or not info.family.flow:
+        if info is None:
+            return
+        if not info.family.flow:
+            if recipe.for_family(info.table).true_cfg > 1:
+                raise UsageError(f"recipe {recipe.name!r}: {true_cfg_problem(info.family)}")
             return
         problem = flow_problem(settings_from_recipe(recipe.for_family(info.table)), info.family,
                                info.variant)

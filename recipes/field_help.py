@@ -16,6 +16,7 @@ FIELD_HELP = {
     "sampler": ", ".join(SAMPLERS) + " (SD 3.x and FLUX.1: Euler, Euler a or LCM)",
     "schedule": "A1111's Schedule type: " + ", ".join(SCHEDULES) + " (Automatic: the sampler's own)",
     "seed": "fix the seed for every photo (default: derived from the photo and the recipe)",
+    "true_cfg": "FLUX.1 only: classifier-free guidance with the negative prompt at this scale (diffusers' true_cfg_scale; 1 = off, above it each step runs twice); put it under [family.flux]",
     "clip_skip": "A1111's Clip skip: 1 = the text encoder's last layer, 2 = the one before (for models trained that way)",
     "vae": "a VAE of the recipe's own (A1111's SD VAE): diffusers folder, .safetensors file or hub id",
     "embeddings": "textual-inversion embeddings: [{path = \"x.safetensors\", token = \"word\"}], called up by the word in a prompt",
@@ -43,7 +44,7 @@ FIELD_HELP = {
     "post": "classical steps after the model, in order: [{ step = \"name\", ...params }]",
     "family": ("how the recipe runs on one model family, as tables: [family.flux] sampler = "
                "\"Euler\", cfg = 3.5 (families sd1, sd2, sdxl, sd3, flux, and kontext "
-               "and fill, FLUX.1 Kontext and Fill, over flux's table; fields prompt, negative_prompt, "
+               "and fill, FLUX.1 Kontext and Fill, over flux's table; fields prompt, negative_prompt, true_cfg, "
                "sampler, schedule, cfg, steps, strength, and an ip_adapter table of model, subfolder, weight_name, "
                "scale; `photobatch recipes show NAME --family flux` shows the result)"),
     "output.subfolder": "a subfolder of the output folder, same tokens as the name (\"{date}\")",

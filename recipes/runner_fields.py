@@ -38,8 +38,8 @@ PREPROCESSOR_MODES = {"canny": "canny", "depth": "depth", "none": "tile"}
 # inpainting model (guidance about 30). Their tables apply over flux's.
 FAMILY_NAMES = ("sd1", "sd2", "sdxl", "sd3", "flux", "kontext", "fill")
 FLOW_FAMILY_NAMES = ("sd3", "flux", "kontext", "fill")
-FAMILY_FIELDS = ("prompt", "negative_prompt", "sampler", "schedule", "cfg", "steps", "strength",
-                 "ip_adapter")
+FAMILY_FIELDS = ("prompt", "negative_prompt", "sampler", "schedule", "cfg", "true_cfg", "steps",
+                 "strength", "ip_adapter")
 # The tables a model's table name applies, in order.
 _TABLE_CHAINS = {"kontext": ("flux", "kontext"), "fill": ("flux", "fill")}
 # The samplers diffusers' flow-matching img2img pipelines (SD 3.x, FLUX.1) run.

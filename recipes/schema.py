@@ -106,6 +106,9 @@ class Recipe:
     strength: float = 0.2
     steps: int = 30
     cfg: float = 6.0
+    # FLUX.1 only (its cfg is distilled guidance): classifier-free guidance with the negative
+    # prompt on top, diffusers' true_cfg_scale; 1 is off, above it each step runs twice.
+    true_cfg: float = 1.0
     sampler: str = "DPM++ 2M"
     # A1111's "Schedule type": how the steps are spread over the noise levels ("Automatic": the
     # sampler's own, which a name such as "DPM++ 2M Karras" gives).
@@ -244,7 +247,7 @@ class Recipe:
 
 
 # Later fields and their defaults: left out of params() (and the fingerprint) at the default.
-_COUNTED_WHEN_SET = {"clip_skip": 1, "vae": None, "embeddings": (), "schedule": "Automatic",
+_COUNTED_WHEN_SET = {"clip_skip": 1, "true_cfg": 1.0, "vae": None, "embeddings": (), "schedule": "Automatic",
                      "working_size": None, "refiner": None, "freeu": None,
                      "pag": None, "captioner": None, "family": ()}
 
@@ -311,6 +314,7 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "strength": ((float, int), _range(0.0, 1.0, lo_open=True)),
     "steps": ((int,), _range(1, 500)),
     "cfg": ((float, int), _range(0.0, 30.0)),
+    "true_cfg": ((float, int), _range(1.0, 30.0)),
     "sampler": ((str,), _choice(SAMPLERS)),
     "schedule": ((str,), _choice(SCHEDULES)),
     "seed": ((int,), _range(0, 2**32 - 1)),

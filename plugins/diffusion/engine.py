@@ -13,7 +13,7 @@ from PIL import Image
 
 from photobatch.plugins.diffusion.adapters import apply_ip_adapter, apply_loras, load_embeddings
 from photobatch.plugins.diffusion.controlnet import control_arguments
-from photobatch.plugins.diffusion.flow import flow_problem, make_flow_scheduler
+from photobatch.plugins.diffusion.flow import flow_problem, make_flow_scheduler, true_cfg_problem
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
 from photobatch.plugins.diffusion.prompts import prompt_arguments
 from photobatch.plugins.diffusion.refiner import prepare_refiner
@@ -62,6 +62,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     kontext = loaded.info.kontext
     if family.flow and (problem := flow_problem(settings, family, loaded.info.variant)):
         raise ValueError(problem)
+    if not family.flow and settings.true_cfg > 1:
+        raise ValueError(true_cfg_problem(family))
     units = settings.controlnets
     if len(units) > 1 and len(images) > 1:
         # diffusers takes one control image per ControlNet, not one per image, when there are
@@ -99,6 +101,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     if task == "inpaint" or family.flow:
         # These pipelines make their native square unless told the image's size.
         kwargs.update(height=height, width=width)
+    if settings.true_cfg > 1:
+        kwargs.update(true_cfg_scale=settings.true_cfg)
     if kontext:
         # Kontext's pipeline otherwise resizes to about a megapixel, at one of its training
         # shapes: the working size is ours to choose (and the photo's shape to keep).

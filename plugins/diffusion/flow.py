@@ -43,6 +43,12 @@ FLOW_SCHEDULES: dict[str, dict] = {
 }
 
 
+def true_cfg_problem(family: Family) -> str:
+    """Why true_cfg cannot run on a ``family`` model other than FLUX.1."""
+    return (f"true_cfg is for FLUX.1 models, whose cfg is distilled guidance; on {family.label} "
+            "cfg is classifier-free guidance already: set true_cfg under [family.flux]")
+
+
 def flow_problem(settings, family: Family, variant: str | None = None) -> str | None:
     """Why ``settings`` (RunSettings) cannot run on a ``family`` flow model (``variant``:
     "kontext" or "fill", a FLUX.1 model of that kind), as a sentence for the user, or None when
@@ -53,6 +59,12 @@ def flow_problem(settings, family: Family, variant: str | None = None) -> str | 
         return ("controlnet does not run on FLUX.1 Kontext models (diffusers has no Kontext "
                 "ControlNet pipeline); Kontext keeps the photo's structure by reading the photo "
                 "itself")
+    if settings.true_cfg > 1 and family.name != "flux":
+        return true_cfg_problem(family)
+    if settings.true_cfg > 1 and (variant == "fill" or settings.controlnets):
+        return ("true_cfg does not go with " + ("FLUX.1 Fill models" if variant == "fill" else "controlnet")
+                + ": diffusers' " + ("Fill" if variant == "fill" else "FLUX.1 ControlNet")
+                + " pipelines run no true CFG")
     if (settings.controlnets or settings.ip_adapter is not None) and variant == "fill":
         what = "controlnet" if settings.controlnets else "ip_adapter"
         return (f"{what} does not run on FLUX.1 Fill models (diffusers' Fill pipeline takes "
@@ -74,10 +86,11 @@ def flow_problem(settings, family: Family, variant: str | None = None) -> str | 
         return (f"{', '.join(unet_only)} {'is' if len(unet_only) == 1 else 'are'} for SD 1.x, 2.x "
                 f"and SDXL models, not {label}; leave {'it' if len(unet_only) == 1 else 'them'} "
                 "out of recipes for this model")
-    if settings.negative_prompt and family.name == "flux":
+    if settings.negative_prompt and family.name == "flux" and settings.true_cfg <= 1:
         # Said rather than ignored: the catalog records what ran.
         return ("negative_prompt is not read by FLUX.1 models (guidance-distilled, they run no "
-                "negative prompt); empty it for them: negative_prompt = \"\" under [family.flux]")
+                "negative prompt); empty it for them: negative_prompt = \"\" under [family.flux], "
+                "or run it with true_cfg above 1 there (each step then runs twice)")
     if settings.clip_skip > 1 and family.name == "flux":
         return f"clip_skip is for CLIP-conditioned models; {label} reads T5 and takes none"
     from photobatch.recipes.prompt_syntax import uses_syntax
@@ -110,10 +123,10 @@ def make_flow_scheduler(name: str, base_config, schedule: str = "Automatic"):
 
 
 def encode_flow_prompt(pipe, family: Family, prompt: str, negative_prompt: str | None,
-                       clip_skip: int) -> dict:
+                       clip_skip: int, true_cfg: bool = False) -> dict:
     """The conditioning of one image on a flow model: what the pipeline's ``__call__`` would
-    compute from the prompts (FLUX.1: no negative; SD 3.x: both, with A1111's clip skip on its
-    CLIP encoders)."""
+    compute from the prompts (FLUX.1: no negative, unless ``true_cfg``; SD 3.x: both, with
+    A1111's clip skip on its CLIP encoders)."""
     import torch
 
     device = pipe._execution_device
@@ -121,7 +134,12 @@ def encode_flow_prompt(pipe, family: Family, prompt: str, negative_prompt: str |
         if family.name == "flux":
             embeds, pooled, _text_ids = pipe.encode_prompt(prompt=prompt, prompt_2=None,
                                                            device=device, num_images_per_prompt=1)
-            return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+            tensors = {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+            if true_cfg:
+                negatives, negative_pooled, _ = pipe.encode_prompt(
+                    prompt=negative_prompt or "", prompt_2=None, device=device, num_images_per_prompt=1)
+                tensors.update(negative_prompt_embeds=negatives, negative_pooled_prompt_embeds=negative_pooled)
+            return tensors
         # diffusers counts skipped layers from 0 (None: the last layer); A1111 from 1.
         embeds, negatives, pooled, negative_pooled = pipe.encode_prompt(
             prompt=prompt, prompt_2=None, prompt_3=None, device=device, num_images_per_prompt=1,

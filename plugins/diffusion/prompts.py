@@ -32,14 +32,15 @@ def prompt_arguments(pipe, loaded, settings, count: int) -> dict:
 
     Call with the recipe's LoRAs and embeddings in place (they are part of the key).
     """
-    key = (settings.prompt, settings.negative_prompt or "", settings.clip_skip,
+    true_cfg = settings.true_cfg > 1
+    key = (settings.prompt, settings.negative_prompt or "", settings.clip_skip, true_cfg,
            tuple((spec.path, float(spec.weight)) for spec in settings.loras),
            tuple(sorted(loaded.embeddings.items())))
     kept = loaded.conditioning
     tensors = kept.pop(key, None)
     if tensors is None and loaded.info.family.flow:
         tensors = encode_flow_prompt(pipe, loaded.info.family, settings.prompt,
-                                     settings.negative_prompt, settings.clip_skip)
+                                     settings.negative_prompt, settings.clip_skip, true_cfg)
     elif tensors is None:
         tensors = _encode(pipe, settings.prompt, settings.negative_prompt, settings.clip_skip)
     kept[key] = tensors  # most recently used last

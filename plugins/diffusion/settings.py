@@ -50,6 +50,7 @@ class RunSettings:
     strength: float = 0.2
     steps: int = 30
     cfg: float = 6.0
+    true_cfg: float = 1.0  # FLUX.1's true classifier-free guidance (diffusers' true_cfg_scale)
     sampler: str = "DPM++ 2M"
     schedule: str = "Automatic"  # A1111's Schedule type
     clip_skip: int = 1  # A1111 numbering: 1 = the text encoder's last layer
@@ -107,6 +108,7 @@ def settings_from_recipe(recipe) -> RunSettings:
         strength=float(get("strength", 0.2)),
         steps=int(get("steps", 30)),
         cfg=float(get("cfg", 6.0)),
+        true_cfg=float(get("true_cfg", 1.0)),
         sampler=get("sampler", "DPM++ 2M"),
         schedule=get("schedule", "Automatic"),
         clip_skip=int(get("clip_skip", 1)),

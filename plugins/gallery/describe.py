@@ -13,7 +13,7 @@ from typing import Any, Mapping
 # Recipe parameters a photographer reads first, in this order, with their labels.
 MAIN_PARAMS = (
     ("prompt", "Prompt"), ("negative_prompt", "Negative prompt"), ("strength", "Strength"),
-    ("steps", "Steps"), ("cfg", "CFG scale"), ("sampler", "Sampler"),
+    ("steps", "Steps"), ("cfg", "CFG scale"), ("true_cfg", "True CFG scale"), ("sampler", "Sampler"),
     ("schedule", "Schedule type"), ("working_size", "Working size"),
     ("full_resolution", "Full size by"), ("color_match", "Colour match"),
 )
