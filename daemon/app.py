@@ -178,8 +178,9 @@ class App:
 
     def check_controlnets(self, recipe: Recipe, model: str) -> None:
         """Refuse, before any file, a ControlNet that a local folder shows is made for the other
-        kind of model, or a Union ControlNet mode it does not read (told from its config.json
-        and the model's family without loading either; hub ids show when they load)."""
+        kind of model, or a Union ControlNet mode it does not read (told from its config.json,
+        in its folder or a hub id's cached copy, and the model's family without loading either;
+        a hub id not cached yet shows when it loads)."""
         from photobatch.plugins.diffusion.controlnet import folder_problem
         from photobatch.plugins.diffusion.settings import settings_from_recipe
 

@@ -249,3 +249,23 @@ def test_what_a_local_controlnet_folder_tells_is_refused_before_the_first_photo(
         assert refused.exit_code != 0 and f"recipe '{recipe}': controlnet " in refused.output, refused.output
         assert words in refused.output and "Traceback" not in refused.output
     assert not (tmp_path / "out").exists()  # no photo was tried
+
+
+def test_a_cached_hub_controlnet_is_checked_before_the_first_photo_too(kit, tmp_path, monkeypatch):
+    import shutil
+
+    from huggingface_hub import constants
+
+    # The Hugging Face cache's layout: models--org--name/{refs/main, snapshots/<commit>/...}.
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--someone--controlnet-union"
+    shutil.copytree(kit["union6"], repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    run, _ = cli_shoot(tmp_path, tiled='prompt = "snow"\nstrength = 0.6\nsteps = 5\nsampler = "Euler"\n'
+                                       '[controlnet]\nmodel = "someone/controlnet-union"\npreprocessor = "none"\n')
+    refused = run("tiled", kit["sdxl"])
+    assert refused.exit_code != 0 and "recipe 'tiled': controlnet someone/controlnet-union: the unit " \
+                                      "preprocessor 'none' makes 'tile'" in refused.output, refused.output
+    assert not (tmp_path / "out").exists()

@@ -63,15 +63,20 @@ def family_problem(kind: str, family: str, model: str) -> str | None:
 
 def folder_problem(source: str, unit, family: str) -> str | None:
     """Why the ControlNet ``unit`` (its model at ``source``) cannot run on a ``family`` model,
-    as far as a local folder's config.json tells without loading anything (the class, and a
-    Union ControlNet's condition types); None when it can, or when nothing local tells."""
+    as far as a local folder's config.json, or a hub id's cached one, tells without loading
+    anything (the class, and a Union ControlNet's condition types); None when it can, or when
+    nothing local tells."""
     import json
     from pathlib import Path
 
+    from photobatch.plugins.diffusion.sources import cached_snapshot, names_a_path
     from photobatch.plugins.diffusion.union import mode_count, mode_index
 
+    folder = Path(source).expanduser()
+    if not folder.is_dir() and not names_a_path(source):
+        folder = Path(cached_snapshot(source) or folder)
     try:
-        config = json.loads((Path(source).expanduser() / "config.json").read_text())
+        config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
         return None
     problem = family_problem(str(config.get("_class_name")), family, source)
