@@ -16,7 +16,7 @@ SCHEDULES = ("Automatic", "Karras", "Exponential", "Beta", "SGM Uniform")
 # The schedules that replace a sampler's sigmas, and the samplers whose diffusers scheduler has
 # no option for them (from_config would ignore it silently, so such a recipe is refused).
 SIGMA_SCHEDULES = ("Karras", "Exponential", "Beta")
-FIXED_SIGMA_SAMPLERS = ("Euler a", "DDIM", "LCM", "PNDM")
+FIXED_SIGMA_SAMPLERS = ("Euler a", "DDIM", "LCM", "PNDM", "TCD")
 CONTROLNET_PREPROCESSORS = ("canny", "depth", "none")
 # The condition types Union ControlNets read, by the names their model cards give, with each
 # model's own index: xinsir's SDXL ControlNet++ (ComfyUI's SetUnionControlNetType order; 6

@@ -50,7 +50,7 @@ from photobatch.recipes.runner_fields import (
 # Sampler names as A1111 users know them; the runner maps each to a diffusers scheduler.
 SAMPLERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ 2M SDE", "DPM++ 2M SDE Karras",
             "DPM++ SDE", "DPM++ SDE Karras", "DPM2", "DPM2 Karras", "DPM2 a", "DPM2 a Karras",
-            "Heun", "LMS", "LMS Karras", "DDIM", "UniPC", "LCM", "PNDM", "DEIS")
+            "Heun", "LMS", "LMS Karras", "DDIM", "UniPC", "LCM", "PNDM", "DEIS", "DPM++ 3M SDE", "TCD")
 # "lossless" is a TIFF at the source's bit depth: 16 bits for RAW and other 16-bit sources.
 OUTPUT_FORMATS = ("jpeg", "tiff", "png", "lossless")
 OUTPUT_BIT_DEPTHS = (8, 16)

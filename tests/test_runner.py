@@ -14,7 +14,7 @@ from PIL import Image
 
 from photobatch.plugins.diffusion.loading import ModelError, native_size, resolve_model
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner, validate_params, working_size
-from photobatch.plugins.diffusion.samplers import SAMPLER_MAP, inference_steps
+from photobatch.plugins.diffusion.samplers import SAMPLER_MAP, inference_steps, make_scheduler
 from photobatch.recipes.schema import SAMPLERS, recipe_from_dict
 
 
@@ -256,3 +256,28 @@ def test_stochastic_samplers_batched_equal_single_calls(standin_model, fast_reci
         single = runner.run(image, recipe, seed, str(standin_model))
         assert np.abs(_arr(out.image) - _arr(single.image)).max() <= 1, (sampler, seed)
     assert not np.array_equal(_arr(batched[0].image), _arr(batched[1].image))
+
+
+def test_dpm_3m_sde_is_third_order_and_tcd_runs_with_its_gamma(standin_model, monkeypatch):
+    import diffusers
+
+    runner = DiffusersImg2ImgRunner(native_size=64)
+    seen = []
+    original = diffusers.TCDScheduler.step
+
+    def step(self, model_output, timestep, sample, eta=0.3, **kwargs):
+        seen.append(eta)
+        return original(self, model_output, timestep, sample, eta=eta, **kwargs)
+
+    monkeypatch.setattr(diffusers.TCDScheduler, "step", step)
+    out = {}
+    for sampler in ("DPM++ 2M SDE", "DPM++ 3M SDE", "TCD", "LCM"):
+        # 20 steps: below 15 diffusers ends multistep solvers at a lower order, and the third
+        # order would hardly show.
+        recipe = recipe_from_dict({"name": "s", "strength": 0.5, "steps": 40, "sampler": sampler, "cfg": 1.5})
+        out[sampler] = _arr(runner.run(_photo(64, 64), recipe, seed=2, model=str(standin_model)).image)
+    assert seen and set(seen) == {0.3}  # the pipelines' eta is TCD's gamma
+    assert not np.array_equal(out["DPM++ 2M SDE"], out["DPM++ 3M SDE"])
+    assert not np.array_equal(out["TCD"], out["LCM"])
+    scheduler = make_scheduler("DPM++ 3M SDE", runner.pipeline(str(standin_model))[0].scheduler.config)
+    assert scheduler.config.solver_order == 3 and scheduler.config.algorithm_type == "sde-dpmsolver++"

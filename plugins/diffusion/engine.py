@@ -17,7 +17,7 @@ from photobatch.plugins.diffusion.flow import flow_problem, make_flow_scheduler,
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
 from photobatch.plugins.diffusion.prompts import prompt_arguments
 from photobatch.plugins.diffusion.refiner import prepare_refiner
-from photobatch.plugins.diffusion.samplers import inference_steps, make_scheduler
+from photobatch.plugins.diffusion.samplers import TCD_GAMMA, inference_steps, make_scheduler
 from photobatch.plugins.diffusion.sources import ModelError
 from photobatch.plugins.diffusion.union import union_arguments
 
@@ -103,6 +103,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         kwargs.update(height=height, width=width)
     if settings.true_cfg > 1:
         kwargs.update(true_cfg_scale=settings.true_cfg)
+    if settings.sampler == "TCD":
+        kwargs.update(eta=TCD_GAMMA)
     if kontext:
         # Kontext's pipeline otherwise resizes to about a megapixel, at one of its training
         # shapes: the working size is ours to choose (and the photo's shape to keep).

@@ -36,7 +36,14 @@ SAMPLER_MAP: dict[str, tuple[str, dict]] = {
     "LCM": ("LCMScheduler", {}),
     "PNDM": ("PNDMScheduler", {}),
     "DEIS": ("DEISMultistepScheduler", {}),
+    # A1111's third-order SDE sampler, favoured for SDXL (stochastic: the call's generators).
+    "DPM++ 3M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 3}),
+    # Trajectory consistency: for TCD LoRAs (h1t/TCD-SDXL-LoRA), 4-8 steps at CFG about 1; its
+    # gamma (the pipelines' eta) is TCD_GAMMA.
+    "TCD": ("TCDScheduler", {}),
 }
+# TCD's stochasticity (its authors' and diffusers' docs' default), passed as the pipelines' eta.
+TCD_GAMMA = 0.3
 
 # A1111's "Schedule type" (ComfyUI's "scheduler"): how a sampler's steps are spread over the
 # noise levels, as diffusers' table maps them (Karras: use_karras_sigmas, SGM Uniform:
