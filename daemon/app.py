@@ -326,7 +326,8 @@ def _local_info(model: str, config: str | None, cached_hub: bool = False):
     if ref.kind == "single-file":
         info = family_of_single_file(ref.location)
         if ref.config and Path(ref.config, "model_index.json").is_file():
-            # A FLUX.1 Kontext transformer is a FLUX.1 one; its model_config says which it is.
+            # A FLUX.1 Kontext or Fill transformer is a FLUX.1 one to its header; its
+            # model_config says which it is.
             info = dataclasses.replace(info, variant=family_of_folder(ref.config).variant)
         return info
     snapshot = cached_snapshot(ref.location) if cached_hub else None

@@ -158,14 +158,15 @@ class PipelineCache:
         if key in loaded.task_pipes:
             return loaded.task_pipes[key]
         kwargs = {}
-        # A pipeline class auto.from_pipe would not pick (it knows neither of these).
-        pipe_cls = None
+        # The class to make where auto.from_pipe would pick a wrong one: SDXL's union pipelines
+        # (it picks the plain ControlNet ones, which cannot run a Union model) and Kontext's
+        # inpainting pipeline (it knows none).
+        pipe_cls = union = None
         if controlnet_model:
             names = controlnet_model if isinstance(controlnet_model, tuple) else (controlnet_model,)
             nets = [self.controlnet(model, loaded) for model in names]
             union = shared_union(nets) if loaded.info.family.name != "flux" else None
             if union is not None:
-                # auto.from_pipe would pick the plain ControlNet pipelines, which cannot run one.
                 kwargs["controlnet"] = union
                 pipe_cls = getattr(diffusers, "StableDiffusionXLControlNetUnion"
                                     + ("InpaintPipeline" if task == "inpaint" else "Img2ImgPipeline"))
@@ -184,7 +185,7 @@ class PipelineCache:
             pipe = loaded.pipe
         else:
             problem = pag_problem(loaded.info.family, task, bool(controlnet_model)) if pag_layers else None
-            if pipe_cls is not None and pag_layers:
+            if union is not None and pag_layers:
                 problem = "pag does not go with a Union ControlNet (diffusers has no such pipeline)"
             if problem:
                 raise ValueError(problem)

@@ -119,10 +119,6 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         kwargs.update(control_arguments(units, sources, lambda source: cache.depth_estimator(
             settings.resolve_path(source), loaded)))
         kwargs.update(union_arguments(pipe.controlnet, units, family.name, n, kwargs["control_image"]))
-        if family.name == "flux" and len(units) > 1 and "control_mode" not in kwargs:
-            # diffusers' FLUX.1 multi-ControlNet iterates over the control modes (Union
-            # ControlNets' condition types); without one per unit it runs none of them.
-            kwargs["control_mode"] = [None] * len(units)
     with loaded.lock:
         # A fresh scheduler per call (attempt() below): schedulers keep per-run state and
         # pipelines are shared.

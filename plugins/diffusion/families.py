@@ -103,8 +103,8 @@ def unsupported_pipeline(class_name: str | None, what: str) -> str | None:
         return None
     return (f"{what} is a {class_name}; photobatch runs Stable Diffusion 1.x, 2.x, SDXL, SD 3.x and "
             "FLUX.1 models, Kontext and Fill included (StableDiffusion, StableDiffusionXL, "
-            "StableDiffusion3, Flux, FluxKontext and FluxFill pipeline folders, their img2img and inpainting forms, and "
-            "single-file checkpoints)")
+            "StableDiffusion3, Flux, FluxKontext and FluxFill pipeline folders, their img2img "
+            "and inpainting forms, and single-file checkpoints)")
 
 
 def pag_problem(family: Family, task: str, with_controlnet: bool) -> str | None:

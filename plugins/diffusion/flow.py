@@ -61,10 +61,11 @@ def flow_problem(settings, family: Family, variant: str | None = None) -> str | 
                 "itself")
     if settings.true_cfg > 1 and family.name != "flux":
         return true_cfg_problem(family)
-    if settings.true_cfg > 1 and (variant == "fill" or settings.controlnets):
-        return ("true_cfg does not go with " + ("FLUX.1 Fill models" if variant == "fill" else "controlnet")
-                + ": diffusers' " + ("Fill" if variant == "fill" else "FLUX.1 ControlNet")
-                + " pipelines run no true CFG")
+    if settings.true_cfg > 1 and variant == "fill":
+        return "true_cfg does not go with FLUX.1 Fill models: diffusers' Fill pipeline runs no true CFG"
+    if settings.true_cfg > 1 and settings.controlnets:
+        return ("true_cfg does not go with controlnet: diffusers' FLUX.1 ControlNet pipelines run "
+                "no true CFG")
     if (settings.controlnets or settings.ip_adapter is not None) and variant == "fill":
         what = "controlnet" if settings.controlnets else "ip_adapter"
         return (f"{what} does not run on FLUX.1 Fill models (diffusers' Fill pipeline takes "
@@ -138,7 +139,8 @@ def encode_flow_prompt(pipe, family: Family, prompt: str, negative_prompt: str |
             if true_cfg:
                 negatives, negative_pooled, _ = pipe.encode_prompt(
                     prompt=negative_prompt or "", prompt_2=None, device=device, num_images_per_prompt=1)
-                tensors.update(negative_prompt_embeds=negatives, negative_pooled_prompt_embeds=negative_pooled)
+                tensors.update(negative_prompt_embeds=negatives,
+                               negative_pooled_prompt_embeds=negative_pooled)
             return tensors
         # diffusers counts skipped layers from 0 (None: the last layer); A1111 from 1.
         embeds, negatives, pooled, negative_pooled = pipe.encode_prompt(

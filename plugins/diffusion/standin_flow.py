@@ -68,7 +68,12 @@ def build_standin_flux_pipeline(seed: int = 0, guidance: bool = True, fill: bool
     """Build a tiny FLUX.1 text-to-image pipeline in memory: ``guidance`` gives it [dev]'s
     distilled-guidance embedding, without it it is laid out as [schnell]; ``fill`` makes it
     FLUX.1 Fill (its transformer also reads the masked photo's latents and the mask)."""
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxPipeline, FluxTransformer2DModel
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        FluxFillPipeline,
+        FluxPipeline,
+        FluxTransformer2DModel,
+    )
 
     from photobatch.plugins.diffusion.standin import build_text_encoder
 

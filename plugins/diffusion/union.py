@@ -64,15 +64,19 @@ def shared_union(nets) -> object | None:
 
 
 def union_arguments(controlnet, units, family: str, n: int, control_image) -> dict:
-    """The pipeline keyword arguments a Union ControlNet adds for ``units`` on ``n`` images:
+    """The pipeline keyword arguments the condition types add for ``units`` on ``n`` images:
     ``control_mode``, and for SDXL's union pipelines the control images grouped a list per
-    mode (``control_image``, as ``control_arguments`` made it); empty for plain ControlNets."""
+    mode (``control_image``, as ``control_arguments`` made it); empty for plain ControlNets
+    (but for several on FLUX.1, which take a None mode each)."""
     nets = list(getattr(controlnet, "nets", None) or [controlnet] * len(units))
     modes = [mode_index(unit, mode_count(net.config), family) for unit, net in zip(units, nets)]
+    if family == "flux" and len(units) > 1:
+        # A mode per unit, None for plain ones: diffusers' FLUX.1 multi-ControlNet iterates over
+        # the modes, and without one per unit it runs none of the units.
+        return {"control_mode": modes}
     if all(mode is None for mode in modes):
         return {}
     if family == "flux":
-        # One unit: a mode per image (diffusers' FLUX.1 Union takes a batch only so); several:
-        # a mode per unit, None for the plain ones among them.
-        return {"control_mode": modes * n if len(units) == 1 else modes}
+        # A mode per image: diffusers' FLUX.1 Union takes a batch only so.
+        return {"control_mode": modes * n}
     return {"control_mode": modes, "control_image": [control_image] if len(units) == 1 else control_image}
