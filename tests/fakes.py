@@ -166,3 +166,20 @@ def last_run(db: Path) -> tuple[str, dict]:
     finally:
         con.close()
     return status, json.loads(params)
+
+
+def cache_on_hub(tmp_path: Path, repo_id: str, folder: Path, monkeypatch,
+                 commit: str = "0123456789abcdef0123456789abcdef01234567") -> Path:
+    """Put a copy of ``folder`` in a Hugging Face cache under ``tmp_path`` as ``repo_id``'s
+    snapshot ``commit`` (the cache's layout: models--org--name/{refs/main, snapshots/<commit>/}),
+    and point huggingface_hub at that cache; returns the repo's folder."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    repo = tmp_path / "hub" / ("models--" + repo_id.replace("/", "--"))
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return repo

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fakes import cache_on_hub
 from fakes import cli_shoot as _shoot
 from fakes import flow_recipe as _recipe
 from fakes import pixels as _pixels
@@ -379,7 +380,6 @@ def test_a_hub_flux_model_runs_the_built_in_recipes_and_is_recorded_as_it_ran(
     before any photo. One that cannot be told before it loads (downloaded by that very run) has
     its table applied by the runner, and the run is recorded as it ran all the same."""
     import json
-    import shutil
     import sqlite3
 
     from huggingface_hub import constants
@@ -387,12 +387,8 @@ def test_a_hub_flux_model_runs_the_built_in_recipes_and_is_recorded_as_it_ran(
     from photobatch.daemon import app as app_module
     from photobatch.recipes.loader import BUILTIN_DIR, load_recipes
 
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = tmp_path / "hub" / "models--someone--flux-cached"
-    shutil.copytree(models["flux"], repo / "snapshots" / commit)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = cache_on_hub(tmp_path, "someone/flux-cached", models["flux"], monkeypatch)
+    commit = (repo / "refs" / "main").read_text()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     if not known_before_loading:
         real = app_module._local_info

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes import cli_shoot, last_run, noise_photo
+from fakes import cache_on_hub, cli_shoot, last_run, noise_photo
 from PIL import Image
 
 from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
@@ -252,17 +252,7 @@ def test_what_a_local_controlnet_folder_tells_is_refused_before_the_first_photo(
 
 
 def test_a_cached_hub_controlnet_is_checked_before_the_first_photo_too(kit, tmp_path, monkeypatch):
-    import shutil
-
-    from huggingface_hub import constants
-
-    # The Hugging Face cache's layout: models--org--name/{refs/main, snapshots/<commit>/...}.
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = tmp_path / "hub" / "models--someone--controlnet-union"
-    shutil.copytree(kit["union6"], repo / "snapshots" / commit)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    cache_on_hub(tmp_path, "someone/controlnet-union", kit["union6"], monkeypatch)
     run, _ = cli_shoot(tmp_path, tiled='prompt = "snow"\nstrength = 0.6\nsteps = 5\nsampler = "Euler"\n'
                                        '[controlnet]\nmodel = "someone/controlnet-union"\npreprocessor = "none"\n')
     refused = run("tiled", kit["sdxl"])
