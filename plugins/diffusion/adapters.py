@@ -133,16 +133,22 @@ def _load_lora_file(pipe, path: Path, source: str, name: str) -> None:
         raise ModelError(f"lora {source} could not be loaded: {first_line(exc)}") from exc
 
 
-def apply_ip_adapter(pipe, loaded, spec) -> dict:
+def apply_ip_adapter(pipe, loaded, spec, conditioning: dict | None = None) -> dict:
     """Load (once) and scale the IP-Adapter ``spec``, or unload one a previous recipe left.
 
-    Returns the pipeline keyword arguments for the reference image.
+    Returns the pipeline keyword arguments for the reference image. A ``spec`` naming FLUX.1
+    Redux gives prompt embeddings instead, made from ``conditioning`` (prompt_arguments').
     """
-    if spec is None:
+    from photobatch.plugins.diffusion.redux import is_redux, redux_arguments
+
+    if spec is None or is_redux(spec.model):
         if loaded.ip_adapter is not None:
             pipe.unload_ip_adapter()
             loaded.ip_adapter = None
-        return {}
+        if spec is None:
+            return {}
+        references = [load_reference(path) for path in spec.references] or [load_reference("")]
+        return redux_arguments(pipe, loaded, spec, conditioning or {}, references)
     key = (spec.model, spec.subfolder, spec.weight_name)
     if loaded.ip_adapter != (key, id(pipe)):
         if loaded.ip_adapter is not None:

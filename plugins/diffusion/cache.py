@@ -47,6 +47,7 @@ class LoadedModel:
     embeddings: dict = field(default_factory=dict)  # token -> embedding file
     ip_adapter: tuple | None = None  # (key, id of the pipeline it was loaded through)
     conditioning: dict = field(default_factory=dict)  # prompt key -> embeddings (prompts.py)
+    priors: dict = field(default_factory=dict)  # FLUX.1 Redux model -> its prior (redux.py)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property

@@ -43,6 +43,12 @@ FLOW_SCHEDULES: dict[str, dict] = {
 }
 
 
+def _redux(settings) -> bool:
+    from photobatch.plugins.diffusion.redux import is_redux
+
+    return is_redux(settings.resolve_path(settings.ip_adapter.model))
+
+
 def true_cfg_problem(family: Family) -> str:
     """Why true_cfg cannot run on a ``family`` model other than FLUX.1."""
     return (f"true_cfg is for FLUX.1 models, whose cfg is distilled guidance; on {family.label} "
@@ -73,9 +79,10 @@ def flow_problem(settings, family: Family, variant: str | None = None) -> str | 
     if settings.controlnets and family.name != "flux":
         return (f"controlnet runs on SD 1.x, 2.x, SDXL and FLUX.1 models; diffusers has no "
                 f"{label} ControlNet img2img pipeline")
-    if settings.ip_adapter is not None and settings.controlnets:
+    if settings.ip_adapter is not None and settings.controlnets and not _redux(settings):
         return (f"ip_adapter does not go with controlnet on {label} models: diffusers' "
-                f"{label} ControlNet pipelines take no IP-Adapter")
+                f"{label} ControlNet pipelines take no IP-Adapter (FLUX.1 Redux, which "
+                "conditions through the prompt, does)")
     if settings.ip_adapter is not None and family.name != "flux":
         return (f"ip_adapter runs on SD 1.x, 2.x, SDXL and FLUX.1 models; photobatch has no "
                 f"{label} IP-Adapter")

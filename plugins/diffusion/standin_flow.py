@@ -227,3 +227,28 @@ def save_standin_flux_ip_adapter(pipe, folder, seed: int = 0):
             state[f"{prefix}.bias"] = torch.zeros(inner)
     save_file(state, str(folder / "ip_adapter.safetensors"))
     return folder
+
+
+def save_standin_flux_redux(target, seed: int = 0, width: int = 32):
+    """Save a tiny FLUX.1 Redux prior as a diffusers folder laid out like
+    black-forest-labs/FLUX.1-Redux-dev: a SigLIP image encoder, its processor and the
+    projection to ``width`` (the FLUX.1 stand-in's T5 width), randomised so that a reference
+    photo changes the picture."""
+    import torch
+    from diffusers import FluxPriorReduxPipeline
+    from diffusers.pipelines.flux.modeling_flux import ReduxImageEncoder
+    from transformers import SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel
+
+    torch.manual_seed(seed)
+    # 64 image tokens: beside the prompt's 512 T5 tokens, enough to be seen in a tiny model.
+    encoder = SiglipVisionModel(SiglipVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        image_size=64, patch_size=8))
+    embedder = ReduxImageEncoder(redux_dim=32, txt_in_features=width)
+    with torch.no_grad():
+        for weight in embedder.parameters():
+            weight.normal_(0.0, 0.5)
+    FluxPriorReduxPipeline(image_encoder=encoder, image_embedder=embedder,
+                           feature_extractor=SiglipImageProcessor(size={"height": 64, "width": 64})
+                           ).save_pretrained(str(target), safe_serialization=True)
+    return target
