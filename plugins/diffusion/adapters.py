@@ -141,21 +141,21 @@ def apply_ip_adapter(pipe, loaded, spec, conditioning: dict | None = None) -> di
     """
     from photobatch.plugins.diffusion.redux import is_redux, redux_arguments
 
-    if spec is None or is_redux(spec.model):
-        if loaded.ip_adapter is not None:
-            pipe.unload_ip_adapter()
-            loaded.ip_adapter = None
-        if spec is None:
-            return {}
+    key = ((spec.model, spec.subfolder, spec.weight_name), id(pipe)) if spec is not None else None
+    # Asked once a model: a loaded adapter, or a loaded Redux prior, says what it is already.
+    redux = (spec is not None and loaded.ip_adapter != key
+             and (spec.model in loaded.priors or is_redux(spec.model)))
+    if loaded.ip_adapter is not None and loaded.ip_adapter != key:
+        pipe.unload_ip_adapter()
+        loaded.ip_adapter = None
+    if spec is None:
+        return {}
+    if redux:
         references = [load_reference(path) for path in spec.references] or [load_reference("")]
         return redux_arguments(pipe, loaded, spec, conditioning or {}, references)
-    key = (spec.model, spec.subfolder, spec.weight_name)
-    if loaded.ip_adapter != (key, id(pipe)):
-        if loaded.ip_adapter is not None:
-            pipe.unload_ip_adapter()
-            loaded.ip_adapter = None
+    if loaded.ip_adapter is None:
         _load_ip_adapter(pipe, spec, loaded.info.family.name, loaded.dtype)
-        loaded.ip_adapter = (key, id(pipe))
+        loaded.ip_adapter = key
     pipe.set_ip_adapter_scale(spec.scale)
     if isinstance(spec.reference, tuple):
         # One adapter, several photos: their image tokens condition together.

@@ -93,7 +93,7 @@ def load_pipeline(ref: ModelRef, device: str, dtype) -> tuple[object, ModelInfo]
         pipe = diffusers.StableDiffusionImg2ImgPipeline.from_pipe(pipe)
     check_tokenizer(pipe, ref.model_id)
     info = family_of_pipeline(pipe)
-    if info.inpainting and "Inpaint" not in type(pipe).__name__ and info.variant != "fill":
+    if info.inpainting and not info.family.flow and "Inpaint" not in type(pipe).__name__:
         # A 9-channel UNet only works in an inpainting pipeline; share the loaded components.
         pipe = diffusers.AutoPipelineForInpainting.from_pipe(pipe)
     # Whatever a pipeline still brought (single files and from_pipe bring none), it never runs.
@@ -154,10 +154,11 @@ def flow_single_file_problem(ref: ModelRef, info: ModelInfo) -> str | None:
         return (f"model {name}: a {label} single file holds its transformer; give the {label} "
                 "model it was made from as model_config (or PHOTOBATCH_MODEL_CONFIG): a diffusers "
                 "folder or hub id, whose text encoders and VAE are read with it")
-    if Path(ref.config).is_dir() and (base := family_of_folder(ref.config).family) is not info.family:
+    base = family_of_folder(ref.config) if Path(ref.config).is_dir() else None
+    if base is not None and base.family is not info.family:
         return (f"model {name} is a {label} transformer, but model_config {ref.config} is "
-                f"{base.label}: give a {label} model")
-    if Path(ref.config).is_dir() and family_of_folder(ref.config).variant == "fill":
+                f"{base.family.label}: give a {label} model")
+    if base is not None and base.variant == "fill":
         # Its transformer takes the mask and masked photo too; diffusers' single-file loader
         # for it has not been tried here, so it is not offered.
         return (f"model {name}: FLUX.1 Fill loads from its diffusers folder or hub id "
