@@ -43,10 +43,11 @@ FIELD_HELP = {
     "reference_colors": "move colours toward the ip_adapter reference: none, before, after, both",
     "post": "classical steps after the model, in order: [{ step = \"name\", ...params }]",
     "family": ("how the recipe runs on one model family, as tables: [family.flux] sampler = "
-               "\"Euler\", cfg = 3.5 (families sd1, sd2, sdxl, sd3, flux, and kontext "
-               "and fill, FLUX.1 Kontext and Fill, over flux's table; fields prompt, negative_prompt, true_cfg, "
-               "sampler, schedule, cfg, steps, strength, and an ip_adapter table of model, subfolder, weight_name, "
-               "scale; `photobatch recipes show NAME --family flux` shows the result)"),
+               "\"Euler\", cfg = 3.5 (families sd1, sd2, sdxl, sd3, flux, kontext "
+               "and fill, FLUX.1 Kontext and Fill, over flux's table, and zimage, Z-Image; fields prompt, "
+               "negative_prompt, true_cfg, sampler, schedule, cfg, steps, exact_steps, strength, and an "
+               "ip_adapter table of model, subfolder, weight_name, scale; `photobatch recipes show NAME "
+               "--family flux` shows the result)"),
     "output.subfolder": "a subfolder of the output folder, same tokens as the name (\"{date}\")",
     "output.collision": "a name taken by another file: suffix (-1, -2), overwrite or skip",
     "output.max_side": "fit the output within this many pixels on its longest side (0: full size)",

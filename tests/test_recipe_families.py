@@ -47,9 +47,11 @@ def test_a_family_table_applies_on_its_family_only_and_leaves_sd_fingerprints_al
 
 @pytest.mark.parametrize("family, message", [
     ({"kandinsky": {"cfg": 4}}, "family.kandinsky is no model family (known: sd1, sd2, sdxl, sd3, "
-                                "flux, kontext, fill)"),
-    ({"flux": {"loras": []}}, "unknown field 'family.flux.loras' (allowed: cfg, ip_adapter, "
-                              "negative_prompt, prompt, sampler, schedule, steps, strength, true_cfg)"),
+                                "flux, kontext, fill, zimage)"),
+    ({"flux": {"loras": []}}, "unknown field 'family.flux.loras' (allowed: cfg, exact_steps, "
+                              "ip_adapter, negative_prompt, prompt, sampler, schedule, steps, strength, "
+                              "true_cfg)"),
+    ({"zimage": {"exact_steps": "yes"}}, "family.zimage.exact_steps must be a bool"),
     ({"kontext": {"prompt": 3}}, "family.kontext.prompt"),
     ({"kontext": {"sampler": "DPM++ 2M"}}, "family.kontext runs sampler 'DPM++ 2M'"),
     ({"flux": {"cfg": "high"}}, "family.flux.cfg must be a float or int, got 'high'"),

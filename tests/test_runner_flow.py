@@ -1,6 +1,6 @@
-"""Flow-matching models (SD 3.x, FLUX.1): tiny FLUX.1 [dev], FLUX.1 [schnell] and SD 3.x pipelines
-built in code (CLIP and T5 tokenizers included), saved as diffusers folders and loaded back
-through the real loading code."""
+"""Flow-matching models (SD 3.x, FLUX.1, Z-Image): tiny FLUX.1 [dev], FLUX.1 [schnell], SD 3.x and
+Z-Image pipelines built in code (CLIP, T5 and Qwen tokenizers included), saved as diffusers
+folders and loaded back through the real loading code."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from photobatch.plugins.diffusion.memory import level_for
 from photobatch.plugins.diffusion.params import working_size
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
 
-KINDS = ("flux", "flux-schnell", "sd3", "flux-kontext", "flux-fill")
+KINDS = ("flux", "flux-schnell", "sd3", "flux-kontext", "flux-fill", "zimage")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_a_flow_model_runs_img2img_at_its_working_size_deterministically(models,
     assert np.abs(_pixels(out) - np.asarray(out.model_input, dtype=np.float64)).mean() > 1
 
 
-@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext", "flux-fill"))
+@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext", "flux-fill", "zimage"))
 def test_strength_decides_the_steps_that_run_and_exact_steps_runs_them_all(models, runner, kind):
     pipe = runner.cache.get(models[kind]).pipe
     calls, hook = _calls(pipe)
@@ -189,18 +189,19 @@ def test_sd3_reads_its_negative_prompt_and_clip_skip(models, runner):
     assert np.abs(plain - skipped).mean() > 0.1
 
 
-@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext", "flux-fill"))
+@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext", "flux-fill", "zimage"))
 def test_the_prompt_is_encoded_once_for_a_shoot(models, runner, kind):
     loaded = runner.cache.get(models[kind])
-    t5 = loaded.pipe.text_encoder_3 if kind == "sd3" else loaded.pipe.text_encoder_2
+    # The encoder that reads the whole prompt: T5 (Qwen3 for Z-Image).
+    t5 = getattr(loaded.pipe, {"sd3": "text_encoder_3", "zimage": "text_encoder"}.get(kind, "text_encoder_2"))
     encoded = []
     hook = t5.register_forward_pre_hook(lambda module, args: encoded.append(1))
     recipe = _recipe(prompt="a photo of golden hour light")
     try:
         first = runner.run(noise_photo(seed=1), recipe, 1, models[kind])
         runner.run(noise_photo(seed=2), recipe, 2, models[kind])
-        # FLUX.1 encodes the prompt; SD 3.x the prompt and the negative one.
-        assert len(encoded) == (2 if kind == "sd3" else 1)
+        # FLUX.1 encodes the prompt; SD 3.x and Z-Image the prompt and the negative one.
+        assert len(encoded) == (2 if kind in ("sd3", "zimage") else 1)
         # The cached conditioning gives the picture an uncached one gives.
         loaded.conditioning.clear()
         again = runner.run(noise_photo(seed=1), recipe, 1, models[kind])
@@ -209,7 +210,7 @@ def test_the_prompt_is_encoded_once_for_a_shoot(models, runner, kind):
     assert np.array_equal(_pixels(first), _pixels(again))
 
 
-@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext", "flux-fill"))
+@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext", "flux-fill", "zimage"))
 def test_a_lora_changes_a_flow_model_and_leaving_it_out_restores_it(models, runner, kind, tmp_path):
     from diffusers import DiffusionPipeline
 
@@ -224,7 +225,7 @@ def test_a_lora_changes_a_flow_model_and_leaving_it_out_restores_it(models, runn
     assert np.array_equal(plain, _pixels(runner.run(photo, _recipe(), 2, models[kind])))
 
 
-@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext", "flux-fill"))
+@pytest.mark.parametrize("kind", ("flux", "sd3", "flux-kontext", "flux-fill", "zimage"))
 def test_flow_inpainting_leaves_every_pixel_outside_the_mask_as_it_was(models, kind):
     from photobatch.plugins.diffusion.masks import paste_back
 

@@ -13,7 +13,12 @@ from PIL import Image
 
 from photobatch.plugins.diffusion.adapters import apply_ip_adapter, apply_loras, load_embeddings
 from photobatch.plugins.diffusion.controlnet import control_arguments
-from photobatch.plugins.diffusion.flow import flow_problem, make_flow_scheduler, true_cfg_problem
+from photobatch.plugins.diffusion.flow import (
+    flow_problem,
+    make_flow_scheduler,
+    pipeline_guidance,
+    true_cfg_problem,
+)
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
 from photobatch.plugins.diffusion.prompts import prompt_arguments
 from photobatch.plugins.diffusion.refiner import prepare_refiner
@@ -91,7 +96,7 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         image=list(images),
         strength=settings.strength,
         num_inference_steps=inference_steps(settings.steps, settings.strength, settings.exact_steps),
-        guidance_scale=settings.cfg,
+        guidance_scale=pipeline_guidance(family, settings.cfg),
         # Floats, so that NaNs can be seen (as pictures they are black); pictures() then
         # makes exactly the images output_type="pil" would.
         output_type="np",

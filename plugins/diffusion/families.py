@@ -1,9 +1,9 @@
-"""Model families (SD 1.x, SD 2.x, SDXL, SD 3.x, FLUX.1): how to recognise each and its native
-working size.
+"""Model families (SD 1.x, SD 2.x, SDXL, SD 3.x, FLUX.1, Z-Image): how to recognise each and its
+native working size.
 
 The family decides the pipeline classes a single file is loaded with (diffusers' Auto pipelines
 have no ``from_single_file``), the pixel count inputs are resized to and what their sides must
-divide by. SD 3.x and FLUX.1 are flow-matching transformers (``flow``): they take other samplers
+divide by. SD 3.x, FLUX.1 and Z-Image are flow-matching transformers (``flow``): they take other samplers
 and arguments than the UNet families (``flow.py``).
 """
 
@@ -24,15 +24,15 @@ class Family:
     img2img_class: str
     inpaint_class: str
     # Working sizes divide by this: the VAE's 8, times 2 where a transformer packs latents in
-    # 2x2 patches (SD 3.x, FLUX.1).
+    # 2x2 patches (SD 3.x, FLUX.1, Z-Image).
     multiple: int = 8
-    flow: bool = False  # a flow-matching transformer (SD 3.x, FLUX.1), not a UNet
+    flow: bool = False  # a flow-matching transformer (SD 3.x, FLUX.1, Z-Image), not a UNet
 
     @property
     def label(self) -> str:
-        """The name users know: "SD 1.x", "SD 2.x", "SDXL", "SD 3.x", "FLUX.1"."""
+        """The name users know: "SD 1.x", "SD 2.x", "SDXL", "SD 3.x", "FLUX.1", "Z-Image"."""
         return {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sd3": "SD 3.x",
-                "flux": "FLUX.1"}.get(self.name, self.name)
+                "flux": "FLUX.1", "zimage": "Z-Image"}.get(self.name, self.name)
 
 
 SD1 = Family("sd1", 512, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
@@ -41,17 +41,22 @@ SDXL = Family("sdxl", 1024, "StableDiffusionXLImg2ImgPipeline", "StableDiffusion
 SD3 = Family("sd3", 1024, "StableDiffusion3Img2ImgPipeline", "StableDiffusion3InpaintPipeline",
              multiple=16, flow=True)
 FLUX = Family("flux", 1024, "FluxImg2ImgPipeline", "FluxInpaintPipeline", multiple=16, flow=True)
-FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX)}
+# Tongyi-MAI's Z-Image (Turbo and base): a single-stream transformer reading Qwen3's hidden
+# states, FLUX.1's 16-channel VAE, latents in 2x2 patches.
+ZIMAGE = Family("zimage", 1024, "ZImageImg2ImgPipeline", "ZImageInpaintPipeline", multiple=16,
+                flow=True)
+FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX, ZIMAGE)}
 
 # The pipelines photobatch runs: Stable Diffusion 1.x/2.x and SDXL, as text-to-image, img2img or
 # inpainting folders, LCM-distilled SD (run by the SD pipelines, which read its guidance
-# embedding), SD 3.x and FLUX.1 (text-to-image, img2img or inpainting folders), FLUX.1
+# embedding), SD 3.x, FLUX.1 and Z-Image (text-to-image, img2img or inpainting folders), FLUX.1
 # Kontext (run through its inpainting pipeline, which takes a strength) and FLUX.1 Fill (an
 # inpainting model). Others (ControlNet pipelines saved whole, Redux) load in diffusers but
 # take other arguments; they are refused by name instead of failing mid-run.
 _SUPPORTED_CLASS = re.compile(r"^(StableDiffusion(XL|3)?(Img2Img|Inpaint)?|LatentConsistencyModel"
-                              r"(Img2Img)?|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?|FluxFill)Pipeline$")
-_FLOW_FAMILY = (("Flux", FLUX), ("StableDiffusion3", SD3))
+                              r"(Img2Img)?|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?|FluxFill|ZImage(Img2Img|Inpaint)?)"
+                               r"Pipeline$")
+_FLOW_FAMILY = (("Flux", FLUX), ("StableDiffusion3", SD3), ("ZImage", ZIMAGE))
 
 # Keys of the original (CompVis / Stability) single-file layout that tell the families apart.
 _SDXL_KEY = "conditioner.embedders.1.model.positional_embedding"
@@ -60,10 +65,11 @@ _SD1_KEY = "cond_stage_model.transformer.text_model.embeddings.position_embeddin
 _UNET_IN_KEY = "model.diffusion_model.input_blocks.0.0.weight"
 
 
-# A flow transformer's blocks, in the original (BFL / Stability) layout, bare or under the
-# ComfyUI all-in-one prefix.
+# A flow transformer's blocks, in the original (BFL / Stability / Tongyi) layout, bare or under
+# the ComfyUI all-in-one prefix. Z-Image's is the key diffusers' single-file loader tells it by.
 _FLOW_SINGLE_FILE_KEYS = (("double_blocks.0.img_attn.qkv.weight", "flux"),
-                          ("joint_blocks.0.x_block.attn.qkv.weight", "sd3"))
+                          ("joint_blocks.0.x_block.attn.qkv.weight", "sd3"),
+                          ("layers.0.adaLN_modulation.0.weight", "zimage"))
 
 
 def _flow_single_file(keys: set[str]) -> Family | None:
@@ -101,10 +107,10 @@ def unsupported_pipeline(class_name: str | None, what: str) -> str | None:
     or None when it can (or the class is not known)."""
     if not class_name or _SUPPORTED_CLASS.match(class_name):
         return None
-    return (f"{what} is a {class_name}; photobatch runs Stable Diffusion 1.x, 2.x, SDXL, SD 3.x and "
-            "FLUX.1 models, Kontext and Fill included (StableDiffusion, StableDiffusionXL, "
-            "StableDiffusion3, Flux, FluxKontext and FluxFill pipeline folders, their img2img "
-            "and inpainting forms, and single-file checkpoints)")
+    return (f"{what} is a {class_name}; photobatch runs Stable Diffusion 1.x, 2.x, SDXL, SD 3.x, "
+            "FLUX.1 (Kontext and Fill included) and Z-Image models (StableDiffusion, "
+            "StableDiffusionXL, StableDiffusion3, Flux, FluxKontext, FluxFill and ZImage pipeline "
+            "folders, their img2img and inpainting forms, and single-file checkpoints)")
 
 
 def pag_problem(family: Family, task: str, with_controlnet: bool) -> str | None:

@@ -1,4 +1,4 @@
-"""Flow-matching models (SD 3.x, FLUX.1): what they can run, their samplers and prompts.
+"""Flow-matching models (SD 3.x, FLUX.1, Z-Image): what they can run, their samplers and prompts.
 
 These families are transformers trained on a flow (rectified-flow) objective. In diffusers their
 img2img and inpainting pipelines noise the photo with ``scheduler.scale_noise`` and hand the
@@ -12,7 +12,12 @@ name instead of being swapped silently for another.
 Guidance: SD 3.x uses classifier-free guidance with a negative prompt, as SD does. FLUX.1 is
 guidance-distilled: ``cfg`` is its distilled guidance (what diffusers calls ``guidance_scale``
 and Forge "Distilled CFG"; 2.5-4 for FLUX.1 [dev], ignored by [schnell]) and it runs no
-negative prompt, so a recipe with one is refused on FLUX.1 rather than recorded as if it had run. A single .safetensors file of these families holds the transformer (a
+negative prompt, so a recipe with one is refused on FLUX.1 rather than recorded as if it had run.
+Z-Image reads Qwen3's hidden states and runs classifier-free guidance, but diffusers' Z-Image
+pipelines count it from 0 (their ``guidance_scale`` w gives cond + w (cond - uncond)): ``cfg``
+means here what it means for SD, in A1111 and in ComfyUI (uncond + cfg (cond - uncond), 1 is
+off), so the pipeline is given cfg - 1. Z-Image Turbo runs without guidance (cfg 1); a
+negative prompt at cfg 1 is refused like FLUX.1's. A single .safetensors file of these families holds the transformer (a
 fine-tune is shared that way); the rest of the pipeline comes from ``model_config``. LoRAs
 load through the pipelines' own loaders, and FLUX.1 takes FLUX.1 ControlNets (diffusers'
 FluxControlNet img2img and inpainting pipelines) and FLUX.1 IP-Adapters (XLabs' layout). The
@@ -25,7 +30,8 @@ from __future__ import annotations
 from photobatch.plugins.diffusion.families import Family
 
 # The denoiser class a single file's transformer is read into, by family.
-TRANSFORMER_CLASSES = {"flux": "FluxTransformer2DModel", "sd3": "SD3Transformer2DModel"}
+TRANSFORMER_CLASSES = {"flux": "FluxTransformer2DModel", "sd3": "SD3Transformer2DModel",
+                       "zimage": "ZImageTransformer2DModel"}
 
 # name -> (diffusers scheduler class, config overrides)
 FLOW_SAMPLERS: dict[str, tuple[str, dict]] = {
@@ -99,8 +105,13 @@ def flow_problem(settings, family: Family, variant: str | None = None) -> str | 
         return ("negative_prompt is not read by FLUX.1 models (guidance-distilled, they run no "
                 "negative prompt); empty it for them: negative_prompt = \"\" under [family.flux], "
                 "or run it with true_cfg above 1 there (each step then runs twice)")
-    if settings.clip_skip > 1 and family.name == "flux":
-        return f"clip_skip is for CLIP-conditioned models; {label} reads T5 and takes none"
+    if settings.negative_prompt and family.name == "zimage" and settings.cfg <= 1:
+        return ("negative_prompt is not read by Z-Image models at cfg 1 (classifier-free guidance "
+                "off, how Z-Image Turbo runs); empty it for them: negative_prompt = \"\" under "
+                "[family.zimage], or set cfg above 1 there (each step then runs twice)")
+    if settings.clip_skip > 1 and family.name in ("flux", "zimage"):
+        reads = "T5" if family.name == "flux" else "Qwen3"
+        return f"clip_skip is for CLIP-conditioned models; {label} reads {reads} and takes none"
     from photobatch.recipes.prompt_syntax import uses_syntax
 
     for field in ("prompt", "negative_prompt"):
@@ -130,15 +141,29 @@ def make_flow_scheduler(name: str, base_config, schedule: str = "Automatic"):
                                                       **FLOW_SCHEDULES[schedule])
 
 
+def pipeline_guidance(family: Family, cfg: float) -> float:
+    """The ``guidance_scale`` a ``family`` pipeline is given for a recipe's ``cfg``: the same
+    number, except for Z-Image, whose pipelines count classifier-free guidance from 0."""
+    return max(cfg - 1.0, 0.0) if family.name == "zimage" else cfg
+
+
 def encode_flow_prompt(pipe, family: Family, prompt: str, negative_prompt: str | None,
                        clip_skip: int, true_cfg: bool = False) -> dict:
     """The conditioning of one image on a flow model: what the pipeline's ``__call__`` would
     compute from the prompts (FLUX.1: no negative, unless ``true_cfg``; SD 3.x: both, with
-    A1111's clip skip on its CLIP encoders)."""
+    A1111's clip skip on its CLIP encoders; Z-Image: both, as lists of one tensor each, whose
+    lengths are the prompts' own)."""
     import torch
 
     device = pipe._execution_device
     with torch.no_grad():
+        if family.name == "zimage":
+            # The negative is encoded whatever the cfg: one short call a shoot, and the
+            # conditioning then serves a recipe at any cfg.
+            embeds, negatives = pipe.encode_prompt(prompt=prompt, device=device,
+                                                   do_classifier_free_guidance=True,
+                                                   negative_prompt=negative_prompt or "")
+            return {"prompt_embeds": embeds, "negative_prompt_embeds": negatives}
         if family.name == "flux":
             embeds, pooled, _text_ids = pipe.encode_prompt(prompt=prompt, prompt_2=None,
                                                            device=device, num_images_per_prompt=1)

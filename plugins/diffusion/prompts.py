@@ -50,7 +50,9 @@ def prompt_arguments(pipe, loaded, settings, count: int) -> dict:
     if "negative_prompt_embeds" in tensors:
         arguments["negative_prompt"] = None
     for name, tensor in tensors.items():
-        arguments[name] = tensor.repeat(count, *([1] * (tensor.dim() - 1)))
+        # Z-Image's pipelines take a list of tensors, one a prompt, each its own length.
+        arguments[name] = (tensor * count if isinstance(tensor, list)
+                           else tensor.repeat(count, *([1] * (tensor.dim() - 1))))
     return arguments
 
 
