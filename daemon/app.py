@@ -172,7 +172,7 @@ class App:
                 raise UsageError(f"recipe {recipe.name!r}: {true_cfg_problem(info.family)}")
             return
         problem = flow_problem(settings_from_recipe(recipe.for_family(info.table)), info.family,
-                               info.variant)
+                               info.variant, distilled=info.distilled)
         if problem:
             raise UsageError(f"recipe {recipe.name!r}: {problem}")
 
@@ -326,9 +326,10 @@ def _local_info(model: str, config: str | None, cached_hub: bool = False):
     if ref.kind == "single-file":
         info = family_of_single_file(ref.location)
         if ref.config and Path(ref.config, "model_index.json").is_file():
-            # A FLUX.1 Kontext or Fill transformer is a FLUX.1 one to its header; its
-            # model_config says which it is.
-            info = dataclasses.replace(info, variant=family_of_folder(ref.config).variant)
+            # A FLUX.1 Kontext or Fill transformer is a FLUX.1 one to its header, a distilled
+            # FLUX.2 [klein] one a FLUX.2 one; its model_config says which it is.
+            base = family_of_folder(ref.config)
+            info = dataclasses.replace(info, variant=base.variant, distilled=base.distilled)
         return info
     snapshot = cached_snapshot(ref.location) if cached_hub else None
     if snapshot and Path(snapshot, "model_index.json").is_file():

@@ -64,8 +64,9 @@ def _bad_models(tmp_path, standin_model):
             (lora, "film-lora.safetensors does not look like a Stable Diffusion 1.x, 2.x or SDXL "
                    "checkpoint"),
             (incomplete, "half-copied-model has no unet/, which its model_index.json names"),
-            (flux, "FLUX.1-Canny-dev is a FluxControlPipeline; photobatch runs Stable Diffusion 1.x, "
-                   "2.x, SDXL, SD 3.x and FLUX.1 models")]
+            (flux, r"FLUX.1-Canny-dev is a FluxControlPipeline; photobatch runs Stable Diffusion 1.x, "
+                   r"2.x, SDXL, SD 3.x, FLUX.1 \(Kontext and Fill included\), FLUX.2 \[klein\] and "
+                   r"Z-Image models")]
 
 
 def test_pipelines_of_other_families_are_named_and_refused():
@@ -74,10 +75,12 @@ def test_pipelines_of_other_families_are_named_and_refused():
     for ok in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionXLPipeline",
                "StableDiffusionXLInpaintPipeline", "LatentConsistencyModelPipeline",
                "StableDiffusion3Pipeline", "FluxPipeline", "FluxImg2ImgPipeline", "FluxKontextPipeline",
-               "FluxKontextInpaintPipeline", "FluxFillPipeline", None):
+               "FluxKontextInpaintPipeline", "FluxFillPipeline", "Flux2KleinPipeline", "ZImagePipeline",
+               "ZImageImg2ImgPipeline", None):
         assert unsupported_pipeline(ok, "m") is None, ok
     for other in ("FluxControlPipeline", "FluxPriorReduxPipeline", "StableDiffusionControlNetPipeline",
-                  "KandinskyV22Pipeline", "StableDiffusion3ControlNetPipeline"):
+                  "KandinskyV22Pipeline", "StableDiffusion3ControlNetPipeline", "Flux2Pipeline",
+                  "ZImageControlNetPipeline", "QwenImagePipeline"):
         assert unsupported_pipeline(other, "model m").startswith(f"model m is a {other}; "), other
 
 

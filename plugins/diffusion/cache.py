@@ -178,9 +178,10 @@ class PipelineCache:
         if pag_layers:
             kwargs.update(enable_pag=True, pag_applied_layers=list(pag_layers))
         auto = diffusers.AutoPipelineForInpainting if task == "inpaint" else diffusers.AutoPipelineForImage2Image
-        if loaded.info.kontext:
-            # Both tasks: its inpainting pipeline is the Kontext one that takes a strength.
-            pipe_cls = diffusers.FluxKontextInpaintPipeline
+        if loaded.info.reads_photo:
+            # Both tasks: its inpainting pipeline is the one that takes a strength.
+            pipe_cls = (diffusers.FluxKontextInpaintPipeline if loaded.info.kontext
+                        else getattr(diffusers, loaded.info.family.inpaint_class))
         if not kwargs and (_is_task_class(loaded.pipe, task) or loaded.info.variant == "fill"):
             # (FLUX.1 Fill's one pipeline does both: img2img is everything masked.)
             pipe = loaded.pipe

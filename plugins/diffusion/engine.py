@@ -65,7 +65,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         raise ValueError("a batch needs images of one size; got " + ", ".join(str(i.size) for i in images))
     family = loaded.info.family
     kontext = loaded.info.kontext
-    if family.flow and (problem := flow_problem(settings, family, loaded.info.variant)):
+    if family.flow and (problem := flow_problem(settings, family, loaded.info.variant,
+                                                distilled=loaded.info.distilled)):
         raise ValueError(problem)
     if not family.flow and settings.true_cfg > 1:
         raise ValueError(true_cfg_problem(family))
@@ -77,9 +78,9 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
                 for out in generate(cache, loaded, settings, [images[i]], [seeds[i]],
                                     None if masks is None else [masks[i]],
                                     None if controls is None else [controls[i]])]
-    # FLUX.1 Kontext runs through its inpainting pipeline, the one of its two that takes a
-    # strength: with everything masked it is img2img that also reads the photo itself.
-    task = "inpaint" if masks is not None or loaded.info.inpainting or kontext else "img2img"
+    # FLUX.1 Kontext and FLUX.2 [klein] run through their inpainting pipelines, the ones that
+    # take a strength: with everything masked that is img2img that also reads the photo itself.
+    task = "inpaint" if masks is not None or loaded.info.inpainting or loaded.info.reads_photo else "img2img"
     if task == "inpaint" and masks is None:
         # An inpainting model asked for img2img: everything is "masked" (what A1111 does).
         masks = [Image.new("L", (width, height), 255)] * len(images)

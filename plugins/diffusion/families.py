@@ -1,9 +1,9 @@
-"""Model families (SD 1.x, SD 2.x, SDXL, SD 3.x, FLUX.1, Z-Image): how to recognise each and its
-native working size.
+"""Model families (SD 1.x, SD 2.x, SDXL, SD 3.x, FLUX.1, FLUX.2 [klein], Z-Image): how to
+recognise each and its native working size.
 
 The family decides the pipeline classes a single file is loaded with (diffusers' Auto pipelines
 have no ``from_single_file``), the pixel count inputs are resized to and what their sides must
-divide by. SD 3.x, FLUX.1 and Z-Image are flow-matching transformers (``flow``): they take other samplers
+divide by. SD 3.x, FLUX.1, FLUX.2 and Z-Image are flow-matching transformers (``flow``): they take other samplers
 and arguments than the UNet families (``flow.py``).
 """
 
@@ -26,13 +26,17 @@ class Family:
     # Working sizes divide by this: the VAE's 8, times 2 where a transformer packs latents in
     # 2x2 patches (SD 3.x, FLUX.1, Z-Image).
     multiple: int = 8
-    flow: bool = False  # a flow-matching transformer (SD 3.x, FLUX.1, Z-Image), not a UNet
+    flow: bool = False  # a flow-matching transformer (SD 3.x, FLUX.1, FLUX.2, Z-Image), not a UNet
+    # The most pixels its pipelines work at (None: any): diffusers' FLUX.2 [klein] pipeline
+    # scales anything larger down to a megapixel itself.
+    max_pixels: int | None = None
 
     @property
     def label(self) -> str:
-        """The name users know: "SD 1.x", "SD 2.x", "SDXL", "SD 3.x", "FLUX.1", "Z-Image"."""
+        """The name users know: "SD 1.x", "SD 2.x", "SDXL", "SD 3.x", "FLUX.1", "FLUX.2",
+        "Z-Image"."""
         return {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sd3": "SD 3.x",
-                "flux": "FLUX.1", "zimage": "Z-Image"}.get(self.name, self.name)
+                "flux": "FLUX.1", "flux2": "FLUX.2", "zimage": "Z-Image"}.get(self.name, self.name)
 
 
 SD1 = Family("sd1", 512, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
@@ -45,18 +49,26 @@ FLUX = Family("flux", 1024, "FluxImg2ImgPipeline", "FluxInpaintPipeline", multip
 # states, FLUX.1's 16-channel VAE, latents in 2x2 patches.
 ZIMAGE = Family("zimage", 1024, "ZImageImg2ImgPipeline", "ZImageInpaintPipeline", multiple=16,
                 flow=True)
-FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX, ZIMAGE)}
+# BFL's FLUX.2 [klein] (4B and 9B, distilled or base): a FLUX.2 transformer reading Qwen3's
+# hidden states, FLUX.2's 32-channel VAE. Its strength-taking pipeline is the inpainting one,
+# which also reads the photo itself (as Kontext does), for img2img with everything masked.
+FLUX2 = Family("flux2", 1024, "Flux2KleinInpaintPipeline", "Flux2KleinInpaintPipeline", multiple=16,
+               flow=True, max_pixels=1024 * 1024)
+FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX, FLUX2, ZIMAGE)}
 
 # The pipelines photobatch runs: Stable Diffusion 1.x/2.x and SDXL, as text-to-image, img2img or
 # inpainting folders, LCM-distilled SD (run by the SD pipelines, which read its guidance
-# embedding), SD 3.x, FLUX.1 and Z-Image (text-to-image, img2img or inpainting folders), FLUX.1
+# embedding), SD 3.x, FLUX.1 and Z-Image (text-to-image, img2img or inpainting folders), FLUX.2
+# [klein] (run through its inpainting pipeline, which takes a strength), FLUX.1
 # Kontext (run through its inpainting pipeline, which takes a strength) and FLUX.1 Fill (an
 # inpainting model). Others (ControlNet pipelines saved whole, Redux) load in diffusers but
 # take other arguments; they are refused by name instead of failing mid-run.
 _SUPPORTED_CLASS = re.compile(r"^(StableDiffusion(XL|3)?(Img2Img|Inpaint)?|LatentConsistencyModel"
-                              r"(Img2Img)?|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?|FluxFill|ZImage(Img2Img|Inpaint)?)"
+                              r"(Img2Img)?|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?|FluxFill|Flux2Klein(Inpaint)?|"
+                               r"ZImage(Img2Img|Inpaint)?)"
                                r"Pipeline$")
-_FLOW_FAMILY = (("Flux", FLUX), ("StableDiffusion3", SD3), ("ZImage", ZIMAGE))
+# (Longest prefix first: "Flux2" before "Flux".)
+_FLOW_FAMILY = (("Flux2", FLUX2), ("Flux", FLUX), ("StableDiffusion3", SD3), ("ZImage", ZIMAGE))
 
 # Keys of the original (CompVis / Stability) single-file layout that tell the families apart.
 _SDXL_KEY = "conditioner.embedders.1.model.positional_embedding"
@@ -67,7 +79,9 @@ _UNET_IN_KEY = "model.diffusion_model.input_blocks.0.0.weight"
 
 # A flow transformer's blocks, in the original (BFL / Stability / Tongyi) layout, bare or under
 # the ComfyUI all-in-one prefix. Z-Image's is the key diffusers' single-file loader tells it by.
-_FLOW_SINGLE_FILE_KEYS = (("double_blocks.0.img_attn.qkv.weight", "flux"),
+# FLUX.2's first: its files have FLUX.1's double blocks too, and a shared modulation FLUX.1's lack.
+_FLOW_SINGLE_FILE_KEYS = (("single_stream_modulation.lin.weight", "flux2"),
+                          ("double_blocks.0.img_attn.qkv.weight", "flux"),
                           ("joint_blocks.0.x_block.attn.qkv.weight", "sd3"),
                           ("layers.0.adaLN_modulation.0.weight", "zimage"))
 
@@ -89,11 +103,21 @@ class ModelInfo:
     # A FLUX.1 model of its own kind: "kontext" (FLUX.1 Kontext, which also reads the photo
     # itself beside the noise) or "fill" (FLUX.1 Fill, BFL's inpainting model); else None.
     variant: str | None = None
+    # A guidance-distilled FLUX.2 [klein] (its pipeline's is_distilled): it runs no classifier-free
+    # guidance, whatever the cfg.
+    distilled: bool = False
 
     @property
     def kontext(self) -> bool:
         """Whether this is a FLUX.1 Kontext model."""
         return self.variant == "kontext"
+
+    @property
+    def reads_photo(self) -> bool:
+        """Whether the model takes a strength only in its inpainting pipeline, which also reads
+        the photo itself beside the noise (FLUX.1 Kontext, FLUX.2 [klein]): img2img runs there
+        with everything masked."""
+        return self.kontext or self.family.name == "flux2"
 
     @property
     def table(self) -> str:
@@ -108,9 +132,10 @@ def unsupported_pipeline(class_name: str | None, what: str) -> str | None:
     if not class_name or _SUPPORTED_CLASS.match(class_name):
         return None
     return (f"{what} is a {class_name}; photobatch runs Stable Diffusion 1.x, 2.x, SDXL, SD 3.x, "
-            "FLUX.1 (Kontext and Fill included) and Z-Image models (StableDiffusion, "
-            "StableDiffusionXL, StableDiffusion3, Flux, FluxKontext, FluxFill and ZImage pipeline "
-            "folders, their img2img and inpainting forms, and single-file checkpoints)")
+            "FLUX.1 (Kontext and Fill included), FLUX.2 [klein] and Z-Image models "
+            "(StableDiffusion, StableDiffusionXL, StableDiffusion3, Flux, FluxKontext, FluxFill, "
+            "Flux2Klein and ZImage pipeline folders, their img2img and inpainting forms, and "
+            "single-file checkpoints)")
 
 
 def pag_problem(family: Family, task: str, with_controlnet: bool) -> str | None:
@@ -158,7 +183,8 @@ def family_of_pipeline(pipe) -> ModelInfo:
         # Their transformers keep no working size: the pipelines' own default is 128 latents.
         side = int(getattr(pipe, "default_sample_size", 128)) * int(getattr(pipe, "vae_scale_factor", 8))
         variant = flux_variant(type(pipe).__name__)
-        return ModelInfo(flow, variant == "fill", side, variant)
+        distilled = bool(getattr(pipe.config, "is_distilled", False))
+        return ModelInfo(flow, variant == "fill", side, variant, distilled)
     unet = pipe.unet
     cross = int(getattr(unet.config, "cross_attention_dim", 768) or 768)
     if getattr(pipe, "text_encoder_2", None) is not None or "XL" in type(pipe).__name__:
@@ -181,7 +207,7 @@ def family_of_folder(folder: str | Path) -> ModelInfo:
     flow = _flow_family(index.get("_class_name", ""))
     if flow is not None:
         variant = flux_variant(index.get("_class_name"))
-        return ModelInfo(flow, variant == "fill", flow.native, variant)
+        return ModelInfo(flow, variant == "fill", flow.native, variant, bool(index.get("is_distilled")))
     unet_config_path = folder / "unet" / "config.json"
     unet = json.loads(unet_config_path.read_text(encoding="utf-8")) if unet_config_path.is_file() else {}
     if "XL" in index.get("_class_name", "") or "text_encoder_2" in index:

@@ -1,4 +1,5 @@
-"""Flow-matching models (SD 3.x, FLUX.1, Z-Image): what they can run, their samplers and prompts.
+"""Flow-matching models (SD 3.x, FLUX.1, FLUX.2 [klein], Z-Image): what they can run, their samplers
+and prompts.
 
 These families are transformers trained on a flow (rectified-flow) objective. In diffusers their
 img2img and inpainting pipelines noise the photo with ``scheduler.scale_noise`` and hand the
@@ -17,7 +18,9 @@ Z-Image reads Qwen3's hidden states and runs classifier-free guidance, but diffu
 pipelines count it from 0 (their ``guidance_scale`` w gives cond + w (cond - uncond)): ``cfg``
 means here what it means for SD, in A1111 and in ComfyUI (uncond + cfg (cond - uncond), 1 is
 off), so the pipeline is given cfg - 1. Z-Image Turbo runs without guidance (cfg 1); a
-negative prompt at cfg 1 is refused like FLUX.1's. A single .safetensors file of these families holds the transformer (a
+negative prompt at cfg 1 is refused like FLUX.1's. FLUX.2 [klein] reads Qwen3 too, with SD's
+classifier-free guidance in its base models; its distilled ones (``is_distilled``) run none, so
+there a cfg above 1 or a negative prompt is refused rather than recorded as if it had run. A single .safetensors file of these families holds the transformer (a
 fine-tune is shared that way); the rest of the pipeline comes from ``model_config``. LoRAs
 load through the pipelines' own loaders, and FLUX.1 takes FLUX.1 ControlNets (diffusers'
 FluxControlNet img2img and inpainting pipelines) and FLUX.1 IP-Adapters (XLabs' layout). The
@@ -31,7 +34,7 @@ from photobatch.plugins.diffusion.families import Family
 
 # The denoiser class a single file's transformer is read into, by family.
 TRANSFORMER_CLASSES = {"flux": "FluxTransformer2DModel", "sd3": "SD3Transformer2DModel",
-                       "zimage": "ZImageTransformer2DModel"}
+                       "flux2": "Flux2Transformer2DModel", "zimage": "ZImageTransformer2DModel"}
 
 # name -> (diffusers scheduler class, config overrides)
 FLOW_SAMPLERS: dict[str, tuple[str, dict]] = {
@@ -61,10 +64,11 @@ def true_cfg_problem(family: Family) -> str:
             "cfg is classifier-free guidance already: set true_cfg under [family.flux]")
 
 
-def flow_problem(settings, family: Family, variant: str | None = None) -> str | None:
+def flow_problem(settings, family: Family, variant: str | None = None,
+                 distilled: bool = False) -> str | None:
     """Why ``settings`` (RunSettings) cannot run on a ``family`` flow model (``variant``:
-    "kontext" or "fill", a FLUX.1 model of that kind), as a sentence for the user, or None when
-    they can."""
+    "kontext" or "fill", a FLUX.1 model of that kind; ``distilled``: a guidance-distilled
+    FLUX.2 [klein]), as a sentence for the user, or None when they can."""
     label = family.label
     # What the model cannot take at all first: no sampler choice would mend that.
     if settings.controlnets and variant == "kontext":
@@ -105,13 +109,24 @@ def flow_problem(settings, family: Family, variant: str | None = None) -> str | 
         return ("negative_prompt is not read by FLUX.1 models (guidance-distilled, they run no "
                 "negative prompt); empty it for them: negative_prompt = \"\" under [family.flux], "
                 "or run it with true_cfg above 1 there (each step then runs twice)")
-    if settings.negative_prompt and family.name == "zimage" and settings.cfg <= 1:
-        return ("negative_prompt is not read by Z-Image models at cfg 1 (classifier-free guidance "
-                "off, how Z-Image Turbo runs); empty it for them: negative_prompt = \"\" under "
-                "[family.zimage], or set cfg above 1 there (each step then runs twice)")
-    if settings.clip_skip > 1 and family.name in ("flux", "zimage"):
+    if family.name == "flux2" and distilled and (settings.cfg > 1 or settings.negative_prompt):
+        what = "cfg above 1" if settings.cfg > 1 else "negative_prompt"
+        return (f"{what} is not read by distilled FLUX.2 [klein] models (they run no "
+                "classifier-free guidance): set cfg = 1.0 and negative_prompt = \"\" under "
+                "[family.flux2], or run the base model (FLUX.2-klein-base) for guidance")
+    if settings.negative_prompt and family.name in ("zimage", "flux2") and settings.cfg <= 1:
+        how = " (classifier-free guidance off, how Z-Image Turbo runs)" if family.name == "zimage" else ""
+        return (f"negative_prompt is not read by {label} models at cfg 1{how}; empty it for them: "
+                f"negative_prompt = \"\" under [family.{family.name}], or set cfg above 1 there (each "
+                "step then runs twice)")
+    if settings.clip_skip > 1 and family.name in ("flux", "flux2", "zimage"):
         reads = "T5" if family.name == "flux" else "Qwen3"
         return f"clip_skip is for CLIP-conditioned models; {label} reads {reads} and takes none"
+    if family.max_pixels and (settings.working_size or 0) ** 2 > family.max_pixels:
+        side = int(family.max_pixels ** 0.5)
+        return (f"working_size {settings.working_size} is more than {label} models work at here "
+                f"(diffusers' pipeline scales anything above {side}² pixels down itself); set "
+                f"working_size to {side} or less")
     from photobatch.recipes.prompt_syntax import uses_syntax
 
     for field in ("prompt", "negative_prompt"):
@@ -157,6 +172,12 @@ def encode_flow_prompt(pipe, family: Family, prompt: str, negative_prompt: str |
 
     device = pipe._execution_device
     with torch.no_grad():
+        if family.name == "flux2":
+            # Its pipeline always encodes "" as the negative; the recipe's is encoded here.
+            embeds, _ = pipe.encode_prompt(prompt=prompt, device=device, num_images_per_prompt=1)
+            negatives, _ = pipe.encode_prompt(prompt=negative_prompt or "", device=device,
+                                              num_images_per_prompt=1)
+            return {"prompt_embeds": embeds, "negative_prompt_embeds": negatives}
         if family.name == "zimage":
             # The negative is encoded whatever the cfg: one short call a shoot, and the
             # conditioning then serves a recipe at any cfg.

@@ -183,10 +183,27 @@ def _load_flow_single_file(ref: ModelRef, info: ModelInfo, dtype):
     if not local and cache_only_reason():
         kwargs["local_files_only"] = True
     transformer_class = getattr(diffusers, TRANSFORMER_CLASSES[info.family.name])
-    transformer = transformer_class.from_single_file(ref.location, config=ref.config,
-                                                     subfolder="transformer", **kwargs)
+    transformer = transformer_class.from_single_file(_flow_checkpoint(ref.location, info),
+                                                     config=ref.config, subfolder="transformer",
+                                                     **kwargs)
     return diffusers.AutoPipelineForImage2Image.from_pretrained(ref.config, transformer=transformer,
                                                                 **kwargs)
+
+
+def _flow_checkpoint(location: str, info: ModelInfo):
+    """What a flow single file is read from: its path, or for a FLUX.2 file in ComfyUI's naming
+    its tensors without the "model.diffusion_model." prefix (diffusers' FLUX.2 converter reads
+    BFL's names only; its FLUX.1, SD 3.x and Z-Image converters take either)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    prefix = "model.diffusion_model."
+    if info.family.name != "flux2":
+        return location
+    with safe_open(location, framework="pt") as fh:
+        if not any(key.startswith(prefix) for key in fh.keys()):
+            return location
+    return {key.removeprefix(prefix): value for key, value in load_file(location).items()}
 
 
 def _family_of_pickle(path: Path) -> ModelInfo:

@@ -29,14 +29,20 @@ def validate_params(strength: float, steps: int, cfg: float, sampler: str | None
                          f"got {full_resolution!r}")
 
 
-def working_size(width: int, height: int, native: int, multiple: int = 8) -> tuple[int, int]:
+def working_size(width: int, height: int, native: int, multiple: int = 8,
+                 max_pixels: int | None = None) -> tuple[int, int]:
     """About ``native``² pixels with the aspect kept, each side a multiple of ``multiple`` (8;
-    16 for the families whose transformers pack latents in 2x2 patches), at least 64."""
+    16 for the families whose transformers pack latents in 2x2 patches), at least 64; never
+    more than ``max_pixels`` (sides rounded down instead where rounding would pass it)."""
     import math
 
     scale = math.sqrt((native * native) / float(width * height))
     w = max(64, int(round(width * scale / multiple)) * multiple)
     h = max(64, int(round(height * scale / multiple)) * multiple)
+    if max_pixels is not None and w * h > max_pixels:
+        scale = min(scale, math.sqrt(max_pixels / float(width * height)))
+        w = max(64, int(width * scale / multiple) * multiple)
+        h = max(64, int(height * scale / multiple) * multiple)
     return w, h
 
 

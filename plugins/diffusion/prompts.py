@@ -47,13 +47,20 @@ def prompt_arguments(pipe, loaded, settings, count: int) -> dict:
     while len(kept) > _KEPT:
         kept.pop(next(iter(kept)))
     arguments = {"prompt": None}
-    if "negative_prompt_embeds" in tensors:
+    if "negative_prompt_embeds" in tensors and _takes(pipe, "negative_prompt"):
+        # (FLUX.2 [klein]'s pipelines take the negative's embeddings only.)
         arguments["negative_prompt"] = None
     for name, tensor in tensors.items():
         # Z-Image's pipelines take a list of tensors, one a prompt, each its own length.
         arguments[name] = (tensor * count if isinstance(tensor, list)
                            else tensor.repeat(count, *([1] * (tensor.dim() - 1))))
     return arguments
+
+
+def _takes(pipe, argument: str) -> bool:
+    import inspect
+
+    return argument in inspect.signature(type(pipe).__call__).parameters
 
 
 def _is_sdxl(pipe) -> bool:

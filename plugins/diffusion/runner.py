@@ -93,8 +93,9 @@ class DiffusersImg2ImgRunner:
     def size_for(self, image: Image.Image, loaded: LoadedModel, settings) -> tuple[int, int]:
         """The size ``image`` goes to the model at: the working side's pixel budget, aspect kept,
         sides the multiple the model's family needs."""
+        family = loaded.info.family
         return working_size(image.width, image.height, self.working_side(loaded, settings),
-                            loaded.info.family.multiple)
+                            family.multiple, family.max_pixels)
 
     def working_side(self, loaded: LoadedModel, settings) -> int:
         """The side of the pixel budget the model works at: the recipe's ``working_size``,

@@ -1,6 +1,6 @@
 """A tiny, randomly initialised Z-Image pipeline: a single-stream transformer reading the hidden
-states of a Qwen3 text encoder (its byte-level BPE tokenizer and chat template built in code),
-and FLUX.1's 16-channel VAE.
+states of a Qwen3 text encoder (its tokenizer from ``standin_qwen``), and FLUX.1's 16-channel
+VAE.
 
 Laid out as Tongyi-MAI/Z-Image-Turbo's folder is (``ZImagePipeline`` with a ``Qwen3Model`` and a
 ``Qwen2Tokenizer``), so the real loading code reads it; its pictures are colour noise.
@@ -9,39 +9,6 @@ Laid out as Tongyi-MAI/Z-Image-Turbo's folder is (``ZImagePipeline`` with a ``Qw
 from __future__ import annotations
 
 from pathlib import Path
-
-# Qwen3's chat template as Z-Image uses it: the prompt as the user's turn, the assistant's turn
-# opened (with thinking off, an empty think block first, as Qwen3's own template writes).
-_CHAT_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message.role }}\n{{ message.content }}"
-    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
-    "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n"
-    "{% endif %}{% endif %}")
-_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
-
-
-def build_qwen_tokenizer():
-    """A Qwen2 (byte-level BPE) tokenizer: every byte, the stand-in's words whole, Qwen's special
-    tokens and a chat template."""
-    from transformers import Qwen2Tokenizer
-
-    from photobatch.plugins.diffusion.standin import _WORDS, _bytes_to_unicode
-
-    vocab = {char: i for i, char in enumerate(_bytes_to_unicode().values())}
-    merges = []
-    for word in _WORDS:
-        # Left to right, as BPE learns them: "p h" -> "ph o" -> ... -> "photo".
-        current = word[0]
-        for char in word[1:]:
-            if current + char not in vocab:
-                merges.append((current, char))
-                vocab[current + char] = len(vocab)
-            current += char
-    for token in _SPECIAL:
-        vocab[token] = len(vocab)
-    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, additional_special_tokens=list(_SPECIAL[1:]))
-    tokenizer.chat_template = _CHAT_TEMPLATE
-    return tokenizer
 
 
 def build_standin_zimage_pipeline(seed: int = 0):
@@ -52,6 +19,7 @@ def build_standin_zimage_pipeline(seed: int = 0):
     from transformers import Qwen3Config, Qwen3Model
 
     from photobatch.plugins.diffusion.standin_flow import build_flow_vae
+    from photobatch.plugins.diffusion.standin_qwen import build_qwen_tokenizer
 
     torch.manual_seed(seed)
     tokenizer = build_qwen_tokenizer()

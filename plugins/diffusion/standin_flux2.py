@@ -1,0 +1,101 @@
+"""A tiny, randomly initialised FLUX.2 [klein] pipeline: a FLUX.2 transformer reading three
+hidden states of a Qwen3 causal LM (its tokenizer from ``standin_qwen``), and FLUX.2's VAE with
+its latent batch norm.
+
+Laid out as black-forest-labs/FLUX.2-klein-4B's folder is (``Flux2KleinPipeline``, ``is_distilled``
+in model_index.json), so the real loading code reads it; its pictures are colour noise.
+"""
+
+from __future__ import annotations
+
+
+def build_standin_flux2_pipeline(seed: int = 0, distilled: bool = True):
+    """Build a tiny FLUX.2 [klein] text-to-image pipeline in memory: ``distilled`` as the klein
+    models BFL ships for 4 steps (no classifier-free guidance), else as a base model."""
+    import torch
+    from diffusers import (
+        AutoencoderKLFlux2,
+        FlowMatchEulerDiscreteScheduler,
+        Flux2KleinPipeline,
+        Flux2Transformer2DModel,
+    )
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from photobatch.plugins.diffusion.standin_qwen import build_qwen_tokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = build_qwen_tokenizer()
+    # 28 layers: the pipeline reads hidden states 9, 18 and 27 and joins them (3 x 16 wide).
+    encoder = Qwen3ForCausalLM(Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=24, num_hidden_layers=28,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=1024))
+    # 8 latent channels, patchified 2x2: 32 a token (the real VAE's 32 make 128).
+    vae = AutoencoderKLFlux2(block_out_channels=(8, 16, 32, 32), layers_per_block=1,
+                             latent_channels=8, norm_num_groups=8, sample_size=1024)
+    with torch.no_grad():
+        # A trained VAE's latent statistics, not the identity: the pipeline normalises by them.
+        vae.bn.running_mean.normal_(0.0, 0.1)
+        vae.bn.running_var.uniform_(0.5, 1.5)
+    transformer = Flux2Transformer2DModel(
+        patch_size=1, in_channels=32, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=48, timestep_guidance_channels=32,
+        axes_dims_rope=(4, 4, 4, 4), guidance_embeds=False)
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True)
+    return Flux2KleinPipeline(scheduler=scheduler, vae=vae, text_encoder=encoder, tokenizer=tokenizer,
+                              transformer=transformer, is_distilled=distilled)
+
+
+# diffusers' names -> BFL's (the reverse of diffusers' single-file converter).
+_TOP = {"x_embedder": "img_in", "context_embedder": "txt_in",
+        "time_guidance_embed.timestep_embedder.linear_1": "time_in.in_layer",
+        "time_guidance_embed.timestep_embedder.linear_2": "time_in.out_layer",
+        "double_stream_modulation_img.linear": "double_stream_modulation_img.lin",
+        "double_stream_modulation_txt.linear": "double_stream_modulation_txt.lin",
+        "single_stream_modulation.linear": "single_stream_modulation.lin",
+        "proj_out": "final_layer.linear"}
+_DOUBLE = {"attn.norm_q.weight": "img_attn.norm.query_norm.scale",
+           "attn.norm_k.weight": "img_attn.norm.key_norm.scale",
+           "attn.to_out.0.weight": "img_attn.proj.weight", "ff.linear_in.weight": "img_mlp.0.weight",
+           "ff.linear_out.weight": "img_mlp.2.weight",
+           "attn.norm_added_q.weight": "txt_attn.norm.query_norm.scale",
+           "attn.norm_added_k.weight": "txt_attn.norm.key_norm.scale",
+           "attn.to_add_out.weight": "txt_attn.proj.weight",
+           "ff_context.linear_in.weight": "txt_mlp.0.weight",
+           "ff_context.linear_out.weight": "txt_mlp.2.weight"}
+_SINGLE = {"attn.to_qkv_mlp_proj.weight": "linear1.weight", "attn.to_out.weight": "linear2.weight",
+           "attn.norm_q.weight": "norm.query_norm.scale", "attn.norm_k.weight": "norm.key_norm.scale"}
+
+
+def save_flux2_single_file(transformer, target, prefix: str = "") -> None:
+    """Save a FLUX.2 ``transformer`` (diffusers layout) as a single file in BFL's original layout
+    (fused q/k/v; ``prefix`` "model.diffusion_model." gives ComfyUI's naming), as BFL ships
+    flux-2-klein-4b.safetensors and fine-tunes are shared. diffusers' single-file loader reads
+    it back into the same weights."""
+    import torch
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().clone().contiguous() for k, v in transformer.state_dict().items()}
+    out = {}
+    for key, value in state.items():
+        if key.startswith("transformer_blocks."):
+            _, index, rest = key.split(".", 2)
+            block = f"double_blocks.{index}"
+            if rest in ("attn.to_q.weight", "attn.add_q_proj.weight"):
+                stream = "img" if rest.startswith("attn.to_q") else "txt"
+                names = (("to_q", "to_k", "to_v") if stream == "img"
+                         else ("add_q_proj", "add_k_proj", "add_v_proj"))
+                out[f"{block}.{stream}_attn.qkv.weight"] = torch.cat(
+                    [state[f"transformer_blocks.{index}.attn.{name}.weight"] for name in names])
+            elif rest in _DOUBLE:
+                out[f"{block}.{_DOUBLE[rest]}"] = value
+        elif key.startswith("single_transformer_blocks."):
+            _, index, rest = key.split(".", 2)
+            out[f"single_blocks.{index}.{_SINGLE[rest]}"] = value
+        elif key == "norm_out.linear.weight":
+            # (shift, scale) in BFL's layout, (scale, shift) in diffusers'.
+            scale, shift = value.chunk(2, dim=0)
+            out["final_layer.adaLN_modulation.1.weight"] = torch.cat([shift, scale])
+        else:
+            name, param = key.rsplit(".", 1)
+            out[f"{_TOP[name]}.{param}"] = value
+    save_file({prefix + k: v for k, v in out.items()}, str(target))

@@ -1,0 +1,242 @@
+"""FLUX.2 [klein] (BFL's 4B and 9B, distilled and base): tiny pipelines built in code (a Qwen3
+causal LM with its tokenizer and chat template, the FLUX.2 transformer, FLUX.2's VAE with its
+latent batch norm), saved as FLUX.2-klein-4B's folder is laid out and loaded back through the real
+loading code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import cli_shoot, last_run, noise_photo
+from fakes import pixels as _pixels
+from PIL import Image
+
+from photobatch.plugins.diffusion.families import FLUX2, family_of_folder, unsupported_pipeline
+from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
+from photobatch.plugins.diffusion.params import working_size
+from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    root = tmp_path_factory.mktemp("flux2")
+    return {kind: str(save_standin_model(root / kind, kind=kind)) for kind in ("flux2", "flux2-base")}
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return DiffusersImg2ImgRunner(device="cpu", native_size=128)
+
+
+def _recipe(**fields):
+    """A recipe distilled FLUX.2 [klein] runs: Euler, 8 steps at strength 0.5, no guidance."""
+    from photobatch.recipes.schema import recipe_from_dict
+
+    return recipe_from_dict({"name": "r", "prompt": "a photo of snow", "strength": 0.5, "steps": 8,
+                             "cfg": 1.0, "sampler": "Euler", **fields})
+
+
+def _transformer_tokens(pipe):
+    """Record the image tokens each transformer call gets."""
+    tokens = []
+    return tokens, pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: tokens.append(kwargs["hidden_states"].shape[1]), with_kwargs=True)
+
+
+def test_flux2_klein_is_told_from_its_folder_and_runs_through_its_strength_pipeline(models, runner):
+    info, base = family_of_folder(models["flux2"]), family_of_folder(models["flux2-base"])
+    assert info.family is FLUX2 is base.family and FLUX2.label == "FLUX.2"
+    assert info.distilled and not base.distilled and info.reads_photo and info.table == "flux2"
+    runner.run(noise_photo(), _recipe(), 1, models["flux2"])
+    loaded = runner.cache.get(models["flux2"])
+    assert type(loaded.pipe).__name__ == "Flux2KleinPipeline" and loaded.info.distilled
+    # diffusers' img2img AutoPipeline gives klein's text-to-image pipeline, which takes no
+    # strength: img2img runs through its inpainting one, everything masked.
+    assert [type(p).__name__ for p in loaded.task_pipes.values()] == ["Flux2KleinInpaintPipeline"]
+    assert unsupported_pipeline("Flux2KleinPipeline", "m") is None
+    # FLUX.2 [dev] (Mistral-conditioned, no strength-taking pipeline in diffusers): refused by name.
+    assert "Flux2Pipeline" in unsupported_pipeline("Flux2Pipeline", "model x")
+
+
+def test_it_runs_img2img_at_its_working_size_reading_the_photo_itself(models, runner):
+    pipe = runner.cache.get(models["flux2"]).pipe
+    photo = noise_photo(150, 100, seed=1)
+    tokens, hook = _transformer_tokens(runner.cache.task_pipe(runner.cache.get(models["flux2"]),
+                                                              "inpaint"))
+    try:
+        out = runner.run(photo, _recipe(), 7, models["flux2"])
+    finally:
+        hook.remove()
+    assert out.working_size == (160, 112) and out.image.size == (160, 112)
+    # The noise's 10 x 7 tokens, and the photo's own beside them.
+    assert tokens == [2 * 10 * 7] * 4  # int(8 x 0.5) steps
+    assert np.array_equal(_pixels(out), _pixels(runner.run(photo, _recipe(), 7, models["flux2"])))
+    assert np.abs(_pixels(out) - _pixels(runner.run(photo, _recipe(), 8, models["flux2"]))).mean() > 1
+    assert pipe is runner.cache.get(models["flux2"]).pipe
+
+
+def test_strength_and_exact_steps(models, runner):
+    pipe = runner.cache.task_pipe(runner.cache.get(models["flux2"]), "inpaint")
+    tokens, hook = _transformer_tokens(pipe)
+    try:
+        runner.run(noise_photo(), _recipe(strength=0.25, steps=8), 1, models["flux2"])
+        quarter = len(tokens)
+        tokens.clear()
+        runner.run(noise_photo(), _recipe(strength=0.25, steps=4, exact_steps=True), 1, models["flux2"])
+        exact = len(tokens)
+    finally:
+        hook.remove()
+    assert (quarter, exact) == (2, 4)
+
+
+def test_distilled_klein_refuses_guidance_and_the_base_model_runs_it(models, runner):
+    for fields, words in (({"cfg": 4.0}, "cfg above 1 is not read by distilled FLUX.2 [klein]"),
+                          ({"negative_prompt": "blurry"},
+                           "negative_prompt is not read by distilled FLUX.2 [klein]")):
+        with pytest.raises(ValueError) as err:
+            runner.run(noise_photo(), _recipe(**fields), 1, models["flux2"])
+        assert words in str(err.value)
+    base = models["flux2-base"]
+    with pytest.raises(ValueError) as err:
+        runner.run(noise_photo(), _recipe(negative_prompt="blurry"), 1, base)
+    assert "negative_prompt is not read by FLUX.2 models at cfg 1" in str(err.value)
+    tokens, hook = _transformer_tokens(runner.cache.task_pipe(runner.cache.get(base), "inpaint"))
+    photo = noise_photo(seed=3)
+    try:
+        plain = _pixels(runner.run(photo, _recipe(), 2, base))
+        assert len(tokens) == 4
+        tokens.clear()
+        # (A strong scale: the tiny model's prompt moves its picture little.)
+        guided = _pixels(runner.run(photo, _recipe(cfg=8.0), 2, base))
+        assert len(tokens) == 8  # each step runs with the prompt and with the negative
+    finally:
+        hook.remove()
+    negative = _pixels(runner.run(photo, _recipe(cfg=8.0, negative_prompt="blurry"), 2, base))
+    assert np.abs(plain - guided).mean() > 0.5
+    assert np.abs(guided - negative).mean() > 0.3  # the recipe's negative, not the pipeline's ""
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"clip_skip": 2}, "FLUX.2 reads Qwen3 and takes none"),
+    ({"working_size": 1536}, "working_size 1536 is more than FLUX.2 models work at here"),
+    ({"true_cfg": 3.0}, "true_cfg is for FLUX.1 models"),
+    ({"sampler": "DPM++ 2M"}, "sampler 'DPM++ 2M' does not run on FLUX.2 models"),
+    ({"controlnet": {"model": "some/controlnet"}}, "no FLUX.2 ControlNet img2img pipeline"),
+])
+def test_what_flux2_cannot_run_is_refused_by_name(models, runner, fields, words):
+    with pytest.raises(ValueError) as err:
+        runner.run(noise_photo(), _recipe(**fields), 1, models["flux2"])
+    assert words in str(err.value)
+
+
+def test_its_working_size_stays_within_the_megapixel_its_pipeline_keeps():
+    """diffusers' klein pipeline scales anything above 1024² pixels down itself (and the
+    picture would come back at another size): photobatch's working sizes stay within it."""
+    for width, height in ((6000, 4000), (4000, 3000), (1920, 1080), (1000, 1000), (777, 333)):
+        w, h = working_size(width, height, 1024, 16, FLUX2.max_pixels)
+        assert w * h <= 1024 * 1024 and w % 16 == 0 == h % 16
+        assert w * h > 0.9 * 1024 * 1024 and abs(w / h - width / height) < 0.06
+    assert working_size(6000, 4000, 1024, 16) == (1248, 832)  # no cap: nearest sides
+
+
+def test_the_prompt_is_encoded_once_for_a_shoot_with_the_recipes_negative(models, runner):
+    loaded = runner.cache.get(models["flux2-base"])
+    encoded = []
+    hook = loaded.pipe.text_encoder.register_forward_pre_hook(lambda module, args: encoded.append(1))
+    recipe = _recipe(cfg=3.0, negative_prompt="blurry", prompt="golden hour light")
+    try:
+        runner.run(noise_photo(seed=1), recipe, 1, models["flux2-base"])
+        runner.run(noise_photo(seed=2), recipe, 2, models["flux2-base"])
+    finally:
+        hook.remove()
+    assert len(encoded) == 2  # the prompt and the negative, once
+
+
+def test_a_lora_changes_it_and_leaving_it_out_restores_it(models, runner, tmp_path):
+    from diffusers import DiffusionPipeline
+
+    from photobatch.plugins.diffusion.standin_addons import save_standin_lora
+
+    model = models["flux2"]
+    lora = save_standin_lora(DiffusionPipeline.from_pretrained(model), tmp_path / "l.safetensors")
+    photo = noise_photo(seed=5)
+    plain = _pixels(runner.run(photo, _recipe(), 2, model))
+    with_lora = _pixels(runner.run(photo, _recipe(loras=[{"path": str(lora), "weight": 1.0}]), 2, model))
+    assert np.abs(plain - with_lora).mean() > 0.2
+    assert np.array_equal(plain, _pixels(runner.run(photo, _recipe(), 2, model)))
+
+
+def test_masked_work_leaves_every_pixel_outside_the_mask_as_it_was(models):
+    from photobatch.plugins.diffusion.masks import paste_back
+
+    inpaint = DiffusersInpaintRunner(device="cpu", native_size=128)
+    photo = noise_photo(200, 120, seed=6)
+    mask = Image.new("L", photo.size, 0)
+    mask.paste(255, (60, 30, 130, 90))
+    out = inpaint.run(photo, _recipe(mask_blur=4, only_masked=True, mask_padding=16), 4,
+                      models["flux2"], mask=mask)
+    left, top, right, bottom = out.region
+    edited = paste_back(photo, out.image.resize((right - left, bottom - top)), out.mask, out.region)
+    before, after = np.asarray(photo), np.asarray(edited)
+    outside = np.asarray(out.mask) == 0
+    assert np.array_equal(before[outside], after[outside])
+    assert np.abs(before[~outside].astype(int) - after[~outside]).mean() > 1
+
+
+def test_a_batch_equals_single_calls(models):
+    batched = DiffusersImg2ImgRunner(device="cpu", native_size=128)
+    photos = [noise_photo(150, 100, seed=s) for s in (1, 2, 3)]
+    recipe = _recipe(batch=3)
+    together = batched.run_batch(photos, recipe, [11, 12, 13], models["flux2"])
+    for photo, seed, out in zip(photos, (11, 12, 13), together):
+        alone = batched.run(photo, recipe, seed, models["flux2"])
+        assert np.abs(_pixels(out) - _pixels(alone)).max() <= 1
+
+
+def test_the_built_in_recipes_run_on_klein_by_their_family_table(models, tmp_path, read_meta):
+    """color-correct (DPM++ 2M at CFG 6, 30 steps on SD) runs on FLUX.2 [klein] as the
+    distilled model is run: Euler, cfg 1, no negative prompt, its 4 steps whatever the strength."""
+    run, cli = cli_shoot(tmp_path)
+    done = run("season:winter", models["flux2"])
+    assert done.exit_code == 0, done.output
+    status, params = last_run(tmp_path / "c.db")
+    assert status == "done"
+    assert (params["sampler"], params["cfg"], params["steps"], params["exact_steps"]) == (
+        "Euler", 1.0, 4, True)
+    assert params["negative_prompt"] == "" and params["strength"] == 0.6
+    exif, _, _ = read_meta(tmp_path / "out" / "DSCF0001_season-winter.jpg")
+    assert exif["Exif.Image.Model"]
+    assert Image.open(tmp_path / "out" / "DSCF0001_season-winter.jpg").size == (96, 64)
+    shown = cli("recipes", "show", "color-correct", "--family", "flux2")
+    assert shown.exit_code == 0 and "steps = 4" in shown.output
+
+
+@pytest.mark.parametrize("prefix", ["", "model.diffusion_model."])
+def test_a_flux2_single_file_loads_with_its_base_model_as_model_config(models, tmp_path, prefix):
+    """A klein transformer as BFL ships it (flux-2-klein-4b.safetensors) or ComfyUI names it:
+    told from a FLUX.1 file by its shared modulation, the rest of the pipeline from
+    model_config."""
+    import torch
+    from diffusers import DiffusionPipeline
+
+    from photobatch.plugins.diffusion.families import family_of_single_file
+    from photobatch.plugins.diffusion.standin import save_standin_model
+    from photobatch.plugins.diffusion.standin_flux2 import save_flux2_single_file
+
+    tuned = DiffusionPipeline.from_pretrained(
+        str(save_standin_model(tmp_path / "tuned", kind="flux2", seed=5))).transformer
+    single = tmp_path / "flux-2-klein-finetune.safetensors"
+    save_flux2_single_file(tuned, single, prefix)
+    assert family_of_single_file(single).family is FLUX2  # it has FLUX.1's double-block keys too
+    runner = DiffusersImg2ImgRunner(device="cpu", native_size=128)
+    out = runner.run(noise_photo(seed=1), _recipe(model_config=models["flux2"]), 3, str(single))
+    loaded = runner.cache.get(str(single), models["flux2"])
+    assert type(loaded.pipe).__name__ == "Flux2KleinPipeline" and loaded.ref.kind == "single-file"
+    assert loaded.info.family is FLUX2 and loaded.info.distilled
+    expected, got = tuned.state_dict(), loaded.pipe.transformer.state_dict()
+    assert set(expected) == set(got)
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    base = runner.run(noise_photo(seed=1), _recipe(), 3, models["flux2"])
+    assert np.abs(_pixels(out) - _pixels(base)).mean() > 1  # the file's weights, not the base's
