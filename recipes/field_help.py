@@ -44,8 +44,8 @@ FIELD_HELP = {
     "post": "classical steps after the model, in order: [{ step = \"name\", ...params }]",
     "family": ("how the recipe runs on one model family, as tables: [family.flux] sampler = "
                "\"Euler\", cfg = 3.5 (families sd1, sd2, sdxl, sd3, flux, kontext "
-               "and fill, FLUX.1 Kontext and Fill, over flux's table, flux2, FLUX.2 [klein], and zimage, "
-               "Z-Image; fields prompt, "
+               "and fill, FLUX.1 Kontext and Fill, over flux's table, flux2, FLUX.2 [klein], qwenimage, "
+               "Qwen-Image, and zimage, Z-Image; fields prompt, "
                "negative_prompt, true_cfg, sampler, schedule, cfg, steps, exact_steps, strength, and an "
                "ip_adapter table of model, subfolder, weight_name, scale; `photobatch recipes show NAME "
                "--family flux` shows the result)"),

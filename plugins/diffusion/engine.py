@@ -16,7 +16,7 @@ from photobatch.plugins.diffusion.controlnet import control_arguments
 from photobatch.plugins.diffusion.flow import (
     flow_problem,
     make_flow_scheduler,
-    pipeline_guidance,
+    guidance_arguments,
     true_cfg_problem,
 )
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
@@ -97,11 +97,11 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         image=list(images),
         strength=settings.strength,
         num_inference_steps=inference_steps(settings.steps, settings.strength, settings.exact_steps),
-        guidance_scale=pipeline_guidance(family, settings.cfg),
         # Floats, so that NaNs can be seen (as pictures they are black); pictures() then
         # makes exactly the images output_type="pil" would.
         output_type="np",
     )
+    kwargs.update(guidance_arguments(family, settings.cfg))
     if task == "inpaint":
         kwargs.update(mask_image=list(masks))
     if task == "inpaint" or family.flow:

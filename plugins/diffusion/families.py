@@ -1,9 +1,10 @@
-"""Model families (SD 1.x, SD 2.x, SDXL, SD 3.x, FLUX.1, FLUX.2 [klein], Z-Image): how to
-recognise each and its native working size.
+"""Model families (SD 1.x, SD 2.x, SDXL, SD 3.x, FLUX.1, FLUX.2 [klein], Qwen-Image, Z-Image): how
+to recognise each and its native working size.
 
 The family decides the pipeline classes a single file is loaded with (diffusers' Auto pipelines
 have no ``from_single_file``), the pixel count inputs are resized to and what their sides must
-divide by. SD 3.x, FLUX.1, FLUX.2 and Z-Image are flow-matching transformers (``flow``): they take other samplers
+divide by. SD 3.x, FLUX.1, FLUX.2, Qwen-Image and Z-Image are flow-matching transformers
+(``flow``): they take other samplers
 and arguments than the UNet families (``flow.py``).
 """
 
@@ -26,7 +27,7 @@ class Family:
     # Working sizes divide by this: the VAE's 8, times 2 where a transformer packs latents in
     # 2x2 patches (SD 3.x, FLUX.1, Z-Image).
     multiple: int = 8
-    flow: bool = False  # a flow-matching transformer (SD 3.x, FLUX.1, FLUX.2, Z-Image), not a UNet
+    flow: bool = False  # a flow-matching transformer (SD 3.x, FLUX.1, FLUX.2, ...), not a UNet
     # The most pixels its pipelines work at (None: any): diffusers' FLUX.2 [klein] pipeline
     # scales anything larger down to a megapixel itself.
     max_pixels: int | None = None
@@ -34,9 +35,10 @@ class Family:
     @property
     def label(self) -> str:
         """The name users know: "SD 1.x", "SD 2.x", "SDXL", "SD 3.x", "FLUX.1", "FLUX.2",
-        "Z-Image"."""
+        "Qwen-Image", "Z-Image"."""
         return {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sd3": "SD 3.x",
-                "flux": "FLUX.1", "flux2": "FLUX.2", "zimage": "Z-Image"}.get(self.name, self.name)
+                "flux": "FLUX.1", "flux2": "FLUX.2", "qwenimage": "Qwen-Image",
+                "zimage": "Z-Image"}.get(self.name, self.name)
 
 
 SD1 = Family("sd1", 512, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
@@ -54,21 +56,27 @@ ZIMAGE = Family("zimage", 1024, "ZImageImg2ImgPipeline", "ZImageInpaintPipeline"
 # which also reads the photo itself (as Kontext does), for img2img with everything masked.
 FLUX2 = Family("flux2", 1024, "Flux2KleinInpaintPipeline", "Flux2KleinInpaintPipeline", multiple=16,
                flow=True, max_pixels=1024 * 1024)
-FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX, FLUX2, ZIMAGE)}
+# Alibaba's Qwen-Image: an MMDiT reading Qwen2.5-VL's hidden states, a Wan-style VAE; real
+# classifier-free guidance (diffusers' true_cfg_scale).
+QWENIMAGE = Family("qwenimage", 1024, "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline",
+                   multiple=16, flow=True)
+FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX, FLUX2, QWENIMAGE, ZIMAGE)}
 
 # The pipelines photobatch runs: Stable Diffusion 1.x/2.x and SDXL, as text-to-image, img2img or
 # inpainting folders, LCM-distilled SD (run by the SD pipelines, which read its guidance
-# embedding), SD 3.x, FLUX.1 and Z-Image (text-to-image, img2img or inpainting folders), FLUX.2
+# embedding), SD 3.x, FLUX.1, Qwen-Image and Z-Image (text-to-image, img2img or inpainting
+# folders), FLUX.2
 # [klein] (run through its inpainting pipeline, which takes a strength), FLUX.1
 # Kontext (run through its inpainting pipeline, which takes a strength) and FLUX.1 Fill (an
 # inpainting model). Others (ControlNet pipelines saved whole, Redux) load in diffusers but
 # take other arguments; they are refused by name instead of failing mid-run.
 _SUPPORTED_CLASS = re.compile(r"^(StableDiffusion(XL|3)?(Img2Img|Inpaint)?|LatentConsistencyModel"
                               r"(Img2Img)?|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?|FluxFill|Flux2Klein(Inpaint)?|"
-                               r"ZImage(Img2Img|Inpaint)?)"
+                               r"QwenImage(Img2Img|Inpaint)?|ZImage(Img2Img|Inpaint)?)"
                                r"Pipeline$")
 # (Longest prefix first: "Flux2" before "Flux".)
-_FLOW_FAMILY = (("Flux2", FLUX2), ("Flux", FLUX), ("StableDiffusion3", SD3), ("ZImage", ZIMAGE))
+_FLOW_FAMILY = (("Flux2", FLUX2), ("Flux", FLUX), ("StableDiffusion3", SD3), ("QwenImage", QWENIMAGE),
+                ("ZImage", ZIMAGE))
 
 # Keys of the original (CompVis / Stability) single-file layout that tell the families apart.
 _SDXL_KEY = "conditioner.embedders.1.model.positional_embedding"
@@ -78,12 +86,14 @@ _UNET_IN_KEY = "model.diffusion_model.input_blocks.0.0.weight"
 
 
 # A flow transformer's blocks, in the original (BFL / Stability / Tongyi) layout, bare or under
-# the ComfyUI all-in-one prefix. Z-Image's is the key diffusers' single-file loader tells it by.
+# the ComfyUI all-in-one prefix. Z-Image's is the key diffusers' single-file loader tells it by;
+# Qwen-Image's files keep diffusers' own names.
 # FLUX.2's first: its files have FLUX.1's double blocks too, and a shared modulation FLUX.1's lack.
 _FLOW_SINGLE_FILE_KEYS = (("single_stream_modulation.lin.weight", "flux2"),
                           ("double_blocks.0.img_attn.qkv.weight", "flux"),
                           ("joint_blocks.0.x_block.attn.qkv.weight", "sd3"),
-                          ("layers.0.adaLN_modulation.0.weight", "zimage"))
+                          ("layers.0.adaLN_modulation.0.weight", "zimage"),
+                          ("txt_norm.weight", "qwenimage"))
 
 
 def _flow_single_file(keys: set[str]) -> Family | None:
@@ -132,10 +142,10 @@ def unsupported_pipeline(class_name: str | None, what: str) -> str | None:
     if not class_name or _SUPPORTED_CLASS.match(class_name):
         return None
     return (f"{what} is a {class_name}; photobatch runs Stable Diffusion 1.x, 2.x, SDXL, SD 3.x, "
-            "FLUX.1 (Kontext and Fill included), FLUX.2 [klein] and Z-Image models "
+            "FLUX.1 (Kontext and Fill included), FLUX.2 [klein], Qwen-Image and Z-Image models "
             "(StableDiffusion, StableDiffusionXL, StableDiffusion3, Flux, FluxKontext, FluxFill, "
-            "Flux2Klein and ZImage pipeline folders, their img2img and inpainting forms, and "
-            "single-file checkpoints)")
+            "Flux2Klein, QwenImage and ZImage pipeline folders, their img2img and inpainting "
+            "forms, and single-file checkpoints)")
 
 
 def pag_problem(family: Family, task: str, with_controlnet: bool) -> str | None:

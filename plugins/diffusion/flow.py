@@ -1,5 +1,5 @@
-"""Flow-matching models (SD 3.x, FLUX.1, FLUX.2 [klein], Z-Image): what they can run, their samplers
-and prompts.
+"""Flow-matching models (SD 3.x, FLUX.1, FLUX.2 [klein], Qwen-Image, Z-Image): what they can run,
+their samplers and prompts.
 
 These families are transformers trained on a flow (rectified-flow) objective. In diffusers their
 img2img and inpainting pipelines noise the photo with ``scheduler.scale_noise`` and hand the
@@ -20,7 +20,9 @@ means here what it means for SD, in A1111 and in ComfyUI (uncond + cfg (cond - u
 off), so the pipeline is given cfg - 1. Z-Image Turbo runs without guidance (cfg 1); a
 negative prompt at cfg 1 is refused like FLUX.1's. FLUX.2 [klein] reads Qwen3 too, with SD's
 classifier-free guidance in its base models; its distilled ones (``is_distilled``) run none, so
-there a cfg above 1 or a negative prompt is refused rather than recorded as if it had run. A single .safetensors file of these families holds the transformer (a
+there a cfg above 1 or a negative prompt is refused rather than recorded as if it had run.
+Qwen-Image runs classifier-free guidance as SD counts it, which its diffusers pipelines call
+``true_cfg_scale`` (their ``guidance_scale`` is for guidance-distilled transformers it lacks). A single .safetensors file of these families holds the transformer (a
 fine-tune is shared that way); the rest of the pipeline comes from ``model_config``. LoRAs
 load through the pipelines' own loaders, and FLUX.1 takes FLUX.1 ControlNets (diffusers'
 FluxControlNet img2img and inpainting pipelines) and FLUX.1 IP-Adapters (XLabs' layout). The
@@ -34,7 +36,8 @@ from photobatch.plugins.diffusion.families import Family
 
 # The denoiser class a single file's transformer is read into, by family.
 TRANSFORMER_CLASSES = {"flux": "FluxTransformer2DModel", "sd3": "SD3Transformer2DModel",
-                       "flux2": "Flux2Transformer2DModel", "zimage": "ZImageTransformer2DModel"}
+                       "flux2": "Flux2Transformer2DModel", "qwenimage": "QwenImageTransformer2DModel",
+                       "zimage": "ZImageTransformer2DModel"}
 
 # name -> (diffusers scheduler class, config overrides)
 FLOW_SAMPLERS: dict[str, tuple[str, dict]] = {
@@ -69,8 +72,14 @@ def flow_problem(settings, family: Family, variant: str | None = None,
     """Why ``settings`` (RunSettings) cannot run on a ``family`` flow model (``variant``:
     "kontext" or "fill", a FLUX.1 model of that kind; ``distilled``: a guidance-distilled
     FLUX.2 [klein]), as a sentence for the user, or None when they can."""
-    label = family.label
     # What the model cannot take at all first: no sampler choice would mend that.
+    return (_parts_problem(settings, family, variant) or _guidance_problem(settings, family, distilled)
+            or _prompt_problem(settings, family) or _sampler_problem(settings, family))
+
+
+def _parts_problem(settings, family: Family, variant: str | None) -> str | None:
+    """What the recipe adds that the model's pipelines cannot take."""
+    label = family.label
     if settings.controlnets and variant == "kontext":
         return ("controlnet does not run on FLUX.1 Kontext models (diffusers has no Kontext "
                 "ControlNet pipeline); Kontext keeps the photo's structure by reading the photo "
@@ -104,8 +113,14 @@ def flow_problem(settings, family: Family, variant: str | None = None,
         return (f"{', '.join(unet_only)} {'is' if len(unet_only) == 1 else 'are'} for SD 1.x, 2.x "
                 f"and SDXL models, not {label}; leave {'it' if len(unet_only) == 1 else 'them'} "
                 "out of recipes for this model")
+    return None
+
+
+def _guidance_problem(settings, family: Family, distilled: bool) -> str | None:
+    """A cfg or negative prompt the model would not read (said rather than ignored: the catalog
+    records what ran)."""
+    label = family.label
     if settings.negative_prompt and family.name == "flux" and settings.true_cfg <= 1:
-        # Said rather than ignored: the catalog records what ran.
         return ("negative_prompt is not read by FLUX.1 models (guidance-distilled, they run no "
                 "negative prompt); empty it for them: negative_prompt = \"\" under [family.flux], "
                 "or run it with true_cfg above 1 there (each step then runs twice)")
@@ -114,13 +129,19 @@ def flow_problem(settings, family: Family, variant: str | None = None,
         return (f"{what} is not read by distilled FLUX.2 [klein] models (they run no "
                 "classifier-free guidance): set cfg = 1.0 and negative_prompt = \"\" under "
                 "[family.flux2], or run the base model (FLUX.2-klein-base) for guidance")
-    if settings.negative_prompt and family.name in ("zimage", "flux2") and settings.cfg <= 1:
+    if settings.negative_prompt and family.name in ("zimage", "flux2", "qwenimage") and settings.cfg <= 1:
         how = " (classifier-free guidance off, how Z-Image Turbo runs)" if family.name == "zimage" else ""
         return (f"negative_prompt is not read by {label} models at cfg 1{how}; empty it for them: "
                 f"negative_prompt = \"\" under [family.{family.name}], or set cfg above 1 there (each "
                 "step then runs twice)")
-    if settings.clip_skip > 1 and family.name in ("flux", "flux2", "zimage"):
-        reads = "T5" if family.name == "flux" else "Qwen3"
+    return None
+
+
+def _prompt_problem(settings, family: Family) -> str | None:
+    """How the recipe asks its prompt or size to be read that the model cannot."""
+    label = family.label
+    if settings.clip_skip > 1 and family.name in ("flux", "flux2", "qwenimage", "zimage"):
+        reads = {"flux": "T5", "qwenimage": "Qwen2.5-VL"}.get(family.name, "Qwen3")
         return f"clip_skip is for CLIP-conditioned models; {label} reads {reads} and takes none"
     if family.max_pixels and (settings.working_size or 0) ** 2 > family.max_pixels:
         side = int(family.max_pixels ** 0.5)
@@ -134,6 +155,11 @@ def flow_problem(settings, family: Family, variant: str | None = None,
             return (f"{field} uses A1111's weight syntax ((word:1.2), [word], BREAK), which is read "
                     f"for SD 1.x, 2.x and SDXL models; {label} reads the prompt as written: "
                     "write it without them")
+    return None
+
+
+def _sampler_problem(settings, family: Family) -> str | None:
+    label = family.label
     if settings.sampler not in FLOW_SAMPLERS:
         return (f"sampler {settings.sampler!r} does not run on {label} models (flow matching: "
                 f"diffusers runs them with {', '.join(map(repr, FLOW_SAMPLERS))}); set sampler = "
@@ -156,10 +182,13 @@ def make_flow_scheduler(name: str, base_config, schedule: str = "Automatic"):
                                                       **FLOW_SCHEDULES[schedule])
 
 
-def pipeline_guidance(family: Family, cfg: float) -> float:
-    """The ``guidance_scale`` a ``family`` pipeline is given for a recipe's ``cfg``: the same
-    number, except for Z-Image, whose pipelines count classifier-free guidance from 0."""
-    return max(cfg - 1.0, 0.0) if family.name == "zimage" else cfg
+def guidance_arguments(family: Family, cfg: float) -> dict:
+    """What a ``family`` pipeline is given for a recipe's ``cfg``: ``guidance_scale``, the same
+    number, except for Z-Image, whose pipelines count classifier-free guidance from 0, and
+    Qwen-Image, whose pipelines call it ``true_cfg_scale``."""
+    if family.name == "qwenimage":
+        return {"true_cfg_scale": cfg, "guidance_scale": None}
+    return {"guidance_scale": max(cfg - 1.0, 0.0) if family.name == "zimage" else cfg}
 
 
 def encode_flow_prompt(pipe, family: Family, prompt: str, negative_prompt: str | None,
@@ -172,6 +201,15 @@ def encode_flow_prompt(pipe, family: Family, prompt: str, negative_prompt: str |
 
     device = pipe._execution_device
     with torch.no_grad():
+        if family.name == "qwenimage":
+            # The negative is encoded whatever the cfg (" " for none: Qwen's own advice), and its
+            # padding masks kept where the pipeline made any.
+            embeds, mask = pipe.encode_prompt(prompt=prompt, device=device, num_images_per_prompt=1)
+            negatives, negative_mask = pipe.encode_prompt(prompt=negative_prompt or " ", device=device,
+                                                          num_images_per_prompt=1)
+            tensors = {"prompt_embeds": embeds, "prompt_embeds_mask": mask,
+                       "negative_prompt_embeds": negatives, "negative_prompt_embeds_mask": negative_mask}
+            return {name: tensor for name, tensor in tensors.items() if tensor is not None}
         if family.name == "flux2":
             # Its pipeline always encodes "" as the negative; the recipe's is encoded here.
             embeds, _ = pipe.encode_prompt(prompt=prompt, device=device, num_images_per_prompt=1)

@@ -191,14 +191,15 @@ def _load_flow_single_file(ref: ModelRef, info: ModelInfo, dtype):
 
 
 def _flow_checkpoint(location: str, info: ModelInfo):
-    """What a flow single file is read from: its path, or for a FLUX.2 file in ComfyUI's naming
-    its tensors without the "model.diffusion_model." prefix (diffusers' FLUX.2 converter reads
-    BFL's names only; its FLUX.1, SD 3.x and Z-Image converters take either)."""
+    """What a flow single file is read from: its path, or for a FLUX.2 or Qwen-Image file in
+    ComfyUI's naming its tensors without the "model.diffusion_model." prefix (diffusers reads
+    BFL's names only for FLUX.2, its own only for Qwen-Image; its FLUX.1, SD 3.x and Z-Image
+    converters take either)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     prefix = "model.diffusion_model."
-    if info.family.name != "flux2":
+    if info.family.name not in ("flux2", "qwenimage"):
         return location
     with safe_open(location, framework="pt") as fh:
         if not any(key.startswith(prefix) for key in fh.keys()):

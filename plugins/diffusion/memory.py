@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 MAX_LEVEL = 3
 # Rough VRAM (GiB) a family needs at level 0 with 16-bit weights and a 1 MP image: SD 3.x counts
 # SD 3.5 Large (an 8B transformer and T5-XXL), FLUX.1 its 12B transformer and T5-XXL, Z-Image
-# its 6B transformer and Qwen3-4B, FLUX.2 [klein] 4B its transformer and Qwen3-4B.
+# its 6B transformer and Qwen3-4B, FLUX.2 [klein] 4B its transformer and Qwen3-4B, Qwen-Image
+# its 20B transformer and Qwen2.5-VL-7B.
 _NEED_GIB = {"sd1": 4.0, "sd2": 5.0, "sdxl": 10.0, "sd3": 28.0, "flux": 35.0, "zimage": 22.0,
-             "flux2": 20.0}
+             "flux2": 20.0, "qwenimage": 60.0}
 # The VAE decodes in tiles above this many pixels (its peak memory grows with the image).
 VAE_TILING_PIXELS = 1536 * 1536
 

@@ -172,7 +172,8 @@ def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> 
     LCM-distilled one), "sdxl" or "sdxl-refiner" (the second text encoder only,
     aesthetic-score conditioning), "flux" (FLUX.1 [dev]'s layout), "flux-schnell" (no guidance
     embedding), "flux-kontext" (FLUX.1 Kontext [dev]), "flux-fill" (FLUX.1 Fill [dev]), "sd3",
-    "zimage" (Z-Image Turbo's layout), "flux2" (FLUX.2 [klein], distilled) or "flux2-base".
+    "zimage" (Z-Image Turbo's layout), "flux2" (FLUX.2 [klein], distilled), "flux2-base" or
+    "qwenimage".
     """
     target = Path(target)
     if is_standin(target) and (target / "model_index.json").is_file():
@@ -203,6 +204,10 @@ def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> 
         from photobatch.plugins.diffusion.standin_flux2 import build_standin_flux2_pipeline
 
         pipe = build_standin_flux2_pipeline(seed=seed, distilled=kind == "flux2")
+    elif kind == "qwenimage":
+        from photobatch.plugins.diffusion.standin_qwenimage import build_standin_qwenimage_pipeline
+
+        pipe = build_standin_qwenimage_pipeline(seed=seed)
     elif kind == "zimage":
         from photobatch.plugins.diffusion.standin_zimage import build_standin_zimage_pipeline
 
@@ -214,9 +219,9 @@ def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> 
     pipe.save_pretrained(str(target), safe_serialization=True)
     # Also the classic slow-tokenizer files, as real SD folders ship them.
     vocab, merges = build_tokenizer_files()
-    # (FLUX.1's tokenizer_2 is T5's and Z-Image's and FLUX.2's tokenizer Qwen's, each saved
-    # whole in its tokenizer.json.)
-    folders = (() if kind in ("zimage", "flux2", "flux2-base")
+    # (FLUX.1's tokenizer_2 is T5's and the Qwen-conditioned models' tokenizer Qwen's, each
+    # saved whole in its tokenizer.json.)
+    folders = (() if kind in ("zimage", "flux2", "flux2-base", "qwenimage")
                else ("tokenizer",) + (("tokenizer_2",) if not kind.startswith("flux") else ()))
     for folder in folders:
         if not (target / folder).is_dir():

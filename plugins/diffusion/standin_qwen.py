@@ -15,23 +15,34 @@ _CHAT_TEMPLATE = (
 _SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
 
 
+# Words of the prompt templates the pipelines wrap prompts in (Qwen-Image's system prompt): whole
+# tokens here as in Qwen's vocabulary, so that a template's prefix is as many tokens as the
+# pipeline drops (34 for Qwen-Image's).
+_TEMPLATE_WORDS = ("system user assistant Describe image by detailing color shape size texture "
+                   "quantity spatial relationships objects background").split()
+
+
 def build_qwen_tokenizer():
-    """A Qwen2 (byte-level BPE) tokenizer: every byte, the stand-in's words whole, Qwen's special
-    tokens and a chat template."""
+    """A Qwen2 (byte-level BPE) tokenizer: every byte, the stand-in's and the templates' words
+    whole (with their leading space, "Ġphoto", as Qwen's vocabulary has them), Qwen's special
+    tokens and a chat template. Its merges are learnt from those words by the tokenizers
+    library's BPE trainer, so each word comes out whole whatever merges other words share."""
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
 
-    from photobatch.plugins.diffusion.standin import _WORDS, _bytes_to_unicode
+    from photobatch.plugins.diffusion.standin import _WORDS
 
-    vocab = {char: i for i, char in enumerate(_bytes_to_unicode().values())}
-    merges = []
-    for word in _WORDS:
-        # Left to right, as BPE learns them: "p h" -> "ph o" -> ... -> "photo".
-        current = word[0]
-        for char in word[1:]:
-            if current + char not in vocab:
-                merges.append((current, char))
-                vocab[current + char] = len(vocab)
-            current += char
+    words = [*_WORDS, *_TEMPLATE_WORDS]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator([" ".join(words)] + words, trainers.BpeTrainer(
+        vocab_size=5000, min_frequency=1, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    learnt = json.loads(bpe.to_str())["model"]
+    vocab = dict(learnt["vocab"])
+    merges = [tuple(pair) if isinstance(pair, list) else tuple(pair.split(" ")) for pair in learnt["merges"]]
     for token in _SPECIAL:
         vocab[token] = len(vocab)
     tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, additional_special_tokens=list(_SPECIAL[1:]))

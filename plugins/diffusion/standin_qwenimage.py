@@ -1,0 +1,49 @@
+"""A tiny, randomly initialised Qwen-Image pipeline: its MMDiT transformer reading the hidden
+states of a Qwen2.5-VL model (its tokenizer from ``standin_qwen``), and its Wan-style VAE.
+
+Laid out as Qwen/Qwen-Image's folder is (``QwenImagePipeline`` with a
+``Qwen2_5_VLForConditionalGeneration`` and a ``Qwen2Tokenizer``), so the real loading code reads
+it; its pictures are colour noise.
+"""
+
+from __future__ import annotations
+
+
+def build_standin_qwenimage_pipeline(seed: int = 0):
+    """Build a tiny Qwen-Image text-to-image pipeline in memory, with Qwen-Image's scheduler
+    settings (exponential time shift by the image's size)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImagePipeline,
+        QwenImageTransformer2DModel,
+    )
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from photobatch.plugins.diffusion.standin_qwen import build_qwen_tokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = build_qwen_tokenizer()
+    special = tokenizer.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"])
+    text = {"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "num_key_value_heads": 2, "vocab_size": len(tokenizer),
+            "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+            "rope_theta": 1000000.0, "bos_token_id": special[0], "eos_token_id": special[1]}
+    encoder = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(
+        text_config=text, vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16,
+                                         "num_heads": 2, "out_hidden_size": 16},
+        hidden_size=16, vocab_size=len(tokenizer), bos_token_id=special[0], eos_token_id=special[1]))
+    # 4 latent channels, 2x2 patches: 16 a token.
+    transformer = QwenImageTransformer2DModel(
+        patch_size=2, in_channels=16, out_channels=4, num_layers=2, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=16, guidance_embeds=False, axes_dims_rope=(8, 4, 4))
+    # Downsampling 8x, as Qwen-Image's does (three stages).
+    vae = AutoencoderKLQwenImage(base_dim=16, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
+                                 temperal_downsample=[False, True, True], latents_mean=[0.0] * 4,
+                                 latents_std=[1.0] * 4)
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        base_image_seq_len=256, base_shift=0.5, max_image_seq_len=8192, max_shift=0.9, shift=1.0,
+        shift_terminal=0.02, use_dynamic_shifting=True, time_shift_type="exponential")
+    return QwenImagePipeline(scheduler=scheduler, vae=vae, text_encoder=encoder, tokenizer=tokenizer,
+                             transformer=transformer)
