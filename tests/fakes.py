@@ -148,6 +148,14 @@ def flow_recipe(**fields):
                              "cfg": 3.5, "sampler": "Euler", **fields})
 
 
+def transformer_calls(pipe):
+    """Count the forward calls of ``pipe``'s transformer (one per denoising step for Euler, two
+    where guidance runs as a second pass): returns the list the calls go into and the hook to
+    remove."""
+    calls = []
+    return calls, pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
+
+
 def pixels(out):
     """A runner output's picture as float64 pixels."""
     import numpy as np

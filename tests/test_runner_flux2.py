@@ -12,7 +12,6 @@ from fakes import pixels as _pixels
 from PIL import Image
 
 from photobatch.plugins.diffusion.families import FLUX2, family_of_folder, unsupported_pipeline
-from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
 from photobatch.plugins.diffusion.params import working_size
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
 
@@ -152,47 +151,6 @@ def test_the_prompt_is_encoded_once_for_a_shoot_with_the_recipes_negative(models
     finally:
         hook.remove()
     assert len(encoded) == 2  # the prompt and the negative, once
-
-
-def test_a_lora_changes_it_and_leaving_it_out_restores_it(models, runner, tmp_path):
-    from diffusers import DiffusionPipeline
-
-    from photobatch.plugins.diffusion.standin_addons import save_standin_lora
-
-    model = models["flux2"]
-    lora = save_standin_lora(DiffusionPipeline.from_pretrained(model), tmp_path / "l.safetensors")
-    photo = noise_photo(seed=5)
-    plain = _pixels(runner.run(photo, _recipe(), 2, model))
-    with_lora = _pixels(runner.run(photo, _recipe(loras=[{"path": str(lora), "weight": 1.0}]), 2, model))
-    assert np.abs(plain - with_lora).mean() > 0.1
-    assert np.array_equal(plain, _pixels(runner.run(photo, _recipe(), 2, model)))
-
-
-def test_masked_work_leaves_every_pixel_outside_the_mask_as_it_was(models):
-    from photobatch.plugins.diffusion.masks import paste_back
-
-    inpaint = DiffusersInpaintRunner(device="cpu", native_size=128)
-    photo = noise_photo(200, 120, seed=6)
-    mask = Image.new("L", photo.size, 0)
-    mask.paste(255, (60, 30, 130, 90))
-    out = inpaint.run(photo, _recipe(mask_blur=4, only_masked=True, mask_padding=16), 4,
-                      models["flux2"], mask=mask)
-    left, top, right, bottom = out.region
-    edited = paste_back(photo, out.image.resize((right - left, bottom - top)), out.mask, out.region)
-    before, after = np.asarray(photo), np.asarray(edited)
-    outside = np.asarray(out.mask) == 0
-    assert np.array_equal(before[outside], after[outside])
-    assert np.abs(before[~outside].astype(int) - after[~outside]).mean() > 1
-
-
-def test_a_batch_equals_single_calls(models):
-    batched = DiffusersImg2ImgRunner(device="cpu", native_size=128)
-    photos = [noise_photo(150, 100, seed=s) for s in (1, 2, 3)]
-    recipe = _recipe(batch=3)
-    together = batched.run_batch(photos, recipe, [11, 12, 13], models["flux2"])
-    for photo, seed, out in zip(photos, (11, 12, 13), together):
-        alone = batched.run(photo, recipe, seed, models["flux2"])
-        assert np.abs(_pixels(out) - _pixels(alone)).max() <= 1
 
 
 def test_the_built_in_recipes_run_on_klein_by_their_family_table(models, tmp_path, read_meta):
