@@ -93,3 +93,24 @@ def test_style_match_takes_redux_through_a_family_table_and_records_it(kit, tmp_
     status, params = last_run(tmp_path / "c.db")
     assert status == "done" and params["ip_adapter"]["model"] == kit["redux"]
     assert params["ip_adapter"]["scale"] == 0.8 and params["sampler"] == "Euler"
+
+
+def test_redux_conditions_flux_kontext_too(kit):
+    """Kontext reads the photo itself and the prompt's tokens: a Redux reference joins those as
+    on FLUX.1 [dev]."""
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    kontext = str(save_standin_model(kit["root"] / "kontext", kind="flux-kontext"))
+    photo = noise_photo(160, 112, seed=8)
+    plain = pixels(kit["runner"].run(photo, flow_recipe(cfg=2.5), 2, kontext))
+    transformer = kit["runner"].cache.get(kontext).pipe.transformer
+    tokens = []
+    hook = transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: tokens.append(kwargs["encoder_hidden_states"].shape[1]), with_kwargs=True)
+    try:
+        styled = pixels(kit["runner"].run(photo, flow_recipe(cfg=2.5, ip_adapter={
+            "model": kit["redux"], "scale": 1.0, "reference": kit["references"][0]}), 2, kontext))
+    finally:
+        hook.remove()
+    assert set(tokens) == {512 + 64}
+    assert np.abs(styled - plain).mean() > 0.2
