@@ -273,6 +273,12 @@ def test_panel_words():
     assert describe.camera_text({"make": "FUJIFILM", "model": "X-T5"}) == "FUJIFILM X-T5"
     assert describe.exposure_text({"exposure_time": "1/8000", "f_number": 1.4}) == "1/8000 s · f/1.4"
     assert describe.location_text({"gps_lat": -33.85, "gps_lon": 151.2}) == "33.85000° S, 151.20000° E"
+    # The steps that ran: int(steps x strength), or all of them with exact steps (how a distilled
+    # model such as Z-Image Turbo is run).
+    steps = {"steps": 8, "strength": 0.2}
+    assert dict(describe.recipe_facts(steps, None, None, None))["Steps"] == "8 (1 denoising)"
+    assert dict(describe.recipe_facts({**steps, "exact_steps": True}, None, None, None))["Steps"] == (
+        "8 (all denoising, exact steps)")
     assert describe.date_text("2026-03-01T07:05:00+11:00") == "Sun 1 Mar 2026, 07:05"
 
 

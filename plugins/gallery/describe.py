@@ -113,10 +113,11 @@ def recipe_facts(params: Mapping[str, Any], seed: int | None, model: str | None,
              else _value(params[key]))
             for key, label in MAIN_PARAMS if params.get(key) not in (None, "", False)]
     steps, strength = params.get("steps"), params.get("strength")
-    if isinstance(steps, int) and isinstance(strength, (int, float)) and not params.get("exact_steps"):
-        # What really runs: diffusers and A1111 denoise int(steps * strength) steps.
-        rows = [(label, f"{value} ({int(steps * strength)} denoising)" if label == "Steps" else value)
-                for label, value in rows]
+    if isinstance(steps, int) and isinstance(strength, (int, float)):
+        # What really runs: diffusers and A1111 denoise int(steps * strength) steps, unless
+        # the recipe asked for all of them (A1111's "exact steps", how distilled models run).
+        ran = "all denoising, exact steps" if params.get("exact_steps") else f"{int(steps * strength)} denoising"
+        rows = [(label, f"{value} ({ran})" if label == "Steps" else value) for label, value in rows]
     if seed is not None:
         rows.append(("Seed", str(seed)))
     if model:
