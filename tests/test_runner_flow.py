@@ -228,6 +228,32 @@ def test_a_lora_changes_a_flow_model_and_leaving_it_out_restores_it(models, runn
     assert np.array_equal(plain, _pixels(runner.run(photo, _recipe(), 2, models[kind])))
 
 
+@pytest.mark.parametrize("kind", ("zimage", "flux2-base", "qwenimage"))
+def test_a_lora_in_ai_toolkit_naming_loads_as_the_diffusers_one_does(models, runner, kind, tmp_path):
+    """The newer families' LoRAs are mostly shared as ai-toolkit and ComfyUI save them
+    ("diffusion_model." keys): diffusers converts them on load, to the same picture."""
+    from diffusers import DiffusionPipeline
+    from safetensors.torch import load_file, save_file
+
+    from photobatch.plugins.diffusion.standin_addons import save_standin_lora
+
+    lora = save_standin_lora(DiffusionPipeline.from_pretrained(models[kind]), tmp_path / "l.safetensors")
+    state = load_file(str(lora))
+    assert all(key.startswith("transformer.") for key in state)
+    theirs = tmp_path / "ai-toolkit.safetensors"
+    save_file({"diffusion_model." + key.removeprefix("transformer."): value
+               for key, value in state.items()}, str(theirs))
+    photo = noise_photo(seed=3)
+
+    def run(path):
+        return _pixels(runner.run(photo, _recipe(loras=[{"path": str(path), "weight": 0.8}]), 2,
+                                  models[kind]))
+
+    ours = run(lora)
+    assert np.abs(ours - _pixels(runner.run(photo, _recipe(), 2, models[kind]))).mean() > 0.1
+    assert np.array_equal(ours, run(theirs))
+
+
 @pytest.mark.parametrize("kind", MAIN_KINDS)
 def test_flow_inpainting_leaves_every_pixel_outside_the_mask_as_it_was(models, kind):
     from photobatch.plugins.diffusion.masks import paste_back

@@ -142,30 +142,6 @@ def test_a_z_image_single_file_loads_with_its_base_model_as_model_config(model, 
     assert np.abs(_pixels(out) - _pixels(base)).mean() > 1  # the file's weights, not the base's
 
 
-def test_a_lora_in_ai_toolkit_naming_loads_as_the_diffusers_one_does(model, runner, tmp_path):
-    """Z-Image LoRAs are mostly shared as ai-toolkit and ComfyUI save them ("diffusion_model."
-    keys): diffusers converts them on load, to the same picture."""
-    from diffusers import DiffusionPipeline
-    from safetensors.torch import load_file, save_file
-
-    from photobatch.plugins.diffusion.standin_addons import save_standin_lora
-
-    lora = save_standin_lora(DiffusionPipeline.from_pretrained(model), tmp_path / "l.safetensors")
-    state = load_file(str(lora))
-    assert all(key.startswith("transformer.") for key in state)
-    theirs = tmp_path / "ai-toolkit.safetensors"
-    save_file({"diffusion_model." + key.removeprefix("transformer."): value
-               for key, value in state.items()}, str(theirs))
-    photo = noise_photo(seed=3)
-
-    def run(path):
-        return _pixels(runner.run(photo, _recipe(loras=[{"path": str(path), "weight": 0.8}]), 2, model))
-
-    ours = run(lora)
-    assert np.abs(ours - _pixels(runner.run(photo, _recipe(), 2, model))).mean() > 0.2
-    assert np.array_equal(ours, run(theirs))
-
-
 def test_the_built_in_recipes_run_on_z_image_turbo_by_their_family_table(model, tmp_path, read_meta):
     """color-correct (DPM++ 2M at CFG 6, 30 steps at strength 0.2 on SD) runs on Z-Image as
     Turbo is run: Euler, cfg 1 and no negative prompt, its 8 steps whatever the strength."""
