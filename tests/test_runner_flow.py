@@ -228,6 +228,21 @@ def test_a_lora_changes_a_flow_model_and_leaving_it_out_restores_it(models, runn
     assert np.array_equal(plain, _pixels(runner.run(photo, _recipe(), 2, models[kind])))
 
 
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+@pytest.mark.parametrize("kind", ("zimage", "flux2-base", "qwenimage", "flux-kontext"))
+def test_the_newer_families_run_in_the_gpus_precisions(models, kind, precision):
+    """What a GPU computes in, tried on the CPU: the pipelines' own dtype handling (Z-Image's
+    steps assert float32 latents; FLUX.2's VAE normalises with its batch norm) takes 16 bits.
+    FLUX.2 and Kontext run through a pipeline made by class: diffusers' from_pipe for one casts
+    the shared transformer to float32 unless given the dtype (found by this test: the catalog
+    said bf16 while the transformer computed in fp32)."""
+    half = DiffusersImg2ImgRunner(device="cpu", native_size=128, precision=precision)
+    out = half.run(noise_photo(seed=1), _recipe(), 1, models[kind])
+    assert out.precision == precision and out.image.size == (160, 112)
+    assert str(half.cache.get(models[kind]).pipe.transformer.dtype).endswith(
+        {"bf16": "bfloat16", "fp16": "float16"}[precision])
+
+
 @pytest.mark.parametrize("kind", ("zimage", "flux2-base", "qwenimage"))
 def test_a_lora_in_ai_toolkit_naming_loads_as_the_diffusers_one_does(models, runner, kind, tmp_path):
     """The newer families' LoRAs are mostly shared as ai-toolkit and ComfyUI save them

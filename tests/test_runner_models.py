@@ -128,6 +128,12 @@ def test_an_lcm_distilled_model_runs_through_the_sd_pipeline_with_its_guidance_e
     assert [batch for batch, _ in seen] == [1, 1, 1, 1]
     assert all(cond is not None and cond.shape == (1, 32) for _, cond in seen)
     assert out.image.size == (80, 64)
+    # In half precision it stays there: diffusers' from_pipe for a class casts to float32 unless
+    # given the dtype.
+    import torch
+
+    half = DiffusersImg2ImgRunner(native_size=64, precision="bf16").pipeline(str(folder))[0]
+    assert half.unet.dtype == half.vae.dtype == half.text_encoder.dtype == torch.bfloat16
 
 
 def test_one_model_is_loaded_once_and_shared_across_tasks(standin_model, monkeypatch):

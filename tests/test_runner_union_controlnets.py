@@ -259,3 +259,18 @@ def test_a_cached_hub_controlnet_is_checked_before_the_first_photo_too(kit, tmp_
     assert refused.exit_code != 0 and "recipe 'tiled': controlnet someone/controlnet-union: the unit " \
                                       "preprocessor 'none' makes 'tile'" in refused.output, refused.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_union_pipeline_keeps_the_models_precision(kit):
+    """photobatch makes the SDXL union pipelines by class; diffusers' from_pipe for a class
+    casts the shared UNet to float32 unless given the dtype."""
+    half = DiffusersImg2ImgRunner(device="cpu", native_size=128, precision="bf16")
+    out = half.run(noise_photo(128, 96, seed=3), _recipe({"model": kit["union"], "mode": "canny"}), 2,
+                   kit["sdxl"])
+    loaded = half.cache.get(kit["sdxl"])
+    pipes = [p for key, p in loaded.task_pipes.items() if key[1] == kit["union"]]
+    assert out.precision == "bf16" and [type(p).__name__ for p in pipes] == [
+        "StableDiffusionXLControlNetUnionImg2ImgPipeline"]
+    import torch
+
+    assert loaded.pipe.unet.dtype == pipes[0].unet.dtype == pipes[0].controlnet.dtype == torch.bfloat16

@@ -191,6 +191,11 @@ class PipelineCache:
                 problem = "pag does not go with a Union ControlNet (diffusers has no such pipeline)"
             if problem:
                 raise ValueError(problem)
+            if pipe_cls is not None:
+                # A pipeline class's own from_pipe casts every component, the loaded model's
+                # shared ones included, to float32 unless told the dtype (the AutoPipelines'
+                # does not): a half-precision model would silently double in memory.
+                kwargs["dtype"] = loaded.dtype
             pipe = (pipe_cls or auto).from_pipe(loaded.pipe, **kwargs)
             if hasattr(pipe, "safety_checker"):
                 pipe.safety_checker = None

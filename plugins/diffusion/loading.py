@@ -90,7 +90,8 @@ def load_pipeline(ref: ModelRef, device: str, dtype) -> tuple[object, ModelInfo]
         # An LCM-distilled SD model: diffusers' LCM pipelines take no negative prompt and no
         # prompt embeddings of ours; SD's img2img pipeline runs the same UNet (it passes the
         # guidance embedding such UNets read) with every feature photobatch has.
-        pipe = diffusers.StableDiffusionImg2ImgPipeline.from_pipe(pipe)
+        # (Its from_pipe casts to float32 unless told the dtype.)
+        pipe = diffusers.StableDiffusionImg2ImgPipeline.from_pipe(pipe, dtype=dtype)
     check_tokenizer(pipe, ref.model_id)
     info = family_of_pipeline(pipe)
     if info.inpainting and not info.family.flow and "Inpaint" not in type(pipe).__name__:
