@@ -15,8 +15,8 @@ from photobatch.plugins.diffusion.adapters import apply_ip_adapter, apply_loras,
 from photobatch.plugins.diffusion.controlnet import control_arguments
 from photobatch.plugins.diffusion.flow import (
     flow_problem,
-    make_flow_scheduler,
     guidance_arguments,
+    make_flow_scheduler,
     true_cfg_problem,
 )
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling

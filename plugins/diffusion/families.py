@@ -4,8 +4,7 @@ to recognise each and its native working size.
 The family decides the pipeline classes a single file is loaded with (diffusers' Auto pipelines
 have no ``from_single_file``), the pixel count inputs are resized to and what their sides must
 divide by. SD 3.x, FLUX.1, FLUX.2, Qwen-Image and Z-Image are flow-matching transformers
-(``flow``): they take other samplers
-and arguments than the UNet families (``flow.py``).
+(``flow``): they take other samplers and arguments than the UNet families (``flow.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ class Family:
     img2img_class: str
     inpaint_class: str
     # Working sizes divide by this: the VAE's 8, times 2 where a transformer packs latents in
-    # 2x2 patches (SD 3.x, FLUX.1, Z-Image).
+    # 2x2 patches (the flow families).
     multiple: int = 8
     flow: bool = False  # a flow-matching transformer (SD 3.x, FLUX.1, FLUX.2, ...), not a UNet
     # The most pixels its pipelines work at (None: any): diffusers' FLUX.2 [klein] pipeline
@@ -65,15 +64,14 @@ FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX, FLUX2, QWENIMAGE, ZIM
 # The pipelines photobatch runs: Stable Diffusion 1.x/2.x and SDXL, as text-to-image, img2img or
 # inpainting folders, LCM-distilled SD (run by the SD pipelines, which read its guidance
 # embedding), SD 3.x, FLUX.1, Qwen-Image and Z-Image (text-to-image, img2img or inpainting
-# folders), FLUX.2
-# [klein] (run through its inpainting pipeline, which takes a strength), FLUX.1
-# Kontext (run through its inpainting pipeline, which takes a strength) and FLUX.1 Fill (an
-# inpainting model). Others (ControlNet pipelines saved whole, Redux) load in diffusers but
-# take other arguments; they are refused by name instead of failing mid-run.
-_SUPPORTED_CLASS = re.compile(r"^(StableDiffusion(XL|3)?(Img2Img|Inpaint)?|LatentConsistencyModel"
-                              r"(Img2Img)?|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?|FluxFill|Flux2Klein(Inpaint)?|"
-                               r"QwenImage(Img2Img|Inpaint)?|ZImage(Img2Img|Inpaint)?)"
-                               r"Pipeline$")
+# folders), FLUX.1 Kontext and FLUX.2 [klein] (each run through its inpainting pipeline, which
+# takes a strength) and FLUX.1 Fill (an inpainting model). Others (ControlNet pipelines saved
+# whole, Redux, edit models) load in diffusers but take other arguments; they are refused by
+# name instead of failing mid-run.
+_SUPPORTED_CLASS = re.compile(
+    r"^(StableDiffusion(XL|3)?(Img2Img|Inpaint)?|LatentConsistencyModel(Img2Img)?"
+    r"|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?|FluxFill|Flux2Klein(Inpaint)?"
+    r"|QwenImage(Img2Img|Inpaint)?|ZImage(Img2Img|Inpaint)?)Pipeline$")
 # (Longest prefix first: "Flux2" before "Flux".)
 _FLOW_FAMILY = (("Flux2", FLUX2), ("Flux", FLUX), ("StableDiffusion3", SD3), ("QwenImage", QWENIMAGE),
                 ("ZImage", ZIMAGE))
