@@ -52,7 +52,7 @@ class App:
         self._local = threading.local()
         self._opened: list[Catalog] = []
         self._opened_lock = threading.Lock()
-        self._infos: dict[tuple, object] = {}  # (model, config, cached_hub) -> ModelInfo | None
+        self._infos: dict[tuple, object] = {}  # (model, config) -> ModelInfo | None
 
     @property
     def catalog(self) -> Catalog:
@@ -158,7 +158,8 @@ class App:
     def check_family(self, recipe: Recipe, model: str) -> None:
         """Refuse, before any file, a recipe that a flow-matching model (SD 3.x, FLUX.1) cannot
         run: a sampler or feature of the UNet models, or true_cfg on a UNet model (told from a
-        local model without loading it; a hub id shows when it loads)."""
+        local model or a hub id's cached copy without loading it; a hub id not cached yet shows
+        when it loads)."""
         from photobatch.plugins.diffusion.flow import flow_problem, true_cfg_problem
         from photobatch.plugins.diffusion.settings import settings_from_recipe
 
@@ -197,7 +198,7 @@ class App:
 
     def check_pag(self, recipe: Recipe, model: str) -> None:
         """Refuse perturbed-attention guidance where diffusers has no pipeline for it (told from
-        a local model's family without loading it; a hub id shows when it loads)."""
+        a local model's or cached hub copy's family without loading it; else when it loads)."""
         from photobatch.plugins.diffusion.families import pag_problem
 
         info = self._model_info(model, recipe.model_config)
@@ -211,7 +212,7 @@ class App:
 
     def check_refiner(self, recipe: Recipe, model: str) -> None:
         """Refuse a refiner that cannot take over: both models must be SDXL (told from local
-        folders and files without loading them; a hub id shows when it loads)."""
+        folders, files and cached hub copies without loading them; else when it loads)."""
         from photobatch.plugins.diffusion.refiner import refiner_problem_for_families
         from photobatch.plugins.diffusion.settings import settings_from_recipe
 
@@ -265,17 +266,17 @@ class App:
         from photobatch.plugins.diffusion.sources import ModelError
 
         try:
-            info = self._model_info(model, recipe.model_config, cached_hub=True)
+            info = self._model_info(model, recipe.model_config)
         except (ModelError, ValueError, OSError):  # the model's own check says why
             return recipe
         return recipe.for_family(info.table) if info else recipe
 
-    def _model_info(self, model: str, config: str | None, cached_hub: bool = False):
-        """What ``model`` is (``_local_info``), read once per App: every recipe's checks and
-        every photo's ``for_model`` ask about the same few models."""
-        key = (model, config, cached_hub)
+    def _model_info(self, model: str, config: str | None):
+        """What ``model`` is (``_local_info``; a hub id: its cached copy), read once per App:
+        every recipe's checks and every photo's ``for_model`` ask about the same few models."""
+        key = (model, config)
         if key not in self._infos:
-            self._infos[key] = _local_info(model, config, cached_hub)
+            self._infos[key] = _local_info(model, config, cached_hub=True)
         return self._infos[key]
 
     def model_for(self, recipe: Recipe) -> str:

@@ -198,3 +198,23 @@ def test_a_flux2_single_file_loads_with_its_base_model_as_model_config(models, t
     assert all(torch.equal(expected[k], got[k]) for k in expected)
     base = runner.run(noise_photo(seed=1), _recipe(), 3, models["flux2"])
     assert np.abs(_pixels(out) - _pixels(base)).mean() > 1  # the file's weights, not the base's
+
+
+def test_a_cached_hub_klein_is_told_distilled_before_any_photo(models, tmp_path, monkeypatch):
+    """A hub id in the Hugging Face cache: its model_index.json says klein and distilled, so a
+    recipe asking it for guidance is refused before any photo, offline, by name."""
+    from fakes import cache_on_hub
+
+    cache_on_hub(tmp_path, "black-forest-labs/FLUX.2-klein-4B", models["flux2"], monkeypatch)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run, _ = cli_shoot(tmp_path, guided='name = "guided"\nprompt = "a photo"\nstrength = 0.5\n'
+                                         'steps = 8\ncfg = 4.0\nsampler = "Euler"\n')
+    refused = run("guided", "black-forest-labs/FLUX.2-klein-4B")
+    assert refused.exit_code == 1
+    assert ("recipe 'guided': cfg above 1 is not read by distilled FLUX.2 [klein] models"
+            in refused.output)
+    assert not (tmp_path / "out").exists()
+    done = run("color-correct", "black-forest-labs/FLUX.2-klein-4B")
+    assert done.exit_code == 0, done.output
+    status, params = last_run(tmp_path / "c.db")
+    assert status == "done" and (params["cfg"], params["steps"]) == (1.0, 4)
