@@ -227,8 +227,8 @@ class App:
 
     def check_model(self, model: str, config: str | None = None) -> None:
         """Refuse a model reference that cannot be loaded, before any file. Cheap: no weights
-        are read (a single file's header is; a hub id is only checked for its form, whether it
-        is cached shows when it loads)."""
+        are read (a single file's header is; a hub id is checked for its form, and its cached
+        copy's model_index.json where there is one; whether it is cached shows when it loads)."""
         from photobatch.plugins.diffusion.families import (
             family_of_single_file,
             folder_class_name,
@@ -238,6 +238,7 @@ class App:
         from photobatch.plugins.diffusion.sources import (
             SINGLE_FILE_SUFFIXES,
             ModelError,
+            cached_snapshot,
             incomplete_folder,
             resolve_model,
         )
@@ -254,6 +255,9 @@ class App:
             problem = incomplete_folder(ref.location)
         if ref.kind == "folder" and not problem:
             problem = unsupported_pipeline(folder_class_name(ref.location), f"model folder {ref.location}")
+        if ref.kind == "hub" and (snapshot := cached_snapshot(ref.location)):
+            # Its cached copy tells what it is, as a folder does.
+            problem = unsupported_pipeline(folder_class_name(snapshot), f"model {ref.location}")
         if problem:
             raise UsageError(problem)
 

@@ -100,6 +100,23 @@ def test_run_refuses_a_model_that_cannot_be_there_before_any_photo(inbox, tmp_pa
             assert con.execute("select count(*) from runs").fetchone()[0] == 0
 
 
+def test_a_cached_hub_model_of_a_pipeline_photobatch_does_not_run_is_refused_before_any_photo(
+        inbox, tmp_path, monkeypatch):
+    """Its cached model_index.json tells, as a folder's does (offline: nothing is asked)."""
+    from fakes import cache_on_hub
+
+    edit = tmp_path / "edit"
+    edit.mkdir()
+    (edit / "model_index.json").write_text('{"_class_name": "QwenImageEditPlusPipeline"}')
+    cache_on_hub(tmp_path, "Qwen/Qwen-Image-Edit-2511", edit, monkeypatch)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = _invoke("--catalog", tmp_path / "c.db", "run", inbox, "--recipe", "color-correct",
+                     "--model", "Qwen/Qwen-Image-Edit-2511", "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "model Qwen/Qwen-Image-Edit-2511 is a QwenImageEditPlusPipeline; photobatch runs" in result.output
+    assert result.output.count("Error:") == 1 and not (tmp_path / "out").exists()
+
+
 def test_demo_refuses_a_missing_model_before_writing_its_photos(tmp_path):
     result = _invoke("demo", "--dir", tmp_path / "ws", "--model", tmp_path / "missing")
     assert result.exit_code == 1 and "does not exist" in result.output
