@@ -275,6 +275,17 @@ class App:
             return recipe
         return recipe.for_family(info.table) if info else recipe
 
+    def model_label(self, model: str, config: str | None = None) -> str | None:
+        """What ``model`` is, in words ("SDXL", "Z-Image"), when it can be told without loading
+        it (a local model or a cached hub id); None otherwise."""
+        from photobatch.plugins.diffusion.sources import ModelError
+
+        try:
+            info = self._model_info(model, config)
+        except (ModelError, ValueError, OSError):
+            return None
+        return info.label if info else None
+
     def _model_info(self, model: str, config: str | None):
         """What ``model`` is (``_local_info``; a hub id: its cached copy), read once per App:
         every recipe's checks and every photo's ``for_model`` ask about the same few models."""

@@ -45,8 +45,10 @@ def run_demo(workdir: Path | None, model: str | None, *, catalog: Path | None = 
     write_demo_shoot(inbox)
     session = Session(app, outbox)
     echo(f"\nworkspace {workdir}\n  photos   {inbox}\n  outputs  {outbox}\n  catalog  {app.catalog_path}")
+    label = app.model_label(model, recipe.model_config)
     echo(f"recipe {recipe.name}: strength {recipe.strength}, {recipe.steps} steps "
-         f"({recipe.denoising_steps} denoising), CFG {recipe.cfg}, {recipe.sampler}; model {model}\n")
+         f"({recipe.denoising_steps} denoising), CFG {recipe.cfg}, {recipe.sampler}; model {model}"
+         f"{f' ({label})' if label else ''}\n")
     rows = []
 
     def on_outcome(outcome) -> None:

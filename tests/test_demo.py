@@ -20,6 +20,7 @@ def test_demo_runs_in_a_temp_dir_and_prints_its_table(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "stand-in" in out and "--model" in out  # says plainly the pictures are not meaningful
+    assert "(SD 1.x)\n" in out  # what the model is, told from its folder
     assert "photo" in out and "EXIF kept" in out
     photos = sorted((workdir / "inbox").iterdir())
     outputs = sorted((workdir / "enhanced").iterdir())

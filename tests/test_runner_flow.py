@@ -44,6 +44,11 @@ def runner():
 
 
 def test_the_families_are_told_from_folders_and_loaded_pipelines(models, runner):
+    # What `photobatch demo` says a model is.
+    assert {kind: family_of_folder(models[kind]).label for kind in KINDS} == {
+        "flux": "FLUX.1", "flux-schnell": "FLUX.1", "sd3": "SD 3.x", "flux-kontext": "FLUX.1 Kontext",
+        "flux-fill": "FLUX.1 Fill", "zimage": "Z-Image", "flux2-base": "FLUX.2 [klein]",
+        "qwenimage": "Qwen-Image"}
     assert family_of_folder(models["flux"]).family is FLUX
     assert family_of_folder(models["flux-schnell"]).family is FLUX
     assert family_of_folder(models["sd3"]).family is SD3

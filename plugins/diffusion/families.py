@@ -128,6 +128,18 @@ class ModelInfo:
         return self.kontext or self.family.name == "flux2"
 
     @property
+    def label(self) -> str:
+        """What the model is, in words: "SDXL", "FLUX.1 Kontext", "FLUX.2 [klein], distilled"."""
+        label = self.family.label
+        if self.variant:
+            label += " " + self.variant.capitalize()
+        if self.family.name == "flux2":
+            label += " [klein]" + (", distilled" if self.distilled else "")
+        if self.inpainting and self.variant != "fill":
+            label += " (inpainting)"
+        return label
+
+    @property
     def table(self) -> str:
         """The name of the recipe tables this model runs with ("kontext" and "fill" apply
         flux's, then their own)."""
