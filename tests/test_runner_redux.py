@@ -114,3 +114,35 @@ def test_redux_conditions_flux_kontext_too(kit):
         hook.remove()
     assert set(tokens) == {512 + 64}
     assert np.abs(styled - plain).mean() > 0.2
+
+
+def test_redux_conditions_flux_fill_for_masked_work(kit):
+    """Fill + Redux, ComfyUI's way of putting a reference's look into a masked region: the Fill
+    pipeline takes the prompt embeddings Redux makes, though no IP-Adapter."""
+    from PIL import Image
+
+    from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    fill = str(save_standin_model(kit["root"] / "fill", kind="flux-fill"))
+    inpaint = DiffusersInpaintRunner(device="cpu", native_size=128, cache=kit["runner"].cache)
+    photo = noise_photo(160, 112, seed=8)
+    mask = Image.new("L", photo.size, 0)
+    mask.paste(255, (40, 20, 120, 90))
+    plain = pixels(inpaint.run(photo, flow_recipe(cfg=30.0), 2, fill, mask=mask))
+    transformer = kit["runner"].cache.get(fill).pipe.transformer
+    tokens = []
+    hook = transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: tokens.append(kwargs["encoder_hidden_states"].shape[1]), with_kwargs=True)
+    try:
+        styled = pixels(inpaint.run(photo, flow_recipe(cfg=30.0, ip_adapter={
+            "model": kit["redux"], "scale": 1.0, "reference": kit["references"][0]}), 2, fill, mask=mask))
+    finally:
+        hook.remove()
+    assert set(tokens) == {512 + 64}
+    assert np.abs(styled - plain).mean() > 0.2
+    # A plain IP-Adapter still has nowhere to go on Fill.
+    with pytest.raises(ValueError) as err:
+        inpaint.run(photo, flow_recipe(cfg=30.0, ip_adapter={
+            "model": "XLabs-AI/flux-ip-adapter", "reference": kit["references"][0]}), 2, fill, mask=mask)
+    assert "ip_adapter does not run on FLUX.1 Fill models" in str(err.value)

@@ -91,10 +91,12 @@ def _parts_problem(settings, family: Family, variant: str | None) -> str | None:
     if settings.true_cfg > 1 and settings.controlnets:
         return ("true_cfg does not go with controlnet: diffusers' FLUX.1 ControlNet pipelines run "
                 "no true CFG")
-    if (settings.controlnets or settings.ip_adapter is not None) and variant == "fill":
+    if variant == "fill" and (settings.controlnets or (settings.ip_adapter is not None
+                                                        and not _redux(settings))):
         what = "controlnet" if settings.controlnets else "ip_adapter"
         return (f"{what} does not run on FLUX.1 Fill models (diffusers' Fill pipeline takes "
-                "neither ControlNets nor IP-Adapters)")
+                "neither ControlNets nor IP-Adapters; FLUX.1 Redux, which conditions through the "
+                "prompt, does)")
     if settings.controlnets and family.name != "flux":
         return (f"controlnet runs on SD 1.x, 2.x, SDXL and FLUX.1 models; diffusers has no "
                 f"{label} ControlNet img2img pipeline")
