@@ -291,7 +291,7 @@ class App:
         every recipe's checks and every photo's ``for_model`` ask about the same few models."""
         key = (model, config)
         if key not in self._infos:
-            self._infos[key] = _local_info(model, config, cached_hub=True)
+            self._infos[key] = _local_info(model, config)
         return self._infos[key]
 
     def model_for(self, recipe: Recipe) -> str:
@@ -330,9 +330,9 @@ class App:
 __all__ = ["App", "UsageError", "RecipeError"]
 
 
-def _local_info(model: str, config: str | None, cached_hub: bool = False):
-    """What a local model folder or checkpoint is (its ModelInfo, no weights read), None for a
-    hub id (with ``cached_hub``: what its cached copy is, None when it is not cached)."""
+def _local_info(model: str, config: str | None):
+    """What a local model folder or checkpoint, or a hub id's cached copy, is (its ModelInfo, no
+    weights read); None for a hub id not cached."""
     from photobatch.plugins.diffusion.families import family_of_folder, family_of_single_file
     from photobatch.plugins.diffusion.sources import cached_snapshot, resolve_model
 
@@ -347,7 +347,7 @@ def _local_info(model: str, config: str | None, cached_hub: bool = False):
             base = family_of_folder(ref.config)
             info = dataclasses.replace(info, variant=base.variant, distilled=base.distilled)
         return info
-    snapshot = cached_snapshot(ref.location) if cached_hub else None
+    snapshot = cached_snapshot(ref.location)
     if snapshot and Path(snapshot, "model_index.json").is_file():
         return family_of_folder(snapshot)
     return None

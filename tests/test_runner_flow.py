@@ -445,8 +445,8 @@ def test_a_hub_flux_model_runs_the_built_in_recipes_and_is_recorded_as_it_ran(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     if not known_before_loading:
         real = app_module._local_info
-        monkeypatch.setattr(app_module, "_local_info", lambda model, config, cached_hub=False: (
-            None if model == "someone/flux-cached" else real(model, config, cached_hub)))
+        monkeypatch.setattr(app_module, "_local_info", lambda model, config: (
+            None if model == "someone/flux-cached" else real(model, config)))
     run, cli = _shoot(tmp_path)
     result = run("time-of-day:night", "someone/flux-cached")
     assert result.exit_code == 0, result.output

@@ -23,6 +23,7 @@ class Family:
     native: int
     img2img_class: str
     inpaint_class: str
+    label: str  # the name users know: "SD 1.x", "SDXL", "FLUX.1", "Z-Image"
     # Working sizes divide by this: the VAE's 8, times 2 where a transformer packs latents in
     # 2x2 patches (the flow families).
     multiple: int = 8
@@ -30,35 +31,31 @@ class Family:
     # The most pixels its pipelines work at (None: any): diffusers' FLUX.2 [klein] pipeline
     # scales anything larger down to a megapixel itself.
     max_pixels: int | None = None
-
-    @property
-    def label(self) -> str:
-        """The name users know: "SD 1.x", "SD 2.x", "SDXL", "SD 3.x", "FLUX.1", "FLUX.2",
-        "Qwen-Image", "Z-Image"."""
-        return {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sd3": "SD 3.x",
-                "flux": "FLUX.1", "flux2": "FLUX.2", "qwenimage": "Qwen-Image",
-                "zimage": "Z-Image"}.get(self.name, self.name)
+    # The text encoders it reads (A1111's clip skip needs a CLIP among them).
+    reads: str = "CLIP"
 
 
-SD1 = Family("sd1", 512, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
-SD2 = Family("sd2", 768, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline")
-SDXL = Family("sdxl", 1024, "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline")
+SD1 = Family("sd1", 512, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline", "SD 1.x")
+SD2 = Family("sd2", 768, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline", "SD 2.x")
+SDXL = Family("sdxl", 1024, "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline",
+              "SDXL")
 SD3 = Family("sd3", 1024, "StableDiffusion3Img2ImgPipeline", "StableDiffusion3InpaintPipeline",
-             multiple=16, flow=True)
-FLUX = Family("flux", 1024, "FluxImg2ImgPipeline", "FluxInpaintPipeline", multiple=16, flow=True)
+             "SD 3.x", multiple=16, flow=True, reads="CLIP and T5")
+FLUX = Family("flux", 1024, "FluxImg2ImgPipeline", "FluxInpaintPipeline", "FLUX.1", multiple=16,
+              flow=True, reads="T5")
 # Tongyi-MAI's Z-Image (Turbo and base): a single-stream transformer reading Qwen3's hidden
 # states, FLUX.1's 16-channel VAE, latents in 2x2 patches.
-ZIMAGE = Family("zimage", 1024, "ZImageImg2ImgPipeline", "ZImageInpaintPipeline", multiple=16,
-                flow=True)
+ZIMAGE = Family("zimage", 1024, "ZImageImg2ImgPipeline", "ZImageInpaintPipeline", "Z-Image",
+                multiple=16, flow=True, reads="Qwen3")
 # BFL's FLUX.2 [klein] (4B and 9B, distilled or base): a FLUX.2 transformer reading Qwen3's
 # hidden states, FLUX.2's 32-channel VAE. Its strength-taking pipeline is the inpainting one,
 # which also reads the photo itself (as Kontext does), for img2img with everything masked.
-FLUX2 = Family("flux2", 1024, "Flux2KleinInpaintPipeline", "Flux2KleinInpaintPipeline", multiple=16,
-               flow=True, max_pixels=1024 * 1024)
+FLUX2 = Family("flux2", 1024, "Flux2KleinInpaintPipeline", "Flux2KleinInpaintPipeline", "FLUX.2",
+               multiple=16, flow=True, max_pixels=1024 * 1024, reads="Qwen3")
 # Alibaba's Qwen-Image: an MMDiT reading Qwen2.5-VL's hidden states, a Wan-style VAE; real
 # classifier-free guidance (diffusers' true_cfg_scale).
 QWENIMAGE = Family("qwenimage", 1024, "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline",
-                   multiple=16, flow=True)
+                   "Qwen-Image", multiple=16, flow=True, reads="Qwen2.5-VL")
 FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX, FLUX2, QWENIMAGE, ZIMAGE)}
 
 # The pipelines photobatch runs: Stable Diffusion 1.x/2.x and SDXL, as text-to-image, img2img or

@@ -22,12 +22,14 @@ negative prompt at cfg 1 is refused like FLUX.1's. FLUX.2 [klein] reads Qwen3 to
 classifier-free guidance in its base models; its distilled ones (``is_distilled``) run none, so
 there a cfg above 1 or a negative prompt is refused rather than recorded as if it had run.
 Qwen-Image runs classifier-free guidance as SD counts it, which its diffusers pipelines call
-``true_cfg_scale`` (their ``guidance_scale`` is for guidance-distilled transformers it lacks). A single .safetensors file of these families holds the transformer (a
-fine-tune is shared that way); the rest of the pipeline comes from ``model_config``. LoRAs
-load through the pipelines' own loaders, and FLUX.1 takes FLUX.1 ControlNets (diffusers'
-FluxControlNet img2img and inpainting pipelines) and FLUX.1 IP-Adapters (XLabs' layout). The
-features built on SD's UNet and CLIP encoders (PAG, FreeU, the SDXL refiner, textual inversion,
-A1111 prompt weights) are refused for these families with a sentence saying so.
+``true_cfg_scale`` (their ``guidance_scale`` is for guidance-distilled transformers it lacks).
+
+A single .safetensors file of these families holds the transformer (a fine-tune is shared that
+way); the rest of the pipeline comes from ``model_config``. LoRAs load through the pipelines' own
+loaders, and FLUX.1 takes FLUX.1 ControlNets (diffusers' FluxControlNet img2img and inpainting
+pipelines) and FLUX.1 IP-Adapters (XLabs' layout). The features built on SD's UNet and CLIP
+encoders (PAG, FreeU, the SDXL refiner, textual inversion, A1111 prompt weights) are refused for
+these families with a sentence saying so.
 """
 
 from __future__ import annotations
@@ -91,8 +93,11 @@ def _parts_problem(settings, family: Family, variant: str | None) -> str | None:
     if settings.true_cfg > 1 and settings.controlnets:
         return ("true_cfg does not go with controlnet: diffusers' FLUX.1 ControlNet pipelines run "
                 "no true CFG")
-    if variant == "fill" and (settings.controlnets or (settings.ip_adapter is not None
-                                                        and not _redux(settings))):
+    # An IP-Adapter where Fill or a ControlNet would need to take it: FLUX.1 Redux conditions
+    # through the prompt, so it goes where IP-Adapters cannot (asked only then: a look on disk).
+    adapter = (settings.ip_adapter is not None and (variant == "fill" or bool(settings.controlnets))
+               and not _redux(settings))
+    if variant == "fill" and (settings.controlnets or adapter):
         what = "controlnet" if settings.controlnets else "ip_adapter"
         return (f"{what} does not run on FLUX.1 Fill models (diffusers' Fill pipeline takes "
                 "neither ControlNets nor IP-Adapters; FLUX.1 Redux, which conditions through the "
@@ -100,7 +105,7 @@ def _parts_problem(settings, family: Family, variant: str | None) -> str | None:
     if settings.controlnets and family.name != "flux":
         return (f"controlnet runs on SD 1.x, 2.x, SDXL and FLUX.1 models; diffusers has no "
                 f"{label} ControlNet img2img pipeline")
-    if settings.ip_adapter is not None and settings.controlnets and not _redux(settings):
+    if adapter and settings.controlnets:
         return (f"ip_adapter does not go with controlnet on {label} models: diffusers' "
                 f"{label} ControlNet pipelines take no IP-Adapter (FLUX.1 Redux, which "
                 "conditions through the prompt, does)")
@@ -142,9 +147,8 @@ def _guidance_problem(settings, family: Family, distilled: bool) -> str | None:
 def _prompt_problem(settings, family: Family) -> str | None:
     """How the recipe asks its prompt or size to be read that the model cannot."""
     label = family.label
-    if settings.clip_skip > 1 and family.name in ("flux", "flux2", "qwenimage", "zimage"):
-        reads = {"flux": "T5", "qwenimage": "Qwen2.5-VL"}.get(family.name, "Qwen3")
-        return f"clip_skip is for CLIP-conditioned models; {label} reads {reads} and takes none"
+    if settings.clip_skip > 1 and "CLIP" not in family.reads:
+        return f"clip_skip is for CLIP-conditioned models; {label} reads {family.reads} and takes none"
     if family.max_pixels and (settings.working_size or 0) ** 2 > family.max_pixels:
         side = int(family.max_pixels ** 0.5)
         return (f"working_size {settings.working_size} is more than {label} models work at here "

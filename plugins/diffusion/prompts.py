@@ -20,6 +20,9 @@ encoded as A1111 does, in chunks (``prompt_chunks``); a plain one by the pipelin
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 from photobatch.plugins.diffusion.flow import encode_flow_prompt
 from photobatch.plugins.diffusion.prompt_chunks import encode_chunked, needs_chunks, skipped_layer
 
@@ -58,9 +61,13 @@ def prompt_arguments(pipe, loaded, settings, count: int) -> dict:
 
 
 def _takes(pipe, argument: str) -> bool:
-    import inspect
+    return argument in _call_parameters(type(pipe))
 
-    return argument in inspect.signature(type(pipe).__call__).parameters
+
+@functools.cache
+def _call_parameters(cls) -> frozenset:
+    # Read once a pipeline class, not on every call.
+    return frozenset(inspect.signature(cls.__call__).parameters)
 
 
 def _is_sdxl(pipe) -> bool:
