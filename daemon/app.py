@@ -157,10 +157,12 @@ class App:
 
     def check_family(self, recipe: Recipe, model: str) -> None:
         """Refuse, before any file, a recipe that a flow-matching model (SD 3.x, FLUX.1) cannot
-        run: a sampler or feature of the UNet models, or true_cfg on a UNet model (told from a
+        run: a sampler or feature of the UNet models, true_cfg on a UNet model, or a reference
+        photo handed to a model that reads none itself (ip_adapter model "native") (told from a
         local model or a hub id's cached copy without loading it; a hub id not cached yet shows
         when it loads)."""
         from photobatch.plugins.diffusion.flow import flow_problem, true_cfg_problem
+        from photobatch.plugins.diffusion.native_reference import native_reference_problem
         from photobatch.plugins.diffusion.settings import settings_from_recipe
 
         if recipe.runner not in ("img2img", "inpaint"):
@@ -168,6 +170,10 @@ class App:
         info = self._model_info(model, recipe.model_config)
         if info is None:
             return
+        problem = native_reference_problem(settings_from_recipe(recipe.for_family(info.table)),
+                                           info.family)
+        if problem:
+            raise UsageError(f"recipe {recipe.name!r}: {problem}")
         if not info.family.flow:
             if recipe.for_family(info.table).true_cfg > 1:
                 raise UsageError(f"recipe {recipe.name!r}: {true_cfg_problem(info.family)}")

@@ -57,6 +57,9 @@ DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 # working_size bounds (pixels per side of the pixel budget): below 256 the SD models draw noise;
 # 4096 (16 MP per call) is far past any model's training size and a GPU's memory.
 WORKING_SIZE_MIN, WORKING_SIZE_MAX = 256, 4096
+# An ip_adapter model naming no adapter: the photo model reads the reference photo itself
+# (FLUX.2 [klein]'s reference-image input, ComfyUI's ReferenceLatent).
+NATIVE_REFERENCE = "native"
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,18 @@ class IPAdapterSettings:
     weight_name: str | None = None
     # Set when the recipe loads: a new reference photo makes earlier outputs stale.
     reference_sha256: str | None = None
+
+    def __post_init__(self):
+        if self.native:
+            # No adapter file is read: a subfolder or weight name merged in from another
+            # family's table would be recorded as if it had been.
+            object.__setattr__(self, "subfolder", None)
+            object.__setattr__(self, "weight_name", None)
+
+    @property
+    def native(self) -> bool:
+        """Whether the model reads the reference itself (``model = "native"``), no adapter."""
+        return self.model == NATIVE_REFERENCE
 
     @property
     def references(self) -> tuple[str, ...]:

@@ -218,3 +218,129 @@ def test_a_cached_hub_klein_is_told_distilled_before_any_photo(models, tmp_path,
     assert done.exit_code == 0, done.output
     status, params = last_run(tmp_path / "c.db")
     assert status == "done" and (params["cfg"], params["steps"]) == (1.0, 4)
+
+
+def _reference(tmp_path, name="look.png", seed=9, color=None):
+    """A reference photo on disk, of noise or one ``color`` (its 96 x 64 pixels are 6 x 4 of
+    klein's 16-pixel tokens)."""
+    path = tmp_path / name
+    (Image.new("RGB", (96, 64), color) if color else noise_photo(96, 64, seed=seed)).save(path)
+    return str(path)
+
+
+def _native(reference, **fields):
+    return _recipe(ip_adapter={"model": "native", "scale": 1.0, "reference": reference, **fields})
+
+
+def test_klein_reads_the_reference_photo_itself(models, runner, tmp_path):
+    """Style matching on klein needs no IP-Adapter: the reference goes to its pipeline as
+    image_reference, and the transformer sees its tokens beside the photo's and the noise's.
+    (The tiny random transformer moves its picture only a little for any reference, so what it
+    is given is asserted, and that the picture changes at all.)"""
+    photo = noise_photo(seed=4)
+    red, blue = _reference(tmp_path, "red.png", color=(250, 20, 20)), _reference(tmp_path, "blue.png")
+    pipe = runner.cache.task_pipe(runner.cache.get(models["flux2"]), "inpaint")
+    seen = []
+    hook = pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["hidden_states"].clone()), with_kwargs=True)
+    try:
+        plain = _pixels(runner.run(photo, _recipe(), 5, models["flux2"]))
+        styled = [_pixels(runner.run(photo, _native(path), 5, models["flux2"])) for path in (red, blue, red)]
+        listed = _pixels(runner.run(photo, _native([red]), 5, models["flux2"]))  # a list of one photo
+    finally:
+        hook.remove()
+    noise_and_photo = 2 * 10 * 7
+    assert [h.shape[1] for h in seen] == [noise_and_photo] * 4 + [noise_and_photo + 6 * 4] * 16
+    first_call = {run: seen[4 + 4 * n] for n, run in enumerate(("red", "blue", "red again", "listed"))}
+    # The photo's tokens are the same whatever the reference; the reference's are its own.
+    assert all(h[:, :noise_and_photo].equal(seen[0]) for h in first_call.values())
+    references = {run: h[:, noise_and_photo:] for run, h in first_call.items()}
+    assert references["red"].equal(references["red again"]) and references["red"].equal(references["listed"])
+    assert (references["red"] - references["blue"]).abs().mean() > 0.1
+    assert not np.array_equal(styled[0], plain) and not np.array_equal(styled[0], styled[1])
+    assert np.array_equal(styled[0], styled[2]) and np.array_equal(styled[0], listed)
+
+
+def test_a_batch_with_a_reference_equals_single_calls(models, tmp_path):
+    batched = DiffusersImg2ImgRunner(device="cpu", native_size=128, batch_on_cpu=True)
+    photos, look = [noise_photo(seed=s) for s in (1, 2)], _reference(tmp_path)
+    recipe = _native(look)
+    together = batched.run_batch(photos, recipe, [11, 12], models["flux2"])
+    for photo, seed, out in zip(photos, (11, 12), together):
+        assert np.abs(_pixels(out) - _pixels(batched.run(photo, recipe, seed, models["flux2"]))).max() <= 1
+
+
+def test_masked_work_on_klein_takes_the_reference_into_the_mask_only(models, tmp_path):
+    """klein's inpainting with a reference (BFL's example): the masked region follows the
+    reference, every pixel outside it stays the photo's."""
+    from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
+    from photobatch.plugins.diffusion.masks import paste_back
+
+    inpaint = DiffusersInpaintRunner(device="cpu", native_size=128)
+    photo = noise_photo(160, 112, seed=6)
+    mask = Image.new("L", photo.size, 0)
+    mask.paste(255, (40, 30, 120, 90))
+    look = _reference(tmp_path)
+    outs = [inpaint.run(photo, recipe, 4, models["flux2"], mask=mask)
+            for recipe in (_recipe(), _native(look))]
+    for out in outs:
+        left, top, right, bottom = out.region
+        edited = np.asarray(paste_back(photo, out.image.resize((right - left, bottom - top)),
+                                       out.mask, out.region))
+        outside = np.asarray(out.mask) == 0
+        assert np.array_equal(np.asarray(photo)[outside], edited[outside])
+    assert not np.array_equal(_pixels(outs[0]), _pixels(outs[1]))  # the reference was read
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"scale": 0.6}, "ip_adapter scale 0.6 has no meaning when the model reads the reference itself"),
+    ({"reference": "TWO"}, "FLUX.2 models read one reference photo here (ip_adapter model \"native\"), not 2"),
+])
+def test_what_the_reference_input_cannot_take_is_refused_by_name(models, runner, tmp_path, fields, words):
+    look = _reference(tmp_path)
+    if fields.get("reference") == "TWO":
+        fields = {"reference": [look, _reference(tmp_path, "b.png", seed=2)]}
+    with pytest.raises(ValueError) as err:
+        runner.run(noise_photo(), _recipe(ip_adapter={"model": "native", "scale": 1.0, "reference": look,
+                                                      **fields}), 1, models["flux2"])
+    assert words in str(err.value)
+
+
+def test_native_is_refused_on_a_model_that_reads_no_reference(standin_model, tmp_path):
+    sd = DiffusersImg2ImgRunner(device="cpu", native_size=64)
+    with pytest.raises(ValueError) as err:
+        sd.run(noise_photo(), _native(_reference(tmp_path)), 1, standin_model)
+    assert ("ip_adapter model \"native\" hands the reference photo to the model itself, which "
+            "FLUX.2 [klein] models take and SD 1.x models do not") in str(err.value)
+    # Through the CLI: before any photo, told from the model's folder.
+    look = _reference(tmp_path)
+    run, _ = cli_shoot(tmp_path, mine=f'name = "mine"\nprompt = "p"\n\n[ip_adapter]\nmodel = "native"\n'
+                                        f'scale = 1.0\nreference = "{look}"\n')
+    refused = run("mine", standin_model)
+    assert refused.exit_code == 1
+    assert "recipe 'mine': ip_adapter model \"native\" hands the reference photo" in refused.output
+    assert "name an IP-Adapter as the ip_adapter model under [family.sd1]" in refused.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_style_match_runs_on_klein_with_the_reference_and_no_adapter(models, standin_model, tmp_path,
+                                                                       read_meta):
+    """The built-in style-match, given a reference: on klein its [family.flux2] table hands the
+    photo to the model (no IP-Adapter, scale 1.0, Euler, 4 steps) and the colour transfer still
+    runs; the catalog records what ran and the EXIF is kept. On an SD model the same recipe
+    still wants its IP-Adapter (refused before any photo here, as h94's is not in the cache)."""
+    look = _reference(tmp_path)
+    run, cli = cli_shoot(tmp_path, mine=f'extends = "style-match"\nname = "mine"\n\n'
+                                        f'[ip_adapter]\nreference = "{look}"\n')
+    done = run("mine", models["flux2"])
+    assert done.exit_code == 0, done.output
+    status, params = last_run(tmp_path / "c.db")
+    assert status == "done"
+    assert params["ip_adapter"]["model"] == "native" and params["ip_adapter"]["scale"] == 1.0
+    assert "subfolder" not in params["ip_adapter"] or params["ip_adapter"]["subfolder"] is None
+    assert (params["sampler"], params["cfg"], params["steps"]) == ("Euler", 1.0, 4)
+    assert params["prompt"].startswith("Give image 1 the look of image 2")
+    exif, _, _ = read_meta(tmp_path / "out" / "DSCF0001_mine.jpg")
+    assert exif["Exif.Image.Model"]
+    shown = cli("recipes", "show", "style-match", "--family", "flux2")
+    assert shown.exit_code == 0 and 'model = "native"' in shown.output

@@ -137,19 +137,23 @@ def apply_ip_adapter(pipe, loaded, spec, conditioning: dict | None = None) -> di
     """Load (once) and scale the IP-Adapter ``spec``, or unload one a previous recipe left.
 
     Returns the pipeline keyword arguments for the reference image. A ``spec`` naming FLUX.1
-    Redux gives prompt embeddings instead, made from ``conditioning`` (prompt_arguments').
+    Redux gives prompt embeddings instead, made from ``conditioning`` (prompt_arguments'); one
+    whose model is "native" hands the photo to the model itself.
     """
+    from photobatch.plugins.diffusion.native_reference import native_reference_arguments
     from photobatch.plugins.diffusion.redux import is_redux, redux_arguments
 
     key = ((spec.model, spec.subfolder, spec.weight_name), id(pipe)) if spec is not None else None
     # Asked once a model: a loaded adapter, or a loaded Redux prior, says what it is already.
-    redux = (spec is not None and loaded.ip_adapter != key
+    redux = (spec is not None and not spec.native and loaded.ip_adapter != key
              and (spec.model in loaded.priors or is_redux(spec.model)))
     if loaded.ip_adapter is not None and loaded.ip_adapter != key:
         pipe.unload_ip_adapter()
         loaded.ip_adapter = None
     if spec is None:
         return {}
+    if spec.native:
+        return native_reference_arguments(spec)
     if redux:
         references = [load_reference(path) for path in spec.references] or [load_reference("")]
         return redux_arguments(pipe, loaded, spec, conditioning or {}, references)

@@ -20,6 +20,7 @@ from photobatch.plugins.diffusion.flow import (
     true_cfg_problem,
 )
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
+from photobatch.plugins.diffusion.native_reference import native_reference_problem
 from photobatch.plugins.diffusion.prompts import prompt_arguments
 from photobatch.plugins.diffusion.refiner import prepare_refiner
 from photobatch.plugins.diffusion.samplers import TCD_GAMMA, inference_steps, make_scheduler
@@ -65,6 +66,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         raise ValueError("a batch needs images of one size; got " + ", ".join(str(i.size) for i in images))
     family = loaded.info.family
     kontext = loaded.info.kontext
+    if problem := native_reference_problem(settings, family):
+        raise ValueError(problem)
     if family.flow and (problem := flow_problem(settings, family, loaded.info.variant,
                                                 distilled=loaded.info.distilled)):
         raise ValueError(problem)
@@ -142,7 +145,8 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
                 reference = (tuple(settings.resolve_path(r) for r in ip.reference)
                              if isinstance(ip.reference, tuple)
                              else settings.resolve_path(ip.reference) if ip.reference else "")
-                ip = replace(ip, model=settings.resolve_path(ip.model), reference=reference)
+                ip = replace(ip, model=ip.model if ip.native else settings.resolve_path(ip.model),
+                             reference=reference)
             kwargs.update(apply_ip_adapter(pipe, loaded, ip, kwargs))
             set_vae_tiling(pipe, width, height, loaded.memory_level)
             if settings.freeu is not None:

@@ -95,8 +95,9 @@ def _parts_problem(settings, family: Family, variant: str | None) -> str | None:
                 "no true CFG")
     # An IP-Adapter where Fill or a ControlNet would need to take it: FLUX.1 Redux conditions
     # through the prompt, so it goes where IP-Adapters cannot (asked only then: a look on disk).
+    native = settings.ip_adapter is not None and settings.ip_adapter.native
     adapter = (settings.ip_adapter is not None and (variant == "fill" or bool(settings.controlnets))
-               and not _redux(settings))
+               and not native and not _redux(settings))
     if variant == "fill" and (settings.controlnets or adapter):
         what = "controlnet" if settings.controlnets else "ip_adapter"
         return (f"{what} does not run on FLUX.1 Fill models (diffusers' Fill pipeline takes "
@@ -109,7 +110,7 @@ def _parts_problem(settings, family: Family, variant: str | None) -> str | None:
         return (f"ip_adapter does not go with controlnet on {label} models: diffusers' "
                 f"{label} ControlNet pipelines take no IP-Adapter (FLUX.1 Redux, which "
                 "conditions through the prompt, does)")
-    if settings.ip_adapter is not None and family.name != "flux":
+    if settings.ip_adapter is not None and family.name != "flux" and not native:
         return (f"ip_adapter runs on SD 1.x, 2.x, SDXL and FLUX.1 models; photobatch has no "
                 f"{label} IP-Adapter")
     unet_only = [name for name, used in (

@@ -276,7 +276,7 @@ def _adapter_refs(settings) -> list[tuple[str, str, str]]:
         refs.append(("controlnet", unit.model, ""))
         if unit.estimator:
             refs.append(("controlnet.preprocessor-model", unit.estimator, ""))
-    if settings.ip_adapter is not None:
+    if settings.ip_adapter is not None and not settings.ip_adapter.native:
         refs.append(("ip-adapter", settings.ip_adapter.model, ""))
     return refs
 
