@@ -31,6 +31,10 @@ class App:
         self.readers = collect(self.pm, "photobatch_readers", "reader")
         self.writers = collect(self.pm, "photobatch_writers", "writer")
         self.runners = collect(self.pm, "photobatch_runners", "runner")
+        for runner in self.runners:
+            if hasattr(runner, "use_readers"):
+                # Reference photos (style-match) are read as the photos are.
+                runner.use_readers(self.readers)
         if device:
             self.use_device(device)
         if precision:
@@ -123,6 +127,7 @@ class App:
             raise UsageError(
                 f"recipe {recipe.name!r} needs a reference photo: make your own with `photobatch "
                 f"recipes new my-look --from {recipe.name}` and set ip_adapter.reference")
+        self.check_references(recipe)
         self.check_files(recipe)
         if model:
             self.check_model(model, recipe.model_config)
@@ -133,6 +138,17 @@ class App:
                 self.check_refiner(recipe, model)
             if recipe.pag is not None:
                 self.check_pag(recipe, model)
+
+    def check_references(self, recipe: Recipe) -> None:
+        """Refuse a reference photo the readers cannot decode (a RAW LibRaw rejects, a cut-short
+        file): the recipe loader only looked at its first bytes."""
+        from photobatch.plugins.reference_photos import read_reference
+
+        for path in recipe.ip_adapter.references if recipe.ip_adapter else ():
+            try:
+                read_reference(path, self.readers)
+            except ValueError as exc:
+                raise UsageError(f"recipe {recipe.name!r}: {exc}") from None
 
     def check_files(self, recipe: Recipe) -> None:
         """Refuse a recipe whose LoRAs, embeddings, VAE, ControlNet or IP-Adapter name a path

@@ -158,14 +158,25 @@ def build_recipe(item: RawRecipe, raw: dict[str, RawRecipe]) -> Recipe:
 
 
 def check_reference(path: Path, label: str) -> str:
-    """The sha256 of a reference photo, or a RecipeError saying why it cannot be used."""
+    """The sha256 of a reference photo, or a RecipeError saying why it cannot be used.
+
+    Formats Pillow reads are verified here; a camera RAW or HEIC is taken on its first bytes
+    (decoding one costs a second: the app decodes it before running the recipe)."""
     from PIL import Image, UnidentifiedImageError
+
+    from photobatch.plugins.images import sniff
 
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise RecipeError(f"{label}: ip_adapter.reference {path} cannot be read "
                           f"({exc.strerror or exc})") from None
+    kind = sniff(data[:64], path)
+    if kind is None:
+        raise RecipeError(f"{label}: ip_adapter.reference {path} is not a photo photobatch reads "
+                          "(JPEG, PNG, TIFF, WebP, HEIC/AVIF or a camera RAW)")
+    if kind in ("raw", "heif", "avif"):
+        return hashlib.sha256(data).hexdigest()
     try:
         with Image.open(path) as img:
             img.verify()

@@ -133,12 +133,22 @@ def _load_lora_file(pipe, path: Path, source: str, name: str) -> None:
         raise ModelError(f"lora {source} could not be loaded: {first_line(exc)}") from exc
 
 
-def apply_ip_adapter(pipe, loaded, spec, conditioning: dict | None = None) -> dict:
+def load_reference(path: str) -> Image.Image:
+    """A reference photo upright and in sRGB, decoded by the built-in readers (RAW included; a
+    missing or unreadable file is a clear error). Runs read through their cache's reader,
+    which uses the app's readers and keeps what it decoded."""
+    from photobatch.plugins.reference_photos import read_reference
+
+    return read_reference(path)
+
+
+def apply_ip_adapter(pipe, loaded, spec, conditioning: dict | None = None, read=load_reference) -> dict:
     """Load (once) and scale the IP-Adapter ``spec``, or unload one a previous recipe left.
 
     Returns the pipeline keyword arguments for the reference image. A ``spec`` naming FLUX.1
     Redux gives prompt embeddings instead, made from ``conditioning`` (prompt_arguments'); one
-    whose model is "native" hands the photo to the model itself.
+    whose model is "native" hands the photo to the model itself. Reference photos are read
+    with ``read`` (a path -> an sRGB picture).
     """
     from photobatch.plugins.diffusion.native_reference import native_reference_arguments
     from photobatch.plugins.diffusion.redux import is_redux, redux_arguments
@@ -153,9 +163,9 @@ def apply_ip_adapter(pipe, loaded, spec, conditioning: dict | None = None) -> di
     if spec is None:
         return {}
     if spec.native:
-        return native_reference_arguments(spec)
+        return native_reference_arguments(spec, read)
     if redux:
-        references = [load_reference(path) for path in spec.references] or [load_reference("")]
+        references = [read(path) for path in spec.references] or [read("")]
         return redux_arguments(pipe, loaded, spec, conditioning or {}, references)
     if loaded.ip_adapter is None:
         _load_ip_adapter(pipe, spec, loaded.info.family.name, loaded.dtype)
@@ -163,8 +173,8 @@ def apply_ip_adapter(pipe, loaded, spec, conditioning: dict | None = None) -> di
     pipe.set_ip_adapter_scale(spec.scale)
     if isinstance(spec.reference, tuple):
         # One adapter, several photos: their image tokens condition together.
-        return {"ip_adapter_image": [[load_reference(path) for path in spec.reference]]}
-    return {"ip_adapter_image": load_reference(spec.reference)}
+        return {"ip_adapter_image": [[read(path) for path in spec.reference]]}
+    return {"ip_adapter_image": read(spec.reference)}
 
 
 def _load_ip_adapter(pipe, spec, family: str, dtype=None) -> None:
@@ -198,14 +208,3 @@ def _load_ip_adapter(pipe, spec, family: str, dtype=None) -> None:
             raise ModelError(f"ip_adapter {spec.model} is not in the Hugging Face cache and "
                              f"{cache_only}") from None
         raise ModelError(f"ip_adapter {spec.model} could not be loaded: {first_line(exc)}") from exc
-
-
-def load_reference(path: str) -> Image.Image:
-    """The IP-Adapter reference photo as RGB (a missing file is a clear error)."""
-    if not path:
-        raise ValueError("ip_adapter needs a reference photo (ip_adapter.reference = \"PATH\")")
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except OSError as exc:
-        raise ValueError(f"ip_adapter reference {path} cannot be read: {exc.strerror or exc}") from None

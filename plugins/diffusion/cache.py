@@ -18,6 +18,7 @@ from photobatch.plugins.diffusion.host_memory import keep_freed_memory
 from photobatch.plugins.diffusion.loading import load_pipeline
 from photobatch.plugins.diffusion.sources import ModelError, ModelRef, model_hash, resolve_model
 from photobatch.plugins.diffusion.union import shared_union
+from photobatch.plugins.reference_photos import ReferenceReader
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class PipelineCache:
         self._vaes: dict[tuple, object] = {}
         self._failed: dict[tuple, tuple[float, str]] = {}  # key -> (when, why)
         self._lock = threading.Lock()
+        # Reads reference photos (style-match, Redux) as photos are read, once per file.
+        self.read_reference = ReferenceReader()
 
     @property
     def device(self) -> str:
@@ -80,6 +83,10 @@ class PipelineCache:
         from photobatch.plugins.diffusion.device import pick_device
 
         return pick_device(self._requested_device)
+
+    def use_readers(self, readers) -> None:
+        """Read reference photos with ``readers`` (the app's; None: the built-in ones)."""
+        self.read_reference = ReferenceReader(readers)
 
     def use_device(self, device: str | None) -> None:
         """Load models on ``device`` ("auto", "cpu", "cuda", "cuda:1", "mps"; None: auto) from now on."""

@@ -147,7 +147,7 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
                              else settings.resolve_path(ip.reference) if ip.reference else "")
                 ip = replace(ip, model=ip.model if ip.native else settings.resolve_path(ip.model),
                              reference=reference)
-            kwargs.update(apply_ip_adapter(pipe, loaded, ip, kwargs))
+            kwargs.update(apply_ip_adapter(pipe, loaded, ip, kwargs, read=cache.read_reference))
             set_vae_tiling(pipe, width, height, loaded.memory_level)
             if settings.freeu is not None:
                 # On the shared UNet: taken off again below, whatever happens.

@@ -29,12 +29,11 @@ def native_reference_problem(settings, family) -> str | None:
     return None
 
 
-def native_reference_arguments(spec) -> dict:
-    """The pipeline keyword arguments that hand ``spec``'s reference photo to the model."""
-    from photobatch.plugins.diffusion.adapters import load_reference
-
+def native_reference_arguments(spec, read) -> dict:
+    """The pipeline keyword arguments that hand ``spec``'s reference photo, read with ``read``
+    (a path -> an sRGB picture), to the model."""
     references = spec.references  # (a list of one photo is one photo)
-    return {"image_reference": load_reference(references[0] if references else "")}
+    return {"image_reference": read(references[0] if references else "")}
 
 
 __all__ = ["native_reference_arguments", "native_reference_problem"]

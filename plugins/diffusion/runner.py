@@ -67,6 +67,10 @@ class DiffusersImg2ImgRunner:
         """Compute in ``precision`` (the config's ``[defaults] precision``); None or "auto" picks."""
         self.cache.use_precision(precision)
 
+    def use_readers(self, readers) -> None:
+        """Read reference photos with the app's photo ``readers`` (RAW, HEIC... as photos are)."""
+        self.cache.use_readers(readers)
+
     def pipeline(self, model: str, config: str | None = None):
         """Load (once) and return (pipeline, model ref, device, model hash) for ``model``."""
         loaded = self.cache.get(model, config)
@@ -119,10 +123,10 @@ class DiffusersImg2ImgRunner:
         source_input = model_input
         if reference_colors in ("before", "both"):
             # Style matching: the model starts from the photo already in the reference's colours.
-            model_input = toward_reference(model_input, settings)
+            model_input = toward_reference(model_input, settings, self.cache.read_reference)
         out = generate(self.cache, loaded, settings, [model_input], [seed])[0]
         if reference_colors in ("after", "both"):
-            out = toward_reference(out, settings)
+            out = toward_reference(out, settings, self.cache.read_reference)
         # Full resolution transfers the change from the *source* picture to the output.
         return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, source_input,
                          precision=loaded.precision,
@@ -193,17 +197,20 @@ class DiffusersImg2ImgRunner:
                          family=loaded.info.table)
 
 
-def toward_reference(image: Image.Image, settings) -> Image.Image:
-    """``image`` with the IP-Adapter reference photo's colours (LAB match, lightness kept)."""
+def toward_reference(image: Image.Image, settings, read=None) -> Image.Image:
+    """``image`` with the IP-Adapter reference photo's colours (LAB match, lightness kept);
+    references are read with ``read`` (a path -> an sRGB picture; None: the built-in readers)."""
     from photobatch.plugins.diffusion.adapters import load_reference
     from photobatch.plugins.diffusion.colormatch import match_colors
+
+    read = read or load_reference
 
     ip = settings.ip_adapter
     if ip is None or not ip.references:
         raise ValueError("reference_colors needs ip_adapter.reference (the reference photo)")
     references = []
     for path in ip.references:
-        reference = load_reference(settings.resolve_path(path))
+        reference = read(settings.resolve_path(path))
         reference.thumbnail((512, 512))
         references.append(reference)
     return match_colors(image, _side_by_side(references))
