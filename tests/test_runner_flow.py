@@ -350,8 +350,8 @@ def torch_equal(a, b) -> bool:
 
 
 def test_a_flow_single_file_needs_a_base_model_of_its_family(models, tmp_path):
-    """Told from the file's header before any photo (FLUX.1's loader in diffusers converts
-    full-size transformers only, so no tiny FLUX.1 file can be loaded here; SD 3.x's is above)."""
+    """Told from the file's header before any photo (FLUX.1 files load and run in
+    test_runner_flux_single_file.py, with a transformer of FLUX.1's width)."""
     import torch
     from safetensors.torch import save_file
 

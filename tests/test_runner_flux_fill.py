@@ -6,7 +6,6 @@ models in test_runner_flow.py.)"""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from fakes import cli_shoot, flow_recipe, last_run, noise_photo
 from PIL import Image
@@ -62,15 +61,3 @@ def test_the_builtins_run_on_fill_at_its_guidance_through_the_cli(fill, tmp_path
     assert status == "done" and params["cfg"] == 30.0 and params["sampler"] == "Euler"
     assert params["negative_prompt"] == ""  # flux's table, under fill's
     assert Image.open(tmp_path / "out" / "DSCF0001_color-correct.jpg").size == (96, 64)
-
-
-def test_a_fill_single_file_is_refused_before_any_photo(fill, tmp_path, monkeypatch):
-    from safetensors.numpy import save_file
-
-    single = tmp_path / "flux1-fill-dev.safetensors"
-    save_file({"double_blocks.0.img_attn.qkv.weight": np.zeros((3, 1), np.float32)}, str(single))
-    run, _ = cli_shoot(tmp_path)
-    monkeypatch.setenv("PHOTOBATCH_MODEL_CONFIG", fill)
-    refused = run("color-correct", single)
-    assert refused.exit_code != 0 and "FLUX.1 Fill loads from its diffusers folder or hub id" in refused.output
-    assert not (tmp_path / "out").exists()

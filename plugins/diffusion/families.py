@@ -94,6 +94,9 @@ _FLOW_SINGLE_FILE_KEYS = (("single_stream_modulation.lin.weight", "flux2"),
                           ("txt_norm.weight", "qwenimage"))
 
 
+_FILL_INPUTS = 384
+
+
 def _flow_single_file(keys: set[str]) -> Family | None:
     for key, name in _FLOW_SINGLE_FILE_KEYS:
         if key in keys or "model.diffusion_model." + key in keys:
@@ -254,6 +257,10 @@ def family_of_single_file(path: str | Path) -> ModelInfo:
         with safe_open(str(path), framework="numpy") as fh:
             keys = set(fh.keys())
             in_channels = fh.get_slice(_UNET_IN_KEY).get_shape()[1] if _UNET_IN_KEY in keys else 4
+            # FLUX.1 Fill's transformer also reads the masked photo and the mask: 384 inputs, not 64.
+            img_in = next((k for k in ("img_in.weight", "model.diffusion_model.img_in.weight")
+                           if k in keys), None)
+            fill = img_in is not None and fh.get_slice(img_in).get_shape()[1] == _FILL_INPUTS
     except SafetensorError as exc:
         raise ValueError(f"{Path(path).name} is not a readable .safetensors file ({exc})") from None
     if _SDXL_KEY in keys or any(k.startswith("conditioner.embedders.1.") for k in keys):
@@ -265,7 +272,8 @@ def family_of_single_file(path: str | Path) -> ModelInfo:
     elif flow := _flow_single_file(keys):
         # The transformer (alone, or with text encoders beside it: what is read is the
         # transformer; the rest comes from the model_config folder).
-        return ModelInfo(flow, False, flow.native)
+        fill = fill and flow is FLUX
+        return ModelInfo(flow, fill, flow.native, "fill" if fill else None)
     else:
         raise ValueError(
             f"{Path(path).name} does not look like a Stable Diffusion 1.x, 2.x or SDXL checkpoint "

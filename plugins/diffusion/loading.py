@@ -159,11 +159,12 @@ def flow_single_file_problem(ref: ModelRef, info: ModelInfo) -> str | None:
     if base is not None and base.family is not info.family:
         return (f"model {name} is a {label} transformer, but model_config {ref.config} is "
                 f"{base.family.label}: give a {label} model")
-    if base is not None and base.variant == "fill":
-        # Its transformer takes the mask and masked photo too; diffusers' single-file loader
-        # for it has not been tried here, so it is not offered.
-        return (f"model {name}: FLUX.1 Fill loads from its diffusers folder or hub id "
-                "(black-forest-labs/FLUX.1-Fill-dev), not a single file")
+    if base is not None and (info.variant == "fill") != (base.variant == "fill"):
+        # Fill's transformer reads 384 inputs a token, the others 64: one cannot load as the other.
+        want = ("the FLUX.1 Fill model it was made from (black-forest-labs/FLUX.1-Fill-dev)"
+                if info.variant == "fill" else "the FLUX.1 model it was made from")
+        return (f"model {name} is a {info.label} transformer, but model_config {ref.config} is "
+                f"{base.label}: give {want}")
     return None
 
 
@@ -187,8 +188,8 @@ def _load_flow_single_file(ref: ModelRef, info: ModelInfo, dtype):
     transformer = transformer_class.from_single_file(_flow_checkpoint(ref.location, info),
                                                      config=ref.config, subfolder="transformer",
                                                      **kwargs)
-    return diffusers.AutoPipelineForImage2Image.from_pretrained(ref.config, transformer=transformer,
-                                                                **kwargs)
+    # (FLUX.1 Fill's base folder gives its own pipeline, which the AutoPipelines do not know.)
+    return _auto_pipeline(ref.config, {**kwargs, "transformer": transformer})
 
 
 def _flow_checkpoint(location: str, info: ModelInfo):

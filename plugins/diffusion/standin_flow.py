@@ -169,6 +169,89 @@ def save_sd3_single_file(transformer, target, prefix: str = "") -> None:
     save_file({prefix + k: v for k, v in out.items()}, str(target))
 
 
+def build_wide_flux_transformer(seed: int = 0, fill: bool = False):
+    """A FLUX.1 transformer as wide as the real one (3072: diffusers' single-file converter for
+    FLUX.1 assumes that width) but one block deep of each kind, reading the stand-ins' small
+    text encoders: the smallest FLUX.1 a single file can hold (530M parameters; ``fill``: FLUX.1
+    Fill's, which also reads the masked photo and the mask). Its weights are drawn from
+    N(0, 0.02), norms' scales 1: three times faster than the layers' own initialisation."""
+    import torch
+    from diffusers import FluxTransformer2DModel
+
+    with torch.device("meta"):
+        transformer = FluxTransformer2DModel(
+            patch_size=1, in_channels=384 if fill else 64, out_channels=64 if fill else None,
+            num_layers=1, num_single_layers=1, attention_head_dim=128, num_attention_heads=24,
+            joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[16, 56, 56],
+            guidance_embeds=True)
+    transformer = transformer.to_empty(device="cpu")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, weight in transformer.named_parameters():
+            if "norm" in name and weight.ndim == 1:
+                weight.fill_(1.0)
+            else:
+                weight.normal_(0.0, 0.02, generator=generator)
+    return transformer
+
+
+def save_flux_single_file(transformer, target, prefix: str = "", dtype=None) -> None:
+    """Save a FLUX.1 ``transformer`` (diffusers layout) as a single file in BFL's layout, as
+    flux1-dev.safetensors and its fine-tunes are shared (``prefix`` "model.diffusion_model."
+    gives ComfyUI's all-in-one naming; ``dtype`` torch.bfloat16 stores it as BFL does).
+    diffusers' single-file loader reads it back into the same weights."""
+    import torch
+    from safetensors.torch import save_file
+
+    sd = {k: v.detach().to(dtype or v.dtype).contiguous() for k, v in transformer.state_dict().items()}
+    out = {}
+
+    def take(theirs, ours):
+        for part in ("weight", "bias"):
+            if f"{ours}.{part}" in sd:
+                out[f"{theirs}.{part}"] = sd[f"{ours}.{part}"]
+
+    for theirs, ours in (("time_in", "time_text_embed.timestep_embedder"),
+                         ("vector_in", "time_text_embed.text_embedder"),
+                         ("guidance_in", "time_text_embed.guidance_embedder")):
+        take(f"{theirs}.in_layer", f"{ours}.linear_1")
+        take(f"{theirs}.out_layer", f"{ours}.linear_2")
+    take("txt_in", "context_embedder")
+    take("img_in", "x_embedder")
+    take("final_layer.linear", "proj_out")
+    for part in ("weight", "bias"):  # shift and scale trade places between the layouts
+        scale, shift = sd[f"norm_out.linear.{part}"].chunk(2, dim=0)
+        out[f"final_layer.adaLN_modulation.1.{part}"] = torch.cat([shift, scale])
+    for i in range(transformer.config.num_layers):
+        block, here = f"double_blocks.{i}", f"transformer_blocks.{i}"
+        take(f"{block}.img_mod.lin", f"{here}.norm1.linear")
+        take(f"{block}.txt_mod.lin", f"{here}.norm1_context.linear")
+        for part in ("weight", "bias"):
+            out[f"{block}.img_attn.qkv.{part}"] = torch.cat([sd[f"{here}.attn.to_{x}.{part}"] for x in "qkv"])
+            out[f"{block}.txt_attn.qkv.{part}"] = torch.cat(
+                [sd[f"{here}.attn.add_{x}_proj.{part}"] for x in "qkv"])
+        for theirs, ours in (("img_attn.norm.query_norm", "attn.norm_q"), ("img_attn.norm.key_norm", "attn.norm_k"),
+                             ("txt_attn.norm.query_norm", "attn.norm_added_q"),
+                             ("txt_attn.norm.key_norm", "attn.norm_added_k")):
+            out[f"{block}.{theirs}.scale"] = sd[f"{here}.{ours}.weight"]
+        take(f"{block}.img_mlp.0", f"{here}.ff.net.0.proj")
+        take(f"{block}.img_mlp.2", f"{here}.ff.net.2")
+        take(f"{block}.txt_mlp.0", f"{here}.ff_context.net.0.proj")
+        take(f"{block}.txt_mlp.2", f"{here}.ff_context.net.2")
+        take(f"{block}.img_attn.proj", f"{here}.attn.to_out.0")
+        take(f"{block}.txt_attn.proj", f"{here}.attn.to_add_out")
+    for i in range(transformer.config.num_single_layers):
+        block, here = f"single_blocks.{i}", f"single_transformer_blocks.{i}"
+        take(f"{block}.modulation.lin", f"{here}.norm.linear")
+        for part in ("weight", "bias"):
+            out[f"{block}.linear1.{part}"] = torch.cat(
+                [sd[f"{here}.attn.to_{x}.{part}"] for x in "qkv"] + [sd[f"{here}.proj_mlp.{part}"]])
+        out[f"{block}.norm.query_norm.scale"] = sd[f"{here}.attn.norm_q.weight"]
+        out[f"{block}.norm.key_norm.scale"] = sd[f"{here}.attn.norm_k.weight"]
+        take(f"{block}.linear2", f"{here}.proj_out")
+    save_file({prefix + k: v for k, v in out.items()}, str(target))
+
+
 def save_standin_flux_controlnet(pipe, target, seed: int = 0, modes: int | None = None):
     """Save a tiny FLUX.1 ControlNet for ``pipe``'s transformer as a diffusers folder; with
     ``modes``, a Union one (InstantX's layout: a condition-type embedding of that many). Its
