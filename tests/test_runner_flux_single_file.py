@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,8 +51,27 @@ def flux_file(tmp_path_factory):
     save_flux_single_file(transformer, single, dtype=torch.bfloat16)
     expected = _stored(transformer)
     bases = {kind: _base_for(transformer, root / kind, kind) for kind in ("flux", "flux-kontext")}
+    _save_all_in_one_fp8(transformer, root / "flux1-dev-fp8.safetensors")
     del transformer
     return str(single), expected, bases
+
+
+def _save_all_in_one_fp8(transformer, target):
+    """The transformer as ComfyUI's fp8 checkpoints hold it: float8_e4m3fn weights named
+    "model.diffusion_model.*", beside text encoder and VAE tensors (which are not read), and
+    the float8 weights kept beside it to compare with."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from photobatch.plugins.diffusion.standin_flow import save_flux_single_file
+
+    save_flux_single_file(transformer, target, prefix="model.diffusion_model.", dtype=torch.float8_e4m3fn)
+    tensors = load_file(str(target))
+    tensors["text_encoders.clip_l.transformer.text_model.embeddings.token_embedding.weight"] = torch.zeros(8, 4)
+    tensors["vae.decoder.conv_in.weight"] = torch.zeros(4, 4, 3, 3)
+    save_file(tensors, str(target))
+    torch.save({k: v.to(torch.float8_e4m3fn) for k, v in transformer.state_dict().items()},
+               str(target) + ".expected")
 
 
 @pytest.fixture()
@@ -172,3 +192,21 @@ def test_a_fill_single_file_inpaints_and_is_told_from_other_flux_files(flux_file
     edited = np.asarray(paste_back(photo, out.image.resize((right - left, bottom - top)), out.mask, out.region))
     outside = np.asarray(out.mask) == 0
     assert np.array_equal(np.asarray(photo)[outside], edited[outside])
+
+
+def test_an_fp8_all_in_one_file_loads_its_transformer(flux_file, fresh):
+    """ComfyUI's fp8 FLUX.1 checkpoints (flux1-dev-fp8.safetensors): the transformer's float8
+    weights, read into the precision the model runs in, exactly; the text encoder and VAE
+    tensors beside them are left alone (the base's are used)."""
+    import torch
+
+    single, _, bases = flux_file
+    fp8 = str(Path(single).with_name("flux1-dev-fp8.safetensors"))
+    assert family_of_single_file(fp8).family is FLUX
+    runner = fresh()
+    out = runner.run(noise_photo(seed=1), flow_recipe(model_config=bases["flux"]), 2, fp8)
+    assert out.image.size == (160, 112)
+    got = runner.cache.get(fp8, bases["flux"]).pipe.transformer.state_dict()
+    expected = torch.load(fp8 + ".expected")
+    assert set(got) == set(expected)
+    assert all(got[k].dtype == torch.float32 and got[k].equal(expected[k].float()) for k in expected)
