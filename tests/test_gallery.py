@@ -280,6 +280,23 @@ def test_panel_words():
     assert dict(describe.recipe_facts({**steps, "exact_steps": True}, None, None, None))["Steps"] == (
         "8 (all denoising, exact steps)")
     assert describe.date_text("2026-03-01T07:05:00+11:00") == "Sun 1 Mar 2026, 07:05"
+    # The style reference by its file's name (not where it lives), and how it was read.
+    adapter = {"model": "h94/IP-Adapter", "scale": 0.6, "reference": "/home/jane/looks/film.jpg"}
+    facts = dict(describe.recipe_facts({"ip_adapter": adapter}, None, None, None))
+    assert facts["Style reference"] == "film.jpg" and facts["Reference scale"] == "0.6"
+    native = {"model": "native", "scale": 1.0, "reference": ["/a/one.jpg", "/b/two.dng"]}
+    facts = dict(describe.recipe_facts({"ip_adapter": native}, None, None, None))
+    assert facts["Style reference"] == "one.jpg, two.dng" and facts["Reference read by"] == "the model itself"
+    assert "Reference scale" not in facts
+    assert "Style reference" not in dict(describe.recipe_facts({"ip_adapter": None}, None, None, None))
+
+
+def test_every_parameter_names_files_and_folders_without_their_path():
+    params = {"model_config": "/home/jane/models/FLUX.1-dev", "prompt": "/imagine a photo",
+              "ip_adapter": {"reference": ["/home/jane/looks/a.jpg", "b.jpg"], "model": "h94/IP-Adapter"}}
+    assert describe.all_params(params) == [
+        ("ip_adapter.model", "h94/IP-Adapter"), ("ip_adapter.reference", "a.jpg, b.jpg"),
+        ("model_config", "FLUX.1-dev"), ("prompt", "/imagine a photo")]
 
 
 def test_every_parameter_reads_as_name_and_value_lists_of_tables_numbered():

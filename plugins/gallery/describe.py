@@ -118,6 +118,7 @@ def recipe_facts(params: Mapping[str, Any], seed: int | None, model: str | None,
         # the recipe asked for all of them (A1111's "exact steps", how distilled models run).
         ran = "all denoising, exact steps" if params.get("exact_steps") else f"{int(steps * strength)} denoising"
         rows = [(label, f"{value} ({ran})" if label == "Steps" else value) for label, value in rows]
+    rows += reference_facts(params.get("ip_adapter"))
     if seed is not None:
         rows.append(("Seed", str(seed)))
     if model:
@@ -127,9 +128,25 @@ def recipe_facts(params: Mapping[str, Any], seed: int | None, model: str | None,
     return rows
 
 
+def reference_facts(ip_adapter: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The style reference rows: its photo's file name (not the folder: a gallery is shared)
+    and, where an adapter was scaled, how strongly it counted."""
+    if not isinstance(ip_adapter, Mapping) or not ip_adapter.get("reference"):
+        return []
+    references = ip_adapter["reference"]
+    names = [Path(str(r)).name for r in (references if isinstance(references, (list, tuple)) else [references])]
+    rows = [("Style reference", ", ".join(names))]
+    if ip_adapter.get("model") == "native":
+        rows.append(("Reference read by", "the model itself"))
+    elif ip_adapter.get("scale") is not None:
+        rows.append(("Reference scale", _value(ip_adapter["scale"])))
+    return rows
+
+
 def all_params(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     """Every recorded parameter flattened ("output.quality": "95"; a list of tables numbered
-    from 1: "loras.1.weight": "0.8"), empty ones left out."""
+    from 1: "loras.1.weight": "0.8"), empty ones left out; a file or folder named by its
+    absolute path by its name alone (a gallery is shared, the paths say who and where)."""
     rows: list[tuple[str, str]] = []
     for key in sorted(params):
         value = params[key]
@@ -139,9 +156,17 @@ def all_params(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, s
         elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
             for number, table in enumerate(value, start=1):
                 rows += all_params(table, f"{name}.{number}.")
+        elif key in _PATH_FIELDS and value:
+            rows.append((name, _value([model_name(str(v)) for v in value] if isinstance(value, (list, tuple))
+                                      else model_name(str(value)))))
         elif value not in (None, "", [], ()):
             rows.append((name, _value(value)))
     return rows
+
+
+# Recipe fields that name a file, folder or hub id.
+_PATH_FIELDS = frozenset({"model", "model_config", "reference", "path", "vae", "captioner",
+                          "preprocessor_model"})
 
 
 def model_name(model: str) -> str:
