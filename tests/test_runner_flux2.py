@@ -292,14 +292,35 @@ def test_masked_work_on_klein_takes_the_reference_into_the_mask_only(models, tmp
     assert not np.array_equal(_pixels(outs[0]), _pixels(outs[1]))  # the reference was read
 
 
+def test_several_references_are_each_an_image_to_klein(models, tmp_path):
+    """A look shared by a set (up to 4 photos, BFL's klein limit): each reference's tokens go
+    in beside the photo's; a batch of as many photos as references (which klein's pipeline
+    would read as one reference each) runs a call per photo, equal to single calls."""
+    runner = DiffusersImg2ImgRunner(device="cpu", native_size=128, batch_on_cpu=True)
+    looks = [_reference(tmp_path, f"{n}.png", seed=n) for n in (1, 2)]
+    pipe = runner.cache.task_pipe(runner.cache.get(models["flux2"]), "inpaint")
+    tokens, hook = _transformer_tokens(pipe)
+    photos = [noise_photo(seed=s) for s in (1, 2)]
+    try:
+        together = runner.run_batch(photos, _native(looks), [11, 12], models["flux2"])
+    finally:
+        hook.remove()
+    assert tokens == [2 * 10 * 7 + 2 * 6 * 4] * 8  # two calls of 4 steps: noise, photo, both references
+    for photo, seed, out in zip(photos, (11, 12), together):
+        alone = runner.run(photo, _native(looks), seed, models["flux2"])
+        assert np.array_equal(_pixels(out), _pixels(alone))
+        assert not np.array_equal(_pixels(alone), _pixels(runner.run(photo, _native(looks[:1]), seed,
+                                                                     models["flux2"])))
+
+
 @pytest.mark.parametrize("fields, words", [
     ({"scale": 0.6}, "ip_adapter scale 0.6 has no meaning when the model reads the reference itself"),
-    ({"reference": "TWO"}, "FLUX.2 models read one reference photo here (ip_adapter model \"native\"), not 2"),
+    ({"reference": "FIVE"}, "FLUX.2 models read at most 4 reference photos (ip_adapter model \"native\"), not 5"),
 ])
 def test_what_the_reference_input_cannot_take_is_refused_by_name(models, runner, tmp_path, fields, words):
     look = _reference(tmp_path)
-    if fields.get("reference") == "TWO":
-        fields = {"reference": [look, _reference(tmp_path, "b.png", seed=2)]}
+    if fields.get("reference") == "FIVE":
+        fields = {"reference": [_reference(tmp_path, f"{n}.png", seed=n) for n in range(5)]}
     with pytest.raises(ValueError) as err:
         runner.run(noise_photo(), _recipe(ip_adapter={"model": "native", "scale": 1.0, "reference": look,
                                                       **fields}), 1, models["flux2"])

@@ -20,7 +20,10 @@ from photobatch.plugins.diffusion.flow import (
     true_cfg_problem,
 )
 from photobatch.plugins.diffusion.memory import call_with_oom_retry, set_vae_tiling
-from photobatch.plugins.diffusion.native_reference import native_reference_problem
+from photobatch.plugins.diffusion.native_reference import (
+    native_reference_count,
+    native_reference_problem,
+)
 from photobatch.plugins.diffusion.prompts import prompt_arguments
 from photobatch.plugins.diffusion.refiner import prepare_refiner
 from photobatch.plugins.diffusion.samplers import TCD_GAMMA, inference_steps, make_scheduler
@@ -74,9 +77,10 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     if not family.flow and settings.true_cfg > 1:
         raise ValueError(true_cfg_problem(family))
     units = settings.controlnets
-    if len(units) > 1 and len(images) > 1:
+    if (len(units) > 1 or native_reference_count(settings) == len(images)) and len(images) > 1:
         # diffusers takes one control image per ControlNet, not one per image, when there are
-        # several ControlNets: each image gets its own call.
+        # several ControlNets; and klein's pipeline reads as many reference photos as photos in
+        # its call as one for each: each image gets its own call.
         return [out for i in range(len(images))
                 for out in generate(cache, loaded, settings, [images[i]], [seeds[i]],
                                     None if masks is None else [masks[i]],

@@ -33,8 +33,9 @@ class Family:
     max_pixels: int | None = None
     # The text encoders it reads (A1111's clip skip needs a CLIP among them).
     reads: str = "CLIP"
-    # Its pipelines take a reference photo themselves (a recipe's ip_adapter model "native").
-    reference_input: bool = False
+    # How many reference photos its pipelines take themselves (a recipe's ip_adapter model
+    # "native"; 0: none).
+    reference_input: int = 0
 
 
 SD1 = Family("sd1", 512, "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline", "SD 1.x")
@@ -54,7 +55,7 @@ ZIMAGE = Family("zimage", 1024, "ZImageImg2ImgPipeline", "ZImageInpaintPipeline"
 # which also reads the photo itself (as Kontext does), for img2img with everything masked.
 FLUX2 = Family("flux2", 1024, "Flux2KleinInpaintPipeline", "Flux2KleinInpaintPipeline", "FLUX.2",
                multiple=16, flow=True, max_pixels=1024 * 1024, reads="Qwen3",
-               reference_input=True)
+               reference_input=4)  # BFL: klein takes up to 4
 # Alibaba's Qwen-Image: an MMDiT reading Qwen2.5-VL's hidden states, a Wan-style VAE; real
 # classifier-free guidance (diffusers' true_cfg_scale).
 QWENIMAGE = Family("qwenimage", 1024, "QwenImageImg2ImgPipeline", "QwenImageInpaintPipeline",

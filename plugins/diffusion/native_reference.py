@@ -1,9 +1,9 @@
 """A reference photo the model reads itself: a recipe's ip_adapter with ``model = "native"``.
 
-FLUX.2 [klein] takes reference photos as extra image tokens beside the photo it edits (BFL's
-multi-reference editing, ComfyUI's ReferenceLatent), so style matching needs no IP-Adapter on
-it: the reference goes to its pipeline as ``image_reference`` and the prompt says what to take
-from it ("image 2"). No adapter is loaded, so there is no scale to set.
+FLUX.2 [klein] takes reference photos (up to 4) as extra image tokens beside the photo it edits
+(BFL's multi-reference editing, ComfyUI's ReferenceLatent), so style matching needs no
+IP-Adapter on it: the references go to its pipeline as ``image_reference`` and the prompt says
+what to take from them ("image 2"). No adapter is loaded, so there is no scale to set.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ def native_reference_problem(settings, family) -> str | None:
         return (f"ip_adapter model \"native\" hands the reference photo to the model itself, "
                 f"which FLUX.2 [klein] models take and {family.label} models do not: name an "
                 f"IP-Adapter as the ip_adapter model under [family.{family.name}]")
-    if len(spec.references) > 1:
-        return (f"{family.label} models read one reference photo here (ip_adapter model "
-                f"\"native\"), not {len(spec.references)}: give ip_adapter.reference one photo")
+    if len(spec.references) > family.reference_input:
+        return (f"{family.label} models read at most {family.reference_input} reference photos "
+                f"(ip_adapter model \"native\"), not {len(spec.references)}: give "
+                f"ip_adapter.reference {family.reference_input} or fewer")
     if spec.scale != 1.0:
         return (f"ip_adapter scale {spec.scale} has no meaning when the model reads the reference "
                 f"itself (model \"native\": no adapter is scaled); set scale = 1.0 under "
@@ -30,10 +31,17 @@ def native_reference_problem(settings, family) -> str | None:
 
 
 def native_reference_arguments(spec, read) -> dict:
-    """The pipeline keyword arguments that hand ``spec``'s reference photo, read with ``read``
-    (a path -> an sRGB picture), to the model."""
-    references = spec.references  # (a list of one photo is one photo)
-    return {"image_reference": read(references[0] if references else "")}
+    """The pipeline keyword arguments that hand ``spec``'s reference photos, read with ``read``
+    (a path -> an sRGB picture), to the model (several: each its own image to it, at the first
+    one's size)."""
+    pictures = [read(path) for path in spec.references] or [read("")]
+    return {"image_reference": pictures[0] if len(pictures) == 1 else pictures}
 
 
-__all__ = ["native_reference_arguments", "native_reference_problem"]
+def native_reference_count(settings) -> int:
+    """How many reference photos ``settings`` hands to the model itself (0: none)."""
+    spec = settings.ip_adapter
+    return len(spec.references) if spec is not None and spec.native else 0
+
+
+__all__ = ["native_reference_arguments", "native_reference_count", "native_reference_problem"]
