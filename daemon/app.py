@@ -256,7 +256,7 @@ class App:
             folder_class_name,
             unsupported_pipeline,
         )
-        from photobatch.plugins.diffusion.loading import flow_single_file_problem
+        from photobatch.plugins.diffusion.loading import flow_single_file_problem, scaled_file_problem
         from photobatch.plugins.diffusion.sources import (
             SINGLE_FILE_SUFFIXES,
             ModelError,
@@ -271,6 +271,7 @@ class App:
             if ref.kind == "single-file" and ref.location.lower().endswith(SINGLE_FILE_SUFFIXES):
                 info = family_of_single_file(ref.location)  # a LoRA or a broken file is none
                 problem = flow_single_file_problem(ref, info) if info.family.flow else None
+                problem = problem or scaled_file_problem(ref.location, info)
         except (ModelError, ValueError) as exc:
             raise UsageError(str(exc)) from None
         if ref.kind == "folder":

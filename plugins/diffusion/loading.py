@@ -126,6 +126,9 @@ def _load_single_file(ref: ModelRef, dtype):
         info = family_of_single_file(path)
     else:
         info = _family_of_pickle(path)
+    problem = scaled_file_problem(str(path), info) if path.suffix.lower() == ".safetensors" else None
+    if problem:
+        raise ModelError(problem)
     if info.family.flow:
         return _load_flow_single_file(ref, info, dtype)
     cls = getattr(diffusers, info.family.inpaint_class if info.inpainting else info.family.img2img_class)
@@ -185,28 +188,55 @@ def _load_flow_single_file(ref: ModelRef, info: ModelInfo, dtype):
     if not local and cache_only_reason():
         kwargs["local_files_only"] = True
     transformer_class = getattr(diffusers, TRANSFORMER_CLASSES[info.family.name])
-    transformer = transformer_class.from_single_file(_flow_checkpoint(ref.location, info),
+    transformer = transformer_class.from_single_file(_flow_checkpoint(ref.location, info, dtype),
                                                      config=ref.config, subfolder="transformer",
                                                      **kwargs)
     # (FLUX.1 Fill's base folder gives its own pipeline, which the AutoPipelines do not know.)
     return _auto_pipeline(ref.config, {**kwargs, "transformer": transformer})
 
 
-def _flow_checkpoint(location: str, info: ModelInfo):
-    """What a flow single file is read from: its path, or for a FLUX.2 or Qwen-Image file in
-    ComfyUI's naming its tensors without the "model.diffusion_model." prefix (diffusers reads
+def _flow_checkpoint(location: str, info: ModelInfo, dtype=None):
+    """What a flow single file is read from: its path; its tensors with the scales multiplied
+    back in for a scaled fp8 file (ComfyUI's), in ``dtype``; or for a FLUX.2 or Qwen-Image file
+    in ComfyUI's naming its tensors without the "model.diffusion_model." prefix (diffusers reads
     BFL's names only for FLUX.2, its own only for Qwen-Image; its FLUX.1, SD 3.x and Z-Image
     converters take either)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
+    from photobatch.plugins.diffusion.scaled_fp8 import dequantised, is_scaled
+
     prefix = "model.diffusion_model."
-    if info.family.name not in ("flux2", "qwenimage"):
-        return location
     with safe_open(location, framework="pt") as fh:
-        if not any(key.startswith(prefix) for key in fh.keys()):
-            return location
-    return {key.removeprefix(prefix): value for key, value in load_file(location).items()}
+        keys = list(fh.keys())
+    tensors = None
+    if is_scaled(keys):
+        try:
+            tensors = dequantised(location, dtype)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+    if info.family.name not in ("flux2", "qwenimage") or not any(k.startswith(prefix) for k in keys):
+        return location if tensors is None else tensors
+    tensors = load_file(location) if tensors is None else tensors
+    return {key.removeprefix(prefix): value for key, value in tensors.items()}
+
+
+def scaled_file_problem(location: str, info: ModelInfo) -> str | None:
+    """Why a single file's scaled weights (ComfyUI's fp8 scaled files) cannot be read, or None
+    (header only): a flow transformer's are made whole again unless their form is unknown; an
+    SD 1.x/2.x/SDXL checkpoint's are not (diffusers reads those files by path itself)."""
+    from safetensors import safe_open
+
+    from photobatch.plugins.diffusion.scaled_fp8 import is_scaled, scaled_problem
+
+    if info.family.flow:
+        return scaled_problem(location)
+    with safe_open(location, framework="numpy") as fh:
+        if is_scaled(fh.keys()):
+            return (f"model {Path(location).name} is an fp8 scaled {info.family.label} checkpoint "
+                    "(ComfyUI's), whose weights diffusers would read without their scales: use "
+                    "the model's fp16 or bf16 file")
+    return None
 
 
 def _family_of_pickle(path: Path) -> ModelInfo:
@@ -261,4 +291,4 @@ def load_component(label: str, source: str, device: str, *, from_file, from_fold
 __all__ = ["ModelError", "ModelRef", "check_tokenizer", "first_line", "flow_single_file_problem",
            "load_component",
            "load_pipeline", "model_hash",
-           "native_size", "resolve_model"]
+           "native_size", "resolve_model", "scaled_file_problem"]
