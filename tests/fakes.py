@@ -191,3 +191,26 @@ def cache_on_hub(tmp_path: Path, repo_id: str, folder: Path, monkeypatch,
     (repo / "refs" / "main").write_text(commit)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     return repo
+
+
+def save_gguf(checkpoint: Path, target: Path, arch: str = "flux") -> Path:
+    """The tensors of the .safetensors ``checkpoint`` written as a GGUF file the way city96's
+    are (gguf-py's writer): each layer's 2-D weight whose rows split into 32-value blocks
+    quantised to Q8_0, the rest (biases, norms, pad tokens) kept in float32."""
+    import gguf
+    import numpy as np
+    from safetensors.torch import load_file
+
+    writer = gguf.GGUFWriter(str(target), arch=arch)
+    for name, tensor in load_file(str(checkpoint)).items():
+        values = tensor.float().numpy()
+        if name.endswith(".weight") and values.ndim == 2 and values.shape[1] % 32 == 0:
+            blocks = gguf.quants.quantize(values, gguf.GGMLQuantizationType.Q8_0)
+            writer.add_tensor(name, blocks, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            writer.add_tensor(name, values.astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return target

@@ -203,7 +203,12 @@ class PipelineCache:
                 # shared ones included, to float32 unless told the dtype (the AutoPipelines'
                 # does not): a half-precision model would silently double in memory.
                 kwargs["dtype"] = loaded.dtype
-            pipe = (pipe_cls or auto).from_pipe(loaded.pipe, **kwargs)
+            if pipe_cls is not None and _quantised(loaded.pipe):
+                # from_pipe casts every component to the dtype, which diffusers refuses for a
+                # quantised (GGUF) transformer: the same components, put together as they are.
+                pipe = _from_components(pipe_cls, loaded.pipe, kwargs)
+            else:
+                pipe = (pipe_cls or auto).from_pipe(loaded.pipe, **kwargs)
             if hasattr(pipe, "safety_checker"):
                 pipe.safety_checker = None
             pipe.set_progress_bar_config(disable=True)
@@ -267,3 +272,21 @@ def _compile(model):
 
     log.info("compiling the denoiser with torch.compile (first images will be slow)")
     return torch.compile(model, mode="reduce-overhead", fullgraph=False)
+
+
+def _quantised(pipe) -> bool:
+    """Whether a pipeline's transformer or UNet keeps its weights quantised (a GGUF file's)."""
+    model = getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
+    return bool(getattr(model, "is_quantized", False))
+
+
+def _from_components(pipe_cls, pipe, overrides: dict):
+    """A ``pipe_cls`` pipeline made of ``pipe``'s components (``overrides`` replacing some) and
+    its configuration (FLUX.2 [klein]'s is_distilled), none of them cast or copied."""
+    import inspect
+
+    accepted = inspect.signature(pipe_cls.__init__).parameters
+    parts = {**{k: v for k, v in pipe.config.items() if k in accepted and not k.startswith("_")
+                and not isinstance(v, (list, tuple))},
+             **{k: v for k, v in pipe.components.items() if k in accepted}, **overrides}
+    return pipe_cls(**{k: v for k, v in parts.items() if k in accepted})

@@ -98,6 +98,28 @@ _FLOW_SINGLE_FILE_KEYS = (("single_stream_modulation.lin.weight", "flux2"),
 _FILL_INPUTS = 384
 
 
+def _family_of_gguf(path: Path) -> ModelInfo:
+    """A GGUF file's family: a flow transformer's (city96's FLUX.1, Qwen-Image, Z-Image files),
+    told by its tensor names as a .safetensors one is; GGUF UNets of SD models are not read."""
+    from gguf import GGUFReader
+
+    from photobatch.plugins.diffusion.sources import first_line
+
+    try:
+        # (Its tensors are memory-mapped: only their names and shapes are read here.)
+        tensors = {t.name: [int(n) for n in t.shape] for t in GGUFReader(str(path)).tensors}
+    except Exception as exc:  # the reader's own errors: a cut-short or foreign file
+        raise ValueError(f"{path.name} is not a readable GGUF file ({first_line(exc)})") from None
+    flow = _flow_single_file(set(tensors))
+    if flow is None:
+        raise ValueError(f"{path.name} is a GGUF file of no model photobatch reads as GGUF (the "
+                         "transformers of FLUX.1, FLUX.2, SD 3.x, Qwen-Image and Z-Image)")
+    img_in = tensors.get("img_in.weight") or tensors.get("model.diffusion_model.img_in.weight") or []
+    fill = flow is FLUX and _FILL_INPUTS in img_in  # (GGUF lists a tensor's sides innermost first)
+    return ModelInfo(flow, fill, flow.native, "fill" if fill else None)
+
+
+
 def _flow_single_file(keys: set[str]) -> Family | None:
     for key, name in _FLOW_SINGLE_FILE_KEYS:
         if key in keys or "model.diffusion_model." + key in keys:
@@ -247,13 +269,16 @@ def family_of_folder(folder: str | Path) -> ModelInfo:
 
 
 def family_of_single_file(path: str | Path) -> ModelInfo:
-    """The family of a single-file ``.safetensors`` checkpoint, from its tensor names and one shape.
+    """The family of a single-file ``.safetensors`` checkpoint (or a ``.gguf`` transformer), from
+    its tensor names and one shape.
 
     Reads the file's header only (no weights, no torch), so it is cheap enough to check a model
     before the first photo. Raises ValueError for a file that is no checkpoint of a known family.
     """
     from safetensors import SafetensorError, safe_open
 
+    if str(path).lower().endswith(".gguf"):
+        return _family_of_gguf(Path(path))
     try:
         with safe_open(str(path), framework="numpy") as fh:
             keys = set(fh.keys())

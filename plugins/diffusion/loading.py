@@ -122,7 +122,7 @@ def _load_single_file(ref: ModelRef, dtype):
     import diffusers
 
     path = Path(ref.location)
-    if path.suffix.lower() == ".safetensors":
+    if path.suffix.lower() in (".safetensors", ".gguf"):
         info = family_of_single_file(path)
     else:
         info = _family_of_pickle(path)
@@ -188,10 +188,15 @@ def _load_flow_single_file(ref: ModelRef, info: ModelInfo, dtype):
     if not local and cache_only_reason():
         kwargs["local_files_only"] = True
     transformer_class = getattr(diffusers, TRANSFORMER_CLASSES[info.family.name])
+    if ref.location.lower().endswith(".gguf"):
+        # Its weights stay quantised and are made whole layer by layer as they compute, in the
+        # precision the model runs in: the memory a GGUF file saves is kept.
+        kwargs["quantization_config"] = diffusers.GGUFQuantizationConfig(compute_dtype=dtype)
     transformer = transformer_class.from_single_file(_flow_checkpoint(ref.location, info, dtype),
                                                      config=ref.config, subfolder="transformer",
                                                      **kwargs)
     # (FLUX.1 Fill's base folder gives its own pipeline, which the AutoPipelines do not know.)
+    kwargs.pop("quantization_config", None)
     return _auto_pipeline(ref.config, {**kwargs, "transformer": transformer})
 
 
@@ -207,6 +212,8 @@ def _flow_checkpoint(location: str, info: ModelInfo, dtype=None):
     from photobatch.plugins.diffusion.scaled_fp8 import dequantised, is_scaled
 
     prefix = "model.diffusion_model."
+    if location.lower().endswith(".gguf"):
+        return location  # diffusers reads GGUF files itself, quantised
     with safe_open(location, framework="pt") as fh:
         keys = list(fh.keys())
     tensors = None
@@ -229,6 +236,8 @@ def scaled_file_problem(location: str, info: ModelInfo) -> str | None:
 
     from photobatch.plugins.diffusion.scaled_fp8 import is_scaled, scaled_problem
 
+    if not location.lower().endswith(".safetensors"):
+        return None
     if info.family.flow:
         return scaled_problem(location)
     with safe_open(location, framework="numpy") as fh:

@@ -17,7 +17,7 @@ from pathlib import Path
 from photobatch.recipes.runner_fields import DEFAULT_CAPTIONER, wants_caption
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
-SINGLE_FILE_SUFFIXES = (".safetensors",)
+SINGLE_FILE_SUFFIXES = (".safetensors", ".gguf")
 ALLOW_PICKLE_ENV = "PHOTOBATCH_ALLOW_PICKLE"
 MODEL_CONFIG_ENV = "PHOTOBATCH_MODEL_CONFIG"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -1,0 +1,94 @@
+"""GGUF transformers (city96's FLUX.1, Qwen-Image, Z-Image files, as ComfyUI-GGUF reads them):
+told from their tensor names, loaded by diffusers with their weights kept quantised and made
+whole layer by layer as they compute, with the base model named as model_config."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import cli_shoot, last_run, noise_photo, save_gguf
+
+from photobatch.plugins.diffusion.families import FLUX2, QWENIMAGE, ZIMAGE, family_of_single_file
+from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
+from photobatch.recipes.schema import recipe_from_dict
+
+def _diffusers_naming(transformer, target):
+    """Qwen-Image's files (and city96's GGUFs of it) keep diffusers' own tensor names."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in transformer.state_dict().items()}, str(target))
+
+
+def _saver(kind):
+    from photobatch.plugins.diffusion.standin_flux2 import save_flux2_single_file
+    from photobatch.plugins.diffusion.standin_zimage import save_zimage_single_file
+
+    return {"zimage": save_zimage_single_file, "flux2": save_flux2_single_file,
+            "qwenimage": _diffusers_naming}[kind]
+
+
+FAMILY = {"zimage": ZIMAGE, "flux2": FLUX2, "qwenimage": QWENIMAGE}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """For each family: its base folder, its transformer as a .safetensors file in the layout
+    its files are shared in, and the same as GGUF."""
+    from diffusers import DiffusionPipeline
+
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    root, out = tmp_path_factory.mktemp("gguf"), {}
+    for kind in FAMILY:
+        base = str(save_standin_model(root / kind, kind=kind))
+        single = root / f"{kind}.safetensors"
+        _saver(kind)(DiffusionPipeline.from_pretrained(base).transformer, single)
+        out[kind] = (base, str(single), str(save_gguf(single, root / f"{kind}-Q8_0.gguf")))
+    return out
+
+
+def _recipe(base):
+    return recipe_from_dict({"name": "r", "prompt": "a photo", "strength": 0.5, "steps": 8, "cfg": 1.0,
+                             "sampler": "Euler", "model_config": base})
+
+
+@pytest.mark.parametrize("kind", sorted(FAMILY))
+def test_a_gguf_transformer_runs_quantised_and_draws_what_its_full_file_draws(files, kind):
+    base, single, quantised = files[kind]
+    assert family_of_single_file(quantised).family is FAMILY[kind]
+    runner = DiffusersImg2ImgRunner(device="cpu", native_size=128)
+    photo = noise_photo(seed=3)
+    out = runner.run(photo, _recipe(base), 4, quantised)
+    loaded = runner.cache.get(quantised, base)
+    assert loaded.ref.kind == "single-file" and loaded.info.family is FAMILY[kind]
+    kinds = {type(p).__name__ for p in loaded.pipe.transformer.parameters()}
+    assert "GGUFParameter" in kinds  # kept quantised, not made whole at load
+    full = runner.run(photo, _recipe(base), 4, single)
+    difference = np.abs(np.asarray(out.image, float) - np.asarray(full.image, float))
+    assert difference.mean() < 2 and out.image.size == full.image.size  # Q8_0's rounding only
+
+
+def test_a_gguf_runs_through_the_cli_and_a_foreign_one_is_refused_before_any_photo(files, tmp_path):
+    import gguf
+
+    base, _, quantised = files["zimage"]
+    run, _ = cli_shoot(tmp_path, mine=f'extends = "color-correct"\nname = "mine"\nmodel_config = "{base}"\n')
+    done = run("mine", quantised)
+    assert done.exit_code == 0, done.output
+    status, params = last_run(tmp_path / "c.db")
+    assert status == "done" and params["steps"] == 8  # Z-Image's table
+    llm = tmp_path / "qwen3-4b-Q8_0.gguf"  # a language model's GGUF, named like one
+    writer = gguf.GGUFWriter(str(llm), arch="qwen3")
+    writer.add_tensor("blk.0.attn_q.weight", np.zeros((4, 32), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    refused = run("mine", llm)
+    assert refused.exit_code == 1
+    assert "qwen3-4b-Q8_0.gguf is a GGUF file of no model photobatch reads as GGUF" in refused.output
+    broken = tmp_path / "cut.gguf"
+    broken.write_bytes(b"GGUF\x03\x00")
+    refused = run("mine", broken)
+    assert refused.exit_code == 1 and "cut.gguf is not a readable GGUF file" in refused.output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["DSCF0001_mine.jpg"]  # the first run's only
