@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import cli_shoot, flow_recipe, last_run, noise_photo
+from fakes import cli_shoot, flow_recipe, last_run, noise_photo, save_gguf
 from PIL import Image
 
 from photobatch.plugins.diffusion.families import FLUX, family_of_single_file
@@ -53,6 +53,7 @@ def flux_file(tmp_path_factory):
     bases = {kind: _base_for(transformer, root / kind, kind) for kind in ("flux", "flux-kontext")}
     _save_all_in_one_fp8(transformer, root / "flux1-dev-fp8.safetensors")
     del transformer
+    save_gguf(single, root / "flux1-dev-Q8_0.gguf")
     return str(single), expected, bases
 
 
@@ -210,3 +211,18 @@ def test_an_fp8_all_in_one_file_loads_its_transformer(flux_file, fresh):
     expected = torch.load(fp8 + ".expected")
     assert set(got) == set(expected)
     assert all(got[k].dtype == torch.float32 and got[k].equal(expected[k].float()) for k in expected)
+
+
+def test_a_flux1_gguf_runs_quantised(flux_file, fresh):
+    """city96's FLUX.1 GGUFs (flux1-dev-Q8_0.gguf): the BFL-layout transformer's weights in
+    Q8_0, kept so in memory; its picture is the bf16 file's within Q8_0's rounding."""
+    single, _, bases = flux_file
+    quantised = str(Path(single).with_name("flux1-dev-Q8_0.gguf"))
+    assert family_of_single_file(quantised).family is FLUX
+    runner = fresh()
+    recipe = flow_recipe(model_config=bases["flux"])
+    out = runner.run(noise_photo(seed=1), recipe, 2, quantised)
+    transformer = runner.cache.get(quantised, bases["flux"]).pipe.transformer
+    assert "GGUFParameter" in {type(p).__name__ for p in transformer.parameters()}
+    full = runner.run(noise_photo(seed=1), recipe, 2, single)
+    assert np.abs(np.asarray(out.image, float) - np.asarray(full.image, float)).mean() < 2
