@@ -47,9 +47,13 @@ def files(tmp_path_factory):
     return out
 
 
+def _fields(base) -> dict:
+    return {"name": "r", "prompt": "a photo", "strength": 0.5, "steps": 8, "cfg": 1.0, "sampler": "Euler",
+            "model_config": base}
+
+
 def _recipe(base):
-    return recipe_from_dict({"name": "r", "prompt": "a photo", "strength": 0.5, "steps": 8, "cfg": 1.0,
-                             "sampler": "Euler", "model_config": base})
+    return recipe_from_dict(_fields(base))
 
 
 @pytest.mark.parametrize("kind", sorted(FAMILY))
@@ -92,3 +96,31 @@ def test_a_gguf_runs_through_the_cli_and_a_foreign_one_is_refused_before_any_pho
     refused = run("mine", broken)
     assert refused.exit_code == 1 and "cut.gguf is not a readable GGUF file" in refused.output
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["DSCF0001_mine.jpg"]  # the first run's only
+
+
+@pytest.mark.parametrize("kind", ["zimage", "flux2"])
+def test_a_lora_runs_on_a_gguf_model_and_comes_off_again(files, tmp_path, kind):
+    """A LoRA on the quantised transformer (ComfyUI-GGUF users' usual set-up): it moves the
+    picture as much as on the full model, and the next recipe without it gets the model's own
+    picture back."""
+    from diffusers import DiffusionPipeline
+
+    from photobatch.plugins.diffusion.standin_addons import save_standin_lora
+
+    base, single, quantised = files[kind]
+    lora = save_standin_lora(DiffusionPipeline.from_pretrained(base), tmp_path / "look.safetensors")
+    runner = DiffusersImg2ImgRunner(device="cpu", native_size=128)
+    photo = noise_photo(seed=5)
+    with_lora = recipe_from_dict({**_fields(base), "loras": [{"path": str(lora), "weight": 1.0}]})
+
+    def picture(recipe, model):
+        return np.asarray(runner.run(photo, recipe, 6, model).image, float)
+
+    plain, styled = picture(_recipe(base), quantised), picture(with_lora, quantised)
+    # The LoRA moves the quantised model's picture as it moves the full model's.
+    full_plain, full_styled = picture(_recipe(base), single), picture(with_lora, single)
+    moved, full_moved = np.abs(styled - plain).mean(), np.abs(full_styled - full_plain).mean()
+    # (The tiny klein moves little for any LoRA: 0.2 levels; Z-Image about 10.)
+    assert moved > 0.1 and abs(moved - full_moved) < 0.2 * full_moved
+    assert np.abs(styled - full_styled).mean() < 2  # Q8_0's rounding
+    assert np.array_equal(picture(_recipe(base), quantised), plain)
