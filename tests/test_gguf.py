@@ -1,4 +1,4 @@
-"""GGUF transformers (city96's FLUX.1, Qwen-Image, Z-Image files, as ComfyUI-GGUF reads them):
+"""GGUF transformers (city96's FLUX.1, SD 3.5, Qwen-Image, Z-Image files, as ComfyUI-GGUF reads them):
 told from their tensor names, loaded by diffusers with their weights kept quantised and made
 whole layer by layer as they compute, with the base model named as model_config."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fakes import cli_shoot, last_run, noise_photo, save_gguf
 
-from photobatch.plugins.diffusion.families import FLUX2, QWENIMAGE, ZIMAGE, family_of_single_file
+from photobatch.plugins.diffusion.families import FLUX2, QWENIMAGE, SD3, ZIMAGE, family_of_single_file
 from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
 from photobatch.recipes.schema import recipe_from_dict
 
@@ -20,14 +20,15 @@ def _diffusers_naming(transformer, target):
 
 
 def _saver(kind):
+    from photobatch.plugins.diffusion.standin_flow import save_sd3_single_file
     from photobatch.plugins.diffusion.standin_flux2 import save_flux2_single_file
     from photobatch.plugins.diffusion.standin_zimage import save_zimage_single_file
 
     return {"zimage": save_zimage_single_file, "flux2": save_flux2_single_file,
-            "qwenimage": _diffusers_naming}[kind]
+            "qwenimage": _diffusers_naming, "sd3": save_sd3_single_file}[kind]
 
 
-FAMILY = {"zimage": ZIMAGE, "flux2": FLUX2, "qwenimage": QWENIMAGE}
+FAMILY = {"zimage": ZIMAGE, "flux2": FLUX2, "qwenimage": QWENIMAGE, "sd3": SD3}
 
 
 @pytest.fixture(scope="module")
