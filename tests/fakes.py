@@ -193,20 +193,21 @@ def cache_on_hub(tmp_path: Path, repo_id: str, folder: Path, monkeypatch,
     return repo
 
 
-def save_gguf(checkpoint: Path, target: Path, arch: str = "flux") -> Path:
+def save_gguf(checkpoint: Path, target: Path, arch: str = "flux", quant: str = "Q8_0") -> Path:
     """The tensors of the .safetensors ``checkpoint`` written as a GGUF file the way city96's
     are (gguf-py's writer): each layer's 2-D weight whose rows split into 32-value blocks
-    quantised to Q8_0, the rest (biases, norms, pad tokens) kept in float32."""
+    quantised to ``quant`` (a type gguf-py quantises: Q8_0, Q5_1, Q4_0...), the rest (biases,
+    norms, pad tokens) kept in float32."""
     import gguf
     import numpy as np
     from safetensors.torch import load_file
 
+    kind = gguf.GGMLQuantizationType[quant]
     writer = gguf.GGUFWriter(str(target), arch=arch)
     for name, tensor in load_file(str(checkpoint)).items():
         values = tensor.float().numpy()
         if name.endswith(".weight") and values.ndim == 2 and values.shape[1] % 32 == 0:
-            blocks = gguf.quants.quantize(values, gguf.GGMLQuantizationType.Q8_0)
-            writer.add_tensor(name, blocks, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            writer.add_tensor(name, gguf.quants.quantize(values, kind), raw_dtype=kind)
         else:
             writer.add_tensor(name, values.astype(np.float32))
     writer.write_header_to_file()
@@ -214,3 +215,18 @@ def save_gguf(checkpoint: Path, target: Path, arch: str = "flux") -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return target
+
+
+def same_weights(expected: dict, got: dict) -> bool:
+    """Whether a loaded model's state dict ``got`` holds exactly ``expected``'s tensors, as
+    read into the precision the model runs in (fp32, or bf16 on a CPU that computes it)."""
+    return set(expected) == set(got) and all(
+        got[k].equal(expected[k].to(got[k].dtype)) for k in expected)
+
+
+def machine_precision() -> str:
+    """The precision runners pick by default on this machine's CPU ("fp32", or "bf16" where the
+    CPU computes bf16 natively)."""
+    from photobatch.plugins.diffusion.device import pick_dtype, precision_name
+
+    return precision_name(pick_dtype("cpu"))

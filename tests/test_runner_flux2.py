@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes import cli_shoot, last_run, noise_photo
+from fakes import cli_shoot, last_run, noise_photo, same_weights
 from fakes import pixels as _pixels
 from PIL import Image
 
@@ -176,7 +176,6 @@ def test_a_flux2_single_file_loads_with_its_base_model_as_model_config(models, t
     """A klein transformer as BFL ships it (flux-2-klein-4b.safetensors) or ComfyUI names it:
     told from a FLUX.1 file by its shared modulation, the rest of the pipeline from
     model_config."""
-    import torch
     from diffusers import DiffusionPipeline
 
     from photobatch.plugins.diffusion.families import family_of_single_file
@@ -193,9 +192,7 @@ def test_a_flux2_single_file_loads_with_its_base_model_as_model_config(models, t
     loaded = runner.cache.get(str(single), models["flux2"])
     assert type(loaded.pipe).__name__ == "Flux2KleinPipeline" and loaded.ref.kind == "single-file"
     assert loaded.info.family is FLUX2 and loaded.info.distilled
-    expected, got = tuned.state_dict(), loaded.pipe.transformer.state_dict()
-    assert set(expected) == set(got)
-    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    assert same_weights(tuned.state_dict(), loaded.pipe.transformer.state_dict())
     base = runner.run(noise_photo(seed=1), _recipe(), 3, models["flux2"])
     assert np.abs(_pixels(out) - _pixels(base)).mean() > 1  # the file's weights, not the base's
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes import cli_shoot, last_run, noise_photo
+from fakes import cli_shoot, last_run, noise_photo, same_weights
 from fakes import flow_recipe as _recipe
 from fakes import pixels as _pixels
 from fakes import transformer_calls
@@ -76,7 +76,6 @@ def test_what_qwen_image_cannot_run_is_refused_by_name(model, runner, fields, wo
 def test_a_qwen_image_single_file_loads_with_its_base_model_as_model_config(model, tmp_path, prefix):
     """Qwen-Image fine-tunes are shared as the transformer in diffusers' own names (ComfyUI's
     files with its prefix): told by the text norm no other family has."""
-    import torch
     from diffusers import DiffusionPipeline
     from safetensors.torch import save_file
 
@@ -92,8 +91,7 @@ def test_a_qwen_image_single_file_loads_with_its_base_model_as_model_config(mode
     out = runner.run(noise_photo(seed=1), _recipe(model_config=model), 3, str(single))
     loaded = runner.cache.get(str(single), model)
     assert type(loaded.pipe).__name__ == "QwenImageImg2ImgPipeline" and loaded.ref.kind == "single-file"
-    expected, got = tuned.state_dict(), loaded.pipe.transformer.state_dict()
-    assert set(expected) == set(got) and all(torch.equal(expected[k], got[k]) for k in expected)
+    assert same_weights(tuned.state_dict(), loaded.pipe.transformer.state_dict())
     base = runner.run(noise_photo(seed=1), _recipe(), 3, model)
     assert np.abs(_pixels(out) - _pixels(base)).mean() > 1
 

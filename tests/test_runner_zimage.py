@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes import cli_shoot, last_run, noise_photo
+from fakes import cli_shoot, last_run, noise_photo, same_weights
 from fakes import flow_recipe as _recipe
 from fakes import pixels as _pixels
 
@@ -118,7 +118,6 @@ def test_what_z_image_cannot_run_is_refused_by_name(model, runner, fields, words
 def test_a_z_image_single_file_loads_with_its_base_model_as_model_config(model, tmp_path, prefix):
     """A fine-tune shared as Tongyi's single file (fused q/k/v; or ComfyUI's naming): the
     transformer from the file, the Qwen3 encoder, VAE and scheduler from model_config."""
-    import torch
     from diffusers import DiffusionPipeline
 
     from photobatch.plugins.diffusion.families import family_of_single_file
@@ -135,9 +134,7 @@ def test_a_z_image_single_file_loads_with_its_base_model_as_model_config(model, 
     loaded = runner.cache.get(str(single), model)
     assert type(loaded.pipe).__name__ == "ZImageImg2ImgPipeline"
     assert loaded.info.family is ZIMAGE and loaded.ref.kind == "single-file"
-    expected, got = tuned.state_dict(), loaded.pipe.transformer.state_dict()
-    assert set(expected) == set(got)
-    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    assert same_weights(tuned.state_dict(), loaded.pipe.transformer.state_dict())
     base = runner.run(noise_photo(seed=1), _recipe(), 3, model)
     assert np.abs(_pixels(out) - _pixels(base)).mean() > 1  # the file's weights, not the base's
 

@@ -106,18 +106,37 @@ def _family_of_gguf(path: Path) -> ModelInfo:
     from photobatch.plugins.diffusion.sources import first_line
 
     try:
-        # (Its tensors are memory-mapped: only their names and shapes are read here.)
-        tensors = {t.name: [int(n) for n in t.shape] for t in GGUFReader(str(path)).tensors}
+        # (Its tensors are memory-mapped: only their names, shapes and types are read here.)
+        listed = GGUFReader(str(path)).tensors
     except Exception as exc:  # the reader's own errors: a cut-short or foreign file
         raise ValueError(f"{path.name} is not a readable GGUF file ({first_line(exc)})") from None
+    tensors = {t.name: [int(n) for n in t.shape] for t in listed}
     flow = _flow_single_file(set(tensors))
     if flow is None:
         raise ValueError(f"{path.name} is a GGUF file of no model photobatch reads as GGUF (the "
                          "transformers of FLUX.1, FLUX.2, SD 3.x, Qwen-Image and Z-Image)")
+    if problem := _gguf_type_problem(path, {t.tensor_type for t in listed}):
+        raise ValueError(problem)
     img_in = tensors.get("img_in.weight") or tensors.get("model.diffusion_model.img_in.weight") or []
     fill = flow is FLUX and _FILL_INPUTS in img_in  # (GGUF lists a tensor's sides innermost first)
     return ModelInfo(flow, fill, flow.native, "fill" if fill else None)
 
+
+
+def _gguf_type_problem(path: Path, types: set) -> str | None:
+    """Why diffusers cannot read a GGUF file holding tensors of these quantisation types (its
+    loader would say so only after reading every tensor, naming the first), or None."""
+    from diffusers.quantizers.gguf.utils import SUPPORTED_GGUF_QUANT_TYPES
+    from gguf import GGMLQuantizationType
+
+    readable = {*SUPPORTED_GGUF_QUANT_TYPES, GGMLQuantizationType.F32, GGMLQuantizationType.F16}
+    unread = sorted(t.name for t in types - readable)
+    if not unread:
+        return None
+    known = ", ".join(sorted(t.name for t in SUPPORTED_GGUF_QUANT_TYPES))
+    return (f"{path.name} holds {', '.join(unread)} weights, which diffusers cannot read (it reads "
+            f"F32, F16 and {known}); use a file of one of those (city96's Q8_0, Q6_K, Q5_K_M or "
+            "Q4_K_S, for instance)")
 
 
 def _flow_single_file(keys: set[str]) -> Family | None:
