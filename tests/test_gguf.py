@@ -148,3 +148,23 @@ def test_coarser_quantisations_run_and_stray_as_far_as_their_bits(files, tmp_pat
     off["Q8_0"] = np.abs(picture(q8) - full).mean()
     # (Measured: 0.8, 1.7 and 3.3 levels on the stand-in's random weights.)
     assert 0 < off["Q8_0"] < off["Q5_1"] < off["Q4_0"] < 6
+
+
+@pytest.mark.parametrize("inputs, variant", [(64, None), (384, "fill")])
+def test_a_flux1_fill_gguf_is_told_from_its_quantised_input_layer(tmp_path, inputs, variant):
+    """city96's flux1-fill-dev GGUFs: Fill reads 384 inputs a token, [dev] 64; the GGUF's
+    tensor shapes say which, read from its header (the weights quantised)."""
+    import gguf
+
+    path = tmp_path / "flux1-x-Q8_0.gguf"
+    writer = gguf.GGUFWriter(str(path), arch="flux")
+    q8 = gguf.GGMLQuantizationType.Q8_0
+    for name, shape in (("img_in.weight", (3072, inputs)), ("double_blocks.0.img_attn.qkv.weight", (96, 32))):
+        values = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        writer.add_tensor(name, gguf.quants.quantize(values, q8), raw_dtype=q8)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    info = family_of_single_file(path)
+    assert info.family.name == "flux" and info.variant == variant and info.inpainting == (variant == "fill")
