@@ -53,6 +53,30 @@ def test_single_file_with_a_local_config_loads_the_same_weights(standin_model, s
     assert a.model_hash and a.model_hash != b.model_hash
 
 
+def test_an_fp8_single_file_reads_as_the_values_it_holds(standin_model, single_file, tmp_path):
+    """A1111/Forge users' fp8 checkpoints (the UNet's weights stored as float8_e4m3fn, the rest
+    as they were): loaded as exactly the float8 values, the picture the one an fp32 file of the
+    same values gives, a little off the full-precision file's."""
+    from safetensors.torch import load_file, save_file
+
+    stored = load_file(str(single_file))
+    unet = {k for k, v in stored.items() if k.startswith("model.diffusion_model.") and v.dim() >= 2}
+    fp8, rounded = tmp_path / "tiny-sd15-fp8.safetensors", tmp_path / "tiny-sd15-rounded.safetensors"
+    save_file({k: v.to(torch.float8_e4m3fn) if k in unet else v for k, v in stored.items()}, str(fp8))
+    save_file({k: v.to(torch.float8_e4m3fn).float() if k in unet else v for k, v in stored.items()},
+              str(rounded))
+    recipe = recipe_from_dict({"name": "s", "strength": 0.5, "steps": 4, "sampler": "Euler",
+                               "model_config": str(standin_model)})
+    runner = DiffusersImg2ImgRunner(native_size=64, precision="fp32")
+    pictures = {name: np.asarray(runner.run(_photo(), recipe, 5, str(path)).image, float)
+                for name, path in (("fp8", fp8), ("rounded", rounded), ("full", single_file))}
+    mine = runner.cache.get(str(fp8), str(standin_model)).pipe.unet.state_dict()
+    theirs = runner.cache.get(str(rounded), str(standin_model)).pipe.unet.state_dict()
+    assert all(mine[k].dtype == torch.float32 and torch.equal(mine[k], theirs[k]) for k in theirs)
+    assert np.array_equal(pictures["fp8"], pictures["rounded"])
+    assert 0 < np.abs(pictures["fp8"] - pictures["full"]).mean() < 8  # float8's rounding
+
+
 def test_single_file_offline_without_config_says_what_to_do(single_file, monkeypatch):
     monkeypatch.delenv("PHOTOBATCH_MODEL_CONFIG", raising=False)
     with pytest.raises(ModelError, match="needs its configs; offline mode is on"):
