@@ -11,7 +11,7 @@ wanted=(
     diffusers==0.42.1 importlib-metadata
     pyexiv2==2.16.0 rawpy==0.28.0 piexif==1.1.3 pillow-heif==1.8.1 pypng==0.20220715.0
     sqlite-utils==4.2.1 sqlite-fts4 click-default-group
-    watchdog==7.1.1 platformdirs tomli-w torchsde==0.2.6 trampoline
+    watchdog==7.1.1 platformdirs tomli-w torchsde==0.2.6 trampoline gguf==0.19.0
 )
 platforms=()
 for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 \

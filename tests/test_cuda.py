@@ -229,3 +229,33 @@ def test_flow_models_run_on_the_gpu_and_batch_like_single_calls(tmp_path, kind):
     for single, out in zip(singles, batched):
         assert np.abs(_arr(single.image) - _arr(out.image)).max() <= 1
     _free_gpu()
+
+
+def test_a_gguf_transformer_runs_on_the_gpu_quantised(tmp_path):
+    """city96's GGUFs on a GPU (what they are for: a model larger than the card): Z-Image's
+    transformer in Q8_0 stays quantised on the GPU, its picture within Q8_0's rounding of the
+    full file's in the GPU's precision."""
+    from diffusers import DiffusionPipeline
+    from fakes import save_gguf
+
+    from photobatch.plugins.diffusion.standin import save_standin_model
+    from photobatch.plugins.diffusion.standin_zimage import save_zimage_single_file
+
+    base = str(save_standin_model(tmp_path / "zimage", kind="zimage"))
+    single = tmp_path / "z.safetensors"
+    save_zimage_single_file(DiffusionPipeline.from_pretrained(base).transformer, single)
+    quantised = str(save_gguf(single, tmp_path / "z-Q8_0.gguf"))
+    runner = DiffusersImg2ImgRunner(device="cuda", native_size=256)
+    recipe = recipe_from_dict({"name": "t", "prompt": "natural colours", "strength": 0.5, "steps": 4,
+                               "cfg": 1.0, "sampler": "Euler", "model_config": base})
+    photo = _photo(384, 256)
+    out = runner.run(photo, recipe, 3, quantised)
+    transformer = runner.cache.get(quantised, base).pipe.transformer
+    kinds = {type(p).__name__ for p in transformer.parameters()}
+    assert transformer.device.type == "cuda" and "GGUFParameter" in kinds
+    full = runner.run(photo, recipe, 3, str(single))
+    difference = np.abs(_arr(out.image) - _arr(full.image))
+    print(f"GGUF Q8_0 against the full file on the GPU ({runner.precision}): "
+          f"{difference.mean():.2f} levels on average")
+    assert difference.mean() < 2
+    _free_gpu()
