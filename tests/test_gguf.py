@@ -168,3 +168,22 @@ def test_a_flux1_fill_gguf_is_told_from_its_quantised_input_layer(tmp_path, inpu
     writer.close()
     info = family_of_single_file(path)
     assert info.family.name == "flux" and info.variant == variant and info.inpainting == (variant == "fill")
+
+
+def test_an_sdxl_unet_gguf_is_refused_by_what_it_is(tmp_path):
+    """ComfyUI-GGUF also reads SD UNets as GGUF (city96's SDXL conversions, names as in the
+    UNet's original layout): photobatch says what the file is and what it reads instead."""
+    import gguf
+
+    path = tmp_path / "juggernautXL-Q8_0.gguf"
+    writer = gguf.GGUFWriter(str(path), arch="sdxl")
+    writer.add_tensor("input_blocks.0.0.weight", np.zeros((320, 4, 3, 3), np.float32))
+    writer.add_tensor("time_embed.0.weight", np.zeros((1280, 320), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ValueError, match=r"juggernautXL-Q8_0.gguf is a Stable Diffusion UNet \(SD 1.x, 2.x "
+                                         r"or SDXL\) as GGUF; photobatch reads these models from their "
+                                         r"\.safetensors checkpoints"):
+        family_of_single_file(path)

@@ -112,6 +112,11 @@ def _family_of_gguf(path: Path) -> ModelInfo:
         raise ValueError(f"{path.name} is not a readable GGUF file ({first_line(exc)})") from None
     tensors = {t.name: [int(n) for n in t.shape] for t in listed}
     flow = _flow_single_file(set(tensors))
+    if flow is None and {_UNET_IN_KEY, _UNET_IN_KEY.removeprefix("model.diffusion_model.")} & set(tensors):
+        raise ValueError(f"{path.name} is a Stable Diffusion UNet (SD 1.x, 2.x or SDXL) as GGUF; "
+                         "photobatch reads these models from their .safetensors checkpoints, and "
+                         "GGUF files of the transformers of FLUX.1, FLUX.2, SD 3.x, Qwen-Image and "
+                         "Z-Image")
     if flow is None:
         raise ValueError(f"{path.name} is a GGUF file of no model photobatch reads as GGUF (the "
                          "transformers of FLUX.1, FLUX.2, SD 3.x, Qwen-Image and Z-Image)")
