@@ -6,7 +6,7 @@ from photobatch.recipes.schema import SAMPLERS
 FIELD_HELP = {
     "description": "what the recipe does, for `photobatch recipes list`",
     "runner": "what runs the model: img2img (global) or a plugin's runner",
-    "model": "a diffusers folder, a .safetensors file or a hub id (default: the configured model)",
+    "model": "a diffusers folder, a .safetensors or .gguf file or a hub id (default: the configured model)",
     "prompt": "what the result should look like",
     "negative_prompt": "what it should not look like",
     "strength": "(0, 1]: how far from the photo the model may go; about int(steps * strength) steps run",

@@ -24,7 +24,7 @@ _COLUMNS_ONE_AXIS = 4
                    "strength=0.2,0.3,0.4 or sampler=Euler a,DDIM or ip_adapter.scale=0.4,0.8 "
                    "or loras.1.weight=0.4,0.8, or 'prompt/golden hour=golden hour,blue hour' "
                    "(A1111's Prompt S/R).")
-@click.option("--model", help="A diffusers folder, a .safetensors checkpoint or a hub id (default: "
+@click.option("--model", help="A diffusers folder, a .safetensors or .gguf file or a hub id (default: "
                                "the recipe's, or PHOTOBATCH_MODEL).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("enhanced/compare"), show_default=True,

@@ -13,7 +13,7 @@ from photobatch.daemon.commands.common import Context, fail_on_usage_error
 @click.command()
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Workspace folder (default: a new temporary folder).")
-@click.option("--model", help="A real model (a diffusers folder, a .safetensors checkpoint or a hub "
+@click.option("--model", help="A real model (a diffusers folder, a .safetensors or .gguf file or a hub "
                                "id); default: the stand-in.")
 @click.pass_obj
 @fail_on_usage_error

@@ -34,7 +34,7 @@ class SeedChoice(click.ParamType):
 @selection_options
 @click.option("--all", "everything", is_flag=True,
               help="Select the whole catalog (a rerun needs some selection).")
-@click.option("--model", help="A diffusers folder, a .safetensors checkpoint or a hub id to run on "
+@click.option("--model", help="A diffusers folder, a .safetensors or .gguf file or a hub id to run on "
                                "(default: as each run chose it).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: where each run's output went).")

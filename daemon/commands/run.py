@@ -13,7 +13,7 @@ from photobatch.daemon.commands.common import Context, fail_on_usage_error
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--recipe", "recipe_name", required=True, help="Recipe name (see the recipes folder).")
-@click.option("--model", help="A diffusers folder, a .safetensors checkpoint or a hub id (default: "
+@click.option("--model", help="A diffusers folder, a .safetensors or .gguf file or a hub id (default: "
                                "the recipe's, or PHOTOBATCH_MODEL).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("enhanced"),
               show_default=True, help="Output folder.")
