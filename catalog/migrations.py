@@ -161,3 +161,11 @@ def m011_file_culling(db):
     db["files"].add_column("labels", str)
     db["files"].add_column("keywords", str)
     db["files"].add_column("culling_stamp", str)
+
+
+@migrations()
+def m012_run_model_config(db):
+    """The base model a single file ran with (the recipe's model_config, or
+    PHOTOBATCH_MODEL_CONFIG's): its text encoders and VAE made the picture with the file's
+    weights, and the recipe alone does not say which it was when the environment chose it."""
+    db["runs"].add_column("model_config", str)

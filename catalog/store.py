@@ -210,6 +210,7 @@ class Catalog:
                    device: str | None = None, precision: str | None = None,
                    adapters_hash: str | None = None, working_size: str | None = None,
                    prompt: str | None = None, mask_sha256: str | None = None,
+                   model_config: str | None = None,
                    ran_as: tuple[str, dict] | None = None) -> None:
         """Mark a run done with its output and per-stage timings; ``ran_as`` (fingerprint,
         params) replaces the recipe version it was started with, when what ran showed only
@@ -229,6 +230,7 @@ class Catalog:
             "working_size": working_size,
             "prompt": prompt,
             "mask_sha256": mask_sha256,
+            "model_config": model_config,
             "error": None,
             "finished_at": _now(),
         })

@@ -383,6 +383,7 @@ class Session:
             made["working_size"] = size_text(getattr(job.result, "working_size", None))
             made["prompt"] = getattr(job.result, "prompt", None)
             made["mask_sha256"] = job.mask.sha256 if job.mask is not None else None
+            made["model_config"] = getattr(job.result, "model_config", None)
             with job.timer.stage("write", f"writing the output of {job.path.name}"):
                 output = self.writer.write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
                                      job.seed, job.model_id, job.run_id, job.out_dir,
@@ -393,7 +394,8 @@ class Session:
                                          "Precision": made["precision"],
                                          "WorkingSize": made["working_size"],
                                          "Prompt": made["prompt"],
-                                         "MaskSHA256": made["mask_sha256"]})
+                                         "MaskSHA256": made["mask_sha256"],
+                                         "ModelConfig": made["model_config"]})
                 output_sha = file_sha256(output)
             self.app.catalog.finish_run(job.run_id, output_path=output, output_sha256=output_sha,
                                         timings=job.timer.timings, device=job.result.device,

@@ -77,6 +77,33 @@ def test_an_fp8_single_file_reads_as_the_values_it_holds(standin_model, single_f
     assert 0 < np.abs(pictures["fp8"] - pictures["full"]).mean() < 8  # float8's rounding
 
 
+def test_the_base_a_single_file_ran_with_is_recorded(standin_model, single_file, tmp_path, monkeypatch):
+    """A single file's text encoders and VAE come from its base (model_config): the catalog and
+    the output's XMP record say which, also when PHOTOBATCH_MODEL_CONFIG chose it and the
+    recipe does not; a folder's runs record none."""
+    import sqlite3
+
+    from fakes import cli_shoot
+
+    from photobatch.plugins.metadata import read_record
+
+    run, cli = cli_shoot(tmp_path, quick='extends = "color-correct"\nname = "quick"\nsteps = 5\n')
+    monkeypatch.setenv("PHOTOBATCH_MODEL_CONFIG", str(standin_model))
+    assert run("quick", single_file).exit_code == 0
+    output = tmp_path / "out" / "DSCF0001_quick.jpg"
+    from_file = read_record(output)
+    monkeypatch.delenv("PHOTOBATCH_MODEL_CONFIG")
+    shown = cli("catalog", "show", tmp_path / "shoot" / "DSCF0001.JPG").output
+    assert run("quick", standin_model, "--force").exit_code == 0
+    with sqlite3.connect(tmp_path / "c.db") as db:
+        (file_id, file_base), (folder_id, folder_base) = db.execute(
+            "SELECT model_id, model_config FROM runs ORDER BY id").fetchall()
+    assert file_id == str(single_file) and file_base == str(standin_model.resolve())
+    assert folder_id == str(standin_model.resolve()) and folder_base is None
+    assert from_file["ModelConfig"] == file_base and f"model_config       {file_base}" in shown
+    assert "ModelConfig" not in read_record(output)  # the folder's run wrote it again
+
+
 def test_single_file_offline_without_config_says_what_to_do(single_file, monkeypatch):
     monkeypatch.delenv("PHOTOBATCH_MODEL_CONFIG", raising=False)
     with pytest.raises(ModelError, match="needs its configs; offline mode is on"):

@@ -101,7 +101,8 @@ def catalog_show(obj: Context, file):
     click.echo("  metadata      " + json.dumps(exif, sort_keys=True))
     for run_row in cat.runs_for_file(row["id"]):
         click.echo(f"run {run_row['id']}: {run_row['recipe']} {run_row['status']}")
-        for key in ("recipe_fingerprint", "seed", "seed_source", "model_id", "model_hash", "adapters_hash", "runner",
+        for key in ("recipe_fingerprint", "seed", "seed_source", "model_id", "model_config", "model_hash",
+                    "adapters_hash", "runner",
                     "device", "precision", "working_size", "prompt", "mask_sha256", "attempts", "error", "output_path", "output_sha256", "started_at",
                     "finished_at", "timings", "params"):
             if run_row[key] is not None:

@@ -58,6 +58,12 @@ class LoadedModel:
 
         return precision_name(self.dtype)
 
+    @property
+    def base(self) -> str | None:
+        """The model_config a single file loaded with (its text encoders, VAE and scheduler's
+        source), or None."""
+        return self.ref.config
+
 
 class PipelineCache:
     """Load each model once per (model, dtype, device); hand out task pipelines built with from_pipe."""

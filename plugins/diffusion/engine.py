@@ -52,6 +52,9 @@ class RunOutput:
     adapters_hash: str | None = None  # the LoRA/VAE/... files read (sources.adapters_hash)
     prompt: str | None = None  # the prompt as it ran, when a caption filled in its {caption}
     family: str | None = None  # the model's family ("sd1", "flux", ...): which table applied
+    # The base a single file ran with (its model_config: a folder or hub id), whose text
+    # encoders and VAE made the picture with the file's weights; None for other models.
+    model_config: str | None = None
 
 
 def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) -> list[Image.Image]:

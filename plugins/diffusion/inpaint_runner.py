@@ -54,4 +54,4 @@ class DiffusersInpaintRunner(DiffusersImg2ImgRunner):
         return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, model_input,
                          region=region, mask=feathered, precision=loaded.precision,
                          adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings),
-                         family=loaded.info.table)
+                         family=loaded.info.table, model_config=loaded.base)

@@ -131,7 +131,7 @@ class DiffusersImg2ImgRunner:
         return RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device, size, source_input,
                          precision=loaded.precision,
                          adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings),
-                         family=loaded.info.table)
+                         family=loaded.info.table, model_config=loaded.base)
 
     def run_batch(self, images, recipe, seeds, model: str) -> list[RunOutput]:
         """Run ``recipe`` on several images; same-size ones share pipeline calls of up to ``batch``.
@@ -167,7 +167,8 @@ class DiffusersImg2ImgRunner:
             for i, out in zip(indices, run_in_batches(indices, batch, loaded, run)):
                 outputs[i] = RunOutput(out, loaded.ref.model_id, loaded.hash, loaded.device,
                                        size, inputs[i], precision=loaded.precision,
-                                       adapters_hash=adapters, family=loaded.info.table)
+                                       adapters_hash=adapters, family=loaded.info.table,
+                                       model_config=loaded.base)
         return outputs
 
     def _run_tiled(self, loaded: LoadedModel, settings, image: Image.Image, seed: int) -> RunOutput:
@@ -194,7 +195,7 @@ class DiffusersImg2ImgRunner:
         return RunOutput(Image.fromarray(merged), loaded.ref.model_id, loaded.hash, loaded.device,
                          (tile_w, tile_h), None, precision=loaded.precision,
                          adapters_hash=adapters_hash(settings), prompt=filled_prompt(settings),
-                         family=loaded.info.table)
+                         family=loaded.info.table, model_config=loaded.base)
 
 
 def toward_reference(image: Image.Image, settings, read=None) -> Image.Image:
