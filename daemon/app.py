@@ -256,7 +256,11 @@ class App:
             folder_class_name,
             unsupported_pipeline,
         )
-        from photobatch.plugins.diffusion.loading import flow_single_file_problem, scaled_file_problem
+        from photobatch.plugins.diffusion.loading import (
+            flow_single_file_problem,
+            needs_base,
+            scaled_file_problem,
+        )
         from photobatch.plugins.diffusion.sources import (
             SINGLE_FILE_SUFFIXES,
             ModelError,
@@ -270,7 +274,7 @@ class App:
             ref = resolve_model(model, config=config)
             if ref.kind == "single-file" and ref.location.lower().endswith(SINGLE_FILE_SUFFIXES):
                 info = family_of_single_file(ref.location)  # a LoRA or a broken file is none
-                problem = flow_single_file_problem(ref, info) if info.family.flow else None
+                problem = flow_single_file_problem(ref, info) if needs_base(ref, info) else None
                 problem = problem or scaled_file_problem(ref.location, info)
         except (ModelError, ValueError) as exc:
             raise UsageError(str(exc)) from None

@@ -1,8 +1,11 @@
-"""GGUF transformers (city96's FLUX.1, SD 3.5, Qwen-Image, Z-Image files, as ComfyUI-GGUF reads them):
-told from their tensor names, loaded by diffusers with their weights kept quantised and made
-whole layer by layer as they compute, with the base model named as model_config."""
+"""GGUF transformers (city96's FLUX.1, SD 3.5, Qwen-Image, Z-Image files, as ComfyUI-GGUF reads them)
+and SD 1.x/SDXL UNets: told from their tensor names, loaded by diffusers with their weights kept
+quantised and made whole layer by layer as they compute, with the base model named as
+model_config."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,20 +173,100 @@ def test_a_flux1_fill_gguf_is_told_from_its_quantised_input_layer(tmp_path, inpu
     assert info.family.name == "flux" and info.variant == variant and info.inpainting == (variant == "fill")
 
 
-def test_an_sdxl_unet_gguf_is_refused_by_what_it_is(tmp_path):
-    """ComfyUI-GGUF also reads SD UNets as GGUF (city96's SDXL conversions, names as in the
-    UNet's original layout): photobatch says what the file is and what it reads instead."""
+def _write_gguf(path, tensors: dict, arch: str = "sdxl"):
     import gguf
 
-    path = tmp_path / "juggernautXL-Q8_0.gguf"
-    writer = gguf.GGUFWriter(str(path), arch="sdxl")
-    writer.add_tensor("input_blocks.0.0.weight", np.zeros((320, 4, 3, 3), np.float32))
-    writer.add_tensor("time_embed.0.weight", np.zeros((1280, 320), np.float32))
+    writer = gguf.GGUFWriter(str(path), arch=arch)
+    for name, values in tensors.items():
+        writer.add_tensor(name, values)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    with pytest.raises(ValueError, match=r"juggernautXL-Q8_0.gguf is a Stable Diffusion UNet \(SD 1.x, 2.x "
-                                         r"or SDXL\) as GGUF; photobatch reads these models from their "
-                                         r"\.safetensors checkpoints"):
-        family_of_single_file(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def unets(tmp_path_factory):
+    """For SD 1.x and SDXL: the base folder, and its UNet alone as a Q8_0 GGUF in the original
+    layout, as ComfyUI-GGUF's files hold it (SD 1.x's also without the model prefix)."""
+    from diffusers import DiffusionPipeline
+    from safetensors.torch import save_file
+
+    from photobatch.plugins.diffusion.standin import save_standin_model
+    from photobatch.plugins.diffusion.standin_single_file import convert_unet
+
+    root, out = tmp_path_factory.mktemp("unet-gguf"), {}
+    for kind, prefix in (("sd1", "model.diffusion_model."), ("sd1-bare", ""), ("sdxl", "model.diffusion_model.")):
+        family = kind.split("-")[0]
+        base = str(save_standin_model(root / family, kind=family))
+        unet = DiffusionPipeline.from_pretrained(base).unet
+        single = root / f"{kind}-unet.safetensors"
+        save_file({prefix + k: v.contiguous() for k, v in convert_unet(unet.state_dict(), unet.config).items()},
+                  str(single))
+        out[kind] = (base, str(save_gguf(single, root / f"{kind}-unet-Q8_0.gguf", arch=family)))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["sd1", "sd1-bare", "sdxl"])
+def test_an_sd_unet_gguf_runs_quantised_with_its_base(unets, kind):
+    """An SD 1.x or SDXL UNet as GGUF (with or without its model prefix): told from its tensor
+    names (SDXL by its size conditioning), kept quantised, its picture the base model's within
+    Q8_0's rounding; a LoRA moves it as it moves the base's and comes off again."""
+    from diffusers import DiffusionPipeline
+
+    from photobatch.plugins.diffusion.standin_addons import save_standin_lora
+
+    base, quantised = unets[kind]
+    family = kind.split("-")[0]
+    assert family_of_single_file(quantised).family.name == family
+    runner = DiffusersImg2ImgRunner(device="cpu", native_size=64)
+    fields = {"name": "r", "prompt": "a photo", "strength": 0.5, "steps": 8, "sampler": "Euler",
+              "model_config": base}
+    lora = save_standin_lora(DiffusionPipeline.from_pretrained(base), Path(quantised).with_suffix(".lora.safetensors"))
+    styled_fields = {**fields, "loras": [{"path": str(lora), "weight": 1.0}]}
+
+    def picture(recipe_fields, model):
+        return np.asarray(runner.run(noise_photo(seed=1), recipe_from_dict(recipe_fields), 3, model).image, float)
+
+    plain, full = picture(fields, quantised), picture(fields, base)
+    loaded = runner.cache.get(quantised, base)
+    assert "GGUFParameter" in {type(p).__name__ for p in loaded.pipe.unet.parameters()}
+    assert loaded.info.family.name == family and loaded.ref.kind == "single-file"
+    assert 0 < np.abs(plain - full).mean() < 2  # Q8_0's rounding (measured: 1.1-1.3 levels)
+    styled, full_styled = picture(styled_fields, quantised), picture(styled_fields, base)
+    moved, full_moved = np.abs(styled - plain).mean(), np.abs(full_styled - full).mean()
+    assert moved > 1 and abs(moved - full_moved) < 0.2 * full_moved
+    assert np.array_equal(picture(fields, quantised), plain)
+
+
+def test_an_sd_unet_gguf_needs_a_base_of_its_family_before_any_photo(unets, tmp_path):
+    _, quantised = unets["sd1"]
+    sdxl_base, _ = unets["sdxl"]
+    run, _ = cli_shoot(tmp_path, bare='extends = "color-correct"\nname = "bare"\n',
+                       wrong=f'extends = "color-correct"\nname = "wrong"\nmodel_config = "{sdxl_base}"\n')
+    refused = run("bare", quantised)
+    assert refused.exit_code == 1
+    assert ("sd1-unet-Q8_0.gguf: a SD 1.x single file holds its UNet; give the SD 1.x model it was "
+            "made from as model_config") in refused.output
+    refused = run("wrong", quantised)
+    assert refused.exit_code == 1
+    assert f"sd1-unet-Q8_0.gguf is a SD 1.x UNet, but model_config {sdxl_base} is SDXL" in refused.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("names, family, inpainting", [
+    ({"label_emb.0.0.weight": (1280, 256)}, "sdxl", False),
+    ({"input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (320, 1024)}, "sd2", False),
+    ({"input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (320, 768)}, "sd1", False),
+    ({"input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (320, 768)}, "sd1", True),
+])
+def test_an_sd_unet_gguf_is_told_by_its_conditioning(tmp_path, names, family, inpainting):
+    """A UNet alone has no text encoders to tell SD 1.x, 2.x and SDXL apart: SDXL's has its
+    size conditioning (label_emb), SD 2.x's cross-attention reads 1024-wide text states, SD
+    1.x's 768; a 9-channel first layer is an inpainting UNet."""
+    tensors = {f"model.diffusion_model.{name}": np.zeros(shape, np.float32) for name, shape in names.items()}
+    tensors["model.diffusion_model.input_blocks.0.0.weight"] = np.zeros((320, 9 if inpainting else 4, 3, 3),
+                                                                        np.float32)
+    info = family_of_single_file(_write_gguf(tmp_path / "unet.gguf", tensors))
+    assert info.family.name == family and info.inpainting == inpainting

@@ -100,7 +100,7 @@ _FILL_INPUTS = 384
 
 def _family_of_gguf(path: Path) -> ModelInfo:
     """A GGUF file's family: a flow transformer's (city96's FLUX.1, Qwen-Image, Z-Image files),
-    told by its tensor names as a .safetensors one is; GGUF UNets of SD models are not read."""
+    told by its tensor names as a .safetensors one is, or an SD 1.x/2.x/SDXL UNet's."""
     from gguf import GGUFReader
 
     from photobatch.plugins.diffusion.sources import first_line
@@ -112,20 +112,40 @@ def _family_of_gguf(path: Path) -> ModelInfo:
         raise ValueError(f"{path.name} is not a readable GGUF file ({first_line(exc)})") from None
     tensors = {t.name: [int(n) for n in t.shape] for t in listed}
     flow = _flow_single_file(set(tensors))
-    if flow is None and {_UNET_IN_KEY, _UNET_IN_KEY.removeprefix("model.diffusion_model.")} & set(tensors):
-        raise ValueError(f"{path.name} is a Stable Diffusion UNet (SD 1.x, 2.x or SDXL) as GGUF; "
-                         "photobatch reads these models from their .safetensors checkpoints, and "
-                         "GGUF files of the transformers of FLUX.1, FLUX.2, SD 3.x, Qwen-Image and "
-                         "Z-Image")
-    if flow is None:
+    unet = _unet_of_gguf(tensors) if flow is None else None
+    if flow is None and unet is None:
         raise ValueError(f"{path.name} is a GGUF file of no model photobatch reads as GGUF (the "
-                         "transformers of FLUX.1, FLUX.2, SD 3.x, Qwen-Image and Z-Image)")
+                         "UNets of SD 1.x, 2.x and SDXL, the transformers of FLUX.1, FLUX.2, SD "
+                         "3.x, Qwen-Image and Z-Image)")
     if problem := _gguf_type_problem(path, {t.tensor_type for t in listed}):
         raise ValueError(problem)
+    if unet is not None:
+        return unet
     img_in = tensors.get("img_in.weight") or tensors.get("model.diffusion_model.img_in.weight") or []
     fill = flow is FLUX and _FILL_INPUTS in img_in  # (GGUF lists a tensor's sides innermost first)
     return ModelInfo(flow, fill, flow.native, "fill" if fill else None)
 
+
+
+def _unet_of_gguf(tensors: dict[str, list[int]]) -> ModelInfo | None:
+    """An SD 1.x/2.x/SDXL UNet as GGUF (ComfyUI-GGUF's files, the UNet's original names with or
+    without their "model.diffusion_model." prefix), or None. Its text encoders, which tell the
+    families apart in a whole checkpoint, are not in it: SDXL's UNet has the size conditioning
+    (label_emb), SD 2.x's reads 1024-wide text states, SD 1.x's 768."""
+    bare = {name.removeprefix("model.diffusion_model."): shape for name, shape in tensors.items()}
+    first = bare.get(_UNET_IN_KEY.removeprefix("model.diffusion_model."))
+    if first is None:
+        return None
+    # (GGUF lists a tensor's sides innermost first: a conv's are kernel, kernel, in, out.)
+    inpainting = len(first) == 4 and first[2] == 9
+    widths = {shape[0] for name, shape in bare.items() if name.endswith("attn2.to_k.weight")}
+    if any(name.startswith("label_emb.") for name in bare):
+        family = SDXL
+    elif 1024 in widths:
+        family = SD2
+    else:
+        family = SD1
+    return ModelInfo(family, inpainting, family.native)
 
 
 def _gguf_type_problem(path: Path, types: set) -> str | None:

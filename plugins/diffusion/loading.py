@@ -131,6 +131,8 @@ def _load_single_file(ref: ModelRef, dtype):
         raise ModelError(problem)
     if info.family.flow:
         return _load_flow_single_file(ref, info, dtype)
+    if path.suffix.lower() == ".gguf":
+        return _load_unet_gguf(ref, info, dtype)
     cls = getattr(diffusers, info.family.inpaint_class if info.inpainting else info.family.img2img_class)
     kwargs = {"dtype": dtype}
     if ref.config:
@@ -148,20 +150,32 @@ def _load_single_file(ref: ModelRef, dtype):
     return cls.from_single_file(str(path), **kwargs)
 
 
+def needs_base(ref: ModelRef, info: ModelInfo) -> bool:
+    """Whether a single file holds its model's transformer or UNet alone, the rest of the
+    pipeline read from a base model (model_config): a flow model's file, or any GGUF."""
+    return info.family.flow or ref.location.lower().endswith(".gguf")
+
+
 def flow_single_file_problem(ref: ModelRef, info: ModelInfo) -> str | None:
-    """Why a FLUX.1 or SD 3.x single file cannot load with ``ref``'s model_config (none given,
-    or a local folder of another family), or None when it can (no weights are read)."""
+    """Why a file holding a transformer or UNet alone (a FLUX.1 or SD 3.x single file, a GGUF)
+    cannot load with ``ref``'s model_config (none given, or a local folder of another family),
+    or None when it can (no weights are read)."""
     from photobatch.plugins.diffusion.families import family_of_folder
 
     name, label = Path(ref.location).name, info.family.label
+    part = "transformer" if info.family.flow else "UNet"
     if not ref.config:
-        return (f"model {name}: a {label} single file holds its transformer; give the {label} "
+        return (f"model {name}: a {label} single file holds its {part}; give the {label} "
                 "model it was made from as model_config (or PHOTOBATCH_MODEL_CONFIG): a diffusers "
                 "folder or hub id, whose text encoders and VAE are read with it")
     base = family_of_folder(ref.config) if Path(ref.config).is_dir() else None
     if base is not None and base.family is not info.family:
-        return (f"model {name} is a {label} transformer, but model_config {ref.config} is "
+        return (f"model {name} is a {label} {part}, but model_config {ref.config} is "
                 f"{base.family.label}: give a {label} model")
+    if base is not None and not info.family.flow and base.inpainting != info.inpainting:
+        kind = "an inpainting" if info.inpainting else "a plain (4-channel)"
+        return (f"model {name} is {kind} {label} UNet, but model_config {ref.config} is "
+                f"{base.label}: give the model it was made from")
     if base is not None and (info.variant == "fill") != (base.variant == "fill"):
         # Fill's transformer reads 384 inputs a token, the others 64: one cannot load as the other.
         want = ("the FLUX.1 Fill model it was made from (black-forest-labs/FLUX.1-Fill-dev)"
@@ -198,6 +212,28 @@ def _load_flow_single_file(ref: ModelRef, info: ModelInfo, dtype):
     # (FLUX.1 Fill's base folder gives its own pipeline, which the AutoPipelines do not know.)
     kwargs.pop("quantization_config", None)
     return _auto_pipeline(ref.config, {**kwargs, "transformer": transformer})
+
+
+def _load_unet_gguf(ref: ModelRef, info: ModelInfo, dtype):
+    """An SD 1.x/2.x/SDXL UNet as GGUF (ComfyUI-GGUF's files), its weights kept quantised and
+    made whole layer by layer as they compute; the rest of the pipeline from model_config."""
+    import diffusers
+    from diffusers.models.model_loading_utils import load_gguf_checkpoint
+
+    problem = flow_single_file_problem(ref, info)
+    if problem:
+        raise ModelError(problem)
+    kwargs = {"dtype": dtype}
+    if not Path(ref.config).is_dir() and cache_only_reason():
+        kwargs["local_files_only"] = True
+    prefix = "model.diffusion_model."
+    tensors = load_gguf_checkpoint(ref.location)
+    # diffusers' UNet converter finds the UNet by its prefix, which such files often leave out.
+    checkpoint = {(key if key.startswith(prefix) else prefix + key): value for key, value in tensors.items()}
+    unet = diffusers.UNet2DConditionModel.from_single_file(
+        checkpoint, config=ref.config, subfolder="unet",
+        quantization_config=diffusers.GGUFQuantizationConfig(compute_dtype=dtype), **kwargs)
+    return _auto_pipeline(ref.config, {**kwargs, "unet": unet})
 
 
 def _flow_checkpoint(location: str, info: ModelInfo, dtype=None):
@@ -298,6 +334,6 @@ def load_component(label: str, source: str, device: str, *, from_file, from_fold
 
 
 __all__ = ["ModelError", "ModelRef", "check_tokenizer", "first_line", "flow_single_file_problem",
-           "load_component",
+           "load_component", "needs_base",
            "load_pipeline", "model_hash",
            "native_size", "resolve_model", "scaled_file_problem"]
