@@ -270,3 +270,36 @@ def test_an_sd_unet_gguf_is_told_by_its_conditioning(tmp_path, names, family, in
                                                                         np.float32)
     info = family_of_single_file(_write_gguf(tmp_path / "unet.gguf", tensors))
     assert info.family.name == family and info.inpainting == inpainting
+
+
+def test_an_inpainting_unet_gguf_inpaints_with_its_base_and_not_with_a_plain_one(tmp_path):
+    """A 9-channel SD UNet as GGUF (an inpainting fine-tune's) runs in the inpainting pipeline
+    of its base, its picture within Q8_0's rounding of the base's; with a plain base it is
+    refused by name."""
+    from diffusers import DiffusionPipeline
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
+    from photobatch.plugins.diffusion.sources import ModelError
+    from photobatch.plugins.diffusion.standin import save_standin_model
+    from photobatch.plugins.diffusion.standin_single_file import convert_unet
+
+    base = str(save_standin_model(tmp_path / "inpainting", kind="sd1-inpaint"))
+    unet = DiffusionPipeline.from_pretrained(base).unet
+    single = tmp_path / "unet.safetensors"
+    save_file({"model.diffusion_model." + k: v.contiguous()
+               for k, v in convert_unet(unet.state_dict(), unet.config).items()}, str(single))
+    quantised = str(save_gguf(single, tmp_path / "inpainting-Q8_0.gguf", arch="sd1"))
+    assert family_of_single_file(quantised).label == "SD 1.x (inpainting)"
+    photo = noise_photo(seed=1)
+    mask = Image.new("L", photo.size, 0)
+    mask.paste(255, (10, 10, 40, 40))
+    recipe = recipe_from_dict({**_fields(base), "sampler": "Euler"})
+    runner = DiffusersInpaintRunner(device="cpu", native_size=64)
+    out, full = (runner.run(photo, recipe, 3, model, mask=mask) for model in (quantised, base))
+    assert type(runner.cache.get(quantised, base).pipe).__name__ == "StableDiffusionInpaintPipeline"
+    assert np.abs(np.asarray(out.image, float) - np.asarray(full.image, float)).mean() < 2
+    plain = str(save_standin_model(tmp_path / "plain"))
+    with pytest.raises(ModelError, match=f"is an inpainting SD 1.x UNet, but model_config {plain} is SD 1.x"):
+        DiffusersImg2ImgRunner(device="cpu", native_size=64).run(photo, _recipe(plain), 3, quantised)
