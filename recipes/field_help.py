@@ -45,7 +45,9 @@ FIELD_HELP = {
     "family": ("how the recipe runs on one model family, as tables: [family.flux] sampler = "
                "\"Euler\", cfg = 3.5 (families sd1, sd2, sdxl, sd3, flux, kontext "
                "and fill, FLUX.1 Kontext and Fill, over flux's table, flux2, FLUX.2 [klein], qwenimage, "
-               "Qwen-Image, and zimage, Z-Image; fields prompt, "
+               "Qwen-Image, qwenimage_edit, Qwen-Image-Edit, over qwenimage's, and zimage, Z-Image; "
+               "edit words the recipe for the models that edit the photo they read, Kontext and "
+               "Qwen-Image-Edit, whose tables apply over it; fields prompt, "
                "negative_prompt, true_cfg, sampler, schedule, cfg, steps, exact_steps, strength, and an "
                "ip_adapter table of model, subfolder, weight_name, scale; `photobatch recipes show NAME "
                "--family flux` shows the result)"),

@@ -66,7 +66,7 @@ def _bad_models(tmp_path, standin_model):
             (incomplete, "half-copied-model has no unet/, which its model_index.json names"),
             (flux, r"FLUX.1-Canny-dev is a FluxControlPipeline; photobatch runs Stable Diffusion 1.x, "
                    r"2.x, SDXL, SD 3.x, FLUX.1 \(Kontext and Fill included\), FLUX.2 \[klein\], "
-                   r"Qwen-Image and Z-Image models")]
+                   r"Qwen-Image \(Edit included\) and Z-Image models")]
 
 
 def test_pipelines_of_other_families_are_named_and_refused():
@@ -76,11 +76,13 @@ def test_pipelines_of_other_families_are_named_and_refused():
                "StableDiffusionXLInpaintPipeline", "LatentConsistencyModelPipeline",
                "StableDiffusion3Pipeline", "FluxPipeline", "FluxImg2ImgPipeline", "FluxKontextPipeline",
                "FluxKontextInpaintPipeline", "FluxFillPipeline", "Flux2KleinPipeline", "ZImagePipeline",
-               "ZImageImg2ImgPipeline", "QwenImagePipeline", "QwenImageInpaintPipeline", None):
+               "ZImageImg2ImgPipeline", "QwenImagePipeline", "QwenImageInpaintPipeline",
+               "QwenImageEditPipeline", "QwenImageEditInpaintPipeline", None):
         assert unsupported_pipeline(ok, "m") is None, ok
     for other in ("FluxControlPipeline", "FluxPriorReduxPipeline", "StableDiffusionControlNetPipeline",
                   "KandinskyV22Pipeline", "StableDiffusion3ControlNetPipeline", "Flux2Pipeline",
-                  "ZImageControlNetPipeline", "QwenImageEditPipeline", "QwenImage21Pipeline"):
+                  "ZImageControlNetPipeline", "QwenImageLayeredPipeline", "QwenImageEditPlusPipeline",
+                  "QwenImage21Pipeline"):
         assert unsupported_pipeline(other, "model m").startswith(f"model m is a {other}; "), other
 
 
@@ -107,13 +109,13 @@ def test_a_cached_hub_model_of_a_pipeline_photobatch_does_not_run_is_refused_bef
 
     edit = tmp_path / "edit"
     edit.mkdir()
-    (edit / "model_index.json").write_text('{"_class_name": "QwenImageEditPlusPipeline"}')
-    cache_on_hub(tmp_path, "Qwen/Qwen-Image-Edit-2511", edit, monkeypatch)
+    (edit / "model_index.json").write_text('{"_class_name": "QwenImageLayeredPipeline"}')
+    cache_on_hub(tmp_path, "Qwen/Qwen-Image-Layered", edit, monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     result = _invoke("--catalog", tmp_path / "c.db", "run", inbox, "--recipe", "color-correct",
-                     "--model", "Qwen/Qwen-Image-Edit-2511", "--out", tmp_path / "out")
+                     "--model", "Qwen/Qwen-Image-Layered", "--out", tmp_path / "out")
     assert result.exit_code == 1
-    assert "model Qwen/Qwen-Image-Edit-2511 is a QwenImageEditPlusPipeline; photobatch runs" in result.output
+    assert "model Qwen/Qwen-Image-Layered is a QwenImageLayeredPipeline; photobatch runs" in result.output
     assert result.output.count("Error:") == 1 and not (tmp_path / "out").exists()
 
 

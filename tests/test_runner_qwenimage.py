@@ -33,8 +33,8 @@ def test_qwen_image_is_told_from_its_folder_and_runs_through_its_own_pipelines(m
     loaded = runner.cache.get(model)
     assert type(loaded.pipe).__name__ == "QwenImageImg2ImgPipeline"
     assert loaded.info.family is QWENIMAGE and loaded.info.native == 1024
-    # Its edit pipelines take other inputs (a reference through Qwen2.5-VL's vision tower).
-    assert "QwenImageEditPipeline" in unsupported_pipeline("QwenImageEditPipeline", "model x")
+    # Its layered pipeline makes other outputs (RGBA layers).
+    assert "QwenImageLayeredPipeline" in unsupported_pipeline("QwenImageLayeredPipeline", "model x")
 
 
 def test_cfg_is_classifier_free_guidance_run_as_its_pipelines_true_cfg(model, runner):

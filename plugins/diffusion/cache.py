@@ -194,6 +194,7 @@ class PipelineCache:
         if loaded.info.reads_photo:
             # Both tasks: its inpainting pipeline is the one that takes a strength.
             pipe_cls = (diffusers.FluxKontextInpaintPipeline if loaded.info.kontext
+                        else diffusers.QwenImageEditInpaintPipeline if loaded.info.edit
                         else getattr(diffusers, loaded.info.family.inpaint_class))
         if not kwargs and (_is_task_class(loaded.pipe, task) or loaded.info.variant == "fill"):
             # (FLUX.1 Fill's one pipeline does both: img2img is everything masked.)

@@ -191,7 +191,12 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
                 pipe.disable_freeu()
             if processors is not None:
                 pipe.unet.set_attn_processor(processors)
-    return pictures(pipe, arrays, loaded.precision)
+    out = pictures(pipe, arrays, loaded.precision)
+    if loaded.info.edit and out[0].size != (width, height):
+        # Qwen-Image-Edit's pipeline works at about a megapixel whatever it is given (a tile
+        # or a crop smaller than that): its picture goes back to the size it was given.
+        out = [image.resize((width, height), Image.Resampling.LANCZOS) for image in out]
+    return out
 
 
 def pictures(pipe, arrays, precision: str) -> list[Image.Image]:

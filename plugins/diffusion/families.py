@@ -66,13 +66,16 @@ FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX, FLUX2, QWENIMAGE, ZIM
 # inpainting folders, LCM-distilled SD (run by the SD pipelines, which read its guidance
 # embedding), SD 3.x, FLUX.1, Qwen-Image and Z-Image (text-to-image, img2img or inpainting
 # folders), FLUX.1 Kontext and FLUX.2 [klein] (each run through its inpainting pipeline, which
-# takes a strength) and FLUX.1 Fill (an inpainting model). Others (ControlNet pipelines saved
+# takes a strength), FLUX.1 Fill (an inpainting model) and Qwen-Image-Edit (run through
+# diffusers' Edit inpainting pipeline, the one that takes a strength; Edit 2509 and later,
+# "Plus", read the photo at another size and prompt than that pipeline gives, and have none).
+# Others (ControlNet pipelines saved
 # whole, Redux, edit models) load in diffusers but take other arguments; they are refused by
 # name instead of failing mid-run.
 _SUPPORTED_CLASS = re.compile(
     r"^(StableDiffusion(XL|3)?(Img2Img|Inpaint)?|LatentConsistencyModel(Img2Img)?"
     r"|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?|FluxFill|Flux2Klein(Inpaint)?"
-    r"|QwenImage(Img2Img|Inpaint)?|ZImage(Img2Img|Inpaint)?)Pipeline$")
+    r"|QwenImage(Img2Img|Inpaint|Edit|EditInpaint)?|ZImage(Img2Img|Inpaint)?)Pipeline$")
 # (Longest prefix first: "Flux2" before "Flux".)
 _FLOW_FAMILY = (("Flux2", FLUX2), ("Flux", FLUX), ("StableDiffusion3", SD3), ("QwenImage", QWENIMAGE),
                 ("ZImage", ZIMAGE))
@@ -178,8 +181,9 @@ class ModelInfo:
     family: Family
     inpainting: bool
     native: int
-    # A FLUX.1 model of its own kind: "kontext" (FLUX.1 Kontext, which also reads the photo
-    # itself beside the noise) or "fill" (FLUX.1 Fill, BFL's inpainting model); else None.
+    # A model of its own kind: "kontext" (FLUX.1 Kontext, which also reads the photo itself
+    # beside the noise), "fill" (FLUX.1 Fill, BFL's inpainting model) or "edit" (Qwen-Image-Edit,
+    # which reads the photo beside the noise and, through its Qwen2.5-VL, with the prompt).
     variant: str | None = None
     # A guidance-distilled FLUX.2 [klein] (its pipeline's is_distilled): it runs no classifier-free
     # guidance, whatever the cfg.
@@ -191,18 +195,23 @@ class ModelInfo:
         return self.variant == "kontext"
 
     @property
+    def edit(self) -> bool:
+        """Whether this is a Qwen-Image-Edit model."""
+        return self.variant == "edit"
+
+    @property
     def reads_photo(self) -> bool:
         """Whether the model takes a strength only in its inpainting pipeline, which also reads
-        the photo itself beside the noise (FLUX.1 Kontext, FLUX.2 [klein]): img2img runs there
-        with everything masked."""
-        return self.kontext or self.family.name == "flux2"
+        the photo itself beside the noise (FLUX.1 Kontext, FLUX.2 [klein], Qwen-Image-Edit):
+        img2img runs there with everything masked."""
+        return self.kontext or self.edit or self.family.name == "flux2"
 
     @property
     def label(self) -> str:
         """What the model is, in words: "SDXL", "FLUX.1 Kontext", "FLUX.2 [klein], distilled"."""
         label = self.family.label
         if self.variant:
-            label += " " + self.variant.capitalize()
+            label += ("-" if self.edit else " ") + self.variant.capitalize()
         if self.family.name == "flux2":
             label += " [klein]" + (", distilled" if self.distilled else "")
         if self.inpainting and self.variant != "fill":
@@ -212,7 +221,9 @@ class ModelInfo:
     @property
     def table(self) -> str:
         """The name of the recipe tables this model runs with ("kontext" and "fill" apply
-        flux's, then their own)."""
+        flux's, then their own; "qwenimage_edit" qwenimage's, then its own)."""
+        if self.edit:
+            return "qwenimage_edit"
         return self.variant or self.family.name
 
 
@@ -222,10 +233,10 @@ def unsupported_pipeline(class_name: str | None, what: str) -> str | None:
     if not class_name or _SUPPORTED_CLASS.match(class_name):
         return None
     return (f"{what} is a {class_name}; photobatch runs Stable Diffusion 1.x, 2.x, SDXL, SD 3.x, "
-            "FLUX.1 (Kontext and Fill included), FLUX.2 [klein], Qwen-Image and Z-Image models "
-            "(StableDiffusion, StableDiffusionXL, StableDiffusion3, Flux, FluxKontext, FluxFill, "
-            "Flux2Klein, QwenImage and ZImage pipeline folders, their img2img and inpainting "
-            "forms, and single-file checkpoints)")
+            "FLUX.1 (Kontext and Fill included), FLUX.2 [klein], Qwen-Image (Edit included) and "
+            "Z-Image models (StableDiffusion, StableDiffusionXL, StableDiffusion3, Flux, "
+            "FluxKontext, FluxFill, Flux2Klein, QwenImage, QwenImageEdit and ZImage pipeline "
+            "folders, their img2img and inpainting forms, and single-file checkpoints)")
 
 
 def pag_problem(family: Family, task: str, with_controlnet: bool) -> str | None:
@@ -255,11 +266,14 @@ def folder_class_name(folder: str | Path) -> str | None:
     return index.get("_class_name")
 
 
-def flux_variant(class_name: str | None) -> str | None:
-    """Which FLUX.1 model of its own kind a pipeline class (a folder's, or a loaded pipeline's)
-    is: "kontext", "fill", or None."""
+def pipeline_variant(class_name: str | None) -> str | None:
+    """Which model of its own kind a pipeline class (a folder's, or a loaded pipeline's) is:
+    "kontext", "fill" (FLUX.1), "edit" (Qwen-Image-Edit), or None."""
     name = class_name or ""
-    return "kontext" if name.startswith("FluxKontext") else "fill" if name.startswith("FluxFill") else None
+    for prefix, variant in (("FluxKontext", "kontext"), ("FluxFill", "fill"), ("QwenImageEdit", "edit")):
+        if name.startswith(prefix):
+            return variant
+    return None
 
 
 def _flow_family(class_name: str) -> Family | None:
@@ -272,7 +286,7 @@ def family_of_pipeline(pipe) -> ModelInfo:
     if flow is not None:
         # Their transformers keep no working size: the pipelines' own default is 128 latents.
         side = int(getattr(pipe, "default_sample_size", 128)) * int(getattr(pipe, "vae_scale_factor", 8))
-        variant = flux_variant(type(pipe).__name__)
+        variant = pipeline_variant(type(pipe).__name__)
         distilled = bool(getattr(pipe.config, "is_distilled", False))
         return ModelInfo(flow, variant == "fill", side, variant, distilled)
     unet = pipe.unet
@@ -296,7 +310,7 @@ def family_of_folder(folder: str | Path) -> ModelInfo:
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     flow = _flow_family(index.get("_class_name", ""))
     if flow is not None:
-        variant = flux_variant(index.get("_class_name"))
+        variant = pipeline_variant(index.get("_class_name"))
         return ModelInfo(flow, variant == "fill", flow.native, variant, bool(index.get("is_distilled")))
     unet_config_path = folder / "unet" / "config.json"
     unet = json.loads(unet_config_path.read_text(encoding="utf-8")) if unet_config_path.is_file() else {}

@@ -82,6 +82,9 @@ def flow_problem(settings, family: Family, variant: str | None = None,
 def _parts_problem(settings, family: Family, variant: str | None) -> str | None:
     """What the recipe adds that the model's pipelines cannot take."""
     label = family.label
+    if variant == "edit" and settings.working_size:
+        return ("working_size is not read by Qwen-Image-Edit models: diffusers' Edit pipeline "
+                "scales every photo to about a megapixel itself; leave working_size out for them")
     if settings.controlnets and variant == "kontext":
         return ("controlnet does not run on FLUX.1 Kontext models (diffusers has no Kontext "
                 "ControlNet pipeline); Kontext keeps the photo's structure by reading the photo "

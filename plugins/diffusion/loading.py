@@ -9,6 +9,7 @@ from photobatch.plugins.diffusion.families import (
     ModelInfo,
     family_of_pipeline,
     family_of_single_file,
+    folder_class_name,
     unsupported_pipeline,
 )
 from photobatch.plugins.diffusion.sources import (  # re-exported: the session imports them here
@@ -109,6 +110,12 @@ def _auto_pipeline(location: str, kwargs: dict):
     AutoPipelines do not know)."""
     import diffusers
 
+    folder = _local_folder(location)
+    if folder and (folder_class_name(folder) or "").startswith("QwenImageEdit"):
+        from photobatch.plugins.diffusion.qwen_edit import load_processor
+
+        # Its own processor would need torchvision; the same without its video part reads photos.
+        kwargs = {**kwargs, "processor": load_processor(folder)}
     try:
         return diffusers.AutoPipelineForImage2Image.from_pretrained(location, **kwargs)
     except ValueError as exc:
@@ -116,6 +123,14 @@ def _auto_pipeline(location: str, kwargs: dict):
             raise
     kwargs = {k: v for k, v in kwargs.items() if k != "safety_checker"}
     return diffusers.FluxFillPipeline.from_pretrained(location, **kwargs)
+
+
+def _local_folder(location: str) -> str | None:
+    """The folder a model's files are in: a folder itself, or a hub id's cached copy (None
+    when it is not cached)."""
+    from photobatch.plugins.diffusion.sources import cached_snapshot
+
+    return location if Path(location).is_dir() else cached_snapshot(location)
 
 
 def _load_single_file(ref: ModelRef, dtype):

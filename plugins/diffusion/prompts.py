@@ -35,6 +35,11 @@ def prompt_arguments(pipe, loaded, settings, count: int) -> dict:
 
     Call with the recipe's LoRAs and embeddings in place (they are part of the key).
     """
+    if loaded.info.edit:
+        # Qwen-Image-Edit's text encoder reads the photo with the prompt: its conditioning is
+        # each photo's own, made by the pipeline in its call.
+        return {"prompt": [settings.prompt] * count,
+                "negative_prompt": [settings.negative_prompt or " "] * count}
     true_cfg = settings.true_cfg > 1
     key = (settings.prompt, settings.negative_prompt or "", settings.clip_skip, true_cfg,
            tuple((spec.path, float(spec.weight)) for spec in settings.loras),

@@ -98,6 +98,11 @@ class DiffusersImg2ImgRunner:
         """The size ``image`` goes to the model at: the working side's pixel budget, aspect kept,
         sides the multiple the model's family needs."""
         family = loaded.info.family
+        if loaded.info.edit:
+            # Qwen-Image-Edit's pipeline works at its own size, whatever it is given.
+            from photobatch.plugins.diffusion.qwen_edit import edit_size
+
+            return edit_size(image.width, image.height)
         return working_size(image.width, image.height, self.working_side(loaded, settings),
                             family.multiple, family.max_pixels)
 

@@ -47,3 +47,54 @@ def build_standin_qwenimage_pipeline(seed: int = 0):
         shift_terminal=0.02, use_dynamic_shifting=True, time_shift_type="exponential")
     return QwenImagePipeline(scheduler=scheduler, vae=vae, text_encoder=encoder, tokenizer=tokenizer,
                              transformer=transformer)
+
+
+def build_standin_qwenimage_edit_pipeline(seed: int = 0):
+    """A tiny Qwen-Image-Edit pipeline: Qwen-Image's stand-in with the Qwen2.5-VL encoder told
+    its vision tokens, and the processor it reads the photo through (an image processor and
+    the tokenizer with Qwen's vision tokens)."""
+    import torch
+    from diffusers import QwenImageEditPipeline
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from photobatch.plugins.diffusion.qwen_edit import ImageOnlyQwen2VLProcessor
+    from photobatch.plugins.diffusion.standin_qwen import _SPECIAL, build_qwen_tokenizer
+
+    base = build_standin_qwenimage_pipeline(seed)
+    torch.manual_seed(seed + 1)
+    tokenizer = build_qwen_tokenizer()
+    vision = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    tokenizer.add_special_tokens({"additional_special_tokens": [*_SPECIAL[1:], *vision]})
+    ids = dict(zip(["endoftext", "im_end", *vision], tokenizer.convert_tokens_to_ids(
+        ["<|endoftext|>", "<|im_end|>", *vision])))
+    text = {"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "num_key_value_heads": 2, "vocab_size": len(tokenizer),
+            "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+            "rope_theta": 1000000.0, "bos_token_id": ids["endoftext"], "eos_token_id": ids["im_end"]}
+    encoder = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(
+        text_config=text, vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16,
+                                         "num_heads": 2, "out_hidden_size": 16},
+        hidden_size=16, vocab_size=len(tokenizer), bos_token_id=ids["endoftext"],
+        eos_token_id=ids["im_end"], vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"], image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"]))
+    processor = ImageOnlyQwen2VLProcessor(image_processor=Qwen2VLImageProcessorPil(), tokenizer=tokenizer)
+    return QwenImageEditPipeline(scheduler=base.scheduler, vae=base.vae, text_encoder=encoder,
+                                 tokenizer=tokenizer, processor=processor, transformer=base.transformer)
+
+
+def name_processor_as_qwens(folder) -> None:
+    """Name the saved processor as Qwen's own folders do (transformers' Qwen2VLProcessor, not
+    the class it was built with), so that the folder reads as a real one does."""
+    import json
+    from pathlib import Path
+
+    index_path = Path(folder) / "model_index.json"
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    index["processor"] = ["transformers", "Qwen2VLProcessor"]
+    index_path.write_text(json.dumps(index, indent=2), encoding="utf-8")
+    config_path = Path(folder) / "processor" / "processor_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["processor_class"] = "Qwen2VLProcessor"
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")

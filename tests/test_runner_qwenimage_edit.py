@@ -1,0 +1,146 @@
+"""Qwen-Image-Edit: a tiny Edit pipeline built in code (Qwen-Image's stand-in, its Qwen2.5-VL
+told its vision tokens, a processor with an image processor and Qwen's vision tokens), saved as
+Qwen's folders are and loaded back through the real loading code. It runs as strength-based
+img2img through diffusers' Edit inpainting pipeline, reading the photo beside the noise and,
+through Qwen2.5-VL, with the instruction; the recipes' [family.edit] instructions apply."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import cli_shoot, last_run, noise_photo
+from PIL import Image
+
+from photobatch.plugins.diffusion.families import QWENIMAGE, family_of_folder
+from photobatch.plugins.diffusion.qwen_edit import edit_size
+from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
+from photobatch.recipes.schema import recipe_from_dict
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    return str(save_standin_model(tmp_path_factory.mktemp("qwen-edit") / "edit", kind="qwenimage-edit"))
+
+
+def _recipe(**fields):
+    return recipe_from_dict({"name": "e", "prompt": "Make it winter", "strength": 0.5, "steps": 4,
+                             "cfg": 1.0, "sampler": "Euler", **fields})
+
+
+def _pixels(out):
+    return np.asarray(out.image, dtype=float)
+
+
+@pytest.mark.parametrize("width, height", [(6000, 4000), (4000, 6000), (4032, 3024), (1920, 1080),
+                                           (1000, 1000), (1000, 777), (150, 100)])
+def test_the_working_size_is_the_one_the_edit_pipeline_keeps(width, height):
+    """diffusers' Edit pipeline scales what it is given to about a megapixel at its aspect: the
+    runner hands it a photo of exactly that size, so nothing is scaled twice."""
+    from diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_inpaint import calculate_dimensions
+
+    w, h = edit_size(width, height)
+    kept_w, kept_h, _ = calculate_dimensions(1024 * 1024, w / h)
+    assert (kept_w // 16 * 16, kept_h // 16 * 16) == (w, h)
+    assert w % 32 == 0 and h % 32 == 0 and abs(w * h / (1024 * 1024) - 1) < 0.1
+    assert abs(w / h - width / height) < 0.05 * width / height
+
+
+def test_a_qwen_image_edit_folder_reads_the_photo_with_the_instruction(model):
+    info = family_of_folder(model)
+    assert info.family is QWENIMAGE and info.edit and info.label == "Qwen-Image-Edit"
+    assert info.table == "qwenimage_edit" and info.reads_photo
+    runner = DiffusersImg2ImgRunner(device="cpu")
+    loaded = runner.cache.get(model)
+    # Loaded through its processor folder without torchvision, which transformers' own needs.
+    assert type(loaded.pipe).__name__ == "QwenImageEditPipeline"
+    seen, tokens = [], []
+    encoder = loaded.pipe.text_encoder.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs.get("pixel_values")), with_kwargs=True)
+    transformer = loaded.pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: tokens.append(kwargs["hidden_states"].shape[1]), with_kwargs=True)
+    photo = noise_photo(150, 100, seed=1)
+    try:
+        out = runner.run(photo, _recipe(), 3, model)
+    finally:
+        encoder.remove()
+        transformer.remove()
+    assert out.family == "qwenimage_edit" and out.working_size == out.image.size == (1248, 832)
+    assert [type(p).__name__ for p in loaded.task_pipes.values()] == ["QwenImageEditInpaintPipeline"]
+    # The instruction is read with the photo (its pixels go to Qwen2.5-VL's vision tower) ...
+    assert seen and all(pixels is not None and pixels.numel() > 0 for pixels in seen)
+    # ... and the transformer sees the noise's 78 x 52 packed latents and the photo's beside them.
+    assert tokens == [2 * 78 * 52] * 2  # 4 steps at strength 0.5
+    again = runner.run(photo, _recipe(), 3, model)
+    assert np.array_equal(_pixels(out), _pixels(again))
+    other = runner.run(photo, _recipe(prompt="Make it night"), 3, model)
+    assert np.abs(_pixels(out) - _pixels(other)).mean() > 0.1  # the instruction counts
+
+
+def test_a_batch_gives_the_single_calls_pictures(model):
+    """Several photos in one call: each photo's instruction read with its own photo. (In fp32:
+    bf16 rounds a batch differently.)"""
+    runner = DiffusersImg2ImgRunner(device="cpu", batch_on_cpu=True, precision="fp32")
+    photos = [noise_photo(150, 100, seed=s) for s in (1, 2)]
+    recipe = _recipe(batch=2)
+    together = runner.run_batch(photos, recipe, [5, 6], model)
+    for photo, seed, out in zip(photos, (5, 6), together):
+        assert np.abs(_pixels(out) - _pixels(runner.run(photo, recipe, seed, model))).max() <= 1
+
+
+def test_masked_work_leaves_every_pixel_outside_the_mask_as_it_was(model):
+    from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
+    from photobatch.plugins.diffusion.masks import paste_back
+
+    runner = DiffusersInpaintRunner(device="cpu")
+    photo = noise_photo(160, 112, seed=6)
+    mask = Image.new("L", photo.size, 0)
+    mask.paste(255, (40, 30, 120, 90))
+    out = runner.run(photo, _recipe(), 4, model, mask=mask)
+    left, top, right, bottom = out.region
+    edited = np.asarray(paste_back(photo, out.image.resize((right - left, bottom - top)), out.mask, out.region))
+    outside = np.asarray(out.mask) == 0
+    assert outside.any() and np.array_equal(np.asarray(photo)[outside], edited[outside])
+    inside = np.asarray(out.mask) == 255
+    assert np.abs(np.asarray(photo, float)[inside] - edited[inside].astype(float)).mean() > 1
+
+
+def test_the_builtin_season_runs_with_its_edit_instruction_and_a_working_size_is_refused(model, tmp_path):
+    """season:winter through the CLI: its [family.edit] instruction over qwenimage's table (a
+    small photo's tiles scaled back from the megapixel the pipeline works at); a recipe that
+    sets working_size is refused by name before any photo."""
+    run, _ = cli_shoot(tmp_path, sized='extends = "color-correct"\nname = "sized"\nworking_size = 768\n')
+    done = run("season:winter", model)
+    assert done.exit_code == 0, done.output
+    status, params = last_run(tmp_path / "c.db")
+    assert status == "done" and params["prompt"].startswith("Change the season of this photograph to winter")
+    assert params["cfg"] == 4.0 and params["sampler"] == "Euler" and params["full_resolution"] == "tiled"
+    with Image.open(tmp_path / "out" / "DSCF0001_season-winter.jpg") as img:
+        assert img.size == (96, 64)
+    refused = run("sized", model)
+    assert refused.exit_code == 1
+    assert "working_size is not read by Qwen-Image-Edit models" in refused.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["DSCF0001_season-winter.jpg"]
+
+
+def test_an_edit_transformer_file_and_its_gguf_run_with_the_folder_as_model_config(model, tmp_path):
+    """Qwen-Image-Edit fine-tunes are shared as the transformer in diffusers' names (and
+    city96's GGUFs of it): with the Edit folder as model_config they run as the folder does."""
+    from diffusers import QwenImageTransformer2DModel
+    from fakes import save_gguf
+    from safetensors.torch import save_file
+
+    single = tmp_path / "qwen-image-edit.safetensors"
+    transformer = QwenImageTransformer2DModel.from_pretrained(model, subfolder="transformer")
+    save_file({k: v.contiguous() for k, v in transformer.state_dict().items()}, str(single))
+    quantised = save_gguf(single, tmp_path / "qwen-image-edit-Q8_0.gguf")
+    runner = DiffusersImg2ImgRunner(device="cpu")
+    photo = noise_photo(150, 100, seed=2)
+    folder = runner.run(photo, _recipe(), 7, model)
+    for path in (single, quantised):
+        out = runner.run(photo, _recipe(model_config=model), 7, str(path))
+        loaded = runner.cache.get(str(path), model)
+        assert loaded.info.edit and type(loaded.pipe).__name__ == "QwenImageEditPipeline"
+        assert out.working_size == (1248, 832)
+        assert np.abs(_pixels(out) - _pixels(folder)).mean() < (0.01 if path == single else 2)
