@@ -77,12 +77,11 @@ def test_pipelines_of_other_families_are_named_and_refused():
                "StableDiffusion3Pipeline", "FluxPipeline", "FluxImg2ImgPipeline", "FluxKontextPipeline",
                "FluxKontextInpaintPipeline", "FluxFillPipeline", "Flux2KleinPipeline", "ZImagePipeline",
                "ZImageImg2ImgPipeline", "QwenImagePipeline", "QwenImageInpaintPipeline",
-               "QwenImageEditPipeline", "QwenImageEditInpaintPipeline", None):
+               "QwenImageEditPipeline", "QwenImageEditInpaintPipeline", "QwenImageEditPlusPipeline", None):
         assert unsupported_pipeline(ok, "m") is None, ok
     for other in ("FluxControlPipeline", "FluxPriorReduxPipeline", "StableDiffusionControlNetPipeline",
                   "KandinskyV22Pipeline", "StableDiffusion3ControlNetPipeline", "Flux2Pipeline",
-                  "ZImageControlNetPipeline", "QwenImageLayeredPipeline", "QwenImageEditPlusPipeline",
-                  "QwenImage21Pipeline"):
+                  "ZImageControlNetPipeline", "QwenImageLayeredPipeline", "QwenImage21Pipeline"):
         assert unsupported_pipeline(other, "model m").startswith(f"model m is a {other}; "), other
 
 

@@ -144,3 +144,33 @@ def test_an_edit_transformer_file_and_its_gguf_run_with_the_folder_as_model_conf
         assert loaded.info.edit and type(loaded.pipe).__name__ == "QwenImageEditPipeline"
         assert out.working_size == (1248, 832)
         assert np.abs(_pixels(out) - _pixels(folder)).mean() < (0.01 if path == single else 2)
+
+
+def test_a_plus_model_is_conditioned_as_its_own_pipeline_conditions(model, tmp_path):
+    """Qwen-Image-Edit 2509 and later (Plus) see the photo at about 384² pixels as "Picture 1"
+    in their own prompt template: the strength-taking pipeline photobatch runs them through gives
+    each photo of a batch exactly the conditioning Plus's own pipeline gives that photo alone."""
+    import torch
+    from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit_plus as plus
+
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    plus_model = str(save_standin_model(tmp_path / "plus", kind="qwenimage-edit-plus"))
+    assert family_of_folder(plus_model).label == "Qwen-Image-Edit Plus"
+    runner = DiffusersImg2ImgRunner(device="cpu", precision="fp32")
+    photo = noise_photo(150, 100, seed=1)
+    out = runner.run(photo, _recipe(), 3, plus_model)
+    loaded = runner.cache.get(plus_model)
+    assert type(loaded.pipe).__name__ == "QwenImageEditPlusPipeline" and out.working_size == (1248, 832)
+    (task,) = loaded.task_pipes.values()
+    assert type(task).__name__ == "QwenImageEditPlusInpaintPipeline"
+    photos = [task.image_processor.resize(noise_photo(150, 100, seed=s), 832, 1248) for s in (1, 2)]
+    prompts = ["Make it winter", "Relight this photograph at golden hour: warm low sunlight"]
+    embeds, mask = task._get_qwen_prompt_embeds(prompts, photos)
+    for i, (prompt, picture) in enumerate(zip(prompts, photos)):
+        w, h = plus.calculate_dimensions(plus.CONDITION_IMAGE_SIZE, picture.width / picture.height)[:2]
+        own, _ = loaded.pipe._get_qwen_prompt_embeds([prompt], [loaded.pipe.image_processor.resize(picture, h, w)])
+        assert torch.equal(embeds[i, :own.shape[1]], own[0]) and int(mask[i].sum()) == own.shape[1]
+    # The same weights read as the first Edit reads them give another picture.
+    first = DiffusersImg2ImgRunner(device="cpu", precision="fp32").run(photo, _recipe(), 3, model)
+    assert np.abs(_pixels(out) - _pixels(first)).mean() > 0.05  # (measured: 0.1 on the stand-ins)

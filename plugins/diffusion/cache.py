@@ -194,7 +194,7 @@ class PipelineCache:
         if loaded.info.reads_photo:
             # Both tasks: its inpainting pipeline is the one that takes a strength.
             pipe_cls = (diffusers.FluxKontextInpaintPipeline if loaded.info.kontext
-                        else diffusers.QwenImageEditInpaintPipeline if loaded.info.edit
+                        else _edit_inpaint_class(loaded.info) if loaded.info.edit
                         else getattr(diffusers, loaded.info.family.inpaint_class))
         if not kwargs and (_is_task_class(loaded.pipe, task) or loaded.info.variant == "fill"):
             # (FLUX.1 Fill's one pipeline does both: img2img is everything masked.)
@@ -279,6 +279,16 @@ def _compile(model):
 
     log.info("compiling the denoiser with torch.compile (first images will be slow)")
     return torch.compile(model, mode="reduce-overhead", fullgraph=False)
+
+
+def _edit_inpaint_class(info):
+    """The strength-taking pipeline of a Qwen-Image-Edit model: diffusers' Edit inpainting one,
+    conditioned as Plus's own pipeline is for a Plus model (2509 and later)."""
+    import diffusers
+
+    from photobatch.plugins.diffusion.qwen_edit import plus_inpaint_pipeline_class
+
+    return plus_inpaint_pipeline_class() if info.variant == "edit-plus" else diffusers.QwenImageEditInpaintPipeline
 
 
 def _quantised(pipe) -> bool:

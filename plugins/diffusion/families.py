@@ -68,14 +68,14 @@ FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX, FLUX2, QWENIMAGE, ZIM
 # folders), FLUX.1 Kontext and FLUX.2 [klein] (each run through its inpainting pipeline, which
 # takes a strength), FLUX.1 Fill (an inpainting model) and Qwen-Image-Edit (run through
 # diffusers' Edit inpainting pipeline, the one that takes a strength; Edit 2509 and later,
-# "Plus", read the photo at another size and prompt than that pipeline gives, and have none).
+# "Plus", through the same conditioned as Plus's own pipeline: qwen_edit.py).
 # Others (ControlNet pipelines saved
 # whole, Redux, edit models) load in diffusers but take other arguments; they are refused by
 # name instead of failing mid-run.
 _SUPPORTED_CLASS = re.compile(
     r"^(StableDiffusion(XL|3)?(Img2Img|Inpaint)?|LatentConsistencyModel(Img2Img)?"
     r"|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?|FluxFill|Flux2Klein(Inpaint)?"
-    r"|QwenImage(Img2Img|Inpaint|Edit|EditInpaint)?|ZImage(Img2Img|Inpaint)?)Pipeline$")
+    r"|QwenImage(Img2Img|Inpaint|Edit|EditInpaint|EditPlus)?|ZImage(Img2Img|Inpaint)?)Pipeline$")
 # (Longest prefix first: "Flux2" before "Flux".)
 _FLOW_FAMILY = (("Flux2", FLUX2), ("Flux", FLUX), ("StableDiffusion3", SD3), ("QwenImage", QWENIMAGE),
                 ("ZImage", ZIMAGE))
@@ -182,8 +182,9 @@ class ModelInfo:
     inpainting: bool
     native: int
     # A model of its own kind: "kontext" (FLUX.1 Kontext, which also reads the photo itself
-    # beside the noise), "fill" (FLUX.1 Fill, BFL's inpainting model) or "edit" (Qwen-Image-Edit,
-    # which reads the photo beside the noise and, through its Qwen2.5-VL, with the prompt).
+    # beside the noise), "fill" (FLUX.1 Fill, BFL's inpainting model), "edit" (Qwen-Image-Edit,
+    # which reads the photo beside the noise and, through its Qwen2.5-VL, with the prompt) or
+    # "edit-plus" (Qwen-Image-Edit 2509 and later, which reads it at another size and prompt).
     variant: str | None = None
     # A guidance-distilled FLUX.2 [klein] (its pipeline's is_distilled): it runs no classifier-free
     # guidance, whatever the cfg.
@@ -196,8 +197,8 @@ class ModelInfo:
 
     @property
     def edit(self) -> bool:
-        """Whether this is a Qwen-Image-Edit model."""
-        return self.variant == "edit"
+        """Whether this is a Qwen-Image-Edit model (the first, or Plus: 2509 and later)."""
+        return self.variant in ("edit", "edit-plus")
 
     @property
     def reads_photo(self) -> bool:
@@ -210,8 +211,10 @@ class ModelInfo:
     def label(self) -> str:
         """What the model is, in words: "SDXL", "FLUX.1 Kontext", "FLUX.2 [klein], distilled"."""
         label = self.family.label
-        if self.variant:
-            label += ("-" if self.edit else " ") + self.variant.capitalize()
+        if self.edit:
+            label += "-Edit" + (" Plus" if self.variant == "edit-plus" else "")
+        elif self.variant:
+            label += " " + self.variant.capitalize()
         if self.family.name == "flux2":
             label += " [klein]" + (", distilled" if self.distilled else "")
         if self.inpainting and self.variant != "fill":
@@ -268,9 +271,10 @@ def folder_class_name(folder: str | Path) -> str | None:
 
 def pipeline_variant(class_name: str | None) -> str | None:
     """Which model of its own kind a pipeline class (a folder's, or a loaded pipeline's) is:
-    "kontext", "fill" (FLUX.1), "edit" (Qwen-Image-Edit), or None."""
+    "kontext", "fill" (FLUX.1), "edit", "edit-plus" (Qwen-Image-Edit), or None."""
     name = class_name or ""
-    for prefix, variant in (("FluxKontext", "kontext"), ("FluxFill", "fill"), ("QwenImageEdit", "edit")):
+    for prefix, variant in (("FluxKontext", "kontext"), ("FluxFill", "fill"),
+                            ("QwenImageEditPlus", "edit-plus"), ("QwenImageEdit", "edit")):
         if name.startswith(prefix):
             return variant
     return None

@@ -14,6 +14,7 @@ about a megapixel at the photo's aspect, sides multiples of 32, whatever size it
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -65,3 +66,56 @@ def edit_size(width: int, height: int) -> tuple[int, int]:
             break
         size = again
     return size
+
+
+@functools.cache
+def plus_inpaint_pipeline_class():
+    """The Edit inpainting pipeline reading its photo as Qwen-Image-Edit Plus (2509 and later)
+    does: Qwen2.5-VL sees the photo at about 384² pixels, named "Picture 1" in Plus's prompt
+    template, each photo of a batch with its own instruction. diffusers has no Plus pipeline that
+    takes a strength; Plus's own (QwenImageEditPlusPipeline) reads a list of photos as several
+    references for one picture, so its conditioning is made here one photo at a time."""
+    import torch
+    from diffusers import QwenImageEditInpaintPipeline, QwenImageEditPlusPipeline
+    from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit_plus as plus
+
+    class QwenImageEditPlusInpaintPipeline(QwenImageEditInpaintPipeline):
+        """QwenImageEditInpaintPipeline conditioned as QwenImageEditPlusPipeline is."""
+
+        def __init__(self, scheduler, vae, text_encoder, tokenizer, processor, transformer):
+            # (The parent's parts by name: from_pipe reads them off this signature.)
+            super().__init__(scheduler=scheduler, vae=vae, text_encoder=text_encoder,
+                             tokenizer=tokenizer, processor=processor, transformer=transformer)
+            self.prompt_template_encode = PLUS_TEMPLATE
+            self.prompt_template_encode_start_idx = PLUS_DROP
+
+        def _get_qwen_prompt_embeds(self, prompt=None, image=None, device=None, dtype=None):
+            prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+            images = image if isinstance(image, list) else [image] * len(prompts)
+            made = []
+            for text, photo in zip(prompts, images):
+                width, height = photo.size
+                w, h = plus.calculate_dimensions(plus.CONDITION_IMAGE_SIZE, width / height)[:2]
+                condition = self.image_processor.resize(photo, h, w)
+                made.append(QwenImageEditPlusPipeline._get_qwen_prompt_embeds(
+                    self, [text], [condition], device, dtype))
+            longest = max(embeds.shape[1] for embeds, _ in made)
+            embeds = torch.cat([torch.nn.functional.pad(e, (0, 0, 0, longest - e.shape[1])) for e, _ in made])
+            masks = torch.cat([torch.nn.functional.pad(m, (0, longest - m.shape[1])) for _, m in made])
+            return embeds, masks
+
+    # from_pipe hands a model over only to a parameter annotated with its class: the parent's.
+    QwenImageEditPlusInpaintPipeline.__init__.__annotations__ = dict(
+        QwenImageEditInpaintPipeline.__init__.__annotations__)
+    return QwenImageEditPlusInpaintPipeline
+
+
+# Qwen-Image-Edit Plus's prompt template and the tokens of it before the user's turn, which its
+# pipeline drops: as diffusers' QwenImageEditPlusPipeline writes them (its __init__ sets them).
+PLUS_TEMPLATE = (
+    "<|im_start|>system\nDescribe the key features of the input image (color, shape, size, texture, "
+    "objects, background), then explain how the user's text instruction should alter or modify the "
+    "image. Generate a new image that meets the user's requirements while maintaining consistency "
+    "with the original input where appropriate.<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n"
+    "<|im_start|>assistant\n")
+PLUS_DROP = 64

@@ -173,7 +173,7 @@ def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> 
     aesthetic-score conditioning), "flux" (FLUX.1 [dev]'s layout), "flux-schnell" (no guidance
     embedding), "flux-kontext" (FLUX.1 Kontext [dev]), "flux-fill" (FLUX.1 Fill [dev]), "sd3",
     "zimage" (Z-Image Turbo's layout), "flux2" (FLUX.2 [klein], distilled), "flux2-base",
-    "qwenimage" or "qwenimage-edit" (Qwen-Image-Edit).
+    "qwenimage", "qwenimage-edit" (Qwen-Image-Edit) or "qwenimage-edit-plus" (its 2509 layout).
     """
     target = Path(target)
     if is_standin(target) and (target / "model_index.json").is_file():
@@ -208,10 +208,15 @@ def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> 
         from photobatch.plugins.diffusion.standin_qwenimage import build_standin_qwenimage_pipeline
 
         pipe = build_standin_qwenimage_pipeline(seed=seed)
-    elif kind == "qwenimage-edit":
+    elif kind in ("qwenimage-edit", "qwenimage-edit-plus"):
         from photobatch.plugins.diffusion.standin_qwenimage import build_standin_qwenimage_edit_pipeline
 
         pipe = build_standin_qwenimage_edit_pipeline(seed=seed)
+        if kind == "qwenimage-edit-plus":
+            from diffusers import QwenImageEditPlusPipeline
+
+            # Edit 2509 and later: the same architecture, saved as Plus's pipeline.
+            pipe = QwenImageEditPlusPipeline(**pipe.components)
     elif kind == "zimage":
         from photobatch.plugins.diffusion.standin_zimage import build_standin_zimage_pipeline
 
@@ -225,11 +230,11 @@ def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> 
     vocab, merges = build_tokenizer_files()
     # (FLUX.1's tokenizer_2 is T5's and the Qwen-conditioned models' tokenizer Qwen's, each
     # saved whole in its tokenizer.json.)
-    if kind == "qwenimage-edit":
+    if kind.startswith("qwenimage-edit"):
         from photobatch.plugins.diffusion.standin_qwenimage import name_processor_as_qwens
 
         name_processor_as_qwens(target)
-    folders = (() if kind in ("zimage", "flux2", "flux2-base", "qwenimage", "qwenimage-edit")
+    folders = (() if kind in ("zimage", "flux2", "flux2-base") or kind.startswith("qwenimage")
                else ("tokenizer",) + (("tokenizer_2",) if not kind.startswith("flux") else ()))
     for folder in folders:
         if not (target / folder).is_dir():
