@@ -21,7 +21,7 @@ from pathlib import Path
 from transformers import Qwen2VLProcessor
 from transformers.processing_utils import ProcessorMixin
 
-_EDIT_PIXELS = 1024 * 1024  # what the pipeline scales every photo to (diffusers 0.36-0.42)
+_EDIT_PIXELS = 1024 * 1024  # what the pipeline scales every photo to (diffusers 0.42)
 
 
 class ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
