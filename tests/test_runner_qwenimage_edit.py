@@ -174,3 +174,17 @@ def test_a_plus_model_is_conditioned_as_its_own_pipeline_conditions(model, tmp_p
     # The same weights read as the first Edit reads them give another picture.
     first = DiffusersImg2ImgRunner(device="cpu", precision="fp32").run(photo, _recipe(), 3, model)
     assert np.abs(_pixels(out) - _pixels(first)).mean() > 0.05  # (measured: 0.1 on the stand-ins)
+
+
+def test_a_cached_hub_id_loads_with_its_processor_from_the_cache(model, tmp_path, monkeypatch):
+    """Qwen/Qwen-Image-Edit as a hub id, offline, from the Hugging Face cache: its processor is
+    read from the cached copy's processor folder, as a folder's is."""
+    from fakes import cache_on_hub
+
+    cache_on_hub(tmp_path, "Qwen/Qwen-Image-Edit", model, monkeypatch)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    runner = DiffusersImg2ImgRunner(device="cpu")
+    out = runner.run(noise_photo(150, 100, seed=1), _recipe(), 3, "Qwen/Qwen-Image-Edit")
+    loaded = runner.cache.get("Qwen/Qwen-Image-Edit")
+    assert loaded.ref.kind == "hub" and loaded.info.edit and out.working_size == (1248, 832)
+    assert type(loaded.pipe.processor).__name__ == "ImageOnlyQwen2VLProcessor"
