@@ -85,8 +85,10 @@ def build_standin_qwenimage_edit_pipeline(seed: int = 0):
 
 
 def name_processor_as_qwens(folder) -> None:
-    """Name the saved processor as Qwen's own folders do (transformers' Qwen2VLProcessor, not
-    the class it was built with), so that the folder reads as a real one does."""
+    """Lay the saved processor out as Qwen's own folders have it (written by transformers 4):
+    model_index.json naming transformers' Qwen2VLProcessor, not the class it was built with; the
+    image processor's settings in preprocessor_config.json and the video processor's beside
+    them, no processor_config.json."""
     import json
     from pathlib import Path
 
@@ -94,7 +96,12 @@ def name_processor_as_qwens(folder) -> None:
     index = json.loads(index_path.read_text(encoding="utf-8"))
     index["processor"] = ["transformers", "Qwen2VLProcessor"]
     index_path.write_text(json.dumps(index, indent=2), encoding="utf-8")
-    config_path = Path(folder) / "processor" / "processor_config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["processor_class"] = "Qwen2VLProcessor"
-    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    processor = Path(folder) / "processor"
+    config = json.loads((processor / "processor_config.json").read_text(encoding="utf-8"))
+    (processor / "processor_config.json").unlink()
+    image = {**config["image_processor"], "image_processor_type": "Qwen2VLImageProcessor",
+             "processor_class": "Qwen2VLProcessor"}
+    (processor / "preprocessor_config.json").write_text(json.dumps(image, indent=2), encoding="utf-8")
+    video = {key: value for key, value in image.items() if key != "image_processor_type"}
+    video["video_processor_type"] = "Qwen2VLVideoProcessor"
+    (processor / "video_preprocessor_config.json").write_text(json.dumps(video, indent=2), encoding="utf-8")
