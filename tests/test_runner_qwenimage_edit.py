@@ -164,6 +164,8 @@ def test_a_plus_model_is_conditioned_as_its_own_pipeline_conditions(model, tmp_p
     assert type(loaded.pipe).__name__ == "QwenImageEditPlusPipeline" and out.working_size == (1248, 832)
     (task,) = loaded.task_pipes.values()
     assert type(task).__name__ == "QwenImageEditPlusInpaintPipeline"
+    assert (task.prompt_template_encode, task.prompt_template_encode_start_idx) == (
+        loaded.pipe.prompt_template_encode, loaded.pipe.prompt_template_encode_start_idx)
     photos = [task.image_processor.resize(noise_photo(150, 100, seed=s), 832, 1248) for s in (1, 2)]
     prompts = ["Make it winter", "Relight this photograph at golden hour: warm low sunlight"]
     embeds, mask = task._get_qwen_prompt_embeds(prompts, photos)

@@ -23,6 +23,16 @@ from transformers.processing_utils import ProcessorMixin
 
 _EDIT_PIXELS = 1024 * 1024  # what the pipeline scales every photo to (diffusers 0.42)
 
+# Qwen-Image-Edit Plus's prompt template and the tokens of it before the user's turn, which its
+# pipeline drops: as diffusers' QwenImageEditPlusPipeline writes them (its __init__ sets them).
+PLUS_TEMPLATE = (
+    "<|im_start|>system\nDescribe the key features of the input image (color, shape, size, texture, "
+    "objects, background), then explain how the user's text instruction should alter or modify the "
+    "image. Generate a new image that meets the user's requirements while maintaining consistency "
+    "with the original input where appropriate.<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n"
+    "<|im_start|>assistant\n")
+PLUS_DROP = 64
+
 
 class ImageOnlyQwen2VLProcessor(Qwen2VLProcessor):
     """``Qwen2VLProcessor`` for pictures and text only: its image processor and tokenizer,
@@ -108,14 +118,3 @@ def plus_inpaint_pipeline_class():
     QwenImageEditPlusInpaintPipeline.__init__.__annotations__ = dict(
         QwenImageEditInpaintPipeline.__init__.__annotations__)
     return QwenImageEditPlusInpaintPipeline
-
-
-# Qwen-Image-Edit Plus's prompt template and the tokens of it before the user's turn, which its
-# pipeline drops: as diffusers' QwenImageEditPlusPipeline writes them (its __init__ sets them).
-PLUS_TEMPLATE = (
-    "<|im_start|>system\nDescribe the key features of the input image (color, shape, size, texture, "
-    "objects, background), then explain how the user's text instruction should alter or modify the "
-    "image. Generate a new image that meets the user's requirements while maintaining consistency "
-    "with the original input where appropriate.<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n"
-    "<|im_start|>assistant\n")
-PLUS_DROP = 64
