@@ -23,6 +23,7 @@ from photobatch.recipes.variations import is_variation_name
 STATE_UP_TO_DATE = "up to date"
 STATE_RECIPE_CHANGED = "stale: recipe changed"
 STATE_MODEL_CHANGED = "stale: model changed"
+STATE_BASE_CHANGED = "stale: base model changed"  # a single file's model_config
 STATE_ADAPTERS_CHANGED = "stale: adapters changed"
 STATE_MASK_CHANGED = "stale: mask changed"
 STATE_OUTPUT_MISSING = "output missing"
@@ -32,8 +33,8 @@ STATE_PENDING = "queued"  # queued or running: the daemon has it
 STATE_SKIPPED = "skipped"
 STATE_RECIPE_GONE = "recipe gone"
 STATE_COMPARISON = "comparison"  # a variation `photobatch compare` made: no recipe file is it
-STALE_STATES = (STATE_RECIPE_CHANGED, STATE_MODEL_CHANGED, STATE_ADAPTERS_CHANGED,
-                STATE_MASK_CHANGED)
+STALE_STATES = (STATE_RECIPE_CHANGED, STATE_MODEL_CHANGED, STATE_BASE_CHANGED,
+                STATE_ADAPTERS_CHANGED, STATE_MASK_CHANGED)
 
 _RELATIVE = re.compile(r"^(\d+)\s*([hdw])$")
 _STAMP_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
@@ -45,8 +46,9 @@ class Current:
     """The recipe version, model and adapter files a recipe would run with now (None: unknown).
 
     ``model_hash`` and ``adapters_hash`` are the identities of the files (weights replaced under
-    the same name), ``mask_sha256`` that of the mask painted beside the run's photo; a run that
-    recorded none is not judged by them.
+    the same name), ``mask_sha256`` that of the mask painted beside the run's photo,
+    ``model_config`` the base a single-file model reads its text encoders and VAE from; a run
+    that recorded none is not judged by them.
     """
 
     fingerprint: str
@@ -54,6 +56,7 @@ class Current:
     model_hash: str | None = None
     adapters_hash: str | None = None
     mask_sha256: str | None = None
+    model_config: str | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,11 @@ def pair_state(pair: PairRow, current: CurrentFor | None) -> str:
         return STATE_RECIPE_CHANGED
     if now is not None and now.model_id and run["model_id"] != now.model_id:
         return STATE_MODEL_CHANGED
+    if now is not None and now.model_config and run.get("model_config") \
+            and run["model_config"] != now.model_config:
+        # The same file read with another base's encoders and VAE (said before the model
+        # hash, which covers the base too, would say "model changed").
+        return STATE_BASE_CHANGED
     if now is not None and now.model_hash and run.get("model_hash") \
             and run["model_hash"] != now.model_hash:
         return STATE_MODEL_CHANGED  # the same name, other weights

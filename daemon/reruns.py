@@ -106,7 +106,19 @@ class ModelChooser:
         # Nothing names a model now: the family of the one the run was made with decides.
         recipe = self.app.for_model(recipe, model or (run or {}).get("model_id"))
         return Current(recipe.fingerprint, self.model_id(model), self.model_hash(model),
-                       self.adapters_hash(recipe), self._mask_sha256(recipe, run))
+                       self.adapters_hash(recipe), self._mask_sha256(recipe, run),
+                       self.model_config(model, recipe))
+
+    def model_config(self, model: str | None, recipe: Recipe) -> str | None:
+        """The base a single-file ``model`` would read its text encoders and VAE from now (the
+        recipe's model_config, else PHOTOBATCH_MODEL_CONFIG), as the catalog records it."""
+        if not model:
+            return None
+        try:
+            ref = resolve_model(model, config=recipe.model_config)
+        except ModelError:
+            return None
+        return ref.config if ref.kind == "single-file" else None
 
     def _mask_sha256(self, recipe: Recipe, run: dict[str, Any] | None) -> str | None:
         """The identity of the mask beside the run's photo now, for recipes that read one."""

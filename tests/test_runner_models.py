@@ -104,6 +104,24 @@ def test_the_base_a_single_file_ran_with_is_recorded(standin_model, single_file,
     assert "ModelConfig" not in read_record(output)  # the folder's run wrote it again
 
 
+def test_a_single_file_run_is_stale_once_its_base_changes(standin_model, single_file, tmp_path, monkeypatch):
+    """The same file read with another base's text encoders and VAE makes another picture: its
+    outputs are stale ("base model changed"), as Lightroom flags edited photos for re-publish."""
+    import shutil
+
+    from fakes import cli_shoot
+
+    run, cli = cli_shoot(tmp_path, quick='extends = "color-correct"\nname = "quick"\nsteps = 5\n')
+    monkeypatch.setenv("PHOTOBATCH_MODEL_CONFIG", str(standin_model))
+    assert run("quick", single_file).exit_code == 0
+    plan = cli("rerun", "--stale", "--model", single_file, "--dry-run").output
+    assert "nothing to re-run" in plan
+    other = shutil.copytree(standin_model, tmp_path / "other-base")
+    monkeypatch.setenv("PHOTOBATCH_MODEL_CONFIG", str(other))
+    plan = cli("rerun", "--stale", "--model", single_file, "--dry-run").output
+    assert "stale: base model changed" in plan and "DSCF0001.JPG" in plan
+
+
 def test_single_file_offline_without_config_says_what_to_do(single_file, monkeypatch):
     monkeypatch.delenv("PHOTOBATCH_MODEL_CONFIG", raising=False)
     with pytest.raises(ModelError, match="needs its configs; offline mode is on"):
