@@ -50,6 +50,7 @@ class ModelChooser:
         self._ids: dict[str, str | None] = {}
         self._hashes: dict[str, str | None] = {}
         self._adapters: dict[str, str | None] = {}
+        self._bases: dict[tuple[str, str | None], str | None] = {}
 
     def model_for(self, recipe: Recipe, run: dict[str, Any] | None) -> str | None:
         """The model reference ``recipe`` would run on for this run's photo."""
@@ -114,11 +115,14 @@ class ModelChooser:
         recipe's model_config, else PHOTOBATCH_MODEL_CONFIG), as the catalog records it."""
         if not model:
             return None
-        try:
-            ref = resolve_model(model, config=recipe.model_config)
-        except ModelError:
-            return None
-        return ref.config if ref.kind == "single-file" else None
+        key = (model, recipe.model_config)
+        if key not in self._bases:
+            try:
+                ref = resolve_model(model, config=recipe.model_config)
+                self._bases[key] = ref.config if ref.kind == "single-file" else None
+            except ModelError:
+                self._bases[key] = None
+        return self._bases[key]
 
     def _mask_sha256(self, recipe: Recipe, run: dict[str, Any] | None) -> str | None:
         """The identity of the mask beside the run's photo now, for recipes that read one."""

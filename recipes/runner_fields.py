@@ -42,8 +42,8 @@ PREPROCESSOR_MODES = {"canny": "canny", "depth": "depth", "none": "tile"}
 # applies over qwenimage's). "edit" is no model: it words the recipe for every model that edits
 # the photo it reads (Kontext and Qwen-Image-Edit, whose tables apply over it), with an
 # instruction ("Change the season of this photograph to winter...") for a prompt. exact_steps is
-# a family field
-# because a distilled model runs its few steps whatever the strength (ComfyUI's denoise does so).
+# a family field because a distilled model runs its few steps whatever the strength (ComfyUI's
+# denoise does so).
 FAMILY_NAMES = ("sd1", "sd2", "sdxl", "sd3", "flux", "kontext", "fill", "flux2", "qwenimage",
                 "qwenimage_edit", "zimage", "edit")
 FLOW_FAMILY_NAMES = ("sd3", "flux", "kontext", "fill", "flux2", "qwenimage", "qwenimage_edit", "zimage")

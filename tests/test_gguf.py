@@ -51,6 +51,24 @@ def files(tmp_path_factory):
     return out
 
 
+def _write_gguf(path, tensors: dict, arch: str = "sdxl", quant=None):
+    """``tensors`` (name: float32 array) written as a GGUF file by gguf-py, each quantised to
+    ``quant`` (a GGMLQuantizationType) when one is given."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), arch=arch)
+    for name, values in tensors.items():
+        if quant is None:
+            writer.add_tensor(name, values)
+        else:
+            writer.add_tensor(name, gguf.quants.quantize(values, quant), raw_dtype=quant)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
 def _fields(base) -> dict:
     return {"name": "r", "prompt": "a photo", "strength": 0.5, "steps": 8, "cfg": 1.0, "sampler": "Euler",
             "model_config": base}
@@ -77,21 +95,15 @@ def test_a_gguf_transformer_runs_quantised_and_draws_what_its_full_file_draws(fi
 
 
 def test_a_gguf_runs_through_the_cli_and_a_foreign_one_is_refused_before_any_photo(files, tmp_path):
-    import gguf
-
     base, single, quantised = files["zimage"]
     run, _ = cli_shoot(tmp_path, mine=f'extends = "color-correct"\nname = "mine"\nmodel_config = "{base}"\n')
     done = run("mine", quantised)
     assert done.exit_code == 0, done.output
     status, params = last_run(tmp_path / "c.db")
     assert status == "done" and params["steps"] == 8  # Z-Image's table
-    llm = tmp_path / "qwen3-4b-Q8_0.gguf"  # a language model's GGUF, named like one
-    writer = gguf.GGUFWriter(str(llm), arch="qwen3")
-    writer.add_tensor("blk.0.attn_q.weight", np.zeros((4, 32), np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    # A language model's GGUF, named like one.
+    llm = _write_gguf(tmp_path / "qwen3-4b-Q8_0.gguf", {"blk.0.attn_q.weight": np.zeros((4, 32), np.float32)},
+                      arch="qwen3")
     refused = run("mine", llm)
     assert refused.exit_code == 1
     assert "qwen3-4b-Q8_0.gguf is a GGUF file of no model photobatch reads as GGUF" in refused.output
@@ -159,31 +171,11 @@ def test_a_flux1_fill_gguf_is_told_from_its_quantised_input_layer(tmp_path, inpu
     tensor shapes say which, read from its header (the weights quantised)."""
     import gguf
 
-    path = tmp_path / "flux1-x-Q8_0.gguf"
-    writer = gguf.GGUFWriter(str(path), arch="flux")
-    q8 = gguf.GGMLQuantizationType.Q8_0
-    for name, shape in (("img_in.weight", (3072, inputs)), ("double_blocks.0.img_attn.qkv.weight", (96, 32))):
-        values = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        writer.add_tensor(name, gguf.quants.quantize(values, q8), raw_dtype=q8)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    tensors = {name: np.random.default_rng(0).standard_normal(shape).astype(np.float32) for name, shape in (
+        ("img_in.weight", (3072, inputs)), ("double_blocks.0.img_attn.qkv.weight", (96, 32)))}
+    path = _write_gguf(tmp_path / "flux1-x-Q8_0.gguf", tensors, arch="flux", quant=gguf.GGMLQuantizationType.Q8_0)
     info = family_of_single_file(path)
     assert info.family.name == "flux" and info.variant == variant and info.inpainting == (variant == "fill")
-
-
-def _write_gguf(path, tensors: dict, arch: str = "sdxl"):
-    import gguf
-
-    writer = gguf.GGUFWriter(str(path), arch=arch)
-    for name, values in tensors.items():
-        writer.add_tensor(name, values)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
 
 
 @pytest.fixture(scope="module")

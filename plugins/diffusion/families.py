@@ -68,10 +68,9 @@ FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX, FLUX2, QWENIMAGE, ZIM
 # folders), FLUX.1 Kontext and FLUX.2 [klein] (each run through its inpainting pipeline, which
 # takes a strength), FLUX.1 Fill (an inpainting model) and Qwen-Image-Edit (run through
 # diffusers' Edit inpainting pipeline, the one that takes a strength; Edit 2509 and later,
-# "Plus", through the same conditioned as Plus's own pipeline: qwen_edit.py).
-# Others (ControlNet pipelines saved
-# whole, Redux, edit models) load in diffusers but take other arguments; they are refused by
-# name instead of failing mid-run.
+# "Plus", through the same conditioned as Plus's own pipeline: qwen_edit.py). Others
+# (ControlNet pipelines saved whole, Redux, Qwen-Image-Layered) load in diffusers but take other
+# arguments or make other outputs; they are refused by name instead of failing mid-run.
 _SUPPORTED_CLASS = re.compile(
     r"^(StableDiffusion(XL|3)?(Img2Img|Inpaint)?|LatentConsistencyModel(Img2Img)?"
     r"|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?|FluxFill|Flux2Klein(Inpaint)?"
@@ -127,7 +126,6 @@ def _family_of_gguf(path: Path) -> ModelInfo:
     img_in = tensors.get("img_in.weight") or tensors.get("model.diffusion_model.img_in.weight") or []
     fill = flow is FLUX and _FILL_INPUTS in img_in  # (GGUF lists a tensor's sides innermost first)
     return ModelInfo(flow, fill, flow.native, "fill" if fill else None)
-
 
 
 def _unet_of_gguf(tensors: dict[str, list[int]]) -> ModelInfo | None:

@@ -200,6 +200,19 @@ def flow_single_file_problem(ref: ModelRef, info: ModelInfo) -> str | None:
     return None
 
 
+def _base_kwargs(ref: ModelRef, info: ModelInfo, dtype) -> dict:
+    """The loading arguments of a file that holds a transformer or UNet alone, its base model
+    (model_config) checked first: the dtype, and the cache only for a hub base when the hub
+    cannot be asked."""
+    problem = flow_single_file_problem(ref, info)
+    if problem:
+        raise ModelError(problem)
+    kwargs = {"dtype": dtype}
+    if not Path(ref.config).is_dir() and cache_only_reason():
+        kwargs["local_files_only"] = True
+    return kwargs
+
+
 def _load_flow_single_file(ref: ModelRef, info: ModelInfo, dtype):
     """A FLUX.1 or SD 3.x transformer from a single file (BFL's and Stability's layout, or
     ComfyUI's all-in-one), the rest of the pipeline (text encoders, tokenizers, VAE,
@@ -209,13 +222,7 @@ def _load_flow_single_file(ref: ModelRef, info: ModelInfo, dtype):
 
     from photobatch.plugins.diffusion.flow import TRANSFORMER_CLASSES
 
-    problem = flow_single_file_problem(ref, info)
-    if problem:
-        raise ModelError(problem)
-    local = Path(ref.config).is_dir()
-    kwargs = {"dtype": dtype}
-    if not local and cache_only_reason():
-        kwargs["local_files_only"] = True
+    kwargs = _base_kwargs(ref, info, dtype)
     transformer_class = getattr(diffusers, TRANSFORMER_CLASSES[info.family.name])
     if ref.location.lower().endswith(".gguf"):
         # Its weights stay quantised and are made whole layer by layer as they compute, in the
@@ -235,12 +242,7 @@ def _load_unet_gguf(ref: ModelRef, info: ModelInfo, dtype):
     import diffusers
     from diffusers.models.model_loading_utils import load_gguf_checkpoint
 
-    problem = flow_single_file_problem(ref, info)
-    if problem:
-        raise ModelError(problem)
-    kwargs = {"dtype": dtype}
-    if not Path(ref.config).is_dir() and cache_only_reason():
-        kwargs["local_files_only"] = True
+    kwargs = _base_kwargs(ref, info, dtype)
     prefix = "model.diffusion_model."
     tensors = load_gguf_checkpoint(ref.location)
     # diffusers' UNet converter finds the UNet by its prefix, which such files often leave out.

@@ -19,21 +19,12 @@ def build_standin_qwenimage_pipeline(seed: int = 0):
         QwenImagePipeline,
         QwenImageTransformer2DModel,
     )
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     from photobatch.plugins.diffusion.standin_qwen import build_qwen_tokenizer
 
     torch.manual_seed(seed)
     tokenizer = build_qwen_tokenizer()
-    special = tokenizer.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"])
-    text = {"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "num_key_value_heads": 2, "vocab_size": len(tokenizer),
-            "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
-            "rope_theta": 1000000.0, "bos_token_id": special[0], "eos_token_id": special[1]}
-    encoder = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(
-        text_config=text, vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16,
-                                         "num_heads": 2, "out_hidden_size": 16},
-        hidden_size=16, vocab_size=len(tokenizer), bos_token_id=special[0], eos_token_id=special[1]))
+    encoder = _qwen_vl_encoder(tokenizer)
     # 4 latent channels, 2x2 patches: 16 a token.
     transformer = QwenImageTransformer2DModel(
         patch_size=2, in_channels=16, out_channels=4, num_layers=2, attention_head_dim=16,
@@ -49,13 +40,30 @@ def build_standin_qwenimage_pipeline(seed: int = 0):
                              transformer=transformer)
 
 
+def _qwen_vl_encoder(tokenizer, **vision_tokens):
+    """A tiny Qwen2.5-VL (two text layers, a two-block vision tower) for ``tokenizer``;
+    ``vision_tokens`` tell it the ids of its vision tokens (``image_token_id=...``), where
+    its processor gives it pictures."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    special = tokenizer.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"])
+    text = {"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "num_key_value_heads": 2, "vocab_size": len(tokenizer),
+            "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
+            "rope_theta": 1000000.0, "bos_token_id": special[0], "eos_token_id": special[1]}
+    return Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(
+        text_config=text, vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16,
+                                         "num_heads": 2, "out_hidden_size": 16},
+        hidden_size=16, vocab_size=len(tokenizer), bos_token_id=special[0], eos_token_id=special[1],
+        **vision_tokens))
+
+
 def build_standin_qwenimage_edit_pipeline(seed: int = 0):
     """A tiny Qwen-Image-Edit pipeline: Qwen-Image's stand-in with the Qwen2.5-VL encoder told
     its vision tokens, and the processor it reads the photo through (an image processor and
     the tokenizer with Qwen's vision tokens)."""
     import torch
     from diffusers import QwenImageEditPipeline
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     from photobatch.plugins.diffusion.qwen_edit import ImageOnlyQwen2VLProcessor
@@ -66,19 +74,8 @@ def build_standin_qwenimage_edit_pipeline(seed: int = 0):
     tokenizer = build_qwen_tokenizer()
     vision = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
     tokenizer.add_special_tokens({"additional_special_tokens": [*_SPECIAL[1:], *vision]})
-    ids = dict(zip(["endoftext", "im_end", *vision], tokenizer.convert_tokens_to_ids(
-        ["<|endoftext|>", "<|im_end|>", *vision])))
-    text = {"hidden_size": 16, "intermediate_size": 16, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "num_key_value_heads": 2, "vocab_size": len(tokenizer),
-            "rope_scaling": {"mrope_section": [1, 1, 2], "rope_type": "default", "type": "default"},
-            "rope_theta": 1000000.0, "bos_token_id": ids["endoftext"], "eos_token_id": ids["im_end"]}
-    encoder = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(
-        text_config=text, vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16,
-                                         "num_heads": 2, "out_hidden_size": 16},
-        hidden_size=16, vocab_size=len(tokenizer), bos_token_id=ids["endoftext"],
-        eos_token_id=ids["im_end"], vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"], image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"]))
+    ids = dict(zip(["vision_start", "vision_end", "image", "video"], tokenizer.convert_tokens_to_ids(vision)))
+    encoder = _qwen_vl_encoder(tokenizer, **{f"{name}_token_id": value for name, value in ids.items()})
     processor = ImageOnlyQwen2VLProcessor(image_processor=Qwen2VLImageProcessorPil(), tokenizer=tokenizer)
     return QwenImageEditPipeline(scheduler=base.scheduler, vae=base.vae, text_encoder=encoder,
                                  tokenizer=tokenizer, processor=processor, transformer=base.transformer)
