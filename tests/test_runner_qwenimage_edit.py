@@ -190,3 +190,15 @@ def test_a_cached_hub_id_loads_with_its_processor_from_the_cache(model, tmp_path
     loaded = runner.cache.get("Qwen/Qwen-Image-Edit")
     assert loaded.ref.kind == "hub" and loaded.info.edit and out.working_size == (1248, 832)
     assert type(loaded.pipe.processor).__name__ == "ImageOnlyQwen2VLProcessor"
+
+
+@pytest.mark.parametrize("variant", ["edit", "edit-plus"])
+def test_a_working_size_is_refused_for_the_first_edit_and_for_plus(variant):
+    """Both Edit pipelines work at their own megapixel: a recipe's working_size would be
+    recorded and not read, so it is refused for either."""
+    from photobatch.plugins.diffusion.flow import flow_problem
+    from photobatch.plugins.diffusion.settings import settings_from_recipe
+
+    problem = flow_problem(settings_from_recipe(_recipe(working_size=768)), QWENIMAGE, variant)
+    assert problem and problem.startswith("working_size is not read by Qwen-Image-Edit models")
+    assert flow_problem(settings_from_recipe(_recipe()), QWENIMAGE, variant) is None

@@ -98,6 +98,8 @@ _FLOW_SINGLE_FILE_KEYS = (("single_stream_modulation.lin.weight", "flux2"),
 
 
 _FILL_INPUTS = 384
+# The variants of Qwen-Image-Edit: the first, and Plus (2509 and later).
+EDIT_VARIANTS = ("edit", "edit-plus")
 
 
 def _family_of_gguf(path: Path) -> ModelInfo:
@@ -196,7 +198,7 @@ class ModelInfo:
     @property
     def edit(self) -> bool:
         """Whether this is a Qwen-Image-Edit model (the first, or Plus: 2509 and later)."""
-        return self.variant in ("edit", "edit-plus")
+        return self.variant in EDIT_VARIANTS
 
     @property
     def reads_photo(self) -> bool:

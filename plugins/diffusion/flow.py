@@ -34,7 +34,7 @@ these families with a sentence saying so.
 
 from __future__ import annotations
 
-from photobatch.plugins.diffusion.families import Family
+from photobatch.plugins.diffusion.families import EDIT_VARIANTS, Family
 
 # The denoiser class a single file's transformer is read into, by family.
 TRANSFORMER_CLASSES = {"flux": "FluxTransformer2DModel", "sd3": "SD3Transformer2DModel",
@@ -82,7 +82,7 @@ def flow_problem(settings, family: Family, variant: str | None = None,
 def _parts_problem(settings, family: Family, variant: str | None) -> str | None:
     """What the recipe adds that the model's pipelines cannot take."""
     label = family.label
-    if variant == "edit" and settings.working_size:
+    if variant in EDIT_VARIANTS and settings.working_size:
         return ("working_size is not read by Qwen-Image-Edit models: diffusers' Edit pipeline "
                 "scales every photo to about a megapixel itself; leave working_size out for them")
     if settings.controlnets and variant == "kontext":
