@@ -186,8 +186,7 @@ class App:
         info = self._model_info(model, recipe.model_config)
         if info is None:
             return
-        problem = native_reference_problem(settings_from_recipe(recipe.for_family(info.table)),
-                                           info.family)
+        problem = native_reference_problem(settings_from_recipe(recipe.for_family(info.table)), info)
         if problem:
             raise UsageError(f"recipe {recipe.name!r}: {problem}")
         if not info.family.flow:

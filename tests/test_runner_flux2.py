@@ -312,7 +312,7 @@ def test_several_references_are_each_an_image_to_klein(models, tmp_path):
 
 @pytest.mark.parametrize("fields, words", [
     ({"scale": 0.6}, "ip_adapter scale 0.6 has no meaning when the model reads the reference itself"),
-    ({"reference": "FIVE"}, "FLUX.2 models read at most 4 reference photos (ip_adapter model \"native\"), not 5"),
+    ({"reference": "FIVE"}, "FLUX.2 [klein] models read at most 4 reference photos (ip_adapter model \"native\"), not 5"),
 ])
 def test_what_the_reference_input_cannot_take_is_refused_by_name(models, runner, tmp_path, fields, words):
     look = _reference(tmp_path)
@@ -329,7 +329,7 @@ def test_native_is_refused_on_a_model_that_reads_no_reference(standin_model, tmp
     with pytest.raises(ValueError) as err:
         sd.run(noise_photo(), _native(_reference(tmp_path)), 1, standin_model)
     assert ("ip_adapter model \"native\" hands the reference photo to the model itself, which "
-            "FLUX.2 [klein] models take and SD 1.x models do not") in str(err.value)
+            "FLUX.2 [klein] and Qwen-Image-Edit Plus models take and SD 1.x models do not") in str(err.value)
     # Through the CLI: before any photo, told from the model's folder.
     look = _reference(tmp_path)
     run, _ = cli_shoot(tmp_path, mine=f'name = "mine"\nprompt = "p"\n\n[ip_adapter]\nmodel = "native"\n'

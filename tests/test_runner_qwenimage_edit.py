@@ -24,6 +24,14 @@ def model(tmp_path_factory):
     return str(save_standin_model(tmp_path_factory.mktemp("qwen-edit") / "edit", kind="qwenimage-edit"))
 
 
+@pytest.fixture(scope="module")
+def plus_model(tmp_path_factory):
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    return str(save_standin_model(tmp_path_factory.mktemp("qwen-edit-plus") / "plus",
+                                  kind="qwenimage-edit-plus"))
+
+
 def _recipe(**fields):
     return recipe_from_dict({"name": "e", "prompt": "Make it winter", "strength": 0.5, "steps": 4,
                              "cfg": 1.0, "sampler": "Euler", **fields})
@@ -146,16 +154,13 @@ def test_an_edit_transformer_file_and_its_gguf_run_with_the_folder_as_model_conf
         assert np.abs(_pixels(out) - _pixels(folder)).mean() < (0.01 if path == single else 2)
 
 
-def test_a_plus_model_is_conditioned_as_its_own_pipeline_conditions(model, tmp_path):
+def test_a_plus_model_is_conditioned_as_its_own_pipeline_conditions(model, plus_model):
     """Qwen-Image-Edit 2509 and later (Plus) see the photo at about 384² pixels as "Picture 1"
     in their own prompt template: the strength-taking pipeline photobatch runs them through gives
     each photo of a batch exactly the conditioning Plus's own pipeline gives that photo alone."""
     import torch
     from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit_plus as plus
 
-    from photobatch.plugins.diffusion.standin import save_standin_model
-
-    plus_model = str(save_standin_model(tmp_path / "plus", kind="qwenimage-edit-plus"))
     assert family_of_folder(plus_model).label == "Qwen-Image-Edit Plus"
     runner = DiffusersImg2ImgRunner(device="cpu", precision="fp32")
     photo = noise_photo(150, 100, seed=1)
@@ -202,3 +207,104 @@ def test_a_working_size_is_refused_for_the_first_edit_and_for_plus(variant):
     problem = flow_problem(settings_from_recipe(_recipe(working_size=768)), QWENIMAGE, variant)
     assert problem and problem.startswith("working_size is not read by Qwen-Image-Edit models")
     assert flow_problem(settings_from_recipe(_recipe()), QWENIMAGE, variant) is None
+
+
+def _transformer_input(pipe, **call):
+    """What ``pipe``'s transformer is given in its first step of ``pipe(**call)`` (the call is
+    stopped there)."""
+    seen = {}
+
+    class Seen(Exception):
+        pass
+
+    def stop(module, args, kwargs, output):
+        seen.update(kwargs)
+        raise Seen
+
+    hook = pipe.transformer.register_forward_hook(stop, with_kwargs=True)
+    try:
+        with pytest.raises(Seen):
+            pipe(**call)
+    finally:
+        hook.remove()
+    return seen
+
+
+def test_plus_reads_reference_photos_as_its_own_pipeline_reads_the_images_after_the_first(plus_model):
+    """A reference photo on Qwen-Image-Edit Plus (ip_adapter model "native"): the transformer and
+    Qwen2.5-VL see it exactly as Plus's own pipeline shows them a second image, "Picture 2",
+    whose latents go beside the photo's; the photo stays "Picture 1" and sets the output's size.
+    The references go to every photo of a batch, and leave the pipeline as they came."""
+    import torch
+
+    runner = DiffusersImg2ImgRunner(device="cpu", precision="fp32")
+    photo = noise_photo(150, 100, seed=1).resize((1248, 832))
+    looks = [noise_photo(90, 120, seed=7), noise_photo(200, 100, seed=8)]
+    loaded = runner.cache.get(plus_model)
+    task = runner.cache.task_pipe(loaded, "inpaint")
+    assert type(task).__name__ == "QwenImageEditPlusInpaintPipeline"
+    generator = torch.Generator("cpu").manual_seed(1)
+    own = _transformer_input(loaded.pipe, image=[photo, *looks], prompt="Give Picture 1 the look of Picture 2",
+                             num_inference_steps=2, generator=generator, height=832, width=1248)
+    ours = _transformer_input(task, image=[photo, photo], mask_image=[Image.new("L", photo.size, 255)] * 2,
+                              prompt=["Give Picture 1 the look of Picture 2"] * 2, image_reference=looks,
+                              strength=1.0, num_inference_steps=2, height=832, width=1248,
+                              generator=[torch.Generator("cpu").manual_seed(s) for s in (1, 2)])
+    assert ours["img_shapes"] == own["img_shapes"] * 2
+    assert own["img_shapes"][0][2:] == [(1, 74, 56), (1, 46, 90)]  # each reference at ~1 megapixel
+    # The photo's tokens, then each reference's: the references' are Plus's own, in both photos.
+    references = sum(h * w for _, h, w in own["img_shapes"][0][2:])
+    assert ours["hidden_states"].shape[1] == own["hidden_states"].shape[1] == 2 * 78 * 52 + references
+    for i in range(2):
+        assert torch.equal(ours["hidden_states"][i, -references:], own["hidden_states"][0, -references:])
+        assert torch.equal(ours["encoder_hidden_states"][i], own["encoder_hidden_states"][0])
+        # (A mask of all ones is dropped by the pipelines: None.)
+        masks = ours["encoder_hidden_states_mask"], own["encoder_hidden_states_mask"]
+        assert masks == (None, None) or torch.equal(masks[0][i], masks[1][0])
+    assert not task.transformer._forward_pre_hooks and task._references == ()
+    plain = _transformer_input(task, image=[photo], mask_image=[Image.new("L", photo.size, 255)],
+                               prompt="Give Picture 1 the look of Picture 2", strength=1.0,
+                               num_inference_steps=2, height=832, width=1248)
+    assert plain["hidden_states"].shape[1] == 2 * 78 * 52 and len(plain["img_shapes"][0]) == 2
+
+
+def test_style_match_runs_on_plus_with_its_reference_and_is_refused_on_the_first_edit(
+        model, plus_model, tmp_path, read_meta):
+    """The built-in style-match, given a reference: on Qwen-Image-Edit Plus its
+    [family.qwenimage_edit] table hands the photo to the model ("Picture 2" in its instruction,
+    no adapter) and the picture follows the reference; the catalog records what ran and the EXIF
+    is kept. The first Qwen-Image-Edit reads one picture only: refused before any photo, and so
+    is a third reference on Plus."""
+    look, other = tmp_path / "look.png", tmp_path / "other.png"
+    noise_photo(96, 64, seed=3).save(look)
+    noise_photo(64, 96, seed=4).save(other)
+    # (One seed and no colour transfer: the pictures differ by what the model reads alone.)
+    same = 'steps = 4\nseed = 1\nreference_colors = "none"\n'
+    run, _ = cli_shoot(tmp_path, mine=f'extends = "style-match"\nname = "mine"\n{same}\n'
+                                      f'[ip_adapter]\nreference = "{look}"\n',
+                       yours=f'extends = "style-match"\nname = "yours"\n{same}\n'
+                               f'[ip_adapter]\nreference = "{other}"\n',
+                       three=f'extends = "style-match"\nname = "three"\n\n'
+                               f'[ip_adapter]\nreference = ["{look}", "{other}", "{look}"]\n')
+    done = run("mine", plus_model)
+    assert done.exit_code == 0, done.output
+    status, params = last_run(tmp_path / "c.db")
+    assert status == "done" and params["ip_adapter"]["model"] == "native"
+    assert params["prompt"].startswith("Give Picture 1 the look of Picture 2")
+    assert (params["sampler"], params["cfg"]) == ("Euler", 4.0)
+    exif, _, _ = read_meta(tmp_path / "out" / "DSCF0001_mine.jpg")
+    assert exif["Exif.Image.Model"]
+    assert run("yours", plus_model).exit_code == 0
+    with Image.open(tmp_path / "out" / "DSCF0001_mine.jpg") as a, \
+            Image.open(tmp_path / "out" / "DSCF0001_yours.jpg") as b:
+        # The reference counts (measured: 0.78 levels on the stand-in; the runs are deterministic,
+        # so a model that did not read it would give 0).
+        assert np.abs(np.asarray(a, float) - np.asarray(b, float)).mean() > 0.3
+    refused = run("three", plus_model)
+    assert refused.exit_code == 1
+    assert ("Qwen-Image-Edit Plus models read at most 2 reference photos (ip_adapter model "
+            "\"native\"), not 3") in refused.output
+    first = run("mine", model)
+    assert first.exit_code == 1
+    assert ("which FLUX.2 [klein] and Qwen-Image-Edit Plus models take and Qwen-Image-Edit models "
+            "do not: run this recipe with Qwen-Image-Edit 2509 or later") in first.output

@@ -72,7 +72,7 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
         raise ValueError("a batch needs images of one size; got " + ", ".join(str(i.size) for i in images))
     family = loaded.info.family
     kontext = loaded.info.kontext
-    if problem := native_reference_problem(settings, family):
+    if problem := native_reference_problem(settings, loaded.info):
         raise ValueError(problem)
     if family.flow and (problem := flow_problem(settings, family, loaded.info.variant,
                                                 distilled=loaded.info.distilled)):
@@ -80,10 +80,12 @@ def generate(cache, loaded, settings, images, seeds, masks=None, controls=None) 
     if not family.flow and settings.true_cfg > 1:
         raise ValueError(true_cfg_problem(family))
     units = settings.controlnets
-    if (len(units) > 1 or native_reference_count(settings) == len(images)) and len(images) > 1:
+    one_each = family.reference_input and native_reference_count(settings) == len(images)
+    if (len(units) > 1 or one_each) and len(images) > 1:
         # diffusers takes one control image per ControlNet, not one per image, when there are
         # several ControlNets; and klein's pipeline reads as many reference photos as photos in
-        # its call as one for each: each image gets its own call.
+        # its call as one for each: each image gets its own call. (Qwen-Image-Edit Plus's
+        # references go to every photo of its call.)
         return [out for i in range(len(images))
                 for out in generate(cache, loaded, settings, [images[i]], [seeds[i]],
                                     None if masks is None else [masks[i]],

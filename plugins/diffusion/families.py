@@ -100,6 +100,9 @@ _FLOW_SINGLE_FILE_KEYS = (("single_stream_modulation.lin.weight", "flux2"),
 _FILL_INPUTS = 384
 # The variants of Qwen-Image-Edit: the first, and Plus (2509 and later).
 EDIT_VARIANTS = ("edit", "edit-plus")
+# Qwen-Image-Edit Plus reads one to three images (Qwen's model card): the photo and up to two
+# reference photos.
+PLUS_REFERENCES = 2
 
 
 def _family_of_gguf(path: Path) -> ModelInfo:
@@ -206,6 +209,13 @@ class ModelInfo:
         the photo itself beside the noise (FLUX.1 Kontext, FLUX.2 [klein], Qwen-Image-Edit):
         img2img runs there with everything masked."""
         return self.kontext or self.edit or self.family.name == "flux2"
+
+    @property
+    def reference_input(self) -> int:
+        """How many reference photos the model reads itself beside the photo (a recipe's
+        ip_adapter model "native"; 0: none): FLUX.2 [klein] 4 (BFL's limit), Qwen-Image-Edit
+        Plus 2 (Qwen: 1 to 3 images in all, the photo among them)."""
+        return PLUS_REFERENCES if self.variant == "edit-plus" else self.family.reference_input
 
     @property
     def label(self) -> str:

@@ -84,13 +84,20 @@ def plus_inpaint_pipeline_class():
     does: Qwen2.5-VL sees the photo at about 384² pixels, named "Picture 1" in Plus's prompt
     template, each photo of a batch with its own instruction. diffusers has no Plus pipeline that
     takes a strength; Plus's own (QwenImageEditPlusPipeline) reads a list of photos as several
-    references for one picture, so its conditioning is made here one photo at a time."""
+    references for one picture, so its conditioning is made here one photo at a time.
+
+    Reference photos (the call's ``image_reference``) are read as Plus reads the images after
+    the first: "Picture 2", "Picture 3" to Qwen2.5-VL, and their latents (at about a megapixel)
+    beside the photo's in the transformer's sequence, each with its own place in its positions."""
     import torch
     from diffusers import QwenImageEditInpaintPipeline, QwenImageEditPlusPipeline
     from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit_plus as plus
 
     class QwenImageEditPlusInpaintPipeline(QwenImageEditInpaintPipeline):
         """QwenImageEditInpaintPipeline conditioned as QwenImageEditPlusPipeline is."""
+
+        _references = ()  # the reference photos of the call under way
+        _reference_tokens = None  # and their packed latents and shapes, once encoded
 
         def __init__(self, scheduler, vae, text_encoder, tokenizer, processor, transformer):
             # (The parent's parts by name: from_pipe reads them off this signature.)
@@ -99,20 +106,70 @@ def plus_inpaint_pipeline_class():
             self.prompt_template_encode = PLUS_TEMPLATE
             self.prompt_template_encode_start_idx = PLUS_DROP
 
+        def __call__(self, *args, image_reference=None, **kwargs):
+            """The Edit inpainting pipeline's call; ``image_reference``: a reference photo or a
+            list of them, read beside every photo of the call (none: the photo alone)."""
+            if image_reference is None:
+                self._references = []
+            elif isinstance(image_reference, (list, tuple)):
+                self._references = [picture.convert("RGB") for picture in image_reference]
+            else:
+                self._references = [image_reference.convert("RGB")]
+            self._reference_tokens = None
+            hook = (self.transformer.register_forward_pre_hook(self._with_references, with_kwargs=True)
+                    if self._references else None)
+            try:
+                return super().__call__(*args, **kwargs)
+            finally:
+                if hook is not None:
+                    hook.remove()
+                self._references, self._reference_tokens = (), None
+
+        def _condition(self, picture):
+            # What Qwen2.5-VL sees of a picture in Plus: about 384² pixels at its aspect.
+            w, h = plus.calculate_dimensions(plus.CONDITION_IMAGE_SIZE, picture.width / picture.height)[:2]
+            return self.image_processor.resize(picture, h, w)
+
         def _get_qwen_prompt_embeds(self, prompt=None, image=None, device=None, dtype=None):
             prompts = [prompt] if isinstance(prompt, str) else list(prompt)
             images = image if isinstance(image, list) else [image] * len(prompts)
+            references = [self._condition(picture) for picture in self._references]
             made = []
             for text, photo in zip(prompts, images):
-                width, height = photo.size
-                w, h = plus.calculate_dimensions(plus.CONDITION_IMAGE_SIZE, width / height)[:2]
-                condition = self.image_processor.resize(photo, h, w)
                 made.append(QwenImageEditPlusPipeline._get_qwen_prompt_embeds(
-                    self, [text], [condition], device, dtype))
+                    self, [text], [self._condition(photo), *references], device, dtype))
             longest = max(embeds.shape[1] for embeds, _ in made)
             embeds = torch.cat([torch.nn.functional.pad(e, (0, 0, 0, longest - e.shape[1])) for e, _ in made])
             masks = torch.cat([torch.nn.functional.pad(m, (0, longest - m.shape[1])) for _, m in made])
             return embeds, masks
+
+        def prepare_latents(self, *args, **kwargs):
+            made = super().prepare_latents(*args, **kwargs)
+            if self._references:
+                # Encoded here, beside the photo, rather than in the transformer's hook: with
+                # model offload the VAE must run before the transformer is brought in.
+                latents = made[0]
+                channels = self.transformer.config.in_channels // 4
+                tokens, shapes = [], []
+                for picture in self._references:
+                    w, h = plus.calculate_dimensions(plus.VAE_IMAGE_SIZE, picture.width / picture.height)[:2]
+                    pixels = self.image_processor.preprocess(picture, h, w).unsqueeze(2)
+                    encoded = QwenImageEditPlusPipeline._encode_vae_image(
+                        self, pixels.to(latents.device, latents.dtype), generator=None)
+                    tokens.append(self._pack_latents(encoded, 1, channels, *encoded.shape[3:]))
+                    shapes.append((1, h // self.vae_scale_factor // 2, w // self.vae_scale_factor // 2))
+                self._reference_tokens = torch.cat(tokens, dim=1), shapes
+            return made
+
+        def _with_references(self, module, args, kwargs):
+            # The transformer's input with the references after the photo, as in Plus's: its
+            # prediction for them is cut off by the pipeline with the photo's.
+            tokens, shapes = self._reference_tokens
+            hidden = kwargs["hidden_states"]
+            tokens = tokens.to(hidden.device, hidden.dtype).expand(hidden.shape[0], -1, -1)
+            kwargs["hidden_states"] = torch.cat([hidden, tokens], dim=1)
+            kwargs["img_shapes"] = [[*shapes_of_one, *shapes] for shapes_of_one in kwargs["img_shapes"]]
+            return args, kwargs
 
     # from_pipe hands a model over only to a parameter annotated with its class: the parent's.
     QwenImageEditPlusInpaintPipeline.__init__.__annotations__ = dict(
