@@ -32,7 +32,7 @@ FIELD_HELP = {
     "tile_overlap": "pixels tiles overlap with full_resolution = tiled",
     "batch": "photos per model call on a GPU",
     "loras": "LoRA weights: [{ path = \"...\", weight = 0.8 }]",
-    "ip_adapter": "reference-image conditioning: { model = \"...\", scale = 0.6, reference = \"photo.jpg\" or [\"a.jpg\", \"b.jpg\"] } (on FLUX.1, model may name FLUX.1 Redux; on FLUX.2 [klein] and Qwen-Image-Edit 2509 and later, model = \"native\" hands the reference photos, up to 4 and 2, to the model itself, scale 1.0)",
+    "ip_adapter": "reference-image conditioning: { model = \"...\", scale = 0.6, reference = \"photo.jpg\" or [\"a.jpg\", \"b.jpg\"] } (on FLUX.1, model may name FLUX.1 Redux; on FLUX.2 [klein] and [dev] and Qwen-Image-Edit 2509 and later, model = \"native\" hands the reference photos, up to 4, 10 and 2, to the model itself, scale 1.0)",
     "controlnet": "structure conditioning: { model = \"...\", preprocessor = \"canny\" (or \"depth\", \"none\"), scale = 0.8, preprocessor_model = \"...\" (depth: the estimator), guidance_start = 0.0, guidance_end = 1.0, mode = \"tile\" (Union ControlNets: the condition type; default from the preprocessor) }, or several as [[controlnet]] tables",
     "freeu": "FreeU: true (the model family's published factors) or { b1 = 1.3, b2 = 1.4, s1 = 0.9, s2 = 0.2 }",
     "pag": "perturbed-attention guidance: true (scale 3 on the mid block) or { scale = 3.0, adaptive_scale = 0.0, layers = [\"mid\"] }",
@@ -44,7 +44,8 @@ FIELD_HELP = {
     "post": "classical steps after the model, in order: [{ step = \"name\", ...params }]",
     "family": ("how the recipe runs on one model family, as tables: [family.flux] sampler = "
                "\"Euler\", cfg = 3.5 (families sd1, sd2, sdxl, sd3, flux, kontext "
-               "and fill, FLUX.1 Kontext and Fill, over flux's table, flux2, FLUX.2 [klein], qwenimage, "
+               "and fill, FLUX.1 Kontext and Fill, over flux's table, flux2, FLUX.2 [klein], flux2_dev, "
+               "FLUX.2 [dev], over flux2's, qwenimage, "
                "Qwen-Image, qwenimage_edit, Qwen-Image-Edit, over qwenimage's, and zimage, Z-Image; "
                "edit words the recipe for the models that edit the photo they read, Kontext and "
                "Qwen-Image-Edit, whose tables apply over it; fields prompt, "

@@ -36,7 +36,8 @@ PREPROCESSOR_MODES = {"canny": "canny", "depth": "depth", "none": "tile"}
 # "kontext" is FLUX.1 Kontext: a FLUX.1 model that also sees the photo itself, and reads
 # instructions ("Make it winter") better than descriptions; "fill" is FLUX.1 Fill, BFL's
 # inpainting model (guidance about 30). Their tables apply over flux's. "flux2" is BFL's
-# FLUX.2 [klein] (distilled: 4 steps, no guidance), "qwenimage" Alibaba's Qwen-Image and
+# FLUX.2 [klein] (distilled: 4 steps, no guidance), "flux2_dev" FLUX.2 [dev] (guidance-distilled,
+# about 28 steps; its table applies over flux2's), "qwenimage" Alibaba's Qwen-Image and
 # "zimage" Tongyi-MAI's Z-Image (Turbo: 8 steps, no guidance); "qwenimage_edit" is
 # Qwen-Image-Edit, a Qwen-Image model that reads the photo with the instruction (its table
 # applies over qwenimage's). "edit" is no model: it words the recipe for every model that edits
@@ -44,13 +45,15 @@ PREPROCESSOR_MODES = {"canny": "canny", "depth": "depth", "none": "tile"}
 # instruction ("Change the season of this photograph to winter...") for a prompt. exact_steps is
 # a family field because a distilled model runs its few steps whatever the strength (ComfyUI's
 # denoise does so).
-FAMILY_NAMES = ("sd1", "sd2", "sdxl", "sd3", "flux", "kontext", "fill", "flux2", "qwenimage",
-                "qwenimage_edit", "zimage", "edit")
-FLOW_FAMILY_NAMES = ("sd3", "flux", "kontext", "fill", "flux2", "qwenimage", "qwenimage_edit", "zimage")
+FAMILY_NAMES = ("sd1", "sd2", "sdxl", "sd3", "flux", "kontext", "fill", "flux2", "flux2_dev",
+                "qwenimage", "qwenimage_edit", "zimage", "edit")
+FLOW_FAMILY_NAMES = ("sd3", "flux", "kontext", "fill", "flux2", "flux2_dev", "qwenimage", "qwenimage_edit",
+                     "zimage")
 FAMILY_FIELDS = ("prompt", "negative_prompt", "sampler", "schedule", "cfg", "true_cfg", "steps",
                  "exact_steps", "strength", "ip_adapter")
 # The tables a model's table name applies, in order.
 _TABLE_CHAINS = {"kontext": ("flux", "edit", "kontext"), "fill": ("flux", "fill"),
+                 "flux2_dev": ("flux2", "flux2_dev"),
                  "qwenimage_edit": ("qwenimage", "edit", "qwenimage_edit")}
 # The samplers diffusers' flow-matching img2img pipelines (SD 3.x, FLUX.1, FLUX.2, ...) run.
 FLOW_SAMPLER_NAMES = ("Euler", "Euler a", "LCM")

@@ -210,10 +210,10 @@ def test_the_daemon_on_the_gpu_batches_and_keeps_the_metadata(tmp_path, standin_
 
 
 @pytest.mark.parametrize("kind", ["flux", "sd3", "flux-kontext", "flux-fill", "zimage", "flux2-base",
-                                  "qwenimage"])
+                                  "flux2-dev", "qwenimage"])
 def test_flow_models_run_on_the_gpu_and_batch_like_single_calls(tmp_path, kind):
-    """FLUX.1, SD 3.x, FLUX.1 Kontext and Fill, Z-Image, FLUX.2 [klein] base, Qwen-Image (tiny,
-    built in code; cfg 3.5, which distilled klein refuses) in the GPU's precision:
+    """FLUX.1, SD 3.x, FLUX.1 Kontext and Fill, Z-Image, FLUX.2 [klein] base and [dev],
+    Qwen-Image (tiny, built in code; cfg 3.5, which distilled klein refuses) in the GPU's precision:
     seeds repeat, and a batch of four equals the four single calls within a level."""
     from photobatch.plugins.diffusion.standin import save_standin_model
 

@@ -65,8 +65,8 @@ def _bad_models(tmp_path, standin_model):
                    "checkpoint"),
             (incomplete, "half-copied-model has no unet/, which its model_index.json names"),
             (flux, r"FLUX.1-Canny-dev is a FluxControlPipeline; photobatch runs Stable Diffusion 1.x, "
-                   r"2.x, SDXL, SD 3.x, FLUX.1 \(Kontext and Fill included\), FLUX.2 \[klein\], "
-                   r"Qwen-Image \(Edit included\) and Z-Image models")]
+                   r"2.x, SDXL, SD 3.x, FLUX.1 \(Kontext and Fill included\), FLUX.2 \(\[klein\] and "
+                   r"\[dev\]\), Qwen-Image \(Edit included\) and Z-Image models")]
 
 
 def test_pipelines_of_other_families_are_named_and_refused():
@@ -75,12 +75,13 @@ def test_pipelines_of_other_families_are_named_and_refused():
     for ok in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionXLPipeline",
                "StableDiffusionXLInpaintPipeline", "LatentConsistencyModelPipeline",
                "StableDiffusion3Pipeline", "FluxPipeline", "FluxImg2ImgPipeline", "FluxKontextPipeline",
-               "FluxKontextInpaintPipeline", "FluxFillPipeline", "Flux2KleinPipeline", "ZImagePipeline",
+               "FluxKontextInpaintPipeline", "FluxFillPipeline", "Flux2KleinPipeline", "Flux2Pipeline",
+               "ZImagePipeline",
                "ZImageImg2ImgPipeline", "QwenImagePipeline", "QwenImageInpaintPipeline",
                "QwenImageEditPipeline", "QwenImageEditInpaintPipeline", "QwenImageEditPlusPipeline", None):
         assert unsupported_pipeline(ok, "m") is None, ok
     for other in ("FluxControlPipeline", "FluxPriorReduxPipeline", "StableDiffusionControlNetPipeline",
-                  "KandinskyV22Pipeline", "StableDiffusion3ControlNetPipeline", "Flux2Pipeline",
+                  "KandinskyV22Pipeline", "StableDiffusion3ControlNetPipeline", "Flux2KontextPipeline",
                   "ZImageControlNetPipeline", "QwenImageLayeredPipeline", "QwenImage21Pipeline"):
         assert unsupported_pipeline(other, "model m").startswith(f"model m is a {other}; "), other
 

@@ -47,7 +47,7 @@ def test_a_family_table_applies_on_its_family_only_and_leaves_sd_fingerprints_al
 
 @pytest.mark.parametrize("family, message", [
     ({"kandinsky": {"cfg": 4}}, "family.kandinsky is no model family (known: sd1, sd2, sdxl, sd3, "
-                                "flux, kontext, fill, flux2, qwenimage, qwenimage_edit, zimage, edit)"),
+                                "flux, kontext, fill, flux2, flux2_dev, qwenimage, qwenimage_edit, zimage, edit)"),
     ({"flux": {"loras": []}}, "unknown field 'family.flux.loras' (allowed: cfg, exact_steps, "
                               "ip_adapter, negative_prompt, prompt, sampler, schedule, steps, strength, "
                               "true_cfg)"),

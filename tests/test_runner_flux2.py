@@ -55,8 +55,9 @@ def test_flux2_klein_is_told_from_its_folder_and_runs_through_its_strength_pipel
     # strength: img2img runs through its inpainting one, everything masked.
     assert [type(p).__name__ for p in loaded.task_pipes.values()] == ["Flux2KleinInpaintPipeline"]
     assert unsupported_pipeline("Flux2KleinPipeline", "m") is None
-    # FLUX.2 [dev] (Mistral-conditioned, no strength-taking pipeline in diffusers): refused by name.
-    assert "Flux2Pipeline" in unsupported_pipeline("Flux2Pipeline", "model x")
+    # FLUX.2 [dev] runs too (test_runner_flux2_dev.py); a FLUX.2 pipeline of no known kind does not.
+    assert unsupported_pipeline("Flux2Pipeline", "m") is None
+    assert "Flux2KontextPipeline" in unsupported_pipeline("Flux2KontextPipeline", "model x")
 
 
 def test_it_runs_img2img_at_its_working_size_reading_the_photo_itself(models, runner):

@@ -195,6 +195,7 @@ class PipelineCache:
             # Both tasks: its inpainting pipeline is the one that takes a strength.
             pipe_cls = (diffusers.FluxKontextInpaintPipeline if loaded.info.kontext
                         else _edit_inpaint_class(loaded.info) if loaded.info.edit
+                        else _dev_inpaint_class() if loaded.info.variant == "dev"
                         else getattr(diffusers, loaded.info.family.inpaint_class))
         if not kwargs and (_is_task_class(loaded.pipe, task) or loaded.info.variant == "fill"):
             # (FLUX.1 Fill's one pipeline does both: img2img is everything masked.)
@@ -289,6 +290,14 @@ def _edit_inpaint_class(info):
     from photobatch.plugins.diffusion.qwen_edit import plus_inpaint_pipeline_class
 
     return plus_inpaint_pipeline_class() if info.variant == "edit-plus" else diffusers.QwenImageEditInpaintPipeline
+
+
+def _dev_inpaint_class():
+    """The strength-taking pipeline of a FLUX.2 [dev] model: klein's inpainting one, conditioned
+    as [dev]'s own pipeline is."""
+    from photobatch.plugins.diffusion.flux2_dev import dev_inpaint_pipeline_class
+
+    return dev_inpaint_pipeline_class()
 
 
 def _quantised(pipe) -> bool:

@@ -73,7 +73,7 @@ FAMILIES = {f.name: f for f in (SD1, SD2, SDXL, SD3, FLUX, FLUX2, QWENIMAGE, ZIM
 # arguments or make other outputs; they are refused by name instead of failing mid-run.
 _SUPPORTED_CLASS = re.compile(
     r"^(StableDiffusion(XL|3)?(Img2Img|Inpaint)?|LatentConsistencyModel(Img2Img)?"
-    r"|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?|FluxFill|Flux2Klein(Inpaint)?"
+    r"|Flux(Img2Img|Inpaint)?|FluxKontext(Inpaint)?|FluxFill|Flux2(Klein(Inpaint)?)?"
     r"|QwenImage(Img2Img|Inpaint|Edit|EditInpaint|EditPlus)?|ZImage(Img2Img|Inpaint)?)Pipeline$")
 # (Longest prefix first: "Flux2" before "Flux".)
 _FLOW_FAMILY = (("Flux2", FLUX2), ("Flux", FLUX), ("StableDiffusion3", SD3), ("QwenImage", QWENIMAGE),
@@ -103,6 +103,19 @@ EDIT_VARIANTS = ("edit", "edit-plus")
 # Qwen-Image-Edit Plus reads one to three images (Qwen's model card): the photo and up to two
 # reference photos.
 PLUS_REFERENCES = 2
+DEV_REFERENCES = 10  # BFL: FLUX.2 [dev] reads up to 10 reference images
+
+
+def _file_variant(flow: Family, keys: set[str], fill: bool) -> str | None:
+    """What a flow transformer file's own tensors tell of its kind: "fill" (FLUX.1 Fill, told
+    by its caller from its input layer), "dev" (FLUX.2 [dev]: a guidance embedding, which klein
+    lacks), else None (Kontext and the Edit models have their bases' layout: model_config
+    tells)."""
+    if fill:
+        return "fill"
+    if flow is FLUX2 and any(key.endswith("guidance_in.in_layer.weight") for key in keys):
+        return "dev"
+    return None
 
 
 def _family_of_gguf(path: Path) -> ModelInfo:
@@ -130,7 +143,7 @@ def _family_of_gguf(path: Path) -> ModelInfo:
         return unet
     img_in = tensors.get("img_in.weight") or tensors.get("model.diffusion_model.img_in.weight") or []
     fill = flow is FLUX and _FILL_INPUTS in img_in  # (GGUF lists a tensor's sides innermost first)
-    return ModelInfo(flow, fill, flow.native, "fill" if fill else None)
+    return ModelInfo(flow, fill, flow.native, _file_variant(flow, set(tensors), fill))
 
 
 def _unet_of_gguf(tensors: dict[str, list[int]]) -> ModelInfo | None:
@@ -187,7 +200,8 @@ class ModelInfo:
     # A model of its own kind: "kontext" (FLUX.1 Kontext, which also reads the photo itself
     # beside the noise), "fill" (FLUX.1 Fill, BFL's inpainting model), "edit" (Qwen-Image-Edit,
     # which reads the photo beside the noise and, through its Qwen2.5-VL, with the prompt) or
-    # "edit-plus" (Qwen-Image-Edit 2509 and later, which reads it at another size and prompt).
+    # "edit-plus" (Qwen-Image-Edit 2509 and later, which reads it at another size and prompt) or
+    # "dev" (FLUX.2 [dev]: Mistral-conditioned, its guidance distilled; the other FLUX.2 are klein).
     variant: str | None = None
     # A guidance-distilled FLUX.2 [klein] (its pipeline's is_distilled): it runs no classifier-free
     # guidance, whatever the cfg.
@@ -214,7 +228,9 @@ class ModelInfo:
     def reference_input(self) -> int:
         """How many reference photos the model reads itself beside the photo (a recipe's
         ip_adapter model "native"; 0: none): FLUX.2 [klein] 4 (BFL's limit), Qwen-Image-Edit
-        Plus 2 (Qwen: 1 to 3 images in all, the photo among them)."""
+        Plus 2 (Qwen: 1 to 3 images in all, the photo among them), FLUX.2 [dev] 10 (BFL's)."""
+        if self.variant == "dev":
+            return DEV_REFERENCES
         return PLUS_REFERENCES if self.variant == "edit-plus" else self.family.reference_input
 
     @property
@@ -223,9 +239,11 @@ class ModelInfo:
         label = self.family.label
         if self.edit:
             label += "-Edit" + (" Plus" if self.variant == "edit-plus" else "")
+        elif self.variant == "dev":
+            label += " [dev]"
         elif self.variant:
             label += " " + self.variant.capitalize()
-        if self.family.name == "flux2":
+        if self.family.name == "flux2" and self.variant != "dev":
             label += " [klein]" + (", distilled" if self.distilled else "")
         if self.inpainting and self.variant != "fill":
             label += " (inpainting)"
@@ -234,9 +252,12 @@ class ModelInfo:
     @property
     def table(self) -> str:
         """The name of the recipe tables this model runs with ("kontext" and "fill" apply
-        flux's, then their own; "qwenimage_edit" qwenimage's, then its own)."""
+        flux's, then their own; "qwenimage_edit" qwenimage's, then its own; "flux2_dev" flux2's,
+        then its own)."""
         if self.edit:
             return "qwenimage_edit"
+        if self.variant == "dev":
+            return "flux2_dev"
         return self.variant or self.family.name
 
 
@@ -246,9 +267,9 @@ def unsupported_pipeline(class_name: str | None, what: str) -> str | None:
     if not class_name or _SUPPORTED_CLASS.match(class_name):
         return None
     return (f"{what} is a {class_name}; photobatch runs Stable Diffusion 1.x, 2.x, SDXL, SD 3.x, "
-            "FLUX.1 (Kontext and Fill included), FLUX.2 [klein], Qwen-Image (Edit included) and "
-            "Z-Image models (StableDiffusion, StableDiffusionXL, StableDiffusion3, Flux, "
-            "FluxKontext, FluxFill, Flux2Klein, QwenImage, QwenImageEdit and ZImage pipeline "
+            "FLUX.1 (Kontext and Fill included), FLUX.2 ([klein] and [dev]), Qwen-Image (Edit "
+            "included) and Z-Image models (StableDiffusion, StableDiffusionXL, StableDiffusion3, "
+            "Flux, FluxKontext, FluxFill, Flux2Klein, Flux2, QwenImage, QwenImageEdit and ZImage pipeline "
             "folders, their img2img and inpainting forms, and single-file checkpoints)")
 
 
@@ -281,8 +302,11 @@ def folder_class_name(folder: str | Path) -> str | None:
 
 def pipeline_variant(class_name: str | None) -> str | None:
     """Which model of its own kind a pipeline class (a folder's, or a loaded pipeline's) is:
-    "kontext", "fill" (FLUX.1), "edit", "edit-plus" (Qwen-Image-Edit), or None."""
+    "kontext", "fill" (FLUX.1), "dev" (FLUX.2 [dev]), "edit", "edit-plus" (Qwen-Image-Edit), or
+    None."""
     name = class_name or ""
+    if name == "Flux2Pipeline":
+        return "dev"
     for prefix, variant in (("FluxKontext", "kontext"), ("FluxFill", "fill"),
                             ("QwenImageEditPlus", "edit-plus"), ("QwenImageEdit", "edit")):
         if name.startswith(prefix):
@@ -371,7 +395,7 @@ def family_of_single_file(path: str | Path) -> ModelInfo:
         # The transformer (alone, or with text encoders beside it: what is read is the
         # transformer; the rest comes from the model_config folder).
         fill = fill and flow is FLUX
-        return ModelInfo(flow, fill, flow.native, "fill" if fill else None)
+        return ModelInfo(flow, fill, flow.native, _file_variant(flow, keys, fill))
     else:
         raise ValueError(
             f"{Path(path).name} does not look like a Stable Diffusion 1.x, 2.x or SDXL checkpoint "

@@ -1,4 +1,4 @@
-"""Flow-matching models (SD 3.x, FLUX.1, FLUX.2 [klein], Qwen-Image, Z-Image): what they can run,
+"""Flow-matching models (SD 3.x, FLUX.1, FLUX.2, Qwen-Image, Z-Image): what they can run,
 their samplers and prompts.
 
 These families are transformers trained on a flow (rectified-flow) objective. In diffusers their
@@ -21,8 +21,10 @@ off), so the pipeline is given cfg - 1. Z-Image Turbo runs without guidance (cfg
 negative prompt at cfg 1 is refused like FLUX.1's. FLUX.2 [klein] reads Qwen3 too, with SD's
 classifier-free guidance in its base models; its distilled ones (``is_distilled``) run none, so
 there a cfg above 1 or a negative prompt is refused rather than recorded as if it had run.
-Qwen-Image runs classifier-free guidance as SD counts it, which its diffusers pipelines call
-``true_cfg_scale`` (their ``guidance_scale`` is for guidance-distilled transformers it lacks).
+FLUX.2 [dev] is guidance-distilled as FLUX.1 is: ``cfg`` is its distilled guidance (4 in BFL's
+examples) and a negative prompt is refused on it. Qwen-Image runs classifier-free guidance as SD
+counts it, which its diffusers pipelines call ``true_cfg_scale`` (their ``guidance_scale`` is
+for guidance-distilled transformers it lacks).
 
 A single .safetensors file of these families holds the transformer (a fine-tune is shared that
 way); the rest of the pipeline comes from ``model_config``. LoRAs load through the pipelines' own
@@ -75,7 +77,8 @@ def flow_problem(settings, family: Family, variant: str | None = None,
     "kontext" or "fill", a FLUX.1 model of that kind; ``distilled``: a guidance-distilled
     FLUX.2 [klein]), as a sentence for the user, or None when they can."""
     # What the model cannot take at all first: no sampler choice would mend that.
-    return (_parts_problem(settings, family, variant) or _guidance_problem(settings, family, distilled)
+    return (_parts_problem(settings, family, variant)
+            or _guidance_problem(settings, family, distilled, variant)
             or _prompt_problem(settings, family) or _sampler_problem(settings, family))
 
 
@@ -127,10 +130,14 @@ def _parts_problem(settings, family: Family, variant: str | None) -> str | None:
     return None
 
 
-def _guidance_problem(settings, family: Family, distilled: bool) -> str | None:
+def _guidance_problem(settings, family: Family, distilled: bool, variant: str | None) -> str | None:
     """A cfg or negative prompt the model would not read (said rather than ignored: the catalog
     records what ran)."""
     label = family.label
+    if settings.negative_prompt and variant == "dev":
+        return ("negative_prompt is not read by FLUX.2 [dev] models (guidance-distilled, cfg is "
+                "their distilled guidance and they run no negative prompt); empty it for them: "
+                "negative_prompt = \"\" under [family.flux2_dev]")
     if settings.negative_prompt and family.name == "flux" and settings.true_cfg <= 1:
         return ("negative_prompt is not read by FLUX.1 models (guidance-distilled, they run no "
                 "negative prompt); empty it for them: negative_prompt = \"\" under [family.flux], "

@@ -111,18 +111,31 @@ def _auto_pipeline(location: str, kwargs: dict):
     import diffusers
 
     folder = _local_folder(location)
-    if folder and (folder_class_name(folder) or "").startswith("QwenImageEdit"):
+    class_name = (folder_class_name(folder) or "") if folder else ""
+    tokenizer = None
+    if class_name.startswith("QwenImageEdit"):
         from photobatch.plugins.diffusion.qwen_edit import load_processor
 
         # Its own processor would need torchvision; the same without its video part reads photos.
         kwargs = {**kwargs, "processor": load_processor(folder)}
+    elif class_name == "Flux2Pipeline":
+        from photobatch.plugins.diffusion.flux2_dev import load_tokenizer
+
+        # FLUX.2 [dev]'s tokenizer is saved as Pixtral's processor, which would need torchvision
+        # (and diffusers accepts no other class in its place): the pipeline only tokenizes text
+        # with it, so its tokenizer alone is put in once the rest has loaded.
+        tokenizer = load_tokenizer(folder)
+        kwargs = {**kwargs, "tokenizer": None}
     try:
-        return diffusers.AutoPipelineForImage2Image.from_pretrained(location, **kwargs)
+        pipe = diffusers.AutoPipelineForImage2Image.from_pretrained(location, **kwargs)
     except ValueError as exc:
         if "FluxFillPipeline" not in str(exc):
             raise
-    kwargs = {k: v for k, v in kwargs.items() if k != "safety_checker"}
-    return diffusers.FluxFillPipeline.from_pretrained(location, **kwargs)
+        kwargs = {k: v for k, v in kwargs.items() if k != "safety_checker"}
+        return diffusers.FluxFillPipeline.from_pretrained(location, **kwargs)
+    if tokenizer is not None:
+        pipe.register_modules(tokenizer=tokenizer)
+    return pipe
 
 
 def _local_folder(location: str) -> str | None:
@@ -191,6 +204,10 @@ def flow_single_file_problem(ref: ModelRef, info: ModelInfo) -> str | None:
         kind = "an inpainting" if info.inpainting else "a plain (4-channel)"
         return (f"model {name} is {kind} {label} UNet, but model_config {ref.config} is "
                 f"{base.label}: give the model it was made from")
+    if base is not None and info.family.name == "flux2" and (info.variant == "dev") != (base.variant == "dev"):
+        # [dev]'s transformer has a guidance embedding and reads Mistral, klein's neither.
+        return (f"model {name} is a {info.label} transformer, but model_config {ref.config} is "
+                f"{base.label}: give the FLUX.2 model it was made from")
     if base is not None and (info.variant == "fill") != (base.variant == "fill"):
         # Fill's transformer reads 384 inputs a token, the others 64: one cannot load as the other.
         want = ("the FLUX.1 Fill model it was made from (black-forest-labs/FLUX.1-Fill-dev)"

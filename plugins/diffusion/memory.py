@@ -21,9 +21,10 @@ MAX_LEVEL = 3
 # Rough VRAM (GiB) a family needs at level 0 with 16-bit weights and a 1 MP image: SD 3.x counts
 # SD 3.5 Large (an 8B transformer and T5-XXL), FLUX.1 its 12B transformer and T5-XXL, Z-Image
 # its 6B transformer and Qwen3-4B, FLUX.2 [klein] 4B its transformer and Qwen3-4B, Qwen-Image
-# its 20B transformer and Qwen2.5-VL-7B.
+# its 20B transformer and Qwen2.5-VL-7B, FLUX.2 [dev] its 32B transformer and Mistral Small 3.1
+# (24B). By the names of the models' recipe tables ("flux2_dev"), else their families'.
 _NEED_GIB = {"sd1": 4.0, "sd2": 5.0, "sdxl": 10.0, "sd3": 28.0, "flux": 35.0, "zimage": 22.0,
-             "flux2": 20.0, "qwenimage": 60.0}
+             "flux2": 20.0, "qwenimage": 60.0, "flux2_dev": 112.0}
 # The VAE decodes in tiles above this many pixels (its peak memory grows with the image).
 VAE_TILING_PIXELS = 1536 * 1536
 
@@ -58,7 +59,8 @@ def initial_level(device: str, info, free_gib: float | None = None) -> int:
     measures it now."""
     if not device.startswith("cuda"):
         return 0
-    return level_for(free_vram_gib(device) if free_gib is None else free_gib, info.family.name)
+    name = info.table if info.table in _NEED_GIB else info.family.name
+    return level_for(free_vram_gib(device) if free_gib is None else free_gib, name)
 
 
 def apply_level(pipe, level: int, device: str) -> None:

@@ -173,6 +173,7 @@ def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> 
     aesthetic-score conditioning), "flux" (FLUX.1 [dev]'s layout), "flux-schnell" (no guidance
     embedding), "flux-kontext" (FLUX.1 Kontext [dev]), "flux-fill" (FLUX.1 Fill [dev]), "sd3",
     "zimage" (Z-Image Turbo's layout), "flux2" (FLUX.2 [klein], distilled), "flux2-base",
+    "flux2-dev" (FLUX.2 [dev]),
     "qwenimage", "qwenimage-edit" (Qwen-Image-Edit) or "qwenimage-edit-plus" (its 2509 layout).
     """
     target = Path(target)
@@ -204,6 +205,10 @@ def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> 
         from photobatch.plugins.diffusion.standin_flux2 import build_standin_flux2_pipeline
 
         pipe = build_standin_flux2_pipeline(seed=seed, distilled=kind == "flux2")
+    elif kind == "flux2-dev":
+        from photobatch.plugins.diffusion.standin_flux2 import build_standin_flux2_dev_pipeline
+
+        pipe = build_standin_flux2_dev_pipeline(seed=seed)
     elif kind == "qwenimage":
         from photobatch.plugins.diffusion.standin_qwenimage import build_standin_qwenimage_pipeline
 
@@ -234,7 +239,11 @@ def save_standin_model(target: str | Path, seed: int = 0, kind: str = "sd1") -> 
         from photobatch.plugins.diffusion.standin_qwenimage import name_processor_as_qwens
 
         name_processor_as_qwens(target)
-    folders = (() if kind in ("zimage", "flux2", "flux2-base") or kind.startswith("qwenimage")
+    if kind == "flux2-dev":
+        from photobatch.plugins.diffusion.standin_flux2 import name_tokenizer_as_bfls
+
+        name_tokenizer_as_bfls(target)
+    folders = (() if kind in ("zimage", "flux2", "flux2-base", "flux2-dev") or kind.startswith("qwenimage")
                else ("tokenizer",) + (("tokenizer_2",) if not kind.startswith("flux") else ()))
     for folder in folders:
         if not (target / folder).is_dir():

@@ -1,0 +1,195 @@
+"""FLUX.2 [dev]: a tiny pipeline built in code (a Mistral 3 model with a Pixtral vision tower, a
+Mistral-style tokenizer and chat template, a FLUX.2 transformer with a guidance embedding,
+FLUX.2's VAE), saved as black-forest-labs/FLUX.2-dev's folder is laid out (its tokenizer as
+Pixtral's processor) and loaded back through the real loading code. diffusers' [dev] pipeline
+takes no strength: it runs through klein's inpainting pipeline conditioned as [dev]'s own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fakes import cli_shoot, last_run, noise_photo, save_gguf
+from fakes import pixels as _pixels
+from PIL import Image
+
+from photobatch.plugins.diffusion.families import FLUX2, family_of_folder, family_of_single_file
+from photobatch.plugins.diffusion.runner import DiffusersImg2ImgRunner
+from photobatch.recipes.schema import recipe_from_dict
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from photobatch.plugins.diffusion.standin import save_standin_model
+
+    root = tmp_path_factory.mktemp("flux2-dev")
+    return {kind: str(save_standin_model(root / kind, kind=kind)) for kind in ("flux2-dev", "flux2")}
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return DiffusersImg2ImgRunner(device="cpu", native_size=128, precision="fp32")
+
+
+def _recipe(**fields):
+    """A recipe FLUX.2 [dev] runs: Euler, 8 steps at strength 0.5, distilled guidance 4."""
+    return recipe_from_dict({"name": "r", "prompt": "a photo of snow", "negative_prompt": "",
+                             "strength": 0.5, "steps": 8, "cfg": 4.0, "sampler": "Euler", **fields})
+
+
+def _first_transformer_input(pipe, **call):
+    """What ``pipe``'s transformer is given in the first step of ``pipe(**call)`` (the call is
+    stopped there)."""
+    seen = {}
+
+    class Seen(Exception):
+        pass
+
+    def stop(module, args, kwargs, output):
+        seen.update(kwargs)
+        raise Seen
+
+    hook = pipe.transformer.register_forward_hook(stop, with_kwargs=True)
+    try:
+        with pytest.raises(Seen):
+            pipe(**call)
+    finally:
+        hook.remove()
+    return seen
+
+
+def test_a_flux2_dev_folder_loads_with_its_tokenizer_and_runs_img2img(models, runner):
+    """Told from its folder; its tokenizer (saved as Pixtral's processor, which needs
+    torchvision) loaded alone; img2img through the strength-taking pipeline: as many steps as
+    the strength keeps, the photo's tokens beside the noise's, the same picture for the same
+    seed, another for another guidance."""
+    info = family_of_folder(models["flux2-dev"])
+    assert info.family is FLUX2 and info.variant == "dev" and info.label == "FLUX.2 [dev]"
+    assert info.table == "flux2_dev" and info.reads_photo and info.reference_input == 10
+    photo = noise_photo(seed=2)
+    out = runner.run(photo, _recipe(), 5, models["flux2-dev"])
+    loaded = runner.cache.get(models["flux2-dev"])
+    assert type(loaded.pipe).__name__ == "Flux2Pipeline"
+    assert type(loaded.pipe.tokenizer).__name__ != "PixtralProcessor" and loaded.pipe.tokenizer.chat_template
+    (task,) = loaded.task_pipes.values()
+    assert type(task).__name__ == "Flux2DevInpaintPipeline"
+    tokens = []
+    # (After the call: what the transformer was given, the pipeline's own hooks' work included.)
+    hook = task.transformer.register_forward_hook(
+        lambda module, args, kwargs, output: tokens.append((kwargs["hidden_states"].shape[1],
+                                                            float(kwargs["guidance"][0]))), with_kwargs=True)
+    try:
+        again = runner.run(photo, _recipe(), 5, models["flux2-dev"])
+    finally:
+        hook.remove()
+    w, h = out.working_size
+    assert tokens == [(2 * (w // 16) * (h // 16), 4.0)] * 4  # 8 steps at strength 0.5, guidance 4
+    assert np.array_equal(_pixels(out), _pixels(again))
+    weaker = runner.run(photo, _recipe(cfg=1.5), 5, models["flux2-dev"])
+    assert np.abs(_pixels(out) - _pixels(weaker)).mean() > 0.5  # the guidance is read (measured: 3)
+
+
+def test_it_is_conditioned_as_its_own_pipeline_conditions_it(models, runner):
+    """The prompt through Mistral's chat template with BFL's system message (hidden states 10,
+    20 and 30), the guidance scale to the transformer's guidance embedding, the photo's latents
+    beside the noise's where [dev]'s own pipeline puts a reference image's: what the
+    transformer is given equals what Flux2Pipeline gives it for the same photo."""
+    import torch
+
+    runner.run(noise_photo(), _recipe(), 1, models["flux2-dev"])
+    loaded = runner.cache.get(models["flux2-dev"])
+    (task,) = loaded.task_pipes.values()
+    photo = noise_photo(128, 96, seed=4)
+    prompt = "a photo of a winter night"
+    own = _first_transformer_input(loaded.pipe, prompt=prompt, image=[photo], height=96, width=128,
+                                   num_inference_steps=4, guidance_scale=3.5,
+                                   generator=torch.Generator("cpu").manual_seed(1))
+    ours = _first_transformer_input(task, prompt=prompt, image=[photo], mask_image=[Image.new("L", photo.size, 255)],
+                                    height=96, width=128, strength=1.0, num_inference_steps=4,
+                                    guidance_scale=3.5, generator=torch.Generator("cpu").manual_seed(1))
+    for name in ("encoder_hidden_states", "txt_ids", "guidance", "img_ids"):
+        assert torch.equal(ours[name], own[name]), name
+    # The photo's tokens after the noise's: the same latents in both.
+    photo_tokens = (128 // 16) * (96 // 16)
+    assert torch.equal(ours["hidden_states"][:, -photo_tokens:], own["hidden_states"][:, -photo_tokens:])
+    assert not task.transformer._forward_pre_hooks  # the guidance hook is gone after the call
+
+
+def test_a_negative_prompt_and_an_eleventh_reference_are_refused_by_name(models, runner, tmp_path):
+    from photobatch.plugins.diffusion.native_reference import native_reference_problem
+    from photobatch.plugins.diffusion.settings import settings_from_recipe
+
+    with pytest.raises(ValueError) as err:
+        runner.run(noise_photo(), _recipe(negative_prompt="blurry"), 1, models["flux2-dev"])
+    assert "negative_prompt is not read by FLUX.2 [dev] models (guidance-distilled" in str(err.value)
+    assert "under [family.flux2_dev]" in str(err.value)
+    looks = [str(tmp_path / f"{n}.png") for n in range(11)]
+    for path in looks:
+        noise_photo(seed=1).save(path)
+    spec = {"model": "native", "scale": 1.0}
+    info = family_of_folder(models["flux2-dev"])
+    assert native_reference_problem(settings_from_recipe(_recipe(ip_adapter={**spec, "reference": looks[:10]})),
+                                    info) is None
+    assert ("FLUX.2 [dev] models read at most 10 reference photos (ip_adapter model \"native\"), not 11"
+            in native_reference_problem(settings_from_recipe(_recipe(ip_adapter={**spec, "reference": looks})),
+                                        info))
+
+
+def test_the_builtins_run_on_it_with_their_flux2_dev_tables_and_a_reference(models, tmp_path, read_meta):
+    """season:winter through the CLI: klein's table then [dev]'s (guidance 4, 28 steps as the
+    strength keeps them, no negative prompt), the EXIF kept. style-match with a reference: the
+    model reads it itself (klein's "native" table, [dev]'s guidance), and it counts."""
+    look, other = tmp_path / "look.png", tmp_path / "other.png"
+    noise_photo(seed=3).save(look)
+    noise_photo(seed=4).save(other)
+    same = 'steps = 4\nseed = 1\nreference_colors = "none"\n'
+    run, cli = cli_shoot(tmp_path, mine=f'extends = "style-match"\nname = "mine"\n{same}\n'
+                                        f'[ip_adapter]\nreference = "{look}"\n',
+                         yours=f'extends = "style-match"\nname = "yours"\n{same}\n'
+                               f'[ip_adapter]\nreference = "{other}"\n')
+    done = run("season:winter", models["flux2-dev"])
+    assert done.exit_code == 0, done.output
+    status, params = last_run(tmp_path / "c.db")
+    assert status == "done" and (params["cfg"], params["steps"], params["exact_steps"]) == (4.0, 28, False)
+    assert params["negative_prompt"] == "" and params["sampler"] == "Euler"
+    exif, _, _ = read_meta(tmp_path / "out" / "DSCF0001_season-winter.jpg")
+    assert exif["Exif.Image.Model"]
+    for name in ("mine", "yours"):
+        assert run(name, models["flux2-dev"]).exit_code == 0
+    status, params = last_run(tmp_path / "c.db")
+    assert params["ip_adapter"]["model"] == "native" and params["cfg"] == 4.0
+    with Image.open(tmp_path / "out" / "DSCF0001_mine.jpg") as a, \
+            Image.open(tmp_path / "out" / "DSCF0001_yours.jpg") as b:
+        # The reference counts: one seed, no colour transfer; deterministic runs, so a model
+        # that did not read it would give 0.
+        assert np.abs(np.asarray(a, float) - np.asarray(b, float)).mean() > 0.3
+    shown = cli("recipes", "show", "season:winter", "--family", "flux2_dev")
+    assert shown.exit_code == 0 and "steps = 28" in shown.output and "cfg = 4.0" in shown.output
+
+
+def test_its_transformer_as_a_file_and_a_gguf_runs_with_the_folder_as_model_config(models, runner, tmp_path):
+    """[dev] fine-tunes are shared as the transformer in BFL's layout (and as city96's GGUFs):
+    told from klein's by its guidance embedding, run with the [dev] folder as model_config; a
+    klein base for a [dev] file (or the other way round) is refused by name."""
+    from diffusers import DiffusionPipeline
+
+    from photobatch.plugins.diffusion.loading import flow_single_file_problem
+    from photobatch.plugins.diffusion.sources import resolve_model
+    from photobatch.plugins.diffusion.standin_flux2 import save_flux2_single_file
+
+    base = models["flux2-dev"]
+    single = tmp_path / "flux2-dev.safetensors"
+    save_flux2_single_file(DiffusionPipeline.from_pretrained(base, tokenizer=None).transformer, single)
+    quantised = save_gguf(single, tmp_path / "flux2-dev-Q8_0.gguf")
+    for path in (single, quantised):
+        assert family_of_single_file(path).variant == "dev"
+    photo = noise_photo(seed=6)
+    folder = runner.run(photo, _recipe(), 7, base)
+    for path, within in ((single, 0.01), (quantised, 2)):
+        out = runner.run(photo, _recipe(model_config=base), 7, str(path))
+        loaded = runner.cache.get(str(path), base)
+        assert loaded.info.variant == "dev" and type(loaded.pipe.tokenizer).__name__ != "PixtralProcessor"
+        assert np.abs(_pixels(out) - _pixels(folder)).mean() < within
+    problem = flow_single_file_problem(resolve_model(str(single), config=models["flux2"]),
+                                       family_of_single_file(single))
+    assert problem == (f"model flux2-dev.safetensors is a FLUX.2 [dev] transformer, but model_config "
+                       f"{models['flux2']} is FLUX.2 [klein], distilled: give the FLUX.2 model it was made from")
