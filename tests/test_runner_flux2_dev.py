@@ -193,3 +193,17 @@ def test_its_transformer_as_a_file_and_a_gguf_runs_with_the_folder_as_model_conf
                                        family_of_single_file(single))
     assert problem == (f"model flux2-dev.safetensors is a FLUX.2 [dev] transformer, but model_config "
                        f"{models['flux2']} is FLUX.2 [klein], distilled: give the FLUX.2 model it was made from")
+
+
+def test_a_cached_hub_id_loads_with_its_tokenizer_from_the_cache(models, tmp_path, monkeypatch):
+    """black-forest-labs/FLUX.2-dev as a hub id, offline, from the Hugging Face cache: its
+    tokenizer is read from the cached copy's tokenizer folder, as a folder's is."""
+    from fakes import cache_on_hub
+
+    cache_on_hub(tmp_path, "black-forest-labs/FLUX.2-dev", models["flux2-dev"], monkeypatch)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    runner = DiffusersImg2ImgRunner(device="cpu", native_size=128)
+    out = runner.run(noise_photo(seed=1), _recipe(), 3, "black-forest-labs/FLUX.2-dev")
+    loaded = runner.cache.get("black-forest-labs/FLUX.2-dev")
+    assert loaded.ref.kind == "hub" and loaded.info.variant == "dev" and out.working_size == (160, 112)
+    assert loaded.pipe.tokenizer.chat_template and type(loaded.pipe.tokenizer).__name__ != "PixtralProcessor"
