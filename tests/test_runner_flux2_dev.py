@@ -207,3 +207,75 @@ def test_a_cached_hub_id_loads_with_its_tokenizer_from_the_cache(models, tmp_pat
     loaded = runner.cache.get("black-forest-labs/FLUX.2-dev")
     assert loaded.ref.kind == "hub" and loaded.info.variant == "dev" and out.working_size == (160, 112)
     assert loaded.pipe.tokenizer.chat_template and type(loaded.pipe.tokenizer).__name__ != "PixtralProcessor"
+
+
+def test_the_prompt_goes_through_mistral_once_a_shoot_and_no_negative_does(models, runner):
+    """The prompt cache: one Mistral pass for a shoot's prompt and none for a negative ([dev]
+    reads none); the cached conditioning gives the picture a fresh one gives."""
+    loaded = runner.cache.get(models["flux2-dev"])
+    encoded = []
+    hook = loaded.pipe.text_encoder.register_forward_pre_hook(lambda module, args: encoded.append(1))
+    recipe = _recipe(prompt="a photo of golden hour light")
+    try:
+        first = runner.run(noise_photo(seed=1), recipe, 1, models["flux2-dev"])
+        runner.run(noise_photo(seed=2), recipe, 2, models["flux2-dev"])
+        assert len(encoded) == 1
+        loaded.conditioning.clear()
+        again = runner.run(noise_photo(seed=1), recipe, 1, models["flux2-dev"])
+    finally:
+        hook.remove()
+    assert np.array_equal(_pixels(first), _pixels(again))
+
+
+def test_a_lora_in_either_naming_changes_it_and_comes_off_again(models, runner, tmp_path):
+    """[dev] LoRAs, in diffusers' naming and as ai-toolkit and ComfyUI save them
+    ("diffusion_model." keys): the same picture from both, and the plain one back without."""
+    from diffusers import DiffusionPipeline
+    from safetensors.torch import load_file, save_file
+
+    from photobatch.plugins.diffusion.standin_addons import save_standin_lora
+
+    lora = save_standin_lora(DiffusionPipeline.from_pretrained(models["flux2-dev"], tokenizer=None),
+                             tmp_path / "l.safetensors")
+    theirs = tmp_path / "ai-toolkit.safetensors"
+    save_file({"diffusion_model." + key.removeprefix("transformer."): value
+               for key, value in load_file(str(lora)).items()}, str(theirs))
+    photo = noise_photo(seed=5)
+
+    def run(*paths):
+        return _pixels(runner.run(photo, _recipe(loras=[{"path": str(p), "weight": 0.8} for p in paths]),
+                                  2, models["flux2-dev"]))
+
+    plain, ours = run(), run(lora)
+    assert np.abs(plain - ours).mean() > 0.1
+    assert np.array_equal(ours, run(theirs))
+    assert np.array_equal(plain, run())
+
+
+def test_masked_work_leaves_every_pixel_outside_the_mask_as_it_was(models):
+    from photobatch.plugins.diffusion.inpaint_runner import DiffusersInpaintRunner
+    from photobatch.plugins.diffusion.masks import paste_back
+
+    inpaint = DiffusersInpaintRunner(device="cpu", native_size=128)
+    photo = noise_photo(200, 120, seed=6)
+    mask = Image.new("L", photo.size, 0)
+    mask.paste(255, (60, 30, 130, 90))
+    out = inpaint.run(photo, _recipe(mask_blur=4, only_masked=True, mask_padding=16), 4,
+                      models["flux2-dev"], mask=mask)
+    left, top, right, bottom = out.region
+    edited = np.asarray(paste_back(photo, out.image.resize((right - left, bottom - top)), out.mask, out.region))
+    before, outside = np.asarray(photo), np.asarray(out.mask) == 0
+    assert np.array_equal(before[outside], edited[outside])
+    assert np.abs(before[~outside].astype(int) - edited[~outside]).mean() > 1
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_it_runs_in_the_gpus_precisions(models, precision):
+    """What a GPU computes in, tried on the CPU: the pipeline made by class keeps the shared
+    transformer and Mistral in 16 bits (from_pipe is given the dtype)."""
+    half = DiffusersImg2ImgRunner(device="cpu", native_size=128, precision=precision)
+    out = half.run(noise_photo(seed=1), _recipe(), 1, models["flux2-dev"])
+    assert out.precision == precision and out.image.size == (160, 112)
+    pipe = half.cache.get(models["flux2-dev"]).pipe
+    want = {"bf16": "bfloat16", "fp16": "float16"}[precision]
+    assert str(pipe.transformer.dtype).endswith(want) and str(pipe.text_encoder.dtype).endswith(want)

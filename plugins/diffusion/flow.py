@@ -209,11 +209,11 @@ def guidance_arguments(family: Family, cfg: float) -> dict:
 
 
 def encode_flow_prompt(pipe, family: Family, prompt: str, negative_prompt: str | None,
-                       clip_skip: int, true_cfg: bool = False) -> dict:
+                       clip_skip: int, true_cfg: bool = False, variant: str | None = None) -> dict:
     """The conditioning of one image on a flow model: what the pipeline's ``__call__`` would
     compute from the prompts (FLUX.1: no negative, unless ``true_cfg``; SD 3.x: both, with
     A1111's clip skip on its CLIP encoders; Z-Image: both, as lists of one tensor each, whose
-    lengths are the prompts' own)."""
+    lengths are the prompts' own; FLUX.2 [dev], ``variant`` "dev": no negative)."""
     import torch
 
     device = pipe._execution_device
@@ -228,8 +228,11 @@ def encode_flow_prompt(pipe, family: Family, prompt: str, negative_prompt: str |
                        "negative_prompt_embeds": negatives, "negative_prompt_embeds_mask": negative_mask}
             return {name: tensor for name, tensor in tensors.items() if tensor is not None}
         if family.name == "flux2":
-            # Its pipeline always encodes "" as the negative; the recipe's is encoded here.
             embeds, _ = pipe.encode_prompt(prompt=prompt, device=device, num_images_per_prompt=1)
+            if variant == "dev":
+                # Guidance-distilled: no negative is read, so none goes through Mistral.
+                return {"prompt_embeds": embeds}
+            # Its pipeline always encodes "" as the negative; the recipe's is encoded here.
             negatives, _ = pipe.encode_prompt(prompt=negative_prompt or "", device=device,
                                               num_images_per_prompt=1)
             return {"prompt_embeds": embeds, "negative_prompt_embeds": negatives}

@@ -48,7 +48,8 @@ def prompt_arguments(pipe, loaded, settings, count: int) -> dict:
     tensors = kept.pop(key, None)
     if tensors is None and loaded.info.family.flow:
         tensors = encode_flow_prompt(pipe, loaded.info.family, settings.prompt,
-                                     settings.negative_prompt, settings.clip_skip, true_cfg)
+                                     settings.negative_prompt, settings.clip_skip, true_cfg,
+                                     loaded.info.variant)
     elif tensors is None:
         tensors = _encode(pipe, settings.prompt, settings.negative_prompt, settings.clip_skip)
     kept[key] = tensors  # most recently used last
