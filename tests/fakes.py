@@ -230,3 +230,27 @@ def machine_precision() -> str:
     from photobatch.plugins.diffusion.device import pick_dtype, precision_name
 
     return precision_name(pick_dtype("cpu"))
+
+
+def first_transformer_input(pipe, **call) -> dict:
+    """The keyword arguments ``pipe``'s transformer is given in the first step of
+    ``pipe(**call)``, as it runs them (what the pipeline's own hooks add included); the call is
+    stopped there."""
+    import pytest
+
+    seen = {}
+
+    class Seen(Exception):
+        pass
+
+    def stop(module, args, kwargs, output):
+        seen.update(kwargs)
+        raise Seen
+
+    hook = pipe.transformer.register_forward_hook(stop, with_kwargs=True)
+    try:
+        with pytest.raises(Seen):
+            pipe(**call)
+    finally:
+        hook.remove()
+    return seen

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes import cli_shoot, last_run, noise_photo, save_gguf
+from fakes import cli_shoot, first_transformer_input, last_run, noise_photo, save_gguf
 from fakes import pixels as _pixels
 from PIL import Image
 
@@ -34,27 +34,6 @@ def _recipe(**fields):
     """A recipe FLUX.2 [dev] runs: Euler, 8 steps at strength 0.5, distilled guidance 4."""
     return recipe_from_dict({"name": "r", "prompt": "a photo of snow", "negative_prompt": "",
                              "strength": 0.5, "steps": 8, "cfg": 4.0, "sampler": "Euler", **fields})
-
-
-def _first_transformer_input(pipe, **call):
-    """What ``pipe``'s transformer is given in the first step of ``pipe(**call)`` (the call is
-    stopped there)."""
-    seen = {}
-
-    class Seen(Exception):
-        pass
-
-    def stop(module, args, kwargs, output):
-        seen.update(kwargs)
-        raise Seen
-
-    hook = pipe.transformer.register_forward_hook(stop, with_kwargs=True)
-    try:
-        with pytest.raises(Seen):
-            pipe(**call)
-    finally:
-        hook.remove()
-    return seen
 
 
 def test_a_flux2_dev_folder_loads_with_its_tokenizer_and_runs_img2img(models, runner):
@@ -100,10 +79,10 @@ def test_it_is_conditioned_as_its_own_pipeline_conditions_it(models, runner):
     (task,) = loaded.task_pipes.values()
     photo = noise_photo(128, 96, seed=4)
     prompt = "a photo of a winter night"
-    own = _first_transformer_input(loaded.pipe, prompt=prompt, image=[photo], height=96, width=128,
+    own = first_transformer_input(loaded.pipe, prompt=prompt, image=[photo], height=96, width=128,
                                    num_inference_steps=4, guidance_scale=3.5,
                                    generator=torch.Generator("cpu").manual_seed(1))
-    ours = _first_transformer_input(task, prompt=prompt, image=[photo], mask_image=[Image.new("L", photo.size, 255)],
+    ours = first_transformer_input(task, prompt=prompt, image=[photo], mask_image=[Image.new("L", photo.size, 255)],
                                     height=96, width=128, strength=1.0, num_inference_steps=4,
                                     guidance_scale=3.5, generator=torch.Generator("cpu").manual_seed(1))
     for name in ("encoder_hidden_states", "txt_ids", "guidance", "img_ids"):

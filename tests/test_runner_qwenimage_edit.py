@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes import cli_shoot, last_run, noise_photo
+from fakes import cli_shoot, first_transformer_input, last_run, noise_photo
 from PIL import Image
 
 from photobatch.plugins.diffusion.families import QWENIMAGE, family_of_folder
@@ -209,27 +209,6 @@ def test_a_working_size_is_refused_for_the_first_edit_and_for_plus(variant):
     assert flow_problem(settings_from_recipe(_recipe()), QWENIMAGE, variant) is None
 
 
-def _transformer_input(pipe, **call):
-    """What ``pipe``'s transformer is given in its first step of ``pipe(**call)`` (the call is
-    stopped there)."""
-    seen = {}
-
-    class Seen(Exception):
-        pass
-
-    def stop(module, args, kwargs, output):
-        seen.update(kwargs)
-        raise Seen
-
-    hook = pipe.transformer.register_forward_hook(stop, with_kwargs=True)
-    try:
-        with pytest.raises(Seen):
-            pipe(**call)
-    finally:
-        hook.remove()
-    return seen
-
-
 def test_plus_reads_reference_photos_as_its_own_pipeline_reads_the_images_after_the_first(plus_model):
     """A reference photo on Qwen-Image-Edit Plus (ip_adapter model "native"): the transformer and
     Qwen2.5-VL see it exactly as Plus's own pipeline shows them a second image, "Picture 2",
@@ -244,9 +223,9 @@ def test_plus_reads_reference_photos_as_its_own_pipeline_reads_the_images_after_
     task = runner.cache.task_pipe(loaded, "inpaint")
     assert type(task).__name__ == "QwenImageEditPlusInpaintPipeline"
     generator = torch.Generator("cpu").manual_seed(1)
-    own = _transformer_input(loaded.pipe, image=[photo, *looks], prompt="Give Picture 1 the look of Picture 2",
+    own = first_transformer_input(loaded.pipe, image=[photo, *looks], prompt="Give Picture 1 the look of Picture 2",
                              num_inference_steps=2, generator=generator, height=832, width=1248)
-    ours = _transformer_input(task, image=[photo, photo], mask_image=[Image.new("L", photo.size, 255)] * 2,
+    ours = first_transformer_input(task, image=[photo, photo], mask_image=[Image.new("L", photo.size, 255)] * 2,
                               prompt=["Give Picture 1 the look of Picture 2"] * 2, image_reference=looks,
                               strength=1.0, num_inference_steps=2, height=832, width=1248,
                               generator=[torch.Generator("cpu").manual_seed(s) for s in (1, 2)])
@@ -262,7 +241,7 @@ def test_plus_reads_reference_photos_as_its_own_pipeline_reads_the_images_after_
         masks = ours["encoder_hidden_states_mask"], own["encoder_hidden_states_mask"]
         assert masks == (None, None) or torch.equal(masks[0][i], masks[1][0])
     assert not task.transformer._forward_pre_hooks and task._references == ()
-    plain = _transformer_input(task, image=[photo], mask_image=[Image.new("L", photo.size, 255)],
+    plain = first_transformer_input(task, image=[photo], mask_image=[Image.new("L", photo.size, 255)],
                                prompt="Give Picture 1 the look of Picture 2", strength=1.0,
                                num_inference_steps=2, height=832, width=1248)
     assert plain["hidden_states"].shape[1] == 2 * 78 * 52 and len(plain["img_shapes"][0]) == 2
