@@ -15,6 +15,7 @@ about a megapixel at the photo's aspect, sides multiples of 32, whatever size it
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from pathlib import Path
 
@@ -171,6 +172,12 @@ def plus_inpaint_pipeline_class():
             kwargs["img_shapes"] = [[*shapes_of_one, *shapes] for shapes_of_one in kwargs["img_shapes"]]
             return args, kwargs
 
+    # Callers read what a pipeline takes off its __call__: the parent's arguments and the references.
+    parent = inspect.signature(QwenImageEditInpaintPipeline.__call__)
+    named = [p for p in parent.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    reference = inspect.Parameter("image_reference", inspect.Parameter.KEYWORD_ONLY, default=None)
+    QwenImageEditPlusInpaintPipeline.__call__.__signature__ = parent.replace(
+        parameters=[*named, reference, *(p for p in parent.parameters.values() if p not in named)])
     # from_pipe hands a model over only to a parameter annotated with its class: the parent's.
     QwenImageEditPlusInpaintPipeline.__init__.__annotations__ = dict(
         QwenImageEditInpaintPipeline.__init__.__annotations__)
