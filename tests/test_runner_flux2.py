@@ -330,7 +330,7 @@ def test_native_is_refused_on_a_model_that_reads_no_reference(standin_model, tmp
     with pytest.raises(ValueError) as err:
         sd.run(noise_photo(), _native(_reference(tmp_path)), 1, standin_model)
     assert ("ip_adapter model \"native\" hands the reference photo to the model itself, which "
-            "FLUX.2 [klein] and Qwen-Image-Edit Plus models take and SD 1.x models do not") in str(err.value)
+            "FLUX.2 and Qwen-Image-Edit Plus models take and SD 1.x models do not") in str(err.value)
     # Through the CLI: before any photo, told from the model's folder.
     look = _reference(tmp_path)
     run, _ = cli_shoot(tmp_path, mine=f'name = "mine"\nprompt = "p"\n\n[ip_adapter]\nmodel = "native"\n'

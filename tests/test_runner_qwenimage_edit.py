@@ -285,5 +285,5 @@ def test_style_match_runs_on_plus_with_its_reference_and_is_refused_on_the_first
             "\"native\"), not 3") in refused.output
     first = run("mine", model)
     assert first.exit_code == 1
-    assert ("which FLUX.2 [klein] and Qwen-Image-Edit Plus models take and Qwen-Image-Edit models "
+    assert ("which FLUX.2 and Qwen-Image-Edit Plus models take and Qwen-Image-Edit models "
             "do not: run this recipe with Qwen-Image-Edit 2509 or later") in first.output

@@ -1,11 +1,11 @@
 """A reference photo the model reads itself: a recipe's ip_adapter with ``model = "native"``.
 
-FLUX.2 [klein] takes reference photos (up to 4) as extra image tokens beside the photo it edits
-(BFL's multi-reference editing, ComfyUI's ReferenceLatent), and Qwen-Image-Edit Plus (2509 and
-later) up to 2, as "Picture 2" and "Picture 3" beside the photo, "Picture 1" (its own multi-image
-editing), so style matching needs no IP-Adapter on them: the references go to their pipelines as
-``image_reference`` and the prompt says what to take from them. No adapter is loaded, so there
-is no scale to set.
+FLUX.2 [klein] takes reference photos (up to 4; [dev] up to 10) as extra image tokens beside
+the photo it edits (BFL's multi-reference editing, ComfyUI's ReferenceLatent), and
+Qwen-Image-Edit Plus (2509 and later) up to 2, as "Picture 2" and "Picture 3" beside the photo,
+"Picture 1" (its own multi-image editing), so style matching needs no IP-Adapter on them: the
+references go to their pipelines as ``image_reference`` and the prompt says what to take from
+them. No adapter is loaded, so there is no scale to set.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def native_reference_problem(settings, info) -> str | None:
         else:
             instead = f"photobatch has no {info.family.label} IP-Adapter; leave ip_adapter out for it"
         return (f"ip_adapter model \"native\" hands the reference photo to the model itself, "
-                f"which FLUX.2 [klein] and Qwen-Image-Edit Plus models take and {info.label} "
+                f"which FLUX.2 and Qwen-Image-Edit Plus models take and {info.label} "
                 f"models do not: {instead}")
     if len(spec.references) > limit:
         what = info.label.split(",")[0]  # (not "distilled")
