@@ -258,3 +258,16 @@ def test_it_runs_in_the_gpus_precisions(models, precision):
     pipe = half.cache.get(models["flux2-dev"]).pipe
     want = {"bf16": "bfloat16", "fp16": "float16"}[precision]
     assert str(pipe.transformer.dtype).endswith(want) and str(pipe.text_encoder.dtype).endswith(want)
+
+
+def test_its_memory_level_counts_its_32b_transformer_and_mistral(models):
+    """[dev] needs far more than klein: on an 80 GB card it starts with model CPU offload, on a
+    24 GB one with sequential offload, where klein on a 24 GB card needs no saving."""
+    from photobatch.plugins.diffusion.memory import initial_level
+
+    dev, klein = family_of_folder(models["flux2-dev"]), family_of_folder(models["flux2"])
+    assert initial_level("cuda", dev, free_gib=78.0) == 2
+    assert initial_level("cuda", dev, free_gib=24.0) == 3
+    assert initial_level("cuda", dev, free_gib=141.0) == 0
+    assert initial_level("cuda", klein, free_gib=24.0) == 0
+    assert initial_level("cpu", dev, free_gib=1.0) == 0
