@@ -130,6 +130,24 @@ def test_color_match_pulls_colours_to_the_source_and_keeps_lightness():
     assert np.abs(lab["fixed"][..., 0] - lab["drift"][..., 0]).mean() < 1.5
 
 
+def test_colours_matched_outside_srgb_are_clipped_without_a_warning():
+    """A dark photo matched to a saturated yellow reference lands outside sRGB: the colours are
+    clipped into it (all within 0-255) and skimage's clipping warning, which a photographer would
+    read as an error in the run's output, is not shown."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    dark = Image.fromarray(rng.integers(0, 40, (64, 96, 3), dtype=np.uint8))
+    yellow = Image.fromarray(np.dstack([rng.integers(220, 256, (64, 96)), rng.integers(200, 256, (64, 96)),
+                                        np.zeros((64, 96), dtype=int)]).astype(np.uint8))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        matched = np.asarray(match_colors(dark, yellow), dtype=float)
+    assert not [w for w in seen if "CIE-LAB" in str(w.message)]
+    # Pulled toward yellow: more red and green than blue, where the dark photo had as much of each.
+    assert matched[..., 0].mean() > matched[..., 2].mean() + 5
+
+
 @pytest.mark.parametrize("strategy", ["resize", "detail-transfer"])
 def test_restore_brings_every_result_to_the_source_size(strategy):
     photo = _textured_photo(250, 170)

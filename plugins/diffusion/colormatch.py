@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from PIL import Image
 
@@ -19,5 +21,9 @@ def match_colors(image: Image.Image, reference: Image.Image) -> Image.Image:
     ref = color.rgb2lab(np.asarray(reference.convert("RGB"), dtype=np.float32) / 255.0)
     matched = exposure.match_histograms(lab, ref, channel_axis=-1)
     matched[..., 0] = lab[..., 0]
-    rgb = color.lab2rgb(matched)
+    with warnings.catch_warnings():
+        # Matched colours outside sRGB are clipped into it, which is what is wanted; skimage
+        # says so with a warning a photographer would read as an error.
+        warnings.filterwarnings("ignore", message="Conversion from CIE-LAB", category=UserWarning)
+        rgb = color.lab2rgb(matched)
     return Image.fromarray(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8))
