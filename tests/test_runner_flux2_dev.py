@@ -120,7 +120,8 @@ def test_the_builtins_run_on_it_with_their_flux2_dev_tables_and_a_reference(mode
     look, other = tmp_path / "look.png", tmp_path / "other.png"
     noise_photo(seed=3).save(look)
     noise_photo(seed=4).save(other)
-    same = 'steps = 4\nseed = 1\nreference_colors = "none"\n'
+    # (The base's [family.flux2_dev] steps apply over a top-level steps: 4 in the recipes' own.)
+    same = 'seed = 1\nreference_colors = "none"\n\n[family.flux2_dev]\nsteps = 4\n'
     run, cli = cli_shoot(tmp_path, mine=f'extends = "style-match"\nname = "mine"\n{same}\n'
                                         f'[ip_adapter]\nreference = "{look}"\n',
                          yours=f'extends = "style-match"\nname = "yours"\n{same}\n'
@@ -135,7 +136,7 @@ def test_the_builtins_run_on_it_with_their_flux2_dev_tables_and_a_reference(mode
     for name in ("mine", "yours"):
         assert run(name, models["flux2-dev"]).exit_code == 0
     status, params = last_run(tmp_path / "c.db")
-    assert params["ip_adapter"]["model"] == "native" and params["cfg"] == 4.0
+    assert params["ip_adapter"]["model"] == "native" and (params["cfg"], params["steps"]) == (4.0, 4)
     with Image.open(tmp_path / "out" / "DSCF0001_mine.jpg") as a, \
             Image.open(tmp_path / "out" / "DSCF0001_yours.jpg") as b:
         # The reference counts: one seed, no colour transfer; deterministic runs, so a model
