@@ -93,7 +93,7 @@ def test_it_is_conditioned_as_its_own_pipeline_conditions_it(models, runner):
     assert not task.transformer._forward_pre_hooks  # the guidance hook is gone after the call
 
 
-def test_a_negative_prompt_and_an_eleventh_reference_are_refused_by_name(models, runner, tmp_path):
+def test_a_negative_prompt_true_cfg_and_an_eleventh_reference_are_refused_by_name(models, runner, tmp_path):
     from photobatch.plugins.diffusion.native_reference import native_reference_problem
     from photobatch.plugins.diffusion.settings import settings_from_recipe
 
@@ -101,6 +101,9 @@ def test_a_negative_prompt_and_an_eleventh_reference_are_refused_by_name(models,
         runner.run(noise_photo(), _recipe(negative_prompt="blurry"), 1, models["flux2-dev"])
     assert "negative_prompt is not read by FLUX.2 [dev] models (guidance-distilled" in str(err.value)
     assert "under [family.flux2_dev]" in str(err.value)
+    with pytest.raises(ValueError) as err:
+        runner.run(noise_photo(), _recipe(true_cfg=3.0), 1, models["flux2-dev"])
+    assert str(err.value).startswith("true_cfg is for FLUX.1 models; FLUX.2 [dev]'s pipeline runs no true CFG")
     looks = [str(tmp_path / f"{n}.png") for n in range(11)]
     for path in looks:
         noise_photo(seed=1).save(path)

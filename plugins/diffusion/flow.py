@@ -65,8 +65,12 @@ def _redux(settings) -> bool:
     return is_redux(settings.resolve_path(settings.ip_adapter.model))
 
 
-def true_cfg_problem(family: Family) -> str:
-    """Why true_cfg cannot run on a ``family`` model other than FLUX.1."""
+def true_cfg_problem(family: Family, variant: str | None = None) -> str:
+    """Why true_cfg cannot run on a ``family`` model other than FLUX.1 (``variant`` "dev": FLUX.2
+    [dev], whose cfg is distilled guidance too)."""
+    if variant == "dev":
+        return ("true_cfg is for FLUX.1 models; FLUX.2 [dev]'s pipeline runs no true CFG (its cfg "
+                "is distilled guidance, with no negative prompt): set true_cfg under [family.flux]")
     return (f"true_cfg is for FLUX.1 models, whose cfg is distilled guidance; on {family.label} "
             "cfg is classifier-free guidance already: set true_cfg under [family.flux]")
 
@@ -93,7 +97,7 @@ def _parts_problem(settings, family: Family, variant: str | None) -> str | None:
                 "ControlNet pipeline); Kontext keeps the photo's structure by reading the photo "
                 "itself")
     if settings.true_cfg > 1 and family.name != "flux":
-        return true_cfg_problem(family)
+        return true_cfg_problem(family, variant)
     if settings.true_cfg > 1 and variant == "fill":
         return "true_cfg does not go with FLUX.1 Fill models: diffusers' Fill pipeline runs no true CFG"
     if settings.true_cfg > 1 and settings.controlnets:
