@@ -64,7 +64,7 @@ def test_a_flux2_dev_folder_loads_with_its_tokenizer_and_runs_img2img(models, ru
     assert tokens == [(2 * (w // 16) * (h // 16), 4.0)] * 4  # 8 steps at strength 0.5, guidance 4
     assert np.array_equal(_pixels(out), _pixels(again))
     weaker = runner.run(photo, _recipe(cfg=1.5), 5, models["flux2-dev"])
-    assert np.abs(_pixels(out) - _pixels(weaker)).mean() > 0.5  # the guidance is read (measured: 3)
+    assert np.abs(_pixels(out) - _pixels(weaker)).mean() > 0.5  # the guidance is read (measured: 2.6)
 
 
 def test_it_is_conditioned_as_its_own_pipeline_conditions_it(models, runner):

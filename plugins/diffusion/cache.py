@@ -193,10 +193,7 @@ class PipelineCache:
         auto = diffusers.AutoPipelineForInpainting if task == "inpaint" else diffusers.AutoPipelineForImage2Image
         if loaded.info.reads_photo:
             # Both tasks: its inpainting pipeline is the one that takes a strength.
-            pipe_cls = (diffusers.FluxKontextInpaintPipeline if loaded.info.kontext
-                        else _edit_inpaint_class(loaded.info) if loaded.info.edit
-                        else _dev_inpaint_class() if loaded.info.variant == "dev"
-                        else getattr(diffusers, loaded.info.family.inpaint_class))
+            pipe_cls = _strength_class(loaded.info)
         if not kwargs and (_is_task_class(loaded.pipe, task) or loaded.info.variant == "fill"):
             # (FLUX.1 Fill's one pipeline does both: img2img is everything masked.)
             pipe = loaded.pipe
@@ -282,22 +279,25 @@ def _compile(model):
     return torch.compile(model, mode="reduce-overhead", fullgraph=False)
 
 
-def _edit_inpaint_class(info):
-    """The strength-taking pipeline of a Qwen-Image-Edit model: diffusers' Edit inpainting one,
-    conditioned as Plus's own pipeline is for a Plus model (2509 and later)."""
+def _strength_class(info):
+    """The strength-taking pipeline of a model that reads the photo itself: its inpainting one
+    (FLUX.1 Kontext's, klein's, Qwen-Image-Edit's); Qwen-Image-Edit Plus and FLUX.2 [dev] run
+    through the Edit and klein ones conditioned as their own pipelines condition them."""
     import diffusers
 
-    from photobatch.plugins.diffusion.qwen_edit import plus_inpaint_pipeline_class
+    if info.variant == "edit-plus":
+        from photobatch.plugins.diffusion.qwen_edit import plus_inpaint_pipeline_class
 
-    return plus_inpaint_pipeline_class() if info.variant == "edit-plus" else diffusers.QwenImageEditInpaintPipeline
+        return plus_inpaint_pipeline_class()
+    if info.variant == "dev":
+        from photobatch.plugins.diffusion.flux2_dev import dev_inpaint_pipeline_class
 
-
-def _dev_inpaint_class():
-    """The strength-taking pipeline of a FLUX.2 [dev] model: klein's inpainting one, conditioned
-    as [dev]'s own pipeline is."""
-    from photobatch.plugins.diffusion.flux2_dev import dev_inpaint_pipeline_class
-
-    return dev_inpaint_pipeline_class()
+        return dev_inpaint_pipeline_class()
+    if info.kontext:
+        return diffusers.FluxKontextInpaintPipeline
+    if info.variant == "edit":
+        return diffusers.QwenImageEditInpaintPipeline
+    return getattr(diffusers, info.family.inpaint_class)
 
 
 def _quantised(pipe) -> bool:

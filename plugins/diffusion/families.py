@@ -100,10 +100,10 @@ _FLOW_SINGLE_FILE_KEYS = (("single_stream_modulation.lin.weight", "flux2"),
 _FILL_INPUTS = 384
 # The variants of Qwen-Image-Edit: the first, and Plus (2509 and later).
 EDIT_VARIANTS = ("edit", "edit-plus")
-# Qwen-Image-Edit Plus reads one to three images (Qwen's model card): the photo and up to two
-# reference photos.
-PLUS_REFERENCES = 2
-DEV_REFERENCES = 10  # BFL: FLUX.2 [dev] reads up to 10 reference images
+# The reference photos a model of its own kind reads beside the photo, where its family's
+# number is not it: Qwen-Image-Edit Plus one to three images in all (Qwen's model card), FLUX.2
+# [dev] up to 10 reference images (BFL's).
+_VARIANT_REFERENCES = {"edit-plus": 2, "dev": 10}
 
 
 def _file_variant(flow: Family, keys: set[str], fill: bool) -> str | None:
@@ -131,7 +131,8 @@ def _family_of_gguf(path: Path) -> ModelInfo:
     except Exception as exc:  # the reader's own errors: a cut-short or foreign file
         raise ValueError(f"{path.name} is not a readable GGUF file ({first_line(exc)})") from None
     tensors = {t.name: [int(n) for n in t.shape] for t in listed}
-    flow = _flow_single_file(set(tensors))
+    names = set(tensors)
+    flow = _flow_single_file(names)
     unet = _unet_of_gguf(tensors) if flow is None else None
     if flow is None and unet is None:
         raise ValueError(f"{path.name} is a GGUF file of no model photobatch reads as GGUF (the "
@@ -143,7 +144,7 @@ def _family_of_gguf(path: Path) -> ModelInfo:
         return unet
     img_in = tensors.get("img_in.weight") or tensors.get("model.diffusion_model.img_in.weight") or []
     fill = flow is FLUX and _FILL_INPUTS in img_in  # (GGUF lists a tensor's sides innermost first)
-    return ModelInfo(flow, fill, flow.native, _file_variant(flow, set(tensors), fill))
+    return ModelInfo(flow, fill, flow.native, _file_variant(flow, names, fill))
 
 
 def _unet_of_gguf(tensors: dict[str, list[int]]) -> ModelInfo | None:
@@ -229,9 +230,7 @@ class ModelInfo:
         """How many reference photos the model reads itself beside the photo (a recipe's
         ip_adapter model "native"; 0: none): FLUX.2 [klein] 4 (BFL's limit), Qwen-Image-Edit
         Plus 2 (Qwen: 1 to 3 images in all, the photo among them), FLUX.2 [dev] 10 (BFL's)."""
-        if self.variant == "dev":
-            return DEV_REFERENCES
-        return PLUS_REFERENCES if self.variant == "edit-plus" else self.family.reference_input
+        return _VARIANT_REFERENCES.get(self.variant, self.family.reference_input)
 
     @property
     def label(self) -> str:

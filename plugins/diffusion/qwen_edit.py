@@ -98,6 +98,7 @@ def plus_inpaint_pipeline_class():
         """QwenImageEditInpaintPipeline conditioned as QwenImageEditPlusPipeline is."""
 
         _references = ()  # the reference photos of the call under way
+        _reference_conditions = ()  # what Qwen2.5-VL sees of them
         _reference_tokens = None  # and their packed latents and shapes, once encoded
 
         def __init__(self, scheduler, vae, text_encoder, tokenizer, processor, transformer):
@@ -116,6 +117,8 @@ def plus_inpaint_pipeline_class():
                 self._references = [picture.convert("RGB") for picture in image_reference]
             else:
                 self._references = [image_reference.convert("RGB")]
+            # Once a call: every photo's prompt, and its negative, read the same references.
+            self._reference_conditions = [self._condition(picture) for picture in self._references]
             self._reference_tokens = None
             hook = (self.transformer.register_forward_pre_hook(self._with_references, with_kwargs=True)
                     if self._references else None)
@@ -124,7 +127,7 @@ def plus_inpaint_pipeline_class():
             finally:
                 if hook is not None:
                     hook.remove()
-                self._references, self._reference_tokens = (), None
+                self._references, self._reference_conditions, self._reference_tokens = (), (), None
 
         def _condition(self, picture):
             # What Qwen2.5-VL sees of a picture in Plus: about 384² pixels at its aspect.
@@ -134,11 +137,10 @@ def plus_inpaint_pipeline_class():
         def _get_qwen_prompt_embeds(self, prompt=None, image=None, device=None, dtype=None):
             prompts = [prompt] if isinstance(prompt, str) else list(prompt)
             images = image if isinstance(image, list) else [image] * len(prompts)
-            references = [self._condition(picture) for picture in self._references]
             made = []
             for text, photo in zip(prompts, images):
                 made.append(QwenImageEditPlusPipeline._get_qwen_prompt_embeds(
-                    self, [text], [self._condition(photo), *references], device, dtype))
+                    self, [text], [self._condition(photo), *self._reference_conditions], device, dtype))
             longest = max(embeds.shape[1] for embeds, _ in made)
             embeds = torch.cat([torch.nn.functional.pad(e, (0, 0, 0, longest - e.shape[1])) for e, _ in made])
             masks = torch.cat([torch.nn.functional.pad(m, (0, longest - m.shape[1])) for _, m in made])

@@ -15,12 +15,7 @@ def build_standin_flux2_pipeline(seed: int = 0, distilled: bool = True):
     """Build a tiny FLUX.2 [klein] text-to-image pipeline in memory: ``distilled`` as the klein
     models BFL ships for 4 steps (no classifier-free guidance), else as a base model."""
     import torch
-    from diffusers import (
-        AutoencoderKLFlux2,
-        FlowMatchEulerDiscreteScheduler,
-        Flux2KleinPipeline,
-        Flux2Transformer2DModel,
-    )
+    from diffusers import Flux2KleinPipeline
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     from photobatch.plugins.diffusion.standin_qwen import build_qwen_tokenizer
@@ -31,6 +26,17 @@ def build_standin_flux2_pipeline(seed: int = 0, distilled: bool = True):
     encoder = Qwen3ForCausalLM(Qwen3Config(
         vocab_size=len(tokenizer), hidden_size=16, intermediate_size=24, num_hidden_layers=28,
         num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=1024))
+    return Flux2KleinPipeline(**_flux2_parts(guidance=False), text_encoder=encoder, tokenizer=tokenizer,
+                              is_distilled=distilled)
+
+
+def _flux2_parts(guidance: bool) -> dict:
+    """The parts klein and [dev] share, tiny: FLUX.2's VAE with its latent batch norm, a FLUX.2
+    transformer reading 48-wide text states (with a guidance embedding: [dev]'s) and the
+    scheduler."""
+    import torch
+    from diffusers import AutoencoderKLFlux2, FlowMatchEulerDiscreteScheduler, Flux2Transformer2DModel
+
     # 8 latent channels, patchified 2x2: 32 a token (the real VAE's 32 make 128).
     vae = AutoencoderKLFlux2(block_out_channels=(8, 16, 32, 32), layers_per_block=1,
                              latent_channels=8, norm_num_groups=8, sample_size=1024)
@@ -41,10 +47,9 @@ def build_standin_flux2_pipeline(seed: int = 0, distilled: bool = True):
     transformer = Flux2Transformer2DModel(
         patch_size=1, in_channels=32, num_layers=1, num_single_layers=1, attention_head_dim=16,
         num_attention_heads=2, joint_attention_dim=48, timestep_guidance_channels=32,
-        axes_dims_rope=(4, 4, 4, 4), guidance_embeds=False)
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True)
-    return Flux2KleinPipeline(scheduler=scheduler, vae=vae, text_encoder=encoder, tokenizer=tokenizer,
-                              transformer=transformer, is_distilled=distilled)
+        axes_dims_rope=(4, 4, 4, 4), guidance_embeds=guidance)
+    return {"vae": vae, "transformer": transformer,
+            "scheduler": FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True)}
 
 
 # Mistral Small 3.1's special tokens and chat template, as FLUX.2 [dev]'s prompts are written in
@@ -89,7 +94,7 @@ def build_standin_flux2_dev_pipeline(seed: int = 0):
     guidance embedding reading three hidden states (10, 20, 30) of a Mistral 3 model (a Pixtral
     vision tower beside its language model), FLUX.2's VAE."""
     import torch
-    from diffusers import FlowMatchEulerDiscreteScheduler, Flux2Pipeline, Flux2Transformer2DModel
+    from diffusers import Flux2Pipeline
     from transformers import (Mistral3Config, Mistral3ForConditionalGeneration, MistralConfig,
                               PixtralVisionConfig)
 
@@ -104,15 +109,7 @@ def build_standin_flux2_dev_pipeline(seed: int = 0):
     encoder = Mistral3ForConditionalGeneration(Mistral3Config(
         vision_config=vision, text_config=text, spatial_merge_size=1, vision_feature_layer=-1,
         image_token_index=tokenizer.convert_tokens_to_ids("[IMG]")))
-    klein = build_standin_flux2_pipeline(seed=seed)
-    torch.manual_seed(seed + 1)
-    transformer = Flux2Transformer2DModel(
-        patch_size=1, in_channels=32, num_layers=1, num_single_layers=1, attention_head_dim=16,
-        num_attention_heads=2, joint_attention_dim=48, timestep_guidance_channels=32,
-        axes_dims_rope=(4, 4, 4, 4), guidance_embeds=True)
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True)
-    return Flux2Pipeline(scheduler=scheduler, vae=klein.vae, text_encoder=encoder, tokenizer=tokenizer,
-                         transformer=transformer)
+    return Flux2Pipeline(**_flux2_parts(guidance=True), text_encoder=encoder, tokenizer=tokenizer)
 
 
 def name_tokenizer_as_bfls(folder) -> None:
