@@ -97,10 +97,12 @@ def sidecar_culling(photo: Path) -> Culling | None:
 def read_sidecar(path: Path) -> Culling:
     """The rating and labels an XMP sidecar holds (nothing, with a warning in the log, when it
     cannot be read)."""
-    import pyexiv2
+    # Through photobatch's exiv2 module: its lock, and exiv2's warnings kept off stdout.
+    from photobatch.plugins.metadata.exiv2 import LOCK, open_image
 
     try:
-        xmp = pyexiv2.ImageData(path.read_bytes()).read_xmp()
+        with LOCK:
+            xmp = open_image(path.read_bytes()).read_xmp()
     except (OSError, RuntimeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         log.warning("cannot read the sidecar %s: %s", path, reason)

@@ -18,10 +18,12 @@ from photobatch.plugins.manager import PluginError, build_plugin_manager, collec
 PLUGIN_MANAGER_KEY = "photobatch.plugin_manager"
 _COMMANDS = "photobatch.commands"
 _CONFIG = "photobatch.config"
+# Commands that must run when the config file is missing or broken: `init` writes it.
+_CONFIG_OPTIONAL = frozenset({"init"})
 
 
-def config_for(ctx: click.Context):
-    """The config of this invocation (--config, else the default file if any), read once."""
+def _read_config(ctx: click.Context):
+    """The config of this invocation, or the ConfigError that reading it raised; read once."""
     from photobatch.daemon.config import ConfigError, load_optional_config
 
     root = ctx.find_root()
@@ -29,13 +31,31 @@ def config_for(ctx: click.Context):
         try:
             root.meta[_CONFIG] = load_optional_config(_global_option(ctx, "config_path"))
         except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
+            root.meta[_CONFIG] = exc
     return root.meta[_CONFIG]
+
+
+def config_for(ctx: click.Context):
+    """The config of this invocation (--config, else the default file if any), read once."""
+    config = _read_config(ctx)
+    if isinstance(config, Exception):
+        raise click.ClickException(str(config))
+    return config
+
+
+def _config_or_defaults(ctx: click.Context):
+    """The config, or the defaults where it cannot be read (the command then says why)."""
+    from photobatch.daemon.config import Config
+
+    config = _read_config(ctx)
+    return Config() if isinstance(config, Exception) else config
 
 
 def plugin_settings(ctx: click.Context) -> dict:
     """build_plugin_manager's arguments: --plugins-dir, else the config's; disabled plugins."""
-    config = config_for(ctx)
+    # Plugins are needed to find the command (`init` among them) before it is known whether
+    # that command needs the config: a config error waits for main() or get_command.
+    config = _config_or_defaults(ctx)
     return {"plugins_dir": _global_option(ctx, "plugins_dir") or config.plugins_dir,
             "disabled_plugins": config.disabled_plugins}
 
@@ -79,7 +99,11 @@ class PluginGroup(click.Group):
         return sorted({*super().list_commands(ctx), *self._plugin_commands(ctx)})
 
     def get_command(self, ctx, cmd_name):
-        return super().get_command(ctx, cmd_name) or self._plugin_commands(ctx).get(cmd_name)
+        command = super().get_command(ctx, cmd_name) or self._plugin_commands(ctx).get(cmd_name)
+        if command is None:
+            # The command may come from a plugin folder named in the config that did not load.
+            config_for(ctx)
+        return command
 
 
 @click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,9 +124,11 @@ class PluginGroup(click.Group):
 def main(ctx, catalog, config_path, recipe_dirs, plugins_dir, verbose):
     """photobatch: diffusion recipes for photo shoots, with a catalog and metadata kept."""
     setup_logging(verbose)
+    config = (_config_or_defaults(ctx) if ctx.invoked_subcommand in _CONFIG_OPTIONAL
+              else config_for(ctx))
     ctx.obj = Context(catalog, recipe_dirs, config_path=config_path, verbosity=verbose,
                       plugins_dir=plugins_dir, plugin_manager=plugin_manager_for(ctx),
-                      config=config_for(ctx))
+                      config=config)
 
 
 if __name__ == "__main__":  # pragma: no cover

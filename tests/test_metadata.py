@@ -561,6 +561,21 @@ def test_every_source_format_to_jpeg_checked_by_exiftool(tmp_path, kind, exiftoo
     assert summary["warnings"] == [] and summary["gps_lat"] == pytest.approx(40.6892, abs=1e-4)
 
 
+def test_exiv2_warnings_stay_off_standard_output(tmp_path, capfd):
+    # pyexiv2 prints exiv2's warnings to stdout from C++, where they would break the CLI's
+    # JSON; copying a DNG's EXIF into a JPEG makes exiv2 warn about the DNG's strip offsets.
+    from photobatch.daemon.sample_formats import write_sample_dng
+
+    dng = write_sample_dng(tmp_path / "IMG_0001.dng", size=(96, 64), orientation=6)
+    output = tmp_path / "out.jpg"
+    Image.new("RGB", (96, 64)).save(output)
+    capfd.readouterr()
+    write_output_metadata(dng, output, width=96, height=64, record=RECORD)
+    out, err = capfd.readouterr()
+    assert "[warn]" not in out + err, out + err
+    assert read_record(output) == RECORD
+
+
 def test_inspect_prints_the_record_of_any_file(tmp_path):
     from click.testing import CliRunner
 

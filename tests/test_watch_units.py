@@ -56,6 +56,40 @@ def test_missing_and_broken_config_files(tmp_path):
         load_config(bad)
 
 
+def test_init_writes_the_config_that_is_named_and_missing(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from photobatch.daemon.cli import main
+
+    named = tmp_path / "named.toml"
+    result = CliRunner().invoke(main, ["--config", str(named), "init"])
+    assert result.exit_code == 0, result.output
+    assert named.read_text() == EXAMPLE_CONFIG
+    # The environment variable names it too: init must not stop on the file it is to write.
+    from_env = tmp_path / "env" / "config.toml"
+    monkeypatch.setenv("PHOTOBATCH_CONFIG", str(from_env))
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0
+    assert from_env.read_text() == EXAMPLE_CONFIG
+    # Other commands still refuse a config that is not there, the unknown ones included.
+    from_env.unlink()
+    for args in (["catalog", "ls"], ["nosuch"]):
+        result = CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), *args])
+        assert result.exit_code == 1 and "no config at" in result.output, (args, result.output)
+
+
+def test_init_force_replaces_a_broken_config(tmp_path):
+    from click.testing import CliRunner
+
+    from photobatch.daemon.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[watch]\n")
+    result = CliRunner().invoke(main, ["--config", str(bad), "init"])
+    assert result.exit_code == 1 and "exists" in result.output and "--force" in result.output
+    assert CliRunner().invoke(main, ["--config", str(bad), "init", "--force"]).exit_code == 0
+    assert load_config(bad).watch  # the example has a [[watch]] folder
+
+
 class FakeClock:
     def __init__(self):
         self.now = 100.0

@@ -4,7 +4,9 @@ Files are always handed to exiv2 as bytes (``pyexiv2.ImageData``): ``pyexiv2.Ima
 passes the path to ``fopen``, which fails for undecodable bytes and on Windows; a source
 handed over as bytes can never be opened for writing. pyexiv2 turns every exiv2 *error* log
 line into a RuntimeError, even where exiv2 itself would carry on (a corrupt IFD, say), so
-reading retries with exiv2's log muted and keeps what exiv2 could recover.
+reading retries with exiv2's log muted and keeps what exiv2 could recover. exiv2's warnings
+are muted: pyexiv2 prints them to standard output from C++, where they would break the CLI's
+output (its JSON included) and name no file; none of them is something a user can act on.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ NAMESPACE_PREFIX = "photobatch"
 # so this costs no parallelism.
 LOCK = threading.RLock()
 _NS_REGISTERED = False
+_ERRORS_ONLY = 3  # pyexiv2's levels: 0 debug, 1 info, 2 warn, 3 error, 4 mute
+pyexiv2.set_log_level(_ERRORS_ONLY)
 
 
 class MetadataError(Exception):
@@ -50,7 +54,7 @@ def open_image(data: bytes, notes: list[str] | None = None) -> pyexiv2.ImageData
             try:
                 return pyexiv2.ImageData(data)
             finally:
-                pyexiv2.set_log_level(2)
+                pyexiv2.set_log_level(_ERRORS_ONLY)
 
 
 def open_file(path) -> pyexiv2.ImageData:
