@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -129,7 +130,8 @@ class Catalog:
         return rows[0] if rows else None
 
     def find_file(self, ref: str) -> dict | None:
-        """Find a file by path (absolute or as given), sha256, or sha256 prefix."""
+        """Find a file by path (absolute or as given), sha256, sha256 prefix, or file name
+        (``IMG_0420.JPG``, as ``catalog ls`` shows it) when only one catalogued file has it."""
         for where, arg in (("path = ?", str(Path(ref).expanduser().resolve())),
                            ("path = ?", ref), ("sha256 = ?", ref)):
             rows = list(self.db["files"].rows_where(where, [arg], limit=1))
@@ -139,7 +141,18 @@ class Catalog:
             rows = list(self.db["files"].rows_where("sha256 LIKE ?", [ref + "%"], limit=2))
             if len(rows) == 1:
                 return rows[0]
-        return None
+        named = self.files_named(ref)
+        return named[0] if len(named) == 1 else None
+
+    def files_named(self, name: str) -> list[dict]:
+        """The catalogued files called ``name`` in any folder (none when ``name`` is a path)."""
+        if not name or "/" in name or os.sep in name:
+            return []
+        # LIKE narrows the rows in SQL; the exact, case-sensitive
+        # comparison is Python's (LIKE ignores ASCII case and treats _ and % as wildcards).
+        pattern = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self.db["files"].rows_where("path LIKE ? ESCAPE '\\'", [pattern], order_by="path")
+        return [row for row in rows if Path(row["path"]).name == name]
 
     # runs ------------------------------------------------------------------
 

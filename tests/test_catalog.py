@@ -33,6 +33,24 @@ def test_same_content_under_a_new_name_is_one_file(tmp_path):
     assert cat.find_file("abababab")["id"] == first
 
 
+def test_a_file_is_found_by_its_name_when_only_one_has_it(tmp_path, monkeypatch):
+    cat = Catalog(tmp_path / "c.db")
+    one = cat.register_file(sha256="01" * 32, path=tmp_path / "a" / "IMG_0420.JPG", size=1,
+                            mtime=0.0)
+    cat.register_file(sha256="02" * 32, path=tmp_path / "a" / "IMG_0421.JPG", size=1, mtime=0.0)
+    cat.register_file(sha256="03" * 32, path=tmp_path / "a" / "IMGX0420.JPG", size=1, mtime=0.0)
+    cat.register_file(sha256="04" * 32, path=tmp_path / "a" / "img_0420.jpg", size=1, mtime=0.0)
+    monkeypatch.chdir(tmp_path)  # not the photo's folder: the name is no path from here
+    assert cat.find_file("IMG_0420.JPG")["id"] == one
+    # _ is no wildcard and case counts: IMGX0420.JPG and img_0420.jpg are other files.
+    assert [r["id"] for r in cat.files_named("IMG_0420.JPG")] == [one]
+    assert cat.find_file("0420.JPG") is None and cat.files_named("a/IMG_0420.JPG") == []
+    two = cat.register_file(sha256="05" * 32, path=tmp_path / "b" / "IMG_0420.JPG", size=1,
+                            mtime=0.0)
+    assert cat.find_file("IMG_0420.JPG") is None
+    assert [r["id"] for r in cat.files_named("IMG_0420.JPG")] == [one, two]
+
+
 def test_run_lifecycle_records_everything(tmp_path):
     cat = Catalog(tmp_path / "c.db")
     fid = cat.register_file(sha256="cd" * 32, path=tmp_path / "a.jpg", size=1, mtime=0.0)

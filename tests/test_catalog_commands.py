@@ -123,6 +123,27 @@ def test_ls_filters_by_camera_date_folder_path_sha_and_status(shoot):
     assert "nothing in the catalog" in shoot.cli("catalog", "ls", "--camera", "leica").output
 
 
+def test_show_takes_the_file_name_that_ls_prints(shoot, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the name is no path from here
+    shown = shoot.cli("catalog", "show", "DSCF0003.JPG")
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.startswith(f"file {shoot.shoot / 'day2' / 'DSCF0003.JPG'}\n")
+    assert [line.split(": ", 1)[1] for line in shown.output.splitlines()
+            if line.startswith("run ")] == ["half done"]
+    # A second DSCF0003.JPG elsewhere (other pixels): the name no longer says which.
+    other = shoot.root / "shoot2" / "DSCF0003.JPG"
+    other.parent.mkdir()
+    write_sample_photo(other, size=(96, 64), seed=9)
+    assert shoot.cli("run", other, "--recipe", "half", "--model", "test/model", "--out",
+                     shoot.out / "2").exit_code == 0
+    both = shoot.cli("catalog", "show", "DSCF0003.JPG")
+    assert both.exit_code == 1
+    assert "2 files in the catalog are called DSCF0003.JPG; give its path" in both.output
+    assert str(other) in both.output and str(shoot.shoot / "day2" / "DSCF0003.JPG") in both.output
+    assert shoot.cli("catalog", "show", other).output.startswith(f"file {other}\n")
+    assert "is not in the catalog" in shoot.cli("catalog", "show", "DSCF9999.JPG").output
+
+
 def test_bad_dates_are_one_line_errors(shoot):
     result = shoot.cli("catalog", "ls", "--since", "last tuesday")
     assert result.exit_code == 2

@@ -88,10 +88,15 @@ def catalog_ls(obj: Context, as_json, **selection_args):
 @click.argument("file")
 @click.pass_obj
 def catalog_show(obj: Context, file):
-    """Everything recorded about one file (path, sha256 or a sha256 prefix)."""
+    """Everything recorded about one file (path, file name, sha256 or a sha256 prefix)."""
     cat = _open(obj)
     row = cat.find_file(file)
     if row is None:
+        named = cat.files_named(file)
+        if named:
+            paths = "\n  ".join(r["path"] for r in named)
+            raise click.ClickException(f"{len(named)} files in the catalog are called {file}; "
+                                       f"give its path:\n  {paths}")
         raise click.ClickException(f"{file} is not in the catalog {cat.path}")
     exif = json.loads(row.pop("exif") or "{}")
     click.echo(f"file {row['path']}")
