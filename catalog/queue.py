@@ -14,7 +14,8 @@ ACTIVE = ("queued", "running", "done")
 PENDING = ("queued", "running")
 
 
-def _now(offset_seconds: float = 0.0) -> str:
+def now_text(offset_seconds: float = 0.0) -> str:
+    """Now (plus ``offset_seconds``) as the catalog writes times: ISO 8601, UTC, to the second."""
     moment = datetime.now(timezone.utc) + timedelta(seconds=offset_seconds)
     return moment.isoformat(timespec="seconds")
 
@@ -49,29 +50,35 @@ class RunQueue:
 
     def enqueue(self, *, file_id: int, recipe: str, fingerprint: str, model_id: str,
                 output_dir: str, force: bool = False, seed: int | None = None,
-                seed_source: str | None = None) -> int | None:
+                seed_source: str | None = None, failed_since: str | None = None) -> int | None:
         """Queue (file, recipe version, model) unless queued, running or done already; return the id.
 
         ``force`` (``photobatch rerun``) queues it even when done: the run is then redone rather
         than skipped; one already queued or running is still not queued twice. ``seed`` with
         ``seed_source`` "chosen", or ``seed_source`` "recipe" alone, is what ``rerun --seed``
-        asks the run to use.
+        asks the run to use. ``failed_since`` (a time as the catalog writes it): a run that
+        failed then or later counts as done (the daemon's scans do not retry what failed
+        while it ran; ``rerun --failed`` does).
         """
         blocking = PENDING if force else ACTIVE
         # Takes with seeds of their own (rerun --seed new --takes N) are different runs.
         same_seed, seed_args = ("AND seed = ? ", [seed]) if seed_source == "chosen" else ("", [])
+        failed, failed_args = (("OR (status = 'failed' AND finished_at >= ?)", [failed_since])
+                               if failed_since else ("", []))
         with self.catalog.transaction():
             existing = self.db.execute(
                 "SELECT id FROM runs WHERE file_id = ? AND recipe = ? AND recipe_fingerprint = ? "
-                f"AND model_id = ? {same_seed}AND status IN ({','.join('?' * len(blocking))}) LIMIT 1",
-                [file_id, recipe, fingerprint, model_id, *seed_args, *blocking]).fetchone()
+                f"AND model_id = ? {same_seed}AND (status IN ({','.join('?' * len(blocking))}) "
+                f"{failed}) LIMIT 1",
+                [file_id, recipe, fingerprint, model_id, *seed_args, *blocking,
+                 *failed_args]).fetchone()
             if existing:
                 return None
             cur = self.db.execute(
                 "INSERT INTO runs (file_id, recipe, recipe_fingerprint, model_id, status, attempts, "
                 "output_dir, queued_at, force, seed, seed_source) "
                 "VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?)",
-                [file_id, recipe, fingerprint, model_id, output_dir, _now(), int(force), seed,
+                [file_id, recipe, fingerprint, model_id, output_dir, now_text(), int(force), seed,
                  seed_source])
             return cur.lastrowid
 
@@ -88,7 +95,7 @@ class RunQueue:
                 "worker = ? WHERE id = (SELECT id FROM runs WHERE status = 'queued' AND "
                 "(available_at IS NULL OR available_at <= ?) ORDER BY id LIMIT 1) "
                 "RETURNING id, file_id, recipe, output_dir, attempts, model_id",
-                [_now(), worker or worker_id(), _now()]).fetchone()
+                [now_text(), worker or worker_id(), now_text()]).fetchone()
         if row is None:
             return None
         run = dict(zip(("id", "file_id", "recipe", "output_dir", "attempts", "model_id"), row))
@@ -119,7 +126,7 @@ class RunQueue:
         with self.catalog.transaction():
             self.db.execute(
                 "UPDATE runs SET status = 'queued', worker = NULL, available_at = ? WHERE id = ?",
-                [_now(delay_seconds), run_id])
+                [now_text(delay_seconds), run_id])
 
     def pending(self, include_delayed: bool = True) -> int:
         """How many runs are queued (optionally only those runnable now)."""
@@ -128,7 +135,7 @@ class RunQueue:
         else:
             sql = ("SELECT count(*) FROM runs WHERE status = 'queued' AND "
                    "(available_at IS NULL OR available_at <= ?)")
-            args = [_now()]
+            args = [now_text()]
         return self.db.execute(sql, args).fetchone()[0]
 
     def counts(self) -> dict[str, int]:
@@ -148,15 +155,15 @@ class DaemonState:
         """Record that this process is the daemon now."""
         with self.catalog.transaction():
             self.db["daemon_state"].upsert({
-                "id": 1, "pid": os.getpid(), "host": socket.gethostname(), "started_at": _now(),
-                "heartbeat_at": _now(), "state": "running", "current": "[]",
+                "id": 1, "pid": os.getpid(), "host": socket.gethostname(), "started_at": now_text(),
+                "heartbeat_at": now_text(), "state": "running", "current": "[]",
                 "folders": json.dumps(folders)}, pk="id")
 
     def heartbeat(self, current: list[str], state: str = "running") -> None:
         """Refresh the heartbeat and the files being worked on."""
         with self.catalog.transaction():
             self.db.execute("UPDATE daemon_state SET heartbeat_at = ?, current = ?, state = ? "
-                            "WHERE id = 1", [_now(), json.dumps(current), state])
+                            "WHERE id = 1", [now_text(), json.dumps(current), state])
 
     def read(self) -> dict | None:
         """The last state a daemon wrote, or None if none ever ran on this catalog."""

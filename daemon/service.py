@@ -17,7 +17,7 @@ import socket
 import time
 from pathlib import Path
 
-from photobatch.catalog.queue import DaemonState, RunQueue, pid_alive
+from photobatch.catalog.queue import DaemonState, RunQueue, now_text, pid_alive
 from photobatch.daemon.app import App, UsageError
 from photobatch.daemon.config import Config, ConfigError, WatchFolder, load_config
 from photobatch.catalog.culling import current_culling, sidecars_for
@@ -105,6 +105,7 @@ class WatchService:
         self.reload_requested = False
         self.failures = 0
         self.observers: list = []
+        self.started_at: str | None = None  # when run() began, as the catalog writes times
 
     # setup -----------------------------------------------------------------------------------
 
@@ -314,6 +315,10 @@ class WatchService:
     def _enqueue(self, file_id: int, folder: WatchFolder, path: Path,
                  names: list[str] | None = None, force: bool = False) -> None:
         runs = RunQueue(self.app.catalog)
+        # What failed while this daemon ran is not retried by its scans, which come every
+        # rescan_minutes (a broken file would fail again each time, forever); what failed
+        # before it started gets one more try (a model or reader may have been fixed).
+        failed_since = None if force else self.started_at
         queued = []
         for name in names or folder.recipes:
             recipe = self.app.recipes[name]
@@ -328,7 +333,8 @@ class WatchService:
                 model_id = model
             fingerprint = self.app.for_model(recipe, model).fingerprint
             if runs.enqueue(file_id=file_id, recipe=name, fingerprint=fingerprint,
-                            model_id=model_id, output_dir=str(folder.output), force=force):
+                            model_id=model_id, output_dir=str(folder.output), force=force,
+                            failed_since=failed_since):
                 queued.append(name)
         if queued:
             log.info("queued %s [%s]", path.name, ", ".join(queued))
@@ -399,6 +405,7 @@ class WatchService:
             self.app.close()
 
     def _run_locked(self) -> int:
+        self.started_at = now_text()
         self._install_signals()
         requeued = RunQueue(self.app.catalog).requeue_orphans()
         if requeued:

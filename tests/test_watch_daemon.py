@@ -313,6 +313,31 @@ def test_status_reports_counts_and_last_errors(ws):
     assert "daemon   down" in text and "1 done" in text and "BROKEN.JPG [quick]: error while" in text
 
 
+def test_a_broken_file_fails_once_per_daemon_not_at_every_rescan(ws):
+    ws.config.write_text("rescan_minutes = 0.02\n" + ws.config.read_text())  # a scan every 1.2 s
+    (ws.inbox / "BROKEN.JPG").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+
+    def broken_runs():
+        return ws.query("SELECT r.status, r.attempts FROM runs r JOIN files f ON f.id = r.file_id "
+                        "WHERE f.path LIKE '%BROKEN.JPG' ORDER BY r.id")
+
+    proc = ws.start()
+    # Three attempts 0.5 s apart, then failed for good.
+    assert wait_for(lambda: broken_runs() == [("failed", 3)], 60), broken_runs()
+    time.sleep(5)  # four catch-up scans
+    assert broken_runs() == [("failed", 3)], proc.log_path.read_text()
+    # Fixed in place (new content: a new file to the catalog), it is taken while the daemon runs.
+    _photo(ws.root / "fixed.jpg").replace(ws.inbox / "BROKEN.JPG")
+    assert wait_for(lambda: broken_runs()[-1:] == [("done", 1)], 60), broken_runs()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    # Broken again while the daemon is down: the next start tries it once more.
+    (ws.inbox / "BROKEN.JPG").write_bytes(b"\xff\xd8\xff\xe0 still not a JPEG")
+    assert ws.once().returncode == 1
+    assert ws.once().returncode == 1
+    assert broken_runs() == [("failed", 3), ("done", 1), ("failed", 1), ("failed", 1)]
+
+
 def test_a_second_signal_exits_at_once_and_the_work_stays_queued(tmp_path):
     ws = Workspace(tmp_path / "twice", stop_timeout=60.0)
     try:

@@ -162,6 +162,21 @@ def test_enqueue_is_one_job_per_file_recipe_and_model(tmp_path):
     assert q.counts() == {"queued": 2}
 
 
+def test_a_run_that_failed_since_a_time_blocks_a_new_one(tmp_path):
+    from photobatch.catalog.queue import now_text
+
+    cat, (fid,) = _catalog_with_file(tmp_path)
+    q = RunQueue(cat)
+    args = dict(file_id=fid, recipe="r", fingerprint="f", model_id="m", output_dir="/o")
+    run_id = q.enqueue(**args)
+    q.claim()
+    cat.fail_run(run_id, error="error while reading a.jpg: no", timings={})
+    failed_at = cat.db["runs"].get(run_id)["finished_at"]
+    assert q.enqueue(**args, failed_since=failed_at) is None  # failed at that moment: blocks
+    assert q.enqueue(**args, failed_since=now_text(3600)) is not None  # failed before: retried
+    assert q.counts() == {"failed": 1, "queued": 1}
+
+
 def test_concurrent_claims_never_hand_out_a_run_twice(tmp_path):
     cat, ids = _catalog_with_file(tmp_path, n=40)
     q = RunQueue(cat)
