@@ -10,6 +10,8 @@ seed (each take of ``rerun --seed new`` keeps its own file).
 from __future__ import annotations
 
 import re
+import threading
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -62,11 +64,42 @@ def output_folder(recipe: Recipe, out_dir: Path, tokens: dict) -> Path:
     return out_dir.joinpath(*parts)
 
 
-def claim_output_path(folder: Path, name: str, recipe: Recipe, is_ours) -> Path:
+# Names claimed by outputs still being written in this process. Photos are written in
+# threads on a GPU: two of them named alike (IMG_0001.JPG of two cards, a RAW and its JPEG)
+# would both find the name free, write the same temporary file and lose one output.
+_IN_FLIGHT: set[Path] = set()
+_IN_FLIGHT_CHANGED = threading.Condition()
+
+
+@contextmanager
+def claimed_output_path(folder: Path, name: str, recipe: Recipe, is_ours):
+    """claim_output_path, with the name held for this process until the block ends (the output
+    is then in place, or given up): a name being written counts as another file's."""
+    with _IN_FLIGHT_CHANGED:
+        while True:
+            path = claim_output_path(folder, name, recipe, is_ours, taken=_IN_FLIGHT)
+            if path not in _IN_FLIGHT:
+                break
+            _IN_FLIGHT_CHANGED.wait()  # collision = overwrite: after the other one's write
+        _IN_FLIGHT.add(path)
+    try:
+        yield path
+    finally:
+        with _IN_FLIGHT_CHANGED:
+            _IN_FLIGHT.discard(path)
+            _IN_FLIGHT_CHANGED.notify_all()
+
+
+def claim_output_path(folder: Path, name: str, recipe: Recipe, is_ours,
+                      taken: set[Path] | frozenset[Path] = frozenset()) -> Path:
     """Where to write: this photo's own earlier output is replaced; another file's name is
-    handled by the recipe's collision policy (suffix -1, -2...; overwrite; skip)."""
+    handled by the recipe's collision policy (suffix -1, -2...; overwrite; skip). A name in
+    ``taken`` is another file's, whether or not it exists yet."""
+    def others(path: Path) -> bool:
+        return path in taken or (path.exists() and not is_ours(path))
+
     candidate = folder / name
-    if not candidate.exists() or is_ours(candidate):
+    if not others(candidate):
         return candidate
     policy = recipe.output.collision
     if policy == "overwrite":
@@ -75,7 +108,7 @@ def claim_output_path(folder: Path, name: str, recipe: Recipe, is_ours) -> Path:
         raise OutputExists(f"{candidate} exists and is not this photo's output (collision = skip)")
     stem, suffix = candidate.stem, candidate.suffix
     n = 1
-    while candidate.exists() and not is_ours(candidate):
+    while others(candidate):
         candidate = folder / f"{stem}-{n}{suffix}"
         n += 1
     return candidate

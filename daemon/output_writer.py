@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from photobatch.catalog.hashing import file_sha256
-from photobatch.daemon.naming import claim_output_path, name_tokens, output_folder, output_name
+from photobatch.daemon.naming import claimed_output_path, name_tokens, output_folder, output_name
 from photobatch.plugins import metadata
 from photobatch.plugins.colour import convert_to_space
 from photobatch.plugins.output_options import writer_name, writer_options
@@ -40,39 +40,39 @@ class OutputWriter:
         tokens = name_tokens(recipe, source, summary, file_id, seed)
         folder = output_folder(recipe, out_dir, tokens)
         folder.mkdir(parents=True, exist_ok=True)
-        final = claim_output_path(folder, output_name(recipe, source, writer.extension, tokens),
-                                  recipe, lambda path: self.is_ours(path, sha, recipe))
-        # Dot-prefixed temp name in the same folder: invisible to watchers, and the rename is atomic.
-        temp = final.with_name(f".{final.stem}.{os.getpid()}.partial{final.suffix}")
-        try:
-            if isinstance(image, Image.Image):
-                image, icc = convert_to_space(image, icc, recipe.output.color_space)
-                width, height = image.size
-            else:  # 16-bit pixels (H x W x 3): kept only with color_space "source"
-                height, width = image.shape[:2]
-            writer.write(image, temp, icc_profile=icc,
-                         **writer_options(recipe.output, writer, source_bits))
-            metadata.write_output_metadata(
-                source, temp, width=width, height=height,
-                policy=recipe.output.metadata, icc=icc or "source", pixels=image,
-                record={
-                    "Recipe": recipe.name,
-                    "RecipeFingerprint": recipe.fingerprint,
-                    "Params": json.dumps(recipe.params(), sort_keys=True, separators=(",", ":")),
-                    "Seed": str(seed),
-                    "Model": model_id,
-                    "SourceFile": source.name,
-                    "SourceSHA256": sha,
-                    "RunID": str(run_id),
-                    **{k: str(v) for k, v in (provenance or {}).items() if v},
-                },
-                photographer=_photographer(source),
-            )
-            with open(temp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(temp, final)
-        finally:
-            temp.unlink(missing_ok=True)
+        with claimed_output_path(folder, output_name(recipe, source, writer.extension, tokens),
+                                 recipe, lambda path: self.is_ours(path, sha, recipe)) as final:
+            # Dot-prefixed temp name in the same folder: invisible to watchers, and the rename is atomic.
+            temp = final.with_name(f".{final.stem}.{os.getpid()}.partial{final.suffix}")
+            try:
+                if isinstance(image, Image.Image):
+                    image, icc = convert_to_space(image, icc, recipe.output.color_space)
+                    width, height = image.size
+                else:  # 16-bit pixels (H x W x 3): kept only with color_space "source"
+                    height, width = image.shape[:2]
+                writer.write(image, temp, icc_profile=icc,
+                             **writer_options(recipe.output, writer, source_bits))
+                metadata.write_output_metadata(
+                    source, temp, width=width, height=height,
+                    policy=recipe.output.metadata, icc=icc or "source", pixels=image,
+                    record={
+                        "Recipe": recipe.name,
+                        "RecipeFingerprint": recipe.fingerprint,
+                        "Params": json.dumps(recipe.params(), sort_keys=True, separators=(",", ":")),
+                        "Seed": str(seed),
+                        "Model": model_id,
+                        "SourceFile": source.name,
+                        "SourceSHA256": sha,
+                        "RunID": str(run_id),
+                        **{k: str(v) for k, v in (provenance or {}).items() if v},
+                    },
+                    photographer=_photographer(source),
+                )
+                with open(temp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(temp, final)
+            finally:
+                temp.unlink(missing_ok=True)
         if recipe.output.sidecar != "none":
             metadata.write_sidecar(final, metadata.sidecar_path(final, recipe.output.sidecar))
         return final
