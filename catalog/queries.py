@@ -184,13 +184,15 @@ CurrentFor = Callable[[str, "dict[str, Any] | None"], "Current | None"]
 
 
 def select_pairs(db, selection: Selection, current: CurrentFor | None = None,
-                 *, include_unrun: bool = False) -> list[PairRow]:
+                 *, include_unrun: bool = False,
+                 left_out: Callable[[Path, set[str]], bool] | None = None) -> list[PairRow]:
     """(file, latest run per recipe) rows matching the selection, each with its state.
 
     ``current`` says what a recipe would run with now (the model may depend on the run's watch
     folder); without it, freshness is not judged. ``include_unrun`` adds (file,
     ``selection.recipe``) for selected files never run with that recipe (what ``rerun --recipe
-    NAME`` means by "run it over these photos").
+    NAME`` means by "run it over these photos"), except those ``left_out`` says are the half
+    of a RAW+JPEG pair that is not run, given the names of the selected files in its folder.
     """
     files = {row["id"]: row for row in select_files(db, selection)}
     if not files:
@@ -200,7 +202,13 @@ def select_pairs(db, selection: Selection, current: CurrentFor | None = None,
              for run in runs if run["file_id"] in files]
     if include_unrun and selection.recipe:
         seen = {p.file["id"] for p in pairs}
-        pairs += [PairRow(f, selection.recipe) for fid, f in files.items() if fid not in seen]
+        names: dict[Path, set[str]] = {}
+        for f in files.values():
+            path = Path(f["path"])
+            names.setdefault(path.parent, set()).add(path.name)
+        pairs += [PairRow(f, selection.recipe) for fid, f in files.items() if fid not in seen
+                  and not (left_out and left_out(Path(f["path"]),
+                                                 names[Path(f["path"]).parent]))]
     for pair in pairs:
         pair.state = pair_state(pair, current)
     pairs = [p for p in pairs if _state_matches(p, selection)]

@@ -121,6 +121,19 @@ class RunQueue:
                 "UPDATE runs SET status = 'queued', worker = NULL, "
                 "attempts = MAX(attempts - 1, 0) WHERE id = ? AND status = 'running'", [run_id])
 
+    def skip_queued(self, file_id: int, reason: str) -> int:
+        """Mark the file's queued runs skipped with ``reason`` (a running one goes on); return
+        how many were."""
+        # A read first: the daemon's scans ask this of every photo, and most have none queued.
+        if self.db.execute("SELECT 1 FROM runs WHERE file_id = ? AND status = 'queued' LIMIT 1",
+                           [file_id]).fetchone() is None:
+            return 0
+        with self.catalog.transaction():
+            cur = self.db.execute(
+                "UPDATE runs SET status = 'skipped', error = ?, finished_at = ?, worker = NULL "
+                "WHERE file_id = ? AND status = 'queued'", [reason, now_text(), file_id])
+            return cur.rowcount
+
     def schedule_retry(self, run_id: int, delay_seconds: float) -> None:
         """Queue a failed run again after ``delay_seconds`` (its error stays visible)."""
         with self.catalog.transaction():

@@ -15,6 +15,7 @@ from typing import Any
 
 import platformdirs
 
+from photobatch.daemon.pairs import DEFAULT_PAIRS, PAIR_CHOICES
 from photobatch.plugins.diffusion.device import PRECISIONS
 
 POLLING_MODES = ("auto", "on", "off")
@@ -40,6 +41,9 @@ class WatchFolder:
     # Only photos rated at least this many stars (in camera, or in Lightroom/darktable through
     # the XMP sidecar; a photo rated up later is taken then). None: every photo.
     min_rating: int | None = None
+    # RAW+JPEG pairs (IMG_0001.NEF beside IMG_0001.JPG): "raw" runs the RAW, "jpeg" the JPEG,
+    # "both" each (see photobatch.daemon.pairs).
+    pairs: str = DEFAULT_PAIRS
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Config:
     model: str | None = None
     device: str | None = None
     precision: str | None = None
+    pairs: str = DEFAULT_PAIRS  # the watch folders' default, and `photobatch run`'s
     recipe_dirs: tuple[Path, ...] = ()
     plugins_dir: Path | None = None
     disabled_plugins: tuple[str, ...] = ()
@@ -132,6 +137,12 @@ def _precision_name(value: str):
     return f'must be "auto", "fp32", "bf16" or "fp16", got {value!r}'
 
 
+def _pair_choice(value: str):
+    if value in PAIR_CHOICES:
+        return None
+    return f"must be one of {', '.join(repr(c) for c in PAIR_CHOICES)}; got {value!r}"
+
+
 def parse_config(data: dict, source: str = "") -> Config:
     """Validate parsed TOML into a Config; raise ConfigError naming the key."""
     label = f"config {source}" if source else "config"
@@ -140,6 +151,7 @@ def parse_config(data: dict, source: str = "") -> Config:
     model = defaults.get("model", (str,))
     device = defaults.get("device", (str,), None, _device_name)
     precision = defaults.get("precision", (str,), None, _precision_name)
+    pairs = defaults.get("pairs", (str,), DEFAULT_PAIRS, _pair_choice)
     defaults.done()
     workers = _Reader(label, top.get("workers", (dict,), {}), "workers")
     decode = workers.get("decode", (int,), 2, _at_least(1))
@@ -159,9 +171,9 @@ def parse_config(data: dict, source: str = "") -> Config:
     stop_timeout = float(top.get("stop_timeout_seconds", (int, float), 30.0, _positive))
     raw_watch = top.get("watch", (list,), [])
     top.done()
-    folders = tuple(_parse_watch(label, i, item) for i, item in enumerate(raw_watch))
+    folders = tuple(_parse_watch(label, i, item, pairs) for i, item in enumerate(raw_watch))
     return Config(
-        watch=folders, model=model, device=device, precision=precision,
+        watch=folders, model=model, device=device, precision=precision, pairs=pairs,
         recipe_dirs=recipe_dirs,
         plugins_dir=_path(plugins_dir) if plugins_dir else None, disabled_plugins=disabled,
         decode_workers=decode, encode_workers=encode, max_attempts=max_attempts,
@@ -170,7 +182,7 @@ def parse_config(data: dict, source: str = "") -> Config:
     )
 
 
-def _parse_watch(label: str, index: int, item: Any) -> WatchFolder:
+def _parse_watch(label: str, index: int, item: Any, pairs: str) -> WatchFolder:
     table = _Reader(label, item, f"watch[{index}]")
     path = table.get("path", (str,))
     if not path:
@@ -193,6 +205,7 @@ def _parse_watch(label: str, index: int, item: Any) -> WatchFolder:
         model=table.get("model", (str,)),
         min_rating=table.get("min_rating", (int,), None,
                              lambda v: None if 0 <= v <= 5 else f"must be 0 to 5 stars, got {v!r}"),
+        pairs=table.get("pairs", (str,), pairs, _pair_choice),
     )
     table.done()
     if folder.path.resolve() == folder.output.resolve():
@@ -224,6 +237,11 @@ EXAMPLE_CONFIG = '''\
 # photobatch configuration. Paths may use ~ and $VARS.
 # `photobatch watch` processes every photo dropped into a [[watch]] folder with each of its recipes.
 
+# These few come before any [table] (TOML puts a key after a table header inside that table):
+# recipe_dirs = ["~/photobatch-recipes"]   # your own recipe *.toml folders
+# rescan_minutes = 10                      # catch-up scan of every folder this often
+# stop_timeout_seconds = 30                # on SIGTERM, in-flight work gets this long to finish
+
 [defaults]
 # The model recipes run on unless a recipe or a watch folder names its own:
 # a local diffusers folder, a single-file .safetensors checkpoint, or a Hugging Face hub id.
@@ -231,6 +249,8 @@ model = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 # device = "cuda"        # "auto" (default: cuda, then mps, then cpu), "cpu", "cuda:1", "mps"
 # precision = "fp32"     # "auto" (default: bf16/fp16 on GPUs, bf16 on CPUs with native bf16,
 #                        # else fp32), "fp32", "bf16", "fp16"; a seed repeats a run in its precision
+# pairs = "raw"          # RAW+JPEG pairs (IMG_0001.NEF beside IMG_0001.JPG): run the RAW ("raw",
+#                        # the default), the camera's JPEG ("jpeg"), or each file ("both")
 
 [[watch]]
 path = "~/Pictures/Inbox"                  # the folder photographers drop shoots into
@@ -243,6 +263,7 @@ output = "~/Pictures/Enhanced"             # outputs go here (never next to the 
 # model = "/models/sdxl"                   # this folder's own model
 # min_rating = 3                           # only photos rated 3+ stars (in camera, or later in
 #                                          # Lightroom/darktable: rated up, a photo is taken then)
+# pairs = "both"                           # this folder's RAW+JPEG pairs (default: [defaults])
 
 # [workers]                                # (on a GPU; on the CPU every stage takes its turn)
 # decode = 2                               # threads decoding and preparing photos
@@ -251,10 +272,6 @@ output = "~/Pictures/Enhanced"             # outputs go here (never next to the 
 # [retries]
 # max_attempts = 3                         # a failing file is tried this many times
 # delay_seconds = 60                       # ... waiting this long between tries
-
-# recipe_dirs = ["~/photobatch-recipes"]   # your own recipe *.toml folders
-# rescan_minutes = 10                      # catch-up scan of every folder this often
-# stop_timeout_seconds = 30                # on SIGTERM, in-flight work gets this long to finish
 
 # [plugins]
 # dir = "~/.config/photobatch/plugins"     # drop-in plugin *.py files

@@ -59,10 +59,18 @@ def mask_path_for(photo: Path) -> Path:
     return photo.with_name(photo.stem + MASK_SUFFIX)
 
 
-def expand_inputs(paths: list[Path], exclude: list[Path] = ()) -> list[Path]:
-    """Files given directly, plus the photos found by walking given folders (sorted, unique)."""
+def expand_inputs(paths: list[Path], exclude: list[Path] = (), pairs: str = "both",
+                  left_out: list[tuple[Path, Path]] | None = None) -> list[Path]:
+    """Files given directly, plus the photos found by walking given folders (sorted, unique).
+
+    ``pairs`` ("raw", "jpeg" or "both"): which half of a RAW+JPEG pair a walk takes; the halves
+    left out are added to ``left_out`` with the partner taken instead. A file named directly is
+    always taken."""
+    from photobatch.daemon.pairs import drop_left_out
+
     excluded = [p.resolve() for p in exclude]
     found: dict[Path, None] = {}
+    named: set[Path] = set()
     for path in paths:
         path = path.expanduser()
         if path.is_dir():
@@ -76,5 +84,12 @@ def expand_inputs(paths: list[Path], exclude: list[Path] = ()) -> list[Path]:
                     found[resolved] = None
         else:
             # A file named explicitly is tried whatever its name: the user asked for it.
-            found[path.resolve() if path.exists() else path.absolute()] = None
-    return list(found)
+            resolved = path.resolve() if path.exists() else path.absolute()
+            found[resolved] = None
+            named.add(resolved)
+    walked = [p for p in found if p not in named]
+    _, dropped = drop_left_out(walked, pairs)
+    if left_out is not None:
+        left_out.extend(dropped)
+    dropped_paths = {p for p, _ in dropped}
+    return [p for p in found if p not in dropped_paths]

@@ -132,6 +132,18 @@ class ModelChooser:
                                           [run["file_id"]]).fetchone()
         return mask_identity(Path(row[0])) if row else None
 
+    def left_out(self, path: Path, names: set[str]) -> bool:
+        """True when ``path`` is the half of a RAW+JPEG pair (its partner among ``names``)
+        that its watch folder's ``pairs``, else the config's default, does not run."""
+        from photobatch.daemon.pairs import DEFAULT_PAIRS, left_out_for
+
+        choice = self.config.pairs if self.config is not None else DEFAULT_PAIRS
+        for folder in self.config.watch if self.config is not None else ():
+            if path.is_relative_to(folder.path):
+                choice = folder.pairs
+                break
+        return left_out_for(path, choice, names) is not None
+
     def _watch_folder(self, run: dict[str, Any] | None):
         if self.config is None or not run or not run.get("output_dir"):
             return None
@@ -185,7 +197,7 @@ def plan_reruns(app: App, selection: Selection, chooser: ModelChooser, *, force:
     every item, "new" (a fresh random one for each) or "recipe" (the recipe's own again);
     with "new", ``takes`` runs of each, each with its own seed (A1111's batch count)."""
     pairs = select_pairs(app.catalog.db, selection, chooser.current,
-                         include_unrun=bool(selection.recipe))
+                         include_unrun=bool(selection.recipe), left_out=chooser.left_out)
     plan = RerunPlan()
     for pair in pairs:
         if pair.state == STATE_PENDING:

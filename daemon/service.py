@@ -20,6 +20,14 @@ from pathlib import Path
 from photobatch.catalog.queue import DaemonState, RunQueue, now_text, pid_alive
 from photobatch.daemon.app import App, UsageError
 from photobatch.daemon.config import Config, ConfigError, WatchFolder, load_config
+from photobatch.daemon.pairs import (
+    folder_names,
+    is_raw_name,
+    left_out_for,
+    may_be_left_out,
+    pair_partner,
+    why_left_out,
+)
 from photobatch.catalog.culling import current_culling, sidecars_for
 from photobatch.daemon.paths import MASK_SUFFIX, is_candidate, is_mask, is_xmp_sidecar, mask_path_for
 from photobatch.daemon.pipeline import Pipeline
@@ -196,8 +204,12 @@ class WatchService:
                 # all of them at once (one listing per folder).
                 culling = current_culling(self.app.catalog.db, [row for _, row in known])
                 ratings = {file_id: c.rating for file_id, c in culling.items()}
+            listings: dict[Path, set[str]] = {}
             for path, row in known:
-                if self._rating_ok(ratings.get(row["id"]), folder, path, quiet=True):
+                if path.parent not in listings:
+                    listings[path.parent] = folder_names(path.parent)
+                if (self._pair_taken(path, folder, listings[path.parent], quiet=True)
+                        and self._rating_ok(ratings.get(row["id"]), folder, path, quiet=True)):
                     self._enqueue(row["id"], folder, path)
 
     def _known(self, path: Path) -> dict | None:
@@ -232,7 +244,11 @@ class WatchService:
             return
         if folder is None or is_ignored(path, folder, self.outputs):
             return
-        self.tracker.touch(path, folder.quiet_seconds, closed=(kind == "closed"))
+        # The half of a RAW+JPEG pair that may be left out waits out the quiet period even when
+        # closed and complete: its partner, copied just after it (IMG_0001.JPG sorts before
+        # IMG_0001.NEF), is then there to be seen.
+        early = kind == "closed" and not may_be_left_out(path, folder.pairs)
+        self.tracker.touch(path, folder.quiet_seconds, closed=early)
 
     def intake(self, path: Path) -> None:
         """Identify a ready file by content, register it, and queue one run per recipe (for a
@@ -257,8 +273,30 @@ class WatchService:
             sha256=sha, path=path, size=st.st_size, mtime=st.st_mtime,
             metadata=metadata.read_summary(path))
         self.app.notify("photobatch_file_discovered", path=path, sha256=sha)
-        if self._rated_enough(file_id, folder, path):
+        if self._pair_taken(path, folder) and self._rated_enough(file_id, folder, path):
             self._enqueue(file_id, folder, path)
+
+    def _pair_taken(self, path: Path, folder: WatchFolder, names: set[str] | None = None,
+                    quiet: bool = False) -> bool:
+        """False for the half of a RAW+JPEG pair that the folder's ``pairs`` leaves out (it is
+        catalogued, not run). Taking the other half skips its partner's queued runs: the
+        partner came first and was queued before this one was there. ``names``: the folder's
+        listing, when the caller has it; ``quiet``: say so only in the debug log."""
+        partner = left_out_for(path, folder.pairs, names)
+        if partner is not None and not is_ignored(partner, folder, self.outputs):
+            log.log(logging.DEBUG if quiet else logging.INFO, "not queued: %s",
+                    why_left_out(path, partner))
+            return False
+        partner = pair_partner(path, names) if folder.pairs != "both" else None
+        row = self._known(partner) if partner is not None else None
+        if row is not None:
+            skipped = RunQueue(self.app.catalog).skip_queued(
+                row["id"], f"the {'RAW' if is_raw_name(partner) else 'JPEG'} of a RAW+JPEG pair; "
+                           f"{path.name} is the photo")
+            if skipped:
+                log.info("%s: its queued run(s) skipped: %s is the photo of the pair",
+                         partner.name, path.name)
+        return True
 
     def _rated_enough(self, file_id: int, folder: WatchFolder, path: Path,
                       quiet: bool = False) -> bool:
@@ -289,7 +327,7 @@ class WatchService:
         not redone)."""
         stem = Path(sidecar.name[:-len(".xmp")]).stem
         for photo, row in self._known_photos(sidecar, stem, lambda p: sidecar in sidecars_for(p)):
-            if self._rated_enough(row["id"], folder, photo):
+            if self._pair_taken(photo, folder, quiet=True) and self._rated_enough(row["id"], folder, photo):
                 self._enqueue(row["id"], folder, photo)
 
     def _mask_changed(self, mask: Path, folder: WatchFolder) -> None:

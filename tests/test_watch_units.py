@@ -29,6 +29,19 @@ def test_the_example_config_parses_with_the_issue_shape():
     assert minimal.watch[0].recipes == ("color-correct", "time-of-day")
 
 
+def test_every_option_of_the_example_config_parses_when_uncommented():
+    # Each commented-out key of the file `photobatch init` writes must work where it stands:
+    # a top-level key shown under a table would land inside that table.
+    import re
+
+    lines = [re.sub(r"^# ((\[|[a-z_]+ = ).*)$", r"\1", line) for line in EXAMPLE_CONFIG.splitlines()]
+    assert sum(a != b for a, b in zip(lines, EXAMPLE_CONFIG.splitlines())) >= 20
+    config = _cfg("\n".join(lines))
+    assert config.rescan_minutes == 10 and config.recipe_dirs and config.plugins_dir
+    assert config.pairs == "raw" and config.watch[0].pairs == "both"
+    assert config.watch[0].min_rating == 3 and config.max_attempts == 3
+
+
 @pytest.mark.parametrize("text, message", [
     ('[[watch]]\npath="/a"\nrecipes=["x"]\noutput="/b"\nquiet_secs=3', "unknown key watch[0].quiet_secs"),
     ('[[watch]]\npath="/a"\nrecipes=[]\noutput="/b"', "watch[0].recipes must name at least one recipe"),

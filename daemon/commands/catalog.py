@@ -34,7 +34,8 @@ def _pairs_with_state(obj: Context, selection, include_unrun: bool):
     include_unrun = include_unrun and selection.recipe in app.recipes
     try:
         return app.catalog_path, select_pairs(app.catalog.db, selection, chooser.current,
-                                              include_unrun=include_unrun)
+                                              include_unrun=include_unrun,
+                                              left_out=chooser.left_out)
     finally:
         app.close()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from photobatch.daemon.commands.common import Context, fail_on_usage_error
+from photobatch.daemon.pairs import DEFAULT_PAIRS, PAIR_CHOICES
 
 
 @click.command()
@@ -18,10 +19,15 @@ from photobatch.daemon.commands.common import Context, fail_on_usage_error
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("enhanced"),
               show_default=True, help="Output folder.")
 @click.option("--force", is_flag=True, help="Redo files that already have an output for this recipe.")
+@click.option("--pairs", type=click.Choice(PAIR_CHOICES), default=None,
+              help="RAW+JPEG pairs in the folders walked (IMG_0001.NEF beside IMG_0001.JPG): run "
+                   "the RAW, the camera's JPEG, or both (default: the config's [defaults] pairs, "
+                   "else raw).")
 @click.pass_obj
 @fail_on_usage_error
-def run(obj: Context, paths, recipe_name, model, out_dir, force):
+def run(obj: Context, paths, recipe_name, model, out_dir, force, pairs):
     """Run a recipe on photos and folders (folders are walked); exit 1 if any file failed."""
+    from photobatch.daemon.pairs import why_left_out
     from photobatch.daemon.paths import expand_inputs
     from photobatch.daemon.run_stages import Work, process_all
     from photobatch.daemon.session import Session
@@ -29,9 +35,13 @@ def run(obj: Context, paths, recipe_name, model, out_dir, force):
     app = obj.app(model)
     recipe = app.recipe(recipe_name)
     app.check_runnable(recipe, app.model_for(recipe))
-    files = expand_inputs(list(paths), exclude=[out_dir])
+    left_out: list[tuple[Path, Path]] = []
+    files = expand_inputs(list(paths), exclude=[out_dir], left_out=left_out,
+                          pairs=pairs or (obj.config.pairs if obj.config else DEFAULT_PAIRS))
     if not files:
         raise click.ClickException("no photos found in " + ", ".join(map(str, paths)))
+    for path, partner in left_out:
+        click.echo(f"left out {why_left_out(path, partner, '--pairs both')}")
     session = Session(app, out_dir, force=force)
     counts = {"done": 0, "skipped": 0, "failed": 0}
 
