@@ -94,6 +94,17 @@ def test_recipes_list_show_validate_new(tmp_path):
     result = _cli("recipes", "validate", absent)
     assert result.exit_code == 1 and "model '/nowhere/sd15' does not exist" in result.output
 
+    # Without files: every recipe file of the folders, the built-in ones and --recipes.
+    mine = tmp_path / "mine"
+    _write(mine, "warm", 'extends = "color-correct"\nstrength = 0.3\n')
+    result = _cli("--recipes", mine, "recipes", "validate")
+    assert result.exit_code == 0, result.output
+    checked = {line.split()[1].rstrip(":") for line in result.output.splitlines()}
+    assert checked == {str(p) for p in BUILTIN_DIR.glob("*.toml")} | {str(mine / "warm.toml")}
+    _write(mine, "film", 'extends = "color-correct"\nloras = [{path = "film.safetensors"}]\n')
+    result = _cli("--recipes", mine, "recipes", "validate")
+    assert result.exit_code == 1 and "lora film.safetensors" in result.output
+
 
 def test_variants_become_recipes_with_a_default(tmp_path):
     _write(tmp_path, "tod", 'description = "base"\nprompt = "p"\nstrength = 0.5\nsteps = 20\n'

@@ -72,17 +72,20 @@ def recipes_show(obj: Context, name, family):
 
 
 @recipes.command("validate")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
 def recipes_validate(obj: Context, files):
     """Check recipe files (extends resolved against the known recipes, the files and model they
-    name); exit 1 on any error."""
+    name), or without FILES every recipe file in the recipe folders; exit 1 on any error."""
     from photobatch.daemon.app import UsageError
     from photobatch.recipes.loader import load_recipe_variants
     from photobatch.recipes.schema import RecipeError
 
     app = obj.app()
     folders = app.recipe_folders
+    if not files:
+        files = [path for folder in folders if folder.is_dir()
+                 for path in sorted(folder.glob("*.toml"))]
     bad = 0
     for path in files:
         try:
