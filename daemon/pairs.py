@@ -101,3 +101,12 @@ def drop_left_out(paths: list[Path], choice: str) -> tuple[list[Path], list[tupl
         else:
             dropped.append((path, partner))
     return kept, dropped
+
+
+def choice_for(config, path: Path) -> str:
+    """Which half of a pair runs for ``path``: its watch folder's ``pairs``, else the config's
+    default (``config`` None: the built-in default)."""
+    if config is None:
+        return DEFAULT_PAIRS
+    folder = next((f for f in config.watch if path.is_relative_to(f.path)), None)
+    return folder.pairs if folder is not None else config.pairs

@@ -135,14 +135,9 @@ class ModelChooser:
     def left_out(self, path: Path, names: set[str]) -> bool:
         """True when ``path`` is the half of a RAW+JPEG pair (its partner among ``names``)
         that its watch folder's ``pairs``, else the config's default, does not run."""
-        from photobatch.daemon.pairs import DEFAULT_PAIRS, left_out_for
+        from photobatch.daemon.pairs import choice_for, left_out_for
 
-        choice = self.config.pairs if self.config is not None else DEFAULT_PAIRS
-        for folder in self.config.watch if self.config is not None else ():
-            if path.is_relative_to(folder.path):
-                choice = folder.pairs
-                break
-        return left_out_for(path, choice, names) is not None
+        return left_out_for(path, choice_for(self.config, path), names) is not None
 
     def _watch_folder(self, run: dict[str, Any] | None):
         if self.config is None or not run or not run.get("output_dir"):

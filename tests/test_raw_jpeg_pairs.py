@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import tomllib
 from pathlib import Path
@@ -197,6 +198,15 @@ def test_watch_runs_the_raw_and_catalogues_the_jpeg(pair_shoot, tmp_path):
     assert rerun.exit_code == 0, rerun.output
     assert "IMG_0001.DNG" in rerun.output and "IMG_0002.JPG" in rerun.output
     assert "IMG_0001.JPG" not in rerun.output
+    # catalog ls says why it was not run.
+    listing = CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "catalog", "ls"])
+    line = next(x for x in listing.output.splitlines() if x.startswith("IMG_0001.JPG"))
+    assert line.split()[-5:] == ["run", "RAW+JPEG", "pair:", "IMG_0001.DNG", "runs"]
+    rows = json.loads(CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "catalog",
+                                                "ls", "--json"]).output)
+    assert {Path(r["path"]).name: r.get("note") for r in rows} == {
+        "IMG_0001.DNG": None, "IMG_0001.JPG": "RAW+JPEG pair: IMG_0001.DNG runs",
+        "IMG_0002.JPG": None}
 
 
 def test_a_jpeg_queued_before_its_raw_came_is_skipped_when_the_raw_comes(tmp_path):

@@ -50,12 +50,18 @@ def catalog_ls(obj: Context, as_json, **selection_args):
 
     selection = pop_selection(selection_args)
     path, pairs = _pairs_with_state(obj, selection, include_unrun=bool(selection.recipe))
+    notes: dict[int, str] = {}
     if not selection.recipe and not selection.narrows_runs:
         cat = _open(obj)
-        pairs += [PairRow(f, "") for f in select_files_without_runs(cat.db, selection)]
+        unrun = select_files_without_runs(cat.db, selection)
+        notes = _left_out_of_pairs(obj, cat, unrun)
+        pairs += [PairRow(f, "") for f in unrun]
         cat.close()
         pairs.sort(key=lambda p: (p.file["path"], p.recipe))
     rows = [p.as_dict() for p in pairs]
+    for row in rows:
+        if row["file_id"] in notes and not row["recipe"]:
+            row["note"] = notes[row["file_id"]]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -81,8 +87,28 @@ def catalog_ls(obj: Context, as_json, **selection_args):
         ["file", "camera", "taken", "rating", "recipe", "status", "output / error"],
         [[Path(r["path"]).name, r["camera_model"] or "", (r["date_taken"] or "")[:16],
           culling(r), r["recipe"] or "-", status(r),
-          Path(r["output_path"]).name if r["output_path"] else (r["error"] or "")]
+          Path(r["output_path"]).name if r["output_path"] else (r["error"] or r.get("note", ""))]
          for r in rows]))
+
+
+def _left_out_of_pairs(obj: Context, cat, files: list[dict]) -> dict[int, str]:
+    """Why each of ``files`` (never run) is not run, for the halves of RAW+JPEG pairs that the
+    config leaves out, by file id: "RAW+JPEG pair: IMG_0001.NEF runs"."""
+    from photobatch.daemon.commands.current import daemon_config
+    from photobatch.daemon.pairs import choice_for, left_out_for
+
+    config = daemon_config(obj)
+    names: dict[Path, set[str]] = {}
+    for row in cat.db.execute("SELECT path FROM files"):  # the partner is catalogued too
+        path = Path(row[0])
+        names.setdefault(path.parent, set()).add(path.name)
+    notes = {}
+    for f in files:
+        path = Path(f["path"])
+        partner = left_out_for(path, choice_for(config, path), names.get(path.parent, set()))
+        if partner is not None:
+            notes[f["id"]] = f"RAW+JPEG pair: {partner.name} runs"
+    return notes
 
 
 @catalog.command("show")
