@@ -132,6 +132,7 @@ class App:
         if model:
             self.check_model(model, recipe.model_config)
             self.check_runtime(recipe)
+            self.check_quantized(recipe, model)
             self.check_family(recipe, model)
             self.check_controlnets(recipe, model)
             if recipe.refiner is not None:
@@ -170,6 +171,29 @@ class App:
         problem = check() if check else None
         if problem:
             raise UsageError(problem)
+
+    def check_quantized(self, recipe: Recipe, model: str) -> None:
+        """Refuse, before any file, a model folder saved with quantized weights that cannot
+        load here: bitsandbytes on the CPU, or a quantizer whose package is not installed (a
+        local folder, a hub id's cached copy, or a single file's ``model_config`` base)."""
+        from photobatch.plugins.diffusion.quantized import quantized_folder_problem
+        from photobatch.plugins.diffusion.sources import ModelError, cached_snapshot, resolve_model
+
+        if recipe.runner not in ("img2img", "inpaint"):
+            return  # a plugin's runner judges its own models
+        try:
+            ref = resolve_model(model, config=recipe.model_config)
+        except (ModelError, ValueError):
+            return  # check_model said why
+        device = str(getattr(self.runners.get(recipe.runner), "device", "") or "cpu")
+        own = ref.location if ref.kind != "single-file" else None
+        for label, location in ((f"model {model}", own), (f"model_config {ref.config}", ref.config)):
+            if not location:
+                continue
+            folder = location if Path(location).is_dir() else cached_snapshot(location)
+            problem = folder and quantized_folder_problem(folder, device, label)
+            if problem:
+                raise UsageError(problem)
 
     def check_family(self, recipe: Recipe, model: str) -> None:
         """Refuse, before any file, a recipe that a flow-matching model (SD 3.x, FLUX.1) cannot

@@ -40,6 +40,26 @@ def inbox(tmp_path):
     return folder
 
 
+# What diffusers writes into a part's config.json when it saves a model quantized on load.
+BNB_NF4 = {"quant_method": "bitsandbytes", "load_in_4bit": True, "load_in_8bit": False,
+           "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": "bfloat16",
+           "bnb_4bit_use_double_quant": False, "llm_int8_skip_modules": None}
+TORCHAO_INT8 = {"quant_method": "torchao", "quant_type": "int8wo", "quant_type_kwargs": {}}
+
+
+def _quantized_copy(standin_model, folder, part: str, quantization: dict):
+    """The stand-in model, its ``part`` saying it was saved with ``quantization`` (the weights
+    stay as they are: what is checked is read from the configs)."""
+    import json
+
+    shutil.copytree(standin_model, folder)
+    config_file = folder / part / "config.json"
+    config = json.loads(config_file.read_text())
+    config["quantization_config"] = quantization
+    config_file.write_text(json.dumps(config))
+    return folder
+
+
 def _bad_models(tmp_path, standin_model):
     incomplete = tmp_path / "half-copied-model"
     shutil.copytree(standin_model, incomplete, ignore=shutil.ignore_patterns("unet"))
@@ -54,6 +74,7 @@ def _bad_models(tmp_path, standin_model):
     (flux / "model_index.json").write_text('{"_class_name": "FluxControlPipeline", "transformer": '
                                            '["diffusers", "FluxTransformer2DModel"]}')
     (flux / "transformer").mkdir()
+    nf4 = _quantized_copy(standin_model, tmp_path / "sd15-nf4", "unet", BNB_NF4)
     lora = tmp_path / "film-lora.safetensors"  # a real safetensors file, but no checkpoint
     save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight":
                np.zeros((4, 4), np.float32)}, str(lora))
@@ -64,6 +85,9 @@ def _bad_models(tmp_path, standin_model):
             (lora, "film-lora.safetensors does not look like a Stable Diffusion 1.x, 2.x or SDXL "
                    "checkpoint"),
             (incomplete, "half-copied-model has no unet/, which its model_index.json names"),
+            (nf4, r"sd15-nf4 holds bitsandbytes 4-bit nf4 weights \(unet\), which diffusers loads "
+                  r"only on a GPU, and this runs on the CPU: run it on a CUDA device, or use the "
+                  r"model's unquantized folder or a GGUF file"),
             (flux, r"FLUX.1-Canny-dev is a FluxControlPipeline; photobatch runs Stable Diffusion 1.x, "
                    r"2.x, SDXL, SD 3.x, FLUX.1 \(Kontext and Fill included\), FLUX.2 \(\[klein\] and "
                    r"\[dev\]\), Qwen-Image \(Edit included\) and Z-Image models")]
@@ -117,6 +141,38 @@ def test_a_cached_hub_model_of_a_pipeline_photobatch_does_not_run_is_refused_bef
     assert result.exit_code == 1
     assert "model Qwen/Qwen-Image-Layered is a QwenImageLayeredPipeline; photobatch runs" in result.output
     assert result.output.count("Error:") == 1 and not (tmp_path / "out").exists()
+
+
+def test_quantized_folders_say_what_they_need(tmp_path, standin_model, monkeypatch):
+    import sys
+
+    import torch
+
+    from photobatch.plugins.diffusion import quantized
+    from photobatch.plugins.diffusion.loading import load_pipeline
+    from photobatch.plugins.diffusion.sources import resolve_model
+
+    nf4 = _quantized_copy(standin_model, tmp_path / "flux-nf4", "text_encoder", BNB_NF4)
+    int8 = _quantized_copy(standin_model, tmp_path / "sd-int8", "unet", TORCHAO_INT8)
+    assert set(quantized.quantized_parts(nf4)) == {"text_encoder"}
+    assert quantized.quantized_parts(standin_model) == {}
+    assert quantized.quantized_folder_problem(standin_model, "cpu", "model m") is None
+    monkeypatch.setattr(quantized, "_installed", lambda module: False)
+    assert quantized.quantized_folder_problem(nf4, "cuda:0", "model m") == (
+        f"model m holds bitsandbytes 4-bit nf4 weights (text_encoder), which need the "
+        f"bitsandbytes package: install it with {sys.executable} -m pip install bitsandbytes")
+    assert quantized.quantized_folder_problem(int8, "cpu", "model m") == (
+        f"model m holds torchao int8wo weights (unet), which need the torchao package: install "
+        f"it with {sys.executable} -m pip install torchao")
+    monkeypatch.setattr(quantized, "_installed", lambda module: True)
+    assert quantized.quantized_folder_problem(int8, "cpu", "model m") is None
+    assert quantized.quantized_folder_problem(nf4, "cuda", "model m") is None
+    monkeypatch.undo()
+    # Loaded without the check first (a hub id cached meanwhile): diffusers' own error ("No
+    # GPU found", a missing package's metadata) becomes the same sentence.
+    with pytest.raises(ModelError, match=r"flux-nf4 holds bitsandbytes 4-bit nf4 weights "
+                                         r"\(text_encoder\), which diffusers loads only on a GPU"):
+        load_pipeline(resolve_model(str(nf4)), "cpu", torch.float32)
 
 
 def test_demo_refuses_a_missing_model_before_writing_its_photos(tmp_path):

@@ -12,6 +12,7 @@ from photobatch.plugins.diffusion.families import (
     folder_class_name,
     unsupported_pipeline,
 )
+from photobatch.plugins.diffusion.quantized import quantized_folder_problem
 from photobatch.plugins.diffusion.sources import (  # re-exported: the session imports them here
     ModelError,
     ModelRef,
@@ -72,7 +73,16 @@ def load_pipeline(ref: ModelRef, device: str, dtype) -> tuple[object, ModelInfo]
             pipe = _auto_pipeline(ref.location, kwargs)
     except ModelError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
+        # A folder saved quantized needs its quantizer's package, and bitsandbytes a GPU:
+        # diffusers says "No GPU found" or names a missing package's metadata.
+        folder = _local_folder(ref.location) if ref.kind != "single-file" else None
+        problem = folder and quantized_folder_problem(folder, device, f"model {ref.model_id}")
+        if problem:
+            raise ModelError(problem) from exc
+        if isinstance(exc, ImportError):
+            raise ModelError(f"model {ref.model_id} could not be loaded: it needs a package "
+                             f"that is not installed ({first_line(exc)})") from exc
         if cache_only:
             raise ModelError(
                 f"model {ref.location} is not in the Hugging Face cache and {cache_only}: "
