@@ -5,7 +5,8 @@
 # detail transfer on the GPU. Each step's output lands in $OUT as it goes, so a run cut short
 # still brings back what it did.
 #
-# Here, first:   bash bench/gpu_wheels.sh          (the wheels that machine's image lacks)
+# Here, first:   bash bench/gpu_wheels.sh          (the wheels that machine's image lacks;
+#                 --bnb adds bitsandbytes for the nf4-folder test, 43 MB more)
 # Then, through the device tool (the steps' time limits add up to about 560 s):
 #   run(command="bash bench/gpu_check.sh 2>&1 | tee $OUT/all.log", carry=[".whl"], timeout_s=590)
 # Record what comes back in bench/RESULTS.md (device, date, each number).

@@ -18,6 +18,8 @@ for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manyl
          manylinux1_x86_64 manylinux_2_24_x86_64 manylinux_2_31_x86_64 manylinux_2_34_x86_64 any; do
     platforms+=(--platform "$p")
 done
+# --bnb: bitsandbytes too (43 MB; the carry limit is 64 MiB), for the nf4 folder test.
+if [[ "${1:-}" == "--bnb" ]]; then wanted+=(bitsandbytes==0.50.2); fi
 for want in "${wanted[@]}"; do
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
         --implementation cp "${platforms[@]}" -d .whl "$want"

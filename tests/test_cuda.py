@@ -280,3 +280,28 @@ def test_qwen_image_edit_runs_on_the_gpu_and_batches_like_single_calls(tmp_path)
     print(f"Qwen-Image-Edit batched against single calls, {runner.precision}: at most {worst} levels apart")
     assert worst <= 1
     _free_gpu()
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("bitsandbytes") is None,
+                    reason="needs the bitsandbytes package (bench/gpu_wheels.sh --bnb carries it)")
+def test_a_folder_saved_in_nf4_loads_and_runs_on_the_gpu(tmp_path, standin_model):
+    import diffusers
+
+    # Quantized on load and saved as diffusers saves it (quantization_config in the UNet's
+    # config.json), then loaded back through photobatch's own loading code.
+    unet = diffusers.UNet2DConditionModel.from_pretrained(
+        standin_model, subfolder="unet", quantization_config=diffusers.BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16))
+    pipe = diffusers.StableDiffusionImg2ImgPipeline.from_pretrained(standin_model, unet=unet)
+    folder = tmp_path / "standin-nf4"
+    pipe.save_pretrained(folder)
+    assert json.loads((folder / "unet" / "config.json").read_text())[
+        "quantization_config"]["bnb_4bit_quant_type"] == "nf4"
+    del pipe, unet
+    _free_gpu()
+    runner = DiffusersImg2ImgRunner(device="cuda", native_size=256)
+    first = runner.run(_photo(384, 256), _recipe(), 7, str(folder))
+    again = runner.run(_photo(384, 256), _recipe(), 7, str(folder))
+    assert first.image.size == first.working_size == (384, 256) and first.device == "cuda"
+    assert np.abs(_arr(first.image) - _arr(again.image)).max() <= 1
+    assert np.asarray(first.image).std() > 1  # a picture, not a flat or NaN-black one
