@@ -338,7 +338,8 @@ class WatchService:
             return
         stem = mask.name[:-len(MASK_SUFFIX)]
         for photo, row in self._known_photos(mask, stem, lambda p: mask_path_for(p) == mask):
-            self._enqueue(row["id"], folder, photo, names=names, force=True)
+            if self._pair_taken(photo, folder, quiet=True):  # IMG_0001.mask.png: the pair's one
+                self._enqueue(row["id"], folder, photo, names=names, force=True)
 
     def _known_photos(self, companion: Path, stem: str, belongs) -> list[tuple[Path, dict]]:
         """The catalogued photos named ``stem.*`` beside ``companion`` (a mask, a sidecar) that

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import tomllib
@@ -10,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 from fakes import FakeRunner
 
 from photobatch.daemon.cli import main
@@ -226,6 +228,16 @@ def test_a_jpeg_queued_before_its_raw_came_is_skipped_when_the_raw_comes(tmp_pat
         "IMG_0001.DNG": [("queued", None)]}
     service.catch_up()  # the scans leave the JPEG alone too
     assert len(_runs(tmp_path)["IMG_0001.JPG"]) == 1
+    # A painted mask (IMG_0001.mask.png, the pair's one) has the RAW done again, not the JPEG.
+    (tmp_path / "recipes" / "m.toml").write_text('name = "m"\nrunner = "fake"\nstrength = 0.5\n'
+                                                 'steps = 10\nmask = "sidecar"\n')
+    service.app = service._build_app(service.config)
+    folder = dataclasses.replace(service.config.watch[0], recipes=("m",))
+    mask = inbox / "IMG_0001.mask.png"
+    Image.new("L", (96, 64), 255).save(mask)
+    service._mask_changed(mask, folder)
+    runs = _runs(tmp_path)
+    assert runs["IMG_0001.DNG"] == [("queued", None)] * 2 and len(runs["IMG_0001.JPG"]) == 1
     service.app.close()
 
 
