@@ -23,7 +23,6 @@ from photobatch.daemon.config import Config, ConfigError, WatchFolder, load_conf
 from photobatch.daemon.pairs import (
     folder_names,
     is_raw_name,
-    left_out_for,
     may_be_left_out,
     pair_partner,
     why_left_out,
@@ -282,13 +281,14 @@ class WatchService:
         catalogued, not run). Taking the other half skips its partner's queued runs: the
         partner came first and was queued before this one was there. ``names``: the folder's
         listing, when the caller has it; ``quiet``: say so only in the debug log."""
-        partner = left_out_for(path, folder.pairs, names)
-        if partner is not None and not is_ignored(partner, folder, self.outputs):
+        partner = pair_partner(path, names) if folder.pairs != "both" else None
+        if partner is None:
+            return True
+        if may_be_left_out(path, folder.pairs) and not is_ignored(partner, folder, self.outputs):
             log.log(logging.DEBUG if quiet else logging.INFO, "not queued: %s",
                     why_left_out(path, partner))
             return False
-        partner = pair_partner(path, names) if folder.pairs != "both" else None
-        row = self._known(partner) if partner is not None else None
+        row = self._known(partner)
         if row is not None:
             skipped = RunQueue(self.app.catalog).skip_queued(
                 row["id"], f"the {'RAW' if is_raw_name(partner) else 'JPEG'} of a RAW+JPEG pair; "
