@@ -50,21 +50,27 @@ class RunQueue:
 
     def enqueue(self, *, file_id: int, recipe: str, fingerprint: str, model_id: str,
                 output_dir: str, force: bool = False, seed: int | None = None,
-                seed_source: str | None = None, failed_since: str | None = None) -> int | None:
+                seed_source: str | None = None, failed_since: str | None = None,
+                failed_by: str | None = None) -> int | None:
         """Queue (file, recipe version, model) unless queued, running or done already; return the id.
 
         ``force`` (``photobatch rerun``) queues it even when done: the run is then redone rather
         than skipped; one already queued or running is still not queued twice. ``seed`` with
         ``seed_source`` "chosen", or ``seed_source`` "recipe" alone, is what ``rerun --seed``
         asks the run to use. ``failed_since`` (a time as the catalog writes it): a run that
-        failed then or later counts as done (the daemon's scans do not retry what failed
-        while it ran; ``rerun --failed`` does).
+        failed then or later, by the worker ``failed_by`` when given, counts as done (the
+        daemon's scans do not retry what failed while it ran; ``rerun --failed`` does).
         """
         blocking = PENDING if force else ACTIVE
         # Takes with seeds of their own (rerun --seed new --takes N) are different runs.
         same_seed, seed_args = ("AND seed = ? ", [seed]) if seed_source == "chosen" else ("", [])
-        failed, failed_args = (("OR (status = 'failed' AND finished_at >= ?)", [failed_since])
-                               if failed_since else ("", []))
+        failed, failed_args = "", []
+        if failed_since:
+            # Times are to the second: the worker tells this daemon from one that stopped
+            # in the same second (`watch --once` twice in a row).
+            by = " AND worker = ?" if failed_by else ""
+            failed = f"OR (status = 'failed' AND finished_at >= ?{by})"
+            failed_args = [failed_since, *([failed_by] if failed_by else [])]
         with self.catalog.transaction():
             existing = self.db.execute(
                 "SELECT id FROM runs WHERE file_id = ? AND recipe = ? AND recipe_fingerprint = ? "

@@ -17,7 +17,7 @@ import socket
 import time
 from pathlib import Path
 
-from photobatch.catalog.queue import DaemonState, RunQueue, now_text, pid_alive
+from photobatch.catalog.queue import DaemonState, RunQueue, now_text, pid_alive, worker_id
 from photobatch.daemon.app import App, UsageError
 from photobatch.daemon.config import Config, ConfigError, WatchFolder, load_config
 from photobatch.daemon.pairs import (
@@ -373,7 +373,7 @@ class WatchService:
             fingerprint = self.app.for_model(recipe, model).fingerprint
             if runs.enqueue(file_id=file_id, recipe=name, fingerprint=fingerprint,
                             model_id=model_id, output_dir=str(folder.output), force=force,
-                            failed_since=failed_since):
+                            failed_since=failed_since, failed_by=worker_id()):
                 queued.append(name)
         if queued:
             log.info("queued %s [%s]", path.name, ", ".join(queued))

@@ -182,11 +182,24 @@ def test_a_run_that_failed_since_a_time_blocks_a_new_one(tmp_path):
     q = RunQueue(cat)
     args = dict(file_id=fid, recipe="r", fingerprint="f", model_id="m", output_dir="/o")
     run_id = q.enqueue(**args)
-    q.claim()
+    q.claim("1@host")
     cat.fail_run(run_id, error="error while reading a.jpg: no", timings={})
     failed_at = cat.db["runs"].get(run_id)["finished_at"]
     assert q.enqueue(**args, failed_since=failed_at) is None  # failed at that moment: blocks
+    assert q.enqueue(**args, failed_since=failed_at, failed_by="1@host") is None
     assert q.enqueue(**args, failed_since=now_text(3600)) is not None  # failed before: retried
+    assert q.counts() == {"failed": 1, "queued": 1}
+
+
+def test_a_run_another_daemon_failed_in_the_same_second_is_retried(tmp_path):
+    cat, (fid,) = _catalog_with_file(tmp_path)
+    q = RunQueue(cat)
+    args = dict(file_id=fid, recipe="r", fingerprint="f", model_id="m", output_dir="/o")
+    run_id = q.enqueue(**args)
+    q.claim("1@host")  # `watch --once`, then another straight after it, within the second
+    cat.fail_run(run_id, error="error while reading a.jpg: no", timings={})
+    failed_at = cat.db["runs"].get(run_id)["finished_at"]
+    assert q.enqueue(**args, failed_since=failed_at, failed_by="2@host") is not None
     assert q.counts() == {"failed": 1, "queued": 1}
 
 
