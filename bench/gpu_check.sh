@@ -36,7 +36,9 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "diffusers", diffu
 PY
 
 step "CUDA tests"
-timeout 200 python3 -m pytest -p no:cacheprovider -m cuda tests/test_cuda.py -s -q -ra \
+# One process, one GPU: the project's `-n 2` (pytest-xdist, maybe not on that image) is left out.
+timeout 200 python3 -m pytest -p no:cacheprovider -o addopts="--import-mode=importlib" \
+    -m cuda tests/test_cuda.py -s -q -ra \
     --basetemp=/tmp/pb-cuda 2>&1 | tee "$OUT/cuda_tests.log"
 
 step "SD 1.5 architecture, random weights"

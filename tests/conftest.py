@@ -20,6 +20,18 @@ def _refuse(*args, **kwargs):
     raise NetworkBlocked("tests must not touch the network")
 
 
+def pytest_configure(config):
+    """In an xdist worker, give torch (here and in the CLI processes tests start) its share of
+    the cores: two workers with a thread per core each run 2-3x slower than one."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+    if workers > 1:
+        share = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(share)
+        import torch
+
+        torch.set_num_threads(share)
+
+
 @pytest.fixture(autouse=True)
 def no_network_and_private_dirs(monkeypatch, tmp_path_factory):
     """Block sockets, force Hugging Face offline, and keep user dirs out of $HOME."""

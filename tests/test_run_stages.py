@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 from fakes import FakeRunner
@@ -63,7 +64,11 @@ def test_on_a_gpu_photos_are_batched_and_the_cpu_stages_overlap(tmp_path):
         f"P{i}_f.jpg" for i in (0, 1, 2, 4, 5, 6)]
 
 
-def test_on_a_cpu_model_each_photo_goes_through_its_stages_in_turn(tmp_path):
+def test_on_a_cpu_model_each_photo_goes_through_its_stages_in_turn(tmp_path, monkeypatch):
+    import torch
+
+    # A model with a thread on every core (torch's default, whatever OMP_NUM_THREADS says).
+    monkeypatch.setattr(torch, "get_num_threads", lambda: os.cpu_count() or 1)
     app, runner, files = _setup(tmp_path, "cpu")
     outcomes, seen = _run(app, files, tmp_path)
     assert [o.status for o in outcomes] == ["done"] * 3 + ["failed"] + ["done"] * 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import tomllib
 
@@ -341,8 +342,12 @@ def _stage_threads(tmp_path, device: str) -> dict:
     return seen
 
 
-def test_on_a_cpu_model_every_stage_runs_in_the_models_thread(tmp_path):
-    # The model fills every core (torch's default): stages beside it would only slow it down.
+def test_on_a_cpu_model_every_stage_runs_in_the_models_thread(tmp_path, monkeypatch):
+    import torch
+
+    # The model fills every core (torch's default, pinned here whatever OMP_NUM_THREADS the
+    # tests run with): stages beside it would only slow it down.
+    monkeypatch.setattr(torch, "get_num_threads", lambda: os.cpu_count() or 1)
     seen = _stage_threads(tmp_path, "cpu")
     assert seen["run"] == {"pb-gpu"}
     assert seen["prepare"] == {"pb-gpu"} and seen["finish"] == {"pb-gpu"}
