@@ -177,6 +177,12 @@ def test_working_size_keeps_aspect_in_multiples_of_8(w, h):
             assert 0.85 < (ww * hh) / (native * native) < 1.15
 
 
+def test_a_strip_too_thin_for_its_aspect_is_worked_at_most_8x_the_native_side():
+    assert working_size(4000, 1, 512) == (4096, 64)  # not 32384x64
+    assert working_size(1, 40000, 1024, 16) == (64, 8192)
+    assert working_size(12000, 2000, 512) == (1256, 208)  # a 6:1 panorama keeps its aspect
+
+
 @pytest.mark.parametrize("strength, steps, cfg, sampler, message", [
     (0.3, 3, 6.0, "Euler", "int(3 x 0.3) = 0; raise steps to at least 4"),
     (0.0, 30, 6.0, "Euler", "strength must be in (0, 1], got 0.0"),

@@ -32,13 +32,19 @@ def validate_params(strength: float, steps: int, cfg: float, sampler: str | None
 def working_size(width: int, height: int, native: int, multiple: int = 8,
                  max_pixels: int | None = None) -> tuple[int, int]:
     """About ``native``² pixels with the aspect kept, each side a multiple of ``multiple`` (8;
-    16 for the families whose transformers pack latents in 2x2 patches), at least 64; never
-    more than ``max_pixels`` (sides rounded down instead where rounding would pass it)."""
+    16 for the families whose transformers pack latents in 2x2 patches), at least 64 and at most
+    8x ``native``; never more than ``max_pixels`` (sides rounded down instead where rounding
+    would pass it)."""
     import math
 
     scale = math.sqrt((native * native) / float(width * height))
     w = max(64, int(round(width * scale / multiple)) * multiple)
     h = max(64, int(round(height * scale / multiple)) * multiple)
+    # A strip thinner than its 64 px floor allows (4000x1) would otherwise grow its long side
+    # with it (32384x64, 8x the work); at 8x the native side it is stretched instead: the
+    # output goes back to the source's size either way. Panoramas up to native/8:1 keep aspect.
+    longest = 8 * native // multiple * multiple
+    w, h = min(w, longest), min(h, longest)
     if max_pixels is not None and w * h > max_pixels:
         scale = min(scale, math.sqrt(max_pixels / float(width * height)))
         w = max(64, int(width * scale / multiple) * multiple)
