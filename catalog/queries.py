@@ -353,10 +353,13 @@ def _file_filters(selection: Selection) -> tuple[list[str], list[Any]]:
 
 def _latest_runs(db, recipe: str | None) -> list[dict[str, Any]]:
     # The latest run per (file, recipe), looking past "skipped" ones: a skip only says an
-    # identical run was done already, and must not hide that run's output.
+    # identical run was done already, and must not hide that run's output. Past takes too
+    # (rerun --takes N): tries in files of their own, beside the photo's output.
     sql = """
         WITH latest AS (
-            SELECT COALESCE(MAX(CASE WHEN status != 'skipped' THEN id END), MAX(id)) AS run_id
+            SELECT COALESCE(MAX(CASE WHEN status != 'skipped' AND seed_source IS NOT 'take'
+                                     THEN id END),
+                            MAX(CASE WHEN status != 'skipped' THEN id END), MAX(id)) AS run_id
             FROM runs {where} GROUP BY file_id, recipe)
         SELECT r.* FROM runs r JOIN latest l ON l.run_id = r.id
     """.format(where="WHERE recipe = ?" if recipe else "")

@@ -56,14 +56,15 @@ class RunQueue:
 
         ``force`` (``photobatch rerun``) queues it even when done: the run is then redone rather
         than skipped; one already queued or running is still not queued twice. ``seed`` with
-        ``seed_source`` "chosen", or ``seed_source`` "recipe" alone, is what ``rerun --seed``
-        asks the run to use. ``failed_since`` (a time as the catalog writes it): a run that
+        ``seed_source`` "chosen" (or "take", one of several), or ``seed_source`` "recipe"
+        alone, is what ``rerun --seed`` asks the run to use. ``failed_since`` (a time as the catalog writes it): a run that
         failed then or later, by the worker ``failed_by`` when given, counts as done (the
         daemon's scans do not retry what failed while it ran; ``rerun --failed`` does).
         """
         blocking = PENDING if force else ACTIVE
         # Takes with seeds of their own (rerun --seed new --takes N) are different runs.
-        same_seed, seed_args = ("AND seed = ? ", [seed]) if seed_source == "chosen" else ("", [])
+        same_seed, seed_args = (("AND seed = ? ", [seed]) if seed_source in ("chosen", "take")
+                                else ("", []))
         failed, failed_args = "", []
         if failed_since:
             # Times are to the second: the worker tells this daemon from one that stopped

@@ -168,9 +168,12 @@ class Catalog:
         return rows[0] if rows else None
 
     def latest_done_run(self, file_id: int, recipe: str) -> dict | None:
-        """The latest successful run of ``recipe`` on the file, whatever came after it."""
+        """The latest successful run of ``recipe`` on the file, whatever came after it (takes
+        last: they are tries beside the photo's output)."""
         rows = list(self.db["runs"].rows_where("file_id = ? AND recipe = ? AND status = 'done'",
-                                               [file_id, recipe], order_by="id DESC", limit=1))
+                                               [file_id, recipe],
+                                               order_by="seed_source IS NOT 'take' DESC, id DESC",
+                                               limit=1))
         return rows[0] if rows else None
 
     def start_run(self, *, file_id: int, recipe: str, fingerprint: str, params: dict,
@@ -203,8 +206,10 @@ class Catalog:
 
     def chosen_seed(self, file_id: int, recipe: str, before_run: int | None = None) -> int | None:
         """The seed picked for this photo and recipe by ``rerun --seed``, when the latest run
-        that says where its seed came from was given one (``--seed recipe`` ends the choice)."""
-        where = "file_id = ? AND recipe = ? AND seed_source IS NOT NULL"
+        that says where its seed came from was given one (``--seed recipe`` ends the choice).
+        Takes (``--takes N``) are tries beside the photo's output: they choose nothing until
+        one is picked with ``--seed`` and its number."""
+        where = "file_id = ? AND recipe = ? AND seed_source IS NOT NULL AND seed_source != 'take'"
         args: list = [file_id, recipe]
         if before_run is not None:
             where += " AND id < ?"
@@ -261,10 +266,14 @@ class Catalog:
 
     def files_with_latest_runs(self) -> list[dict[str, Any]]:
         """Every file with its latest run per recipe (for ``catalog ls``)."""
-        # Latest run per (file, recipe): pick max id per group, then join.
+        # Latest run per (file, recipe): pick max id per group, then join. Takes (rerun
+        # --takes N) are tries beside the photo's output: the run that made it comes first.
         sql = """
             WITH latest AS (
-                SELECT file_id, recipe, MAX(id) AS run_id FROM runs GROUP BY file_id, recipe)
+                SELECT file_id, recipe,
+                       COALESCE(MAX(CASE WHEN seed_source IS NOT 'take' THEN id END), MAX(id))
+                       AS run_id
+                FROM runs GROUP BY file_id, recipe)
             SELECT f.id AS file_id, f.path, f.sha256, f.camera_model, f.date_taken,
                    r.recipe, r.status, r.output_path, r.error, r.finished_at
             FROM files f

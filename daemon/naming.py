@@ -4,7 +4,8 @@ Tokens: ``{stem}`` the source's name without extension, ``{ext}`` its extension,
 the recipe (``time-of-day:night`` becomes ``time-of-day-night``), ``{date}`` the capture date
 (YYYY-MM-DD, else the file's modification date), ``{camera}`` the camera model, ``{seq}`` the
 photo's catalog number (0042: stable, so a re-run finds the same name), ``{seed}`` the run's
-seed (each take of ``rerun --seed new`` keeps its own file).
+seed. Each of several takes (``rerun --seed new --takes N``) keeps its own file: a template
+without ``{seed}`` gets ``_{seed}`` added for them.
 """
 
 from __future__ import annotations
@@ -12,12 +13,21 @@ from __future__ import annotations
 import re
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from photobatch.recipes.schema import Recipe
 
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
+
+
+@dataclass(frozen=True)
+class Take:
+    """The seed of one of several takes of a photo (``rerun --seed new --takes N``, A1111's batch
+    count): its output is a file of its own beside the others, not written over them."""
+
+    seed: int
 
 
 class OutputExists(Exception):
@@ -50,10 +60,15 @@ def name_tokens(recipe: Recipe, source: Path, summary: dict | None, file_id: int
     }
 
 
-def output_name(recipe: Recipe, source: Path, extension: str, tokens: dict | None = None) -> str:
-    """The output's file name (no folder) from the recipe's template."""
+def output_name(recipe: Recipe, source: Path, extension: str, tokens: dict | None = None,
+                take: bool = False) -> str:
+    """The output's file name (no folder) from the recipe's template; a ``take``'s has its
+    seed in it."""
     tokens = tokens or name_tokens(recipe, source, None, None)
-    return _safe(recipe.output.name.format(**tokens)) + extension
+    template = recipe.output.name
+    if take and "{seed}" not in template + recipe.output.subfolder:
+        template += "_{seed}"
+    return _safe(template.format(**tokens)) + extension
 
 
 def output_folder(recipe: Recipe, out_dir: Path, tokens: dict) -> Path:

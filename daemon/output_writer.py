@@ -29,18 +29,20 @@ class OutputWriter:
     def write(self, source: Path, recipe: Recipe, image: Image.Image, icc: bytes | None,
                sha: str, seed: int, model_id: str, run_id: int, out_dir: Path,
                source_bits: int = 8, summary: dict | None = None,
-               file_id: int | None = None, provenance: dict | None = None) -> Path:
+               file_id: int | None = None, provenance: dict | None = None,
+               take: bool = False) -> Path:
         """Write ``image`` (PIL, or 16-bit pixels) as ``recipe``'s output of ``source``.
 
         ``provenance``: more of what made it for the XMP record (model and adapter file
         identities, precision); empty values are left out. The photographer's rating, label and
         keywords in an XMP sidecar beside ``source`` go into the output, as Lightroom exports do.
+        A ``take`` (one of several, see naming.Take) gets a file of its own.
         """
         writer = self.app.writers.get(writer_name(recipe.output.format))
         tokens = name_tokens(recipe, source, summary, file_id, seed)
         folder = output_folder(recipe, out_dir, tokens)
         folder.mkdir(parents=True, exist_ok=True)
-        with claimed_output_path(folder, output_name(recipe, source, writer.extension, tokens),
+        with claimed_output_path(folder, output_name(recipe, source, writer.extension, tokens, take),
                                  recipe, lambda path: self.is_ours(path, sha, recipe)) as final:
             # Dot-prefixed temp name in the same folder: invisible to watchers, and the rename is atomic.
             temp = final.with_name(f".{final.stem}.{os.getpid()}.partial{final.suffix}")

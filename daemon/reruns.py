@@ -27,6 +27,7 @@ from photobatch.catalog.queries import (
 )
 from photobatch.catalog.queue import RunQueue
 from photobatch.daemon.app import App
+from photobatch.daemon.naming import Take
 from photobatch.daemon.sidecar_masks import mask_identity
 from photobatch.plugins.diffusion.settings import settings_from_recipe
 from photobatch.plugins.diffusion.sources import ModelError, adapters_hash, model_hash, resolve_model
@@ -155,7 +156,7 @@ class RerunItem:
     model: str  # the reference to load
     model_id: str
     out_dir: Path
-    seed: int | str | None = None  # chosen for the photo (rerun --seed), or "recipe"
+    seed: int | Take | str | None = None  # chosen for the photo (rerun --seed), or "recipe"
 
     @property
     def reason(self) -> str:
@@ -223,6 +224,8 @@ def plan_reruns(app: App, selection: Selection, chooser: ModelChooser, *, force:
         # all record the one that runs.
         for _ in range(takes if seed == "new" else 1):
             chosen = secrets.randbelow(2**32) if seed == "new" else seed
+            if seed == "new" and takes > 1:
+                chosen = Take(chosen)  # each take keeps a file of its own
             plan.items.append(RerunItem(pair, recipe, model, model_id, Path(folder), chosen))
     return plan
 
@@ -234,6 +237,7 @@ def queue_plan(app: App, plan: RerunPlan) -> tuple[list[RerunItem], list[RerunIt
     for item in plan.items:
         asked = {} if item.seed is None else (
             {"seed_source": "recipe"} if item.seed == "recipe"
+            else {"seed": item.seed.seed, "seed_source": "take"} if isinstance(item.seed, Take)
             else {"seed": item.seed, "seed_source": "chosen"})
         run_id = runs.enqueue(file_id=item.pair.file["id"], recipe=item.recipe.name,
                               fingerprint=item.recipe.fingerprint, model_id=item.model_id,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from photobatch.daemon.naming import Take
 from photobatch.daemon.session import Outcome, Session, batch_size
 
 
@@ -26,7 +27,7 @@ class Work:
     recipe: object
     out_dir: Path | None = None
     model: str | None = None
-    seed: int | str | None = None
+    seed: int | Take | str | None = None
 
 
 def process_all(session: Session, work: Sequence[Work], on_outcome: Callable[[Outcome], None], *,

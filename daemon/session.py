@@ -23,7 +23,7 @@ from photobatch.daemon.app import App, UsageError
 from photobatch.daemon.faces import run_on_faces
 from photobatch.daemon.model_view import composite_in_source_space, model_view, result_in_source_space
 from photobatch.catalog.hashing import file_sha256
-from photobatch.daemon.naming import OutputExists
+from photobatch.daemon.naming import OutputExists, Take
 from photobatch.daemon.output_writer import OutputWriter, fit_within, to_8bit
 from photobatch.daemon.sidecar_masks import SidecarMask, mask_identity, sidecar_mask
 from photobatch.daemon.steps import apply_post_steps, select_post_steps
@@ -122,6 +122,7 @@ class Job:
     model: str = ""
     model_id: str = ""
     seed: int = 0
+    seed_source: str = ""  # "chosen", "take", "recipe" or "derived"
     runner: object = None
     decoded: object = None
     view: object = None  # the picture the model is given: the decoded one, in sRGB
@@ -165,7 +166,7 @@ class Session:
         self.writer = OutputWriter(app)
 
     def process(self, path: Path, recipe: Recipe, out_dir: Path | None = None,
-                model: str | None = None, seed: int | str | None = None) -> Outcome:
+                model: str | None = None, seed: int | Take | str | None = None) -> Outcome:
         """Process ``path`` with ``recipe`` (every stage in this thread); never raises for a bad
         file, records everything. ``out_dir``, ``model`` and ``seed`` as for ``prepare``."""
         job = self.prepare(path, recipe, out_dir=out_dir, model=model, seed=seed)
@@ -178,14 +179,15 @@ class Session:
 
     def prepare(self, path: Path, recipe: Recipe, run_id: int | None = None,
                 out_dir: Path | None = None, model: str | None = None,
-                seed: int | str | None = None) -> "Job | Outcome":
+                seed: int | Take | str | None = None) -> "Job | Outcome":
         """CPU stage: identify and register the file, skip finished work, start the run, decode.
 
         With ``run_id`` (a run claimed from the queue) that run is used instead of a new one;
         ``out_dir`` overrides the session's output folder for this job (each watch folder has its
         own) and ``model`` the recipe's model (a watch folder's, or the one the run was queued with).
-        ``seed``: a seed chosen for this photo (``rerun --seed N``), or "recipe" to go back to the
-        recipe's own; by default a seed chosen earlier for this photo and recipe is kept.
+        ``seed``: a seed chosen for this photo (``rerun --seed N``; a naming.Take for one of
+        several takes), or "recipe" to go back to the recipe's own; by default a seed chosen
+        earlier for this photo and recipe is kept.
         """
         job = Job(path=path, recipe=recipe, run_id=run_id, out_dir=Path(out_dir or self.out_dir))
         catalog = self.app.catalog
@@ -225,7 +227,8 @@ class Session:
                     catalog.skip_run(run_id, reason=f"already done by run {done['id']}")
                 return Outcome(path, recipe.name, "skipped", Path(done["output_path"]),
                                run_id=done["id"], error="already done (use --force to redo)")
-            job.seed, seed_source = self._seed_for(job, recipe, run_id, seed)
+            job.seed, job.seed_source = self._seed_for(job, recipe, run_id, seed)
+            seed_source = job.seed_source
             try:
                 job.runner = self.app.runners.get(recipe.runner)
             except KeyError as exc:
@@ -265,7 +268,9 @@ class Session:
         catalog = self.app.catalog
         if requested is None and run_id is not None:
             seed, source = catalog.requested_seed(run_id)
-            requested = "recipe" if source == "recipe" else seed
+            requested = {"recipe": "recipe", "take": Take(seed)}.get(source, seed)
+        if isinstance(requested, Take):
+            return requested.seed, "take"
         if isinstance(requested, int):
             return requested, "chosen"
         if requested != "recipe":
@@ -388,7 +393,8 @@ class Session:
                 output = self.writer.write(job.path, job.recipe, full, job.decoded.icc_profile, job.sha,
                                      job.seed, job.model_id, job.run_id, job.out_dir,
                                      source_bits=job.decoded.bits, summary=job.summary,
-                                     file_id=job.file_id, provenance={
+                                     file_id=job.file_id, take=job.seed_source == "take",
+                                     provenance={
                                          "ModelHash": made["model_hash"],
                                          "AdaptersHash": made["adapters_hash"],
                                          "Precision": made["precision"],

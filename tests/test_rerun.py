@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -371,6 +372,46 @@ def test_new_seeds_are_drawn_per_photo_queued_and_recorded(studio):
         assert run["seed"] != before[run["file_id"]]
     record_seeds = {_take(studio, p.name)[0] for p in studio.out.iterdir()}
     assert record_seeds == {r["seed"] for r in waiting}
+
+
+def test_takes_keep_their_own_files_beside_the_output_until_one_is_picked(studio):
+    # The recipe names outputs "{stem}_{recipe}", without {seed}: takes would write over
+    # each other (and over the photo's output), so each gets its seed in its name.
+    photo = studio.photos[0]
+    assert studio.cli("run", photo, "--recipe", "tint", "--model", "test/model-a",
+                      "--out", studio.out).exit_code == 0
+    main_seed, main = _take(studio)
+    now = studio.cli("rerun", photo, "--recipe", "tint", "--seed", "new", "--takes", "3", "--now")
+    assert now.exit_code == 0 and "3 done" in now.output, now.output
+    assert "queued 2 run(s)" in studio.cli("rerun", photo, "--recipe", "tint", "--seed", "new",
+                                           "--takes", "2").output
+    assert studio.daemon_once() == 0
+    takes = studio.runs()[1:]
+    assert [r["seed_source"] for r in takes] == ["take"] * 5 and len({r["seed"] for r in takes}) == 5
+    assert sorted(p.name for p in studio.out.iterdir()) == sorted(
+        ["DSCF0001_tint.jpg"] + [f"DSCF0001_tint_{r['seed']}.jpg" for r in takes])
+    for run in takes:  # each file is the take its name says, and the catalog knows it
+        assert _take(studio, f"DSCF0001_tint_{run['seed']}.jpg")[0] == run["seed"]
+        assert Path(run["output_path"]).name == f"DSCF0001_tint_{run['seed']}.jpg"
+    seed, pixels = _take(studio)
+    assert seed == main_seed and np.array_equal(pixels, main)  # the output is as it was
+    # ... and is still the photo's output to the catalog, its listing and its reruns.
+    listing = studio.cli("catalog", "ls").output
+    assert "DSCF0001_tint.jpg" in listing and "DSCF0001_tint_" not in listing, listing
+    stale = studio.cli("rerun", "--stale", "--dry-run").output
+    assert "nothing to re-run" in stale, stale
+
+    # Takes choose nothing: the photo's next run keeps the seed it had.
+    assert studio.cli("run", photo, "--recipe", "tint", "--model", "test/model-a", "--out",
+                      studio.out, "--force").exit_code == 0
+    assert (studio.runs()[-1]["seed"], studio.runs()[-1]["seed_source"]) == (main_seed, "derived")
+    # Picking one by its number makes it the photo's output.
+    picked = takes[2]["seed"]
+    assert studio.cli("rerun", photo, "--recipe", "tint", "--seed", picked, "--now").exit_code == 0
+    seed, pixels = _take(studio)
+    assert seed == picked
+    assert np.array_equal(pixels, _take(studio, f"DSCF0001_tint_{picked}.jpg")[1])
+    assert len(list(studio.out.iterdir())) == 6
 
 
 def test_a_seed_that_is_not_one_is_refused(studio):

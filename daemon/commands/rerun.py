@@ -48,8 +48,9 @@ class SeedChoice(click.ParamType):
                    "--seed and its recorded seed).")
 @click.option("--takes", type=click.IntRange(1, 16), default=1, show_default=True,
               help="With --seed new: this many takes of each photo, each with its own seed "
-                   "(A1111's batch count; put {seed} in the recipe's output name to keep each "
-                   "take's file).")
+                   "(A1111's batch count). Above 1, each take is a file of its own named with "
+                   "its seed (IMG_0001_color-correct_1234.jpg) and the photo's output stays; "
+                   "--seed with a take's number makes it the output.")
 @click.option("--now", is_flag=True, help="Run here and now instead of queuing for the daemon.")
 @click.option("--dry-run", is_flag=True, help="List what would run, and why; change nothing.")
 @click.pass_obj
