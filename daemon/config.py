@@ -16,6 +16,7 @@ from typing import Any
 import platformdirs
 
 from photobatch.daemon.pairs import DEFAULT_PAIRS, PAIR_CHOICES
+from photobatch.recipes.suggest import did_you_mean
 from photobatch.plugins.diffusion.device import PRECISIONS
 
 POLLING_MODES = ("auto", "on", "off")
@@ -86,11 +87,13 @@ class _Reader:
         if not isinstance(table, dict):
             raise ConfigError(f"{label}: {where or 'the file'} must be a table, got {table!r}")
         self.label, self.table, self.where = label, dict(table), where
+        self.asked: set[str] = set()  # every key read: what a mistyped one may have meant
 
     def key(self, name: str) -> str:
         return f"{self.where}.{name}" if self.where else name
 
     def get(self, name: str, types: tuple[type, ...], default: Any = None, check=None) -> Any:
+        self.asked.add(name)
         if name not in self.table:
             return default
         value = self.table.pop(name)
@@ -114,7 +117,8 @@ class _Reader:
     def done(self) -> None:
         if self.table:
             unknown = ", ".join(self.key(k) for k in sorted(self.table))
-            raise ConfigError(f"{self.label}: unknown key {unknown}")
+            hint = did_you_mean(next(iter(self.table)), self.asked) if len(self.table) == 1 else ""
+            raise ConfigError(f"{self.label}: unknown key {unknown}{hint}")
 
 
 def _positive(value: float) -> str | None:

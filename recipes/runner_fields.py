@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from photobatch.recipes.suggest import did_you_mean
+
 FULL_RESOLUTION = ("detail-transfer", "tiled", "resize")
 # A1111's "Schedule type" names (the runner maps each to a diffusers scheduler option).
 SCHEDULES = ("Automatic", "Karras", "Exponential", "Beta", "SGM Uniform")
@@ -266,7 +268,8 @@ def _in_range(lo: float, hi: float):
 
 def _one_of(options):
     def check(v):
-        return None if v in options else f"must be one of {', '.join(map(repr, options))}; got {v!r}"
+        return None if v in options else (f"must be one of {', '.join(map(repr, options))}; "
+                                          f"got {v!r}{did_you_mean(v, options)}")
 
     return check
 
@@ -325,7 +328,8 @@ _EMBEDDING = {
 def _table_problem(table: Mapping[str, Any], spec, required: str | None) -> str | None:
     for key, value in table.items():
         if key not in spec:
-            return f"has an unknown field {key!r} (allowed: {', '.join(sorted(spec))})"
+            return (f"has an unknown field {key!r}{did_you_mean(key, spec)} "
+                    f"(allowed: {', '.join(sorted(spec))})")
         types, check = spec[key]
         if isinstance(value, bool) or not isinstance(value, types):
             want = " or ".join(t.__name__ for t in types)

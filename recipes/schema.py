@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from photobatch.recipes.prompt_syntax import surely_longer_than_a_chunk, uses_syntax
+from photobatch.recipes.suggest import did_you_mean
 from photobatch.recipes.runner_fields import (
     CONTROLNET_COUNTED_WHEN_SET,
     FAMILY_FIELDS,
@@ -263,7 +264,8 @@ def _range(lo: float, hi: float, lo_open: bool = False):
 
 def _choice(options):
     def check(v):
-        return None if v in options else f"must be one of {', '.join(map(repr, options))}; got {v!r}"
+        return None if v in options else (f"must be one of {', '.join(map(repr, options))}; "
+                                          f"got {v!r}{did_you_mean(v, options)}")
 
     return check
 
@@ -366,7 +368,8 @@ def _validate_table(label: str, table: Mapping[str, Any], spec, prefix: str = ""
         where = f"{prefix}{key}"
         if key not in spec:
             allowed = ", ".join(sorted(spec))
-            raise RecipeError(f"{label}: unknown field {where!r} (allowed: {allowed})")
+            raise RecipeError(f"{label}: unknown field {where!r}{did_you_mean(key, spec)} "
+                              f"(allowed: {allowed})")
         types, check = spec[key]
         # bool is an int in Python; a recipe saying `steps = true` is a typo, not 1.
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):

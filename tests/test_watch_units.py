@@ -54,6 +54,8 @@ def test_every_option_of_the_example_config_parses_when_uncommented():
     ('[defaults]\nmodel = 3', "defaults.model must be a str, got 3"),
     ('[defaults]\ndevice = "gpu"', "defaults.device must be \"auto\", \"cpu\", \"cuda\", \"cuda:N\" or \"mps\", got 'gpu'"),
     ("bogus = 1", "unknown key bogus"),
+    ("rescan_minute = 3", "unknown key rescan_minute; did you mean 'rescan_minutes'?"),
+    ('[defaults]\nmodle = "x"', "unknown key defaults.modle; did you mean 'model'?"),
 ])
 def test_invalid_config_names_the_key(text, message):
     with pytest.raises(ConfigError) as err:
