@@ -177,8 +177,10 @@ class Catalog:
         return rows[0] if rows else None
 
     def start_run(self, *, file_id: int, recipe: str, fingerprint: str, params: dict,
-                  seed: int | None, model_id: str, runner: str, seed_source: str | None = None) -> int:
-        """Record a run as started and return its id."""
+                  seed: int | None, model_id: str, runner: str, seed_source: str | None = None,
+                  output_dir: str | None = None) -> int:
+        """Record a run as started and return its id; ``output_dir``: the folder its output
+        goes to (a rerun of a failed run goes there too)."""
         now = _now()
         return self.db["runs"].insert({
             **_run_identity(file_id=file_id, recipe=recipe, fingerprint=fingerprint,
@@ -186,6 +188,7 @@ class Catalog:
                             seed_source=seed_source),
             "status": "running",
             "attempts": 1,
+            "output_dir": output_dir,
             "queued_at": now,
             "started_at": now,
         }).last_pk

@@ -35,6 +35,9 @@ class WatchFolder:
     recipes: tuple[str, ...]
     output: Path
     recursive: bool = True
+    # Outputs keep the subfolders photos were dropped in (Inbox/shootA/IMG_1.JPG goes to
+    # output/shootA/); false puts every output straight in the output folder.
+    mirror_folders: bool = True
     polling: str = "auto"  # auto: native events, polling when they cannot start
     quiet_seconds: float = 5.0
     ignore: tuple[str, ...] = DEFAULT_IGNORE
@@ -80,6 +83,21 @@ def _path(value: str) -> Path:
     return Path(os.path.expandvars(value)).expanduser()
 
 
+# Where a key that is read in one table only belongs, for one written in another: a
+# `model = ...` at the top instead of in [defaults], or a top-level key written below a
+# table header (TOML puts it in that table).
+_HOMES = {
+    **dict.fromkeys(("model", "device", "precision", "pairs"), "in [defaults]"),
+    **dict.fromkeys(("recipe_dirs", "rescan_minutes", "stop_timeout_seconds"),
+                     "at the top of the file, before any [table]"),
+    **dict.fromkeys(("max_attempts", "delay_seconds"), "in [retries]"),
+    **dict.fromkeys(("decode", "encode"), "in [workers]"),
+    **dict.fromkeys(("dir", "disabled"), "in [plugins]"),
+    **dict.fromkeys(("path", "recipes", "output", "recursive", "mirror_folders", "polling",
+                     "quiet_seconds", "ignore", "min_rating"), "in a [[watch]] table"),
+}
+
+
 class _Reader:
     """Pops typed values out of a TOML table, naming the key on any problem."""
 
@@ -117,7 +135,11 @@ class _Reader:
     def done(self) -> None:
         if self.table:
             unknown = ", ".join(self.key(k) for k in sorted(self.table))
-            hint = did_you_mean(next(iter(self.table)), self.asked) if len(self.table) == 1 else ""
+            hint = ""
+            if len(self.table) == 1:
+                key = next(iter(self.table))
+                home = _HOMES.get(key)
+                hint = did_you_mean(key, self.asked) or (f"; it belongs {home}" if home else "")
             raise ConfigError(f"{self.label}: unknown key {unknown}{hint}")
 
 
@@ -200,6 +222,7 @@ def _parse_watch(label: str, index: int, item: Any, pairs: str) -> WatchFolder:
     folder = WatchFolder(
         path=_path(path), recipes=recipes, output=_path(output),
         recursive=table.get("recursive", (bool,), True),
+        mirror_folders=table.get("mirror_folders", (bool,), True),
         polling=table.get("polling", (str,), "auto",
                           lambda v: None if v in POLLING_MODES else
                           f"must be one of {', '.join(POLLING_MODES)}; got {v!r}"),
@@ -261,6 +284,8 @@ path = "~/Pictures/Inbox"                  # the folder photographers drop shoot
 recipes = ["color-correct"]                # one output per recipe
 output = "~/Pictures/Enhanced"             # outputs go here (never next to the originals)
 # recursive = true                         # include subfolders
+# mirror_folders = true                    # outputs keep those subfolders (Inbox/shootA/x.jpg
+#                                          # -> Enhanced/shootA/); false: all in output itself
 # polling = "auto"                         # "on" for network shares where inotify is silent
 # quiet_seconds = 5                        # a file is ready once unchanged this long (or closed)
 # ignore = ["*_proof.jpg"]                 # extra names to skip (temp names are always skipped)

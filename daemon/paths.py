@@ -59,13 +59,25 @@ def mask_path_for(photo: Path) -> Path:
     return photo.with_name(photo.stem + MASK_SUFFIX)
 
 
+def mirrored_output(out_dir: Path, root: Path, photo: Path) -> Path:
+    """``out_dir`` plus the subfolders ``photo`` sits in under ``root`` (out/shootA/day2 for
+    root/shootA/day2/IMG_1.JPG): a shoot dropped as a folder comes out as one, and two cards'
+    IMG_0001.JPG keep their names. ``out_dir`` itself for a photo not under ``root``."""
+    try:
+        inside = photo.parent.resolve().relative_to(root.resolve())
+    except ValueError:
+        return out_dir
+    return out_dir / inside
+
+
 def expand_inputs(paths: list[Path], exclude: list[Path] = (), pairs: str = "both",
-                  left_out: list[tuple[Path, Path]] | None = None) -> list[Path]:
+                  left_out: list[tuple[Path, Path]] | None = None,
+                  roots: dict[Path, Path] | None = None) -> list[Path]:
     """Files given directly, plus the photos found by walking given folders (sorted, unique).
 
     ``pairs`` ("raw", "jpeg" or "both"): which half of a RAW+JPEG pair a walk takes; the halves
     left out are added to ``left_out`` with the partner taken instead. A file named directly is
-    always taken."""
+    always taken. ``roots`` gets the folder given for each photo found by a walk."""
     from photobatch.daemon.pairs import drop_left_out
 
     excluded = [p.resolve() for p in exclude]
@@ -82,6 +94,8 @@ def expand_inputs(paths: list[Path], exclude: list[Path] = (), pairs: str = "bot
                     continue
                 if child.is_file() and is_candidate(child):
                     found[resolved] = None
+                    if roots is not None:
+                        roots.setdefault(resolved, path)
         else:
             # A file named explicitly is tried whatever its name: the user asked for it.
             resolved = path.resolve() if path.exists() else path.absolute()

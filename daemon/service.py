@@ -28,7 +28,14 @@ from photobatch.daemon.pairs import (
     why_left_out,
 )
 from photobatch.catalog.culling import current_culling, sidecars_for
-from photobatch.daemon.paths import MASK_SUFFIX, is_candidate, is_mask, is_xmp_sidecar, mask_path_for
+from photobatch.daemon.paths import (
+    MASK_SUFFIX,
+    is_candidate,
+    is_mask,
+    is_xmp_sidecar,
+    mask_path_for,
+    mirrored_output,
+)
 from photobatch.daemon.pipeline import Pipeline
 from photobatch.daemon.session import Outcome, Session, file_sha256
 from photobatch.daemon.watcher import (
@@ -358,6 +365,8 @@ class WatchService:
         # rescan_minutes (a broken file would fail again each time, forever); what failed
         # before it started gets one more try (a model or reader may have been fixed).
         failed_since = None if force else self.started_at
+        out_dir = (mirrored_output(folder.output, folder.path, path) if folder.mirror_folders
+                   else folder.output)
         queued = []
         for name in names or folder.recipes:
             recipe = self.app.recipes[name]
@@ -372,7 +381,7 @@ class WatchService:
                 model_id = model
             fingerprint = self.app.for_model(recipe, model).fingerprint
             if runs.enqueue(file_id=file_id, recipe=name, fingerprint=fingerprint,
-                            model_id=model_id, output_dir=str(folder.output), force=force,
+                            model_id=model_id, output_dir=str(out_dir), force=force,
                             failed_since=failed_since, failed_by=worker_id()):
                 queued.append(name)
         if queued:

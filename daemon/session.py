@@ -237,7 +237,7 @@ class Session:
                           params=recipe.params(), seed=job.seed, model_id=job.model_id,
                           runner=job.runner.name, seed_source=seed_source)
             if run_id is None:
-                job.run_id = catalog.start_run(**params)
+                job.run_id = catalog.start_run(**params, output_dir=str(job.out_dir))
             else:
                 catalog.update_claimed_run(run_id, **params)
             self.app.notify("photobatch_run_started", path=path, recipe=recipe.name, run_id=job.run_id)
@@ -296,7 +296,8 @@ class Session:
         job.run_id = catalog.start_run(
             file_id=file_id, recipe=job.recipe.name, fingerprint=job.recipe.fingerprint,
             params=job.recipe.params(), seed=None, runner=job.recipe.runner,
-            model_id=job.model_id or job.model or job.recipe.model or self.app.default_model or "")
+            model_id=job.model_id or job.model or job.recipe.model or self.app.default_model or "",
+            output_dir=str(job.out_dir))
 
     def generate(self, job: "Job") -> "Job | Outcome":
         """GPU stage: run the recipe's runner on the decoded picture."""

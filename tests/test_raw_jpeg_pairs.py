@@ -145,7 +145,8 @@ def test_photos_named_alike_written_at_once_each_get_an_output(pair_shoot, tmp_p
     for card in ("card1", "card2", "card3"):
         write_sample_photo(pair_shoot / card / "IMG_0001.JPG", size=(96, 64),
                            seed=len(card) + int(card[-1]))
-    result = _run(tmp_path, pair_shoot, "--pairs", "both", out="out")
+    # --flat: into one folder (by default each card's would go to a subfolder of its own).
+    result = _run(tmp_path, pair_shoot, "--pairs", "both", "--flat", out="out")
     assert result.exit_code == 0, result.output
     assert "6 done, 0 skipped, 0 failed" in result.output
     names = sorted(p.name for p in (tmp_path / "out").iterdir())

@@ -103,6 +103,11 @@ class Studio:
         return self.cli("run", self.shoot, "--recipe", "tint", "--model", "test/model-a",
                         "--out", self.out, **env)
 
+    def outputs(self) -> dict[str, Path]:
+        """Every output file under out/, by its path there (day2's go to out/day2/)."""
+        return {p.relative_to(self.out).as_posix(): p for p in sorted(self.out.rglob("*"))
+                if p.is_file()}
+
     def daemon_once(self) -> int:
         from photobatch.daemon.service import WatchService
 
@@ -138,7 +143,7 @@ def test_rerun_needs_a_selection(studio):
 
 def test_a_changed_recipe_makes_outputs_stale_and_the_daemon_reruns_them(studio):
     assert studio.run_all().exit_code == 0
-    before = {p.name: _pixels(p) for p in studio.out.iterdir()}
+    before = {name: _pixels(p) for name, p in studio.outputs().items()}
     assert len(before) == 3
     assert "stale" not in studio.cli("catalog", "ls").output
 
@@ -171,7 +176,7 @@ def test_a_changed_recipe_makes_outputs_stale_and_the_daemon_reruns_them(studio)
         new = _pixels(studio.out / name)  # rewritten in place, not next to the old one
         assert new.shape == old.shape
         assert new[..., 0].mean() > old[..., 0].mean() + 10  # the stronger tint
-    assert sorted(p.name for p in studio.out.iterdir()) == sorted(before)
+    assert sorted(studio.outputs()) == sorted(before)
     assert "stale" not in studio.cli("catalog", "ls").output
     assert "nothing to re-run" in studio.cli("rerun", "--stale").output
 
@@ -196,20 +201,32 @@ def test_a_forced_rerun_is_redone_by_the_daemon_not_skipped(studio):
     assert np.array_equal(_pixels(output), first_pixels)  # same seed, same pixels
 
 
-def test_failed_runs_rerun_now_into_their_siblings_output_folder(studio):
+def test_failed_runs_rerun_now_into_the_folder_their_output_was_meant_for(studio):
     first = studio.run_all(PB_TINT_FAIL_WIDTH="300")
     assert first.exit_code == 1 and "the model ran out of memory" in first.output
     failed = [r for r in studio.runs() if r["status"] == "failed"]
     assert [r["path"].rsplit("/", 1)[1] for r in failed] == ["DSCF0003.JPG"]
 
-    # It has no output of its own: it goes where the recipe's outputs from its shoot went.
+    # It has no output of its own; its run says where it was going: out/day2, as its shoot's
+    # day2 folder. A run that says nothing (an older catalog) goes where the recipe's outputs
+    # from its shoot went.
     dry = studio.cli("rerun", "--failed", "--dry-run")
-    assert "DSCF0003.JPG" in dry.output and "failed" in dry.output and str(studio.out) in dry.output
+    assert "DSCF0003.JPG" in dry.output and "failed" in dry.output
+    assert str(studio.out / "day2") in dry.output
+    with sqlite3.connect(studio.catalog) as con:
+        con.execute("UPDATE runs SET output_dir = NULL WHERE status = 'failed'")
+    con.close()
+    older = studio.cli("rerun", "--failed", "--dry-run").output
+    assert str(studio.out) in older and str(studio.out / "day2") not in older
+    with sqlite3.connect(studio.catalog) as con:
+        con.execute("UPDATE runs SET output_dir = ? WHERE status = 'failed'",
+                    [str(studio.out / "day2")])
+    con.close()
     now = studio.cli("rerun", "--failed", "--now")
     assert now.exit_code == 0, now.output
     assert "1 done, 0 skipped, 0 failed" in now.output
     assert "ETA" not in now.output and "\r" not in now.output  # no bar when not a terminal
-    assert (studio.out / "DSCF0003_tint.jpg").exists()
+    assert (studio.out / "day2" / "DSCF0003_tint.jpg").exists()  # where the shoot's day2 went
     assert studio.runs()[-1]["status"] == "done"
     assert "nothing to re-run" in studio.cli("rerun", "--failed").output
 
@@ -217,6 +234,13 @@ def test_failed_runs_rerun_now_into_their_siblings_output_folder(studio):
 def test_a_run_with_no_known_output_folder_needs_out(studio):
     studio.run_all(PB_TINT_FAIL_WIDTH="320")  # DSCF0001 fails: it has no output anywhere
     studio.recipe("other", 0.2)
+    # Its run says where its output was going ...
+    assert str(studio.out) in studio.cli("rerun", "--recipe", "other", "--dry-run",
+                                         studio.photos[0]).output
+    # ... unless the catalog is older than that record.
+    with sqlite3.connect(studio.catalog) as con:
+        con.execute("UPDATE runs SET output_dir = NULL")
+    con.close()
     result = studio.cli("rerun", "--recipe", "other", studio.photos[0])
     assert result.exit_code == 1
     assert "cannot re-run DSCF0001.JPG [other]: no output folder is known for it: pass --out DIR" \
@@ -247,7 +271,7 @@ def test_a_new_recipe_runs_over_a_selection_of_photos_never_run_with_it(studio):
     assert len(rows) == 1 and rows[0].startswith("IMG_0002.JPG")  # taken that day
     now = studio.cli("rerun", "--recipe", "tint-strong", "--folder", studio.shoot / "day2", "--now")
     assert now.exit_code == 0 and "1 done" in now.output
-    assert (studio.out / "DSCF0003_tint-strong.jpg").exists()
+    assert (studio.out / "day2" / "DSCF0003_tint-strong.jpg").exists()
 
 
 def test_a_deleted_recipe_cannot_be_rerun(studio):
@@ -370,7 +394,7 @@ def test_new_seeds_are_drawn_per_photo_queued_and_recorded(studio):
     for run in waiting:
         assert (done[run["file_id"]]["seed"], done[run["file_id"]]["status"]) == (run["seed"], "done")
         assert run["seed"] != before[run["file_id"]]
-    record_seeds = {_take(studio, p.name)[0] for p in studio.out.iterdir()}
+    record_seeds = {_take(studio, name)[0] for name in studio.outputs()}
     assert record_seeds == {r["seed"] for r in waiting}
 
 

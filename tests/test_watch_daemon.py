@@ -180,8 +180,8 @@ def test_files_dropped_while_the_daemon_was_down_are_processed_at_start(ws):
     _photo(ws.inbox / "nested" / "IMG_9.JPG", seed=9)
     first = ws.once()
     assert first.returncode == 0, first.stdout + first.stderr
-    assert sorted(p.name for p in ws.out.iterdir()) == [
-        "IMG_0_quick.jpg", "IMG_1_quick.jpg", "IMG_2_quick.jpg", "IMG_9_quick.jpg"]
+    assert sorted(p.relative_to(ws.out).as_posix() for p in ws.out.rglob("*.jpg")) == [
+        "IMG_0_quick.jpg", "IMG_1_quick.jpg", "IMG_2_quick.jpg", "nested/IMG_9_quick.jpg"]
     again = ws.once()
     assert again.returncode == 0
     assert ws.query("SELECT count(*) FROM runs") == [(4,)]  # nothing twice

@@ -56,6 +56,11 @@ def test_every_option_of_the_example_config_parses_when_uncommented():
     ("bogus = 1", "unknown key bogus"),
     ("rescan_minute = 3", "unknown key rescan_minute; did you mean 'rescan_minutes'?"),
     ('[defaults]\nmodle = "x"', "unknown key defaults.modle; did you mean 'model'?"),
+    ('model = "x"', "unknown key model; it belongs in [defaults]"),
+    ('[retries]\nrescan_minutes = 2',
+     "unknown key retries.rescan_minutes; it belongs at the top of the file, before any [table]"),
+    ('[[watch]]\npath="/a"\nrecipes=["x"]\noutput="/b"\nmirror_folders="yes"',
+     "watch[0].mirror_folders must be a bool, got 'yes'"),
 ])
 def test_invalid_config_names_the_key(text, message):
     with pytest.raises(ConfigError) as err:

@@ -23,12 +23,15 @@ from photobatch.daemon.pairs import DEFAULT_PAIRS, PAIR_CHOICES
               help="RAW+JPEG pairs in the folders walked (IMG_0001.NEF beside IMG_0001.JPG): run "
                    "the RAW, the camera's JPEG, or both (default: the config's [defaults] pairs, "
                    "else raw).")
+@click.option("--flat", is_flag=True,
+              help="Put every output straight in --out (by default the subfolders of a folder "
+                   "given are kept: shoot/day2/x.jpg goes to OUT/day2/).")
 @click.pass_obj
 @fail_on_usage_error
-def run(obj: Context, paths, recipe_name, model, out_dir, force, pairs):
+def run(obj: Context, paths, recipe_name, model, out_dir, force, pairs, flat):
     """Run a recipe on photos and folders (folders are walked); exit 1 if any file failed."""
     from photobatch.daemon.pairs import why_left_out
-    from photobatch.daemon.paths import expand_inputs
+    from photobatch.daemon.paths import expand_inputs, mirrored_output
     from photobatch.daemon.run_stages import Work, process_all
     from photobatch.daemon.session import Session
 
@@ -36,7 +39,8 @@ def run(obj: Context, paths, recipe_name, model, out_dir, force, pairs):
     recipe = app.recipe(recipe_name)
     app.check_runnable(recipe, app.model_for(recipe))
     left_out: list[tuple[Path, Path]] = []
-    files = expand_inputs(list(paths), exclude=[out_dir], left_out=left_out,
+    roots: dict[Path, Path] = {}
+    files = expand_inputs(list(paths), exclude=[out_dir], left_out=left_out, roots=roots,
                           pairs=pairs or (obj.config.pairs if obj.config else DEFAULT_PAIRS))
     if not files:
         raise click.ClickException("no photos found in " + ", ".join(map(str, paths)))
@@ -50,7 +54,9 @@ def run(obj: Context, paths, recipe_name, model, out_dir, force, pairs):
         _print_outcome(outcome)
 
     # On a GPU: decoding and writing overlap the model, and same-size photos share its calls.
-    process_all(session, [Work(path, recipe) for path in files], on_outcome)
+    work = [Work(path, recipe, None if flat or path not in roots
+                 else mirrored_output(out_dir, roots[path], path)) for path in files]
+    process_all(session, work, on_outcome)
     click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
                f"(catalog: {app.catalog_path})")
     app.close()
