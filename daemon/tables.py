@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def render_table(headers: list[str], rows: list[list[object]], max_width: int = 48) -> str:
     """Left-aligned columns separated by two spaces; long cells are cut with an ellipsis, except
@@ -17,3 +19,20 @@ def render_table(headers: list[str], rows: list[list[object]], max_width: int = 
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def distinct_names(paths: list[str]) -> dict[str, str]:
+    """Each path's file name, with as many of its folders in front as it takes to tell it from
+    the others named alike (two cards' IMG_0001.JPG: shootA/IMG_0001.JPG, shootB/IMG_0001.JPG)."""
+    parts = {p: Path(p).parts for p in set(paths)}
+    shown = {p: 1 for p in parts}
+    while True:
+        seen: dict[tuple, list[str]] = {}
+        for p, n in shown.items():
+            seen.setdefault(parts[p][-n:], []).append(p)
+        clashes = [p for group in seen.values() if len(group) > 1 for p in group
+                   if shown[p] < len(parts[p])]
+        if not clashes:
+            return {p: "/".join(parts[p][-n:]) for p, n in shown.items()}
+        for p in clashes:
+            shown[p] += 1

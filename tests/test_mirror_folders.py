@@ -111,3 +111,24 @@ def test_mirrored_output_is_the_output_for_a_photo_outside_the_root(tmp_path):
         == tmp_path / "out"
     assert mirrored_output(tmp_path / "out", tmp_path / "in", tmp_path / "else" / "x.jpg") \
         == tmp_path / "out"
+
+
+def test_catalog_ls_tells_files_and_outputs_named_alike_apart_by_their_folders(tmp_path):
+    _watch_once(tmp_path)
+    listing = CliRunner().invoke(main, ["--catalog", str(tmp_path / "c.db"), "catalog", "ls"])
+    assert listing.exit_code == 0, listing.output
+    rows = [line.split() for line in listing.output.splitlines()[2:]]
+    assert sorted((row[0], row[-1]) for row in rows) == [
+        ("IMG_0002.JPG", "IMG_0002_f.jpg"),  # the only one so named: its name alone
+        ("inbox/IMG_0001.JPG", "out/IMG_0001_f.jpg"),
+        ("shootA/IMG_0001.JPG", "shootA/IMG_0001_f.jpg"),
+        ("shootB/IMG_0001.JPG", "shootB/IMG_0001_f.jpg")]
+
+
+def test_distinct_names_take_as_many_folders_as_it_takes():
+    from photobatch.daemon.tables import distinct_names
+
+    assert distinct_names(["/a/x/IMG.JPG", "/a/y/IMG.JPG", "/b/x/IMG.JPG", "/c/z.jpg"]) == {
+        "/a/x/IMG.JPG": "a/x/IMG.JPG", "/b/x/IMG.JPG": "b/x/IMG.JPG", "/a/y/IMG.JPG": "y/IMG.JPG",
+        "/c/z.jpg": "z.jpg"}
+    assert distinct_names(["IMG.JPG", "IMG.JPG"]) == {"IMG.JPG": "IMG.JPG"}

@@ -69,7 +69,7 @@ def catalog_ls(obj: Context, as_json, **selection_args):
         click.echo(f"nothing in the catalog {path} matches" if not selection.is_empty
                    else f"the catalog {path} holds no files yet")
         return
-    from photobatch.daemon.tables import render_table
+    from photobatch.daemon.tables import distinct_names, render_table
 
     def status(row):
         if not row["status"]:
@@ -83,11 +83,15 @@ def catalog_ls(obj: Context, as_json, **selection_args):
         stars = "" if rating is None else "rejected" if rating < 0 else "★" * rating or "0"
         return " ".join(filter(None, [stars, (row["labels"] or "").replace(",", " ")]))
 
+    # Names alone, but for files or outputs named alike (two cards' IMG_0001.JPG in shoots of
+    # their own): those get the folders that tell them apart.
+    files = distinct_names([r["path"] for r in rows])
+    outputs = distinct_names([r["output_path"] for r in rows if r["output_path"]])
     click.echo(render_table(
         ["file", "camera", "taken", "rating", "recipe", "status", "output / error"],
-        [[Path(r["path"]).name, r["camera_model"] or "", (r["date_taken"] or "")[:16],
+        [[files[r["path"]], r["camera_model"] or "", (r["date_taken"] or "")[:16],
           culling(r), r["recipe"] or "-", status(r),
-          Path(r["output_path"]).name if r["output_path"] else (r["error"] or r.get("note", ""))]
+          outputs[r["output_path"]] if r["output_path"] else (r["error"] or r.get("note", ""))]
          for r in rows]))
 
 
