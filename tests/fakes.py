@@ -254,3 +254,25 @@ def first_transformer_input(pipe, **call) -> dict:
     finally:
         hook.remove()
     return seen
+
+
+# A drop-in plugin file (for --plugins-dir) with a runner named ``small``: it shrinks the
+# picture to 48x32 and is no torch model, so the stages of `photobatch run` overlap.
+SMALL_RUNNER_PLUGIN = '''
+from types import SimpleNamespace
+from photobatch.plugins import hookimpl
+
+
+class Small:
+    name = "small"
+
+    def run(self, image, recipe, seed, model):
+        out = image.resize((48, 32))
+        return SimpleNamespace(image=out, model_id=model, model_hash=None, device="cpu",
+                               working_size=out.size)
+
+
+@hookimpl
+def photobatch_runners():
+    return [Small()]
+'''

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-from fakes import FakeRunner
+from fakes import SMALL_RUNNER_PLUGIN, FakeRunner
 
 from photobatch.daemon.cli import main
 from photobatch.daemon.config import parse_config
@@ -60,31 +60,12 @@ def test_a_folder_that_does_not_mirror_puts_every_output_in_its_output(tmp_path)
                              "IMG_0002_f.jpg"]
 
 
-RUNNER = """
-from types import SimpleNamespace
-from photobatch.plugins import hookimpl
-
-
-class Small:
-    name = "small"
-
-    def run(self, image, recipe, seed, model):
-        out = image.resize((48, 32))
-        return SimpleNamespace(image=out, model_id=model, model_hash=None, device="cpu",
-                               working_size=out.size)
-
-
-@hookimpl
-def photobatch_runners():
-    return [Small()]
-"""
-
 
 def test_run_keeps_the_subfolders_of_a_folder_given_and_flat_does_not(tmp_path):
     shoot = tmp_path / "shoot"
     _drop(shoot)
     (tmp_path / "plugins").mkdir()
-    (tmp_path / "plugins" / "small_runner.py").write_text(RUNNER)
+    (tmp_path / "plugins" / "small_runner.py").write_text(SMALL_RUNNER_PLUGIN)
     (tmp_path / "recipes").mkdir()
     (tmp_path / "recipes" / "f.toml").write_text('name = "f"\nrunner = "small"\nstrength = 0.3\n'
                                                  'steps = 10\n')

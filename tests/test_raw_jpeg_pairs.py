@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from fakes import FakeRunner
+from fakes import SMALL_RUNNER_PLUGIN, FakeRunner
 
 from photobatch.daemon.cli import main
 from photobatch.daemon.config import ConfigError, parse_config
@@ -66,25 +66,6 @@ def test_the_config_takes_pairs_in_defaults_and_per_folder():
                                  "pairs": "RAW+JPEG"}]})
 
 
-RUNNER = '''
-from types import SimpleNamespace
-from photobatch.plugins import hookimpl
-
-
-class Small:
-    name = "small"
-
-    def run(self, image, recipe, seed, model):
-        out = image.resize((48, 32))
-        return SimpleNamespace(image=out, model_id=model, model_hash=None, device="cpu",
-                               working_size=out.size)
-
-
-@hookimpl
-def photobatch_runners():
-    return [Small()]
-'''
-
 
 @pytest.fixture()
 def pair_shoot(tmp_path):
@@ -95,7 +76,7 @@ def pair_shoot(tmp_path):
     write_sample_photo(shoot / "IMG_0001.JPG", size=(96, 64), seed=1)
     write_sample_photo(shoot / "IMG_0002.JPG", size=(96, 64), seed=2)
     (tmp_path / "plugins").mkdir()
-    (tmp_path / "plugins" / "small_runner.py").write_text(RUNNER)
+    (tmp_path / "plugins" / "small_runner.py").write_text(SMALL_RUNNER_PLUGIN)
     (tmp_path / "recipes").mkdir()
     (tmp_path / "recipes" / "small.toml").write_text('name = "small"\nrunner = "small"\n'
                                                      'strength = 0.3\nsteps = 10\n')
