@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from photobatch.catalog.culling import current_culling
-from photobatch.catalog.store import RUN_STATUSES
+from photobatch.catalog.store import NOT_A_TAKE, RUN_STATUSES
 from photobatch.recipes.variations import is_variation_name
 
 # What a (file, recipe) pair needs, judged against the recipe and model in force now.
@@ -357,12 +357,11 @@ def _latest_runs(db, recipe: str | None) -> list[dict[str, Any]]:
     # (rerun --takes N): tries in files of their own, beside the photo's output.
     sql = """
         WITH latest AS (
-            SELECT COALESCE(MAX(CASE WHEN status != 'skipped' AND seed_source IS NOT 'take'
-                                     THEN id END),
+            SELECT COALESCE(MAX(CASE WHEN status != 'skipped' AND {not_a_take} THEN id END),
                             MAX(CASE WHEN status != 'skipped' THEN id END), MAX(id)) AS run_id
             FROM runs {where} GROUP BY file_id, recipe)
         SELECT r.* FROM runs r JOIN latest l ON l.run_id = r.id
-    """.format(where="WHERE recipe = ?" if recipe else "")
+    """.format(where="WHERE recipe = ?" if recipe else "", not_a_take=NOT_A_TAKE)
     return [dict(row) for row in db.query(sql, [recipe] if recipe else [])]
 
 

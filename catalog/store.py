@@ -15,6 +15,9 @@ import sqlite_utils
 from photobatch.catalog.migrations import migrations
 
 RUN_STATUSES = ("queued", "running", "done", "failed", "skipped")
+# Runs that are not one of several takes (rerun --takes N): takes are tries in files of their
+# own beside the photo's output, so the photo's output, seed and state come from the others.
+NOT_A_TAKE = "seed_source IS NOT 'take'"
 # The stand-in hash prefix of a file that could not be opened (its content is unknown).
 UNREADABLE = "unreadable:"
 
@@ -172,7 +175,7 @@ class Catalog:
         last: they are tries beside the photo's output)."""
         rows = list(self.db["runs"].rows_where("file_id = ? AND recipe = ? AND status = 'done'",
                                                [file_id, recipe],
-                                               order_by="seed_source IS NOT 'take' DESC, id DESC",
+                                               order_by=f"{NOT_A_TAKE} DESC, id DESC",
                                                limit=1))
         return rows[0] if rows else None
 
@@ -212,7 +215,7 @@ class Catalog:
         that says where its seed came from was given one (``--seed recipe`` ends the choice).
         Takes (``--takes N``) are tries beside the photo's output: they choose nothing until
         one is picked with ``--seed`` and its number."""
-        where = "file_id = ? AND recipe = ? AND seed_source IS NOT NULL AND seed_source != 'take'"
+        where = f"file_id = ? AND recipe = ? AND seed_source IS NOT NULL AND {NOT_A_TAKE}"
         args: list = [file_id, recipe]
         if before_run is not None:
             where += " AND id < ?"
@@ -271,11 +274,10 @@ class Catalog:
         """Every file with its latest run per recipe (for ``catalog ls``)."""
         # Latest run per (file, recipe): pick max id per group, then join. Takes (rerun
         # --takes N) are tries beside the photo's output: the run that made it comes first.
-        sql = """
+        sql = f"""
             WITH latest AS (
                 SELECT file_id, recipe,
-                       COALESCE(MAX(CASE WHEN seed_source IS NOT 'take' THEN id END), MAX(id))
-                       AS run_id
+                       COALESCE(MAX(CASE WHEN {NOT_A_TAKE} THEN id END), MAX(id)) AS run_id
                 FROM runs GROUP BY file_id, recipe)
             SELECT f.id AS file_id, f.path, f.sha256, f.camera_model, f.date_taken,
                    r.recipe, r.status, r.output_path, r.error, r.finished_at

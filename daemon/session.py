@@ -228,14 +228,13 @@ class Session:
                 return Outcome(path, recipe.name, "skipped", Path(done["output_path"]),
                                run_id=done["id"], error="already done (use --force to redo)")
             job.seed, job.seed_source = self._seed_for(job, recipe, run_id, seed)
-            seed_source = job.seed_source
             try:
                 job.runner = self.app.runners.get(recipe.runner)
             except KeyError as exc:
                 raise StageError(f"running {recipe.name}", str(exc.args[0])) from None
             params = dict(file_id=job.file_id, recipe=recipe.name, fingerprint=recipe.fingerprint,
                           params=recipe.params(), seed=job.seed, model_id=job.model_id,
-                          runner=job.runner.name, seed_source=seed_source)
+                          runner=job.runner.name, seed_source=job.seed_source)
             if run_id is None:
                 job.run_id = catalog.start_run(**params, output_dir=str(job.out_dir))
             else:
