@@ -96,8 +96,14 @@ class App:
         return torch.get_num_threads() >= (os.cpu_count() or 1)
 
     def _check_recipe_references(self) -> None:
-        """Steps and face detectors a recipe names must exist: a typo fails at load, not per file."""
+        """Steps, face detectors and writers a recipe names must exist: a typo fails at load,
+        not per file."""
+        from photobatch.plugins.output_options import output_problem
+
         for recipe in self.recipes.values():
+            problem = output_problem(recipe.output, self.writers)
+            if problem:
+                raise RecipeError(f"recipe {recipe.name!r} ({recipe.source}): {problem}")
             for name, _ in recipe.post:
                 if name not in self.steps:
                     known = ", ".join(sorted(self.steps.items)) or "none"
@@ -127,6 +133,7 @@ class App:
             raise UsageError(
                 f"recipe {recipe.name!r} needs a reference photo: make your own with `photobatch "
                 f"recipes new my-look --from {recipe.name}` and set ip_adapter.reference")
+        self.check_output(recipe)
         self.check_references(recipe)
         self.check_files(recipe)
         if model:
@@ -150,6 +157,14 @@ class App:
                 read_reference(path, self.readers)
             except ValueError as exc:
                 raise UsageError(f"recipe {recipe.name!r}: {exc}") from None
+
+    def check_output(self, recipe: Recipe) -> None:
+        """Refuse a recipe whose output format no writer writes, or at a depth it cannot."""
+        from photobatch.plugins.output_options import output_problem
+
+        problem = output_problem(recipe.output, self.writers)
+        if problem:
+            raise UsageError(f"recipe {recipe.name!r}: {problem}")
 
     def check_files(self, recipe: Recipe) -> None:
         """Refuse a recipe whose LoRAs, embeddings, VAE, ControlNet or IP-Adapter name a path

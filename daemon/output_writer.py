@@ -17,6 +17,7 @@ from photobatch.daemon.naming import claimed_output_path, name_tokens, output_fo
 from photobatch.plugins import metadata
 from photobatch.plugins.colour import convert_to_space
 from photobatch.plugins.output_options import writer_name, writer_options
+from photobatch.plugins.transparency import alpha_at_depth, fit_alpha
 from photobatch.recipes.schema import Recipe
 
 
@@ -30,15 +31,20 @@ class OutputWriter:
                sha: str, seed: int, model_id: str, run_id: int, out_dir: Path,
                source_bits: int = 8, summary: dict | None = None,
                file_id: int | None = None, provenance: dict | None = None,
-               take: bool = False) -> Path:
+               take: bool = False, alpha=None) -> Path:
         """Write ``image`` (PIL, or 16-bit pixels) as ``recipe``'s output of ``source``.
 
         ``provenance``: more of what made it for the XMP record (model and adapter file
         identities, precision); empty values are left out. The photographer's rating, label and
         keywords in an XMP sidecar beside ``source`` go into the output, as Lightroom exports do.
-        A ``take`` (one of several, see naming.Take) gets a file of its own.
+        A ``take`` (one of several, see naming.Take) gets a file of its own. ``alpha``: the
+        source's transparency (see DecodedImage.alpha) for writers that declare
+        ``keeps_alpha``, ``image`` then in straight colours (transparency.straight_output).
         """
         writer = self.app.writers.get(writer_name(recipe.output.format))
+        options = writer_options(recipe.output, writer, source_bits)
+        if alpha is not None and getattr(writer, "keeps_alpha", False):
+            options["alpha"] = with_alpha(image, alpha, options.get("bit_depth", 8))
         tokens = name_tokens(recipe, source, summary, file_id, seed)
         folder = output_folder(recipe, out_dir, tokens)
         folder.mkdir(parents=True, exist_ok=True)
@@ -52,8 +58,7 @@ class OutputWriter:
                     width, height = image.size
                 else:  # 16-bit pixels (H x W x 3): kept only with color_space "source"
                     height, width = image.shape[:2]
-                writer.write(image, temp, icc_profile=icc,
-                             **writer_options(recipe.output, writer, source_bits))
+                writer.write(image, temp, icc_profile=icc, **options)
                 metadata.write_output_metadata(
                     source, temp, width=width, height=height,
                     policy=recipe.output.metadata, icc=icc or "source", pixels=image,
@@ -127,6 +132,12 @@ def fit_within(image, max_side: int):
     channels = [np.asarray(Image.fromarray(image[..., c].astype(np.int32)).resize(
         size, Image.Resampling.LANCZOS)) for c in range(3)]
     return np.clip(np.stack(channels, axis=-1), 0, 65535).astype(np.uint16)
+
+
+def with_alpha(image, alpha, bits: int):
+    """``alpha`` at ``image``'s size and ``bits``, for a writer that keeps transparency."""
+    size = image.size if isinstance(image, Image.Image) else image.shape[1::-1]
+    return alpha_at_depth(fit_alpha(alpha, size), bits)
 
 
 def to_8bit(pixels) -> Image.Image:

@@ -33,6 +33,7 @@ from photobatch.plugins.diffusion.fullres import restore_full_resolution
 from photobatch.plugins.diffusion.loading import ModelError, resolve_model
 from photobatch.plugins.images import NothingToDo, ReadError
 from photobatch.plugins.output_options import output_bit_depth, writer_name
+from photobatch.plugins.transparency import straight_output
 from photobatch.recipes.schema import Recipe
 
 log = logging.getLogger(__name__)
@@ -329,6 +330,13 @@ class Session:
             return None
         return job.decoded.pixels16 if depth == 16 else None
 
+    def _keeps_alpha(self, job: "Job") -> bool:
+        """True when the photo has transparency and the recipe's output format can keep it."""
+        if job.decoded.alpha is None:
+            return False
+        writer = self.app.writers.get(writer_name(job.recipe.output.format))
+        return bool(getattr(writer, "keeps_alpha", False))
+
     def generate_batch(self, jobs: list["Job"]) -> list["Job | Outcome"]:
         """GPU stage for several jobs of one recipe and model: one ``run_batch`` call when the
         runner has it (GPUs), each job's run time its share. If the batch fails, each job is
@@ -373,6 +381,9 @@ class Session:
             if post:
                 with job.timer.stage("post", f"applying steps to the result of {job.path.name}"):
                     full = apply_post_steps(post, full, job.decoded.image, self.app.pm)
+            alpha = job.decoded.alpha if self._keeps_alpha(job) else None
+            if alpha is not None:
+                full = straight_output(full, job.decoded)
             if job.recipe.output.max_side:
                 full = fit_within(full, job.recipe.output.max_side)
             ran_as = None
@@ -394,6 +405,7 @@ class Session:
                                      job.seed, job.model_id, job.run_id, job.out_dir,
                                      source_bits=job.decoded.bits, summary=job.summary,
                                      file_id=job.file_id, take=job.seed_source == "take",
+                                     alpha=alpha,
                                      provenance={
                                          "ModelHash": made["model_hash"],
                                          "AdaptersHash": made["adapters_hash"],

@@ -55,6 +55,9 @@ class DecodedImage:
     pixels16: np.ndarray | None = None  # upright H x W x 3 uint16 when the source has > 8 bits
     bits: int = 8  # bits per channel of the source
     full_size: tuple[int, int] | None = None  # the photo's size when ``image`` is a reduced decode
+    # Upright H x W uint8/uint16 transparency of a source that has some (``image`` is then
+    # flattened onto white); None for an opaque photo. Outputs that can carry it get it back.
+    alpha: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:

@@ -39,3 +39,21 @@ def writer_options(settings: Any, writer: Any, source_bits: int) -> dict[str, An
         options["bit_depth"] = output_bit_depth(settings, writer, source_bits)
         options["progressive"] = bool(getattr(settings, "progressive", False))
     return options
+
+
+def output_problem(settings: Any, writers: Any) -> str | None:
+    """Why output ``settings`` cannot be written by any of ``writers`` (the app's registry):
+    no writer of that format, or a bit depth it does not write; None when they can."""
+    from photobatch.recipes.suggest import did_you_mean
+
+    name = writer_name(settings.format)
+    if name not in writers:
+        formats = sorted({*writers.items, *(alias for alias, target in _FORMAT_WRITERS.items()
+                                            if target in writers)})
+        return (f"output.format {settings.format!r} has no writer{did_you_mean(settings.format, formats)} "
+                f"(known: {', '.join(formats) or 'none'}; a writer plugin can add one)")
+    depths = tuple(getattr(writers.get(name), "bit_depths", (8,)))
+    if settings.bit_depth is not None and settings.bit_depth not in depths:
+        return (f"output.bit_depth {settings.bit_depth}: the {name} writer writes "
+                f"{' or '.join(map(str, depths))} bits per channel")
+    return None

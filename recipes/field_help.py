@@ -55,7 +55,8 @@ FIELD_HELP = {
     "output.subfolder": "a subfolder of the output folder, same tokens as the name (\"{date}\")",
     "output.collision": "a name taken by another file: suffix (-1, -2), overwrite or skip",
     "output.max_side": "fit the output within this many pixels on its longest side (0: full size)",
-    "output.format": "jpeg, tiff, png, or lossless (TIFF at the source's bit depth)",
+    "output.format": "jpeg, tiff, png, lossless (TIFF at the source's bit depth), or the name "
+                     "of a writer a plugin adds; PNG and TIFF keep a source's transparency",
     "output.quality": "JPEG quality 1-100 (4:4:4 chroma from 90)",
     "output.name": "file name template: {stem} {recipe} {ext} {date} {camera} {seq} {seed}",
     "output.metadata": "all, no-location, copyright-only or none",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -53,6 +54,7 @@ SAMPLERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ 2M SDE", "
             "DPM++ SDE", "DPM++ SDE Karras", "DPM2", "DPM2 Karras", "DPM2 a", "DPM2 a Karras",
             "Heun", "LMS", "LMS Karras", "DDIM", "UniPC", "LCM", "PNDM", "DEIS", "DPM++ 3M SDE", "TCD")
 # "lossless" is a TIFF at the source's bit depth: 16 bits for RAW and other 16-bit sources.
+# A writer plugin adds its own name; the app checks that the named writer exists.
 OUTPUT_FORMATS = ("jpeg", "tiff", "png", "lossless")
 OUTPUT_BIT_DEPTHS = (8, 16)
 OUTPUT_COLOR_SPACES = ("source", "srgb", "adobe-rgb")
@@ -270,6 +272,13 @@ def _choice(options):
     return check
 
 
+def _format_name(v):
+    if re.fullmatch(r"[a-z][a-z0-9_-]*", v):
+        return None
+    return (f"must be a writer's name ({', '.join(map(repr, OUTPUT_FORMATS))} or one a plugin "
+            f"adds); got {v!r}{did_you_mean(v, OUTPUT_FORMATS)}")
+
+
 def _template_tokens(v, require_stem: bool = True):
     import string
 
@@ -348,7 +357,7 @@ _RECIPE_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "family": ((dict,), None),  # checked by _family_tables
 }
 _OUTPUT_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
-    "format": ((str,), _choice(OUTPUT_FORMATS)),
+    "format": ((str,), _format_name),
     "quality": ((int,), _range(1, 100)),
     "name": ((str,), _name_template),
     "metadata": ((str,), _choice(METADATA_POLICIES)),

@@ -4,6 +4,7 @@
   sys.path), found through its ``photobatch`` entry point; it adds a step, a recipe that uses
   it and a command.
 - ``examples/dropins/output_log.py``: a drop-in file that logs every output written.
+- ``examples/dropins/webp_writer.py``: a drop-in writer a recipe picks by its format name.
 """
 
 from __future__ import annotations
@@ -129,3 +130,38 @@ def test_the_dropin_plugin_logs_every_output_written_through_photobatch_run(shoo
                    "--model", standin_model, "--out", out, env={"PHOTOBATCH_OUTPUT_LOG": str(log)})
     assert "0 done, 2 skipped" in again.stdout
     assert len(log.read_text().splitlines()) == 2
+
+
+def test_the_dropin_writer_writes_a_recipes_outputs_with_their_metadata(shoot, tmp_path, standin_model):
+    from photobatch.plugins.metadata import read_record, read_summary
+
+    plugins, recipes = tmp_path / "plugins", tmp_path / "recipes"
+    plugins.mkdir()
+    recipes.mkdir()
+    (recipes / "web.toml").write_text('extends = "color-correct"\n[output]\nformat = "webp"\n'
+                                      'quality = 90\n')
+    db, out = tmp_path / "catalog.db", tmp_path / "out"
+    args = ("--catalog", db, "--recipes", recipes, "run", shoot, "--recipe", "web",
+            "--model", standin_model, "--out", out)
+    # Without the plugin the format names no writer: said once, before any photo.
+    missing = invoke(*args)
+    assert missing.exit_code == 1
+    assert ("recipe 'web' (" in missing.output and "output.format 'webp' has no writer (known: "
+            "jpeg, lossless, png, tiff; a writer plugin can add one)" in missing.output)
+    shutil.copy(EXAMPLES / "dropins" / "webp_writer.py", plugins)
+    result = invoke("--plugins-dir", plugins, *args)
+    assert result.exit_code == 0, result.output
+    outputs = sorted(out.glob("*"))
+    assert [p.name for p in outputs] == ["DSCF0001_web.webp", "IMG_0002_web.webp"]
+    for output in outputs:
+        with Image.open(output) as img:
+            assert img.format == "WEBP"
+        assert read_summary(output)["make"] in ("FUJIFILM", "Canon")
+        assert read_record(output)["Recipe"] == "web"
+
+    # A bit depth the writer does not have is refused before any photo too.
+    (recipes / "web.toml").write_text('extends = "color-correct"\n[output]\nformat = "webp"\n'
+                                      'bit_depth = 16\n')
+    deep = invoke("--plugins-dir", plugins, *args, "--force")
+    assert deep.exit_code == 1
+    assert "output.bit_depth 16: the webp writer writes 8 bits per channel" in deep.output

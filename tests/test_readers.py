@@ -206,8 +206,11 @@ def test_16bit_tiff_keeps_16_bits_and_turns_upright(tmp_path, orientation):
     assert read_summary(path)["make"] == "FUJIFILM"
 
 
-def test_16bit_png_keeps_16_bits(tmp_path):
-    path = write_sample_png(tmp_path / "p.png", size=(96, 64), bits=16)
+@pytest.mark.parametrize("metadata", [True, False])
+def test_16bit_png_keeps_16_bits(tmp_path, metadata):
+    # Without an eXIf chunk before the pixels, Pillow decodes the PNG while looking for one:
+    # that PNG was read at 8 bits until the reader asked how it is stored first.
+    path = write_sample_png(tmp_path / "p.png", size=(96, 64), bits=16, metadata=metadata)
     decoded = PillowReader().read(path)
     assert decoded.bits == 16
     assert np.array_equal(decoded.pixels16, sample_tiff16_pixels((96, 64)))

@@ -30,7 +30,9 @@ def test_builtin_color_correct_is_low_strength_and_valid():
         ({"sampler": "Euler b"}, "sampler must be one of 'Euler', 'Euler a'"),
         ({"sampler": "dpm++ 2m karas"}, "got 'dpm++ 2m karas'; did you mean 'DPM++ 2M Karras'?"),
         ({"sampler": "euler A"}, "got 'euler A'; did you mean 'Euler a'?"),
-        ({"output": {"format": "jpg"}}, "got 'jpg'; did you mean 'jpeg'?"),
+        ({"output": {"format": "JPG"}}, "output.format must be a writer's name ('jpeg', 'tiff', "
+                                        "'png', 'lossless' or one a plugin adds); got 'JPG'; "
+                                        "did you mean 'jpeg'?"),
         ({"output": {"quality": 101}}, "output.quality must be in [1, 100], got 101"),
         ({"output": {"qualty": 90}}, "unknown field 'output.qualty'; did you mean 'quality'?"),
         ({"mood": "happy"}, "unknown field 'mood' (allowed: "),  # nothing close: no guess

@@ -93,6 +93,13 @@ def test_recipes_list_show_validate_new(tmp_path):
     absent.write_text('extends = "color-correct"\nmodel = "/nowhere/sd15"\n')
     result = _cli("recipes", "validate", absent)
     assert result.exit_code == 1 and "model '/nowhere/sd15' does not exist" in result.output
+    # A format no writer writes: a typo, or a writer plugin that is not installed.
+    typo = tmp_path / "typo.toml"
+    typo.write_text('extends = "color-correct"\n[output]\nformat = "jpg"\n')
+    result = _cli("recipes", "validate", typo)
+    assert result.exit_code == 1
+    assert "output.format 'jpg' has no writer; did you mean 'jpeg'? (known: jpeg, lossless, png, " \
+           "tiff; a writer plugin can add one)" in result.output
 
     # Without files: every recipe file of the folders, the built-in ones and --recipes.
     mine = tmp_path / "mine"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +169,9 @@ def test_output_settings_validation():
         ({"color_space": "p3"}, "output.color_space must be one of"),
         ({"sidecar": True}, "output.sidecar must be a str"),
         ({"progressive": "yes"}, "output.progressive must be a bool"),
-        ({"format": "gif"}, "output.format must be one of 'jpeg', 'tiff', 'png', 'lossless'"),
+        ({"format": "image/gif"}, re.escape("output.format must be a writer's name ('jpeg', "
+                                            "'tiff', 'png', 'lossless' or one a plugin adds); "
+                                            "got 'image/gif'")),
         ({"format": "jpeg", "bit_depth": 16}, "JPEG holds 8 bits"),
     ):
         with pytest.raises(RecipeError, match=message):
@@ -176,6 +179,16 @@ def test_output_settings_validation():
     a = recipe_from_dict({"name": "r"})
     b = recipe_from_dict({"name": "r", "output": {"color_space": "srgb"}})
     assert a.fingerprint != b.fingerprint  # a different output makes old outputs stale
+
+
+def test_a_format_no_writer_writes_stops_the_recipes_loading(tmp_path):
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "web.toml").write_text('name = "web"\n[output]\nformat = "gif"\n')
+    with pytest.raises(RecipeError, match=r"recipe 'web' \(.*web.toml\): output.format 'gif' has "
+                                          r"no writer \(known: jpeg, lossless, png, tiff; a writer "
+                                          r"plugin can add one\)"):
+        App(catalog_path=tmp_path / "c.db", recipe_dirs=[folder])
 
 
 def test_bit_depth_follows_the_source_where_the_format_allows():

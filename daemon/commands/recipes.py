@@ -96,6 +96,7 @@ def recipes_validate(obj: Context, files):
             continue
         for recipe in found:
             try:
+                app.check_output(recipe)
                 app.check_files(recipe)
                 if recipe.model:
                     app.check_model(recipe.model, recipe.model_config)

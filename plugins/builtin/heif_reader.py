@@ -22,6 +22,7 @@ from photobatch.plugins.images import (
     sniff,
     to_uint8,
 )
+from photobatch.plugins.transparency import flatten16
 
 
 class HeifReader:
@@ -51,26 +52,29 @@ class HeifReader:
             icc = heif.info.get("icc_profile") or None
             orientation = _exif_orientation(heif.info.get("exif"))
             if bits > 8 and heif.mode.startswith("RGB"):
-                pixels16 = _pixels16(heif, bits)
+                pixels16, alpha = _pixels16(heif, bits)
                 image = to_uint8(pixels16)
             else:
-                image, icc, pixels16, bits = to_rgb(heif.to_pillow(), icc)
+                image, icc, pixels16, bits, alpha = to_rgb(heif.to_pillow(), icc)
         except ReadError:
             raise
         except (ValueError, RuntimeError, OSError) as exc:
             raise ReadError(f"cannot be decoded ({exc})") from None
-        return DecodedImage(image, "heif", icc, orientation, pixels16=pixels16, bits=bits)
+        return DecodedImage(image, "heif", icc, orientation, pixels16=pixels16, bits=bits,
+                            alpha=alpha)
 
 
-def _pixels16(heif, bits: int) -> np.ndarray:
+def _pixels16(heif, bits: int) -> tuple[np.ndarray, np.ndarray | None]:
     # pillow-heif hands >8-bit pictures over as 16-bit words holding the values scaled up to
-    # 16 bits; channels beyond RGB (alpha) are dropped.
+    # 16 bits; alpha, when there is some, is flattened onto white and handed back.
     channels = 4 if heif.has_alpha else 3
     width, height = heif.size
     stride = heif.stride // 2
     words = np.frombuffer(heif.data, dtype=np.uint16).reshape(height, stride)
-    pixels = words[:, : width * channels].reshape(height, width, channels)[:, :, :3]
-    return np.ascontiguousarray(pixels)
+    pixels = words[:, : width * channels].reshape(height, width, channels)
+    if channels == 4:
+        return flatten16(pixels)
+    return np.ascontiguousarray(pixels), None
 
 
 def _exif_orientation(exif: bytes | None) -> int:

@@ -20,6 +20,7 @@ from photobatch.plugins.images import (
     sniff,
     to_uint8,
 )
+from photobatch.plugins.transparency import flatten16
 
 _FORMATS = ("jpeg", "png", "tiff", "webp", "avif")
 _PIXEL_LIMIT_LOCK = threading.Lock()
@@ -67,20 +68,24 @@ class PillowReader:
                 with img:
                     check_megapixels(img.width, img.height, limit)
                     full_size = img.size
+                    # Before _orientation: Pillow loads a PNG without eXIf to look for one
+                    # after its pixels, and a loaded image no longer says how it was stored.
+                    png_sixteen = _png_is_16_bit_rgb(img)
                     fmt = (img.format or "unknown").lower()
                     orientation = _orientation(img)
                     icc = img.info.get("icc_profile") or None
                     if half_size and fmt in ("jpeg", "mpo"):
                         # libjpeg decodes straight to 1/2 scale: the cheap preview path.
                         img.draft("RGB", (img.width // 2, img.height // 2))
-                    pixels16 = _tiff16(path, img) if fmt == "tiff" else \
-                        _png16(path, img) if fmt == "png" else None
-                    if pixels16 is not None:
-                        pixels16 = orient_array(pixels16, orientation)
+                    planes16 = _tiff16(path, img) if fmt == "tiff" else \
+                        _png16(path) if png_sixteen else None
+                    if planes16 is not None:
+                        pixels16, alpha = (orient_array(a, orientation) if a is not None else None
+                                           for a in planes16)
                         rgb, bits = to_uint8(pixels16), 16
                     else:
                         img.load()
-                        rgb, icc, pixels16, bits = to_rgb(_upright(img, orientation), icc)
+                        rgb, icc, pixels16, bits, alpha = to_rgb(_upright(img, orientation), icc)
         except ReadError:
             raise
         except UnidentifiedImageError:
@@ -96,7 +101,7 @@ class PillowReader:
         if orientation in (5, 6, 7, 8):
             full_size = full_size[::-1]
         return DecodedImage(rgb, "jpeg" if fmt == "mpo" else fmt, icc, orientation,
-                            pixels16=pixels16, bits=bits,
+                            pixels16=pixels16, bits=bits, alpha=alpha,
                             full_size=full_size if rgb.size != full_size else None)
 
 
@@ -118,8 +123,9 @@ def _upright(img: Image.Image, orientation: int) -> Image.Image:
     return img.transpose(method) if method is not None else img
 
 
-def _tiff16(path: Path, img: Image.Image) -> np.ndarray | None:
-    """The 16-bit RGB pixels of a 16-bit TIFF (Pillow reads those at 8 bits), else None."""
+def _tiff16(path: Path, img: Image.Image) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The 16-bit RGB pixels and alpha (None: opaque) of a 16-bit TIFF (Pillow reads those at
+    8 bits), else None. Transparency is flattened onto white, as in 8-bit pictures."""
     bits = img.tag_v2.get(258) if hasattr(img, "tag_v2") else None
     if not bits or max(bits if isinstance(bits, tuple) else (bits,)) != 16:
         return None
@@ -133,21 +139,33 @@ def _tiff16(path: Path, img: Image.Image) -> np.ndarray | None:
         return None
     if pixels.dtype != np.uint16 or pixels.ndim != 3 or pixels.shape[2] < 3:
         return None
-    return np.ascontiguousarray(pixels[:, :, :3])
+    # ExtraSamples: 1 is associated (premultiplied) alpha, 2 unassociated; 0 is not alpha.
+    extra = img.tag_v2.get(338)
+    kind = (extra if isinstance(extra, tuple) else (extra,))[0] if extra else 0
+    if pixels.shape[2] >= 4 and kind in (1, 2):
+        return flatten16(pixels[:, :, :4], premultiplied=kind == 1)
+    return np.ascontiguousarray(pixels[:, :, :3]), None
 
 
-def _png16(path: Path, img: Image.Image) -> np.ndarray | None:
-    """The 16-bit RGB pixels of a 16-bit RGB(A) PNG (Pillow reads those at 8 bits), else None."""
-    tile = img.tile[0] if img.tile else None
-    rawmode = getattr(tile, "args", None) if tile is not None else None
-    if rawmode not in ("RGB;16B", "RGBA;16B"):
-        return None
+def _png_is_16_bit_rgb(img: Image.Image) -> bool:
+    """True for a PNG stored as 16-bit RGB or RGBA (Pillow decodes those at 8 bits)."""
+    if img.format != "PNG" or not img.tile:
+        return False
+    return getattr(img.tile[0], "args", None) in ("RGB;16B", "RGBA;16B")
+
+
+def _png16(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The 16-bit RGB pixels and alpha (None: opaque) of a 16-bit RGB(A) PNG. Transparency is
+    flattened onto white, as in 8-bit pictures."""
     import png
 
     width, height, rows, info = png.Reader(filename=str(path)).asDirect()
     planes = info["planes"]
     pixels = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
-    return np.ascontiguousarray(pixels.reshape(height, width, planes)[:, :, :3])
+    pixels = pixels.reshape(height, width, planes)
+    if planes == 4:  # asDirect() turns a tRNS colour key into an alpha plane too
+        return flatten16(pixels)
+    return np.ascontiguousarray(pixels[:, :, :3]), None
 
 
 @hookimpl

@@ -18,21 +18,30 @@ from photobatch.plugins.images import to_uint8, to_uint16
 
 
 class PngWriter:
-    """RGB PNG, lossless, with the ICC profile in an iCCP chunk."""
+    """RGB or RGBA PNG, lossless, with the ICC profile in an iCCP chunk."""
 
     name = "png"
     extension = ".png"
     bit_depths = (8, 16)
+    keeps_alpha = True
 
     def write(self, image: Image.Image | np.ndarray, path: Path, *, quality: int = 95,
               icc_profile: bytes | None = None, bit_depth: int = 8,
-              progressive: bool = False) -> None:
-        """Encode ``image`` (RGB) to ``path`` at ``bit_depth`` (8 or 16); ``quality`` is unused."""
+              progressive: bool = False, alpha: np.ndarray | None = None) -> None:
+        """Encode ``image`` (RGB) to ``path`` at ``bit_depth`` (8 or 16), with ``alpha`` (H x W
+        at that depth) as its fourth channel when given; ``quality`` is unused."""
         if bit_depth == 8:
             options = {"icc_profile": icc_profile} if icc_profile else {}
-            to_uint8(image).save(path, format="PNG", compress_level=6, **options)
+            picture = to_uint8(image)
+            if alpha is not None:
+                picture = picture.copy()
+                picture.putalpha(Image.fromarray(np.asarray(alpha, dtype=np.uint8), "L"))
+            picture.save(path, format="PNG", compress_level=6, **options)
         elif bit_depth == 16:
-            Path(path).write_bytes(_png16(to_uint16(image), icc_profile))
+            pixels = to_uint16(image)
+            if alpha is not None:
+                pixels = np.dstack([pixels, np.asarray(alpha, dtype=np.uint16)])
+            Path(path).write_bytes(_png16(pixels, icc_profile))
         else:
             raise ValueError(f"PNG bit depth must be 8 or 16, got {bit_depth}")
 
@@ -40,9 +49,10 @@ class PngWriter:
 def _png16(pixels: np.ndarray, icc_profile: bytes | None) -> bytes:
     import png
 
-    height, width, _ = pixels.shape
+    height, width, planes = pixels.shape
     buf = io.BytesIO()
-    writer = png.Writer(width, height, greyscale=False, bitdepth=16, compression=6)
+    writer = png.Writer(width, height, greyscale=False, alpha=planes == 4, bitdepth=16,
+                        compression=6)
     # PNG stores 16-bit samples big-endian.
     writer.write_packed(buf, (row.astype(">u2").tobytes() for row in pixels.reshape(height, -1)))
     if not icc_profile:

@@ -7,9 +7,7 @@ from PIL import Image
 
 from photobatch.plugins.colour import profile_colour_space, srgb_profile, to_srgb
 from photobatch.plugins.images import ReadError, to_uint8
-
-# What transparent areas become: photographers' tools flatten onto white.
-_BACKGROUND = (255, 255, 255)
+from photobatch.plugins.transparency import BACKGROUND, opaque_or_alpha
 
 # EXIF orientation -> the numpy operation that shows the stored pixels upright (the same as
 # PIL.ImageOps.exif_transpose); arrays are H x W (x C).
@@ -31,14 +29,29 @@ def orient_array(pixels: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def to_rgb(img: Image.Image, icc: bytes | None
-           ) -> tuple[Image.Image, bytes | None, np.ndarray | None, int]:
+           ) -> tuple[Image.Image, bytes | None, np.ndarray | None, int, np.ndarray | None]:
     """8-bit RGB of a decoded picture in any mode, with the profile that describes it.
 
-    Returns (rgb, icc, pixels16, bits): ``pixels16`` holds the 16-bit RGB values of a 16-bit
-    source (else None), ``bits`` its bits per channel. Alpha is flattened onto white; a CMYK or
+    Returns (rgb, icc, pixels16, bits, alpha): ``pixels16`` holds the 16-bit RGB values of a
+    16-bit source (else None), ``bits`` its bits per channel. Alpha is flattened onto white and
+    returned (H x W uint8; None when the picture is opaque) for outputs that keep it; a CMYK or
     grey profile is converted to sRGB (an RGB output cannot carry it); a profile that does not
     match the pixels is dropped.
     """
+    mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+            mode in ("P", "L", "RGB") and "transparency" in img.info):
+        rgba = img.convert("RGBA")  # also un-premultiplies "RGBa" (TIFF's associated alpha)
+        alpha = rgba.getchannel("A")
+        flat = Image.new("RGB", rgba.size, (BACKGROUND,) * 3)
+        flat.paste(rgba, mask=alpha)
+        keep_icc = icc if profile_colour_space(icc) == "RGB" else None
+        return flat, keep_icc, None, 8, opaque_or_alpha(np.asarray(alpha))
+    return (*_opaque_to_rgb(img, icc), None)
+
+
+def _opaque_to_rgb(img: Image.Image, icc: bytes | None
+                   ) -> tuple[Image.Image, bytes | None, np.ndarray | None, int]:
     mode = img.mode
     space = profile_colour_space(icc)
     if mode.startswith("I;16") or mode == "I":
@@ -53,11 +66,6 @@ def to_rgb(img: Image.Image, icc: bytes | None
         if space == "CMYK":
             return _from_profile(img, icc), srgb_profile(), None, 8
         return img.convert("RGB"), None, None, 8
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, _BACKGROUND)
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        return flat, icc if space == "RGB" else None, None, 8
     if mode in ("L", "1") and space == "GRAY":
         return _from_profile(img.convert("L"), icc), srgb_profile(), None, 8
     if mode != "RGB":

@@ -18,16 +18,18 @@ from photobatch.plugins.images import to_uint16
 
 
 class TiffWriter:
-    """RGB TIFF, Deflate-compressed, 72 dpi, with the ICC profile embedded."""
+    """RGB or RGBA TIFF, Deflate-compressed, 72 dpi, with the ICC profile embedded."""
 
     name = "tiff"
     extension = ".tif"
     bit_depths = (8, 16)
+    keeps_alpha = True
 
     def write(self, image: Image.Image | np.ndarray, path: Path, *, quality: int = 95,
               icc_profile: bytes | None = None, bit_depth: int = 16,
-              progressive: bool = False) -> None:
-        """Encode ``image`` (RGB) to ``path`` at ``bit_depth`` (8 or 16); ``quality`` is unused."""
+              progressive: bool = False, alpha: np.ndarray | None = None) -> None:
+        """Encode ``image`` (RGB) to ``path`` at ``bit_depth`` (8 or 16), with ``alpha`` (H x W
+        at that depth) as unassociated alpha when given; ``quality`` is unused."""
         import tifffile
 
         if bit_depth not in self.bit_depths:
@@ -35,10 +37,15 @@ class TiffWriter:
         pixels = to_uint16(image)
         if bit_depth == 8:
             pixels = (pixels >> 8).astype(np.uint8)
+        extra = {}
+        if alpha is not None:
+            # Unassociated (straight) alpha, as Photoshop and Lightroom write it.
+            pixels = np.dstack([pixels, np.asarray(alpha, dtype=pixels.dtype)])
+            extra["extrasamples"] = ("unassalpha",)
         tifffile.imwrite(
             path, pixels, photometric="rgb", planarconfig="contig", compression="zlib",
             predictor=True, iccprofile=icc_profile or None, resolution=(72, 72),
-            resolutionunit="INCH", metadata=None, software=None)
+            resolutionunit="INCH", metadata=None, software=None, **extra)
 
 
 @hookimpl
