@@ -22,12 +22,18 @@ def collect_status(catalog_path: Path | None) -> dict:
     state = DaemonState(catalog).read()
     up = CatalogLock(path).held_by_other()
     now = datetime.now(timezone.utc)
+    started = datetime.fromisoformat(state["started_at"]) if up and state else None
     throughput = {}
     for minutes in (5, 15, 60):
-        since = (now - timedelta(minutes=minutes)).isoformat(timespec="seconds")
-        done = catalog.db.execute(
-            "SELECT count(*) FROM runs WHERE status = 'done' AND finished_at >= ?", [since]).fetchone()[0]
-        throughput[f"{minutes} min"] = round(done / minutes, 2)
+        throughput[f"{minutes} min"] = _per_minute(catalog, now - timedelta(minutes=minutes),
+                                                   started, now)
+    counts = RunQueue(catalog).counts()
+    pending = counts.get("queued", 0) + counts.get("running", 0)
+    since_start = _per_minute(catalog, started, None, now) if started else None
+    # The pace that says most about what is left: the last 5 minutes, or since the daemon
+    # started when that is more recent.
+    pace = since_start if since_start is not None and (now - started) < timedelta(minutes=5) \
+        else throughput["5 min"]
     errors = [dict(zip(("file", "recipe", "error", "at"), row)) for row in catalog.db.execute(
         "SELECT f.path, r.recipe, r.error, r.finished_at FROM runs r JOIN files f ON f.id = r.file_id "
         "WHERE r.error IS NOT NULL AND r.status IN ('failed', 'queued') "
@@ -40,12 +46,37 @@ def collect_status(catalog_path: Path | None) -> dict:
         "heartbeat": state["heartbeat_at"] if state else None,
         "current": json.loads(state["current"]) if state and up else [],
         "folders": json.loads(state["folders"]) if state else [],
-        "queue": RunQueue(catalog).counts(),
+        "queue": counts,
         "per_minute": throughput,
+        "per_minute_since_start": since_start,
+        "up_seconds": round((now - started).total_seconds()) if started else None,
+        # Only a daemon that is up works the queue off.
+        "eta_seconds": round(pending / pace * 60) if started and pending and pace else None,
         "last_errors": errors,
     }
     catalog.close()
     return report
+
+
+def _per_minute(catalog: Catalog, since: datetime, not_before: datetime | None,
+                now: datetime) -> float:
+    """Runs done per minute from ``since`` (or ``not_before`` when later: the daemon's start)
+    to ``now``."""
+    start = max(since, not_before) if not_before else since
+    done = catalog.db.execute(
+        "SELECT count(*) FROM runs WHERE status = 'done' AND finished_at >= ?",
+        [start.isoformat(timespec="seconds")]).fetchone()[0]
+    minutes = max((now - start).total_seconds(), 1.0) / 60
+    return round(done / minutes, 2)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"
 
 
 def format_status(report: dict) -> str:
@@ -60,7 +91,17 @@ def format_status(report: dict) -> str:
     lines.append("runs     " + (", ".join(f"{counts.get(k, 0)} {k}" for k in order) if counts else "none yet"))
     if report["current"]:
         lines.append("working  " + ", ".join(report["current"]))
-    lines.append("speed    " + ", ".join(f"{v}/min over {k}" for k, v in report["per_minute"].items()))
+    up = report.get("up_seconds")
+    # Windows longer than the daemon has been up would only dilute its pace.
+    speeds = [f"{v}/min over {k}" for k, v in report["per_minute"].items()
+              if up is None or int(k.split()[0]) * 60 <= up]
+    if up is not None and up < 3600:
+        speeds.append(f"{report['per_minute_since_start']}/min since it started "
+                      f"{_duration(up)} ago")
+    lines.append("speed    " + ", ".join(speeds))
+    pending = counts.get("queued", 0) + counts.get("running", 0)
+    if pending and report.get("eta_seconds") is not None:
+        lines.append(f"left     {pending} run(s), about {_duration(report['eta_seconds'])} at this pace")
     if report["last_errors"]:
         lines.append("last errors:")
         for err in report["last_errors"]:

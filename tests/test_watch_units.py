@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import tomllib
 
@@ -408,3 +409,39 @@ def test_the_loop_hears_when_a_run_leaves_the_pipeline(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline_module.Pipeline, "__init__", init)
     _stage_threads(tmp_path, "cpu")
     assert len(idle_when_told) == 3 and idle_when_told[-1] is True
+
+
+def test_status_paces_a_young_daemon_by_its_own_work_and_says_what_is_left(tmp_path):
+    from photobatch.catalog.queue import DaemonState, now_text
+    from photobatch.daemon.service import CatalogLock
+    from photobatch.daemon.status import collect_status, format_status
+
+    cat, ids = _catalog_with_file(tmp_path, 12)
+    q = RunQueue(cat)
+    runs = [q.enqueue(file_id=fid, recipe="r", fingerprint="f", model_id="m", output_dir="/o")
+            for fid in ids]
+    DaemonState(cat).started(["/inbox"])
+    cat.db.execute("UPDATE daemon_state SET started_at = ?", [now_text(-120)])
+    # Two runs an earlier daemon did half an hour ago, six done by this one, four to go.
+    for run_id, ago in zip(runs, [1800, 1700, 100, 90, 80, 60, 40, 20]):
+        cat.db.execute("UPDATE runs SET status = 'done', finished_at = ? WHERE id = ?",
+                       [now_text(-ago), run_id])
+    cat.db.conn.commit()
+    cat.close()
+    down = collect_status(tmp_path / "c.db")
+    assert down["daemon"] == "down" and down["eta_seconds"] is None  # nobody works the queue
+    assert down["per_minute"]["60 min"] == round(8 / 60, 2)
+    lock = CatalogLock(tmp_path / "c.db")
+    lock.acquire()
+    try:
+        report = collect_status(tmp_path / "c.db")
+    finally:
+        lock.release()
+    assert report["daemon"] == "up" and 119 <= report["up_seconds"] <= 125
+    assert report["per_minute_since_start"] == pytest.approx(3.0, abs=0.1)
+    assert report["per_minute"]["60 min"] == report["per_minute_since_start"]  # not diluted
+    assert report["eta_seconds"] == pytest.approx(80, abs=3)
+    text = format_status(report)
+    assert re.search(r"^speed    (2\.9|3\.0|3\.1)\d*/min since it started 2 min ago$", text, re.M)
+    assert "over 5 min" not in text  # a window longer than the daemon has been up
+    assert re.search(r"^left     4 run\(s\), about (7[7-9]|8[0-3]) s at this pace$", text, re.M)

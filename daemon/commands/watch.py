@@ -37,7 +37,8 @@ def watch(obj: Context, once, log_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.pass_obj
 def status(obj: Context, as_json):
-    """Is the daemon up, what is queued, what is it doing, what failed lately."""
+    """Is the daemon up, what is queued, what is it doing, how fast, how long the queue will
+    take at that pace, what failed lately."""
     from photobatch.daemon.status import collect_status, format_status
 
     report = collect_status(obj.catalog)
