@@ -209,11 +209,14 @@ def test_location_stays_out_of_the_page_and_the_downloads_without_gps(studio):
 
 def test_with_gps_the_location_is_shown_and_downloads_keep_it(studio, tmp_path):
     out = tmp_path / "with-gps"
-    studio.export(out, "--gps", "--camera", "R6m2")
-    photo = _data((out / "index.html").read_text("utf-8"))["photos"][0]
+    studio.export(out, "--gps", "--camera", "R6m2", "--zip")
+    html = (out / "index.html").read_text("utf-8")
+    assert "Download all (1 photo, ZIP, " in html  # one photo, not "1 photos"
+    assert "Download all (3 photos, ZIP, " in _html(studio)
+    photo = _data(html)["photos"][0]
     assert dict(photo["facts"])["Location"] == "48.85840° N, 2.29450° E, 35 m"
     assert photo["map"].startswith("https://www.openstreetmap.org/?mlat=48.858400")
-    [download] = (out / "full").iterdir()
+    [download] = (out / "full").iterdir()  # the zip lies beside full/
     assert download.read_bytes() == (studio.out / "IMG_0002_golden-hour.jpg").read_bytes()
 
 

@@ -116,7 +116,8 @@ class GalleryExporter:
         zip_link, zip_path, zip_size, zip_state = None, None, 0, None
         if options.get("make_zip"):
             zip_path, zip_size, zip_state = _zip(root, title, downloads, manifest.get("zip"))
-            zip_link = (zip_path.name, f"Download all ({len(downloads)} photos, ZIP, "
+            count = f"{len(downloads)} photo" + ("" if len(downloads) == 1 else "s")
+            zip_link = (zip_path.name, f"Download all ({count}, ZIP, "
                                        f"{describe.size_text(zip_size)})")
         _prune(root, cache, downloads, zip_path)
         html = render_page(title=title, subtitle=_subtitle(shown),
