@@ -153,6 +153,24 @@ def test_catalog_ls_and_show(shoot, tmp_path, standin_model):
     for expected in ("camera_model  EOS R6m2", "seed ",
                      "recipe_fingerprint", "model_id", "timings", "output_sha256"):
         assert expected in shown.output
+    # Read as a photographer reads them, not as a JSON blob.
+    assert re.search(r"^  exposure +1/\d+ s · f/[\d.]+ · ISO \d+ · \d+ mm$", shown.output, re.M)
+    assert re.search(r"^  timings +identify [\d.]+ s · read [\d.]+ s · run [\d.]+ s", shown.output, re.M)
+    assert re.search(r"^  metadata +\d+ EXIF tag\(s\) recorded", shown.output, re.M)
+    # Rated in Lightroom since: the sidecar's stars and label are what is shown.
+    (shoot / "IMG_0002.xmp").write_text(
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
+        '22-rdf-syntax-ns#"><rdf:Description xmlns:xmp="http://ns.adobe.com/xap/1.0/" '
+        'xmp:Rating="2" xmp:Label="Red"/></rdf:RDF></x:xmpmeta>')
+    rated = _invoke("--catalog", db, "catalog", "show", shoot / "IMG_0002.JPG")
+    assert re.search(r"^  rating +★★☆☆☆ · Red$", rated.output, re.M)
+    as_json = json.loads(_invoke("--catalog", db, "catalog", "show", shoot / "IMG_0002.JPG",
+                                 "--json").output)
+    assert (as_json["rating"], as_json["labels"]) == (2, ["Red"])
+    assert as_json["metadata"]["exif"]["Exif.Image.Model"].endswith("EOS R6m2")
+    [run] = as_json["runs"]
+    assert run["status"] == "done" and run["params"]["strength"] == 0.2
+    assert set(run["timings"]) >= {"read", "run", "write"}
     missing = _invoke("--catalog", db, "catalog", "show", tmp_path / "nope.jpg")
     assert missing.exit_code == 1 and "is not in the catalog" in missing.output
 

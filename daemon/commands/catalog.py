@@ -117,9 +117,13 @@ def _left_out_of_pairs(obj: Context, cat, files: list[dict]) -> dict[int, str]:
 
 @catalog.command("show")
 @click.argument("file")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the file's row and its runs as JSON, every EXIF tag included.")
 @click.pass_obj
-def catalog_show(obj: Context, file):
+def catalog_show(obj: Context, file, as_json):
     """Everything recorded about one file (path, file name, sha256 or a sha256 prefix)."""
+    from photobatch.plugins.gallery.describe import photo_facts
+
     cat = _open(obj)
     row = cat.find_file(file)
     if row is None:
@@ -129,20 +133,54 @@ def catalog_show(obj: Context, file):
             raise click.ClickException(f"{len(named)} files in the catalog are called {file}; "
                                        f"give its path:\n  {paths}")
         raise click.ClickException(f"{file} is not in the catalog {cat.path}")
-    exif = json.loads(row.pop("exif") or "{}")
+    from photobatch.catalog.culling import current_culling
+
+    # The photographer's rating, labels and keywords as they are now (sidecars included).
+    culling = current_culling(cat.db, [row])[row["id"]]
+    meta = json.loads(row.pop("exif") or "{}")
+    meta.update(rating=culling.rating, labels=list(culling.labels), label=None,
+                keywords=list(culling.keywords))
+    runs = [dict(run_row) for run_row in cat.runs_for_file(row["id"])]
+    if as_json:
+        for run_row in runs:
+            for key in ("timings", "params"):
+                run_row[key] = json.loads(run_row[key]) if run_row.get(key) else None
+        current = dict(rating=culling.rating, labels=list(culling.labels),
+                       keywords=list(culling.keywords))
+        click.echo(json.dumps({**row, **current, "metadata": meta, "runs": runs}, indent=2,
+                              default=str))
+        return
     click.echo(f"file {row['path']}")
     for key in ("sha256", "size", "format", "width", "height", "camera_make", "camera_model",
                 "lens", "date_taken", "first_seen", "last_seen"):
         click.echo(f"  {key:<13} {row[key] if row[key] is not None else '-'}")
-    click.echo("  metadata      " + json.dumps(exif, sort_keys=True))
-    for run_row in cat.runs_for_file(row["id"]):
+    # What the columns above do not say, as a photographer reads it.
+    for label, value in photo_facts(meta, gps=True):
+        if label not in ("Camera", "Lens", "Taken"):
+            click.echo(f"  {label.lower():<13} {value}")
+    tags = len(meta.get("exif") or {})
+    click.echo(f"  {'metadata':<13} {tags} EXIF tag(s) recorded (--json prints them)")
+    for run_row in runs:
         click.echo(f"run {run_row['id']}: {run_row['recipe']} {run_row['status']}")
-        for key in ("recipe_fingerprint", "seed", "seed_source", "model_id", "model_config", "model_hash",
-                    "adapters_hash", "runner",
-                    "device", "precision", "working_size", "prompt", "mask_sha256", "attempts", "error", "output_path", "output_sha256", "started_at",
-                    "finished_at", "timings", "params"):
-            if run_row[key] is not None:
-                click.echo(f"  {key:<18} {run_row[key]}")
+        for key in ("recipe_fingerprint", "seed", "seed_source", "model_id", "model_config",
+                    "model_hash", "adapters_hash", "runner", "device", "precision",
+                    "working_size", "prompt", "mask_sha256", "attempts", "error", "output_path",
+                    "output_sha256", "started_at", "finished_at", "timings", "params"):
+            value = run_row[key]
+            if value is None:
+                continue
+            if key == "timings":
+                value = _timings_text(value)
+            click.echo(f"  {key:<18} {value}")
+
+
+def _timings_text(timings: str) -> str:
+    """Stage times as 'read 0.01 s · run 4.20 s · ...' (the stored JSON when it is not that)."""
+    try:
+        stages = json.loads(timings)
+        return " · ".join(f"{stage} {float(seconds):.2f} s" for stage, seconds in stages.items())
+    except (ValueError, TypeError, AttributeError):
+        return timings
 
 
 @catalog.command("stats")
