@@ -44,6 +44,24 @@ def test_every_option_of_the_example_config_parses_when_uncommented():
     assert config.watch[0].min_rating == 3 and config.max_attempts == 3
 
 
+def test_every_key_of_the_example_config_has_its_home_named_for_misplaced_keys():
+    # The "it belongs in [table]" hints are a hand-kept list: the example config, which
+    # shows every key where it goes, keeps it honest.
+    from photobatch.daemon.config import _HOMES
+
+    lines = [re.sub(r"^# ((\[|[a-z_]+ = ).*)$", r"\1", line) for line in EXAMPLE_CONFIG.splitlines()]
+    data = tomllib.loads("\n".join(lines))
+    homes = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            homes.update({k: f"in [{key}]" for k in value if k not in homes})
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            homes.update({k: "in a [[watch]] table" for k in value[0] if k not in homes})
+        else:
+            homes[key] = "at the top of the file, before any [table]"
+    assert {k: _HOMES.get(k) for k in homes} == homes
+
+
 @pytest.mark.parametrize("text, message", [
     ('[[watch]]\npath="/a"\nrecipes=["x"]\noutput="/b"\nquiet_secs=3', "unknown key watch[0].quiet_secs"),
     ('[[watch]]\npath="/a"\nrecipes=[]\noutput="/b"', "watch[0].recipes must name at least one recipe"),
