@@ -33,6 +33,7 @@ from photobatch.plugins.diffusion.fullres import restore_full_resolution
 from photobatch.plugins.diffusion.loading import ModelError, resolve_model
 from photobatch.plugins.images import NothingToDo, ReadError
 from photobatch.plugins.output_options import output_bit_depth, writer_name
+from photobatch.plugins.sharpening import sharpen_output
 from photobatch.plugins.transparency import straight_output
 from photobatch.recipes.schema import Recipe
 
@@ -386,6 +387,8 @@ class Session:
                 full = straight_output(full, job.decoded)
             if job.recipe.output.max_side:
                 full = fit_within(full, job.recipe.output.max_side)
+            # Last, after resizing, as exporters do.
+            full = sharpen_output(full, job.recipe.output.sharpen, job.recipe.output.sharpen_amount)
             ran_as = None
             family = getattr(job.result, "family", None)
             if job.recipe.family and family:

@@ -55,6 +55,9 @@ FIELD_HELP = {
     "output.subfolder": "a subfolder of the output folder, same tokens as the name (\"{date}\")",
     "output.collision": "a name taken by another file: suffix (-1, -2), overwrite or skip",
     "output.max_side": "fit the output within this many pixels on its longest side (0: full size)",
+    "output.sharpen": "output sharpening after max_side, as Lightroom's export: none, screen, "
+                      "matte or glossy (paper)",
+    "output.sharpen_amount": "low, standard or high",
     "output.format": "jpeg, tiff, png, lossless (TIFF at the source's bit depth), or the name "
                      "of a writer a plugin adds; PNG and TIFF keep a source's transparency",
     "output.quality": "JPEG quality 1-100 (4:4:4 chroma from 90)",

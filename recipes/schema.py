@@ -56,6 +56,9 @@ SAMPLERS = ("Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DPM++ 2M SDE", "
 # "lossless" is a TIFF at the source's bit depth: 16 bits for RAW and other 16-bit sources.
 # A writer plugin adds its own name; the app checks that the named writer exists.
 OUTPUT_FORMATS = ("jpeg", "tiff", "png", "lossless")
+# Lightroom's export sharpening: what it is for, and how much.
+OUTPUT_SHARPENING = ("none", "screen", "matte", "glossy")
+SHARPEN_AMOUNTS = ("low", "standard", "high")
 OUTPUT_BIT_DEPTHS = (8, 16)
 OUTPUT_COLOR_SPACES = ("source", "srgb", "adobe-rgb")
 # Sidecar naming: Lightroom and Capture One use IMG_1.xmp, darktable IMG_1.jpg.xmp.
@@ -89,6 +92,9 @@ class OutputSettings:
     collision: str = "suffix"
     # Fit the output within this many pixels on its longest side (0: the photo's full size).
     max_side: int = 0
+    # Lightroom's export "Output Sharpening": for screen, matte or glossy paper (after max_side).
+    sharpen: str = "none"
+    sharpen_amount: str = "standard"
 
     def __post_init__(self):
         if self.bit_depth == 16 and self.format == "jpeg":
@@ -229,6 +235,9 @@ class Recipe:
         for key, default in _COUNTED_WHEN_SET.items():
             if data.get(key) == default:
                 data.pop(key)
+        for key, default in _OUTPUT_COUNTED_WHEN_SET.items():
+            if data["output"].get(key) == default:
+                data["output"].pop(key)
         units = data.get("controlnet")
         for unit in (units if isinstance(units, (list, tuple)) else [units] if units else []):
             for key, default in CONTROLNET_COUNTED_WHEN_SET.items():
@@ -250,6 +259,7 @@ class Recipe:
 
 
 # Later fields and their defaults: left out of params() (and the fingerprint) at the default.
+_OUTPUT_COUNTED_WHEN_SET = {"sharpen": "none", "sharpen_amount": "standard"}
 _COUNTED_WHEN_SET = {"clip_skip": 1, "true_cfg": 1.0, "vae": None, "embeddings": (), "schedule": "Automatic",
                      "working_size": None, "refiner": None, "freeu": None,
                      "pag": None, "captioner": None, "family": ()}
@@ -368,6 +378,8 @@ _OUTPUT_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "subfolder": ((str,), lambda v: _template_tokens(v, require_stem=False)),
     "collision": ((str,), _choice(COLLISION_POLICIES)),
     "max_side": ((int,), _range(0, 100_000)),
+    "sharpen": ((str,), _choice(OUTPUT_SHARPENING)),
+    "sharpen_amount": ((str,), _choice(SHARPEN_AMOUNTS)),
 }
 
 
