@@ -119,8 +119,16 @@ class App:
         try:
             return self.recipes[name]
         except KeyError:
-            known = ", ".join(sorted(self.recipes)) or "none"
-            raise UsageError(f"no recipe called {name!r} (known: {known})") from None
+            pass
+        from photobatch.recipes.suggest import did_you_mean
+
+        variants = sorted(n for n in self.recipes if n.startswith(f"{name}:"))
+        if variants:  # a recipe of variants with no default: the user says which
+            raise UsageError(f"recipe {name!r} has variants and no default; say which: "
+                             f"{', '.join(variants)}")
+        known = ", ".join(sorted(self.recipes)) or "none"
+        raise UsageError(f"no recipe called {name!r}{did_you_mean(name, self.recipes)} "
+                         f"(known: {known})")
 
     def check_runnable(self, recipe: Recipe, model: str | None = None) -> None:
         """Refuse, before any file, a recipe that is only a template (a style match with no

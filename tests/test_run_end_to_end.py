@@ -179,7 +179,34 @@ def test_unknown_recipe_and_missing_model_are_one_line_errors(shoot, tmp_path, s
     db = tmp_path / "c.db"
     unknown = _invoke("--catalog", db, "run", shoot, "--recipe", "colour-correct", "--model", standin_model)
     assert unknown.exit_code == 1
-    assert re.search(r"Error: no recipe called 'colour-correct' \(known: .*color-correct", unknown.output)
+    assert re.search(r"Error: no recipe called 'colour-correct'; did you mean 'color-correct'\? "
+                     r"\(known: .*color-correct", unknown.output)
     no_model = _invoke("--catalog", db, "run", shoot, "--recipe", "color-correct")
     assert no_model.exit_code == 1 and "pass --model PATH" in no_model.output
     assert "Traceback" not in unknown.output + no_model.output
+    # A recipe of variants with no default: the variants to choose from.
+    season = _invoke("--catalog", db, "run", shoot, "--recipe", "season", "--model", standin_model)
+    assert season.exit_code == 1
+    assert ("Error: recipe 'season' has variants and no default; say which: season:autumn, "
+            "season:spring, season:summer, season:winter") in season.output
+    # Every recipe is checked before any photo: a typo in the second runs nothing.
+    second = _invoke("--catalog", db, "run", shoot, "--recipe", "color-correct", "--recipe",
+                     "seasn:winter", "--model", standin_model, "--out", tmp_path / "out")
+    assert second.exit_code == 1 and "did you mean 'season:winter'?" in second.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_with_several_recipes_gives_each_photo_an_output_of_each(shoot, tmp_path, standin_model):
+    db, out = tmp_path / "c.db", tmp_path / "out"
+    result = _invoke("--catalog", db, "run", shoot / "DSCF0001.JPG", shoot / "IMG_0002.JPG",
+                     "--recipe", "color-correct", "--recipe", "time-of-day:blue-hour",
+                     "--recipe", "color-correct", "--model", standin_model, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "4 done, 0 skipped, 0 failed" in result.output  # the repeated recipe runs once
+    assert re.search(r"^done +IMG_0002.JPG \[time-of-day:blue-hour\] -> ", result.output, re.M)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "DSCF0001_color-correct.jpg", "DSCF0001_time-of-day-blue-hour.jpg",
+        "IMG_0002_color-correct.jpg", "IMG_0002_time-of-day-blue-hour.jpg"]
+    runs = sqlite3.connect(db).execute(
+        "SELECT recipe, status, count(*) FROM runs GROUP BY recipe, status ORDER BY recipe").fetchall()
+    assert runs == [("color-correct", "done", 2), ("time-of-day:blue-hour", "done", 2)]
