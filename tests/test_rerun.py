@@ -138,7 +138,8 @@ def test_rerun_needs_a_selection(studio):
     assert result.exit_code == 2
     assert "say what to re-run: --stale, --failed, --recipe NAME" in result.output
     unknown = studio.cli("rerun", "--recipe", "tnit")
-    assert unknown.exit_code == 1 and "no recipe called 'tnit' (known: " in unknown.output
+    assert unknown.exit_code == 1
+    assert "no recipe called 'tnit'; did you mean 'tint'? (known: " in unknown.output
 
 
 def test_a_changed_recipe_makes_outputs_stale_and_the_daemon_reruns_them(studio):
