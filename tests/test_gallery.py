@@ -261,6 +261,44 @@ def test_an_output_whose_original_is_gone_is_shown_alone(studio, tmp_path):
     assert (tmp_path / "g" / photo["after"]["src"]).is_file()
 
 
+def test_a_proofing_gallery_marks_every_picture_and_offers_no_downloads(studio, tmp_path):
+    out = tmp_path / "proof"
+    studio.export(out, "--camera", "R6m2", "--zip")  # an earlier, open gallery in that folder
+    studio.export(tmp_path / "unmarked", "--camera", "R6m2")
+    assert any((out / "full").iterdir()) and list(out.glob("*.zip"))
+    plain_html = (out / "index.html").read_text("utf-8")
+    plain = _data(plain_html)["photos"][0]
+    refused = studio.cli("export", "gallery", "--out", out, "--camera", "R6m2", "--zip",
+                         "--watermark", "© Jane Doe")
+    assert refused.exit_code == 1
+    assert "a gallery with --watermark offers no downloads" in refused.output
+    untouched = _data((out / "index.html").read_text("utf-8"))["photos"][0]
+    assert untouched["download"] is not None and untouched == plain
+
+    studio.export(out, "--camera", "R6m2", "--watermark", "© Jane Doe")
+    html = (out / "index.html").read_text("utf-8")
+    [photo] = _data(html)["photos"]
+    assert photo["download"] is None and "Download all" not in html
+    assert not list(out.glob("*.zip")) and not any((out / "full").iterdir())  # none left behind
+    def thumb(page):
+        return re.search(r'<img src="(thumbs/[^"]+)"', page).group(1)
+
+    pairs = {"thumb": (thumb(plain_html), thumb(html)),
+             **{kind: (plain[kind]["src"], photo[kind]["src"]) for kind in ("after", "before")}}
+    for kind, (plain_src, marked_src) in pairs.items():
+        assert marked_src != plain_src  # a picture of its own, not the open one reused
+        assert not (out / plain_src).exists()  # and the unmarked one is gone
+        with Image.open(out.parent / "unmarked" / plain_src) as img:  # the same, unmarked
+            unmarked = np.asarray(img.convert("L")).astype(float)
+        with Image.open(out / marked_src) as img:
+            marked = np.asarray(img.convert("L")).astype(float)
+        assert marked.shape == unmarked.shape
+        height, width = marked.shape
+        corner = np.abs(marked - unmarked)[int(height * 0.85):, int(width * 0.5):]
+        rest = np.abs(marked - unmarked)[: int(height * 0.7)]
+        assert corner.max() > 60 and rest.mean() < 1.5, kind  # the text, in its corner only
+
+
 def test_a_folder_that_is_not_a_gallery_is_refused(studio, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     result = studio.cli("export", "gallery", "--out", tmp_path)

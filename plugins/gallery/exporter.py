@@ -5,7 +5,7 @@ Layout of the folder it owns::
     index.html                      the page
     assets/gallery-<hash>.css|js    the page's style and script (content-named: caches stay right)
     thumbs/  previews/              grid thumbnails, before/after previews (made once, reused)
-    full/                           full-resolution downloads
+    full/                           full-resolution downloads (none in a --watermark proof)
     <title>.zip                     with --zip: every download in one archive
     .photobatch-gallery.json        what was exported, so the next export reuses it
 """
@@ -84,24 +84,33 @@ class GalleryExporter:
                          help="Also write a zip of every full-resolution output."),
             click.Option(["--gps"], is_flag=True,
                          help="Show where each photo was taken, and keep GPS in the downloads."),
+            click.Option(["--watermark"], metavar="TEXT",
+                         help="A proofing gallery: TEXT (e.g. '© Jane Doe') in the corner of "
+                              "every picture shown, and no full-size downloads (they are "
+                              "unmarked)."),
         ]
 
     def export(self, items, destination, options) -> GalleryResult:
         """Write (or update) the gallery of ``items`` in the folder ``destination``."""
+        watermark = (options.get("watermark") or "").strip() or None
+        if watermark and options.get("make_zip"):
+            raise GalleryError("--zip offers the full-size outputs, which are unmarked: a "
+                               "gallery with --watermark offers no downloads")
         root = Path(destination).expanduser()
         manifest = _open_folder(root)
         items = sorted(items, key=lambda i: ((i.metadata or {}).get("date_taken") or "",
                                              i.source.name, i.recipe))
         title = options.get("title") or _default_title(items)
         gps = bool(options.get("gps"))
-        cache = PictureCache(root, options.readers)
+        cache = PictureCache(root, options.readers, watermark=watermark)
         old_downloads = manifest.get("downloads", {})
         downloads: dict[str, dict[str, Any]] = {}
         taken: set[str] = set()
         entries, shown, left_out = [], [], []
         for item in options.progress(items, total=len(items), desc="gallery"):
             try:
-                entry = self._entry(item, cache, root, gps, old_downloads, downloads, taken)
+                entry = self._entry(item, cache, root, gps, old_downloads, downloads, taken,
+                                    offer_download=watermark is None)
             except Exception as exc:  # one unreadable photo must not cost the gallery
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 left_out.append(f"{item.source.name} [{item.recipe}]: {reason}")
@@ -131,15 +140,18 @@ class GalleryExporter:
                              left_out, zip_path, zip_size)
 
     def _entry(self, item, cache: PictureCache, root: Path, gps: bool,
-               old_downloads: dict, downloads: dict, taken: set[str]) -> Entry:
+               old_downloads: dict, downloads: dict, taken: set[str],
+               offer_download: bool = True) -> Entry:
         output_key = item.output_sha256 or _path_key(item.output)
         thumb, after, before = cache.pictures_for(item.output, output_key, item.source,
                                                   item.source_sha256)
         if before is None:
             log.warning("%s: no before/after comparison (%s)", item.source.name,
                         cache.missing_originals[-1])
-        download, label = self._download(item, root, gps, old_downloads, downloads, taken,
-                                         output_key)
+        download, label = None, ""
+        if offer_download:
+            download, label = self._download(item, root, gps, old_downloads, downloads, taken,
+                                             output_key)
         meta = item.metadata or {}
         return Entry(
             title=item.source.name,

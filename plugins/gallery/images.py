@@ -8,6 +8,7 @@ must not leak through a thumbnail when the page leaves it out.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,14 @@ class Picture:
 class PictureCache:
     """Makes the gallery's pictures under ``root``, skipping those already there."""
 
-    def __init__(self, root: Path, readers: Sequence[Any]):
+    def __init__(self, root: Path, readers: Sequence[Any], watermark: str | None = None):
         self.root = Path(root)
         self.readers = readers
+        self.watermark = watermark or None
+        # Marked pictures are other pictures: a name of their own, so neither is reused for
+        # the other.
+        self.variant = RECIPE_VERSION + (
+            "w" + hashlib.sha256(watermark.encode("utf-8")).hexdigest()[:8] if watermark else "")
         self.made = 0
         self.reused = 0
         self.used: set[str] = set()
@@ -47,10 +53,10 @@ class PictureCache:
 
         The before preview is None when the original cannot be read (moved, deleted).
         """
-        thumb_name = f"thumbs/{output_key[:20]}-{RECIPE_VERSION}-t.jpg"
-        after_name = f"previews/{output_key[:20]}-{RECIPE_VERSION}-a.jpg"
+        thumb_name = f"thumbs/{output_key[:20]}-{self.variant}-t.jpg"
+        after_name = f"previews/{output_key[:20]}-{self.variant}-a.jpg"
         # The before picture is made to the after's exact size, so the slider lines them up.
-        before_name = f"previews/{source_key[:20]}-{output_key[:8]}-{RECIPE_VERSION}-b.jpg"
+        before_name = f"previews/{source_key[:20]}-{output_key[:8]}-{self.variant}-b.jpg"
         self.used.update((thumb_name, after_name, before_name))
         decoded = []  # the output, decoded at most once, and only if a picture is missing
 
@@ -101,6 +107,10 @@ class PictureCache:
     def _save(self, image, name: str, quality: int) -> Picture:
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
+        if self.watermark:
+            from photobatch.plugins.gallery.watermark import draw_watermark
+
+            image = draw_watermark(image, self.watermark)
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         image.save(temp, "JPEG", quality=quality, optimize=True, progressive=True,
                    subsampling=0 if quality >= 85 else 2)
