@@ -38,6 +38,7 @@ from photobatch.daemon.paths import (
 )
 from photobatch.daemon.pipeline import Pipeline
 from photobatch.daemon.session import Outcome, Session, file_sha256
+from photobatch.daemon.tally import Tally
 from photobatch.daemon.watcher import (
     EnqueueingHandler,
     ReadinessTracker,
@@ -52,6 +53,9 @@ log = logging.getLogger("photobatch.watch")
 
 TICK_SECONDS = 0.2
 HEARTBEAT_SECONDS = 2.0
+# Nothing to do for this long means a shoot is finished (a card copied slower than the model
+# runs is not); then the daemon says what it did.
+CAUGHT_UP_SECONDS = 30.0
 
 
 class CatalogLock:
@@ -118,6 +122,7 @@ class WatchService:
         self.stop_signals = 0
         self.reload_requested = False
         self.failures = 0
+        self.tally = Tally()  # outcomes since the daemon last ran out of work
         self.observers: list = []
         self.started_at: str | None = None  # when run() began, as the catalog writes times
 
@@ -391,6 +396,7 @@ class WatchService:
     # main loop -------------------------------------------------------------------------------
 
     def _on_outcome(self, outcome: Outcome) -> None:
+        self.tally.count(outcome.status, outcome.seconds)
         if outcome.status == "done":
             log.info("done %s [%s] -> %s (%.1f s)", outcome.path.name, outcome.recipe,
                      outcome.output, outcome.seconds)
@@ -435,6 +441,20 @@ class WatchService:
                 if match and not pid_alive(f"{match.group(1)}@{socket.gethostname()}"):
                     temp.unlink(missing_ok=True)
                     log.info("removed %s, left by a stopped process", temp)
+
+    def _report_caught_up(self, wait: float) -> None:
+        """Say, once the daemon has had no work for ``wait`` seconds (a shoot done), what it did
+        since the last time: in the log, and to plugins (a notification, an upload)."""
+        if not self.tally:
+            return
+        idle = (self.events.empty() and len(self.tracker) == 0 and self.pipeline.idle()
+                and RunQueue(self.app.catalog).pending(include_delayed=True) == 0)
+        stretch = self.tally.settle(idle, wait)  # retries still waiting are work to do
+        if stretch is None:
+            return
+        log.info("%s", stretch.text())
+        self.app.notify("photobatch_caught_up", app=self.app, done=stretch.done,
+                        skipped=stretch.skipped, failed=stretch.failed, seconds=stretch.seconds)
 
     def _finished_once(self) -> bool:
         return (self.events.empty() and len(self.tracker) == 0 and self.pipeline.idle()
@@ -497,7 +517,9 @@ class WatchService:
                 state.heartbeat(self.pipeline.current())
                 next_beat = now + HEARTBEAT_SECONDS
             if self.once and self._finished_once():
+                self._report_caught_up(wait=0)
                 break
+            self._report_caught_up(wait=CAUGHT_UP_SECONDS)
         log.info("stopping: no new work is taken; in-flight work gets %.0f s",
                  self.config.stop_timeout_seconds)
         self.app.notify("photobatch_daemon_stopping", app=self.app,

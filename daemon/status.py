@@ -9,6 +9,7 @@ from pathlib import Path
 from photobatch.catalog.queue import DaemonState, RunQueue
 from photobatch.catalog.store import Catalog
 from photobatch.daemon.paths import default_catalog_path
+from photobatch.daemon.tables import duration_text
 
 STALE_HEARTBEAT_SECONDS = 30
 
@@ -70,15 +71,6 @@ def _per_minute(catalog: Catalog, since: datetime, not_before: datetime | None,
     return round(done / minutes, 2)
 
 
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 90 * 60:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"
-
-
 def format_status(report: dict) -> str:
     """The report as a few readable lines."""
     lines = [f"daemon   {report['daemon']}" + (f" (pid {report['pid']}, since {report['since']})"
@@ -97,11 +89,11 @@ def format_status(report: dict) -> str:
               if up is None or int(k.split()[0]) * 60 <= up]
     if up is not None and up < 3600:
         speeds.append(f"{report['per_minute_since_start']}/min since it started "
-                      f"{_duration(up)} ago")
+                      f"{duration_text(up)} ago")
     lines.append("speed    " + ", ".join(speeds))
     pending = counts.get("queued", 0) + counts.get("running", 0)
     if pending and report.get("eta_seconds") is not None:
-        lines.append(f"left     {pending} run(s), about {_duration(report['eta_seconds'])} at this pace")
+        lines.append(f"left     {pending} run(s), about {duration_text(report['eta_seconds'])} at this pace")
     if report["last_errors"]:
         lines.append("last errors:")
         for err in report["last_errors"]:

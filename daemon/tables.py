@@ -1,4 +1,4 @@
-"""Plain-text tables for the terminal (no dependency: a dozen lines do it)."""
+"""Plain-text output for the terminal: tables (no dependency: a dozen lines do it), durations."""
 
 from __future__ import annotations
 
@@ -36,3 +36,13 @@ def distinct_names(paths: list[str]) -> dict[str, str]:
             return {p: "/".join(parts[p][-n:]) for p, n in shown.items()}
         for p in clashes:
             shown[p] += 1
+
+
+def duration_text(seconds: float) -> str:
+    """'40 s', '14 min' or '2 h 5 min': a duration as people say it."""
+    seconds = round(seconds)
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"

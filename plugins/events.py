@@ -14,6 +14,7 @@ EVENTS = (
     "photobatch_output_written",
     "photobatch_run_failed",
     "photobatch_daemon_started",
+    "photobatch_caught_up",
     "photobatch_daemon_stopping",
 )
 

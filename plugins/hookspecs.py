@@ -83,5 +83,10 @@ def photobatch_daemon_started(app):
 
 
 @hookspec
+def photobatch_caught_up(app, done, skipped, failed, seconds):
+    """Called when the watch service has had no work for a while, with what it did since then."""
+
+
+@hookspec
 def photobatch_daemon_stopping(app, reason):
     """Called when the watch service begins to stop; ``reason`` says why (a signal name)."""

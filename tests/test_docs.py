@@ -44,6 +44,8 @@ EVENT_ARGS = {
     "photobatch_run_failed": dict(path=Path("IMG_0001.JPG"), recipe="color-correct",
                                   error="error while reading IMG_0001.JPG: truncated", run_id=None),
     "photobatch_daemon_started": dict(app=SimpleNamespace(recipes={})),
+    "photobatch_caught_up": dict(app=SimpleNamespace(recipes={}), done=120, skipped=3, failed=2,
+                                 seconds=840.0),
     "photobatch_daemon_stopping": dict(app=SimpleNamespace(recipes={}), reason="signal"),
 }
 

@@ -463,3 +463,65 @@ def test_status_paces_a_young_daemon_by_its_own_work_and_says_what_is_left(tmp_p
     assert re.search(r"^speed    (2\.9|3\.0|3\.1)\d*/min since it started 2 min ago$", text, re.M)
     assert "over 5 min" not in text  # a window longer than the daemon has been up
     assert re.search(r"^left     4 run\(s\), about (7[7-9]|8[0-3]) s at this pace$", text, re.M)
+
+
+def test_a_tally_hands_over_a_stretch_of_work_once_idle_long_enough():
+    from photobatch.daemon.tally import Stretch, Tally
+
+    now = [100.0]
+    tally = Tally(clock=lambda: now[0])
+    assert not tally and tally.settle(idle=True, wait=0) is None  # nothing done: nothing to say
+    tally.count("done", 5.0)  # a photo that took 5 s: the stretch began at 95
+    now[0] = 110.0
+    assert tally.settle(idle=True, wait=30) is None  # idle since 110...
+    now[0] = 130.0
+    assert tally.settle(idle=False, wait=30) is None  # ...but the next photo of the card came
+    tally.count("failed", 1.0)
+    tally.count("done", 1.0)
+    now[0] = 200.0
+    assert tally.settle(idle=True, wait=30) is None  # idle since 200
+    now[0] = 229.0
+    assert tally.settle(idle=True, wait=30) is None
+    now[0] = 231.0
+    assert tally.settle(idle=True, wait=30) == Stretch(done=2, skipped=0, failed=1, seconds=105.0)
+    assert not tally and tally.settle(idle=True, wait=0) is None  # the next starts empty
+    assert Stretch(120, 3, 2, 840.0).text() == \
+        "caught up: 120 done, 3 skipped, 2 failed in 14 min (8.6/min)"
+    assert Stretch(0, 0, 1, 2.0).text() == "caught up: 0 done, 1 failed in 2 s"
+
+
+def test_the_daemon_says_once_when_it_has_caught_up_with_a_shoot(tmp_path, caplog):
+    from photobatch.daemon.config import parse_config
+    from photobatch.daemon.samples import write_sample_photo
+    from photobatch.daemon.service import WatchService
+    from photobatch.plugins import hookimpl
+    from photobatch.plugins.manager import build_plugin_manager
+
+    heard = []
+
+    class Listener:
+        @hookimpl
+        def photobatch_caught_up(self, done, skipped, failed, seconds):
+            heard.append((done, skipped, failed, seconds))
+
+    inbox, recipes = tmp_path / "in", tmp_path / "recipes"
+    inbox.mkdir()
+    recipes.mkdir()
+    (recipes / "f.toml").write_text('name = "f"\nrunner = "fake"\n', encoding="utf-8")
+    for i in range(3):
+        write_sample_photo(inbox / f"P{i}.JPG", size=(96, 64), seed=i)
+    (inbox / "BROKEN.JPG").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    config = parse_config({"recipe_dirs": [str(recipes)], "defaults": {"model": "test/model"},
+                           "watch": [{"path": str(inbox), "recipes": ["f"],
+                                      "output": str(tmp_path / "out"), "quiet_seconds": 0}]},
+                          source="test")
+    runner = FakeRunner("cpu", seconds=0.05)
+    service = WatchService(None, tmp_path / "c.db", once=True, config=config,
+                           plugin_manager_factory=lambda c: build_plugin_manager(
+                               entrypoints=False, extra=[runner.plugin(), Listener()]))
+    with caplog.at_level("INFO", logger="photobatch"):
+        assert service.run() == 1  # the broken file failed
+    [(done, skipped, failed, seconds)] = heard
+    assert (done, skipped, failed) == (3, 0, 1) and 0 < seconds < 60
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("caught up")]
+    assert len(lines) == 1 and lines[0].startswith("caught up: 3 done, 1 failed in ")
