@@ -64,13 +64,19 @@ def run_demo(workdir: Path | None, model: str | None, *, catalog: Path | None = 
         else:
             rows.append([path.name, "", "", outcome.status, "", "", "", outcome.error or ""])
 
-    process_all(session, [Work(path, recipe) for path in expand_inputs([inbox])], on_outcome)
+    photos = expand_inputs([inbox])
+    process_all(session, [Work(path, recipe) for path in photos], on_outcome)
     ok = all(row[3] not in ("failed", "skipped") for row in rows)
     echo(render_table(["photo", "camera", "orient.", "output", "size", "EXIF kept",
                        "orient. out", "seconds"], rows))
+    base = f"{_command()} --catalog {app.catalog_path}"
+    gallery = workdir / "gallery"
     echo(f"\n{sum(r[3] != 'failed' for r in rows)} of {len(rows)} photos enhanced in "
          f"{time.perf_counter() - started:.1f} s. Look around:\n"
-         f"  {_command()} --catalog {app.catalog_path} catalog ls")
+         f"  {base} catalog ls\n"
+         f"  {base} catalog show {photos[0]}\n"
+         f"  {base} export gallery --out {gallery}   "
+         f"(then open {gallery / 'index.html'}: a before/after slider on each photo)")
     app.close()
     return ok
 

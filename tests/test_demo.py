@@ -34,3 +34,11 @@ def test_demo_runs_in_a_temp_dir_and_prints_its_table(tmp_path):
     con = sqlite3.connect(workdir / "catalog.db")
     assert con.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0] == len(photos)
     assert f"{len(photos)} of {len(photos)} photos enhanced" in out
+    # The commands it suggests work as printed.
+    suggested = [line.strip().split("   (")[0] for line in out.splitlines()[-3:]]
+    assert [c.split()[3:5] for c in suggested] == [
+        ["catalog", "ls"], ["catalog", "show"], ["export", "gallery"]]
+    for command in suggested:
+        ran = subprocess.run(command.split(), capture_output=True, text=True, timeout=300)
+        assert ran.returncode == 0, command + "\n" + ran.stdout + ran.stderr
+    assert (workdir / "gallery" / "index.html").is_file()

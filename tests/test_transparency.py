@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import png
 import pytest
@@ -281,3 +283,21 @@ def test_a_heic_cutout_is_flattened_with_its_alpha_kept(tmp_path):
     assert decoded.alpha is not None and decoded.alpha.shape == (SIZE[1], SIZE[0])
     assert np.abs(decoded.alpha.astype(int) - rgba[:, :, 3]).max() <= 8  # lossy alpha plane
     assert np.asarray(decoded.image)[:, : SIZE[0] // 5].min() >= 245
+
+
+def test_inspect_says_which_photos_have_an_alpha_channel(tmp_path):
+    from click.testing import CliRunner
+
+    from photobatch.daemon.cli import main
+
+    cutout = tmp_path / "cutout.png"
+    write_cutout(cutout)
+    opaque = tmp_path / "photo.png"
+    Image.fromarray(np.asarray(make_scene("landscape", SIZE, 1)), "RGB").save(opaque)
+    shown = CliRunner().invoke(main, ["inspect", str(cutout), str(opaque)])
+    assert shown.exit_code == 0, shown.output
+    assert "png, 96x64 with an alpha channel (PNG and TIFF outputs keep its transparency)" \
+        in shown.output
+    assert "png, 96x64, " in shown.output  # the opaque one
+    records = CliRunner().invoke(main, ["inspect", "--json", str(cutout), str(opaque)]).output
+    assert [r["transparency"] for r in json.loads(records)] == [True, False]

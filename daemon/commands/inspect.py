@@ -53,7 +53,7 @@ def describe(path: Path) -> dict:
         record = metadata.read_record(path)
     except metadata.MetadataError:
         record = {}
-    width, height, problem = _probe_size(path, kind)
+    width, height, problem, alpha = _probe_size(path, kind)
     if kind != "heif" and (summary.get("orientation") or 1) >= 5 and width:
         width, height = height, width  # shown upright; libheif already turns HEIF upright
     if kind == "raw":
@@ -69,6 +69,7 @@ def describe(path: Path) -> dict:
         "size": path.stat().st_size,
         "width": width,
         "height": height,
+        "transparency": alpha,
         "color_profile": profile_description(icc) if icc else None,
         **summary,
         "photobatch": record,
@@ -79,31 +80,37 @@ def describe(path: Path) -> dict:
     }
 
 
-def _probe_size(path: Path, kind: str | None) -> tuple[int | None, int | None, str | None]:
-    """Stored pixel size from the header alone (RAW: LibRaw's output size)."""
+def _probe_size(path: Path, kind: str | None
+                ) -> tuple[int | None, int | None, str | None, bool | None]:
+    """Stored pixel size from the header alone (RAW: LibRaw's output size), a problem reading
+    it, and whether the picture has an alpha channel or a transparent colour (None: unknown)."""
     try:
         if kind == "raw":
             import rawpy
 
             with rawpy.imread(str(path)) as raw:
-                return raw.sizes.width, raw.sizes.height, None
+                return raw.sizes.width, raw.sizes.height, None, False
         if kind == "heif":
             import pillow_heif
 
-            return (*pillow_heif.open_heif(path).size, None)
+            heif = pillow_heif.open_heif(path)
+            return (*heif.size, None, bool(heif.has_alpha))
         if kind is not None:
             from PIL import Image
 
             Image.MAX_IMAGE_PIXELS = None  # a header is read, never the pixels
             with Image.open(path) as img:
-                return img.width, img.height, None
+                alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+                return img.width, img.height, None, alpha
     except Exception as exc:  # the record is still worth printing
-        return None, None, f"cannot read the picture's size: {' '.join(str(exc).split())}"
-    return None, None, "not a photo format photobatch reads"
+        return None, None, f"cannot read the picture's size: {' '.join(str(exc).split())}", None
+    return None, None, "not a photo format photobatch reads", None
 
 
 def _print_record(record: dict, show_all: bool) -> None:
     size = (f"{record['width']}x{record['height']}" if record["width"] else "unknown size")
+    if record.get("transparency"):
+        size += " with an alpha channel (PNG and TIFF outputs keep its transparency)"
     click.echo(f"{record['file']}")
     click.echo(f"  {'format':<13} {record['format']}, {size}, {record['size']:,} bytes")
     click.echo(f"  {'colour':<13} {record['color_profile'] or 'no embedded profile'}")
