@@ -157,6 +157,9 @@ def test_catalog_ls_and_show(shoot, tmp_path, standin_model):
     assert re.search(r"^  exposure +1/\d+ s · f/[\d.]+ · ISO \d+ · \d+ mm$", shown.output, re.M)
     assert re.search(r"^  timings +identify [\d.]+ s · read [\d.]+ s · run [\d.]+ s", shown.output, re.M)
     assert re.search(r"^  metadata +\d+ EXIF tag\(s\) recorded", shown.output, re.M)
+    assert re.search(r"^  settings +strength 0.2 · steps 30 \(6 denoising\) · CFG 6(\.0)? · "
+                     r"sampler DPM\+\+ 2M", shown.output, re.M)
+    assert re.search(r"^  prompt +a professional photograph", shown.output, re.M)
     # Rated in Lightroom since: the sidecar's stars and label are what is shown.
     (shoot / "IMG_0002.xmp").write_text(
         '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'

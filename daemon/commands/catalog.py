@@ -171,7 +171,28 @@ def catalog_show(obj: Context, file, as_json):
                 continue
             if key == "timings":
                 value = _timings_text(value)
+            elif key == "params":
+                for label, text in _settings_lines(value, run_row["prompt"]):
+                    click.echo(f"  {label:<18} {text}")
+                value = "every field of the recipe: --json prints them"
             click.echo(f"  {key:<18} {value}")
+
+
+def _settings_lines(params: str, ran_prompt: str | None) -> list[tuple[str, str]]:
+    """The recipe's main settings as a photographer reads them (as the gallery shows them)."""
+    from photobatch.plugins.gallery.describe import recipe_facts
+
+    try:
+        facts = recipe_facts(json.loads(params), None, None, None)
+    except (ValueError, TypeError, AttributeError):
+        return []
+    prompts = ("Prompt", "Negative prompt")
+    # The prompts on lines of their own; the prompt as it ran is already shown above.
+    lines = [(label.lower(), text) for label, text in facts
+             if label in prompts and not (label == "Prompt" and ran_prompt)]
+    rest = [f"{'CFG' if label == 'CFG scale' else label.lower()} {text}"
+            for label, text in facts if label not in prompts]
+    return [("settings", " · ".join(rest))] + lines if rest else lines
 
 
 def _timings_text(timings: str) -> str:
