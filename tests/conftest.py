@@ -144,3 +144,20 @@ def identity_plugin():
             return [Identity()]
 
     return IdentityPlugin()
+
+
+@pytest.fixture()
+def identity_session(tmp_path, identity_plugin):
+    """A Session writing to ``tmp_path/out`` whose recipes may use the "identity" runner; its
+    model is a placeholder folder, never loaded."""
+    from photobatch.daemon.app import App
+    from photobatch.daemon.session import Session
+    from photobatch.plugins.manager import build_plugin_manager
+
+    model = tmp_path / "placeholder-model"
+    model.mkdir(exist_ok=True)
+    (model / "model_index.json").write_text("{}")  # resolves as a diffusers folder
+    app = App(catalog_path=tmp_path / "catalog.db", model=str(model),
+              plugin_manager=build_plugin_manager(entrypoints=False, extra=[identity_plugin]))
+    yield Session(app, tmp_path / "out")
+    app.close()

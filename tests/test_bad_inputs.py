@@ -9,13 +9,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from photobatch.daemon.app import App
 from photobatch.daemon.cli import main
 from photobatch.daemon.paths import expand_inputs
 from photobatch.daemon.sample_bad_inputs import BAD_INPUTS, transparent_left_third, write_bad_inputs
 from photobatch.daemon.samples import make_scene, write_sample_photo
-from photobatch.daemon.session import Session
-from photobatch.plugins.manager import build_plugin_manager
 from photobatch.plugins.metadata import read_summary
 from photobatch.recipes.schema import recipe_from_dict
 
@@ -88,20 +85,12 @@ def test_failures_are_one_line_each_and_recorded(bad, tmp_path, model):
         assert status.startswith("failed: ") and reason in status and "\n" not in status
 
 
-@pytest.fixture()
-def session(tmp_path, model, identity_plugin):
-    app = App(catalog_path=tmp_path / "catalog.db", model=str(model),
-              plugin_manager=build_plugin_manager(entrypoints=False, extra=[identity_plugin]))
-    yield Session(app, tmp_path / "out")
-    app.close()
-
-
 RECIPE = recipe_from_dict({"name": "same", "runner": "identity"})
 
 
 @pytest.mark.parametrize("kind", PROCESSES)
-def test_awkward_but_valid_inputs_process_correctly(bad, session, kind):
-    outcome = session.process(bad[kind], RECIPE)
+def test_awkward_but_valid_inputs_process_correctly(bad, identity_session, kind):
+    outcome = identity_session.process(bad[kind], RECIPE)
     assert outcome.status == "done", outcome.error
     with Image.open(outcome.output) as out:
         assert out.mode == "RGB" and out.size == SIZE
@@ -122,31 +111,31 @@ def test_awkward_but_valid_inputs_process_correctly(bad, session, kind):
     assert np.abs(got - scene).mean() < tolerance, kind
 
 
-def test_corrupt_exif_still_carries_what_could_be_read(bad, session):
-    outcome = session.process(bad["corrupt-exif"], RECIPE)
+def test_corrupt_exif_still_carries_what_could_be_read(bad, identity_session):
+    outcome = identity_session.process(bad["corrupt-exif"], RECIPE)
     assert outcome.status == "done", outcome.error
     summary = read_summary(bad["corrupt-exif"])
     assert summary["warnings"] and summary["keywords"] == ["sample", "photobatch"]
     assert read_summary(outcome.output)["keywords"] == ["sample", "photobatch"]
 
 
-def test_non_ascii_name_output(bad, session):
-    outcome = session.process(bad["non-ascii"], RECIPE)
+def test_non_ascii_name_output(bad, identity_session):
+    outcome = identity_session.process(bad["non-ascii"], RECIPE)
     assert outcome.output.name == "Ölberg café 東京_same.jpg"
     out = read_summary(outcome.output)
     assert (out["make"], out["orientation"], out["warnings"]) == ("FUJIFILM", 1, [])
 
 
-def test_file_deleted_while_queued_is_recorded_failed(tmp_path, session):
+def test_file_deleted_while_queued_is_recorded_failed(tmp_path, identity_session):
     inbox = tmp_path / "inbox"
     for seed, name in enumerate(("A.JPG", "B.JPG", "C.JPG")):
         write_sample_photo(inbox / name, size=(64, 48), seed=seed)
     queued = expand_inputs([inbox])
     (inbox / "B.JPG").unlink()
-    outcomes = [session.process(path, RECIPE) for path in queued]
+    outcomes = [identity_session.process(path, RECIPE) for path in queued]
     assert [o.status for o in outcomes] == ["done", "failed", "done"]
     assert outcomes[1].error == "error while reading B.JPG: No such file or directory"
-    rows = session.app.catalog.db.query(
+    rows = identity_session.app.catalog.db.query(
         "SELECT f.path, f.sha256, r.status, r.error, r.recipe FROM runs r "
         "JOIN files f ON f.id = r.file_id ORDER BY r.id")
     rows = list(rows)
@@ -154,14 +143,14 @@ def test_file_deleted_while_queued_is_recorded_failed(tmp_path, session):
     assert rows[1]["path"] == str(inbox / "B.JPG") and rows[1]["recipe"] == "same"
     assert rows[1]["error"] == outcomes[1].error and rows[1]["sha256"].startswith("unreadable:")
     # Tried again, the same stand-in file gets a second failed run, not a second file.
-    session.process(inbox / "B.JPG", RECIPE)
-    assert session.app.catalog.db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 3
+    identity_session.process(inbox / "B.JPG", RECIPE)
+    assert identity_session.app.catalog.db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 3
     # Back again (copied in anew): its real content takes over the row, failed runs kept.
     write_sample_photo(inbox / "B.JPG", size=(64, 48), seed=1)
-    assert session.process(inbox / "B.JPG", RECIPE).status == "done"
-    files = list(session.app.catalog.db.query("SELECT id, sha256 FROM files WHERE path = ?",
+    assert identity_session.process(inbox / "B.JPG", RECIPE).status == "done"
+    files = list(identity_session.app.catalog.db.query("SELECT id, sha256 FROM files WHERE path = ?",
                                               [str(inbox / "B.JPG")]))
     assert len(files) == 1 and not files[0]["sha256"].startswith("unreadable:")
-    runs = [r["status"] for r in session.app.catalog.db.query(
+    runs = [r["status"] for r in identity_session.app.catalog.db.query(
         "SELECT status FROM runs WHERE file_id = ? ORDER BY id", [files[0]["id"]])]
     assert runs == ["failed", "failed", "done"]

@@ -7,12 +7,9 @@ import pytest
 import tifffile
 from PIL import Image
 
-from photobatch.daemon.app import App
 from photobatch.daemon.output_writer import fit_within
 from photobatch.daemon.sample_formats import sample_tiff16_pixels, write_sample_tiff16
 from photobatch.daemon.samples import make_scene, write_sample_photo
-from photobatch.daemon.session import Session
-from photobatch.plugins.manager import build_plugin_manager
 from photobatch.plugins.sharpening import sharpen_output
 from photobatch.recipes.schema import RecipeError, recipe_from_dict
 
@@ -70,19 +67,11 @@ def test_the_recipe_fields_are_checked_and_count_only_when_set():
         recipe_from_dict({"name": "web", "output": {"sharpen_amount": "medium"}})
 
 
-@pytest.fixture()
-def session(tmp_path, standin_model, identity_plugin):
-    app = App(catalog_path=tmp_path / "catalog.db", model=str(standin_model),
-              plugin_manager=build_plugin_manager(entrypoints=False, extra=[identity_plugin]))
-    yield Session(app, tmp_path / "out")
-    app.close()
-
-
-def test_the_output_is_sharpened_after_it_is_fitted_to_its_size(tmp_path, session):
+def test_the_output_is_sharpened_after_it_is_fitted_to_its_size(tmp_path, identity_session):
     source = write_sample_photo(tmp_path / "big.jpg", size=(300, 200), seed=4)
     recipe = recipe_from_dict({"name": "web", "runner": "identity", "output": {
         "format": "png", "max_side": 120, "sharpen": "screen"}})
-    outcome = session.process(source, recipe)
+    outcome = identity_session.process(source, recipe)
     assert outcome.status == "done", outcome.error
     with Image.open(source) as img:
         expected = sharpen_output(fit_within(img.convert("RGB"), 120), "screen")
@@ -91,11 +80,11 @@ def test_the_output_is_sharpened_after_it_is_fitted_to_its_size(tmp_path, sessio
         assert np.array_equal(np.asarray(out), np.asarray(expected))
 
 
-def test_a_lossless_tiff_output_is_sharpened_too(tmp_path, session):
+def test_a_lossless_tiff_output_is_sharpened_too(tmp_path, identity_session):
     source = write_sample_tiff16(tmp_path / "scan.tif", size=(240, 160))
     recipe = recipe_from_dict({"name": "print", "runner": "identity", "output": {
         "format": "lossless", "sharpen": "matte", "sharpen_amount": "low"}})
-    outcome = session.process(source, recipe)
+    outcome = identity_session.process(source, recipe)
     assert outcome.status == "done", outcome.error
     output = tifffile.imread(outcome.output)
     original = tifffile.imread(source)

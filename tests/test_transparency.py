@@ -117,6 +117,15 @@ def recipe(fmt: str, **output) -> object:
                              "output": {"format": fmt, **output}})
 
 
+def cutout_through(tmp_path, session, fmt: str, **output):
+    """(the cut-out's RGBA pixels, the outcome of running it to ``fmt``), asserted done."""
+    source = tmp_path / "cutout.png"
+    rgba = write_cutout(source)
+    outcome = session.process(source, recipe(fmt, **output))
+    assert outcome.status == "done", outcome.error
+    return rgba, outcome
+
+
 def test_the_model_sees_a_cutout_on_white_and_a_png_output_gets_its_alpha_back(
         tmp_path, session, runner):
     source = tmp_path / "cutout.png"
@@ -144,10 +153,7 @@ def test_the_model_sees_a_cutout_on_white_and_a_png_output_gets_its_alpha_back(
 
 
 def test_a_jpeg_output_of_a_cutout_stays_flattened_onto_white(tmp_path, session):
-    source = tmp_path / "cutout.png"
-    rgba = write_cutout(source)
-    outcome = session.process(source, recipe("jpeg", quality=100))
-    assert outcome.status == "done", outcome.error
+    rgba, outcome = cutout_through(tmp_path, session, "jpeg", quality=100)
     with Image.open(outcome.output) as out:
         assert out.mode == "RGB"
         got = np.asarray(out).astype(np.float64)
@@ -156,10 +162,7 @@ def test_a_jpeg_output_of_a_cutout_stays_flattened_onto_white(tmp_path, session)
 
 def test_a_writer_that_does_not_keep_alpha_gets_the_flattened_picture_and_no_alpha(
         tmp_path, session):
-    source = tmp_path / "cutout.png"
-    rgba = write_cutout(source)
-    outcome = session.process(source, recipe("webp"))
-    assert outcome.status == "done", outcome.error
+    rgba, outcome = cutout_through(tmp_path, session, "webp")
     with Image.open(outcome.output) as out:
         assert out.mode == "RGB"
         got = np.asarray(out).astype(np.float64)
@@ -190,10 +193,7 @@ def test_sixteen_bit_cutouts_are_flattened_for_the_model_and_kept_at_sixteen_bit
 
 
 def test_a_tiff_output_keeps_unassociated_alpha_and_its_metadata(tmp_path, session):
-    source = tmp_path / "cutout.png"
-    rgba = write_cutout(source)
-    outcome = session.process(source, recipe("tiff", bit_depth=8))
-    assert outcome.status == "done", outcome.error
+    rgba, outcome = cutout_through(tmp_path, session, "tiff", bit_depth=8)
     with tifffile.TiffFile(outcome.output) as tif:
         page = tif.pages[0]
         assert page.extrasamples == (tifffile.EXTRASAMPLE.UNASSALPHA,)
