@@ -94,6 +94,10 @@ def format_status(report: dict) -> str:
     pending = counts.get("queued", 0) + counts.get("running", 0)
     if pending and report.get("eta_seconds") is not None:
         lines.append(f"left     {pending} run(s), about {duration_text(report['eta_seconds'])} at this pace")
+    elif counts.get("queued") and report["daemon"] == "down":
+        # `rerun` queues for the daemon: without one nothing moves.
+        lines.append(f"left     {counts['queued']} queued run(s) wait for `photobatch watch` "
+                     "(or `photobatch rerun ... --now`)")
     if report["last_errors"]:
         lines.append("last errors:")
         for err in report["last_errors"]:

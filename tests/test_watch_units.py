@@ -448,6 +448,8 @@ def test_status_paces_a_young_daemon_by_its_own_work_and_says_what_is_left(tmp_p
     cat.close()
     down = collect_status(tmp_path / "c.db")
     assert down["daemon"] == "down" and down["eta_seconds"] is None  # nobody works the queue
+    assert ("left     4 queued run(s) wait for `photobatch watch` (or `photobatch rerun ... "
+            "--now`)") in format_status(down)
     assert down["per_minute"]["60 min"] == round(8 / 60, 2)
     lock = CatalogLock(tmp_path / "c.db")
     lock.acquire()
