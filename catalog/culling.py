@@ -40,6 +40,10 @@ class Culling:
     labels: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
 
+    def as_metadata(self) -> dict[str, Any]:
+        """The values a photo's metadata summary holds for it (rating, labels, keywords)."""
+        return {"rating": self.rating, "labels": list(self.labels), "keywords": list(self.keywords)}
+
     def as_xmp(self) -> dict[str, Any]:
         """The XMP values an output carries for it, as Lightroom writes them on export."""
         values: dict[str, Any] = {}

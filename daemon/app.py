@@ -116,10 +116,8 @@ class App:
 
     def recipe(self, name: str) -> Recipe:
         """The recipe called ``name``, or a UsageError listing those that exist."""
-        try:
+        if name in self.recipes:
             return self.recipes[name]
-        except KeyError:
-            pass
         from photobatch.recipes.suggest import did_you_mean
 
         variants = sorted(n for n in self.recipes if n.startswith(f"{name}:"))

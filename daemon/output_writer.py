@@ -38,12 +38,12 @@ class OutputWriter:
         identities, precision); empty values are left out. The photographer's rating, label and
         keywords in an XMP sidecar beside ``source`` go into the output, as Lightroom exports do.
         A ``take`` (one of several, see naming.Take) gets a file of its own. ``alpha``: the
-        source's transparency (see DecodedImage.alpha) for writers that declare
-        ``keeps_alpha``, ``image`` then in straight colours (transparency.straight_output).
+        source's transparency (see DecodedImage.alpha), only where ``keeps_alpha(recipe)``,
+        ``image`` then in straight colours (transparency.straight_output).
         """
         writer = self.app.writers.get(writer_name(recipe.output.format))
         options = writer_options(recipe.output, writer, source_bits)
-        if alpha is not None and getattr(writer, "keeps_alpha", False):
+        if alpha is not None:
             options["alpha"] = with_alpha(image, alpha, options.get("bit_depth", 8))
         tokens = name_tokens(recipe, source, summary, file_id, seed)
         folder = output_folder(recipe, out_dir, tokens)
@@ -83,6 +83,11 @@ class OutputWriter:
         if recipe.output.sidecar != "none":
             metadata.write_sidecar(final, metadata.sidecar_path(final, recipe.output.sidecar))
         return final
+
+    def keeps_alpha(self, recipe: Recipe) -> bool:
+        """True when the writer of ``recipe``'s output format keeps transparency."""
+        writer = self.app.writers.get(writer_name(recipe.output.format))
+        return bool(getattr(writer, "keeps_alpha", False))
 
     def is_ours(self, path: Path, sha: str, recipe: Recipe) -> bool:
         """True when ``path`` is this photo's own output of ``recipe`` (so it may be replaced)."""

@@ -447,18 +447,21 @@ class WatchService:
         since the last time: in the log, and to plugins (a notification, an upload)."""
         if not self.tally:
             return
-        idle = (self.events.empty() and len(self.tracker) == 0 and self.pipeline.idle()
-                and RunQueue(self.app.catalog).pending(include_delayed=True) == 0)
-        stretch = self.tally.settle(idle, wait)  # retries still waiting are work to do
+        stretch = self.tally.settle(self._idle(include_delayed=True), wait)  # retries to come count
         if stretch is None:
             return
         log.info("%s", stretch.text())
         self.app.notify("photobatch_caught_up", app=self.app, done=stretch.done,
                         skipped=stretch.skipped, failed=stretch.failed, seconds=stretch.seconds)
 
-    def _finished_once(self) -> bool:
+    def _idle(self, include_delayed: bool) -> bool:
+        """Nothing to do: no event, no file still being copied, nothing in the pipeline, no run
+        queued (retries waiting for their time included or not)."""
         return (self.events.empty() and len(self.tracker) == 0 and self.pipeline.idle()
-                and RunQueue(self.app.catalog).pending(include_delayed=False) == 0)
+                and RunQueue(self.app.catalog).pending(include_delayed=include_delayed) == 0)
+
+    def _finished_once(self) -> bool:
+        return self._idle(include_delayed=False)
 
     def run(self) -> int:
         """Run until stopped; return the exit status."""

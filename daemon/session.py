@@ -331,13 +331,6 @@ class Session:
             return None
         return job.decoded.pixels16 if depth == 16 else None
 
-    def _keeps_alpha(self, job: "Job") -> bool:
-        """True when the photo has transparency and the recipe's output format can keep it."""
-        if job.decoded.alpha is None:
-            return False
-        writer = self.app.writers.get(writer_name(job.recipe.output.format))
-        return bool(getattr(writer, "keeps_alpha", False))
-
     def generate_batch(self, jobs: list["Job"]) -> list["Job | Outcome"]:
         """GPU stage for several jobs of one recipe and model: one ``run_batch`` call when the
         runner has it (GPUs), each job's run time its share. If the batch fails, each job is
@@ -382,7 +375,9 @@ class Session:
             if post:
                 with job.timer.stage("post", f"applying steps to the result of {job.path.name}"):
                     full = apply_post_steps(post, full, job.decoded.image, self.app.pm)
-            alpha = job.decoded.alpha if self._keeps_alpha(job) else None
+            alpha = job.decoded.alpha
+            if alpha is not None and not self.writer.keeps_alpha(job.recipe):
+                alpha = None  # a JPEG: the picture stays flattened onto white
             if alpha is not None:
                 full = straight_output(full, job.decoded)
             if job.recipe.output.max_side:

@@ -31,10 +31,9 @@ def collect_status(catalog_path: Path | None) -> dict:
     counts = RunQueue(catalog).counts()
     pending = counts.get("queued", 0) + counts.get("running", 0)
     since_start = _per_minute(catalog, started, None, now) if started else None
-    # The pace that says most about what is left: the last 5 minutes, or since the daemon
-    # started when that is more recent.
-    pace = since_start if since_start is not None and (now - started) < timedelta(minutes=5) \
-        else throughput["5 min"]
+    # The pace that says most about what is left: the last 5 minutes (since the daemon
+    # started, when that is more recent).
+    pace = throughput["5 min"]
     errors = [dict(zip(("file", "recipe", "error", "at"), row)) for row in catalog.db.execute(
         "SELECT f.path, r.recipe, r.error, r.finished_at FROM runs r JOIN files f ON f.id = r.file_id "
         "WHERE r.error IS NOT NULL AND r.status IN ('failed', 'queued') "

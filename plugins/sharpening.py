@@ -12,13 +12,14 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
-# For what -> (radius in pixels, percent for low / standard / high).
+from photobatch.recipes.schema import SHARPEN_AMOUNTS
+
+# For what -> (radius in pixels, percent for each of SHARPEN_AMOUNTS: low, standard, high).
 SHARPENING = {
     "screen": (0.5, (40, 70, 100)),
     "glossy": (0.8, (60, 100, 140)),
     "matte": (1.0, (80, 130, 180)),
 }
-AMOUNTS = ("low", "standard", "high")
 # Differences below this many 8-bit levels are left alone: smooth skies stay smooth.
 THRESHOLD = 2
 
@@ -29,7 +30,7 @@ def sharpen_output(image: Image.Image | np.ndarray, for_what: str, amount: str =
     if for_what == "none":
         return image
     radius, percents = SHARPENING[for_what]
-    percent = percents[AMOUNTS.index(amount)]
+    percent = percents[SHARPEN_AMOUNTS.index(amount)]
     if isinstance(image, Image.Image):
         return image.filter(ImageFilter.UnsharpMask(radius=radius, percent=percent,
                                                     threshold=THRESHOLD))

@@ -11,13 +11,28 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from photobatch.plugins.images import to_uint16
+
 # What transparent areas become: photographers' tools flatten onto white.
 BACKGROUND = 255
+# Pillow modes with an alpha channel ("RGBa", "La": premultiplied).
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def has_transparency(img: Image.Image) -> bool:
+    """True when ``img`` (opened, not necessarily decoded) has an alpha channel or a
+    transparent colour (a PNG's tRNS, a GIF-style palette entry)."""
+    return img.mode in ALPHA_MODES or (img.mode in ("P", "L", "RGB") and "transparency" in img.info)
+
+
+def _opaque(dtype) -> int:
+    """The value of an opaque (or white) sample of ``dtype``: 65535 for uint16, else 255."""
+    return 65535 if dtype == np.uint16 else 255
 
 
 def opaque_or_alpha(alpha: np.ndarray) -> np.ndarray | None:
     """``alpha`` (H x W uint8 or uint16), or None when every pixel is opaque (nothing to keep)."""
-    full = 65535 if alpha.dtype == np.uint16 else 255
+    full = _opaque(alpha.dtype)
     return None if alpha.min(initial=full) >= full else np.ascontiguousarray(alpha)
 
 
@@ -42,8 +57,7 @@ def fit_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return alpha
     mode = np.int32 if alpha.dtype == np.uint16 else np.uint8
     resized = np.asarray(Image.fromarray(alpha.astype(mode)).resize(size, Image.Resampling.LANCZOS))
-    top = 65535 if alpha.dtype == np.uint16 else 255
-    return np.clip(resized, 0, top).astype(alpha.dtype)
+    return np.clip(resized, 0, _opaque(alpha.dtype)).astype(alpha.dtype)
 
 
 def straight_colours(result: Image.Image | np.ndarray, flat_source: Image.Image | np.ndarray,
@@ -59,8 +73,8 @@ def straight_colours(result: Image.Image | np.ndarray, flat_source: Image.Image 
     """
     is_pil = isinstance(result, Image.Image)
     pixels = np.array(result.convert("RGB") if is_pil else result)  # a copy, changed below
-    top = 65535.0 if pixels.dtype == np.uint16 else 255.0
-    full = 65535 if alpha.dtype == np.uint16 else 255
+    top = float(_opaque(pixels.dtype))
+    full = _opaque(alpha.dtype)
     # Only partly transparent pixels change (opaque ones are the result, clear ones are never
     # seen), and they are few: edges of a cut-out, not its area.
     edge = (alpha > 0) & (alpha < full)
@@ -88,8 +102,7 @@ def straight_output(full: Image.Image | np.ndarray, decoded) -> Image.Image | np
     is_array = isinstance(full, np.ndarray)
     size = full.shape[1::-1] if is_array else full.size
     if is_array:  # 16-bit results come from 16-bit sources, at the photo's size
-        flat = decoded.pixels16 if decoded.pixels16 is not None else \
-            np.asarray(decoded.image, dtype=np.uint16) * 257
+        flat = decoded.pixels16 if decoded.pixels16 is not None else to_uint16(decoded.image)
     else:
         flat = decoded.image
         if flat.size != tuple(size):  # a post step that changed the size

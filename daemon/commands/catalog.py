@@ -122,6 +122,7 @@ def _left_out_of_pairs(obj: Context, cat, files: list[dict]) -> dict[int, str]:
 @click.pass_obj
 def catalog_show(obj: Context, file, as_json):
     """Everything recorded about one file (path, file name, sha256 or a sha256 prefix)."""
+    from photobatch.catalog.culling import current_culling
     from photobatch.plugins.gallery.describe import photo_facts
 
     cat = _open(obj)
@@ -133,20 +134,15 @@ def catalog_show(obj: Context, file, as_json):
             raise click.ClickException(f"{len(named)} files in the catalog are called {file}; "
                                        f"give its path:\n  {paths}")
         raise click.ClickException(f"{file} is not in the catalog {cat.path}")
-    from photobatch.catalog.culling import current_culling
-
     # The photographer's rating, labels and keywords as they are now (sidecars included).
-    culling = current_culling(cat.db, [row])[row["id"]]
+    current = current_culling(cat.db, [row])[row["id"]].as_metadata()
     meta = json.loads(row.pop("exif") or "{}")
-    meta.update(rating=culling.rating, labels=list(culling.labels), label=None,
-                keywords=list(culling.keywords))
+    meta.update(current, label=None)  # the embedded label is in ``labels`` when it counts
     runs = [dict(run_row) for run_row in cat.runs_for_file(row["id"])]
     if as_json:
         for run_row in runs:
             for key in ("timings", "params"):
                 run_row[key] = json.loads(run_row[key]) if run_row.get(key) else None
-        current = dict(rating=culling.rating, labels=list(culling.labels),
-                       keywords=list(culling.keywords))
         click.echo(json.dumps({**row, **current, "metadata": meta, "runs": runs}, indent=2,
                               default=str))
         return

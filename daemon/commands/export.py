@@ -141,6 +141,5 @@ def _with_culling(metadata: dict, file: dict) -> dict:
     the photo was catalogued)."""
     culling = file.get("culling")
     if culling is not None:
-        metadata.update(rating=culling.rating, labels=list(culling.labels),
-                        keywords=list(culling.keywords))
+        metadata.update(culling.as_metadata())
     return metadata

@@ -98,10 +98,11 @@ def _probe_size(path: Path, kind: str | None
         if kind is not None:
             from PIL import Image
 
+            from photobatch.plugins.transparency import has_transparency
+
             Image.MAX_IMAGE_PIXELS = None  # a header is read, never the pixels
             with Image.open(path) as img:
-                alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
-                return img.width, img.height, None, alpha
+                return img.width, img.height, None, has_transparency(img)
     except Exception as exc:  # the record is still worth printing
         return None, None, f"cannot read the picture's size: {' '.join(str(exc).split())}", None
     return None, None, "not a photo format photobatch reads", None

@@ -7,7 +7,7 @@ from PIL import Image
 
 from photobatch.plugins.colour import profile_colour_space, srgb_profile, to_srgb
 from photobatch.plugins.images import ReadError, to_uint8
-from photobatch.plugins.transparency import BACKGROUND, opaque_or_alpha
+from photobatch.plugins.transparency import BACKGROUND, has_transparency, opaque_or_alpha
 
 # EXIF orientation -> the numpy operation that shows the stored pixels upright (the same as
 # PIL.ImageOps.exif_transpose); arrays are H x W (x C).
@@ -38,9 +38,7 @@ def to_rgb(img: Image.Image, icc: bytes | None
     grey profile is converted to sRGB (an RGB output cannot carry it); a profile that does not
     match the pixels is dropped.
     """
-    mode = img.mode
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-            mode in ("P", "L", "RGB") and "transparency" in img.info):
+    if has_transparency(img):
         rgba = img.convert("RGBA")  # also un-premultiplies "RGBa" (TIFF's associated alpha)
         alpha = rgba.getchannel("A")
         flat = Image.new("RGB", rgba.size, (BACKGROUND,) * 3)
