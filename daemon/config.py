@@ -299,7 +299,8 @@ output = "~/Pictures/Enhanced"             # outputs go here (never next to the 
 # encode = 2                               # threads encoding outputs and writing metadata
 
 # [retries]
-# max_attempts = 3                         # a failing file is tried this many times
+# max_attempts = 3                         # a run failing for a passing reason is tried this
+#                                          # many times (an unreadable file: once)
 # delay_seconds = 60                       # ... waiting this long between tries
 
 # [plugins]

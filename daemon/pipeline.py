@@ -235,8 +235,10 @@ class Pipeline:
                                           timings={})
                 outcome = Outcome(Path(claimed["path"]), claimed["recipe"], "failed",
                                   error="unexpected error (see the log)")
-            if outcome.status == "failed" and claimed["attempts"] < self.max_attempts:
+            if outcome.status == "failed" and not outcome.lasting \
+                    and claimed["attempts"] < self.max_attempts:
                 RunQueue(self.app.catalog).schedule_retry(claimed["id"], self.retry_delay)
+                outcome.retrying = True
                 outcome.error = f"{outcome.error} (attempt {claimed['attempts']} of {self.max_attempts}; retrying)"
             self.on_outcome(outcome)
         finally:

@@ -396,7 +396,7 @@ class WatchService:
     # main loop -------------------------------------------------------------------------------
 
     def _on_outcome(self, outcome: Outcome) -> None:
-        self.tally.count(outcome.status, outcome.seconds)
+        self.tally.count(outcome.status, outcome.seconds, final=not outcome.retrying)
         if outcome.status == "done":
             log.info("done %s [%s] -> %s (%.1f s)", outcome.path.name, outcome.recipe,
                      outcome.output, outcome.seconds)

@@ -40,12 +40,14 @@ from photobatch.recipes.schema import Recipe
 log = logging.getLogger(__name__)
 
 class StageError(Exception):
-    """A stage failed for a reason the user can read; ``stage`` names what was being done."""
+    """A stage failed for a reason the user can read; ``stage`` names what was being done.
+    ``lasting``: trying the same file again would fail the same way (see ReadError)."""
 
-    def __init__(self, stage: str, reason: str):
+    def __init__(self, stage: str, reason: str, *, lasting: bool = False):
         super().__init__(f"error while {stage}: {reason}")
         self.stage = stage
         self.reason = reason
+        self.lasting = lasting
 
 
 @dataclass
@@ -60,6 +62,8 @@ class Outcome:
     run_id: int | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    lasting: bool = False  # a failure these same bytes would meet again: not retried
+    retrying: bool = False  # a failure the daemon tries again later: not the run's last word
 
 
 def size_text(size) -> str | None:
@@ -101,7 +105,9 @@ class Timer:
             yield
         except StageError:
             raise
-        except (ReadError, ModelError, ValueError, metadata.MetadataError) as exc:
+        except ReadError as exc:
+            raise StageError(verb, str(exc), lasting=exc.lasting) from exc
+        except (ModelError, ValueError, metadata.MetadataError) as exc:
             raise StageError(verb, str(exc)) from exc
         except OSError as exc:
             raise StageError(verb, exc.strerror or str(exc)) from exc
@@ -244,7 +250,8 @@ class Session:
             self.app.notify("photobatch_run_started", path=path, recipe=recipe.name, run_id=job.run_id)
             if reader is None:
                 raise StageError(f"reading {path.name}", "the file is empty (0 bytes)"
-                                 if stat.st_size == 0 else "not a supported image format")
+                                 if stat.st_size == 0 else "not a supported image format",
+                                 lasting=True)
             with job.timer.stage("read", f"reading {path.name}"):
                 job.decoded = _read(reader, path, recipe.output.color_space)
                 job.view = model_view(job.decoded.image, job.decoded.icc_profile)
@@ -440,12 +447,14 @@ class Session:
             # Unexpected: keep the traceback in the log, a one-line reason in the catalog.
             log.exception("unexpected error processing %s with %s", job.path, job.recipe.name)
             reason = f"unexpected {type(exc).__name__}: {exc}".splitlines()[0]
-        return self._failed(job.path, job.recipe, job.run_id, reason, job.timer, job.started)
+        return self._failed(job.path, job.recipe, job.run_id, reason, job.timer, job.started,
+                            lasting=getattr(exc, "lasting", False))
 
-    def _failed(self, path, recipe, run_id, reason, timer, started) -> Outcome:
+    def _failed(self, path, recipe, run_id, reason, timer, started, lasting=False) -> Outcome:
         if run_id is not None:
             self.app.catalog.fail_run(run_id, error=reason, timings=timer.timings)
         self.app.notify("photobatch_run_failed", path=path, recipe=recipe.name, error=reason,
                         run_id=run_id)
         return Outcome(path, recipe.name, "failed", error=reason, run_id=run_id,
-                       seconds=time.perf_counter() - started, timings=timer.timings)
+                       seconds=time.perf_counter() - started, timings=timer.timings,
+                       lasting=lasting)

@@ -34,6 +34,10 @@ def collect_status(catalog_path: Path | None) -> dict:
     # The pace that says most about what is left: the last 5 minutes (since the daemon
     # started, when that is more recent).
     pace = throughput["5 min"]
+    # Failed runs queued again for later (the daemon's retries): queued, but not runnable yet.
+    retries, next_retry = catalog.db.execute(
+        "SELECT count(*), MIN(available_at) FROM runs WHERE status = 'queued' AND attempts > 0 "
+        "AND error IS NOT NULL AND available_at > ?", [now.isoformat(timespec="seconds")]).fetchone()
     errors = [dict(zip(("file", "recipe", "error", "at"), row)) for row in catalog.db.execute(
         "SELECT f.path, r.recipe, r.error, r.finished_at FROM runs r JOIN files f ON f.id = r.file_id "
         "WHERE r.error IS NOT NULL AND r.status IN ('failed', 'queued') "
@@ -47,6 +51,7 @@ def collect_status(catalog_path: Path | None) -> dict:
         "current": json.loads(state["current"]) if state and up else [],
         "folders": json.loads(state["folders"]) if state else [],
         "queue": counts,
+        "retries": {"waiting": retries, "next_at": next_retry} if retries else None,
         "per_minute": throughput,
         "per_minute_since_start": since_start,
         "up_seconds": round((now - started).total_seconds()) if started else None,
@@ -97,6 +102,11 @@ def format_status(report: dict) -> str:
         # `rerun` queues for the daemon: without one nothing moves.
         lines.append(f"left     {counts['queued']} queued run(s) wait for `photobatch watch` "
                      "(or `photobatch rerun ... --now`)")
+    retries = report.get("retries")
+    if retries:
+        wait = (datetime.fromisoformat(retries["next_at"]) - datetime.now(timezone.utc)).total_seconds()
+        lines.append(f"retries  {retries['waiting']} failed run(s) to be tried again, the next "
+                     f"in {duration_text(max(wait, 0))}")
     if report["last_errors"]:
         lines.append("last errors:")
         for err in report["last_errors"]:

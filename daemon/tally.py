@@ -37,12 +37,15 @@ class Tally:
         self._since: float | None = None
         self._idle_since: float | None = None
 
-    def count(self, status: str, seconds: float) -> None:
-        """Add an outcome (``seconds`` it took: the stretch began no later than its start)."""
+    def count(self, status: str, seconds: float, final: bool = True) -> None:
+        """Add an outcome (``seconds`` it took: the stretch began no later than its start).
+        One that is not ``final`` (a failure tried again later) is the stretch's time, not a
+        photo of it."""
         with self._lock:
             if self._since is None:
                 self._since = self._clock() - seconds
-            self._counts[status] = self._counts.get(status, 0) + 1
+            if final:
+                self._counts[status] = self._counts.get(status, 0) + 1
 
     def __bool__(self) -> bool:
         with self._lock:

@@ -41,7 +41,16 @@ class NothingToDo(Exception):
 
 
 class ReadError(Exception):
-    """A file that cannot be decoded, with a one-line reason a photographer can act on."""
+    """A file that cannot be decoded, with a one-line reason a photographer can act on.
+
+    ``lasting`` (the default): the same bytes would fail the same way, so the daemon does not
+    try them again (a new copy of the file is new content, and is picked up). False for a
+    failure of the moment, such as running out of memory.
+    """
+
+    def __init__(self, reason: str, *, lasting: bool = True):
+        super().__init__(reason)
+        self.lasting = lasting
 
 
 @dataclass

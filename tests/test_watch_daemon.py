@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -38,6 +39,10 @@ class FixedCost:
 
     def run(self, image, recipe, seed, model, mask=None):
         time.sleep(float(os.environ.get("PB_TEST_RUNNER_SECONDS", "0.05")))
+        once = os.environ.get("PB_TEST_FAIL_ONCE", "")
+        if once and os.path.exists(once):  # a failure of the moment (a GPU reset), then fine
+            os.remove(once)
+            raise RuntimeError("the device fell over")
         small = image.resize((max(8, image.width // 4), max(8, image.height // 4)))
         return SimpleNamespace(image=small, model_id=model, model_hash=None, device="cpu",
                                working_size=small.size)
@@ -322,10 +327,11 @@ def test_a_broken_file_fails_once_per_daemon_not_at_every_rescan(ws):
                         "WHERE f.path LIKE '%BROKEN.JPG' ORDER BY r.id")
 
     proc = ws.start()
-    # Three attempts 0.5 s apart, then failed for good.
-    assert wait_for(lambda: broken_runs() == [("failed", 3)], 60), broken_runs()
+    # Not a JPEG: those bytes would fail the same way again, so one attempt, failed for good.
+    assert wait_for(lambda: broken_runs() == [("failed", 1)], 60), broken_runs()
     time.sleep(5)  # four catch-up scans
-    assert broken_runs() == [("failed", 3)], proc.log_path.read_text()
+    assert broken_runs() == [("failed", 1)], proc.log_path.read_text()
+    assert "retrying" not in proc.log_path.read_text()
     # Fixed in place (new content: a new file to the catalog), it is taken while the daemon runs.
     _photo(ws.root / "fixed.jpg").replace(ws.inbox / "BROKEN.JPG")
     assert wait_for(lambda: broken_runs()[-1:] == [("done", 1)], 60), broken_runs()
@@ -335,7 +341,41 @@ def test_a_broken_file_fails_once_per_daemon_not_at_every_rescan(ws):
     (ws.inbox / "BROKEN.JPG").write_bytes(b"\xff\xd8\xff\xe0 still not a JPEG")
     assert ws.once().returncode == 1
     assert ws.once().returncode == 1
-    assert broken_runs() == [("failed", 3), ("done", 1), ("failed", 1), ("failed", 1)]
+    assert broken_runs() == [("failed", 1), ("done", 1), ("failed", 1), ("failed", 1)]
+
+
+def test_a_failure_of_the_moment_is_tried_again_and_the_tally_counts_photos(ws, monkeypatch, caplog):
+    import logging
+
+    from photobatch.daemon import service
+
+    marker = ws.root / "fail-once"
+    marker.touch()
+    monkeypatch.setenv("PB_TEST_FAIL_ONCE", str(marker))
+    monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
+    monkeypatch.setattr(service, "CAUGHT_UP_SECONDS", 0.5)
+    _photo(ws.inbox / "FLAKY.JPG")
+    daemon = service.WatchService(ws.config, ws.catalog)
+
+    class StopWhenCaughtUp(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().startswith("caught up"):
+                daemon.stop_signals = 1  # what SIGTERM's handler records
+
+    caplog.set_level(logging.INFO, logger=service.log.name)
+    service.log.addHandler(handler := StopWhenCaughtUp())
+    try:
+        assert daemon.run() == 0
+    finally:
+        service.log.removeHandler(handler)
+    # The run failed, waited its delay, and was done on its second attempt.
+    assert ws.query("SELECT status, attempts FROM runs") == [("done", 2)] and not marker.exists()
+    assert "the device fell over (attempt 1 of 3; retrying)" in caplog.text
+    # The shoot's tally counts the photo once, as done: the attempt that was retried is not a
+    # failure of the shoot, though its time is the shoot's (the retry waited 0.5 s).
+    caught_up = [r.getMessage() for r in caplog.records if r.getMessage().startswith("caught up")]
+    assert len(caught_up) == 1 and re.fullmatch(r"caught up: 1 done in \d s \(.*/min\)", caught_up[0])
+    assert not caught_up[0].startswith("caught up: 1 done in 0 s")
 
 
 def test_a_second_signal_exits_at_once_and_the_work_stays_queued(tmp_path):

@@ -467,6 +467,25 @@ def test_status_paces_a_young_daemon_by_its_own_work_and_says_what_is_left(tmp_p
     assert re.search(r"^left     4 run\(s\), about (7[7-9]|8[0-3]) s at this pace$", text, re.M)
 
 
+def test_status_tells_failed_runs_waiting_for_a_retry_from_the_queue(tmp_path):
+    from photobatch.daemon.status import collect_status, format_status
+
+    cat, ids = _catalog_with_file(tmp_path, 3)
+    q = RunQueue(cat)
+    runs = [q.enqueue(file_id=fid, recipe="r", fingerprint="f", model_id="m", output_dir="/o")
+            for fid in ids]
+    for run_id, delay in zip(runs[:2], (40, 300)):
+        q.claim()
+        cat.fail_run(run_id, error="out of memory", timings={})
+        q.schedule_retry(run_id, delay)
+    cat.close()
+    report = collect_status(tmp_path / "c.db")
+    # Three queued, one of them for the first time: not a retry.
+    assert report["queue"]["queued"] == 3 and report["retries"]["waiting"] == 2
+    assert re.search(r"^retries  2 failed run\(s\) to be tried again, the next in (39|40) s$",
+                     format_status(report), re.M)
+
+
 def test_a_tally_hands_over_a_stretch_of_work_once_idle_long_enough():
     from photobatch.daemon.tally import Stretch, Tally
 

@@ -91,7 +91,7 @@ class RawReader:
         except (rawpy.LibRawError, rawpy.NotSupportedError) as exc:
             raise ReadError(f"LibRaw cannot decode it ({_reason(exc)})") from None
         except MemoryError:
-            raise ReadError("not enough memory to decode it") from None
+            raise ReadError("not enough memory to decode it", lasting=False) from None
         if pixels.dtype == np.uint16:
             image, pixels16, bits = to_uint8(pixels), pixels, 16
         else:
