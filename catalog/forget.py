@@ -20,11 +20,14 @@ class Forgotten:
 
 
 def forget_files(catalog: Catalog, file_ids: list[int]) -> Forgotten:
-    """Delete these files and all their runs in one transaction; refuse if one is being worked on."""
+    """Delete these files, their earlier versions and all their runs in one transaction;
+    refuse if one is being worked on."""
     if not file_ids:
         return Forgotten(0, 0)
-    marks = ",".join("?" * len(file_ids))
     with catalog.transaction():
+        # A photo's earlier versions (replaced at its path) go with it.
+        file_ids = sorted({v["id"] for fid in file_ids for v in catalog.versions(fid)})
+        marks = ",".join("?" * len(file_ids))
         busy = catalog.db.execute(
             f"SELECT f.path FROM runs r JOIN files f ON f.id = r.file_id "
             f"WHERE r.status = 'running' AND r.file_id IN ({marks}) LIMIT 1", file_ids).fetchone()

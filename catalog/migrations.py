@@ -169,3 +169,37 @@ def m012_run_model_config(db):
     PHOTOBATCH_MODEL_CONFIG's): its text encoders and VAE made the picture with the file's
     weights, and the recipe alone does not say which it was when the environment chose it."""
     db["runs"].add_column("model_config", str)
+
+
+@migrations()
+def m013_file_replaced_by(db):
+    """The file that took this one's place: the same photo exported again over itself (same
+    path, capture time and camera), or a file that never gave an output, at a path that now
+    holds other content. Its content is gone; its outputs were the photo's earlier ones."""
+    db["files"].add_column("replaced_by", int)
+    db["files"].create_index(["replaced_by"])
+    # What each path holds now: the row seen there last.
+    for (file_id,) in db.execute(
+            "SELECT f.id FROM files f WHERE EXISTS (SELECT 1 FROM files g WHERE g.path = f.path "
+            "AND g.id != f.id) AND NOT EXISTS (SELECT 1 FROM files g WHERE g.path = f.path "
+            "AND (g.last_seen > f.last_seen OR (g.last_seen = f.last_seen AND g.id > f.id)))"
+    ).fetchall():
+        mark_earlier_versions(db, file_id)
+
+
+def mark_earlier_versions(db, file_id: int) -> list[int]:
+    """Mark the rows that ``file_id`` replaced at its path (see m013) and return their ids."""
+    # Earlier content of this path: the same photo when taken at the same moment by the same
+    # camera (a name reused by another card is another photo, whose outputs stay its own), or
+    # content that never made an output (nothing of it to keep apart).
+    ids = [row[0] for row in db.execute(
+        "SELECT o.id FROM files o JOIN files n ON n.id = ? "
+        "WHERE o.path = n.path AND o.id != n.id AND o.replaced_by IS NOT n.id "
+        "AND ((n.date_taken IS NOT NULL AND o.date_taken = n.date_taken "
+        "      AND COALESCE(o.camera_model, '') = COALESCE(n.camera_model, '')) "
+        "     OR NOT EXISTS (SELECT 1 FROM runs r WHERE r.file_id = o.id AND r.status = 'done'))",
+        [file_id]).fetchall()]
+    if ids:
+        marks = ",".join("?" * len(ids))
+        db.execute(f"UPDATE files SET replaced_by = ? WHERE id IN ({marks})", [file_id, *ids])
+    return ids

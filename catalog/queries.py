@@ -158,11 +158,16 @@ def parse_when(text: str, *, end: bool = False, now: datetime | None = None) -> 
     raise ValueError(f"{text!r} is not a date: use 2026-03-01, '2026-03-01 18:30' or an age like 7d")
 
 
-def select_files(db, selection: Selection, *, culling: bool = True) -> list[dict[str, Any]]:
+def select_files(db, selection: Selection, *, culling: bool = True,
+                 replaced: bool = False) -> list[dict[str, Any]]:
     """File rows matching the selection's file filters (places, dates, camera, culling), by
     path. With ``culling`` each row's rating, labels and keywords are as the photo has them now
-    (``row["culling"]``); without it they are read only when the selection goes by them."""
+    (``row["culling"]``); without it they are read only when the selection goes by them.
+    Earlier versions of a photo replaced at its path (see Catalog.versions) count only with
+    ``replaced`` (history: their runs happened)."""
     where, args = _file_filters(selection)
+    if not replaced:
+        where.append("f.replaced_by IS NULL")
     sql = "SELECT * FROM files f" + (" WHERE " + " AND ".join(where) if where else "")
     rows = [dict(row) for row in db.query(sql + " ORDER BY f.path", args)]
     if not (culling or selection.culls):
@@ -271,7 +276,7 @@ def run_seconds(run: Mapping[str, Any] | None) -> float | None:
 
 def all_runs(db, selection: Selection) -> list[dict[str, Any]]:
     """Every run (history included) on the selected files, with its file's path, oldest first."""
-    files = {row["id"]: row for row in select_files(db, selection)}
+    files = {row["id"]: row for row in select_files(db, selection, replaced=True)}
     where, args = ["1"], []
     if selection.recipe:
         where.append("recipe = ?")
@@ -290,7 +295,7 @@ def all_runs(db, selection: Selection) -> list[dict[str, Any]]:
 
 def run_stats(db, selection: Selection) -> dict[str, Any]:
     """Counts by status and by recipe, processing time and throughput of the selected files' runs."""
-    files = {row["id"] for row in select_files(db, selection, culling=False)}
+    files = {row["id"] for row in select_files(db, selection, culling=False, replaced=True)}
     runs = [dict(r) for r in db.query("SELECT * FROM runs ORDER BY id")
             if r["file_id"] in files and (not selection.recipe or r["recipe"] == selection.recipe)]
     by_status = {s: 0 for s in RUN_STATUSES}

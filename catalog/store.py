@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-from photobatch.catalog.migrations import migrations
+from photobatch.catalog.migrations import mark_earlier_versions, migrations
 
 RUN_STATUSES = ("queued", "running", "done", "failed", "skipped")
 # Runs that are not one of several takes (rerun --takes N): takes are tries in files of their
@@ -20,6 +20,8 @@ RUN_STATUSES = ("queued", "running", "done", "failed", "skipped")
 NOT_A_TAKE = "seed_source IS NOT 'take'"
 # The stand-in hash prefix of a file that could not be opened (its content is unknown).
 UNREADABLE = "unreadable:"
+# Why the queued runs of a file replaced at its path were skipped.
+REPLACED = "replaced by a newer version of the file at the same path"
 
 
 def _now() -> str:
@@ -105,26 +107,51 @@ class Catalog:
         }
         row.update({k: v for k, v in optional.items() if v is not None})
         with self.transaction():
-            existing = self.file_by_sha(sha256)
-            if existing:
-                self.db["files"].update(existing["id"], row)
-                return existing["id"]
-            if not sha256.startswith(UNREADABLE):
-                # The file could not be opened before (recorded under a stand-in hash): now its
-                # content is known, that row becomes the file's, with its failed runs.
-                placeholder = next(self.db["files"].rows_where(
-                    "path = ? AND sha256 LIKE ?", [str(path), UNREADABLE + "%"], limit=1), None)
-                if placeholder:
-                    self.db["files"].update(placeholder["id"], row)
-                    return placeholder["id"]
-            row["first_seen"] = row["last_seen"]
-            return self.db["files"].insert(row).last_pk
+            file_id = self._file_row(sha256, path, row)
+            self._took_the_path(file_id)
+            return file_id
+
+    def _file_row(self, sha256: str, path: Path, row: dict) -> int:
+        existing = self.file_by_sha(sha256)
+        if existing:
+            self.db["files"].update(existing["id"], row)
+            return existing["id"]
+        if not sha256.startswith(UNREADABLE):
+            # The file could not be opened before (recorded under a stand-in hash): now its
+            # content is known, that row becomes the file's, with its failed runs.
+            placeholder = next(self.db["files"].rows_where(
+                "path = ? AND sha256 LIKE ?", [str(path), UNREADABLE + "%"], limit=1), None)
+            if placeholder:
+                self.db["files"].update(placeholder["id"], row)
+                return placeholder["id"]
+        row["first_seen"] = row["last_seen"]
+        return self.db["files"].insert(row).last_pk
+
+    def _took_the_path(self, file_id: int) -> None:
+        """``file_id`` is what its path holds now: it is nobody's earlier version, and the rows
+        it replaced there (see migrations.m013) are its own earlier versions, whose queued runs
+        have nothing left to run on."""
+        self.db.execute("UPDATE files SET replaced_by = NULL WHERE id = ? AND replaced_by IS NOT NULL",
+                        [file_id])
+        replaced = mark_earlier_versions(self.db, file_id)
+        if replaced:
+            marks = ",".join("?" * len(replaced))
+            self.db.execute(
+                "UPDATE runs SET status = 'skipped', error = ?, finished_at = ?, worker = NULL "
+                f"WHERE status = 'queued' AND file_id IN ({marks})",
+                [REPLACED, _now(), *replaced])
+
+    def versions(self, file_id: int) -> list[dict]:
+        """The file and the earlier versions it replaced at its path, newest first."""
+        return list(self.db["files"].rows_where("id = ? OR replaced_by = ?", [file_id, file_id],
+                                                order_by="last_seen DESC, id DESC"))
 
     def unchanged_file(self, path: Path, size: int, mtime: float) -> dict | None:
         """The file row for ``path`` if the catalog saw it with this size and mtime (no need to
         hash or read its metadata again), else None."""
         rows = list(self.db["files"].rows_where(
-            "path = ? AND size = ? AND mtime = ?", [str(path), size, mtime], limit=1))
+            "path = ? AND size = ? AND mtime = ? AND replaced_by IS NULL",
+            [str(path), size, mtime], limit=1))
         return rows[0] if rows else None
 
     def file_by_sha(self, sha256: str) -> dict | None:
@@ -137,7 +164,9 @@ class Catalog:
         (``IMG_0420.JPG``, as ``catalog ls`` shows it) when only one catalogued file has it."""
         for where, arg in (("path = ?", str(Path(ref).expanduser().resolve())),
                            ("path = ?", ref), ("sha256 = ?", ref)):
-            rows = list(self.db["files"].rows_where(where, [arg], limit=1))
+            # A path names what it holds now, not an earlier version replaced there.
+            rows = list(self.db["files"].rows_where(where, [arg], limit=1,
+                                                    order_by="replaced_by IS NOT NULL, id DESC"))
             if rows:
                 return rows[0]
         if len(ref) >= 8:
@@ -148,13 +177,15 @@ class Catalog:
         return named[0] if len(named) == 1 else None
 
     def files_named(self, name: str) -> list[dict]:
-        """The catalogued files called ``name`` in any folder (none when ``name`` is a path)."""
+        """The catalogued files called ``name`` in any folder (none when ``name`` is a path),
+        earlier versions replaced at their path left out."""
         if not name or "/" in name or os.sep in name:
             return []
         # LIKE narrows the rows in SQL; the exact, case-sensitive
         # comparison is Python's (LIKE ignores ASCII case and treats _ and % as wildcards).
         pattern = "%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self.db["files"].rows_where("path LIKE ? ESCAPE '\\'", [pattern], order_by="path")
+        rows = self.db["files"].rows_where("path LIKE ? ESCAPE '\\' AND replaced_by IS NULL",
+                                           [pattern], order_by="path")
         return [row for row in rows if Path(row["path"]).name == name]
 
     # runs ------------------------------------------------------------------
@@ -211,12 +242,14 @@ class Catalog:
         return (row[0], row[1]) if row else (None, None)
 
     def chosen_seed(self, file_id: int, recipe: str, before_run: int | None = None) -> int | None:
-        """The seed picked for this photo and recipe by ``rerun --seed``, when the latest run
+        """The seed picked for this photo (or its earlier versions) and recipe by ``rerun --seed``, when the latest run
         that says where its seed came from was given one (``--seed recipe`` ends the choice).
         Takes (``--takes N``) are tries beside the photo's output: they choose nothing until
         one is picked with ``--seed`` and its number."""
-        where = f"file_id = ? AND recipe = ? AND seed_source IS NOT NULL AND {NOT_A_TAKE}"
-        args: list = [file_id, recipe]
+        # A photo exported again over itself keeps the seed picked for its earlier version.
+        where = (f"file_id IN (SELECT id FROM files WHERE id = ? OR replaced_by = ?) "
+                 f"AND recipe = ? AND seed_source IS NOT NULL AND {NOT_A_TAKE}")
+        args: list = [file_id, file_id, recipe]
         if before_run is not None:
             where += " AND id < ?"
             args.append(before_run)

@@ -48,17 +48,24 @@ class Check:
     file_id: int
     run_id: int | None = None
     written_at: str | None = None  # outputs: when the run finished (ISO 8601)
+    name_reused: bool = False  # originals: another photo was seen at this path since
 
 
 def planned_checks(db, file_ids: Iterable[int] | None = None) -> list[Check]:
     """What verify looks at: every original, and the newest recorded output at each output path."""
     wanted = set(file_ids) if file_ids is not None else None
     checks = []
-    for row in db.query("SELECT id, path, sha256, size FROM files ORDER BY path"):
+    # An earlier version replaced at its path is gone by design: its path holds the newer one.
+    for row in db.query(
+            "SELECT id, path, sha256, size, EXISTS (SELECT 1 FROM files g WHERE g.path = f.path "
+            "AND (g.last_seen > f.last_seen OR (g.last_seen = f.last_seen AND g.id > f.id))) "
+            "AS reused "
+            "FROM files f WHERE replaced_by IS NULL ORDER BY path"):
         if wanted is None or row["id"] in wanted:
             # A file that could not be read when registered has a stand-in hash: existence only.
             sha = None if row["sha256"].startswith(UNREADABLE) else row["sha256"]
-            checks.append(Check("original", row["path"], sha, row["size"], row["id"]))
+            checks.append(Check("original", row["path"], sha, row["size"], row["id"],
+                                name_reused=bool(row["reused"])))
     # An output path rewritten by a later run (a re-run) is judged by that later run only.
     for row in db.query(
             "SELECT r.id, r.file_id, r.output_path, r.output_sha256, r.finished_at FROM runs r "
@@ -81,6 +88,10 @@ def verify(checks: Iterable[Check], *, quick: bool = False,
     findings = []
     for check in checks:
         finding = _check_one(check, quick, hasher)
+        if finding is not None and finding.kind == ORIGINAL_CHANGED and check.name_reused:
+            # A new card's IMG_0001.JPG in the same folder: this photo did not change, it left.
+            finding = Finding(ORIGINAL_MISSING, check.path, "another photo has its name now "
+                              "(catalogued as a photo of its own)", check.file_id)
         if finding is not None:
             findings.append(finding)
     return findings

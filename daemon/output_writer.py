@@ -45,11 +45,16 @@ class OutputWriter:
         options = writer_options(recipe.output, writer, source_bits)
         if alpha is not None:
             options["alpha"] = with_alpha(image, alpha, options.get("bit_depth", 8))
-        tokens = name_tokens(recipe, source, summary, file_id, seed)
+        # A photo exported again over itself is the same photo: its earlier versions' outputs
+        # are its own to replace, and its catalog number ({seq}) is the first version's.
+        versions = self.app.catalog.versions(file_id) if file_id is not None else []
+        shas = {sha, *(v["sha256"] for v in versions)}
+        tokens = name_tokens(recipe, source, summary, min((v["id"] for v in versions), default=file_id),
+                             seed)
         folder = output_folder(recipe, out_dir, tokens)
         folder.mkdir(parents=True, exist_ok=True)
         with claimed_output_path(folder, output_name(recipe, source, writer.extension, tokens, take),
-                                 recipe, lambda path: self.is_ours(path, sha, recipe)) as final:
+                                 recipe, lambda path: self.is_ours(path, shas, recipe)) as final:
             # Dot-prefixed temp name in the same folder: invisible to watchers, and the rename is atomic.
             temp = final.with_name(f".{final.stem}.{os.getpid()}.partial{final.suffix}")
             try:
@@ -89,22 +94,24 @@ class OutputWriter:
         writer = self.app.writers.get(writer_name(recipe.output.format))
         return bool(getattr(writer, "keeps_alpha", False))
 
-    def is_ours(self, path: Path, sha: str, recipe: Recipe) -> bool:
-        """True when ``path`` is this photo's own output of ``recipe`` (so it may be replaced)."""
+    def is_ours(self, path: Path, shas: set[str], recipe: Recipe) -> bool:
+        """True when ``path`` is an output of ``recipe`` made from one of ``shas`` (the photo's
+        content, and its earlier versions'), so it may be replaced."""
         # The file's own XMP record says whose output it is, even when a crash came between
         # the rename and the catalog update.
         try:
             record = metadata.read_record(path)
         except metadata.MetadataError:
             record = {}
-        if record.get("SourceSHA256") == sha and record.get("Recipe") == recipe.name:
+        if record.get("SourceSHA256") in shas and record.get("Recipe") == recipe.name:
             return True
         # No record (metadata policy "none" keeps it; a foreign file has none): ours only if the
         # catalog wrote exactly these bytes there.
+        marks = ",".join("?" * len(shas))
         rows = list(self.app.catalog.db.query(
             "SELECT r.output_sha256 FROM runs r JOIN files f ON f.id = r.file_id "
-            "WHERE r.output_path = ? AND f.sha256 = ? AND r.recipe = ?",
-            [str(path), sha, recipe.name]))
+            f"WHERE r.output_path = ? AND f.sha256 IN ({marks}) AND r.recipe = ?",
+            [str(path), *sorted(shas), recipe.name]))
         if not rows:
             return False
         try:

@@ -82,3 +82,95 @@ def test_runs_require_an_existing_file(tmp_path):
     except sqlite3.IntegrityError:
         return
     raise AssertionError("a run for a missing file was accepted")
+
+
+def _done_run(cat, fid, tmp_path, name="o.jpg"):
+    run = cat.start_run(file_id=fid, recipe="r", fingerprint="f" * 64, params={}, seed=1,
+                        model_id="/m", runner="img2img")
+    cat.finish_run(run, output_path=tmp_path / name, output_sha256="e" * 64, timings={})
+    return run
+
+
+TAKEN = {"model": "X-T5", "date_taken": "2026-06-21T19:42:10+02:00"}
+
+
+def test_a_photo_exported_again_over_itself_replaces_its_earlier_version(tmp_path):
+    from photobatch.catalog.queries import Selection, select_files, run_stats
+    from photobatch.catalog.queue import RunQueue
+    from photobatch.catalog.store import REPLACED
+    from photobatch.catalog.verify import planned_checks
+
+    cat = Catalog(tmp_path / "c.db")
+    photo = tmp_path / "in" / "IMG_0001.JPG"
+    first = cat.register_file(sha256="01" * 32, path=photo, size=1, mtime=1.0, metadata=TAKEN)
+    _done_run(cat, first, tmp_path)
+    queued = RunQueue(cat).enqueue(file_id=first, recipe="other", fingerprint="g", model_id="/m",
+                                   output_dir="/o")
+    # Lightroom exports it again, with the same name, capture time and camera: a new version.
+    second = cat.register_file(sha256="02" * 32, path=photo, size=2, mtime=2.0, metadata=TAKEN)
+    assert cat.db["files"].get(first)["replaced_by"] == second
+    assert [v["id"] for v in cat.versions(second)] == [second, first]
+    run = cat.db["runs"].get(queued)  # nothing left to run it on
+    assert (run["status"], run["error"]) == ("skipped", REPLACED)
+    # The photo is its newest version everywhere a photo is chosen, found, or checked.
+    assert [r["id"] for r in select_files(cat.db, Selection())] == [second]
+    assert cat.find_file(str(photo))["id"] == second and cat.find_file("IMG_0001.JPG")["id"] == second
+    assert [c.file_id for c in planned_checks(cat.db) if c.kind == "original"] == [second]
+    assert run_stats(cat.db, Selection())["runs"] == 2  # history keeps the earlier version's runs
+    # A third version: the first two are both its earlier ones.
+    third = cat.register_file(sha256="03" * 32, path=photo, size=3, mtime=3.0, metadata=TAKEN)
+    assert {v["id"] for v in cat.versions(third)} == {first, second, third}
+    # The first version's content back in place is the photo again.
+    assert cat.register_file(sha256="01" * 32, path=photo, size=1, mtime=4.0) == first
+    assert cat.db["files"].get(first)["replaced_by"] is None
+    assert [r["id"] for r in select_files(cat.db, Selection())] == [first]
+
+
+def test_a_name_reused_by_another_photo_is_not_a_new_version(tmp_path):
+    from photobatch.catalog.queries import Selection, select_files
+    from photobatch.catalog.verify import planned_checks, verify
+
+    cat = Catalog(tmp_path / "c.db")
+    photo = tmp_path / "in" / "IMG_0001.JPG"
+    photo.parent.mkdir()
+    photo.write_bytes(b"first shoot")
+    old = cat.register_file(sha256="01" * 32, path=photo, size=11, mtime=1.0, metadata=TAKEN)
+    _done_run(cat, old, tmp_path)
+    # A new card starts at IMG_0001 again: another moment, another photo, outputs its own.
+    photo.write_bytes(b"second shoot!")
+    new = cat.register_file(sha256="02" * 32, path=photo, size=13, mtime=2.0,
+                            metadata={**TAKEN, "date_taken": "2026-09-02T08:00:00+02:00"})
+    assert cat.db["files"].get(old)["replaced_by"] is None
+    assert {r["id"] for r in select_files(cat.db, Selection())} == {old, new}
+    findings = verify([c for c in planned_checks(cat.db) if c.kind == "original"],
+                      hasher=lambda p: "02" * 32)
+    assert [(f.file_id, f.kind, f.detail) for f in findings] == [
+        (old, "original missing", "another photo has its name now (catalogued as a photo of its own)")]
+    # Without a capture time to tell, it is another photo too, unless the old one never made
+    # an output (content that only failed: nothing of it to keep apart).
+    undated = cat.register_file(sha256="03" * 32, path=tmp_path / "in" / "a.png", size=1, mtime=1.0)
+    _done_run(cat, undated, tmp_path, "a.jpg")
+    failed = cat.register_file(sha256="04" * 32, path=tmp_path / "in" / "b.png", size=1, mtime=1.0)
+    assert cat.register_file(sha256="05" * 32, path=tmp_path / "in" / "a.png", size=2, mtime=2.0)
+    complete = cat.register_file(sha256="06" * 32, path=tmp_path / "in" / "b.png", size=2, mtime=2.0)
+    assert cat.db["files"].get(undated)["replaced_by"] is None
+    assert cat.db["files"].get(failed)["replaced_by"] == complete
+
+
+def test_an_older_catalog_learns_which_files_were_replaced(tmp_path):
+    cat = Catalog(tmp_path / "c.db")
+    photo = tmp_path / "IMG_0001.JPG"
+    first = cat.register_file(sha256="01" * 32, path=photo, size=1, mtime=1.0, metadata=TAKEN)
+    _done_run(cat, first, tmp_path)
+    second = cat.register_file(sha256="02" * 32, path=photo, size=2, mtime=2.0, metadata=TAKEN)
+    # As a catalog written before m013 has it: no replaced_by column (both rows unmarked).
+    cat.db.execute("UPDATE files SET replaced_by = NULL")
+    cat.db.execute("UPDATE files SET last_seen = '2026-01-01T00:00:00+00:00' WHERE id = ?", [first])
+    cat.db.execute("DROP INDEX idx_files_replaced_by")
+    cat.db["files"].transform(drop={"replaced_by"})
+    cat.db.execute("DELETE FROM _sqlite_migrations WHERE migration_set = 'photobatch' "
+                   "AND name = 'm013_file_replaced_by'")
+    cat.close()
+    reopened = Catalog(tmp_path / "c.db")
+    assert reopened.db["files"].get(first)["replaced_by"] == second
+    assert reopened.db["files"].get(second)["replaced_by"] is None

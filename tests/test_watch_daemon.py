@@ -455,3 +455,37 @@ def test_a_folder_with_min_rating_takes_the_picks_and_a_photo_rated_up_later(ws)
         ' xmp:Rating="3"/></rdf:RDF></x:xmpmeta>')
     assert ws.once().returncode == 0 and ws.done_count() == 3
     assert (ws.out / "IMG_0002_quick.jpg").exists()
+
+
+def test_a_photo_exported_again_over_itself_replaces_its_output(ws):
+    photo = ws.inbox / "IMG_0001.JPG"
+    proc = ws.start()
+    _photo(ws.root / "v1.jpg", seed=1).replace(photo)
+    assert wait_for(lambda: ws.done_count() == 1, 60), proc.log_path.read_text()
+    output = ws.out / "IMG_0001_quick.jpg"
+    first = sha(output)
+    # Edited and exported again over itself (same capture time and camera): the same photo,
+    # whose output is redone in place, as a Lightroom publish service re-publishes.
+    _photo(ws.root / "v2.jpg", seed=2).replace(photo)
+    assert wait_for(lambda: ws.done_count() == 2, 60), proc.log_path.read_text()
+    assert sorted(p.name for p in ws.out.iterdir()) == ["IMG_0001_quick.jpg"]
+    assert sha(output) != first
+    # A new card's IMG_0001.JPG (taken another day) is another photo: its output stands beside.
+    write_sample_photo(ws.root / "v3.jpg", size=(160, 120), seed=3,
+                       date_taken="2026:09:02 08:00:00").replace(photo)
+    assert wait_for(lambda: ws.done_count() == 3, 60), proc.log_path.read_text()
+    assert sorted(p.name for p in ws.out.iterdir()) == ["IMG_0001_quick-1.jpg", "IMG_0001_quick.jpg"]
+
+    def catalog(*args):
+        return subprocess.run([SCRIPT, "--catalog", str(ws.catalog), "catalog", *args],
+                              capture_output=True, text=True, timeout=60)
+
+    rows = json.loads(catalog("ls", "--json").stdout)
+    assert sorted((r["date_taken"][:10], Path(r["output_path"]).name) for r in rows) == [
+        ("2026-06-21", "IMG_0001_quick.jpg"), ("2026-09-02", "IMG_0001_quick-1.jpg")]
+    verified = catalog("verify")
+    assert verified.returncode == 1 and verified.stdout.splitlines()[0] == (
+        f"original missing  {photo}: another photo has its name now (catalogued as a photo of its own)")
+    shown = catalog("show", "--json", rows[0]["sha256"] if rows[0]["date_taken"] < "2026-07"
+                    else rows[1]["sha256"])
+    assert len(json.loads(shown.stdout)["earlier_versions"]) == 1

@@ -139,17 +139,25 @@ def catalog_show(obj: Context, file, as_json):
     meta = json.loads(row.pop("exif") or "{}")
     meta.update(current, label=None)  # the embedded label is in ``labels`` when it counts
     runs = [dict(run_row) for run_row in cat.runs_for_file(row["id"])]
+    earlier = [{k: v[k] for k in ("id", "sha256", "size", "first_seen", "last_seen")}
+               for v in cat.versions(row["id"]) if v["id"] != row["id"]]
     if as_json:
         for run_row in runs:
             for key in ("timings", "params"):
                 run_row[key] = json.loads(run_row[key]) if run_row.get(key) else None
-        click.echo(json.dumps({**row, **current, "metadata": meta, "runs": runs}, indent=2,
-                              default=str))
+        click.echo(json.dumps({**row, **current, "metadata": meta, "runs": runs,
+                               "earlier_versions": earlier}, indent=2, default=str))
         return
     click.echo(f"file {row['path']}")
     for key in ("sha256", "size", "format", "width", "height", "camera_make", "camera_model",
                 "lens", "date_taken", "first_seen", "last_seen"):
         click.echo(f"  {key:<13} {row[key] if row[key] is not None else '-'}")
+    if row.get("replaced_by"):
+        click.echo(f"  {'replaced by':<13} file {row['replaced_by']}, a newer version of this "
+                   "photo at the same path: this content is gone")
+    for version in earlier:
+        click.echo(f"  {'earlier':<13} version {version['sha256'][:12]}, seen {version['first_seen']}"
+                   f" to {version['last_seen']} (`catalog show {version['sha256'][:12]}`)")
     # What the columns above do not say, as a photographer reads it.
     for label, value in photo_facts(meta, gps=True):
         if label not in ("Camera", "Lens", "Taken"):
