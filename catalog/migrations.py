@@ -181,10 +181,13 @@ def m013_file_replaced_by(db):
     # What each path holds now: the row seen there last.
     for (file_id,) in db.execute(
             "SELECT f.id FROM files f WHERE EXISTS (SELECT 1 FROM files g WHERE g.path = f.path "
-            "AND g.id != f.id) AND NOT EXISTS (SELECT 1 FROM files g WHERE g.path = f.path "
-            "AND (g.last_seen > f.last_seen OR (g.last_seen = f.last_seen AND g.id > f.id)))"
-    ).fetchall():
+            f"AND g.id != f.id) AND NOT EXISTS ({SEEN_THERE_LATER})").fetchall():
         mark_earlier_versions(db, file_id)
+
+
+# Another file row ``g`` seen at file row ``f``'s path after ``f`` (to the second, then by id).
+SEEN_THERE_LATER = ("SELECT 1 FROM files g WHERE g.path = f.path AND (g.last_seen > f.last_seen "
+                    "OR (g.last_seen = f.last_seen AND g.id > f.id))")
 
 
 def mark_earlier_versions(db, file_id: int) -> list[int]:

@@ -303,24 +303,6 @@ class Catalog:
 
     # queries ---------------------------------------------------------------
 
-    def files_with_latest_runs(self) -> list[dict[str, Any]]:
-        """Every file with its latest run per recipe (for ``catalog ls``)."""
-        # Latest run per (file, recipe): pick max id per group, then join. Takes (rerun
-        # --takes N) are tries beside the photo's output: the run that made it comes first.
-        sql = f"""
-            WITH latest AS (
-                SELECT file_id, recipe,
-                       COALESCE(MAX(CASE WHEN {NOT_A_TAKE} THEN id END), MAX(id)) AS run_id
-                FROM runs GROUP BY file_id, recipe)
-            SELECT f.id AS file_id, f.path, f.sha256, f.camera_model, f.date_taken,
-                   r.recipe, r.status, r.output_path, r.error, r.finished_at
-            FROM files f
-            LEFT JOIN latest l ON l.file_id = f.id
-            LEFT JOIN runs r ON r.id = l.run_id
-            ORDER BY f.path, r.recipe
-        """
-        return [dict(row) for row in self.db.query(sql)]
-
     def runs_for_file(self, file_id: int) -> list[dict[str, Any]]:
         """All runs on a file, oldest first."""
         return list(self.db["runs"].rows_where("file_id = ?", [file_id], order_by="id"))

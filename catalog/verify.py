@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from photobatch.catalog.hashing import file_sha256
+from photobatch.catalog.migrations import SEEN_THERE_LATER
 from photobatch.catalog.store import UNREADABLE
 
 ORIGINAL_MISSING = "original missing"
@@ -57,9 +58,7 @@ def planned_checks(db, file_ids: Iterable[int] | None = None) -> list[Check]:
     checks = []
     # An earlier version replaced at its path is gone by design: its path holds the newer one.
     for row in db.query(
-            "SELECT id, path, sha256, size, EXISTS (SELECT 1 FROM files g WHERE g.path = f.path "
-            "AND (g.last_seen > f.last_seen OR (g.last_seen = f.last_seen AND g.id > f.id))) "
-            "AS reused "
+            f"SELECT id, path, sha256, size, EXISTS ({SEEN_THERE_LATER}) AS reused "
             "FROM files f WHERE replaced_by IS NULL ORDER BY path"):
         if wanted is None or row["id"] in wanted:
             # A file that could not be read when registered has a stand-in hash: existence only.

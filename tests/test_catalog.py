@@ -6,6 +6,7 @@ import json
 import sqlite3
 
 from photobatch.catalog.migrations import migrations
+from photobatch.catalog.queries import Selection, select_pairs
 from photobatch.catalog.store import Catalog
 
 
@@ -69,8 +70,8 @@ def test_run_lifecycle_records_everything(tmp_path):
     failed = cat.start_run(file_id=fid, recipe="color-correct", fingerprint="f" * 64,
                            params={}, seed=1, model_id="/m", runner="img2img")
     cat.fail_run(failed, error="error while reading a.jpg: truncated", timings={})
-    rows = cat.files_with_latest_runs()
-    assert len(rows) == 1 and rows[0]["status"] == "failed"
+    rows = select_pairs(cat.db, Selection())
+    assert len(rows) == 1 and rows[0].run["status"] == "failed"
     assert [r["status"] for r in cat.runs_for_file(fid)] == ["done", "failed"]
 
 
@@ -95,7 +96,7 @@ TAKEN = {"model": "X-T5", "date_taken": "2026-06-21T19:42:10+02:00"}
 
 
 def test_a_photo_exported_again_over_itself_replaces_its_earlier_version(tmp_path):
-    from photobatch.catalog.queries import Selection, select_files, run_stats
+    from photobatch.catalog.queries import run_stats, select_files
     from photobatch.catalog.queue import RunQueue
     from photobatch.catalog.store import REPLACED
     from photobatch.catalog.verify import planned_checks
@@ -127,7 +128,7 @@ def test_a_photo_exported_again_over_itself_replaces_its_earlier_version(tmp_pat
 
 
 def test_a_name_reused_by_another_photo_is_not_a_new_version(tmp_path):
-    from photobatch.catalog.queries import Selection, select_files
+    from photobatch.catalog.queries import select_files
     from photobatch.catalog.verify import planned_checks, verify
 
     cat = Catalog(tmp_path / "c.db")
@@ -174,3 +175,21 @@ def test_an_older_catalog_learns_which_files_were_replaced(tmp_path):
     reopened = Catalog(tmp_path / "c.db")
     assert reopened.db["files"].get(first)["replaced_by"] == second
     assert reopened.db["files"].get(second)["replaced_by"] is None
+
+
+def test_a_new_version_keeps_the_photos_number_and_picked_seed(tmp_path, identity_session):
+    from photobatch.daemon.samples import write_sample_photo
+    from photobatch.recipes.schema import recipe_from_dict
+
+    recipe = recipe_from_dict({"name": "same", "runner": "identity",
+                               "output": {"name": "{seq}_{stem}_{seed}"}})
+    photo = write_sample_photo(tmp_path / "in" / "IMG_0001.JPG", size=(96, 64), seed=1)
+    first = identity_session.process(photo, recipe, seed=1234)
+    assert first.status == "done" and first.output.name == "0001_IMG_0001_1234.jpg"
+    write_sample_photo(tmp_path / "v2.jpg", size=(96, 64), seed=2).replace(photo)
+    second = identity_session.process(photo, recipe)
+    # The edited export is the same photo: number 0001 and the seed picked for it, so the same
+    # output file, rewritten (another photo would be 0002 with a seed of its own).
+    assert second.status == "done" and second.output == first.output
+    assert sorted(p.name for p in first.output.parent.iterdir()) == [first.output.name]
+    assert identity_session.app.catalog.db["files"].count == 2

@@ -71,7 +71,7 @@ def test_an_sdxl_union_controlnet_reads_the_mode_its_preprocessor_makes_or_the_o
         again = _run(kit, _recipe({"model": kit["union"], "preprocessor": "canny"}), "sdxl")
         as_depth = _run(kit, _recipe({"model": kit["union"], "preprocessor": "canny", "mode": "depth"}), "sdxl")
         by_index = _run(kit, _recipe({"model": kit["union"], "preprocessor": "canny", "mode": 1}), "sdxl")
-        tile = _run(kit, _recipe({"model": kit["union"], "preprocessor": "none"}), "sdxl")
+        _run(kit, _recipe({"model": kit["union"], "preprocessor": "none"}), "sdxl")
     finally:
         for handle in handles:
             handle.remove()
@@ -170,7 +170,7 @@ def test_a_flux_union_controlnet_runs_with_a_mode_where_diffusers_refused_it_wit
     seen, handles = _modes_seen(pipe, "controlnet_mode")
     try:
         depth = _run(kit, _recipe({"model": kit["flux_union"], "preprocessor": "canny", "mode": "depth"}), "flux")
-        tile = _run(kit, _recipe({"model": kit["flux_union"], "preprocessor": "none"}), "flux")
+        _run(kit, _recipe({"model": kit["flux_union"], "preprocessor": "none"}), "flux")
     finally:
         for handle in handles:
             handle.remove()
