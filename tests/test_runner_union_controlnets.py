@@ -170,7 +170,7 @@ def test_a_flux_union_controlnet_runs_with_a_mode_where_diffusers_refused_it_wit
     seen, handles = _modes_seen(pipe, "controlnet_mode")
     try:
         depth = _run(kit, _recipe({"model": kit["flux_union"], "preprocessor": "canny", "mode": "depth"}), "flux")
-        _run(kit, _recipe({"model": kit["flux_union"], "preprocessor": "none"}), "flux")
+        tile = _run(kit, _recipe({"model": kit["flux_union"], "preprocessor": "none"}), "flux")
     finally:
         for handle in handles:
             handle.remove()
