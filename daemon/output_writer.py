@@ -78,7 +78,7 @@ class OutputWriter:
                         "RunID": str(run_id),
                         **{k: str(v) for k, v in (provenance or {}).items() if v},
                     },
-                    photographer=_photographer(source),
+                    photographer=_photographer(source), ppi=recipe.output.ppi,
                 )
                 with open(temp, "rb+") as fh:
                     os.fsync(fh.fileno())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from typing import Any
 
 # "lossless" is not a writer of its own: it is TIFF at the source's bit depth.
@@ -32,12 +34,16 @@ def writer_options(settings: Any, writer: Any, source_bits: int) -> dict[str, An
     """Keyword arguments for ``writer.write`` besides the ICC profile.
 
     Writers that declare ``bit_depths`` (the built-ins) also take ``bit_depth`` and
-    ``progressive``; others get ``quality`` only, as the hook specification promises.
+    ``progressive``; others get ``quality`` only, as the hook specification promises. A
+    ``ppi`` (output.ppi, when set) goes to writers whose ``write`` has a ``ppi`` parameter.
     """
     options: dict[str, Any] = {"quality": settings.quality}
     if hasattr(writer, "bit_depths"):
         options["bit_depth"] = output_bit_depth(settings, writer, source_bits)
         options["progressive"] = bool(getattr(settings, "progressive", False))
+    ppi = getattr(settings, "ppi", 0)
+    if ppi and "ppi" in inspect.signature(writer.write).parameters:
+        options["ppi"] = ppi  # the file's own density field (JFIF, pHYs, TIFF); EXIF gets it too
     return options
 
 

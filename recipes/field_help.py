@@ -58,6 +58,8 @@ FIELD_HELP = {
     "output.sharpen": "output sharpening after max_side, as Lightroom's export: none, screen, "
                       "matte or glossy (paper)",
     "output.sharpen_amount": "low, standard or high",
+    "output.ppi": "pixels per inch written into the file for printing, as Lightroom's export "
+                  "Resolution (300 for a print lab; 0: keep the source's)",
     "output.format": "jpeg, tiff, png, lossless (TIFF at the source's bit depth), or the name "
                      "of a writer a plugin adds; PNG and TIFF keep a source's transparency",
     "output.quality": "JPEG quality 1-100 (4:4:4 chroma from 90)",

@@ -95,6 +95,9 @@ class OutputSettings:
     # Lightroom's export "Output Sharpening": for screen, matte or glossy paper (after max_side).
     sharpen: str = "none"
     sharpen_amount: str = "standard"
+    # Pixels per inch written into the file for printing (Lightroom's export "Resolution");
+    # 0 keeps the source's.
+    ppi: int = 0
 
     def __post_init__(self):
         if self.bit_depth == 16 and self.format == "jpeg":
@@ -259,7 +262,7 @@ class Recipe:
 
 
 # Later fields and their defaults: left out of params() (and the fingerprint) at the default.
-_OUTPUT_COUNTED_WHEN_SET = {"sharpen": "none", "sharpen_amount": "standard"}
+_OUTPUT_COUNTED_WHEN_SET = {"sharpen": "none", "sharpen_amount": "standard", "ppi": 0}
 _COUNTED_WHEN_SET = {"clip_skip": 1, "true_cfg": 1.0, "vae": None, "embeddings": (), "schedule": "Automatic",
                      "working_size": None, "refiner": None, "freeu": None,
                      "pag": None, "captioner": None, "family": ()}
@@ -380,6 +383,7 @@ _OUTPUT_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "max_side": ((int,), _range(0, 100_000)),
     "sharpen": ((str,), _choice(OUTPUT_SHARPENING)),
     "sharpen_amount": ((str,), _choice(SHARPEN_AMOUNTS)),
+    "ppi": ((int,), _range(0, 10_000)),
 }
 
 

@@ -20,8 +20,9 @@ class JpegWriter:
 
     def write(self, image: Image.Image | np.ndarray, path: Path, *, quality: int = 95,
               icc_profile: bytes | None = None, bit_depth: int = 8,
-              progressive: bool = False) -> None:
-        """Encode ``image`` (RGB, 8 or 16 bits) to ``path``; the caller renames it into place."""
+              progressive: bool = False, ppi: int = 0) -> None:
+        """Encode ``image`` (RGB, 8 or 16 bits) to ``path``, ``ppi`` in its JFIF header when
+        given; the caller renames it into place."""
         if bit_depth != 8:
             raise ValueError(f"JPEG holds 8 bits per channel, not {bit_depth}")
         options = {
@@ -32,6 +33,8 @@ class JpegWriter:
         }
         if icc_profile:
             options["icc_profile"] = icc_profile
+        if ppi:
+            options["dpi"] = (ppi, ppi)
         to_uint8(image).save(path, format="JPEG", **options)
 
 

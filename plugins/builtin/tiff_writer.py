@@ -18,7 +18,7 @@ from photobatch.plugins.images import to_uint16
 
 
 class TiffWriter:
-    """RGB or RGBA TIFF, Deflate-compressed, 72 dpi, with the ICC profile embedded."""
+    """RGB or RGBA TIFF, Deflate-compressed, 72 ppi unless told, with the ICC profile embedded."""
 
     name = "tiff"
     extension = ".tif"
@@ -27,9 +27,10 @@ class TiffWriter:
 
     def write(self, image: Image.Image | np.ndarray, path: Path, *, quality: int = 95,
               icc_profile: bytes | None = None, bit_depth: int = 16,
-              progressive: bool = False, alpha: np.ndarray | None = None) -> None:
+              progressive: bool = False, alpha: np.ndarray | None = None, ppi: int = 0) -> None:
         """Encode ``image`` (RGB) to ``path`` at ``bit_depth`` (8 or 16), with ``alpha`` (H x W
-        at that depth) as unassociated alpha when given; ``quality`` is unused."""
+        at that depth) as unassociated alpha when given, at ``ppi`` (else 72); ``quality`` is
+        unused."""
         import tifffile
 
         if bit_depth not in self.bit_depths:
@@ -44,7 +45,7 @@ class TiffWriter:
             extra["extrasamples"] = ("unassalpha",)
         tifffile.imwrite(
             path, pixels, photometric="rgb", planarconfig="contig", compression="zlib",
-            predictor=True, iccprofile=icc_profile or None, resolution=(72, 72),
+            predictor=True, iccprofile=icc_profile or None, resolution=(ppi or 72, ppi or 72),
             resolutionunit="INCH", metadata=None, software=None, **extra)
 
 

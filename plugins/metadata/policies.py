@@ -121,8 +121,9 @@ def is_gps_xmp(key: str) -> bool:
 
 
 def exif_changes(detail: dict, policy: str, width: int, height: int, mime: str,
-                  icc_profile_bytes: bytes) -> tuple[list[str], dict[str, str]]:
-    """EXIF keys to drop and values to set in an output, for ``policy``."""
+                  icc_profile_bytes: bytes, ppi: int = 0) -> tuple[list[str], dict[str, str]]:
+    """EXIF keys to drop and values to set in an output, for ``policy``; ``ppi`` (when set)
+    replaces the source's resolution."""
     drop: list[str] = []
     for key, info in detail.items():
         if group_of(key) == "Thumbnail":
@@ -139,6 +140,9 @@ def exif_changes(detail: dict, policy: str, width: int, height: int, mime: str,
     if policy == "none":
         return drop, {}
     updates = {"Exif.Image.Orientation": "1"}
+    if ppi:
+        updates.update({"Exif.Image.XResolution": f"{ppi}/1", "Exif.Image.YResolution": f"{ppi}/1",
+                        "Exif.Image.ResolutionUnit": "2"})  # inches
     if mime == "image/tiff":
         # TIFF keeps its size in IFD0 (exiv2 maintains it); Exif 2.3 allows the pixel
         # dimensions and the components configuration only in compressed files.

@@ -34,6 +34,7 @@ def write_output_metadata(
     icc: str | bytes = "source",
     pixels=None,
     photographer: dict | None = None,
+    ppi: int = 0,
 ) -> None:
     """Give ``output`` the metadata of ``source``, filtered by ``policy``, plus our XMP record.
 
@@ -48,7 +49,8 @@ def write_output_metadata(
     source is only ever read; the output is replaced atomically. ``pixels``: the output's own
     pixels (PIL image or H x W x 3 array) when the caller still has them, for the thumbnail.
     ``photographer``: XMP values from the photo's sidecar (rating, label, keywords) that the
-    source file itself lacks, set when the policy keeps descriptive metadata.
+    source file itself lacks, set when the policy keeps descriptive metadata. ``ppi``: the
+    resolution to record instead of the source's (0: the source's).
     """
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(repr(p) for p in POLICIES)}; "
@@ -100,7 +102,7 @@ def write_output_metadata(
     try:
         data = _rewrite(out, src_icc=src_icc, width=width, height=height, record=record,
                         policy=policy, name=output.name, pixels=pixels,
-                        photographer=photographer)
+                        photographer=photographer, ppi=ppi)
     except RuntimeError as exc:
         raise MetadataError(f"cannot write metadata to {output.name}: {one_line(exc)}") from exc
 
@@ -112,7 +114,8 @@ def write_output_metadata(
 
 
 def _rewrite(out, *, src_icc: bytes, width: int, height: int, record: dict[str, str],
-             policy: str, name: str, pixels=None, photographer: dict | None = None) -> bytes:
+             policy: str, name: str, pixels=None, photographer: dict | None = None,
+             ppi: int = 0) -> bytes:
     # Edits the parsed output in place and closes it. Working on the copy target instead of
     # a fresh parse of its bytes gave byte-identical files for every sample format (JPEG,
     # DNG, 16-bit TIFF and PNG, HEIC) into JPEG, TIFF and PNG under every policy.
@@ -130,7 +133,7 @@ def _rewrite(out, *, src_icc: bytes, width: int, height: int, record: dict[str, 
             final_icc = out.read_icc()
 
             drop, exif_set = exif_changes(exif_detail, policy, width, height, mime,
-                                           final_icc)
+                                           final_icc, ppi)
             if drop:
                 out.modify_exif(dict.fromkeys(drop), encoding="latin-1")
             if exif_set:
