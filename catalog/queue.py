@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from photobatch.catalog.store import Catalog
+from photobatch.catalog.workers import pid_alive, worker_id
 
 ACTIVE = ("queued", "running", "done")
 PENDING = ("queued", "running")
@@ -18,27 +19,6 @@ def now_text(offset_seconds: float = 0.0) -> str:
     """Now (plus ``offset_seconds``) as the catalog writes times: ISO 8601, UTC, to the second."""
     moment = datetime.now(timezone.utc) + timedelta(seconds=offset_seconds)
     return moment.isoformat(timespec="seconds")
-
-
-def worker_id() -> str:
-    """This process as the queue knows it: ``pid@host``."""
-    return f"{os.getpid()}@{socket.gethostname()}"
-
-
-def pid_alive(worker: str | None) -> bool:
-    """True when ``worker`` names a live process on this host (others are assumed alive)."""
-    if not worker or "@" not in worker:
-        return False
-    pid, host = worker.split("@", 1)
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return True
 
 
 class RunQueue:

@@ -13,6 +13,7 @@ from typing import Any
 import sqlite_utils
 
 from photobatch.catalog.migrations import mark_earlier_versions, migrations
+from photobatch.catalog.workers import worker_id
 
 RUN_STATUSES = ("queued", "running", "done", "failed", "skipped")
 # Runs that are not one of several takes (rerun --takes N): takes are tries in files of their
@@ -22,6 +23,8 @@ NOT_A_TAKE = "seed_source IS NOT 'take'"
 UNREADABLE = "unreadable:"
 # Why the queued runs of a file replaced at its path were skipped.
 REPLACED = "replaced by a newer version of the file at the same path"
+# The error of a run cut short by Ctrl-C (`photobatch run` again redoes it).
+INTERRUPTED = "interrupted (Ctrl-C) before it finished"
 
 
 def _now() -> str:
@@ -225,7 +228,18 @@ class Catalog:
             "output_dir": output_dir,
             "queued_at": now,
             "started_at": now,
+            # Whose it is: a daemon starting meanwhile leaves a live `photobatch run`'s alone.
+            "worker": worker_id(),
         }).last_pk
+
+    def interrupt_runs(self) -> int:
+        """Record this process's runs still under way as failed: interrupted (Ctrl-C) before
+        they finished. Return how many."""
+        with self.transaction():
+            return self.db.execute(
+                "UPDATE runs SET status = 'failed', error = ?, finished_at = ?, worker = NULL "
+                "WHERE status = 'running' AND worker = ?",
+                [INTERRUPTED, _now(), worker_id()]).rowcount
 
     def update_claimed_run(self, run_id: int, *, file_id: int, recipe: str, fingerprint: str,
                            params: dict, seed: int | None, model_id: str, runner: str,

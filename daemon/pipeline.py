@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from photobatch.catalog.queue import RunQueue, worker_id
+from photobatch.catalog.queue import RunQueue
+from photobatch.catalog.workers import worker_id
 from photobatch.daemon.session import Job, Outcome, Session, batch_size
 
 log = logging.getLogger(__name__)

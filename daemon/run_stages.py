@@ -32,7 +32,20 @@ class Work:
 
 def process_all(session: Session, work: Sequence[Work], on_outcome: Callable[[Outcome], None], *,
                 decode_workers: int = 2, encode_workers: int = 2) -> None:
-    """Run every piece of ``work``, calling ``on_outcome`` once for each, in order."""
+    """Run every piece of ``work``, calling ``on_outcome`` once for each, in order.
+
+    Ctrl-C (KeyboardInterrupt) starts nothing more, lets the outputs being written finish (and
+    reports them), records the runs it cut short as failed ("interrupted"), and is raised again.
+    """
+    try:
+        _process_all(session, work, on_outcome, decode_workers, encode_workers)
+    except KeyboardInterrupt:
+        session.app.catalog.interrupt_runs()
+        raise
+
+
+def _process_all(session: Session, work: Sequence[Work], on_outcome: Callable[[Outcome], None],
+                 decode_workers: int, encode_workers: int) -> None:
     if all(session.app.model_fills_the_cpu(w.recipe.name) for w in work):
         for w in work:
             on_outcome(session.process(w.path, w.recipe, out_dir=w.out_dir, model=w.model, seed=w.seed))
@@ -57,21 +70,28 @@ def process_all(session: Session, work: Sequence[Work], on_outcome: Callable[[Ou
             while reported and (wait or reported[0].done()):
                 on_outcome(reported.popleft().result())
 
-        top_up()
-        while prepared:
-            jobs = _next_batch(prepared)
+        try:
             top_up()
-            ready = [job for job in jobs if not isinstance(job, Outcome)]
-            results = iter(session.generate_batch(ready) if ready else [])
-            for job in jobs:
-                result = job if isinstance(job, Outcome) else next(results)
-                if isinstance(result, Outcome):  # skipped, or failed before writing
-                    done: Future = Future()
-                    done.set_result(result)
-                else:
-                    done = finish_pool.submit(session.finish, result)
-                reported.append(done)
-            report(wait=False)
+            while prepared:
+                jobs = _next_batch(prepared)
+                top_up()
+                ready = [job for job in jobs if not isinstance(job, Outcome)]
+                results = iter(session.generate_batch(ready) if ready else [])
+                for job in jobs:
+                    result = job if isinstance(job, Outcome) else next(results)
+                    if isinstance(result, Outcome):  # skipped, or failed before writing
+                        done: Future = Future()
+                        done.set_result(result)
+                    else:
+                        done = finish_pool.submit(session.finish, result)
+                    reported.append(done)
+                report(wait=False)
+        except KeyboardInterrupt:
+            # Photos not yet decoded are left; those decoding stop after it (their runs are
+            # then interrupted), and outputs being written are written.
+            prepare_pool.shutdown(wait=False, cancel_futures=True)
+            report(wait=True)
+            raise
         report(wait=True)
 
 

@@ -17,7 +17,8 @@ import socket
 import time
 from pathlib import Path
 
-from photobatch.catalog.queue import DaemonState, RunQueue, now_text, pid_alive, worker_id
+from photobatch.catalog.queue import DaemonState, RunQueue, now_text
+from photobatch.catalog.workers import pid_alive, worker_id
 from photobatch.daemon.app import App, UsageError
 from photobatch.daemon.config import Config, ConfigError, WatchFolder, load_config
 from photobatch.daemon.pairs import (

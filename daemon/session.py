@@ -197,7 +197,10 @@ class Session:
         several takes), or "recipe" to go back to the recipe's own; by default a seed chosen
         earlier for this photo and recipe is kept.
         """
-        job = Job(path=path, recipe=recipe, run_id=run_id, out_dir=Path(out_dir or self.out_dir))
+        # Absolute, as the catalog records it: `--out enhanced` means here, not wherever a
+        # later `catalog verify` or `export` happens to run.
+        job = Job(path=path, recipe=recipe, run_id=run_id,
+                  out_dir=Path(out_dir or self.out_dir).expanduser().resolve())
         catalog = self.app.catalog
         try:
             with job.timer.stage("identify", f"reading {path.name}"):

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import socket
 import sqlite3
 import time
 
@@ -255,4 +256,11 @@ def test_forget_removes_files_and_runs_but_nothing_on_disk(shoot):
     busy = shoot.cli("catalog", "forget", row["sha256"][:12])
     assert busy.exit_code == 1 and "is being processed right now" in busy.output
     assert shoot.names() == ["DSCF0001.JPG", "IMG_0002.JPG"]
+    # Left "running" by a `photobatch run` that was killed: nothing holds it up.
+    cat = Catalog(shoot.catalog)
+    cat.db.execute("UPDATE runs SET worker = ? WHERE file_id = ?",
+                   [f"999999999@{socket.gethostname()}", row["id"]])
+    cat.close()
+    assert "forgot 1 file(s)" in shoot.cli("catalog", "forget", row["sha256"][:12]).output
+    assert shoot.names() == ["DSCF0001.JPG"]
     assert shoot.cli("catalog", "forget").exit_code == 2  # says what to forget

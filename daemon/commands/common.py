@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -54,3 +55,29 @@ def fail_on_usage_error(fn):
             raise click.ClickException(str(exc)) from None
 
     return wrapper
+
+
+def process_and_sum_up(app, session, work, show) -> dict[str, int]:
+    """Run ``work`` (run_stages.Work items), ``show`` each outcome as it comes, and print the
+    summary line; return the counts per status. Ctrl-C says what was done and what was not,
+    and exits with status 130 (the shell's for an interrupt)."""
+    from photobatch.daemon.run_stages import process_all
+
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+
+    def on_outcome(outcome) -> None:
+        counts[outcome.status] += 1
+        show(outcome)
+
+    try:
+        process_all(session, work, on_outcome)
+    except KeyboardInterrupt:
+        left = len(work) - sum(counts.values())
+        click.secho(f"interrupted: {counts['done']} done, {counts['skipped']} skipped, "
+                    f"{counts['failed']} failed, {left} not finished (catalog: {app.catalog_path}); "
+                    "the same command again does the rest", fg="yellow", err=True)
+        app.close()
+        sys.exit(130)
+    click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
+               f"(catalog: {app.catalog_path})")
+    return counts

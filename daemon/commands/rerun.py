@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from photobatch.daemon.commands.common import Context, fail_on_usage_error
+from photobatch.daemon.commands.common import Context, fail_on_usage_error, process_and_sum_up
 from photobatch.daemon.commands.selection import pop_selection, selection_options
 
 
@@ -133,7 +133,7 @@ def _queue(app, plan) -> bool:
 
 def _run_now(app, plan) -> bool:
     from photobatch.daemon.progress import Progress
-    from photobatch.daemon.run_stages import Work, process_all
+    from photobatch.daemon.run_stages import Work
     from photobatch.daemon.session import Session
 
     # What would fail every photo alike (a model or LoRA gone, a device not here) is said
@@ -143,12 +143,10 @@ def _run_now(app, plan) -> bool:
         app.check_runnable(recipe, model)
     # Every item was chosen to run again: redo it even where an identical run is done.
     session = Session(app, Path("."), force=True)
-    counts = {"done": 0, "skipped": 0, "failed": 0}
     work = [Work(item.pair.path, item.recipe, item.out_dir, item.model, item.seed)
             for item in plan.items]
     with Progress(len(work), "re-running") as bar:
-        def on_outcome(outcome) -> None:
-            counts[outcome.status] += 1
+        def show(outcome) -> None:
             if outcome.status == "failed":
                 bar.echo(f"FAILED   {outcome.path} [{outcome.recipe}]: {outcome.error}", err=True,
                          fg="red")
@@ -158,9 +156,7 @@ def _run_now(app, plan) -> bool:
             bar.advance()
 
         # On a GPU: decoding and writing overlap the model, and same-size photos share its calls.
-        process_all(session, work, on_outcome)
-    click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
-               f"(catalog: {app.catalog_path})")
+        counts = process_and_sum_up(app, session, work, show)
     return counts["failed"] == 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from photobatch.daemon.commands.common import Context, fail_on_usage_error
+from photobatch.daemon.commands.common import Context, fail_on_usage_error, process_and_sum_up
 from photobatch.daemon.pairs import DEFAULT_PAIRS, PAIR_CHOICES
 
 
@@ -34,7 +34,7 @@ def run(obj: Context, paths, recipe_names, model, out_dir, force, pairs, flat):
     """Run recipes on photos and folders (folders are walked); exit 1 if any file failed."""
     from photobatch.daemon.pairs import why_left_out
     from photobatch.daemon.paths import expand_inputs, mirrored_output
-    from photobatch.daemon.run_stages import Work, process_all
+    from photobatch.daemon.run_stages import Work
     from photobatch.daemon.session import Session
 
     app = obj.app(model)
@@ -50,20 +50,13 @@ def run(obj: Context, paths, recipe_names, model, out_dir, force, pairs, flat):
     for path, partner in left_out:
         click.echo(f"left out {why_left_out(path, partner, '--pairs both')}")
     session = Session(app, out_dir, force=force)
-    counts = {"done": 0, "skipped": 0, "failed": 0}
-
-    def on_outcome(outcome) -> None:
-        counts[outcome.status] += 1
-        _print_outcome(outcome, with_recipe=len(recipes) > 1)
-
     # Recipe by recipe, so each model loads once. On a GPU: decoding and writing overlap the
     # model, and same-size photos share its calls.
     work = [Work(path, recipe, None if flat or path not in roots
                  else mirrored_output(out_dir, roots[path], path))
             for recipe in recipes for path in files]
-    process_all(session, work, on_outcome)
-    click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
-               f"(catalog: {app.catalog_path})")
+    counts = process_and_sum_up(app, session, work,
+                                lambda outcome: _print_outcome(outcome, with_recipe=len(recipes) > 1))
     app.close()
     sys.exit(1 if counts["failed"] else 0)
 

@@ -1,0 +1,121 @@
+"""Ctrl-C during ``photobatch run``: what was done stays done, what was cut short says so, and
+the same command again does the rest."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from photobatch.catalog.store import INTERRUPTED
+from photobatch.daemon.samples import write_sample_photo
+
+SCRIPT = str(Path(sys.executable).with_name("photobatch"))
+
+SLOW_RUNNER = '''
+import time
+from types import SimpleNamespace
+
+from photobatch.plugins import hookimpl
+
+
+class Slow:
+    name = "slow"
+
+    def run(self, image, recipe, seed, model, mask=None):
+        time.sleep(0.4)
+        return SimpleNamespace(image=image.copy(), model_id=model, model_hash=None, device="cpu",
+                               working_size=image.size)
+
+
+@hookimpl
+def photobatch_runners():
+    return [Slow()]
+'''
+
+
+def _runs(db: Path) -> list[tuple]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT status, error, output_path FROM runs ORDER BY id").fetchall()
+    finally:
+        con.close()
+
+
+def test_ctrl_c_keeps_what_was_done_and_the_same_command_does_the_rest(tmp_path):
+    inbox, plugins, recipes = tmp_path / "inbox", tmp_path / "plugins", tmp_path / "recipes"
+    for folder in (inbox, plugins, recipes):
+        folder.mkdir()
+    for i in range(8):
+        write_sample_photo(inbox / f"IMG_{i:04d}.JPG", size=(96, 64), seed=i)
+    (plugins / "slow_runner.py").write_text(SLOW_RUNNER)
+    (recipes / "slow.toml").write_text('name = "slow"\nrunner = "slow"\nstrength = 0.3\n')
+    db = tmp_path / "catalog.db"
+    # --out relative to where the photographer stands, as typed.
+    command = [SCRIPT, "--catalog", str(db), "--plugins-dir", str(plugins), "--recipes",
+               str(recipes), "run", "--recipe", "slow", "--model", "test/slow-model",
+               "--out", "enhanced", str(inbox)]
+    log = tmp_path / "run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while log.read_text().count("done     IMG_") < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130, log.read_text()
+    text = log.read_text()
+    assert "Traceback" not in text and "Aborted" not in text
+    printed = text.count("done     IMG_")
+    assert f"interrupted: {printed} done, 0 skipped, 0 failed, {8 - printed} not finished" in text
+    runs = _runs(db)
+    # Every output written was reported; the photo in the model's hands says it was cut short;
+    # nothing is left "running" for ever, and no half-written file is left behind.
+    assert [r[0] for r in runs].count("done") == printed and "running" not in [r[0] for r in runs]
+    assert all(error == INTERRUPTED for status, error, _ in runs if status == "failed")
+    enhanced = tmp_path / "enhanced"
+    assert sorted(p.name for p in enhanced.iterdir()) == sorted(
+        Path(path).name for status, _, path in runs if status == "done")
+    assert all(Path(path).is_absolute() for status, _, path in runs if status == "done")
+
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert f"{8 - printed} done, {printed} skipped, 0 failed" in again.stdout
+    assert len(list(enhanced.iterdir())) == 8
+    # Checked from anywhere else, the catalog still finds every output.
+    verified = subprocess.run([SCRIPT, "--catalog", str(db), "catalog", "verify"], cwd="/",
+                              capture_output=True, text=True, timeout=60)
+    assert verified.returncode == 0, verified.stdout
+
+
+def test_ctrl_c_in_a_model_that_fills_the_cpu_marks_its_photo_interrupted(tmp_path, identity_session,
+                                                                          monkeypatch):
+    from photobatch.daemon.run_stages import Work, process_all
+    from photobatch.recipes.schema import recipe_from_dict
+
+    app = identity_session.app
+    monkeypatch.setattr(app, "model_fills_the_cpu", lambda name: True)  # one photo at a time
+    runner = app.runners.get("identity")
+    calls = []
+    original = runner.run
+
+    def run(image, recipe, seed, model):
+        calls.append(seed)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(image, recipe, seed, model)
+
+    monkeypatch.setattr(runner, "run", run)
+    recipe = recipe_from_dict({"name": "same", "runner": "identity"})
+    photos = [write_sample_photo(tmp_path / f"P{i}.JPG", size=(64, 48), seed=i) for i in range(3)]
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        process_all(identity_session, [Work(p, recipe) for p in photos], seen.append)
+    assert [o.status for o in seen] == ["done"]
+    runs = app.catalog.db.execute("SELECT status, error FROM runs ORDER BY id").fetchall()
+    assert [tuple(r) for r in runs] == [("done", None), ("failed", INTERRUPTED)]
