@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
 import tomllib
 
@@ -546,3 +547,14 @@ def test_the_daemon_says_once_when_it_has_caught_up_with_a_shoot(tmp_path, caplo
     assert (done, skipped, failed) == (3, 0, 1) and 0 < seconds < 60
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("caught up")]
     assert len(lines) == 1 and lines[0].startswith("caught up: 3 done, 1 failed in ")
+
+
+def test_a_run_started_by_photobatch_run_is_left_alone_by_a_daemon_while_its_process_lives(tmp_path):
+    cat, (fid,) = _catalog_with_file(tmp_path)
+    run_id = cat.start_run(file_id=fid, recipe="r", fingerprint="f", params={}, seed=1,
+                           model_id="m", runner="img2img")
+    q = RunQueue(cat)
+    assert q.requeue_orphans() == 0  # this process, alive: its photo is in the model's hands
+    cat.db.execute("UPDATE runs SET worker = ? WHERE id = ?",
+                   [f"999999999@{socket.gethostname()}", run_id])
+    assert q.requeue_orphans() == 1 and cat.db["runs"].get(run_id)["status"] == "queued"
