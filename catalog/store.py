@@ -46,22 +46,44 @@ def _run_identity(*, file_id: int, recipe: str, fingerprint: str, params: dict,
     }
 
 
+class CatalogError(Exception):
+    """The catalog file cannot be opened, or is not a photobatch catalog (one line: which, why)."""
+
+
 class Catalog:
     """Intention-revealing operations on the catalog database (one writer, WAL mode)."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit at the driver level and explicit BEGIN IMMEDIATE for writes: a deferred
-        # transaction that reads and then writes fails at once with "database is locked" when
-        # another thread committed in between (WAL snapshot), busy timeout or not.
-        conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-        self.db = sqlite_utils.Database(conn)
-        # WAL lets readers (the CLI) look while the daemon writes.
-        self.db.enable_wal()
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA busy_timeout = 10000")
-        migrations.apply(self.db)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit at the driver level and explicit BEGIN IMMEDIATE for writes: a deferred
+            # transaction that reads and then writes fails at once with "database is locked"
+            # when another thread committed in between (WAL snapshot), busy timeout or not.
+            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            self.db = sqlite_utils.Database(conn)
+            self._refuse_a_foreign_database()
+            # WAL lets readers (the CLI) look while the daemon writes.
+            self.db.enable_wal()
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA busy_timeout = 10000")
+            migrations.apply(self.db)
+        except sqlite3.DatabaseError as exc:
+            reason = "it is not a database" if "not a database" in str(exc) else str(exc)
+            raise CatalogError(f"cannot open the catalog {self.path}: {reason}") from None
+        except OSError as exc:
+            raise CatalogError(f"cannot open the catalog {self.path}: "
+                               f"{exc.strerror or exc}") from None
+
+    def _refuse_a_foreign_database(self) -> None:
+        # Another program's database (a Lightroom .lrcat is SQLite too) must not get our tables.
+        tables = set(self.db.table_names())
+        if tables and "files" not in tables and not any(
+                t == "_sqlite_migrations" for t in tables):
+            shown = ", ".join(sorted(tables)[:4]) + (", ..." if len(tables) > 4 else "")
+            self.db.close()
+            raise CatalogError(f"{self.path} is another program's database (tables {shown}), "
+                               "not a photobatch catalog; it was left as it is")
 
     @contextmanager
     def transaction(self):

@@ -95,6 +95,14 @@ class PluginGroup(click.Group):
             root.meta[_COMMANDS] = dict(registry.items)
         return root.meta[_COMMANDS]
 
+    def invoke(self, ctx):
+        from photobatch.catalog.store import CatalogError
+
+        try:
+            return super().invoke(ctx)
+        except CatalogError as exc:  # any command that opens it: one line, no traceback
+            raise click.ClickException(str(exc)) from None
+
     def list_commands(self, ctx):
         return sorted({*super().list_commands(ctx), *self._plugin_commands(ctx)})
 

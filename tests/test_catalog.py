@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
+
 from photobatch.catalog.migrations import migrations
 from photobatch.catalog.queries import Selection, select_pairs
 from photobatch.catalog.store import Catalog
@@ -193,3 +195,31 @@ def test_a_new_version_keeps_the_photos_number_and_picked_seed(tmp_path, identit
     assert second.status == "done" and second.output == first.output
     assert sorted(p.name for p in first.output.parent.iterdir()) == [first.output.name]
     assert identity_session.app.catalog.db["files"].count == 2
+
+
+def test_a_file_that_is_no_catalog_is_refused_in_one_line_and_left_as_it_is(tmp_path):
+    from click.testing import CliRunner
+
+    from photobatch.catalog.store import CatalogError
+    from photobatch.daemon.cli import main
+
+    notes = tmp_path / "notes.db"
+    notes.write_text("not a database at all")
+    lightroom = tmp_path / "Shoots.lrcat"  # SQLite too: it must not get our tables
+    con = sqlite3.connect(lightroom)
+    con.execute("CREATE TABLE AgLibraryFile (id_local INTEGER, baseName TEXT)")
+    con.commit()
+    con.close()
+    before = lightroom.read_bytes()
+    with pytest.raises(CatalogError, match=r"cannot open the catalog .*notes.db: it is not a database"):
+        Catalog(notes)
+    with pytest.raises(CatalogError, match=r"Shoots.lrcat is another program's database "
+                                           r"\(tables AgLibraryFile\), not a photobatch catalog"):
+        Catalog(lightroom)
+    assert lightroom.read_bytes() == before
+    for path in (notes, lightroom):
+        for command in (["catalog", "ls"], ["status"]):
+            result = CliRunner().invoke(main, ["--catalog", str(path), *command])
+            assert result.exit_code == 1 and result.output.startswith("Error: ") \
+                and "Traceback" not in result.output, result.output
+    assert lightroom.read_bytes() == before
