@@ -35,6 +35,7 @@ from photobatch.plugins.images import NothingToDo, ReadError
 from photobatch.plugins.output_options import output_bit_depth, writer_name
 from photobatch.plugins.sharpening import sharpen_output
 from photobatch.plugins.transparency import straight_output
+from photobatch.plugins.watermark import draw_watermark
 from photobatch.recipes.schema import Recipe
 
 log = logging.getLogger(__name__)
@@ -392,8 +393,10 @@ class Session:
                 full = straight_output(full, job.decoded)
             if job.recipe.output.max_side:
                 full = fit_within(full, job.recipe.output.max_side)
-            # Last, after resizing, as exporters do.
+            # Last, after resizing, as exporters do; the watermark is not sharpened.
             full = sharpen_output(full, job.recipe.output.sharpen, job.recipe.output.sharpen_amount)
+            if job.recipe.output.watermark:
+                full = draw_watermark(full, job.recipe.output.watermark)
             ran_as = None
             family = getattr(job.result, "family", None)
             if job.recipe.family and family:

@@ -98,6 +98,8 @@ class OutputSettings:
     # Pixels per inch written into the file for printing (Lightroom's export "Resolution");
     # 0 keeps the source's.
     ppi: int = 0
+    # Text drawn in the lower right corner (Lightroom's simple copyright watermark); "": none.
+    watermark: str = ""
 
     def __post_init__(self):
         if self.bit_depth == 16 and self.format == "jpeg":
@@ -262,7 +264,8 @@ class Recipe:
 
 
 # Later fields and their defaults: left out of params() (and the fingerprint) at the default.
-_OUTPUT_COUNTED_WHEN_SET = {"sharpen": "none", "sharpen_amount": "standard", "ppi": 0}
+_OUTPUT_COUNTED_WHEN_SET = {"sharpen": "none", "sharpen_amount": "standard", "ppi": 0,
+                            "watermark": ""}
 _COUNTED_WHEN_SET = {"clip_skip": 1, "true_cfg": 1.0, "vae": None, "embeddings": (), "schedule": "Automatic",
                      "working_size": None, "refiner": None, "freeu": None,
                      "pag": None, "captioner": None, "family": ()}
@@ -384,6 +387,8 @@ _OUTPUT_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "sharpen": ((str,), _choice(OUTPUT_SHARPENING)),
     "sharpen_amount": ((str,), _choice(SHARPEN_AMOUNTS)),
     "ppi": ((int,), _range(0, 10_000)),
+    "watermark": ((str,), lambda v: None if len(v) <= 200 and "\n" not in v
+                  else "must be one line of at most 200 characters"),
 }
 
 

@@ -108,7 +108,7 @@ class PictureCache:
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         if self.watermark:
-            from photobatch.plugins.gallery.watermark import draw_watermark
+            from photobatch.plugins.watermark import draw_watermark
 
             image = draw_watermark(image, self.watermark)
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
