@@ -43,6 +43,7 @@ from photobatch.daemon.tally import Tally
 from photobatch.daemon.watcher import (
     EnqueueingHandler,
     ReadinessTracker,
+    folder_ready,
     is_ignored,
     scan_folder,
     start_observer,
@@ -54,6 +55,8 @@ log = logging.getLogger("photobatch.watch")
 
 TICK_SECONDS = 0.2
 HEARTBEAT_SECONDS = 2.0
+# How often folders that may come and go (cards, shares) are looked for.
+FOLDER_CHECK_SECONDS = 5.0
 # Nothing to do for this long means a shoot is finished (a card copied slower than the model
 # runs is not); then the daemon says what it did.
 CAUGHT_UP_SECONDS = 30.0
@@ -124,7 +127,7 @@ class WatchService:
         self.reload_requested = False
         self.failures = 0
         self.tally = Tally()  # outcomes since the daemon last ran out of work
-        self.observers: list = []
+        self.observers: dict[Path, object] = {}  # by watched folder: those that are there
         self.started_at: str | None = None  # when run() began, as the catalog writes times
 
     # setup -----------------------------------------------------------------------------------
@@ -174,19 +177,44 @@ class WatchService:
             signal.signal(signum, handler)
 
     def _start_observers(self) -> None:
-        handler = EnqueueingHandler(self.events)
         for folder in self.config.watch:
-            observer, mode = start_observer(folder, handler)
-            self.observers.append(observer)
-            log.info("watching %s (%s events) -> %s with %s", folder.path, mode, folder.output,
-                     ", ".join(folder.recipes))
+            if not self._watch(folder):
+                log.warning("%s is not there (a card or a share not mounted?): it is watched "
+                            "once it appears", folder.path)
+
+    def _watch(self, folder: WatchFolder) -> bool:
+        """Start watching ``folder`` if it is there; True when it is watched."""
+        if not folder_ready(folder):
+            return False
+        observer, mode = start_observer(folder, EnqueueingHandler(self.events))
+        self.observers[folder.path] = observer
+        log.info("watching %s (%s events) -> %s with %s", folder.path, mode, folder.output,
+                 ", ".join(folder.recipes))
+        return True
+
+    def _check_folders(self) -> None:
+        """Follow folders that come and go (a card, a share mounted and unmounted): one that
+        went is let go, one that came is watched and scanned."""
+        came = False
+        for folder in self.config.watch:
+            observer = self.observers.get(folder.path)
+            if observer is not None and not folder.path.is_dir():
+                observer.stop()
+                observer.join(timeout=5)
+                del self.observers[folder.path]
+                log.warning("%s is gone (unmounted?): it is watched again when it comes back",
+                            folder.path)
+            elif observer is None and self._watch(folder):
+                came = True
+        if came:
+            self.catch_up()
 
     def _stop_observers(self) -> None:
-        for observer in self.observers:
+        for observer in self.observers.values():
             observer.stop()
-        for observer in self.observers:
+        for observer in self.observers.values():
             observer.join(timeout=5)
-        self.observers = []
+        self.observers = {}
 
     # intake ----------------------------------------------------------------------------------
 
@@ -500,7 +528,7 @@ class WatchService:
         for path in self.tracker.take_ready():  # files already quiet need not wait for a tick
             self.intake(path)
         next_scan = time.monotonic() + self.config.rescan_minutes * 60
-        next_beat = 0.0
+        next_beat = next_check = 0.0
         while not self.stop_signals:
             if self.reload_requested:
                 self._reload()
@@ -520,6 +548,9 @@ class WatchService:
             if now >= next_beat:
                 state.heartbeat(self.pipeline.current())
                 next_beat = now + HEARTBEAT_SECONDS
+            if not self.once and now >= next_check:
+                self._check_folders()
+                next_check = now + FOLDER_CHECK_SECONDS
             if self.once and self._finished_once():
                 self._report_caught_up(wait=0)
                 break

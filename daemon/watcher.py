@@ -174,9 +174,20 @@ class EnqueueingHandler(FileSystemEventHandler):
             log.exception("could not handle a file event")
 
 
+def folder_ready(folder: WatchFolder) -> bool:
+    """True when ``folder`` is there to watch: it exists, or is made now in a parent that
+    exists (a fresh ~/Pictures/Inbox). Under a missing parent (a card or a share not mounted)
+    it is not made: a folder made there would hide under the mount once it comes."""
+    try:
+        folder.path.mkdir(exist_ok=True)
+    except OSError:
+        return False
+    return folder.path.is_dir()
+
+
 def start_observer(folder: WatchFolder, handler: EnqueueingHandler):
-    """Start a native observer (or a polling one when asked, or when the native one fails)."""
-    folder.path.mkdir(parents=True, exist_ok=True)
+    """Start a native observer (or a polling one when asked, or when the native one fails) on
+    a folder that is there (see folder_ready)."""
     if folder.polling != "on":
         observer = Observer()
         try:

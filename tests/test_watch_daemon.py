@@ -489,3 +489,47 @@ def test_a_photo_exported_again_over_itself_replaces_its_output(ws):
     shown = catalog("show", "--json", rows[0]["sha256"] if rows[0]["date_taken"] < "2026-07"
                     else rows[1]["sha256"])
     assert len(json.loads(shown.stdout)["earlier_versions"]) == 1
+
+
+def test_a_folder_on_a_card_not_yet_mounted_is_watched_when_it_comes_and_again_after_it_went(
+        ws, monkeypatch, caplog):
+    import logging
+    import threading
+
+    from photobatch.daemon import service
+
+    card = ws.root / "card"
+    dcim = card / "DCIM"
+    ws.config.write_text(ws.config.read_text().replace(f'path = "{ws.inbox}"', f'path = "{dcim}"'))
+    monkeypatch.setattr(service, "FOLDER_CHECK_SECONDS", 0.2)
+    monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
+    caplog.set_level(logging.INFO, logger=service.log.name)
+    daemon = service.WatchService(ws.config, ws.catalog)
+    steps = []
+
+    def insert_and_pull_the_card():
+        try:
+            assert wait_for(lambda: "is not there" in caplog.text, 30)
+            time.sleep(0.5)
+            # Nothing made where the card's folder will be mounted.
+            steps.append(("made while away", card.exists()))
+            dcim.mkdir(parents=True)
+            _photo(dcim / "A.JPG", seed=1)
+            steps.append(("first card", wait_for(lambda: ws.done_count() == 1, 30)))
+            shutil.rmtree(card)
+            steps.append(("let go", wait_for(lambda: "is gone" in caplog.text, 30)))
+            dcim.mkdir(parents=True)
+            _photo(dcim / "B.JPG", seed=2)
+            steps.append(("second card", wait_for(lambda: ws.done_count() == 2, 30)))
+        finally:
+            daemon.stop_signals = 1
+
+    helper = threading.Thread(target=insert_and_pull_the_card)
+    helper.start()
+    try:
+        assert daemon.run() == 0
+    finally:
+        helper.join(60)
+    assert steps == [("made while away", False), ("first card", True), ("let go", True),
+                     ("second card", True)], caplog.text
+    assert sorted(p.name for p in ws.out.iterdir()) == ["A_quick.jpg", "B_quick.jpg"]

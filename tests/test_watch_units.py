@@ -286,6 +286,7 @@ def test_native_observer_failure_falls_back_to_polling(tmp_path, monkeypatch):
     monkeypatch.setattr(watcher, "Observer", Exhausted)
     folder = _cfg(f'[[watch]]\npath="{tmp_path}/in"\nrecipes=["x"]\noutput="{tmp_path}/out"').watch[0]
     events = queue.Queue()
+    assert watcher.folder_ready(folder)  # made: its parent is there
     observer, mode = watcher.start_observer(folder, watcher.EnqueueingHandler(events))
     try:
         assert mode == "polling" and isinstance(observer, PollingObserver)
