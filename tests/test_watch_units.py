@@ -559,3 +559,15 @@ def test_a_run_started_by_photobatch_run_is_left_alone_by_a_daemon_while_its_pro
     cat.db.execute("UPDATE runs SET worker = ? WHERE id = ?",
                    [f"999999999@{socket.gethostname()}", run_id])
     assert q.requeue_orphans() == 1 and cat.db["runs"].get(run_id)["status"] == "queued"
+
+
+def test_a_retried_attempt_starts_the_stretch_but_is_not_counted():
+    from photobatch.daemon.tally import Tally
+
+    now = [100.0]
+    tally = Tally(clock=lambda: now[0])
+    tally.count("failed", 2.0, final=False)  # began at 98, to be tried again
+    now[0] = 160.0
+    tally.count("done", 1.0)
+    stretch = tally.settle(idle=True, wait=0)
+    assert (stretch.done, stretch.failed, stretch.seconds) == (1, 0, 62.0)
