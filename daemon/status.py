@@ -81,7 +81,9 @@ def format_status(report: dict) -> str:
                                                 if report["daemon"] == "up" else "")]
     lines.append(f"catalog  {report['catalog']}")
     if report["folders"]:
-        lines.append("folders  " + ", ".join(report["folders"]))
+        lines.append("folders  " + ", ".join(
+            f if Path(f).is_dir() else f"{f} (not there: a card or share not mounted?)"
+            for f in report["folders"]))
     counts = report["queue"]
     order = ("queued", "running", "done", "failed", "skipped")
     lines.append("runs     " + (", ".join(f"{counts.get(k, 0)} {k}" for k in order) if counts else "none yet"))

@@ -440,7 +440,8 @@ def test_status_paces_a_young_daemon_by_its_own_work_and_says_what_is_left(tmp_p
     q = RunQueue(cat)
     runs = [q.enqueue(file_id=fid, recipe="r", fingerprint="f", model_id="m", output_dir="/o")
             for fid in ids]
-    DaemonState(cat).started(["/inbox"])
+    (tmp_path / "inbox").mkdir()
+    DaemonState(cat).started([str(tmp_path / "inbox"), str(tmp_path / "card" / "DCIM")])
     cat.db.execute("UPDATE daemon_state SET started_at = ?", [now_text(-120)])
     # Two runs an earlier daemon did half an hour ago, six done by this one, four to go.
     for run_id, ago in zip(runs, [1800, 1700, 100, 90, 80, 60, 40, 20]):
@@ -466,6 +467,8 @@ def test_status_paces_a_young_daemon_by_its_own_work_and_says_what_is_left(tmp_p
     text = format_status(report)
     assert re.search(r"^speed    (2\.9|3\.0|3\.1)\d*/min since it started 2 min ago$", text, re.M)
     assert "over 5 min" not in text  # a window longer than the daemon has been up
+    assert f"folders  {tmp_path / 'inbox'}, {tmp_path / 'card' / 'DCIM'} (not there: a card or " \
+        "share not mounted?)" in text
     assert re.search(r"^left     4 run\(s\), about (7[7-9]|8[0-3]) s at this pace$", text, re.M)
 
 
