@@ -254,14 +254,14 @@ class Catalog:
             "worker": worker_id(),
         }).last_pk
 
-    def interrupt_runs(self) -> int:
-        """Record this process's runs still under way as failed: interrupted (Ctrl-C) before
-        they finished. Return how many."""
+    def interrupt_runs(self, error: str = INTERRUPTED) -> int:
+        """Record this process's runs still under way as failed with ``error`` (by default:
+        interrupted by Ctrl-C before they finished). Return how many."""
         with self.transaction():
             return self.db.execute(
                 "UPDATE runs SET status = 'failed', error = ?, finished_at = ?, worker = NULL "
                 "WHERE status = 'running' AND worker = ?",
-                [INTERRUPTED, _now(), worker_id()]).rowcount
+                [error, _now(), worker_id()]).rowcount
 
     def update_claimed_run(self, run_id: int, *, file_id: int, recipe: str, fingerprint: str,
                            params: dict, seed: int | None, model_id: str, runner: str,

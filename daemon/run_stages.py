@@ -30,17 +30,33 @@ class Work:
     seed: int | Take | str | None = None
 
 
+class DiskFull(Exception):
+    """The batch stopped: the output's disk is full, so every photo after would fail too."""
+
+
 def process_all(session: Session, work: Sequence[Work], on_outcome: Callable[[Outcome], None], *,
                 decode_workers: int = 2, encode_workers: int = 2) -> None:
     """Run every piece of ``work``, calling ``on_outcome`` once for each, in order.
 
-    Ctrl-C (KeyboardInterrupt) starts nothing more, lets the outputs being written finish (and
-    reports them), records the runs it cut short as failed ("interrupted"), and is raised again.
+    Ctrl-C (KeyboardInterrupt), or an output that finds its disk full (DiskFull, raised after
+    its outcome is reported), starts nothing more, lets the outputs being written finish (and
+    reports them), records the runs it cut short as failed, and is raised.
     """
+    full: list[Outcome] = []
+
+    def report(outcome: Outcome) -> None:
+        on_outcome(outcome)
+        if outcome.disk_full and not full:
+            full.append(outcome)
+            raise DiskFull(outcome.error)
+
     try:
-        _process_all(session, work, on_outcome, decode_workers, encode_workers)
+        _process_all(session, work, report, decode_workers, encode_workers)
     except KeyboardInterrupt:
         session.app.catalog.interrupt_runs()
+        raise
+    except DiskFull:
+        session.app.catalog.interrupt_runs("stopped before it finished: the disk is full")
         raise
 
 
@@ -86,7 +102,7 @@ def _process_all(session: Session, work: Sequence[Work], on_outcome: Callable[[O
                         done = finish_pool.submit(session.finish, result)
                     reported.append(done)
                 report(wait=False)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, DiskFull):
             # Photos not yet decoded are left; those decoding stop after it (their runs are
             # then interrupted), and outputs being written are written.
             prepare_pool.shutdown(wait=False, cancel_futures=True)

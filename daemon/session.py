@@ -6,6 +6,7 @@ catalog holds how long every stage took.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -42,13 +43,15 @@ log = logging.getLogger(__name__)
 
 class StageError(Exception):
     """A stage failed for a reason the user can read; ``stage`` names what was being done.
-    ``lasting``: trying the same file again would fail the same way (see ReadError)."""
+    ``lasting``: trying the same file again would fail the same way (see ReadError);
+    ``disk_full``: so would every other photo until space is freed."""
 
-    def __init__(self, stage: str, reason: str, *, lasting: bool = False):
+    def __init__(self, stage: str, reason: str, *, lasting: bool = False, disk_full: bool = False):
         super().__init__(f"error while {stage}: {reason}")
         self.stage = stage
         self.reason = reason
         self.lasting = lasting
+        self.disk_full = disk_full
 
 
 @dataclass
@@ -65,6 +68,7 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
     lasting: bool = False  # a failure these same bytes would meet again: not retried
     retrying: bool = False  # a failure the daemon tries again later: not the run's last word
+    disk_full: bool = False  # the output's disk is full: the photos after it would fail too
 
 
 def size_text(size) -> str | None:
@@ -91,6 +95,12 @@ def derive_seed(file_sha: str, fingerprint: str) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
+def _disk_full(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it: a metadata write) is "no space left on device"."""
+    return any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+               for e in (exc, exc.__cause__))
+
+
 class Timer:
     """Collects seconds per stage and turns exceptions into StageErrors naming the stage."""
 
@@ -108,10 +118,14 @@ class Timer:
             raise
         except ReadError as exc:
             raise StageError(verb, str(exc), lasting=exc.lasting) from exc
-        except (ModelError, ValueError, metadata.MetadataError) as exc:
+        except (ModelError, ValueError, metadata.MetadataError, OSError) as exc:
+            if _disk_full(exc):
+                # Named plainly (the file being written then is a temporary one).
+                raise StageError(verb, "the disk is full (no space left on the device)",
+                                 disk_full=True) from exc
+            if isinstance(exc, OSError):
+                raise StageError(verb, exc.strerror or str(exc)) from exc
             raise StageError(verb, str(exc)) from exc
-        except OSError as exc:
-            raise StageError(verb, exc.strerror or str(exc)) from exc
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
@@ -454,13 +468,15 @@ class Session:
             log.exception("unexpected error processing %s with %s", job.path, job.recipe.name)
             reason = f"unexpected {type(exc).__name__}: {exc}".splitlines()[0]
         return self._failed(job.path, job.recipe, job.run_id, reason, job.timer, job.started,
-                            lasting=getattr(exc, "lasting", False))
+                            lasting=getattr(exc, "lasting", False),
+                            disk_full=getattr(exc, "disk_full", False))
 
-    def _failed(self, path, recipe, run_id, reason, timer, started, lasting=False) -> Outcome:
+    def _failed(self, path, recipe, run_id, reason, timer, started, lasting=False,
+                disk_full=False) -> Outcome:
         if run_id is not None:
             self.app.catalog.fail_run(run_id, error=reason, timings=timer.timings)
         self.app.notify("photobatch_run_failed", path=path, recipe=recipe.name, error=reason,
                         run_id=run_id)
         return Outcome(path, recipe.name, "failed", error=reason, run_id=run_id,
                        seconds=time.perf_counter() - started, timings=timer.timings,
-                       lasting=lasting)
+                       lasting=lasting, disk_full=disk_full)

@@ -1,5 +1,5 @@
-"""Ctrl-C during ``photobatch run``: what was done stays done, what was cut short says so, and
-the same command again does the rest."""
+"""A batch stopped part way (Ctrl-C, or an output disk that fills up): what was done stays
+done, what was cut short says so, and the same command again does the rest."""
 
 from __future__ import annotations
 
@@ -119,3 +119,48 @@ def test_ctrl_c_in_a_model_that_fills_the_cpu_marks_its_photo_interrupted(tmp_pa
     assert [o.status for o in seen] == ["done"]
     runs = app.catalog.db.execute("SELECT status, error FROM runs ORDER BY id").fetchall()
     assert [tuple(r) for r in runs] == [("done", None), ("failed", INTERRUPTED)]
+
+
+def test_a_full_output_disk_stops_the_batch_instead_of_failing_every_photo(tmp_path, identity_session,
+                                                                           monkeypatch):
+    import errno
+
+    from photobatch.daemon.run_stages import DiskFull, Work, process_all
+    from photobatch.recipes.schema import recipe_from_dict
+
+    writes = []
+    original = identity_session.writer.write
+
+    def write(source, *args, **kwargs):
+        writes.append(source.name)
+        if len(writes) >= 2:  # the second output finds the disk full, and so would the rest
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / ".x.partial"))
+        return original(source, *args, **kwargs)
+
+    monkeypatch.setattr(identity_session.writer, "write", write)
+    runner = identity_session.app.runners.get("identity")
+    model_time = runner.run
+
+    def run(*args):  # the model is the slow part, as on a GPU: writes keep up with it
+        time.sleep(0.1)
+        return model_time(*args)
+
+    monkeypatch.setattr(runner, "run", run)
+    recipe = recipe_from_dict({"name": "same", "runner": "identity"})
+    photos = [write_sample_photo(tmp_path / f"P{i:02d}.JPG", size=(64, 48), seed=i) for i in range(16)]
+    seen = []
+    with pytest.raises(DiskFull, match="the disk is full"):
+        process_all(identity_session, [Work(p, recipe) for p in photos], seen.append)
+    assert [o.status for o in seen[:2]] == ["done", "failed"]
+    assert seen[1].error == ("error while writing the output of P01.JPG: the disk is full "
+                             "(no space left on the device)")
+    # Not every photo tried: the batch stopped, and those already decoded say why they were not done.
+    assert len(writes) < 16
+    runs = [tuple(r) for r in identity_session.app.catalog.db.execute(
+        "SELECT status, error FROM runs ORDER BY id")]
+    assert len(runs) < 16 and [status for status, _ in runs].count("done") == 1
+    # Those being written met the full disk too; those decoded ahead were stopped.
+    assert all(error == "stopped before it finished: the disk is full"
+               or error.endswith("the disk is full (no space left on the device)")
+               for status, error in runs if status != "done")
+    assert "stopped before it finished: the disk is full" in {error for _, error in runs}

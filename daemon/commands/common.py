@@ -60,8 +60,9 @@ def fail_on_usage_error(fn):
 def process_and_sum_up(app, session, work, show) -> dict[str, int]:
     """Run ``work`` (run_stages.Work items), ``show`` each outcome as it comes, and print the
     summary line; return the counts per status. Ctrl-C says what was done and what was not,
-    and exits with status 130 (the shell's for an interrupt)."""
-    from photobatch.daemon.run_stages import process_all
+    and exits with status 130 (the shell's for an interrupt); a full output disk stops the
+    batch likewise (status 1) rather than fail every photo after it."""
+    from photobatch.daemon.run_stages import DiskFull, process_all
 
     counts = {"done": 0, "skipped": 0, "failed": 0}
 
@@ -69,15 +70,20 @@ def process_and_sum_up(app, session, work, show) -> dict[str, int]:
         counts[outcome.status] += 1
         show(outcome)
 
+    def stopped(why: str, then: str, status: int):
+        left = len(work) - sum(counts.values())
+        click.secho(f"{why}: {counts['done']} done, {counts['skipped']} skipped, "
+                    f"{counts['failed']} failed, {left} not finished (catalog: {app.catalog_path}); "
+                    f"{then}the same command again does the rest", fg="yellow", err=True)
+        app.close()
+        sys.exit(status)
+
     try:
         process_all(session, work, on_outcome)
     except KeyboardInterrupt:
-        left = len(work) - sum(counts.values())
-        click.secho(f"interrupted: {counts['done']} done, {counts['skipped']} skipped, "
-                    f"{counts['failed']} failed, {left} not finished (catalog: {app.catalog_path}); "
-                    "the same command again does the rest", fg="yellow", err=True)
-        app.close()
-        sys.exit(130)
+        stopped("interrupted", "", 130)
+    except DiskFull:
+        stopped("stopped, the output's disk is full", "free some space: ", 1)
     click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
                f"(catalog: {app.catalog_path})")
     return counts
