@@ -121,11 +121,13 @@ class RunQueue:
                 "WHERE file_id = ? AND status = 'queued'", [reason, now_text(), file_id])
             return cur.rowcount
 
-    def schedule_retry(self, run_id: int, delay_seconds: float) -> None:
-        """Queue a failed run again after ``delay_seconds`` (its error stays visible)."""
+    def schedule_retry(self, run_id: int, delay_seconds: float, counted: bool = True) -> None:
+        """Queue a failed run again after ``delay_seconds`` (its error stays visible); an
+        attempt not ``counted`` (it never had its chance: the disk was full) is given back."""
         with self.catalog.transaction():
             self.db.execute(
-                "UPDATE runs SET status = 'queued', worker = NULL, available_at = ? WHERE id = ?",
+                "UPDATE runs SET status = 'queued', worker = NULL, available_at = ?, "
+                f"attempts = {'attempts' if counted else 'MAX(attempts - 1, 0)'} WHERE id = ?",
                 [now_text(delay_seconds), run_id])
 
     def pending(self, include_delayed: bool = True) -> int:

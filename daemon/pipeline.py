@@ -23,6 +23,7 @@ from typing import Callable
 from photobatch.catalog.queue import RunQueue
 from photobatch.catalog.workers import worker_id
 from photobatch.daemon.session import Job, Outcome, Session, batch_size
+from photobatch.daemon.tables import duration_text
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Pipeline:
                  max_attempts: int = 3, retry_delay: float = 60.0,
                  on_outcome: Callable[[Outcome], None] | None = None,
                  inline_stages: bool | None = None,
-                 on_settled: Callable[[], None] | None = None):
+                 on_settled: Callable[[], None] | None = None, wait_for_space: bool = True):
         self.session = session
         self.app = session.app
         # None: a job's stages run in the model's thread when its model fills the CPU (see
@@ -44,6 +45,11 @@ class Pipeline:
         self.inline_stages = inline_stages
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
+        # A full output disk: the run waits for space (its attempt given back) and no other run
+        # is claimed until then, rather than each failing in turn (``watch --once`` fails it).
+        self.wait_for_space = wait_for_space
+        self._paused_until = 0.0
+        self._probing = False  # after a full disk: one run at a time until one is written
         self.on_outcome = on_outcome or (lambda outcome: None)
         # Called once a run has left the pipeline (idle() may have changed): the daemon's loop
         # checks at once whether ``--once`` is done instead of at its next tick.
@@ -118,6 +124,10 @@ class Pipeline:
     def _dispatch_loop(self) -> None:
         queue_ = None
         while not self._stopping.is_set():
+            pause = self._paused_until - time.monotonic()
+            if pause > 0 or (self._probing and not self.idle()):
+                self._stopping.wait(min(max(pause, 0.05), 0.5))
+                continue
             if not self._slots.acquire(timeout=0.5):
                 continue
             if self._stopping.is_set():
@@ -236,11 +246,21 @@ class Pipeline:
                                           timings={})
                 outcome = Outcome(Path(claimed["path"]), claimed["recipe"], "failed",
                                   error="unexpected error (see the log)")
-            if outcome.status == "failed" and not outcome.lasting \
+            if outcome.status == "failed" and outcome.disk_full and self.wait_for_space:
+                RunQueue(self.app.catalog).schedule_retry(claimed["id"], self.retry_delay,
+                                                          counted=False)
+                self._paused_until = time.monotonic() + self.retry_delay
+                self._probing = True
+                outcome.retrying = True
+                outcome.error = (f"{outcome.error} (nothing is lost: photobatch waits "
+                                 f"{duration_text(self.retry_delay)} for space, then goes on)")
+            elif outcome.status == "failed" and not outcome.lasting \
                     and claimed["attempts"] < self.max_attempts:
                 RunQueue(self.app.catalog).schedule_retry(claimed["id"], self.retry_delay)
                 outcome.retrying = True
                 outcome.error = f"{outcome.error} (attempt {claimed['attempts']} of {self.max_attempts}; retrying)"
+            if outcome.status == "done":
+                self._probing = False  # an output written: there is space again
             self.on_outcome(outcome)
         finally:
             with self._lock:

@@ -518,7 +518,7 @@ class WatchService:
                                  encode_workers=self.config.encode_workers,
                                  max_attempts=1 if self.once else self.config.max_attempts,
                                  retry_delay=self.config.retry_delay_seconds,
-                                 on_outcome=self._on_outcome,
+                                 on_outcome=self._on_outcome, wait_for_space=not self.once,
                                  on_settled=lambda: self.events.put(("settled", None)))
         self.pipeline.start()
         self.app.notify("photobatch_daemon_started", app=self.app)

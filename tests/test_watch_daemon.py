@@ -532,3 +532,54 @@ def test_a_folder_on_a_card_not_yet_mounted_is_watched_when_it_comes_and_again_a
     assert steps == [("made while away", False), ("first card", True), ("let go", True),
                      ("second card", True)], caplog.text
     assert sorted(p.name for p in ws.out.iterdir()) == ["A_quick.jpg", "B_quick.jpg"]
+
+
+def test_a_full_output_disk_makes_the_daemon_wait_for_space_and_lose_nothing(ws, monkeypatch, caplog):
+    import errno
+    import logging
+    import threading
+
+    from photobatch.daemon import service
+    from photobatch.daemon.output_writer import OutputWriter
+
+    monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
+    caplog.set_level(logging.INFO, logger=service.log.name)
+    full = threading.Event()
+    full.set()
+    written = OutputWriter.write
+
+    def write(self, source, *args, **kwargs):
+        if full.is_set():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return written(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(OutputWriter, "write", write)
+    for i in range(3):
+        _photo(ws.inbox / f"IMG_{i}.JPG", seed=i)
+    daemon = service.WatchService(ws.config, ws.catalog)  # [retries] delay_seconds = 0.5
+    seen = {}
+
+    def free_space_later():
+        try:
+            assert wait_for(lambda: "for space, then goes on" in caplog.text, 30)
+            time.sleep(0.2)
+            first = caplog.text.count("the disk is full")  # the photos already in flight
+            time.sleep(3)  # six delays: one photo tried after each, the others waiting
+            seen["tries while full"] = (first, caplog.text.count("the disk is full") - first)
+            full.clear()
+            seen["done"] = wait_for(lambda: ws.done_count() == 3, 30)
+        finally:
+            daemon.stop_signals = 1
+
+    helper = threading.Thread(target=free_space_later)
+    helper.start()
+    try:
+        assert daemon.run() == 0
+    finally:
+        helper.join(60)
+    assert seen["done"], caplog.text
+    # One photo tried once per delay while the disk was full, not every photo failing at each
+    # (18 or so); every photo done in the end, none counted as a failed attempt.
+    first, then = seen["tries while full"]
+    assert 1 <= first <= 3 and 3 <= then <= 8, caplog.text
+    assert ws.query("SELECT status, attempts FROM runs ORDER BY id") == [("done", 1)] * 3
