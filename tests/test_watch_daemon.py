@@ -144,6 +144,25 @@ def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:
     return predicate()
 
 
+def run_in_process_while(daemon, user) -> None:
+    """Run ``daemon`` (a WatchService) in this thread, where its signal handlers must be, while
+    ``user`` acts in another; stop it, as SIGTERM would, once ``user`` is through."""
+    import threading
+
+    def act():
+        try:
+            user()
+        finally:
+            daemon.stop_signals = 1  # what the signal handler records
+
+    helper = threading.Thread(target=act)
+    helper.start()
+    try:
+        assert daemon.run() == 0
+    finally:
+        helper.join(60)
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -493,7 +512,6 @@ def test_a_photo_exported_again_over_itself_replaces_its_output(ws):
 def test_a_folder_on_a_card_not_yet_mounted_is_watched_when_it_comes_and_again_after_it_went(
         ws, monkeypatch, caplog):
     import logging
-    import threading
 
     from photobatch.daemon import service
 
@@ -507,28 +525,20 @@ def test_a_folder_on_a_card_not_yet_mounted_is_watched_when_it_comes_and_again_a
     steps = []
 
     def insert_and_pull_the_card():
-        try:
-            assert wait_for(lambda: "is not there" in caplog.text, 30)
-            time.sleep(0.5)
-            # Nothing made where the card's folder will be mounted.
-            steps.append(("made while away", card.exists()))
-            dcim.mkdir(parents=True)
-            _photo(dcim / "A.JPG", seed=1)
-            steps.append(("first card", wait_for(lambda: ws.done_count() == 1, 30)))
-            shutil.rmtree(card)
-            steps.append(("let go", wait_for(lambda: "is gone" in caplog.text, 30)))
-            dcim.mkdir(parents=True)
-            _photo(dcim / "B.JPG", seed=2)
-            steps.append(("second card", wait_for(lambda: ws.done_count() == 2, 30)))
-        finally:
-            daemon.stop_signals = 1
+        assert wait_for(lambda: "is not there" in caplog.text, 30)
+        time.sleep(0.5)
+        # Nothing made where the card's folder will be mounted.
+        steps.append(("made while away", card.exists()))
+        dcim.mkdir(parents=True)
+        _photo(dcim / "A.JPG", seed=1)
+        steps.append(("first card", wait_for(lambda: ws.done_count() == 1, 30)))
+        shutil.rmtree(card)
+        steps.append(("let go", wait_for(lambda: "is gone" in caplog.text, 30)))
+        dcim.mkdir(parents=True)
+        _photo(dcim / "B.JPG", seed=2)
+        steps.append(("second card", wait_for(lambda: ws.done_count() == 2, 30)))
 
-    helper = threading.Thread(target=insert_and_pull_the_card)
-    helper.start()
-    try:
-        assert daemon.run() == 0
-    finally:
-        helper.join(60)
+    run_in_process_while(daemon, insert_and_pull_the_card)
     assert steps == [("made while away", False), ("first card", True), ("let go", True),
                      ("second card", True)], caplog.text
     assert sorted(p.name for p in ws.out.iterdir()) == ["A_quick.jpg", "B_quick.jpg"]
@@ -560,23 +570,15 @@ def test_a_full_output_disk_makes_the_daemon_wait_for_space_and_lose_nothing(ws,
     seen = {}
 
     def free_space_later():
-        try:
-            assert wait_for(lambda: "for space, then goes on" in caplog.text, 30)
-            time.sleep(0.2)
-            first = caplog.text.count("the disk is full")  # the photos already in flight
-            time.sleep(3)  # six delays: one photo tried after each, the others waiting
-            seen["tries while full"] = (first, caplog.text.count("the disk is full") - first)
-            full.clear()
-            seen["done"] = wait_for(lambda: ws.done_count() == 3, 30)
-        finally:
-            daemon.stop_signals = 1
+        assert wait_for(lambda: "for space, then goes on" in caplog.text, 30)
+        time.sleep(0.2)
+        first = caplog.text.count("the disk is full")  # the photos already in flight
+        time.sleep(3)  # six delays: one photo tried after each, the others waiting
+        seen["tries while full"] = (first, caplog.text.count("the disk is full") - first)
+        full.clear()
+        seen["done"] = wait_for(lambda: ws.done_count() == 3, 30)
 
-    helper = threading.Thread(target=free_space_later)
-    helper.start()
-    try:
-        assert daemon.run() == 0
-    finally:
-        helper.join(60)
+    run_in_process_while(daemon, free_space_later)
     assert seen["done"], caplog.text
     # One photo tried once per delay while the disk was full, not every photo failing at each
     # (18 or so); every photo done in the end, none counted as a failed attempt.
