@@ -467,16 +467,11 @@ class Session:
             # Unexpected: keep the traceback in the log, a one-line reason in the catalog.
             log.exception("unexpected error processing %s with %s", job.path, job.recipe.name)
             reason = f"unexpected {type(exc).__name__}: {exc}".splitlines()[0]
-        return self._failed(job.path, job.recipe, job.run_id, reason, job.timer, job.started,
-                            lasting=getattr(exc, "lasting", False),
-                            disk_full=getattr(exc, "disk_full", False))
-
-    def _failed(self, path, recipe, run_id, reason, timer, started, lasting=False,
-                disk_full=False) -> Outcome:
-        if run_id is not None:
-            self.app.catalog.fail_run(run_id, error=reason, timings=timer.timings)
-        self.app.notify("photobatch_run_failed", path=path, recipe=recipe.name, error=reason,
-                        run_id=run_id)
-        return Outcome(path, recipe.name, "failed", error=reason, run_id=run_id,
-                       seconds=time.perf_counter() - started, timings=timer.timings,
-                       lasting=lasting, disk_full=disk_full)
+        if job.run_id is not None:
+            self.app.catalog.fail_run(job.run_id, error=reason, timings=job.timer.timings)
+        self.app.notify("photobatch_run_failed", path=job.path, recipe=job.recipe.name,
+                        error=reason, run_id=job.run_id)
+        return Outcome(job.path, job.recipe.name, "failed", error=reason, run_id=job.run_id,
+                       seconds=job.elapsed, timings=job.timer.timings,
+                       lasting=getattr(exc, "lasting", False),
+                       disk_full=getattr(exc, "disk_full", False))
