@@ -156,8 +156,8 @@ def catalog_show(obj: Context, file, as_json):
         click.echo(f"  {'replaced by':<13} file {row['replaced_by']}, a newer version of this "
                    "photo at the same path: this content is gone")
     for version in earlier:
-        click.echo(f"  {'earlier':<13} version {version['sha256'][:12]}, seen {version['first_seen']}"
-                   f" to {version['last_seen']} (`catalog show {version['sha256'][:12]}`)")
+        click.echo(f"  {'earlier':<13} version {version['sha256'][:12]}, first seen "
+                   f"{version['first_seen']} (`catalog show {version['sha256'][:12]}`)")
     # What the columns above do not say, as a photographer reads it.
     for label, value in photo_facts(meta, gps=True):
         if label not in ("Camera", "Lens", "Taken"):
