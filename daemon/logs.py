@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -52,6 +53,19 @@ class _DaemonLines(logging.Formatter):
         return text
 
 
+class _Terminal(logging.StreamHandler):
+    """A StreamHandler writing to whatever ``sys.stderr`` is when a record comes, not the one
+    it was made with (a program embedding the CLI, click's test runner, swaps it per call)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def setup_logging(verbosity: int = 0, *, json_lines: bool = False, daemon: bool = False) -> None:
     """Terminal at WARNING (INFO with -v, DEBUG with -vv); the log file keeps tracebacks.
 
@@ -62,7 +76,7 @@ def setup_logging(verbosity: int = 0, *, json_lines: bool = False, daemon: bool 
     for handler in list(root.handlers):
         if getattr(handler, "_photobatch", False):
             root.removeHandler(handler)
-    terminal = logging.StreamHandler()
+    terminal = _Terminal()
     if json_lines:
         terminal.setFormatter(_JsonLines())
     elif daemon:
