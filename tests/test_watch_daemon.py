@@ -585,3 +585,37 @@ def test_a_full_output_disk_makes_the_daemon_wait_for_space_and_lose_nothing(ws,
     first, then = seen["tries while full"]
     assert 1 <= first <= 3 and 3 <= then <= 8, caplog.text
     assert ws.query("SELECT status, attempts FROM runs ORDER BY id") == [("done", 1)] * 3
+
+
+def test_watch_check_says_what_the_daemon_would_start_with_and_starts_nothing(ws, monkeypatch):
+    from click.testing import CliRunner
+
+    from photobatch.daemon import watch_check
+    from photobatch.daemon.cli import main
+
+    def check():
+        return CliRunner().invoke(main, ["--config", str(ws.config), "--catalog", str(ws.catalog),
+                                         "watch", "--check"])
+
+    card = ws.root / "card" / "DCIM"
+    ws.config.write_text(ws.config.read_text() + f'[[watch]]\npath = "{card}"\nrecipes = ["quick"]\n'
+                                                 f'output = "{ws.out}"\n')
+    _photo(ws.inbox / "IMG_0001.JPG")
+    result = check()
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"config   {ws.config}" and lines[1] == f"catalog  {ws.catalog} (0 file(s))"
+    assert f"folder   {ws.inbox}" in lines
+    assert f"folder   {card} (not there: watched once it appears; a card or share not mounted?)" in lines
+    assert re.search(rf"^  output {re.escape(str(ws.out))}, \d+ [GM]B free$", result.output, re.M)
+    assert "  recipe quick on test/fixed-cost-model" in lines
+    assert lines[-1] == "ready: `photobatch watch` would start with this"
+    assert not card.parent.exists() and ws.done_count() == 0  # nothing made, nothing run
+    # A nearly full output disk is worth knowing before the shoot comes in.
+    monkeypatch.setattr(watch_check, "LOW_SPACE_BYTES", 1 << 62)
+    full = check()
+    assert full.exit_code == 1 and f"problem: {ws.out}: only " in full.output
+    # What would stop the daemon stops the check, in the same words.
+    ws.config.write_text(ws.config.read_text().replace('recipes = ["quick"]', 'recipes = ["quik"]', 1))
+    bad = check()
+    assert bad.exit_code == 1 and "names 'quik', which is not a recipe" in bad.output

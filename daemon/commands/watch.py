@@ -14,23 +14,40 @@ from photobatch.daemon.commands.common import Context, fail_on_usage_error
 @click.command()
 @click.option("--once", is_flag=True, help="Process what is in the folders now, then exit.")
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line (for log shippers).")
+@click.option("--check", is_flag=True,
+              help="Check the config, recipes, models, folders and output disks as the daemon "
+                   "would start with them, say what it would watch, and exit (1 on a problem).")
 @click.pass_obj
 @fail_on_usage_error
-def watch(obj: Context, once, log_json):
+def watch(obj: Context, once, log_json, check):
     """Watch the configured folders and run their recipes on every photo dropped in."""
     from photobatch.daemon.config import ConfigError
     from photobatch.daemon.logs import setup_logging
     from photobatch.daemon.service import WatchService
 
-    setup_logging(max(obj.verbosity, 1), json_lines=log_json, daemon=True)
+    setup_logging(max(obj.verbosity, 0 if check else 1), json_lines=log_json, daemon=not check)
     try:
         service = WatchService(obj.config_path, obj.catalog, once=once,
                                extra_recipe_dirs=obj.recipe_dirs, plugins_dir=obj.plugins_dir)
         if not service.config.watch:
             raise click.ClickException(f"config {service.config.source} has no [[watch]] folder")
+        if check:
+            sys.exit(_check(service))
         sys.exit(service.run())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _check(service) -> int:
+    from photobatch.daemon.watch_check import check_watch
+
+    lines, problems = check_watch(service)
+    click.echo("\n".join(lines))
+    for problem in problems:
+        click.secho(f"problem: {problem}", fg="red", err=True)
+    click.echo(f"{len(problems)} problem(s)" if problems else
+               "ready: `photobatch watch` would start with this")
+    return 1 if problems else 0
 
 
 @click.command()
