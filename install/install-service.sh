@@ -118,6 +118,20 @@ if [ "$PRINT" = 1 ]; then
     exit 0
 fi
 
+# What the service will start with, checked now rather than found in its log later: as the
+# service runs it, from $HOME, with no PHOTOBATCH_* of this shell (its environment file is
+# read, as systemd reads it: plain VAR=value lines).
+check_as_the_service() (
+    cd "$HOME" || exit 1
+    unset PHOTOBATCH_CONFIG PHOTOBATCH_CATALOG PHOTOBATCH_PLUGINS_DIR PHOTOBATCH_MODEL
+    ENVFILE="$HOME/.config/photobatch/environment"  # the unit's EnvironmentFile
+    if [ -f "$ENVFILE" ]; then set -a; . "$ENVFILE"; set +a; fi
+    "$BIN" watch --check
+)
+if [ -x "$BIN" ] && ! check_as_the_service; then
+    warn "photobatch watch --check found the problems above: the service is installed all the same; fix them before starting it"
+fi
+
 mkdir -p "$DEST_DIR"
 if [ -f "$DEST" ] && [ "$(cat "$DEST")" = "$TEXT" ]; then
     say "$DEST is up to date"
