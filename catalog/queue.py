@@ -11,6 +11,8 @@ from typing import Callable
 from photobatch.catalog.store import Catalog
 from photobatch.catalog.workers import pid_alive, worker_id
 
+# The daemon's state (DaemonState) while an output disk is full and it waits for room.
+WAITING_FOR_SPACE = "waiting for space"
 ACTIVE = ("queued", "running", "done")
 PENDING = ("queued", "running")
 

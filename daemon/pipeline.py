@@ -90,6 +90,10 @@ class Pipeline:
         with self._lock:
             return sorted(set(self._in_flight.values()))
 
+    def waiting_for_space(self) -> bool:
+        """True while an output disk was found full and the pipeline waits or probes for room."""
+        return self._probing
+
     def idle(self) -> bool:
         """True when nothing is in the pipeline."""
         with self._lock:

@@ -17,7 +17,7 @@ import socket
 import time
 from pathlib import Path
 
-from photobatch.catalog.queue import DaemonState, RunQueue, now_text
+from photobatch.catalog.queue import WAITING_FOR_SPACE, DaemonState, RunQueue, now_text
 from photobatch.catalog.workers import pid_alive, worker_id
 from photobatch.daemon.app import App, UsageError
 from photobatch.daemon.config import Config, ConfigError, WatchFolder, load_config
@@ -546,7 +546,8 @@ class WatchService:
                 self.catch_up()
                 next_scan = now + self.config.rescan_minutes * 60
             if now >= next_beat:
-                state.heartbeat(self.pipeline.current())
+                state.heartbeat(self.pipeline.current(), state=WAITING_FOR_SPACE
+                                if self.pipeline.waiting_for_space() else "running")
                 next_beat = now + HEARTBEAT_SECONDS
             if not self.once and now >= next_check:
                 self._check_folders()

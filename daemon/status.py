@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from photobatch.catalog.queue import DaemonState, RunQueue
+from photobatch.catalog.queue import WAITING_FOR_SPACE, DaemonState, RunQueue
 from photobatch.catalog.store import Catalog
 from photobatch.daemon.paths import default_catalog_path
 from photobatch.daemon.tables import duration_text
@@ -49,6 +49,7 @@ def collect_status(catalog_path: Path | None) -> dict:
         "since": state["started_at"] if state else None,
         "heartbeat": state["heartbeat_at"] if state else None,
         "current": json.loads(state["current"]) if state and up else [],
+        "state": state["state"] if state and up else None,
         "folders": json.loads(state["folders"]) if state else [],
         "queue": counts,
         "retries": {"waiting": retries, "next_at": next_retry} if retries else None,
@@ -89,6 +90,9 @@ def format_status(report: dict) -> str:
     lines.append("runs     " + (", ".join(f"{counts.get(k, 0)} {k}" for k in order) if counts else "none yet"))
     if report["current"]:
         lines.append("working  " + ", ".join(report["current"]))
+    if report.get("state") == WAITING_FOR_SPACE:
+        lines.append("waiting  an output disk is full: the daemon tries one photo a while, and "
+                     "goes on once there is room (nothing is lost)")
     up = report.get("up_seconds")
     # Windows longer than the daemon has been up would only dilute its pace.
     speeds = [f"{v}/min over {k}" for k, v in report["per_minute"].items()

@@ -551,6 +551,7 @@ def test_a_full_output_disk_makes_the_daemon_wait_for_space_and_lose_nothing(ws,
 
     from photobatch.daemon import service
     from photobatch.daemon.output_writer import OutputWriter
+    from photobatch.daemon.status import collect_status, format_status
 
     monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
     caplog.set_level(logging.INFO, logger=service.log.name)
@@ -575,6 +576,7 @@ def test_a_full_output_disk_makes_the_daemon_wait_for_space_and_lose_nothing(ws,
         first = caplog.text.count("the disk is full")  # the photos already in flight
         time.sleep(3)  # six delays: one photo tried after each, the others waiting
         seen["tries while full"] = (first, caplog.text.count("the disk is full") - first)
+        seen["status"] = format_status(collect_status(ws.catalog))
         full.clear()
         seen["done"] = wait_for(lambda: ws.done_count() == 3, 30)
 
@@ -584,6 +586,7 @@ def test_a_full_output_disk_makes_the_daemon_wait_for_space_and_lose_nothing(ws,
     # (18 or so); every photo done in the end, none counted as a failed attempt.
     first, then = seen["tries while full"]
     assert 1 <= first <= 3 and 3 <= then <= 8, caplog.text
+    assert "waiting  an output disk is full" in seen["status"], seen["status"]
     assert ws.query("SELECT status, attempts FROM runs ORDER BY id") == [("done", 1)] * 3
 
 
