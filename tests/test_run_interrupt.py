@@ -1,8 +1,11 @@
-"""A batch stopped part way (Ctrl-C, or an output disk that fills up): what was done stays
-done, what was cut short says so, and the same command again does the rest."""
+"""``photobatch run`` as a photographer watches it: a progress bar with an ETA on a terminal,
+and a batch stopped part way (Ctrl-C, or an output disk that fills up) in which what was done
+stays done, what was cut short says so, and the same command again does the rest."""
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -39,6 +42,51 @@ def photobatch_runners():
 '''
 
 
+def _slow_shoot(tmp_path: Path, photos: int) -> tuple[list[str], Path]:
+    """A folder of ``photos`` photos, the slow runner as a drop-in and its recipe: the command
+    that runs them, and the catalog it writes."""
+    inbox, plugins, recipes = tmp_path / "inbox", tmp_path / "plugins", tmp_path / "recipes"
+    for folder in (inbox, plugins, recipes):
+        folder.mkdir()
+    for i in range(photos):
+        write_sample_photo(inbox / f"IMG_{i:04d}.JPG", size=(96, 64), seed=i)
+    (plugins / "slow_runner.py").write_text(SLOW_RUNNER)
+    (recipes / "slow.toml").write_text('name = "slow"\nrunner = "slow"\nstrength = 0.3\n')
+    db = tmp_path / "catalog.db"
+    # --out relative to where the photographer stands, as typed.
+    return [SCRIPT, "--catalog", str(db), "--plugins-dir", str(plugins), "--recipes",
+            str(recipes), "run", "--recipe", "slow", "--model", "test/slow-model",
+            "--out", "enhanced", str(inbox)], db
+
+
+def test_on_a_terminal_run_draws_a_progress_bar_with_an_eta(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    command, _ = _slow_shoot(tmp_path, 3)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen(command, cwd=tmp_path, stdin=follower, stdout=follower,
+                            stderr=follower, close_fds=True)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the command is through
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(60) == 0
+    os.close(leader)
+    text = seen.decode(errors="replace")
+    assert re.search(r"running .*[0-3]/3 photos \[\d\d:\d\d elapsed, ETA", text), text
+    assert "3 done, 0 skipped, 0 failed" in text
+
+
 def _runs(db: Path) -> list[tuple]:
     con = sqlite3.connect(db)
     try:
@@ -48,18 +96,7 @@ def _runs(db: Path) -> list[tuple]:
 
 
 def test_ctrl_c_keeps_what_was_done_and_the_same_command_does_the_rest(tmp_path):
-    inbox, plugins, recipes = tmp_path / "inbox", tmp_path / "plugins", tmp_path / "recipes"
-    for folder in (inbox, plugins, recipes):
-        folder.mkdir()
-    for i in range(8):
-        write_sample_photo(inbox / f"IMG_{i:04d}.JPG", size=(96, 64), seed=i)
-    (plugins / "slow_runner.py").write_text(SLOW_RUNNER)
-    (recipes / "slow.toml").write_text('name = "slow"\nrunner = "slow"\nstrength = 0.3\n')
-    db = tmp_path / "catalog.db"
-    # --out relative to where the photographer stands, as typed.
-    command = [SCRIPT, "--catalog", str(db), "--plugins-dir", str(plugins), "--recipes",
-               str(recipes), "run", "--recipe", "slow", "--model", "test/slow-model",
-               "--out", "enhanced", str(inbox)]
+    command, db = _slow_shoot(tmp_path, 8)
     log = tmp_path / "run.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)

@@ -57,18 +57,16 @@ def fail_on_usage_error(fn):
     return wrapper
 
 
-def process_and_sum_up(app, session, work, show) -> dict[str, int]:
-    """Run ``work`` (run_stages.Work items), ``show`` each outcome as it comes, and print the
-    summary line; return the counts per status. Ctrl-C says what was done and what was not,
-    and exits with status 130 (the shell's for an interrupt); a full output disk stops the
-    batch likewise (status 1) rather than fail every photo after it."""
+def process_and_sum_up(app, session, work, show, desc: str) -> dict[str, int]:
+    """Run ``work`` (run_stages.Work items), ``show(outcome, bar)`` each outcome as it comes
+    (on a terminal, above a progress bar with an ETA, labelled ``desc``), and print the summary
+    line; return the counts per status. Ctrl-C says what was done and what was not, and exits
+    with status 130 (the shell's for an interrupt); a full output disk stops the batch
+    likewise (status 1) rather than fail every photo after it."""
+    from photobatch.daemon.progress import Progress
     from photobatch.daemon.run_stages import DiskFull, process_all
 
     counts = {"done": 0, "skipped": 0, "failed": 0}
-
-    def on_outcome(outcome) -> None:
-        counts[outcome.status] += 1
-        show(outcome)
 
     def stopped(why: str, then: str, status: int):
         left = len(work) - sum(counts.values())
@@ -78,12 +76,20 @@ def process_and_sum_up(app, session, work, show) -> dict[str, int]:
         app.close()
         sys.exit(status)
 
-    try:
-        process_all(session, work, on_outcome)
-    except KeyboardInterrupt:
-        stopped("interrupted", "", 130)
-    except DiskFull:
-        stopped("stopped, the output's disk is full", "free some space: ", 1)
+    with Progress(len(work), desc) as bar:
+        def on_outcome(outcome) -> None:
+            counts[outcome.status] += 1
+            show(outcome, bar)
+            bar.advance()
+
+        try:
+            process_all(session, work, on_outcome)
+        except KeyboardInterrupt:
+            bar.close()
+            stopped("interrupted", "", 130)
+        except DiskFull:
+            bar.close()
+            stopped("stopped, the output's disk is full", "free some space: ", 1)
     click.echo(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed "
                f"(catalog: {app.catalog_path})")
     return counts

@@ -132,7 +132,6 @@ def _queue(app, plan) -> bool:
 
 
 def _run_now(app, plan) -> bool:
-    from photobatch.daemon.progress import Progress
     from photobatch.daemon.run_stages import Work
     from photobatch.daemon.session import Session
 
@@ -145,18 +144,16 @@ def _run_now(app, plan) -> bool:
     session = Session(app, Path("."), force=True)
     work = [Work(item.pair.path, item.recipe, item.out_dir, item.model, item.seed)
             for item in plan.items]
-    with Progress(len(work), "re-running") as bar:
-        def show(outcome) -> None:
-            if outcome.status == "failed":
-                bar.echo(f"FAILED   {outcome.path} [{outcome.recipe}]: {outcome.error}", err=True,
-                         fg="red")
-            else:
-                bar.echo(f"{outcome.status:<8} {outcome.path.name} [{outcome.recipe}] -> "
-                         f"{outcome.output} ({outcome.seconds:.1f} s)")
-            bar.advance()
+    def show(outcome, bar) -> None:
+        if outcome.status == "failed":
+            bar.echo(f"FAILED   {outcome.path} [{outcome.recipe}]: {outcome.error}", err=True,
+                     fg="red")
+        else:
+            bar.echo(f"{outcome.status:<8} {outcome.path.name} [{outcome.recipe}] -> "
+                     f"{outcome.output} ({outcome.seconds:.1f} s)")
 
-        # On a GPU: decoding and writing overlap the model, and same-size photos share its calls.
-        counts = process_and_sum_up(app, session, work, show)
+    # On a GPU: decoding and writing overlap the model, and same-size photos share its calls.
+    counts = process_and_sum_up(app, session, work, show, "re-running")
     return counts["failed"] == 0
 
 

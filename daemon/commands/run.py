@@ -55,18 +55,19 @@ def run(obj: Context, paths, recipe_names, model, out_dir, force, pairs, flat):
     work = [Work(path, recipe, None if flat or path not in roots
                  else mirrored_output(out_dir, roots[path], path))
             for recipe in recipes for path in files]
-    counts = process_and_sum_up(app, session, work,
-                                lambda outcome: _print_outcome(outcome, with_recipe=len(recipes) > 1))
+    counts = process_and_sum_up(
+        app, session, work, lambda outcome, bar: _print_outcome(outcome, bar, len(recipes) > 1),
+        "running")
     app.close()
     sys.exit(1 if counts["failed"] else 0)
 
 
-def _print_outcome(outcome, with_recipe: bool = False) -> None:
+def _print_outcome(outcome, bar, with_recipe: bool = False) -> None:
     recipe = f" [{outcome.recipe}]" if with_recipe else ""
     if outcome.status == "done":
-        click.echo(f"done     {outcome.path.name}{recipe} -> {outcome.output} "
-                   f"({outcome.seconds:.1f} s)")
+        bar.echo(f"done     {outcome.path.name}{recipe} -> {outcome.output} "
+                 f"({outcome.seconds:.1f} s)")
     elif outcome.status == "skipped":
-        click.echo(f"skipped  {outcome.path.name}{recipe}: {outcome.error}")
+        bar.echo(f"skipped  {outcome.path.name}{recipe}: {outcome.error}")
     else:
-        click.secho(f"FAILED   {outcome.path}{recipe}: {outcome.error}", fg="red", err=True)
+        bar.echo(f"FAILED   {outcome.path}{recipe}: {outcome.error}", err=True, fg="red")
