@@ -132,7 +132,9 @@ class WatchService:
 
     # setup -----------------------------------------------------------------------------------
 
-    def _build_app(self, config: Config) -> App:
+    def build_app(self, config: Config) -> App:
+        """The App ``config`` asks for (plugins, recipes, catalog), every folder's recipes and
+        models checked as at start; a problem raises ConfigError naming the folder and recipe."""
         pm = self.plugin_manager_factory(config) if self.plugin_manager_factory else None
         app = App(catalog_path=self.catalog_path, recipe_dirs=config.recipe_dirs + self.extra_recipe_dirs,
                   model=config.model, plugin_manager=pm,
@@ -404,7 +406,7 @@ class WatchService:
         queued = []
         for name in names or folder.recipes:
             recipe = self.app.recipes[name]
-            # The config's check (_build_app) saw a model; it may have gone since (an unmounted
+            # The config's check (build_app) saw a model; it may have gone since (an unmounted
             # disk). Queued all the same: the run fails with the reason in the catalog and is
             # retried, so a model back in place picks the photo up, and `rerun --failed` can.
             model = recipe.model or folder.model or self.config.model
@@ -440,7 +442,7 @@ class WatchService:
         try:
             config = load_config(self.config_path) if self.config_path or not self.config.source \
                 else load_config(Path(self.config.source))
-            app = self._build_app(config)
+            app = self.build_app(config)
         except (ConfigError, UsageError, ValueError) as exc:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
@@ -494,7 +496,7 @@ class WatchService:
 
     def run(self) -> int:
         """Run until stopped; return the exit status."""
-        self.app = self._build_app(self.config)
+        self.app = self.build_app(self.config)
         lock = CatalogLock(self.app.catalog_path)
         lock.acquire()
         try:

@@ -19,7 +19,7 @@ def check_watch(service) -> tuple[list[str], list[str]]:
     from photobatch.plugins.diffusion.loading import ModelError, resolve_model
 
     config = service.config
-    app = service._build_app(config)
+    app = service.build_app(config)
     try:
         lines = [f"config   {config.source}"]
         files = app.catalog.db["files"].count
@@ -37,8 +37,9 @@ def check_watch(service) -> tuple[list[str], list[str]]:
                 model = recipe.model or folder.model or config.model
                 try:
                     shown = resolve_model(model).model_id
-                except ModelError as exc:  # checked by _build_app; kept for a plugin's runner
-                    shown, _ = model, problems.append(f"{name}: {exc}")
+                except ModelError as exc:  # build_app saw it; its disk may have gone since
+                    shown = model
+                    problems.append(f"{name}: {exc}")
                 lines.append(f"  recipe {name} on {shown}")
         return lines, problems
     finally:

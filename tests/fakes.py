@@ -94,7 +94,7 @@ def reloadable_service(tmp_path: Path, defaults_line: str):
 
     write(defaults_line)
     service = WatchService(config_file, tmp_path / "c.db")
-    service.app = service._build_app(service.config)
+    service.app = service.build_app(service.config)
     service.pipeline = SimpleNamespace(wake=lambda: None)
 
     def reload_with(line: str) -> None:

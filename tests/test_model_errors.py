@@ -377,14 +377,14 @@ def test_the_daemon_records_a_photo_whose_model_went_after_it_started(inbox, tmp
 
     model = tmp_path / "model-on-a-disk"
     shutil.copytree(standin_model, model)
-    real_build = WatchService._build_app
+    real_build = WatchService.build_app
 
     def build_then_unmount(self, config):
         app = real_build(self, config)
         shutil.rmtree(model)
         return app
 
-    monkeypatch.setattr(WatchService, "_build_app", build_then_unmount)
+    monkeypatch.setattr(WatchService, "build_app", build_then_unmount)
     folder = WatchFolder(path=inbox, recipes=("color-correct",), output=tmp_path / "out",
                          quiet_seconds=0)
     config = Config(watch=(folder,), model=str(model), source="test.toml")

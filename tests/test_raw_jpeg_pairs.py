@@ -198,7 +198,7 @@ def test_a_jpeg_queued_before_its_raw_came_is_skipped_when_the_raw_comes(tmp_pat
     inbox.mkdir()
     service = _service(tmp_path, inbox)
     service.started_at = "2026-01-01T00:00:00+00:00"
-    service.app = service._build_app(service.config)
+    service.app = service.build_app(service.config)
     service.pipeline = SimpleNamespace(wake=lambda: None)
     jpeg = write_sample_photo(inbox / "IMG_0001.JPG", size=(96, 64), seed=1)
     service.intake(jpeg)
@@ -213,7 +213,7 @@ def test_a_jpeg_queued_before_its_raw_came_is_skipped_when_the_raw_comes(tmp_pat
     # A painted mask (IMG_0001.mask.png, the pair's one) has the RAW done again, not the JPEG.
     (tmp_path / "recipes" / "m.toml").write_text('name = "m"\nrunner = "fake"\nstrength = 0.5\n'
                                                  'steps = 10\nmask = "sidecar"\n')
-    service.app = service._build_app(service.config)
+    service.app = service.build_app(service.config)
     folder = dataclasses.replace(service.config.watch[0], recipes=("m",))
     mask = inbox / "IMG_0001.mask.png"
     Image.new("L", (96, 64), 255).save(mask)
