@@ -42,9 +42,9 @@ def photobatch_runners():
 '''
 
 
-def _slow_shoot(tmp_path: Path, photos: int) -> tuple[list[str], Path]:
-    """A folder of ``photos`` photos, the slow runner as a drop-in and its recipe: the command
-    that runs them, and the catalog it writes."""
+def _slow_shoot(tmp_path: Path, photos: int) -> tuple[list[str], Path, Path]:
+    """A folder of ``photos`` photos, the slow runner as a drop-in and its recipe "slow": the
+    start of a command that can run them, the folder, and the catalog it writes."""
     inbox, plugins, recipes = tmp_path / "inbox", tmp_path / "plugins", tmp_path / "recipes"
     for folder in (inbox, plugins, recipes):
         folder.mkdir()
@@ -53,10 +53,30 @@ def _slow_shoot(tmp_path: Path, photos: int) -> tuple[list[str], Path]:
     (plugins / "slow_runner.py").write_text(SLOW_RUNNER)
     (recipes / "slow.toml").write_text('name = "slow"\nrunner = "slow"\nstrength = 0.3\n')
     db = tmp_path / "catalog.db"
-    # --out relative to where the photographer stands, as typed.
     return [SCRIPT, "--catalog", str(db), "--plugins-dir", str(plugins), "--recipes",
-            str(recipes), "run", "--recipe", "slow", "--model", "test/slow-model",
-            "--out", "enhanced", str(inbox)], db
+            str(recipes)], inbox, db
+
+
+def _run_command(tmp_path: Path, photos: int) -> tuple[list[str], Path]:
+    prefix, inbox, db = _slow_shoot(tmp_path, photos)
+    # --out relative to where the photographer stands, as typed.
+    return prefix + ["run", "--recipe", "slow", "--model", "test/slow-model", "--out", "enhanced",
+                     str(inbox)], db
+
+
+def _interrupt_after(command: list[str], cwd: Path, marker: str, times: int) -> str:
+    """Start ``command``, press Ctrl-C once its output has ``marker`` ``times`` times; return
+    what it printed (it must exit 130)."""
+    log = cwd / "run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while log.read_text().count(marker) < times:
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130, log.read_text()
+    return log.read_text()
 
 
 def test_on_a_terminal_run_draws_a_progress_bar_with_an_eta(tmp_path):
@@ -65,7 +85,7 @@ def test_on_a_terminal_run_draws_a_progress_bar_with_an_eta(tmp_path):
     import struct
     import termios
 
-    command, _ = _slow_shoot(tmp_path, 3)
+    command, _ = _run_command(tmp_path, 3)
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
     proc = subprocess.Popen(command, cwd=tmp_path, stdin=follower, stdout=follower,
@@ -96,17 +116,8 @@ def _runs(db: Path) -> list[tuple]:
 
 
 def test_ctrl_c_keeps_what_was_done_and_the_same_command_does_the_rest(tmp_path):
-    command, db = _slow_shoot(tmp_path, 8)
-    log = tmp_path / "run.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while log.read_text().count("done     IMG_") < 2:
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(30) == 130, log.read_text()
-    text = log.read_text()
+    command, db = _run_command(tmp_path, 8)
+    text = _interrupt_after(command, tmp_path, "done     IMG_", 2)
     assert "Traceback" not in text and "Aborted" not in text
     printed = text.count("done     IMG_")
     assert f"interrupted: {printed} done, 0 skipped, 0 failed, {8 - printed} not finished" in text
@@ -201,3 +212,14 @@ def test_a_full_output_disk_stops_the_batch_instead_of_failing_every_photo(tmp_p
                or error.endswith("the disk is full (no space left on the device)")
                for status, error in runs if status != "done")
     assert "stopped before it finished: the disk is full" in {error for _, error in runs}
+
+
+def test_ctrl_c_in_compare_leaves_no_variation_running(tmp_path):
+    prefix, inbox, db = _slow_shoot(tmp_path, 1)
+    command = prefix + ["compare", "--recipe", "slow", "--model", "test/slow-model", "--vary",
+                        "strength=0.2,0.3,0.4,0.5,0.6,0.7", str(inbox / "IMG_0000.JPG")]
+    text = _interrupt_after(command, tmp_path, "done     IMG_0000.JPG", 1)
+    assert "interrupted: the sheets listed above are written" in text and "Traceback" not in text
+    statuses = [status for status, _, _ in _runs(db)]
+    assert "running" not in statuses and "done" in statuses
+    assert [error for _, error, _ in _runs(db) if error] in ([], [INTERRUPTED])

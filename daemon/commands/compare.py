@@ -70,6 +70,12 @@ def compare(obj: Context, photos, recipe_name, axes, model, out_dir, cell):
             click.echo(f"sheet    {sheet}")
     except RecipeError as exc:
         raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        # As `run` does: the variation in the model's hands is recorded as interrupted.
+        app.catalog.interrupt_runs()
+        click.secho("interrupted: the sheets listed above are written; the variation being "
+                    "made is recorded as interrupted", fg="yellow", err=True)
+        sys.exit(130)
     finally:
         app.close()
     failed = [o for o in outcomes if o.status != "done"]
