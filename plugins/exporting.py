@@ -59,11 +59,14 @@ class NoReader(Exception):
     """No reader accepts the file, or it cannot be decoded."""
 
 
-def decode_photo(path: Path, readers: Sequence[Any], *, preview: bool = True):
+def decode_photo(path: Path, readers: Sequence[Any], *, preview: bool = True,
+                 checkerboard: bool = False):
     """Decode a photo upright through the app's readers (RAW, HEIC, 16-bit TIFF included).
 
     ``preview`` lets a reader decode at reduced size when it can (half-size RAW, JPEG draft):
-    enough for a screen, several times faster. Returns (RGB PIL image, its ICC profile or None).
+    enough for a screen, several times faster. A transparent picture (a cut-out PNG) comes
+    flattened onto white, or with ``checkerboard`` over the checkerboard editors show
+    transparency on. Returns (RGB PIL image, its ICC profile or None).
     """
     path = Path(path)
     try:
@@ -80,7 +83,13 @@ def decode_photo(path: Path, readers: Sequence[Any], *, preview: bool = True):
     except Exception as exc:  # a reader's own error type: reported, the export goes on
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise NoReader(f"{path.name}: {reason}") from None
-    return decoded.image.convert("RGB"), getattr(decoded, "icc_profile", None)
+    image = decoded.image.convert("RGB")
+    alpha = getattr(decoded, "alpha", None)
+    if checkerboard and alpha is not None:
+        from photobatch.plugins.transparency import on_checkerboard
+
+        image = on_checkerboard(image, alpha)
+    return image, getattr(decoded, "icc_profile", None)
 
 
 def _takes(fn, name: str) -> bool:

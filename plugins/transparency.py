@@ -108,3 +108,25 @@ def straight_output(full: Image.Image | np.ndarray, decoded) -> Image.Image | np
         if flat.size != tuple(size):  # a post step that changed the size
             flat = flat.resize(size, Image.Resampling.LANCZOS)
     return straight_colours(full, flat, fit_alpha(decoded.alpha, tuple(size)))
+
+
+# The light and dark squares editors show transparency over, and how many fit the short side.
+_CHECKER = (255, 204)
+_CHECKER_SQUARES = 40
+
+
+def on_checkerboard(flat: Image.Image, alpha: np.ndarray) -> Image.Image:
+    """``flat`` (RGB, flattened onto white as readers give it) shown over a light and dark
+    checkerboard where ``alpha`` (its H x W transparency) lets the backdrop through, as
+    Photoshop and Lightroom show a cut-out; squares sized to the picture, so a thumbnail of it
+    still shows them."""
+    rgb = np.asarray(flat.convert("RGB"), dtype=np.float32)
+    if alpha.shape != rgb.shape[:2]:
+        return flat
+    square = max(2, min(alpha.shape) // _CHECKER_SQUARES)
+    rows, cols = np.indices(alpha.shape) // square
+    backdrop = np.where((rows + cols) % 2, _CHECKER[1], _CHECKER[0]).astype(np.float32)
+    clear = 1 - alpha.astype(np.float32) / _opaque(alpha.dtype)
+    # White under the clear part becomes the backdrop: flat + (1 - a)(backdrop - white).
+    shown = rgb + (clear * (backdrop - 255))[..., None]
+    return Image.fromarray(np.clip(np.rint(shown), 0, 255).astype(np.uint8), "RGB")

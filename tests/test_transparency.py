@@ -301,3 +301,25 @@ def test_inspect_says_which_photos_have_an_alpha_channel(tmp_path):
     assert "png, 96x64, " in shown.output  # the opaque one
     records = CliRunner().invoke(main, ["inspect", "--json", str(cutout), str(opaque)]).output
     assert [r["transparency"] for r in json.loads(records)] == [True, False]
+
+
+def test_the_gallery_shows_a_transparent_output_over_a_checkerboard(tmp_path, session):
+    from click.testing import CliRunner
+
+    from photobatch.daemon.cli import main
+
+    rgba, outcome = cutout_through(tmp_path, session, "png")
+    session.app.close()
+    gallery = tmp_path / "gallery"
+    result = CliRunner().invoke(main, ["--catalog", str(tmp_path / "catalog.db"), "export",
+                                       "gallery", "--out", str(gallery)])
+    assert result.exit_code == 0, result.output
+    [after] = (gallery / "previews").glob("*-a.jpg")  # the output's preview ("-b": before)
+    with Image.open(after) as img:
+        shown = np.asarray(img.convert("L").resize(SIZE)).astype(int)
+    clear = rgba[:, :, 3] == 0
+    # Where the cut-out is clear: light and dark squares (not the white the model saw); where
+    # it is solid: the picture.
+    assert shown[clear].max() >= 240 and shown[clear].min() <= 215
+    solid = rgba[:, :, 3] == 255
+    assert np.abs(shown[solid] - np.asarray(Image.fromarray(rgba[:, :, :3]).convert("L"))[solid]).mean() < 12

@@ -117,7 +117,7 @@ def _compare(app, photo: Path, recipe, axes, variants, out_dir: Path, cell: int)
     from photobatch.recipes.variations import variation_label
 
     try:
-        original, icc = decode_photo(photo, list(app.readers), preview=False)
+        original, icc = decode_photo(photo, list(app.readers), preview=False, checkerboard=True)
     except NoReader as exc:
         raise click.ClickException(str(exc)) from None
     original, _ = convert_to_space(original, icc, "srgb")
@@ -136,7 +136,8 @@ def _compare(app, photo: Path, recipe, axes, variants, out_dir: Path, cell: int)
         label = variation_label(changes)
         if outcome.status == "done":
             click.echo(f"done     {photo.name} {label} -> {outcome.output} ({outcome.seconds:.1f} s)")
-            image, out_icc = decode_photo(outcome.output, list(app.readers), preview=False)
+            image, out_icc = decode_photo(outcome.output, list(app.readers), preview=False,
+                                          checkerboard=True)
             cells.append(Cell(convert_to_space(image, out_icc, "srgb")[0], label))
         else:
             click.secho(f"{outcome.status.upper():<8} {photo.name} {label}: {outcome.error}",

@@ -100,7 +100,8 @@ class PictureCache:
         from photobatch.plugins.colour import convert_to_space
         from photobatch.plugins.exporting import decode_photo
 
-        image, icc = decode_photo(path, self.readers, preview=_halving_is_enough(path))
+        image, icc = decode_photo(path, self.readers, preview=_halving_is_enough(path),
+                                  checkerboard=True)
         image, _ = convert_to_space(image, icc, "srgb")
         return image
 
