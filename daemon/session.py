@@ -36,7 +36,7 @@ from photobatch.plugins.images import NothingToDo, ReadError
 from photobatch.plugins.output_options import output_bit_depth, writer_name
 from photobatch.plugins.sharpening import sharpen_output
 from photobatch.plugins.transparency import straight_output
-from photobatch.plugins.watermark import draw_watermark
+from photobatch.plugins.watermark import draw_watermark, watermark_text
 from photobatch.recipes.schema import Recipe
 
 log = logging.getLogger(__name__)
@@ -410,7 +410,12 @@ class Session:
             # Last, after resizing, as exporters do; the watermark is not sharpened.
             full = sharpen_output(full, job.recipe.output.sharpen, job.recipe.output.sharpen_amount)
             if job.recipe.output.watermark:
-                full = draw_watermark(full, job.recipe.output.watermark)
+                try:
+                    text = watermark_text(job.recipe.output.watermark, job.summary)
+                except ValueError as exc:  # the photo's metadata will not change by trying again
+                    raise StageError(f"watermarking the output of {job.path.name}", str(exc),
+                                     lasting=True) from None
+                full = draw_watermark(full, text)
             ran_as = None
             family = getattr(job.result, "family", None)
             if job.recipe.family and family:

@@ -11,12 +11,28 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from photobatch.recipes.schema import watermark_tokens
+
 # Text height as a share of the picture's shorter side, and the margin to the corner.
 _HEIGHT = 0.045
 _MARGIN = 0.03
 _OPACITY = 170  # of 255
 # The text never covers more than this share of the picture's width.
 _MAX_WIDTH = 0.6
+
+
+def watermark_text(template: str, summary: dict) -> str:
+    """``template`` with the photo's ``{artist}``, ``{copyright}`` (its EXIF) and ``{year}``
+    (of capture) filled in from its metadata ``summary``; ValueError when the photo lacks one
+    it uses (a proof must not go out unmarked)."""
+    exif = summary.get("exif") or {}
+    values = {"artist": exif.get("Exif.Image.Artist"), "copyright": exif.get("Exif.Image.Copyright"),
+              "year": (summary.get("date_taken") or "")[:4]}
+    missing = [name for name in watermark_tokens(template) if not str(values[name] or "").strip()]
+    if missing:
+        raise ValueError(f"the watermark takes {{{missing[0]}}} from the photo, whose metadata "
+                         "has none")
+    return template.format(**{name: str(value or "").strip() for name, value in values.items()})
 
 
 def draw_watermark(image, text: str):

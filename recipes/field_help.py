@@ -61,7 +61,8 @@ FIELD_HELP = {
     "output.ppi": "pixels per inch written into the file for printing, as Lightroom's export "
                   "Resolution (300 for a print lab; 0: keep the source's)",
     "output.watermark": "text drawn in the lower right corner of the output, after sharpening, "
-                        "as Lightroom's simple copyright watermark (\"© 2026 Jane Doe\"; \"\": none)",
+                        "as Lightroom's simple copyright watermark (\"© 2026 Jane Doe\", or from "
+                        "the photo's EXIF: \"© {year} {artist}\", \"{copyright}\"; \"\": none)",
     "output.format": "jpeg, tiff, png, lossless (TIFF at the source's bit depth), or the name "
                      "of a writer a plugin adds; PNG and TIFF keep a source's transparency",
     "output.quality": "JPEG quality 1-100 (4:4:4 chroma from 90)",

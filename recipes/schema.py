@@ -387,9 +387,37 @@ _OUTPUT_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "sharpen": ((str,), _choice(OUTPUT_SHARPENING)),
     "sharpen_amount": ((str,), _choice(SHARPEN_AMOUNTS)),
     "ppi": ((int,), _range(0, 10_000)),
-    "watermark": ((str,), lambda v: None if len(v) <= 200 and "\n" not in v
-                  else "must be one line of at most 200 characters"),
+    "watermark": ((str,), lambda v: _watermark_template(v)),
 }
+
+
+# What a watermark's text may take from the photo, as Lightroom's copyright watermark does.
+WATERMARK_TOKENS = ("artist", "copyright", "year")
+
+
+def watermark_tokens(template: str) -> list[str]:
+    """The ``{tokens}`` a watermark ``template`` uses; ValueError for one that is not a
+    WATERMARK_TOKENS name, or a brace left open."""
+    import string
+
+    used = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    unknown = [name for name in used if name not in WATERMARK_TOKENS]
+    if unknown:
+        raise ValueError(f"unknown token {{{unknown[0]}}} (known: "
+                         + " ".join("{" + t + "}" for t in WATERMARK_TOKENS) + ")")
+    return used
+
+
+def _watermark_template(value: str) -> str | None:
+    if len(value) > 200 or "\n" in value:
+        return "must be one line of at most 200 characters"
+    try:
+        watermark_tokens(value)
+    except ValueError as exc:
+        if str(exc).startswith("unknown"):
+            return f"has an {exc}"
+        return f"is not a valid template ({exc}; {{{{ and }}}} write a brace): {value!r}"
+    return None
 
 
 def _validate_table(label: str, table: Mapping[str, Any], spec, prefix: str = "") -> dict:

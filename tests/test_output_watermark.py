@@ -56,3 +56,34 @@ def test_sixteen_bit_pictures_get_the_eight_bit_mark_without_losing_their_low_by
     # The same mark as at 8 bits (to a level), and the picture around it untouched to the bit.
     assert np.abs(marked.astype(np.int64) // 257 - eight).max() <= 1
     assert np.array_equal(marked[~touched], pixels[~touched])
+
+
+def test_the_mark_can_take_the_year_and_artist_from_the_photo(tmp_path, identity_session):
+    source = write_sample_photo(tmp_path / "IMG_0001.JPG", size=(300, 200), seed=3,
+                                artist="Ana Lima", date_taken="2025:09:02 08:00:00")
+    plain = identity_session.process(source, recipe_from_dict(
+        {"name": "plain", "runner": "identity", "output": {"format": "png"}}))
+    marked = identity_session.process(source, recipe_from_dict(
+        {"name": "proof", "runner": "identity",
+         "output": {"format": "png", "watermark": "© {year} {artist}"}}))
+    with Image.open(plain.output) as a, Image.open(marked.output) as b:
+        expected = draw_watermark(a.convert("RGB"), "© 2025 Ana Lima")
+        assert np.array_equal(np.asarray(b.convert("RGB")), np.asarray(expected))
+
+
+def test_a_photo_without_the_metadata_its_mark_takes_fails_and_is_not_retried(tmp_path, identity_session):
+    source = write_sample_photo(tmp_path / "IMG_0002.JPG", size=(120, 80), artist="")
+    outcome = identity_session.process(source, recipe_from_dict(
+        {"name": "proof", "runner": "identity", "output": {"watermark": "© {artist}"}}))
+    assert outcome.status == "failed" and outcome.lasting and outcome.output is None
+    assert outcome.error == ("error while watermarking the output of IMG_0002.JPG: the watermark "
+                             "takes {artist} from the photo, whose metadata has none")
+    assert not list((tmp_path / "out").glob("IMG_0002*"))  # no proof goes out unmarked
+
+
+def test_a_watermark_template_is_checked_when_the_recipe_loads():
+    with pytest.raises(RecipeError, match=r"output.watermark has an unknown token \{name\} "
+                                          r"\(known: \{artist\} \{copyright\} \{year\}\)"):
+        recipe_from_dict({"name": "proof", "output": {"watermark": "© {name}"}})
+    with pytest.raises(RecipeError, match="output.watermark is not a valid template"):
+        recipe_from_dict({"name": "proof", "output": {"watermark": "© {artist"}})
