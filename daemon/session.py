@@ -408,7 +408,8 @@ class Session:
             if job.recipe.output.max_side:
                 full = fit_within(full, job.recipe.output.max_side)
             # Last, after resizing, as exporters do; the watermark is not sharpened.
-            full = sharpen_output(full, job.recipe.output.sharpen, job.recipe.output.sharpen_amount)
+            full = sharpen_output(full, job.recipe.output.sharpen, job.recipe.output.sharpen_amount,
+                                  job.recipe.output.ppi)
             if job.recipe.output.watermark:
                 try:
                     text = watermark_text(job.recipe.output.watermark, job.summary)

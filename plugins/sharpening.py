@@ -3,8 +3,8 @@
 A resized or printed photo looks softer than the file it came from; exporters sharpen last,
 after resizing, by an amount that depends on where it will be seen. Adobe does not publish
 Lightroom's (PixelGenius) settings: these are unsharp masks of the radius and strength such
-guides give, in pixels of the output. Print sharpening proper depends on the print's
-resolution; these suit prints at about 240-300 ppi.
+guides give, in pixels of the output. Print sharpening depends on the print's resolution:
+the paper radii suit about 300 ppi, and a recipe's ``output.ppi`` scales them.
 """
 
 from __future__ import annotations
@@ -20,16 +20,23 @@ SHARPENING = {
     "glossy": (0.8, (60, 100, 140)),
     "matte": (1.0, (80, 130, 180)),
 }
+# The print resolution the paper radii above suit; another output.ppi scales them.
+PRINT_PPI = 300
 # Differences below this many 8-bit levels are left alone: smooth skies stay smooth.
 THRESHOLD = 2
 
 
-def sharpen_output(image: Image.Image | np.ndarray, for_what: str, amount: str = "standard"):
+def sharpen_output(image: Image.Image | np.ndarray, for_what: str, amount: str = "standard",
+                   ppi: int = 0):
     """``image`` (PIL RGB, or an H x W x 3 uint16 array) sharpened for ``for_what`` ("screen",
-    "matte", "glossy"; "none" returns it as it is) by ``amount`` ("low", "standard", "high")."""
+    "matte", "glossy"; "none" returns it as it is) by ``amount`` ("low", "standard", "high").
+    For paper, a ``ppi`` the output is printed at (output.ppi) scales the radius from the 300
+    it suits: the same detail on paper spans more pixels at 600 ppi than at 150."""
     if for_what == "none":
         return image
     radius, percents = SHARPENING[for_what]
+    if ppi and for_what != "screen":
+        radius *= min(max(ppi / PRINT_PPI, 0.5), 3.0)
     percent = percents[SHARPEN_AMOUNTS.index(amount)]
     if isinstance(image, Image.Image):
         return image.filter(ImageFilter.UnsharpMask(radius=radius, percent=percent,

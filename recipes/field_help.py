@@ -56,7 +56,7 @@ FIELD_HELP = {
     "output.collision": "a name taken by another file: suffix (-1, -2), overwrite or skip",
     "output.max_side": "fit the output within this many pixels on its longest side (0: full size)",
     "output.sharpen": "output sharpening after max_side, as Lightroom's export: none, screen, "
-                      "matte or glossy (paper)",
+                      "matte or glossy (paper, its radius following ppi)",
     "output.sharpen_amount": "low, standard or high",
     "output.ppi": "pixels per inch written into the file for printing, as Lightroom's export "
                   "Resolution (300 for a print lab; 0: keep the source's)",

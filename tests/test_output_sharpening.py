@@ -67,14 +67,16 @@ def test_the_recipe_fields_are_checked_and_count_only_when_set():
         recipe_from_dict({"name": "web", "output": {"sharpen_amount": "medium"}})
 
 
-def test_the_output_is_sharpened_after_it_is_fitted_to_its_size(tmp_path, identity_session):
+@pytest.mark.parametrize("use, ppi", [("screen", 0), ("matte", 600)])
+def test_the_output_is_sharpened_after_it_is_fitted_to_its_size(tmp_path, identity_session,
+                                                                 use, ppi):
     source = write_sample_photo(tmp_path / "big.jpg", size=(300, 200), seed=4)
     recipe = recipe_from_dict({"name": "web", "runner": "identity", "output": {
-        "format": "png", "max_side": 120, "sharpen": "screen"}})
+        "format": "png", "max_side": 120, "sharpen": use, "ppi": ppi}})
     outcome = identity_session.process(source, recipe)
     assert outcome.status == "done", outcome.error
     with Image.open(source) as img:
-        expected = sharpen_output(fit_within(img.convert("RGB"), 120), "screen")
+        expected = sharpen_output(fit_within(img.convert("RGB"), 120), use, ppi=ppi)
     with Image.open(outcome.output) as out:
         assert out.size == (120, 80)
         assert np.array_equal(np.asarray(out), np.asarray(expected))
@@ -91,3 +93,15 @@ def test_a_lossless_tiff_output_is_sharpened_too(tmp_path, identity_session):
     assert output.dtype == np.uint16 and output.shape == original.shape
     assert change(output, original) > 100  # sharpened (in 16-bit units)
     assert change(output / 257.0, sharpen_output(original, "matte", "low") / 257.0) < 1.0
+
+
+def test_paper_sharpening_follows_the_print_resolution_and_screen_does_not():
+    picture = Image.fromarray(np.asarray(make_scene("landscape", (160, 120), 2)))
+    at = {ppi: np.asarray(sharpen_output(picture, "matte", ppi=ppi)).astype(int)
+          for ppi in (0, 300, 600)}
+    assert np.array_equal(at[0], at[300])  # the radii are for 300 ppi
+    # At 600 ppi the same detail on paper spans twice the pixels: a wider mask, a wider halo.
+    assert change(Image.fromarray(at[600].astype(np.uint8)), picture) > \
+        change(Image.fromarray(at[300].astype(np.uint8)), picture)
+    assert np.array_equal(np.asarray(sharpen_output(picture, "screen", ppi=600)),
+                          np.asarray(sharpen_output(picture, "screen")))
