@@ -117,11 +117,7 @@ class RunQueue:
         if self.db.execute("SELECT 1 FROM runs WHERE file_id = ? AND status = 'queued' LIMIT 1",
                            [file_id]).fetchone() is None:
             return 0
-        with self.catalog.transaction():
-            cur = self.db.execute(
-                "UPDATE runs SET status = 'skipped', error = ?, finished_at = ?, worker = NULL "
-                "WHERE file_id = ? AND status = 'queued'", [reason, now_text(), file_id])
-            return cur.rowcount
+        return self.catalog.skip_queued_runs([file_id], reason)
 
     def schedule_retry(self, run_id: int, delay_seconds: float, counted: bool = True) -> None:
         """Queue a failed run again after ``delay_seconds`` (its error stays visible); an

@@ -78,8 +78,7 @@ class Catalog:
     def _refuse_a_foreign_database(self) -> None:
         # Another program's database (a Lightroom .lrcat is SQLite too) must not get our tables.
         tables = set(self.db.table_names())
-        if tables and "files" not in tables and not any(
-                t == "_sqlite_migrations" for t in tables):
+        if tables and "files" not in tables and "_sqlite_migrations" not in tables:
             shown = ", ".join(sorted(tables)[:4]) + (", ..." if len(tables) > 4 else "")
             self.db.close()
             raise CatalogError(f"{self.path} is another program's database (tables {shown}), "
@@ -158,13 +157,19 @@ class Catalog:
         have nothing left to run on."""
         self.db.execute("UPDATE files SET replaced_by = NULL WHERE id = ? AND replaced_by IS NOT NULL",
                         [file_id])
-        replaced = mark_earlier_versions(self.db, file_id)
-        if replaced:
-            marks = ",".join("?" * len(replaced))
-            self.db.execute(
+        self.skip_queued_runs(mark_earlier_versions(self.db, file_id), REPLACED)
+
+    def skip_queued_runs(self, file_ids: list[int], reason: str) -> int:
+        """Mark these files' queued runs skipped with ``reason`` (a running one goes on);
+        return how many were."""
+        if not file_ids:
+            return 0
+        marks = ",".join("?" * len(file_ids))
+        with self.transaction():
+            return self.db.execute(
                 "UPDATE runs SET status = 'skipped', error = ?, finished_at = ?, worker = NULL "
                 f"WHERE status = 'queued' AND file_id IN ({marks})",
-                [REPLACED, _now(), *replaced])
+                [reason, _now(), *file_ids]).rowcount
 
     def versions(self, file_id: int) -> list[dict]:
         """The file and the earlier versions it replaced at its path, newest first."""
@@ -278,8 +283,9 @@ class Catalog:
         return (row[0], row[1]) if row else (None, None)
 
     def chosen_seed(self, file_id: int, recipe: str, before_run: int | None = None) -> int | None:
-        """The seed picked for this photo (or its earlier versions) and recipe by ``rerun --seed``, when the latest run
-        that says where its seed came from was given one (``--seed recipe`` ends the choice).
+        """The seed picked for this photo (or an earlier version of it) and recipe by ``rerun
+        --seed``, when the latest run that says where its seed came from was given one
+        (``--seed recipe`` ends the choice).
         Takes (``--takes N``) are tries beside the photo's output: they choose nothing until
         one is picked with ``--seed`` and its number."""
         # A photo exported again over itself keeps the seed picked for its earlier version.
