@@ -42,12 +42,13 @@ def process_all(session: Session, work: Sequence[Work], on_outcome: Callable[[Ou
     its outcome is reported), starts nothing more, lets the outputs being written finish (and
     reports them), records the runs it cut short as failed, and is raised.
     """
-    full: list[Outcome] = []
+    halted = False
 
     def report(outcome: Outcome) -> None:
+        nonlocal halted
         on_outcome(outcome)
-        if outcome.disk_full and not full:
-            full.append(outcome)
+        if outcome.disk_full and not halted:  # once: the writes still reported are not raised
+            halted = True
             raise DiskFull(outcome.error)
 
     try:
