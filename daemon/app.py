@@ -140,6 +140,7 @@ class App:
                 f"recipe {recipe.name!r} needs a reference photo: make your own with `photobatch "
                 f"recipes new my-look --from {recipe.name}` and set ip_adapter.reference")
         self.check_output(recipe)
+        self.check_watermark(recipe)
         self.check_references(recipe)
         self.check_files(recipe)
         if model:
@@ -161,6 +162,17 @@ class App:
         for path in recipe.ip_adapter.references if recipe.ip_adapter else ():
             try:
                 read_reference(path, self.readers)
+            except ValueError as exc:
+                raise UsageError(f"recipe {recipe.name!r}: {exc}") from None
+
+    def check_watermark(self, recipe: Recipe) -> None:
+        """Refuse a watermark graphic Pillow cannot decode (the loader only checked its header):
+        an output must not go out unmarked."""
+        from photobatch.plugins.watermark import logo_at
+
+        if recipe.output.watermark_image:
+            try:
+                logo_at(recipe.output.watermark_image)
             except ValueError as exc:
                 raise UsageError(f"recipe {recipe.name!r}: {exc}") from None
 

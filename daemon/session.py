@@ -36,7 +36,7 @@ from photobatch.plugins.images import NothingToDo, ReadError
 from photobatch.plugins.output_options import output_bit_depth, writer_name
 from photobatch.plugins.sharpening import sharpen_output
 from photobatch.plugins.transparency import straight_output
-from photobatch.plugins.watermark import draw_watermark, watermark_text
+from photobatch.plugins.watermark import draw_watermark, recipe_mark
 from photobatch.recipes.schema import Recipe
 
 log = logging.getLogger(__name__)
@@ -410,13 +410,15 @@ class Session:
             # Last, after resizing, as exporters do; the watermark is not sharpened.
             full = sharpen_output(full, job.recipe.output.sharpen, job.recipe.output.sharpen_amount,
                                   job.recipe.output.ppi)
-            if job.recipe.output.watermark:
+            output = job.recipe.output
+            if output.watermark or output.watermark_image:
                 try:
-                    text = watermark_text(job.recipe.output.watermark, job.summary)
-                except ValueError as exc:  # the photo's metadata will not change by trying again
+                    mark = recipe_mark(output, job.summary)
+                except ValueError as exc:
+                    # The photo's metadata will not change by trying again; a logo file may.
                     raise StageError(f"watermarking the output of {job.path.name}", str(exc),
-                                     lasting=True) from None
-                full = draw_watermark(full, text)
+                                     lasting=bool(output.watermark)) from None
+                full = draw_watermark(full, mark, job.decoded.icc_profile)
             ran_as = None
             family = getattr(job.result, "family", None)
             if job.recipe.family and family:

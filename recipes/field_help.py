@@ -60,9 +60,19 @@ FIELD_HELP = {
     "output.sharpen_amount": "low, standard or high",
     "output.ppi": "pixels per inch written into the file for printing, as Lightroom's export "
                   "Resolution (300 for a print lab; 0: keep the source's)",
-    "output.watermark": "text drawn in the lower right corner of the output, after sharpening, "
-                        "as Lightroom's simple copyright watermark (\"© 2026 Jane Doe\", or from "
+    "output.watermark": "text drawn on the output (lower right unless watermark_position says "
+                        "otherwise), after sharpening, as Lightroom's copyright watermark (\"© 2026 Jane Doe\", or from "
                         "the photo's EXIF: \"© {year} {artist}\", \"{copyright}\"; \"\": none)",
+    "output.watermark_image": "or a graphic: the photographer's logo (a PNG with transparency; a "
+                              "path relative to the recipe file), as Lightroom's graphic watermark",
+    "output.watermark_position": "where the watermark sits: top-left, top, top-right, left, center, "
+                                 "right, bottom-left, bottom or bottom-right",
+    "output.watermark_size": "the watermark's width in percent of the picture's shorter side, the "
+                             "same on portrait and landscape frames (0: automatic: text 4.5 % of "
+                             "it high, a graphic 22 % of it wide)",
+    "output.watermark_opacity": "how opaque the watermark is, in percent (1-100)",
+    "output.watermark_inset": "how far the watermark sits from the edges, in percent of the "
+                              "picture's shorter side",
     "output.format": "jpeg, tiff, png, lossless (TIFF at the source's bit depth), or the name "
                      "of a writer a plugin adds; PNG and TIFF keep a source's transparency",
     "output.quality": "JPEG quality 1-100 (4:4:4 chroma from 90)",

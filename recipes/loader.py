@@ -154,7 +154,32 @@ def build_recipe(item: RawRecipe, raw: dict[str, RawRecipe]) -> Recipe:
             sha, reference = shas[0], paths[0]
         recipe = dataclasses.replace(recipe, ip_adapter=dataclasses.replace(
             ip, reference=reference, reference_sha256=sha))
+    if recipe.output.watermark_image:
+        path = Path(recipe.output.watermark_image).expanduser()
+        if not path.is_absolute():
+            path = item.path.parent / path
+        sha = check_watermark_image(path, f"recipe {item.name!r} ({item.path})")
+        recipe = dataclasses.replace(recipe, output=dataclasses.replace(
+            recipe.output, watermark_image=str(path), watermark_image_sha256=sha))
     return recipe
+
+
+def check_watermark_image(path: Path, label: str) -> str:
+    """The sha256 of a watermark graphic, or a RecipeError saying why it cannot be used."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RecipeError(f"{label}: output.watermark_image {path} cannot be read "
+                          f"({exc.strerror or exc})") from None
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise RecipeError(f"{label}: output.watermark_image {path} is not an image Pillow reads "
+                          f"({exc}); a logo is usually a PNG with transparency") from None
+    return hashlib.sha256(data).hexdigest()
 
 
 def check_reference(path: Path, label: str) -> str:

@@ -68,6 +68,9 @@ NAME_TOKENS = ("stem", "recipe", "ext", "date", "camera", "seq", "seed")
 COLLISION_POLICIES = ("suffix", "overwrite", "skip")
 MASKS = ("none", "faces", "sidecar")
 REFERENCE_COLORS = ("none", "before", "after", "both")
+# Where a watermark sits: Lightroom's nine anchors.
+WATERMARK_POSITIONS = ("top-left", "top", "top-right", "left", "center", "right",
+                       "bottom-left", "bottom", "bottom-right")
 
 
 class RecipeError(ValueError):
@@ -98,13 +101,28 @@ class OutputSettings:
     # Pixels per inch written into the file for printing (Lightroom's export "Resolution");
     # 0 keeps the source's.
     ppi: int = 0
-    # Text drawn in the lower right corner (Lightroom's simple copyright watermark); "": none.
+    # Text drawn on the output (Lightroom's copyright watermark); "": none.
     watermark: str = ""
+    # Or a graphic (the photographer's logo, a PNG with transparency), as Lightroom's graphic
+    # watermark; a path relative to the recipe file.
+    watermark_image: str = ""
+    # Where either sits, how big (its width, percent of the picture's shorter side; 0:
+    # automatic), how opaque (percent), and how far in from the edges (percent of the shorter
+    # side).
+    watermark_position: str = "bottom-right"
+    watermark_size: float = 0.0
+    watermark_opacity: int = 67
+    watermark_inset: float = 3.0
+    # Set when the recipe loads: a new logo in the same file makes earlier outputs stale.
+    watermark_image_sha256: str | None = None
 
     def __post_init__(self):
         if self.bit_depth == 16 and self.format == "jpeg":
             raise RecipeError("output.bit_depth 16 needs format 'tiff', 'png' or 'lossless' "
                               "(JPEG holds 8 bits per channel)")
+        if self.watermark and self.watermark_image:
+            raise RecipeError("output.watermark and output.watermark_image are both set: a "
+                              "watermark is text or a graphic, as in Lightroom (choose one)")
 
 
 @dataclass(frozen=True)
@@ -243,6 +261,9 @@ class Recipe:
         for key, default in _OUTPUT_COUNTED_WHEN_SET.items():
             if data["output"].get(key) == default:
                 data["output"].pop(key)
+        if not (self.output.watermark or self.output.watermark_image):
+            for key in _WATERMARK_STYLE:  # a style with no mark to apply it to changes nothing
+                data["output"].pop(key, None)
         units = data.get("controlnet")
         for unit in (units if isinstance(units, (list, tuple)) else [units] if units else []):
             for key, default in CONTROLNET_COUNTED_WHEN_SET.items():
@@ -265,7 +286,11 @@ class Recipe:
 
 # Later fields and their defaults: left out of params() (and the fingerprint) at the default.
 _OUTPUT_COUNTED_WHEN_SET = {"sharpen": "none", "sharpen_amount": "standard", "ppi": 0,
-                            "watermark": ""}
+                            "watermark": "", "watermark_image": "",
+                            "watermark_position": "bottom-right", "watermark_size": 0.0,
+                            "watermark_opacity": 67, "watermark_inset": 3.0,
+                            "watermark_image_sha256": None}
+_WATERMARK_STYLE = ("watermark_position", "watermark_size", "watermark_opacity", "watermark_inset")
 _COUNTED_WHEN_SET = {"clip_skip": 1, "true_cfg": 1.0, "vae": None, "embeddings": (), "schedule": "Automatic",
                      "working_size": None, "refiner": None, "freeu": None,
                      "pag": None, "captioner": None, "family": ()}
@@ -388,6 +413,11 @@ _OUTPUT_FIELDS: dict[str, tuple[tuple[type, ...], Any]] = {
     "sharpen_amount": ((str,), _choice(SHARPEN_AMOUNTS)),
     "ppi": ((int,), _range(0, 10_000)),
     "watermark": ((str,), lambda v: _watermark_template(v)),
+    "watermark_image": ((str,), None),  # read when the recipe loads (recipes/loader.py)
+    "watermark_position": ((str,), _choice(WATERMARK_POSITIONS)),
+    "watermark_size": ((float, int), _range(0, 100)),
+    "watermark_opacity": ((int,), _range(1, 100)),
+    "watermark_inset": ((float, int), _range(0, 25)),
 }
 
 

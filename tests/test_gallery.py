@@ -589,3 +589,31 @@ def test_the_first_screenful_of_tiles_loads_at_once_the_rest_lazily():
                        assets={"gallery.css": "a.css", "gallery.js": "a.js"})
     loading = re.findall(r'<img [^>]*loading="(\w+)"', page)
     assert loading == ["eager"] * EAGER_TILES + ["lazy"] * 5
+
+
+def test_a_proofing_gallery_can_carry_the_studio_logo_where_it_is_asked(studio, tmp_path):
+    from PIL import ImageDraw
+
+    logo = Image.new("RGBA", (120, 60), (0, 0, 0, 0))
+    ImageDraw.Draw(logo).rectangle((0, 0, 59, 59), fill=(20, 200, 20, 255))
+    logo.save(tmp_path / "logo.png")
+    both = studio.cli("export", "gallery", "--out", tmp_path / "x", "--camera", "R6m2",
+                      "--watermark", "© Jane Doe", "--watermark-image", tmp_path / "logo.png")
+    assert both.exit_code == 1 and "a watermark is text or a graphic (choose one)" in both.output
+    studio.export(tmp_path / "open", "--camera", "R6m2")
+    studio.export(tmp_path / "proof", "--camera", "R6m2", "--watermark-image", tmp_path / "logo.png",
+                  "--watermark-position", "top-left")
+    [open_photo] = _data((tmp_path / "open" / "index.html").read_text("utf-8"))["photos"]
+    [photo] = _data((tmp_path / "proof" / "index.html").read_text("utf-8"))["photos"]
+    assert photo["download"] is None
+    with Image.open(tmp_path / "open" / open_photo["after"]["src"]) as a, \
+            Image.open(tmp_path / "proof" / photo["after"]["src"]) as b:
+        diff = np.abs(np.asarray(b.convert("RGB")).astype(int) - np.asarray(a.convert("RGB"))).max(axis=2)
+        height, width = diff.shape
+        assert diff[: int(height * 0.3), : int(width * 0.3)].max() > 100  # the green logo
+        assert diff[int(height * 0.4):].mean() < 1.5 and diff[:, int(width * 0.5):].mean() < 1.5
+    bad = tmp_path / "bad.png"
+    bad.write_text("not a picture")
+    refused = studio.cli("export", "gallery", "--out", tmp_path / "y", "--camera", "R6m2",
+                         "--watermark-image", bad)
+    assert refused.exit_code == 1 and f"the watermark image {bad} cannot be read" in refused.output

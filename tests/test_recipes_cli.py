@@ -211,3 +211,31 @@ def test_new_with_set_keeps_what_compare_showed(tmp_path):
                 "--set", "output.bit_depth=16")  # checked with the rest, as the file would be
     assert deep.exit_code == 1 and "needs format" in deep.output
     assert not (tmp_path / "x.toml").exists()
+
+
+def test_new_takes_a_logo_or_reference_path_typed_in_the_shell_from_the_current_folder(
+        tmp_path, monkeypatch):
+    here = tmp_path / "shoot"
+    here.mkdir()
+    Image.new("RGBA", (40, 20)).save(here / "logo.png")
+    Image.new("RGB", (32, 32)).save(here / "ref.jpg")
+    monkeypatch.chdir(here)
+    recipes = tmp_path / "recipes"
+    made = _cli("recipes", "new", "branded", "--from", "color-correct", "--dir", recipes,
+                "--set", "output.watermark_image=logo.png", "--set", "output.watermark_position=top")
+    assert made.exit_code == 0, made.output
+    look = _cli("recipes", "new", "my-look", "--from", "style-match", "--dir", recipes,
+                "--set", "ip_adapter.reference=ref.jpg")
+    assert look.exit_code == 0, look.output
+    # Written as the files they are: a recipe file's own relative paths are from its folder.
+    assert f'watermark_image = "{here / "logo.png"}"' in (recipes / "branded.toml").read_text()
+    shown = tomllib.loads(_cli("--recipes", recipes, "recipes", "show", "branded").output)
+    assert shown["output"]["watermark_image"] == str(here / "logo.png")
+    assert "watermark_image_sha256" not in shown["output"]  # computed at load, not a field to write
+    mine = tomllib.loads(_cli("--recipes", recipes, "recipes", "show", "my-look").output)
+    assert mine["ip_adapter"]["reference"] == str(here / "ref.jpg")
+    missing = _cli("recipes", "new", "other", "--from", "color-correct", "--dir", recipes,
+                   "--set", "output.watermark_image=nope.png")
+    assert missing.exit_code == 1 and not (recipes / "other.toml").exists()
+    assert (f"recipe 'other': output.watermark_image {here / 'nope.png'} cannot be read "
+            "(No such file or directory)") in missing.output

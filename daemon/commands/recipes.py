@@ -48,6 +48,7 @@ def recipe_as_toml(recipe) -> str:
         data["ip_adapter"].pop("reference_sha256", None)  # computed at load, not a TOML field
     source = data.pop("source", "")
     output = data.pop("output", {})
+    output.pop("watermark_image_sha256", None)  # computed at load too
     data.pop("family", None)
     family = {"family": recipe.family_tables} if recipe.family else {}
     text = tomli_w.dumps({**data, "output": output, **family})
@@ -134,6 +135,7 @@ def recipes_new(obj: Context, name, base, folder, settings):
     from photobatch.daemon.app import UsageError
     from photobatch.daemon.paths import default_recipe_dir
     from photobatch.recipes.field_help import FIELD_HELP
+    from photobatch.recipes.loader import check_reference, check_watermark_image
     from photobatch.recipes.schema import RecipeError
     from photobatch.recipes.variations import parse_setting, vary
 
@@ -141,10 +143,18 @@ def recipes_new(obj: Context, name, base, folder, settings):
         changes = dict(parse_setting(text) for text in settings)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--set") from None
+    for field in _FILE_FIELDS:
+        if field in changes:
+            changes[field] = _from_here(changes[field])
     app = obj.app()
     try:
         source = app.recipe(base)
         varied = vary(source, changes)  # checked as the recipe file will be
+        if "output.watermark_image" in changes and varied.output.watermark_image:
+            check_watermark_image(Path(varied.output.watermark_image), f"recipe {name!r}")
+        if "ip_adapter.reference" in changes and varied.ip_adapter:
+            for reference in varied.ip_adapter.references:
+                check_reference(Path(reference), f"recipe {name!r}")
     except UsageError as exc:
         raise click.ClickException(str(exc)) from None
     except RecipeError as exc:
@@ -176,6 +186,20 @@ def recipes_new(obj: Context, name, base, folder, settings):
     path.write_text(_commented_copy(name, source, FIELD_HELP, changes), encoding="utf-8")
     click.echo(f"wrote {path}\nuncomment and change what you need; check it with: "
                f"photobatch recipes validate {path}")
+
+
+# Fields that name a file (never a hub id): a relative path typed on the command line is from
+# the current folder, while in a recipe file it is from the file's folder.
+_FILE_FIELDS = ("ip_adapter.reference", "output.watermark_image")
+
+
+def _from_here(value):
+    """A path (or list of paths) given on the command line, made absolute."""
+    if isinstance(value, list):
+        return [_from_here(v) for v in value]
+    if isinstance(value, str) and value:
+        return str(Path(value).expanduser().absolute())
+    return value
 
 
 def _commented_copy(name: str, base, help_text: dict[str, str], changes=None) -> str:
@@ -215,6 +239,8 @@ def _commented_copy(name: str, base, help_text: dict[str, str], changes=None) ->
         lines.append(f"# {rendered}" + (f"    # {note}" if note else ""))
     lines += ["", "[output]"]
     for key, value in dataclasses.asdict(base.output).items():
+        if key == "watermark_image_sha256":
+            continue  # computed at load, not a TOML field
         if value is None and f"output.{key}" not in changes:
             continue
         note = help_text.get(f"output.{key}")

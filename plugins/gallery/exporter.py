@@ -34,6 +34,7 @@ from photobatch.plugins.gallery.downloads import (
 )
 from photobatch.plugins.gallery.images import PictureCache
 from photobatch.plugins.gallery.page import ASSETS, Entry, asset_text, render_page
+from photobatch.recipes.schema import WATERMARK_POSITIONS
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,33 @@ MANIFEST = ".photobatch-gallery.json"
 
 class GalleryError(ExportError):
     """The gallery cannot be written where asked, for a reason the user can fix."""
+
+
+def _proof_mark(options) -> tuple | None:
+    """(Mark, a key naming it) for a proofing gallery's --watermark or --watermark-image, or
+    None for an open gallery."""
+    from photobatch.plugins.watermark import Mark, read_logo
+
+    text = (options.get("watermark") or "").strip()
+    image = options.get("watermark_image")
+    position = options.get("watermark_position") or "bottom-right"
+    if text and image:
+        raise GalleryError("--watermark and --watermark-image: a watermark is text or a "
+                           "graphic (choose one)")
+    if not (text or image):
+        return None
+    if text:
+        mark, identity = Mark(text=text, position=position), text.encode("utf-8")
+    else:
+        try:
+            mark = Mark(logo=read_logo(image), position=position)
+        except ValueError as exc:
+            raise GalleryError(str(exc)) from None
+        identity = Path(image).read_bytes()
+    # The default place keeps the name earlier proofs had (their pictures are reused).
+    if position != "bottom-right":
+        identity += position.encode()
+    return mark, hashlib.sha256(identity).hexdigest()[:8]
 
 
 @dataclass
@@ -88,11 +116,17 @@ class GalleryExporter:
                          help="A proofing gallery: TEXT (e.g. '© Jane Doe') in the corner of "
                               "every picture shown, and no full-size downloads (they are "
                               "unmarked)."),
+            click.Option(["--watermark-image"], metavar="FILE",
+                         type=click.Path(exists=True, dir_okay=False),
+                         help="The same with a graphic: your logo (a PNG with transparency)."),
+            click.Option(["--watermark-position"], default="bottom-right", show_default=True,
+                         type=click.Choice(WATERMARK_POSITIONS),
+                         help="Where the watermark sits."),
         ]
 
     def export(self, items, destination, options) -> GalleryResult:
         """Write (or update) the gallery of ``items`` in the folder ``destination``."""
-        watermark = (options.get("watermark") or "").strip() or None
+        watermark = _proof_mark(options)
         if watermark and options.get("make_zip"):
             raise GalleryError("--zip offers the full-size outputs, which are unmarked: a "
                                "gallery with --watermark offers no downloads")

@@ -8,7 +8,6 @@ must not leak through a thumbnail when the page leaves it out.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +33,14 @@ class Picture:
 class PictureCache:
     """Makes the gallery's pictures under ``root``, skipping those already there."""
 
-    def __init__(self, root: Path, readers: Sequence[Any], watermark: str | None = None):
+    def __init__(self, root: Path, readers: Sequence[Any], watermark: tuple | None = None):
+        """``watermark``: (Mark, a key naming it) for a proofing gallery, or None."""
         self.root = Path(root)
         self.readers = readers
-        self.watermark = watermark or None
+        self.watermark = watermark[0] if watermark else None
         # Marked pictures are other pictures: a name of their own, so neither is reused for
         # the other.
-        self.variant = RECIPE_VERSION + (
-            "w" + hashlib.sha256(watermark.encode("utf-8")).hexdigest()[:8] if watermark else "")
+        self.variant = RECIPE_VERSION + ("w" + watermark[1] if watermark else "")
         self.made = 0
         self.reused = 0
         self.used: set[str] = set()
