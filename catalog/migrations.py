@@ -5,6 +5,16 @@ from sqlite_utils.migrations import Migrations
 migrations = Migrations("photobatch")
 
 
+def unknown_migrations(applied) -> list[str]:
+    """The names in ``applied`` (the migrations a catalog has) that this version does not know:
+    a newer photobatch upgraded it."""
+    import sqlite_utils
+
+    # What pending() lists for an empty database is every migration this version has.
+    known = {m.name for m in migrations.pending(sqlite_utils.Database(memory=True))}
+    return [name for name in applied if name not in known]
+
+
 @migrations()
 def m001_files_and_runs(db):
     """Files by content hash, and one row per recipe run on a file."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlite_utils
 
-from photobatch.catalog.migrations import mark_earlier_versions, migrations
+from photobatch.catalog.migrations import mark_earlier_versions, migrations, unknown_migrations
 from photobatch.catalog.workers import worker_id
 
 RUN_STATUSES = ("queued", "running", "done", "failed", "skipped")
@@ -67,13 +67,47 @@ class Catalog:
             self.db.enable_wal()
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute("PRAGMA busy_timeout = 10000")
-            migrations.apply(self.db)
+            self._upgrade()
         except sqlite3.DatabaseError as exc:
             reason = "it is not a database" if "not a database" in str(exc) else str(exc)
             raise CatalogError(f"cannot open the catalog {self.path}: {reason}") from None
         except OSError as exc:
             raise CatalogError(f"cannot open the catalog {self.path}: "
                                f"{exc.strerror or exc}") from None
+
+    def _upgrade(self, backup: bool = True) -> None:
+        """Bring the tables up to this version's, after a backup of the catalog as it was; refuse
+        a catalog a newer photobatch upgraded (this one would not know its new columns)."""
+        from photobatch.catalog.backup import BackupError, backup_path, write_backup
+
+        applied = [m.name for m in migrations.applied(self.db)]
+        newer = unknown_migrations(applied)
+        if newer:
+            self.db.close()
+            raise CatalogError(f"the catalog {self.path} was upgraded by a newer photobatch (it "
+                               f"has {newer[0]}, which this one does not know): upgrade photobatch, "
+                               "or restore a backup taken before (photobatch catalog backups)")
+        if backup and applied and migrations.pending(self.db):
+            try:
+                write_backup(self.db.conn, backup_path(self.path, "before-upgrade"))
+            except BackupError as exc:
+                self.db.close()
+                raise CatalogError(f"the catalog {self.path} needs upgrading to this version of "
+                                   f"photobatch, and is not upgraded without a backup: {exc}") from None
+        migrations.apply(self.db)
+
+    def backup(self, kind: str = "", dest: Path | None = None) -> Path:
+        """Write a checked copy of the catalog (to ``dest``, else a new file in its backup
+        folder named for ``kind``); BackupError saying why not."""
+        from photobatch.catalog.backup import backup_path, write_backup
+
+        return write_backup(self.db.conn, Path(dest) if dest else backup_path(self.path, kind))
+
+    def restore_from(self, source) -> None:
+        """Replace the catalog's whole content with that of ``source`` (an sqlite3 connection to
+        a checked backup, see catalog.backup.open_backup), then upgrade it to this version."""
+        source.backup(self.db.conn)
+        self._upgrade(backup=False)  # the backup it came from is the copy as it was
 
     def _refuse_a_foreign_database(self) -> None:
         # Another program's database (a Lightroom .lrcat is SQLite too) must not get our tables.

@@ -57,6 +57,8 @@ TICK_SECONDS = 0.2
 HEARTBEAT_SECONDS = 2.0
 # How often folders that may come and go (cards, shares) are looked for.
 FOLDER_CHECK_SECONDS = 5.0
+# How often the daemon looks whether the catalog's weekly backup is due.
+BACKUP_CHECK_SECONDS = 3600.0
 # Nothing to do for this long means a shoot is finished (a card copied slower than the model
 # runs is not); then the daemon says what it did.
 CAUGHT_UP_SECONDS = 30.0
@@ -461,6 +463,18 @@ class WatchService:
                  len(config.watch))
         self.catch_up()
 
+    def _weekly_backup(self) -> None:
+        """Back up the catalog when its last backup is a week old (darktable's snapshots)."""
+        from photobatch.catalog.backup import BackupError, weekly_backup
+
+        try:
+            path = weekly_backup(self.app.catalog_path)
+        except BackupError as exc:  # the daemon goes on; the next check tries again
+            log.warning("the weekly catalog backup failed: %s", exc)
+            return
+        if path:
+            log.info("backed up the catalog to %s", path)
+
     def _clean_stale_temps(self) -> None:
         """Remove temp outputs left by a process that died mid-write (never a finished output)."""
         for folder in self.config.watch:
@@ -530,7 +544,7 @@ class WatchService:
         for path in self.tracker.take_ready():  # files already quiet need not wait for a tick
             self.intake(path)
         next_scan = time.monotonic() + self.config.rescan_minutes * 60
-        next_beat = next_check = 0.0
+        next_beat = next_check = next_backup = 0.0
         while not self.stop_signals:
             if self.reload_requested:
                 self._reload()
@@ -554,6 +568,9 @@ class WatchService:
             if not self.once and now >= next_check:
                 self._check_folders()
                 next_check = now + FOLDER_CHECK_SECONDS
+            if not self.once and now >= next_backup:
+                self._weekly_backup()
+                next_backup = now + BACKUP_CHECK_SECONDS
             if self.once and self._finished_once():
                 self._report_caught_up(wait=0)
                 break

@@ -59,9 +59,22 @@ def collect_status(catalog_path: Path | None) -> dict:
         # Only a daemon that is up works the queue off.
         "eta_seconds": round(pending / pace * 60) if started and pending and pace else None,
         "last_errors": errors,
+        "last_backup": _last_backup(path),
     }
     catalog.close()
     return report
+
+
+def _last_backup(catalog_path: Path) -> dict | None:
+    """The catalog's newest backup (file, when, why), or None."""
+    from photobatch.catalog.backup import list_backups
+
+    found = list_backups(catalog_path)
+    if not found:
+        return None
+    last = found[-1]
+    return {"file": str(last.path), "taken": last.taken.isoformat(timespec="seconds"),
+            "kind": last.kind or "asked for"}
 
 
 def _per_minute(catalog: Catalog, since: datetime, not_before: datetime | None,
@@ -113,6 +126,13 @@ def format_status(report: dict) -> str:
         wait = (datetime.fromisoformat(retries["next_at"]) - datetime.now(timezone.utc)).total_seconds()
         lines.append(f"retries  {retries['waiting']} failed run(s) to be tried again, the next "
                      f"in {duration_text(max(wait, 0))}")
+    backup = report.get("last_backup")
+    if backup:
+        age = (datetime.now(timezone.utc) - datetime.fromisoformat(backup["taken"])).total_seconds()
+        when = f"{age // 86400:.0f} days" if age >= 2 * 86400 else duration_text(max(age, 0))
+        lines.append(f"backup   {when} ago: {backup['file']}")
+    else:
+        lines.append("backup   none yet (`photobatch catalog backup`; the daemon takes one weekly)")
     if report["last_errors"]:
         lines.append("last errors:")
         for err in report["last_errors"]:

@@ -622,3 +622,30 @@ def test_watch_check_says_what_the_daemon_would_start_with_and_starts_nothing(ws
     ws.config.write_text(ws.config.read_text().replace('recipes = ["quick"]', 'recipes = ["quik"]', 1))
     bad = check()
     assert bad.exit_code == 1 and "names 'quik', which is not a recipe" in bad.output
+
+
+def test_the_daemon_backs_the_catalog_up_weekly_and_a_restore_waits_until_it_stops(ws):
+    from photobatch.catalog.backup import list_backups
+
+    _photo(ws.inbox / "IMG_0001.JPG")
+    proc = ws.start()
+    assert wait_for(lambda: ws.done_count() == 1, 30), proc.log_path.read_text()
+    assert wait_for(lambda: list_backups(ws.catalog), 10), proc.log_path.read_text()
+    [weekly] = list_backups(ws.catalog)
+    assert weekly.kind == "weekly" and f"backed up the catalog to {weekly.path}" in proc.log_path.read_text()
+    _photo(ws.inbox / "IMG_0002.JPG", seed=2)
+    assert wait_for(lambda: ws.done_count() == 2, 30), proc.log_path.read_text()
+    refused = subprocess.run([SCRIPT, "--catalog", str(ws.catalog), "catalog", "restore",
+                              str(weekly.path)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert f"another photobatch watch (pid {proc.pid}) is already using the catalog" in refused.stderr
+    assert ws.done_count() == 2
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    restored = subprocess.run([SCRIPT, "--catalog", str(ws.catalog), "catalog", "restore",
+                               str(weekly.path)], capture_output=True, text=True, timeout=60)
+    assert restored.returncode == 0, restored.stderr
+    conn = sqlite3.connect(str(weekly.path))
+    held = conn.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
+    conn.close()
+    assert ws.done_count() == held < 2  # as it was when the daemon started and backed it up

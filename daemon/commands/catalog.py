@@ -409,3 +409,106 @@ def catalog_forget(obj: Context, paths, missing, dry_run):
     finally:
         cat.close()
     click.echo(f"forgot {done.files} file(s) and {done.runs} run(s); nothing on disk was touched")
+
+
+@catalog.command("backup")
+@click.option("--to", "dest", type=click.Path(path_type=Path),
+              help="Write it to this file (or into this folder) instead of the backups folder "
+                   "beside the catalog.")
+@click.pass_obj
+def catalog_backup(obj: Context, dest):
+    """Write a checked copy of the catalog; safe while the daemon runs.
+
+    Backups are also taken by themselves: before an upgrade changes the catalog's tables,
+    weekly while the daemon runs (the last 4 kept), and before a restore.
+    """
+    from photobatch.catalog.backup import BackupError, backup_path
+
+    cat = _open(obj)
+    try:
+        if dest is not None:
+            dest = dest.expanduser()
+            if dest.is_dir():
+                dest = backup_path(cat.path, folder=dest)
+            if dest.exists():
+                raise click.ClickException(f"{dest} exists already: name a new file")
+        path = cat.backup(dest=dest)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        cat.close()
+    click.echo(f"backed up {cat.path} to {path} ({_size(path.stat().st_size)})")
+
+
+@catalog.command("backups")
+@click.pass_obj
+def catalog_backups(obj: Context):
+    """List the catalog's backups (in the backups folder beside it), oldest first."""
+    from photobatch.catalog.backup import backup_folder, list_backups
+    from photobatch.daemon.paths import default_catalog_path
+    from photobatch.daemon.tables import render_table
+
+    path = Path(obj.catalog or default_catalog_path())
+    found = list_backups(path)
+    if not found:
+        click.echo(f"no backups of {path} yet (in {backup_folder(path)}); "
+                   "`photobatch catalog backup` takes one")
+        return
+    rows = [(b.taken.astimezone().strftime("%Y-%m-%d %H:%M"), b.kind or "asked for",
+             _size(b.size), str(b.path)) for b in found]
+    click.echo(render_table(("taken", "why", "size", "file"), rows))
+
+
+@catalog.command("restore")
+@click.argument("backup", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_obj
+def catalog_restore(obj: Context, backup):
+    """Put a backup's content in place of the catalog's (the daemon must be stopped).
+
+    The catalog as it was is backed up first, so a restore can itself be undone. Files on
+    disk are not touched: outputs written after the backup was taken stay where they are,
+    unknown to the restored catalog.
+    """
+    from photobatch.catalog.backup import BackupError, open_backup
+    from photobatch.catalog.workers import pid_alive
+    from photobatch.daemon.app import UsageError
+    from photobatch.daemon.paths import default_catalog_path
+    from photobatch.daemon.service import CatalogLock
+
+    path = Path(obj.catalog or default_catalog_path())
+    if backup.resolve() == path.resolve():
+        raise click.ClickException(f"{backup} is the catalog itself: name a backup of it")
+    lock = CatalogLock(path)
+    try:
+        lock.acquire()  # no daemon now, and none starts while the content changes
+    except UsageError as exc:
+        raise click.ClickException(f"{exc}: stop it before restoring a backup") from None
+    try:
+        try:
+            source = open_backup(backup)
+        except BackupError as exc:
+            raise click.ClickException(str(exc)) from None
+        cat = _open(obj)
+        try:
+            busy = [w for (w,) in cat.db.execute(
+                "SELECT worker FROM runs WHERE status = 'running'") if pid_alive(w)]
+            if busy:
+                raise click.ClickException("a `photobatch run` is writing to the catalog (process "
+                                           f"{busy[0]}): let it finish, or stop it, first")
+            safety = cat.backup("before-restore")
+            cat.restore_from(source)
+            files, runs = (cat.db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                           for t in ("files", "runs"))
+        except BackupError as exc:
+            raise click.ClickException(f"nothing was restored: {exc}") from None
+        finally:
+            source.close()
+            cat.close()
+    finally:
+        lock.release()
+    click.echo(f"restored {path} from {backup}: {files} file(s), {runs} run(s)\n"
+               f"the catalog as it was is in {safety} (restore that to undo this)")
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
