@@ -173,7 +173,7 @@ class App:
         if recipe.output.watermark_image:
             try:
                 logo_at(recipe.output.watermark_image)
-            except ValueError as exc:
+            except (ValueError, OSError) as exc:
                 raise UsageError(f"recipe {recipe.name!r}: {exc}") from None
 
     def check_output(self, recipe: Recipe) -> None:

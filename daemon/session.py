@@ -6,6 +6,7 @@ catalog holds how long every stage took.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
@@ -410,7 +411,7 @@ class Session:
             # Last, after resizing, as exporters do; the watermark is not sharpened.
             full = sharpen_output(full, job.recipe.output.sharpen, job.recipe.output.sharpen_amount,
                                   job.recipe.output.ppi)
-            output = job.recipe.output
+            output, mark = job.recipe.output, None
             if output.watermark or output.watermark_image:
                 try:
                     mark = recipe_mark(output, job.summary)
@@ -425,6 +426,13 @@ class Session:
                 # A model whose family showed only when it loaded (a hub id downloaded just
                 # now): the runner applied that family's table, so it is what is recorded.
                 job.recipe = job.recipe.for_family(family)
+                ran_as = (job.recipe.fingerprint, job.recipe.params())
+            drawn = mark.logo_sha256 if mark is not None else None
+            if drawn and output.watermark_image_sha256 and drawn != output.watermark_image_sha256:
+                # The logo file changed since the recipe loaded (the daemon runs on): the run
+                # records the logo it drew, so its output is judged by that one.
+                job.recipe = dataclasses.replace(job.recipe, output=dataclasses.replace(
+                    job.recipe.output, watermark_image_sha256=drawn))
                 ran_as = (job.recipe.fingerprint, job.recipe.params())
             # What made it, beyond the recipe and seed: for the catalog and the XMP record alike.
             made = {key: getattr(job.result, key, None)

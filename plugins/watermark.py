@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -41,6 +42,8 @@ class Mark:
 
     text: str = ""
     logo: Image.Image | None = None
+    # The sha256 of the logo file as it was read (what a run records it drew).
+    logo_sha256: str | None = None
     position: str = "bottom-right"
     size: float = 0.0
     opacity: int = 67
@@ -67,22 +70,24 @@ def watermark_text(template: str, summary: dict) -> str:
     return template.format(**{name: str(value or "").strip() for name, value in values.items()})
 
 
-def read_logo(path) -> Image.Image:
-    """The graphic at ``path`` as RGBA in sRGB (its own ICC profile applied); ValueError naming
-    the file and the reason when it cannot be used."""
+def read_logo(path, shown=None) -> Image.Image:
+    """The graphic at ``path`` (a path or a file object, ``shown`` as its name) as RGBA in sRGB
+    (its own ICC profile applied); ValueError naming the file and the reason when it cannot be
+    used."""
     from PIL import UnidentifiedImageError
 
     from photobatch.plugins.colour import is_srgb, to_srgb
 
+    shown = shown or path
     try:
         with Image.open(path) as img:
             img.load()
             icc = img.info.get("icc_profile")
             logo = img.convert("RGBA")
     except FileNotFoundError:
-        raise ValueError(f"the watermark image {path} is not there") from None
+        raise ValueError(f"the watermark image {shown} is not there") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"the watermark image {path} cannot be read "
+        raise ValueError(f"the watermark image {shown} cannot be read "
                          f"({getattr(exc, 'strerror', None) or exc})") from None
     if icc and not is_srgb(icc):
         try:
@@ -102,22 +107,32 @@ def recipe_mark(output, summary: dict) -> Mark:
                  opacity=output.watermark_opacity, inset=output.watermark_inset)
     if output.watermark:
         return Mark(text=watermark_text(output.watermark, summary), **style)
-    return Mark(logo=logo_at(output.watermark_image), **style)
+    logo, sha = logo_at(output.watermark_image)
+    return Mark(logo=logo, logo_sha256=sha, **style)
 
 
-def logo_at(path) -> Image.Image:
-    """``read_logo``, kept: a shoot marks every photo with the same graphic, read once (and
-    again when its file changes)."""
+def logo_at(path) -> tuple[Image.Image, str]:
+    """``read_logo`` and the file's sha256, kept: a shoot marks every photo with the same
+    graphic, read once (and again when its file changes)."""
     try:
         stat = os.stat(path)
     except OSError:
-        return read_logo(path)  # which says why
+        read_logo(path)  # which says why
+        raise
     return _kept_logo(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=4)
-def _kept_logo(path: str, mtime_ns: int, size: int) -> Image.Image:
-    return read_logo(path)
+def _kept_logo(path: str, mtime_ns: int, size: int) -> tuple[Image.Image, str]:
+    import hashlib
+    import io
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        read_logo(path)  # which says why
+        raise
+    return read_logo(io.BytesIO(data), shown=path), hashlib.sha256(data).hexdigest()
 
 
 def draw_watermark(image, mark: "Mark | str", icc: bytes | None = None):

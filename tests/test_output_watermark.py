@@ -228,3 +228,21 @@ def test_outputs_carry_the_logo_and_a_logo_gone_at_run_time_fails_the_photo_for_
     assert gone.error == (f"error while watermarking the output of IMG_0004.JPG: the watermark "
                           f"image {folder / 'logo.png'} is not there")
     assert not list((tmp_path / "out").glob("IMG_0004*"))
+
+
+def test_a_logo_changed_while_the_daemon_runs_is_what_the_run_records(tmp_path, identity_session):
+    folder = tmp_path / "recipes"
+    _logo(folder.mkdir() or folder / "logo.png")
+    recipe = load_recipe_file(_logo_recipe(folder))  # loaded once, as the daemon does
+    _logo(folder / "logo.png", size=(240, 100), colour=(30, 30, 220))  # the new logo, same name
+    source = write_sample_photo(tmp_path / "IMG_0005.JPG", size=(300, 200), seed=5)
+    outcome = identity_session.process(source, recipe)
+    assert outcome.status == "done", outcome.error
+    run = identity_session.app.catalog.db["runs"].get(outcome.run_id)
+    # The blue logo was drawn, and the run says so: a recipe loaded now (with the new logo)
+    # finds the output up to date, not stale.
+    assert run["recipe_fingerprint"] == load_recipe_file(folder / "branded.toml").fingerprint
+    assert run["recipe_fingerprint"] != recipe.fingerprint
+    with Image.open(outcome.output) as img:
+        corner = np.asarray(img.convert("RGB"))[:60, :90].astype(int)
+    assert (corner[..., 2] - corner[..., 0]).max() > 60  # blue, not red
