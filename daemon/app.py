@@ -24,7 +24,7 @@ class App:
 
     def __init__(self, catalog_path: Path | None = None, recipe_dirs=(), model: str | None = None,
                  plugin_manager=None, plugins_dir: Path | None = None, disabled_plugins=(),
-                 device: str | None = None, precision: str | None = None):
+                 device: str | None = None, precision: str | None = None, rights=None):
         # plugins_dir and disabled_plugins only matter when no plugin manager is given.
         self.pm = plugin_manager or build_plugin_manager(plugins_dir=plugins_dir,
                                                          disabled_plugins=disabled_plugins)
@@ -51,6 +51,8 @@ class App:
         self._check_recipe_references()
         self.catalog_path = Path(catalog_path) if catalog_path else default_catalog_path()
         self.default_model = model or os.environ.get("PHOTOBATCH_MODEL")
+        # The config's [copyright] preset (metadata.rights.Rights), written into every output.
+        self.rights = rights
         # SQLite connections belong to one thread: each worker thread opens its own (WAL
         # lets them read concurrently and serialises their short writes).
         self._local = threading.local()

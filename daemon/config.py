@@ -18,6 +18,7 @@ import platformdirs
 from photobatch.daemon.pairs import DEFAULT_PAIRS, PAIR_CHOICES
 from photobatch.recipes.suggest import did_you_mean
 from photobatch.plugins.diffusion.device import PRECISIONS
+from photobatch.plugins.metadata.rights import Rights
 
 POLLING_MODES = ("auto", "on", "off")
 DEFAULT_IGNORE = (".*", "*.part", "*.partial", "*.tmp", "*.crdownload", "*~", "*.xmp", "*.mask.png")
@@ -68,6 +69,8 @@ class Config:
     retry_delay_seconds: float = 60.0
     rescan_minutes: float = 10.0
     stop_timeout_seconds: float = 30.0
+    # [copyright]: the photographer's rights, written into every output (metadata.rights).
+    rights: Rights | None = None
     source: str = ""
 
 
@@ -93,6 +96,7 @@ _HOMES = {
     **dict.fromkeys(("max_attempts", "delay_seconds"), "in [retries]"),
     **dict.fromkeys(("decode", "encode"), "in [workers]"),
     **dict.fromkeys(("dir", "disabled"), "in [plugins]"),
+    **dict.fromkeys(("creator", "notice", "usage_terms", "url", "replace"), "in [copyright]"),
     **dict.fromkeys(("path", "recipes", "output", "recursive", "mirror_folders", "polling",
                      "quiet_seconds", "ignore", "min_rating"), "in a [[watch]] table"),
 }
@@ -163,6 +167,12 @@ def _precision_name(value: str):
     return f'must be "auto", "fp32", "bf16" or "fp16", got {value!r}'
 
 
+def _one_line(value: str):
+    if "\n" in value or len(value) > 2000:
+        return "must be one line of at most 2000 characters"
+    return None
+
+
 def _pair_choice(value: str):
     if value in PAIR_CHOICES:
         return None
@@ -192,6 +202,11 @@ def parse_config(data: dict, source: str = "") -> Config:
     retry_delay = float(retries.get("delay_seconds", (int, float), 60.0, lambda v: None if v >= 0
                                     else f"must be 0 or more, got {v!r}"))
     retries.done()
+    copyright = _Reader(label, top.get("copyright", (dict,), {}), "copyright")
+    rights = Rights(**{name: copyright.get(name, (str,), "", _one_line)
+                       for name in ("creator", "notice", "usage_terms", "url")},
+                    replace=copyright.get("replace", (bool,), False))
+    copyright.done()
     recipe_dirs = tuple(_path(p) for p in top.strings("recipe_dirs"))
     rescan = float(top.get("rescan_minutes", (int, float), 10.0, _positive))
     stop_timeout = float(top.get("stop_timeout_seconds", (int, float), 30.0, _positive))
@@ -204,7 +219,7 @@ def parse_config(data: dict, source: str = "") -> Config:
         plugins_dir=_path(plugins_dir) if plugins_dir else None, disabled_plugins=disabled,
         decode_workers=decode, encode_workers=encode, max_attempts=max_attempts,
         retry_delay_seconds=retry_delay, rescan_minutes=rescan,
-        stop_timeout_seconds=stop_timeout, source=source,
+        stop_timeout_seconds=stop_timeout, rights=rights or None, source=source,
     )
 
 
@@ -302,6 +317,15 @@ output = "~/Pictures/Enhanced"             # outputs go here (never next to the 
 # max_attempts = 3                         # a run failing for a passing reason is tried this
 #                                          # many times (an unreadable file: once)
 # delay_seconds = 60                       # ... waiting this long between tries
+
+# [copyright]                              # written into every output, as a Lightroom metadata
+#                                          # preset (EXIF, XMP and IPTC), where the camera left
+#                                          # it empty
+# creator = "Jane Doe"
+# notice = "© {year} Jane Doe, all rights reserved"   # {year}: the year the photo was taken
+# usage_terms = "No use without a licence: jane@example.com"
+# url = "https://janedoe.example/licensing"
+# replace = false                          # true: over what the camera wrote, too
 
 # [plugins]
 # dir = "~/.config/photobatch/plugins"     # drop-in plugin *.py files

@@ -43,6 +43,7 @@ class OutputWriter:
         """
         writer = self.app.writers.get(writer_name(recipe.output.format))
         options = writer_options(recipe.output, writer, source_bits)
+        rights = self.app.rights
         if alpha is not None:
             options["alpha"] = with_alpha(image, alpha, options.get("bit_depth", 8))
         # A photo exported again over itself is the same photo: its earlier versions' outputs
@@ -79,6 +80,8 @@ class OutputWriter:
                         **{k: str(v) for k, v in (provenance or {}).items() if v},
                     },
                     photographer=_photographer(source), ppi=recipe.output.ppi,
+                    rights=rights.values((summary or {}).get("date_taken")) if rights else None,
+                    rights_replace=bool(rights and rights.replace),
                 )
                 with open(temp, "rb+") as fh:
                     os.fsync(fh.fileno())

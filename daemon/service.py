@@ -142,7 +142,7 @@ class WatchService:
                   model=config.model, plugin_manager=pm,
                   plugins_dir=self.plugins_dir or config.plugins_dir,
                   disabled_plugins=config.disabled_plugins, device=config.device,
-                  precision=config.precision)
+                  precision=config.precision, rights=config.rights)
         for i, folder in enumerate(config.watch):
             for name in folder.recipes:
                 if name not in app.recipes:

@@ -37,6 +37,7 @@ from photobatch.plugins.images import NothingToDo, ReadError
 from photobatch.plugins.output_options import output_bit_depth, writer_name
 from photobatch.plugins.sharpening import sharpen_output
 from photobatch.plugins.transparency import straight_output
+from photobatch.plugins.metadata.rights import with_rights
 from photobatch.plugins.watermark import draw_watermark, recipe_mark
 from photobatch.recipes.schema import Recipe
 
@@ -414,7 +415,7 @@ class Session:
             output, mark = job.recipe.output, None
             if output.watermark or output.watermark_image:
                 try:
-                    mark = recipe_mark(output, job.summary)
+                    mark = recipe_mark(output, with_rights(job.summary, self.app.rights))
                 except ValueError as exc:
                     # The photo's metadata will not change by trying again; a logo file may.
                     raise StageError(f"watermarking the output of {job.path.name}", str(exc),

@@ -27,6 +27,12 @@ def check_watch(service) -> tuple[list[str], list[str]]:
         problems = []
         if CatalogLock(app.catalog_path).held_by_other():
             lines.append("         a daemon is running on it now: `photobatch status` says what it does")
+        rights = config.rights
+        if rights:
+            said = ", ".join(v for v in (rights.creator, rights.notice) if v) or rights.url or rights.usage_terms
+            lines.append(f"rights   {said} ("
+                         + ("over what cameras wrote" if rights.replace
+                            else "where the camera left it empty") + ")")
         for folder in config.watch:
             there = folder.path.is_dir()
             lines.append(f"folder   {folder.path}" + ("" if there else

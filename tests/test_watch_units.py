@@ -43,6 +43,7 @@ def test_every_option_of_the_example_config_parses_when_uncommented():
     assert config.rescan_minutes == 10 and config.recipe_dirs and config.plugins_dir
     assert config.pairs == "raw" and config.watch[0].pairs == "both"
     assert config.watch[0].min_rating == 3 and config.max_attempts == 3
+    assert config.rights.creator == "Jane Doe" and "{year}" in config.rights.notice
 
 
 def test_every_key_of_the_example_config_has_its_home_named_for_misplaced_keys():

@@ -296,14 +296,16 @@ def catalog_export(obj: Context, fmt, all_runs, output, **selection_args):
 @click.pass_obj
 def catalog_sync_metadata(obj: Context, **selection_args):
     """Write each output's rating, label and keywords as its photo has them now (Lightroom's
-    "Save Metadata to File"): for culling done after the outputs were made. Pixels and the rest
-    of the metadata stay; exit 1 if an output could not be written."""
+    "Save Metadata to File"): for culling done after the outputs were made. The config's
+    [copyright] preset is written too, as it is now. Pixels and the rest of the metadata stay;
+    exit 1 if an output could not be written."""
     from photobatch.catalog.hashing import file_sha256
     from photobatch.catalog.queries import select_pairs
-    from photobatch.plugins.metadata.culling_sync import sync_culling
+    from photobatch.plugins.metadata.culling_sync import sync_culling, sync_rights
     from photobatch.plugins.metadata.exiv2 import MetadataError
 
     selection = pop_selection(selection_args)
+    rights = obj.config.rights if obj.config else None
     cat = _open(obj)
     counts = {"updated": 0, "current": 0, "policy": 0}
     failed = 0
@@ -315,12 +317,17 @@ def catalog_sync_metadata(obj: Context, **selection_args):
             if not run or not run.get("output_path") or not Path(run["output_path"]).exists():
                 continue
             params = json.loads(run["params"] or "{}")
-            if (params.get("output") or {}).get("metadata", "all") not in ("all", "no-location"):
+            policy = (params.get("output") or {}).get("metadata", "all")
+            culling = policy in ("all", "no-location")
+            if not culling and not (rights and policy != "none"):
                 counts["policy"] += 1  # the recipe keeps no descriptive metadata in its outputs
                 continue
             output = Path(run["output_path"])
             try:
-                changed = sync_culling(output, pair.file["culling"].as_xmp())
+                changed = culling and sync_culling(output, pair.file["culling"].as_xmp())
+                if rights and policy != "none":
+                    changed = sync_rights(output, rights.values(pair.file.get("date_taken")),
+                                          _own_metadata(pair.file), rights.replace) or changed
             except MetadataError as exc:
                 failed += 1
                 click.secho(f"FAILED   {output}: {exc}", fg="red", err=True)
@@ -336,6 +343,22 @@ def catalog_sync_metadata(obj: Context, **selection_args):
                f"{counts['policy']} left alone (their recipe's metadata policy keeps no ratings)"
                + (f", {failed} failed" if failed else ""))
     sys.exit(1 if failed else 0)
+
+
+def _own_metadata(file: dict) -> dict:
+    """The original's own EXIF, IPTC and XMP (merged), or, when it cannot be read (archived
+    elsewhere), what the catalog kept of its EXIF."""
+    from photobatch.plugins.metadata.exiv2 import MetadataError, open_file, read_group
+
+    try:
+        image = open_file(Path(file["path"]))
+    except MetadataError:
+        return dict((json.loads(file.get("exif") or "{}") or {}).get("exif") or {})
+    try:
+        return {**read_group(image, "exif", []), **read_group(image, "iptc", []),
+                **read_group(image, "xmp", [])}
+    finally:
+        image.close()
 
 
 @catalog.command("verify")

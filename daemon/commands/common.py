@@ -36,7 +36,8 @@ class Context:
                        model=model or os.environ.get("PHOTOBATCH_MODEL") or config_model,
                        plugin_manager=self.plugin_manager,
                        device=self.config.device if self.config else None,
-                       precision=self.config.precision if self.config else None)
+                       precision=self.config.precision if self.config else None,
+                       rights=self.config.rights if self.config else None)
         except (RecipeError, PluginError) as exc:
             raise click.ClickException(str(exc)) from None
 

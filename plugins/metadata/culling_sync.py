@@ -1,13 +1,13 @@
-"""Bring an output's rating, label and keywords up to date with the photographer's culling
-(Lightroom's "Save Metadata to File" for the files photobatch made): the pixels and everything
-else in the file stay as they are."""
+"""Bring an output's rating, label and keywords up to date with the photographer's culling,
+and its copyright with the config's preset (Lightroom's "Save Metadata to File" for the files
+photobatch made): the pixels and everything else in the file stay as they are."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from photobatch.plugins.metadata.exiv2 import LOCK, MetadataError, one_line, open_file
+from photobatch.plugins.metadata.exiv2 import LOCK, MetadataError, one_line, open_file, read_group
 from photobatch.plugins.metadata.writing import atomic_write
 
 # The XMP properties that carry the culling, and how an output shows each.
@@ -48,3 +48,35 @@ def _same(now: dict[str, Any], wanted: dict[str, Any]) -> bool:
         return {k: list(v) if isinstance(v, (list, tuple)) else str(v) for k, v in values.items()}
 
     return plain(now) == plain(wanted)
+
+
+def sync_rights(output: Path, values: dict[str, str], own: dict[str, Any], replace: bool) -> bool:
+    """Write the copyright preset ``values`` (Rights.values) into ``output`` where its original,
+    whose metadata is ``own`` (its groups merged), has no value of its own (everywhere with
+    ``replace``): a changed preset brought to outputs made before. A value the preset no longer
+    sets is left as it is. Returns whether the file was rewritten; MetadataError names it."""
+    from photobatch.plugins.metadata.rights import rights_changes, same_text
+
+    output = Path(output)
+    image = open_file(output)
+    try:
+        with LOCK:
+            iptc = read_group(image, "iptc")
+            now = {**read_group(image, "exif"), **iptc, **read_group(image, "xmp")}
+            exif_set, iptc_set, xmp_set = rights_changes(values, own, iptc, replace)
+            wanted = {**exif_set, **iptc_set, **xmp_set}
+            if all(same_text(now.get(key), value) for key, value in wanted.items()):
+                return False
+            for group, values_set in (("exif", exif_set), ("iptc", iptc_set), ("xmp", xmp_set)):
+                if values_set:
+                    getattr(image, f"modify_{group}")(values_set)
+            data = image.get_bytes()
+    except RuntimeError as exc:
+        raise MetadataError(f"cannot write metadata to {output.name}: {one_line(exc)}") from exc
+    finally:
+        image.close()
+    try:
+        atomic_write(output, data)
+    except OSError as exc:
+        raise MetadataError(f"cannot write {output.name}: {exc.strerror or exc}") from exc
+    return True

@@ -14,10 +14,12 @@ from photobatch.plugins.metadata.exiv2 import (
     MetadataError,
     one_line,
     open_image,
+    read_group,
     register_namespace,
 )
 from photobatch.plugins.metadata.policies import POLICIES, drop_iptc, exif_changes, xmp_changes
 from photobatch.plugins.metadata.record import normalise_record
+from photobatch.plugins.metadata.rights import rights_changes
 from photobatch.plugins.metadata.thumbnail import replace_thumbnail
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ def write_output_metadata(
     pixels=None,
     photographer: dict | None = None,
     ppi: int = 0,
+    rights: dict[str, str] | None = None,
+    rights_replace: bool = False,
 ) -> None:
     """Give ``output`` the metadata of ``source``, filtered by ``policy``, plus our XMP record.
 
@@ -50,7 +54,9 @@ def write_output_metadata(
     pixels (PIL image or H x W x 3 array) when the caller still has them, for the thumbnail.
     ``photographer``: XMP values from the photo's sidecar (rating, label, keywords) that the
     source file itself lacks, set when the policy keeps descriptive metadata. ``ppi``: the
-    resolution to record instead of the source's (0: the source's).
+    resolution to record instead of the source's (0: the source's). ``rights``: the config's
+    copyright preset for this photo (Rights.values), written where the source has no value of
+    its own (everywhere with ``rights_replace``), under every policy but "none".
     """
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(repr(p) for p in POLICIES)}; "
@@ -92,6 +98,8 @@ def write_output_metadata(
             src_icc = icc
         else:
             src_icc = src.read_icc() if icc == "source" else b""
+        own = {} if not rights or policy == "none" else {
+            **read_group(src, "exif", []), **read_group(src, "iptc", []), **read_group(src, "xmp", [])}
         try:
             out = copy_metadata(src, out_data, output.name, policy)
         except MetadataError as exc:
@@ -102,7 +110,8 @@ def write_output_metadata(
     try:
         data = _rewrite(out, src_icc=src_icc, width=width, height=height, record=record,
                         policy=policy, name=output.name, pixels=pixels,
-                        photographer=photographer, ppi=ppi)
+                        photographer=photographer, ppi=ppi,
+                        rights=(rights, own, rights_replace) if rights and policy != "none" else None)
     except RuntimeError as exc:
         raise MetadataError(f"cannot write metadata to {output.name}: {one_line(exc)}") from exc
 
@@ -115,7 +124,7 @@ def write_output_metadata(
 
 def _rewrite(out, *, src_icc: bytes, width: int, height: int, record: dict[str, str],
              policy: str, name: str, pixels=None, photographer: dict | None = None,
-             ppi: int = 0) -> bytes:
+             ppi: int = 0, rights: tuple | None = None) -> bytes:
     # Edits the parsed output in place and closes it. Working on the copy target instead of
     # a fresh parse of its bytes gave byte-identical files for every sample format (JPEG,
     # DNG, 16-bit TIFF and PNG, HEIC) into JPEG, TIFF and PNG under every policy.
@@ -145,6 +154,13 @@ def _rewrite(out, *, src_icc: bytes, width: int, height: int, record: dict[str, 
             if drop:
                 out.modify_xmp(dict.fromkeys(drop), encoding="latin-1")
             out.modify_xmp(xmp_set)
+            if rights:
+                values, own, replace = rights
+                kept_iptc = {k: v for k, v in iptc.items() if not drop_iptc(k, policy)}
+                exif_set, iptc_set, xmp_set = rights_changes(values, own, kept_iptc, replace)
+                for group, values_set in (("exif", exif_set), ("iptc", iptc_set), ("xmp", xmp_set)):
+                    if values_set:
+                        getattr(out, f"modify_{group}")(values_set)
 
             if mime == "image/jpeg" and policy != "none":
                 replace_thumbnail(out, name, pixels)

@@ -1,0 +1,151 @@
+"""The config's ``[copyright]`` preset: the photographer's creator, notice, usage terms and
+licensing page in every output's EXIF, XMP and IPTC, as a Lightroom metadata preset writes them."""
+
+from __future__ import annotations
+
+import json
+
+import pyexiv2
+import pytest
+from click.testing import CliRunner
+
+from photobatch.daemon.cli import main
+from photobatch.daemon.config import ConfigError, parse_config
+from photobatch.daemon.samples import write_sample_photo
+from photobatch.plugins.metadata.rights import Rights
+from photobatch.recipes.schema import recipe_from_dict
+
+PRESET = Rights(creator="Ana Lima", notice="© {year} Ana Lima, all rights reserved",
+                usage_terms="No use without a licence: ana@example.com",
+                url="https://analima.example/licensing")
+TAGS = ("-IFD0:Artist", "-IFD0:Copyright", "-XMP-dc:Creator", "-XMP-dc:Rights",
+        "-XMP-xmpRights:Marked", "-XMP-xmpRights:UsageTerms", "-XMP-xmpRights:WebStatement",
+        "-IPTC:By-line", "-IPTC:CopyrightNotice")
+
+
+def _recipe(**output):
+    return recipe_from_dict({"name": "plain", "runner": "identity", "output": output})
+
+
+def _rights_of(exiftool, path) -> dict:
+    read = exiftool.json(path, "-G1", *TAGS)
+    return {k: v for k, v in read.items() if k != "SourceFile"}
+
+
+def test_a_camera_that_says_nothing_gets_the_preset_everywhere_readers_look(
+        tmp_path, identity_session, exiftool):
+    identity_session.app.rights = PRESET
+    source = write_sample_photo(tmp_path / "IMG_0001.JPG", size=(120, 80), artist="",
+                                copyright="", date_taken="2025:09:02 08:00:00")
+    outcome = identity_session.process(source, _recipe())
+    assert outcome.status == "done", outcome.error
+    notice = "© 2025 Ana Lima, all rights reserved"  # the year the photo was taken
+    assert _rights_of(exiftool, outcome.output) == {
+        "IFD0:Artist": "Ana Lima", "IFD0:Copyright": notice,
+        "XMP-dc:Creator": "Ana Lima", "XMP-dc:Rights": notice, "XMP-xmpRights:Marked": True,
+        "XMP-xmpRights:UsageTerms": PRESET.usage_terms,
+        "XMP-xmpRights:WebStatement": PRESET.url,
+        # In the character set the record declares: a reader shows the © as it is.
+        "IPTC:By-line": "Ana Lima", "IPTC:CopyrightNotice": notice}
+    assert exiftool.warnings(outcome.output) == []
+    assert b"Ana Lima" not in source.read_bytes()  # the original is never written
+
+
+def test_a_second_shooter_s_own_credit_is_kept_unless_the_preset_replaces_it(
+        tmp_path, identity_session, exiftool):
+    source = write_sample_photo(tmp_path / "IMG_0002.JPG", size=(120, 80), artist="Bob Second",
+                                copyright="")
+    identity_session.app.rights = PRESET
+    kept = _rights_of(exiftool, identity_session.process(source, _recipe()).output)
+    assert kept["IFD0:Artist"] == kept["XMP-dc:Creator"] == kept["IPTC:By-line"] == "Bob Second"
+    assert kept["IFD0:Copyright"] == "© 2026 Ana Lima, all rights reserved"  # none of his own
+    identity_session.app.rights = Rights(creator="Studio North", replace=True)
+    replaced = _rights_of(exiftool, identity_session.process(
+        source, _recipe(name="{stem}_studio")).output)
+    assert replaced["IFD0:Artist"] == replaced["XMP-dc:Creator"] == "Studio North"
+    assert replaced["IPTC:By-line"] == "Studio North"
+    # Fields the preset leaves empty are the camera's, as they were.
+    assert "IFD0:Copyright" not in replaced or replaced["IFD0:Copyright"] == ""
+
+
+@pytest.mark.parametrize("policy, written", [("copyright-only", True), ("none", False)])
+def test_the_metadata_policy_decides_whether_the_preset_goes_out(
+        tmp_path, identity_session, read_meta, policy, written):
+    identity_session.app.rights = PRESET
+    source = write_sample_photo(tmp_path / "IMG_0003.JPG", size=(120, 80), artist="", copyright="")
+    outcome = identity_session.process(source, _recipe(metadata=policy))
+    exif, iptc, xmp = read_meta(outcome.output)
+    assert (exif.get("Exif.Image.Artist") == "Ana Lima") is written
+    assert ("Xmp.xmpRights.UsageTerms" in xmp) is written
+    assert "Xmp.photobatch.Recipe" in xmp  # our record goes out under every policy
+
+
+def test_into_an_iptc_record_in_another_character_set_only_plain_text_goes(tmp_path, identity_session,
+                                                                           read_meta):
+    source = write_sample_photo(tmp_path / "IMG_0004.JPG", size=(120, 80), artist="", copyright="")
+    image = pyexiv2.Image(str(source))
+    image.modify_iptc({"Iptc.Envelope.CharacterSet": None})  # an older tool's Latin-1 record
+    image.close()
+    identity_session.app.rights = PRESET
+    outcome = identity_session.process(source, _recipe())
+    exif, iptc, xmp = read_meta(outcome.output)
+    assert "Iptc.Envelope.CharacterSet" not in iptc  # the record's own set is not changed
+    assert iptc["Iptc.Application2.Byline"] == ["Ana Lima"]
+    assert not iptc.get("Iptc.Application2.Copyright")  # "©" would read as "Â©" there
+    assert exif["Exif.Image.Copyright"] == "© 2026 Ana Lima, all rights reserved"
+
+
+def test_the_watermark_takes_the_artist_from_the_preset_when_the_camera_has_none(
+        tmp_path, identity_session):
+    source = write_sample_photo(tmp_path / "IMG_0005.JPG", size=(120, 80), artist="")
+    marked = _recipe(watermark="© {artist}")
+    failed = identity_session.process(source, marked)
+    assert failed.status == "failed" and "takes {artist} from the photo" in failed.error
+    identity_session.app.rights = PRESET
+    assert identity_session.process(source, marked).status == "done"
+
+
+def test_the_config_table_is_checked_key_by_key():
+    config = parse_config({"copyright": {"creator": "Ana Lima", "replace": True}})
+    assert config.rights == Rights(creator="Ana Lima", replace=True)
+    assert parse_config({}).rights is None and parse_config({"copyright": {}}).rights is None
+    with pytest.raises(ConfigError, match=r"unknown key copyright.notise; did you mean 'notice'"):
+        parse_config({"copyright": {"notise": "x"}})
+    with pytest.raises(ConfigError, match=r"unknown key creator; it belongs in \[copyright\]"):
+        parse_config({"creator": "Ana Lima"})
+    with pytest.raises(ConfigError, match=r"copyright.notice must be one line"):
+        parse_config({"copyright": {"notice": "a\nb"}})
+
+
+def test_sync_metadata_brings_a_new_preset_to_outputs_made_before(tmp_path, identity_session,
+                                                                  read_meta):
+    photos = [write_sample_photo(tmp_path / "in" / f"IMG_00{n}.JPG", size=(120, 80), seed=n,
+                                 artist="" if n == 1 else "Bob Second", copyright="")
+              for n in (1, 2)]
+    outputs = [identity_session.process(p, _recipe()).output for p in photos]
+    pixels_before = [o.read_bytes()[-2000:] for o in outputs]
+    config = tmp_path / "config.toml"
+    config.write_text('[copyright]\ncreator = "Ana Lima"\nnotice = "© {year} Ana Lima"\n',
+                      encoding="utf-8")
+    photos[1].rename(tmp_path / "IMG_002-archived.JPG")  # an original archived elsewhere
+
+    def sync():
+        return CliRunner().invoke(main, ["--catalog", str(tmp_path / "catalog.db"), "--config",
+                                         str(config), "catalog", "sync-metadata"])
+
+    first = sync()
+    assert first.exit_code == 0, first.output
+    assert "2 output(s) updated" in first.output
+    creators = [read_meta(o)[0]["Exif.Image.Artist"] for o in outputs]
+    # The archived original's own credit is known from the catalog: it is kept.
+    assert creators == ["Ana Lima", "Bob Second"]
+    assert [read_meta(o)[2]["Xmp.dc.rights"] for o in outputs] == [
+        {'lang="x-default"': "© 2026 Ana Lima"}] * 2
+    assert [o.read_bytes()[-2000:] for o in outputs] == pixels_before  # the pixels stay
+    again = sync()
+    assert again.exit_code == 0 and "0 output(s) updated, 2 already current" in again.output
+    verify = CliRunner().invoke(main, ["--catalog", str(tmp_path / "catalog.db"), "catalog",
+                                       "verify", "--json"])
+    findings = json.loads(verify.output)
+    # Only the archived original is missed; the rewritten outputs are what the catalog says.
+    assert [(f["kind"], f["path"]) for f in findings] == [("original missing", str(photos[1]))]
