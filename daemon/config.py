@@ -144,6 +144,11 @@ class _Reader:
                 key = next(iter(self.table))
                 home = _HOMES.get(key)
                 hint = did_you_mean(key, self.asked) or (f"; it belongs {home}" if home else "")
+            elif all(_HOMES.get(k) for k in self.table):
+                # Keys written below a table header they do not belong to: say where they go.
+                homes = {_HOMES[k] for k in self.table}
+                hint = (f"; they belong {homes.pop()}" if len(homes) == 1 else
+                        "; " + ", ".join(f"{k} belongs {_HOMES[k]}" for k in sorted(self.table)))
             raise ConfigError(f"{self.label}: unknown key {unknown}{hint}")
 
 

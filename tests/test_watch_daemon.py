@@ -614,6 +614,15 @@ def test_watch_check_says_what_the_daemon_would_start_with_and_starts_nothing(ws
     assert "  recipe quick on test/fixed-cost-model" in lines
     assert lines[-1] == "ready: `photobatch watch` would start with this"
     assert not card.parent.exists() and ws.done_count() == 0  # nothing made, nothing run
+    assert not any(line.startswith("rights") for line in lines)
+    text = ws.config.read_text()
+    ws.config.write_text('[copyright]\ncreator = "Ana Lima"\n' + text)
+    misplaced = check()  # TOML puts the top-level keys that follow into [copyright]
+    assert misplaced.exit_code == 1
+    assert ("unknown key copyright.recipe_dirs, copyright.stop_timeout_seconds; they belong at "
+            "the top of the file, before any [table]") in misplaced.output
+    ws.config.write_text(text + '[copyright]\ncreator = "Ana Lima"\n')
+    assert "rights   Ana Lima (where the camera left it empty)" in check().output.splitlines()
     # A nearly full output disk is worth knowing before the shoot comes in.
     monkeypatch.setattr(watch_check, "LOW_SPACE_BYTES", 1 << 62)
     full = check()
