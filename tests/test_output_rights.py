@@ -149,3 +149,16 @@ def test_sync_metadata_brings_a_new_preset_to_outputs_made_before(tmp_path, iden
     findings = json.loads(verify.output)
     # Only the archived original is missed; the rewritten outputs are what the catalog says.
     assert [(f["kind"], f["path"]) for f in findings] == [("original missing", str(photos[1]))]
+
+
+def test_inspect_shows_who_owns_a_photo_and_how_big_it_prints(tmp_path, identity_session):
+    identity_session.app.rights = PRESET
+    source = write_sample_photo(tmp_path / "IMG_0006.JPG", size=(600, 400), artist="", copyright="")
+    output = identity_session.process(source, _recipe(ppi=300)).output
+    text = CliRunner().invoke(main, ["inspect", str(output)]).output
+    for line in ("resolution    300 ppi: prints 5.1 x 3.4 cm (2.0 x 1.3 in)",
+                 "creator       Ana Lima", "copyright     © 2026 Ana Lima, all rights reserved",
+                 f"usage terms   {PRESET.usage_terms}", f"licensing     {PRESET.url}"):
+        assert "  " + line in text.splitlines(), (line, text)
+    data = json.loads(CliRunner().invoke(main, ["inspect", "--json", str(source)]).output)
+    assert data["rights"] == {} and data["ppi"] == 72  # the camera's: no credit, 72 ppi

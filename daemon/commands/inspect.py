@@ -53,7 +53,7 @@ def describe(path: Path) -> dict:
         record = metadata.read_record(path)
     except metadata.MetadataError:
         record = {}
-    width, height, problem, alpha = _probe_size(path, kind)
+    width, height, problem, alpha, ppi = _probe_size(path, kind)
     if kind != "heif" and (summary.get("orientation") or 1) >= 5 and width:
         width, height = height, width  # shown upright; libheif already turns HEIF upright
     if kind == "raw":
@@ -71,7 +71,9 @@ def describe(path: Path) -> dict:
         "height": height,
         "transparency": alpha,
         "color_profile": profile_description(icc) if icc else None,
+        "ppi": ppi,
         **summary,
+        "rights": _rights(path),
         "photobatch": record,
         # The photographer's culling in an XMP sidecar: it has the last word over the above.
         "sidecar": {"file": sidecar.name, "rating": culling.rating, "labels": list(culling.labels),
@@ -80,21 +82,38 @@ def describe(path: Path) -> dict:
     }
 
 
+def _rights(path: Path) -> dict[str, str]:
+    """Who made the photo and its rights, as its EXIF, IPTC and XMP say (see metadata.rights)."""
+    from photobatch.plugins.metadata.exiv2 import MetadataError, open_file, read_group
+    from photobatch.plugins.metadata.rights import rights_in
+
+    try:
+        image = open_file(path)
+    except MetadataError:
+        return {}
+    try:
+        return rights_in({**read_group(image, "exif", []), **read_group(image, "iptc", []),
+                          **read_group(image, "xmp", [])})
+    finally:
+        image.close()
+
+
 def _probe_size(path: Path, kind: str | None
-                ) -> tuple[int | None, int | None, str | None, bool | None]:
+                ) -> tuple[int | None, int | None, str | None, bool | None, float | None]:
     """Stored pixel size from the header alone (RAW: LibRaw's output size), a problem reading
-    it, and whether the picture has an alpha channel or a transparent colour (None: unknown)."""
+    it, whether the picture has an alpha channel or a transparent colour (None: unknown), and
+    the pixels per inch it says it prints at (None: it says none)."""
     try:
         if kind == "raw":
             import rawpy
 
             with rawpy.imread(str(path)) as raw:
-                return raw.sizes.width, raw.sizes.height, None, False
+                return raw.sizes.width, raw.sizes.height, None, False, None
         if kind == "heif":
             import pillow_heif
 
             heif = pillow_heif.open_heif(path)
-            return (*heif.size, None, bool(heif.has_alpha))
+            return (*heif.size, None, bool(heif.has_alpha), None)
         if kind is not None:
             from PIL import Image
 
@@ -102,10 +121,20 @@ def _probe_size(path: Path, kind: str | None
 
             Image.MAX_IMAGE_PIXELS = None  # a header is read, never the pixels
             with Image.open(path) as img:
-                return img.width, img.height, None, has_transparency(img)
+                dpi = img.info.get("dpi")
+                ppi = round(float(dpi[0]), 2) if dpi and float(dpi[0]) > 1 else None
+                return img.width, img.height, None, has_transparency(img), ppi
     except Exception as exc:  # the record is still worth printing
-        return None, None, f"cannot read the picture's size: {' '.join(str(exc).split())}", None
-    return None, None, "not a photo format photobatch reads", None
+        return (None, None, f"cannot read the picture's size: {' '.join(str(exc).split())}",
+                None, None)
+    return None, None, "not a photo format photobatch reads", None, None
+
+
+def print_size(width: int, height: int, ppi: float) -> str:
+    """How big ``width`` x ``height`` pixels print at ``ppi``: "20.3 x 13.5 cm (8.0 x 5.3 in)"."""
+    inches = (width / ppi, height / ppi)
+    return (f"{inches[0] * 2.54:.1f} x {inches[1] * 2.54:.1f} cm "
+            f"({inches[0]:.1f} x {inches[1]:.1f} in)")
 
 
 def _print_record(record: dict, show_all: bool) -> None:
@@ -115,6 +144,9 @@ def _print_record(record: dict, show_all: bool) -> None:
     click.echo(f"{record['file']}")
     click.echo(f"  {'format':<13} {record['format']}, {size}, {record['size']:,} bytes")
     click.echo(f"  {'colour':<13} {record['color_profile'] or 'no embedded profile'}")
+    if record.get("ppi") and record["width"]:
+        click.echo(f"  {'resolution':<13} {record['ppi']:g} ppi: prints "
+                   f"{print_size(record['width'], record['height'], record['ppi'])}")
     for key, label in _FIELDS:
         value = record[key]
         if value in (None, [], ""):
@@ -128,6 +160,10 @@ def _print_record(record: dict, show_all: bool) -> None:
         elif key == "exposure_time":
             value = f"{value} s"
         click.echo(f"  {label:<13} {value}")
+    for key, label in (("creator", "creator"), ("notice", "copyright"),
+                       ("usage_terms", "usage terms"), ("url", "licensing")):
+        if record["rights"].get(key):
+            click.echo(f"  {label:<13} {record['rights'][key]}")
     sidecar = record["sidecar"]
     if sidecar is not None:
         from photobatch.plugins.gallery.describe import rating_text

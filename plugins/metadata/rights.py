@@ -57,6 +57,17 @@ class Rights:
         return {name: value for name, value in fields.items() if value}
 
 
+def rights_in(groups: dict[str, Any]) -> dict[str, str]:
+    """The creator, notice, usage terms and url that metadata ``groups`` (EXIF, IPTC and XMP
+    keys merged) give, each from the first of its tags that has it (those it has)."""
+    found = {}
+    for field, tags in FIELD_TAGS.items():
+        text = next((_text(groups.get(tag)) for tag in tags if _text(groups.get(tag))), "")
+        if text:
+            found[field] = text
+    return found
+
+
 def has_own(groups: dict[str, Any], field: str) -> bool:
     """Whether the metadata ``groups`` (EXIF, IPTC and XMP keys merged) give ``field`` a value."""
     return any(_text(groups.get(tag)) for tag in FIELD_TAGS[field])
