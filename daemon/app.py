@@ -24,7 +24,8 @@ class App:
 
     def __init__(self, catalog_path: Path | None = None, recipe_dirs=(), model: str | None = None,
                  plugin_manager=None, plugins_dir: Path | None = None, disabled_plugins=(),
-                 device: str | None = None, precision: str | None = None, rights=None):
+                 device: str | None = None, precision: str | None = None, rights=None,
+                 notifications=None):
         # plugins_dir and disabled_plugins only matter when no plugin manager is given.
         self.pm = plugin_manager or build_plugin_manager(plugins_dir=plugins_dir,
                                                          disabled_plugins=disabled_plugins)
@@ -53,6 +54,8 @@ class App:
         self.default_model = model or os.environ.get("PHOTOBATCH_MODEL")
         # The config's [copyright] preset (metadata.rights.Rights), written into every output.
         self.rights = rights
+        # The config's [notify] settings (builtin.notifications.NotifySettings), or None.
+        self.notifications = notifications
         # SQLite connections belong to one thread: each worker thread opens its own (WAL
         # lets them read concurrently and serialises their short writes).
         self._local = threading.local()

@@ -18,6 +18,7 @@ import platformdirs
 from photobatch.daemon.pairs import DEFAULT_PAIRS, PAIR_CHOICES
 from photobatch.recipes.suggest import did_you_mean
 from photobatch.plugins.diffusion.device import PRECISIONS
+from photobatch.plugins.builtin.notifications import NotifySettings
 from photobatch.plugins.metadata.rights import Rights
 
 POLLING_MODES = ("auto", "on", "off")
@@ -71,6 +72,8 @@ class Config:
     stop_timeout_seconds: float = 30.0
     # [copyright]: the photographer's rights, written into every output (metadata.rights).
     rights: Rights | None = None
+    # [notify]: where "shoot done" and "needs you" messages go (builtin.notifications).
+    notify: NotifySettings | None = None
     source: str = ""
 
 
@@ -96,7 +99,9 @@ _HOMES = {
     **dict.fromkeys(("max_attempts", "delay_seconds"), "in [retries]"),
     **dict.fromkeys(("decode", "encode"), "in [workers]"),
     **dict.fromkeys(("dir", "disabled"), "in [plugins]"),
-    **dict.fromkeys(("creator", "notice", "usage_terms", "url", "replace"), "in [copyright]"),
+    **dict.fromkeys(("creator", "notice", "usage_terms", "replace"), "in [copyright]"),
+    "command": "in [notify]",
+    "url": "in [copyright] or [notify]",
     **dict.fromkeys(("path", "recipes", "output", "recursive", "mirror_folders", "polling",
                      "quiet_seconds", "ignore", "min_rating"), "in a [[watch]] table"),
 }
@@ -172,6 +177,12 @@ def _precision_name(value: str):
     return f'must be "auto", "fp32", "bf16" or "fp16", got {value!r}'
 
 
+def _http_url(value: str):
+    if re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        return None
+    return f"must be an http:// or https:// address, got {value!r}"
+
+
 def _one_line(value: str):
     if "\n" in value or len(value) > 2000:
         return "must be one line of at most 2000 characters"
@@ -212,6 +223,10 @@ def parse_config(data: dict, source: str = "") -> Config:
                        for name in ("creator", "notice", "usage_terms", "url")},
                     replace=copyright.get("replace", (bool,), False))
     copyright.done()
+    notify_table = _Reader(label, top.get("notify", (dict,), {}), "notify")
+    notify = NotifySettings(url=notify_table.get("url", (str,), "", _http_url),
+                            command=notify_table.strings("command"))
+    notify_table.done()
     recipe_dirs = tuple(_path(p) for p in top.strings("recipe_dirs"))
     rescan = float(top.get("rescan_minutes", (int, float), 10.0, _positive))
     stop_timeout = float(top.get("stop_timeout_seconds", (int, float), 30.0, _positive))
@@ -224,7 +239,8 @@ def parse_config(data: dict, source: str = "") -> Config:
         plugins_dir=_path(plugins_dir) if plugins_dir else None, disabled_plugins=disabled,
         decode_workers=decode, encode_workers=encode, max_attempts=max_attempts,
         retry_delay_seconds=retry_delay, rescan_minutes=rescan,
-        stop_timeout_seconds=stop_timeout, rights=rights or None, source=source,
+        stop_timeout_seconds=stop_timeout, rights=rights or None, notify=notify or None,
+        source=source,
     )
 
 
@@ -331,6 +347,10 @@ output = "~/Pictures/Enhanced"             # outputs go here (never next to the 
 # usage_terms = "No use without a licence: jane@example.com"
 # url = "https://janedoe.example/licensing"
 # replace = false                          # true: over what the camera wrote, too
+
+# [notify]                                 # when a shoot is done, or an output disk is full
+# url = "https://ntfy.sh/my-studio-shoots" # POST the message (ntfy takes it as it is)
+# command = ["notify-send", "{title}", "{text}"]   # and/or run this
 
 # [plugins]
 # dir = "~/.config/photobatch/plugins"     # drop-in plugin *.py files

@@ -142,7 +142,8 @@ class WatchService:
                   model=config.model, plugin_manager=pm,
                   plugins_dir=self.plugins_dir or config.plugins_dir,
                   disabled_plugins=config.disabled_plugins, device=config.device,
-                  precision=config.precision, rights=config.rights)
+                  precision=config.precision, rights=config.rights,
+                  notifications=config.notify)
         for i, folder in enumerate(config.watch):
             for name in folder.recipes:
                 if name not in app.recipes:
@@ -545,6 +546,7 @@ class WatchService:
             self.intake(path)
         next_scan = time.monotonic() + self.config.rescan_minutes * 60
         next_beat = next_check = next_backup = 0.0
+        was_waiting = False
         while not self.stop_signals:
             if self.reload_requested:
                 self._reload()
@@ -562,8 +564,14 @@ class WatchService:
                 self.catch_up()
                 next_scan = now + self.config.rescan_minutes * 60
             if now >= next_beat:
+                waiting = self.pipeline.waiting_for_space()
                 state.heartbeat(self.pipeline.current(), state=WAITING_FOR_SPACE
-                                if self.pipeline.waiting_for_space() else "running")
+                                if waiting else "running")
+                if waiting and not was_waiting:
+                    self.app.notify("photobatch_needs_attention", app=self.app, text=(
+                        "an output disk is full: photobatch waits, trying one photo now and "
+                        "then, and goes on by itself once there is room (nothing is lost)"))
+                was_waiting = waiting
                 next_beat = now + HEARTBEAT_SECONDS
             if not self.once and now >= next_check:
                 self._check_folders()

@@ -33,6 +33,10 @@ def check_watch(service) -> tuple[list[str], list[str]]:
             lines.append(f"rights   {said} ("
                          + ("over what cameras wrote" if rights.replace
                             else "where the camera left it empty") + ")")
+        notify = config.notify
+        if notify:
+            lines.append("notify   " + ", ".join(filter(None, (notify.url, " ".join(notify.command))))
+                         + " (when a shoot is done, or an output disk is full)")
         for folder in config.watch:
             there = folder.path.is_dir()
             lines.append(f"folder   {folder.path}" + ("" if there else

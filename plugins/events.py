@@ -15,6 +15,7 @@ EVENTS = (
     "photobatch_run_failed",
     "photobatch_daemon_started",
     "photobatch_caught_up",
+    "photobatch_needs_attention",
     "photobatch_daemon_stopping",
 )
 

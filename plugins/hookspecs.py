@@ -88,5 +88,10 @@ def photobatch_caught_up(app, done, skipped, failed, seconds):
 
 
 @hookspec
+def photobatch_needs_attention(app, text):
+    """Called when the watch service cannot go on without the user; ``text`` says why."""
+
+
+@hookspec
 def photobatch_daemon_stopping(app, reason):
     """Called when the watch service begins to stop; ``reason`` says why (a signal name)."""

@@ -20,6 +20,23 @@ def _refuse(*args, **kwargs):
     raise NetworkBlocked("tests must not touch the network")
 
 
+# This machine itself is not the network: a test may serve and reach 127.0.0.1 (a local stand-in
+# for a notification server).
+_LOOPBACK = ("127.0.0.1", "::1")
+_connect, _connect_ex, _create_connection = (socket.socket.connect, socket.socket.connect_ex,
+                                             socket.create_connection)
+
+
+def _loopback_only(real):
+    def guarded(*args, **kwargs):
+        address = args[1] if real is not _create_connection else args[0]
+        if isinstance(address, tuple) and address[0] in _LOOPBACK:
+            return real(*args, **kwargs)
+        return _refuse()
+
+    return guarded
+
+
 def pytest_configure(config):
     """In an xdist worker, give torch (here and in the CLI processes tests start) its share of
     the cores: two workers with a thread per core each run 2-3x slower than one."""
@@ -34,10 +51,10 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def no_network_and_private_dirs(monkeypatch, tmp_path_factory):
-    """Block sockets, force Hugging Face offline, and keep user dirs out of $HOME."""
-    monkeypatch.setattr(socket.socket, "connect", _refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", _refuse)
-    monkeypatch.setattr(socket, "create_connection", _refuse)
+    """Block sockets (but for loopback), force Hugging Face offline, and keep user dirs out of $HOME."""
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only(_connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", _loopback_only(_connect_ex))
+    monkeypatch.setattr(socket, "create_connection", _loopback_only(_create_connection))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     home = tmp_path_factory.mktemp("home")

@@ -47,6 +47,7 @@ EVENT_ARGS = {
     "photobatch_caught_up": dict(app=SimpleNamespace(recipes={}), done=120, skipped=3, failed=2,
                                  seconds=840.0),
     "photobatch_daemon_stopping": dict(app=SimpleNamespace(recipes={}), reason="signal"),
+    "photobatch_needs_attention": dict(app=SimpleNamespace(recipes={}), text="an output disk is full"),
 }
 
 

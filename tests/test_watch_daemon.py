@@ -621,8 +621,10 @@ def test_watch_check_says_what_the_daemon_would_start_with_and_starts_nothing(ws
     assert misplaced.exit_code == 1
     assert ("unknown key copyright.recipe_dirs, copyright.stop_timeout_seconds; they belong at "
             "the top of the file, before any [table]") in misplaced.output
-    ws.config.write_text(text + '[copyright]\ncreator = "Ana Lima"\n')
-    assert "rights   Ana Lima (where the camera left it empty)" in check().output.splitlines()
+    ws.config.write_text(text + '[copyright]\ncreator = "Ana Lima"\n[notify]\nurl = "https://ntfy.sh/x"\n')
+    said = check().output.splitlines()
+    assert "rights   Ana Lima (where the camera left it empty)" in said
+    assert "notify   https://ntfy.sh/x (when a shoot is done, or an output disk is full)" in said
     # A nearly full output disk is worth knowing before the shoot comes in.
     monkeypatch.setattr(watch_check, "LOW_SPACE_BYTES", 1 << 62)
     full = check()

@@ -44,6 +44,7 @@ def test_every_option_of_the_example_config_parses_when_uncommented():
     assert config.pairs == "raw" and config.watch[0].pairs == "both"
     assert config.watch[0].min_rating == 3 and config.max_attempts == 3
     assert config.rights.creator == "Jane Doe" and "{year}" in config.rights.notice
+    assert config.notify.url.startswith("https://ntfy.sh/") and config.notify.command[0] == "notify-send"
 
 
 def test_every_key_of_the_example_config_has_its_home_named_for_misplaced_keys():
@@ -56,7 +57,8 @@ def test_every_key_of_the_example_config_has_its_home_named_for_misplaced_keys()
     homes = {}
     for key, value in data.items():
         if isinstance(value, dict):
-            homes.update({k: f"in [{key}]" for k in value if k not in homes})
+            for k in value:  # a key of two tables (url) names both
+                homes[k] = f"{homes[k]} or [{key}]" if k in homes else f"in [{key}]"
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             homes.update({k: "in a [[watch]] table" for k in value[0] if k not in homes})
         else:
