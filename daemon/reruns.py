@@ -9,6 +9,7 @@ plan is made here; ``photobatch rerun`` queues it for the daemon or runs it now.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 from photobatch.catalog.queries import (
     STATE_COMPARISON,
     STATE_PENDING,
+    STATE_RECIPE_CHANGED,
     STATE_RECIPE_GONE,
     STATE_UP_TO_DATE,
     Current,
@@ -31,6 +33,7 @@ from photobatch.daemon.naming import Take
 from photobatch.daemon.sidecar_masks import mask_identity
 from photobatch.plugins.diffusion.settings import settings_from_recipe
 from photobatch.plugins.diffusion.sources import ModelError, adapters_hash, model_hash, resolve_model
+from photobatch.recipes.changes import recipe_changes
 from photobatch.recipes.schema import Recipe
 
 log = logging.getLogger(__name__)
@@ -167,6 +170,15 @@ class RerunItem:
         if self.seed is not None:
             return "another seed"
         return self.pair.state
+
+    @property
+    def changes(self) -> list[str]:
+        """What changed in the recipe since the run was made, when that is why it runs again
+        (["strength 0.2 → 0.25", ...]; empty otherwise)."""
+        run = self.pair.run or {}
+        if self.reason != STATE_RECIPE_CHANGED or not run.get("params"):
+            return []
+        return recipe_changes(json.loads(run["params"]), self.recipe.params())
 
 
 @dataclass

@@ -157,6 +157,8 @@ def test_a_changed_recipe_makes_outputs_stale_and_the_daemon_reruns_them(studio)
     assert dry.output.count("stale: recipe changed") == 4  # 3 rows and the summary
     assert "would queue 3 run(s)" in dry.output and "nothing changed" in dry.output
     assert str(studio.out) in dry.output  # each goes where its output went
+    # What changed, said once for the three outputs it makes stale.
+    assert dry.output.count("tint changed since 3 of its output(s) were made: strength ") == 1
     assert len(studio.runs()) == 3  # a dry run changes nothing
 
     queued = studio.cli("rerun", "--stale")

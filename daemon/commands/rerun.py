@@ -89,6 +89,7 @@ def rerun(obj: Context, everything, model, out_dir, force, seed, takes, now, dry
         click.echo("nothing to re-run")
         app.close()
         sys.exit(1 if plan.problems else 0)
+    _echo_changes(plan)
     ok = _run_now(app, plan) if now else _queue(app, plan)
     app.close()
     sys.exit(0 if ok and not plan.problems else 1)
@@ -116,7 +117,23 @@ def _echo_plan(plan, verb: str, new_seeds: bool = False) -> None:
           # A dry run draws no seed worth showing: the real run draws its own.
           *(["new (random)" if new_seeds else str(i.seed)] if seeds else []), str(i.out_dir)]
          for i in plan.items], max_width=60))
+    _echo_changes(plan)
     click.echo(f"would {verb} {len(plan.items)} run(s) ({_reasons(plan)}); nothing changed (--dry-run)")
+
+
+def _echo_changes(plan) -> None:
+    """What changed in each recipe since its stale outputs were made, once per recipe and
+    change (a shoot's outputs usually share one)."""
+    from photobatch.recipes.changes import summary
+
+    seen: dict[tuple[str, tuple[str, ...]], int] = {}
+    for item in plan.items:
+        changes = tuple(item.changes)
+        if changes:
+            seen[(item.recipe.name, changes)] = seen.get((item.recipe.name, changes), 0) + 1
+    for (name, changes), count in seen.items():
+        click.echo(f"{name} changed since {count} of its output(s) were made: "
+                   f"{summary(list(changes), most=6)}")
 
 
 def _queue(app, plan) -> bool:
