@@ -36,7 +36,7 @@ from photobatch.plugins.diffusion.loading import ModelError, resolve_model
 from photobatch.plugins.images import NothingToDo, ReadError
 from photobatch.plugins.output_options import output_bit_depth, writer_name
 from photobatch.plugins.sharpening import sharpen_output
-from photobatch.plugins.transparency import straight_output
+from photobatch.plugins.transparency import fit_alpha, straight_output
 from photobatch.plugins.metadata.rights import with_rights
 from photobatch.plugins.watermark import draw_watermark, recipe_mark
 from photobatch.recipes.schema import Recipe
@@ -420,7 +420,12 @@ class Session:
                     # The photo's metadata will not change by trying again; a logo file may.
                     raise StageError(f"watermarking the output of {job.path.name}", str(exc),
                                      lasting=bool(output.watermark)) from None
-                full = draw_watermark(full, mark, job.decoded.icc_profile)
+                if alpha is None:
+                    full = draw_watermark(full, mark, job.decoded.icc_profile)
+                else:  # a cut-out: the mark shows where the picture is transparent too
+                    size = full.size if isinstance(full, Image.Image) else full.shape[1::-1]
+                    full, alpha = draw_watermark(full, mark, job.decoded.icc_profile,
+                                                 alpha=fit_alpha(alpha, size))
             ran_as = None
             family = getattr(job.result, "family", None)
             if job.recipe.family and family:

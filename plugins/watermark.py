@@ -135,10 +135,14 @@ def _kept_logo(path: str, mtime_ns: int, size: int) -> tuple[Image.Image, str]:
     return read_logo(io.BytesIO(data), shown=path), hashlib.sha256(data).hexdigest()
 
 
-def draw_watermark(image, mark: "Mark | str", icc: bytes | None = None):
+def draw_watermark(image, mark: "Mark | str", icc: bytes | None = None, alpha=None):
     """A copy of ``image`` (PIL RGB, or an H x W x 3 uint16 array) with ``mark`` (a Mark, or
     text for the lower right corner) drawn on it; ``icc`` is the picture's colour profile (None:
-    sRGB), which a graphic's colours are converted into."""
+    sRGB), which a graphic's colours are converted into.
+
+    ``alpha``: the picture's transparency (H x W, uint8 or uint16, at its size; its colours
+    straight, not premultiplied). Given, the mark is laid over it as a layer is ("over"): it
+    shows on transparent parts too, and (picture, alpha) is returned."""
     if isinstance(mark, str):
         mark = Mark(text=mark)
     is_pil = isinstance(image, Image.Image)
@@ -147,19 +151,31 @@ def draw_watermark(image, mark: "Mark | str", icc: bytes | None = None):
                            else _logo_layers(mark, width, height, icc))
     pixels = np.array(image.convert("RGB") if is_pil else image)  # a copy, changed below
     full = 255.0 if is_pil else 65535.0
-    for colour, alpha in layers:
+    opaque = None if alpha is None else float(np.iinfo(alpha.dtype).max)
+    alpha = None if alpha is None else np.array(alpha)  # a copy, changed below
+    for colour, cover in layers:
         # The layer may hang over an edge (a big inset on a small picture): its part inside.
-        h, w = alpha.shape
+        h, w = cover.shape
         y0, x0 = max(top, 0), max(left, 0)
         y1, x1 = min(top + h, height), min(left + w, width)
         if y1 <= y0 or x1 <= x0:
             continue
-        a = alpha[y0 - top:y1 - top, x0 - left:x1 - left, None]
+        a = cover[y0 - top:y1 - top, x0 - left:x1 - left, None]
         c = colour if np.ndim(colour) == 1 else colour[y0 - top:y1 - top, x0 - left:x1 - left]
+        c = np.asarray(c, dtype=np.float32) * full
         region = pixels[y0:y1, x0:x1].astype(np.float32)
-        region = region * (1.0 - a) + np.asarray(c, dtype=np.float32) * full * a
+        if alpha is None:
+            region = region * (1.0 - a) + c * a
+        else:
+            below = alpha[y0:y1, x0:x1, None].astype(np.float32) / opaque
+            out = a + below * (1.0 - a)
+            # Straight colours: the mark's, and what shows of the picture under it, by coverage.
+            region = np.where(out > 0, (c * a + region * below * (1.0 - a)) / np.maximum(out, 1e-6),
+                              region)
+            alpha[y0:y1, x0:x1] = np.clip(np.rint(out[..., 0] * opaque), 0, opaque).astype(alpha.dtype)
         pixels[y0:y1, x0:x1] = np.clip(np.rint(region), 0, full).astype(pixels.dtype)
-    return Image.fromarray(pixels, "RGB") if is_pil else pixels
+    marked = Image.fromarray(pixels, "RGB") if is_pil else pixels
+    return marked if alpha is None else (marked, alpha)
 
 
 def _anchor(mark: Mark, box: tuple[int, int], width: int, height: int) -> tuple[int, int]:

@@ -246,3 +246,43 @@ def test_a_logo_changed_while_the_daemon_runs_is_what_the_run_records(tmp_path, 
     with Image.open(outcome.output) as img:
         corner = np.asarray(img.convert("RGB"))[:60, :90].astype(int)
     assert (corner[..., 2] - corner[..., 0]).max() > 60  # blue, not red
+
+
+def test_on_a_transparent_picture_the_mark_is_laid_over_as_a_layer(tmp_path):
+    logo = read_logo(_logo(tmp_path / "logo.png"))
+    hidden = Image.new("RGB", (600, 400), (0, 255, 0))  # colours under alpha 0: never seen
+    clear = np.zeros((400, 600), np.uint8)
+    for opacity in (100, 50):
+        marked, alpha = draw_watermark(hidden, Mark(logo=logo, size=50, opacity=opacity,
+                                                    position="center"), alpha=clear)
+        # The disc's own colour at the mark's opacity, not mixed with the hidden green.
+        assert tuple(np.asarray(marked)[200, 250]) == (220, 30, 30)
+        assert abs(int(alpha[200, 250]) - round(255 * opacity / 100)) <= 1
+        assert alpha[200, 350] == 0 and alpha[20, 20] == 0  # clear where the logo is clear
+    assert clear.max() == 0  # the caller's alpha is not changed in place
+    # Over an opaque picture, the same as without alpha.
+    opaque = np.full((400, 600), 255, np.uint8)
+    mark = Mark(logo=logo, size=50, position="center")
+    over, kept = draw_watermark(_grey(), mark, alpha=opaque)
+    assert np.array_equal(np.asarray(over), np.asarray(draw_watermark(_grey(), mark)))
+    assert (kept == 255).all()
+
+
+def test_a_cut_out_png_keeps_its_transparency_and_shows_the_mark_over_it(tmp_path, identity_session):
+    rgba = np.zeros((200, 300, 4), np.uint8)
+    rgba[..., :3] = (40, 90, 160)
+    rgba[:, 150:, 3] = 255  # a product on the right half, nothing on the left
+    source = tmp_path / "cutout.png"
+    Image.fromarray(rgba, "RGBA").save(source)
+    outcome = identity_session.process(source, recipe_from_dict(
+        {"name": "proof", "runner": "identity",
+         "output": {"format": "png", "watermark": MARK, "watermark_position": "bottom-left"}}))
+    assert outcome.status == "done", outcome.error
+    with Image.open(outcome.output) as img:
+        assert img.mode == "RGBA"
+        out = np.asarray(img)
+    shown = out[..., 3] > 0
+    assert shown[:, 150:].all()  # the product stays opaque
+    mark = np.argwhere(shown[:, :150])
+    assert len(mark) > 50 and mark[:, 0].min() > 200 * 0.7  # the mark, at the bottom left
+    assert not shown[: int(200 * 0.6), :150].any()  # and the rest of the left still clear
