@@ -25,7 +25,7 @@ class App:
     def __init__(self, catalog_path: Path | None = None, recipe_dirs=(), model: str | None = None,
                  plugin_manager=None, plugins_dir: Path | None = None, disabled_plugins=(),
                  device: str | None = None, precision: str | None = None, rights=None,
-                 notifications=None):
+                 notifications=None, folder_rights=()):
         # plugins_dir and disabled_plugins only matter when no plugin manager is given.
         self.pm = plugin_manager or build_plugin_manager(plugins_dir=plugins_dir,
                                                          disabled_plugins=disabled_plugins)
@@ -54,6 +54,8 @@ class App:
         self.default_model = model or os.environ.get("PHOTOBATCH_MODEL")
         # The config's [copyright] preset (metadata.rights.Rights), written into every output.
         self.rights = rights
+        # Watch folders' own presets ((folder, Rights), deepest first): a second shooter's.
+        self.folder_rights = tuple(folder_rights)
         # The config's [notify] settings (builtin.notifications.NotifySettings), or None.
         self.notifications = notifications
         # SQLite connections belong to one thread: each worker thread opens its own (WAL
@@ -169,6 +171,13 @@ class App:
                 read_reference(path, self.readers)
             except ValueError as exc:
                 raise UsageError(f"recipe {recipe.name!r}: {exc}") from None
+
+    def rights_for(self, path: Path):
+        """The copyright preset for the photo at ``path``: its watch folder's own, else the
+        config's (None: none)."""
+        from photobatch.daemon.config import rights_for
+
+        return rights_for(path, self.folder_rights, self.rights)
 
     def check_watermark(self, recipe: Recipe) -> None:
         """Refuse a watermark graphic Pillow cannot decode (the loader only checked its header):

@@ -50,6 +50,8 @@ class WatchFolder:
     # RAW+JPEG pairs (IMG_0001.NEF beside IMG_0001.JPG): "raw" runs the RAW, "jpeg" the JPEG,
     # "both" each (see photobatch.daemon.pairs).
     pairs: str = DEFAULT_PAIRS
+    # This folder's [copyright] (a second shooter's): the config's, with the fields it sets.
+    rights: Rights | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,24 @@ class Config:
     # [notify]: where "shoot done" and "needs you" messages go (builtin.notifications).
     notify: NotifySettings | None = None
     source: str = ""
+
+    def folder_rights(self) -> tuple[tuple[Path, Rights], ...]:
+        """(folder, its copyright) for the watch folders with one of their own, the deepest first
+        (a folder inside another is the more specific)."""
+        own = [(folder.path.expanduser().resolve(), folder.rights) for folder in self.watch
+               if folder.rights]
+        return tuple(sorted(own, key=lambda pair: -len(pair[0].parts)))
+
+
+def rights_for(path: Path, folder_rights, default: Rights | None) -> Rights | None:
+    """The copyright preset for the photo at ``path``: that of the deepest of ``folder_rights``
+    ((folder, Rights), resolved, deepest first) holding it, else ``default``."""
+    if folder_rights:
+        where = Path(path).expanduser().resolve()
+        for folder, own in folder_rights:
+            if where.is_relative_to(folder):
+                return own
+    return default
 
 
 def default_config_path() -> Path:
@@ -103,7 +123,7 @@ _HOMES = {
     "command": "in [notify]",
     "url": "in [copyright] or [notify]",
     **dict.fromkeys(("path", "recipes", "output", "recursive", "mirror_folders", "polling",
-                     "quiet_seconds", "ignore", "min_rating"), "in a [[watch]] table"),
+                     "quiet_seconds", "ignore", "min_rating", "copyright"), "in a [[watch]] table"),
 }
 
 
@@ -218,11 +238,7 @@ def parse_config(data: dict, source: str = "") -> Config:
     retry_delay = float(retries.get("delay_seconds", (int, float), 60.0, lambda v: None if v >= 0
                                     else f"must be 0 or more, got {v!r}"))
     retries.done()
-    copyright = _Reader(label, top.get("copyright", (dict,), {}), "copyright")
-    rights = Rights(**{name: copyright.get(name, (str,), "", _one_line)
-                       for name in ("creator", "notice", "usage_terms", "url")},
-                    replace=copyright.get("replace", (bool,), False))
-    copyright.done()
+    rights = _read_rights(label, top.get("copyright", (dict,), {}), "copyright", Rights())
     notify_table = _Reader(label, top.get("notify", (dict,), {}), "notify")
     notify = NotifySettings(url=notify_table.get("url", (str,), "", _http_url),
                             command=notify_table.strings("command"))
@@ -232,7 +248,7 @@ def parse_config(data: dict, source: str = "") -> Config:
     stop_timeout = float(top.get("stop_timeout_seconds", (int, float), 30.0, _positive))
     raw_watch = top.get("watch", (list,), [])
     top.done()
-    folders = tuple(_parse_watch(label, i, item, pairs) for i, item in enumerate(raw_watch))
+    folders = tuple(_parse_watch(label, i, item, pairs, rights) for i, item in enumerate(raw_watch))
     return Config(
         watch=folders, model=model, device=device, precision=precision, pairs=pairs,
         recipe_dirs=recipe_dirs,
@@ -244,7 +260,24 @@ def parse_config(data: dict, source: str = "") -> Config:
     )
 
 
-def _parse_watch(label: str, index: int, item: Any, pairs: str) -> WatchFolder:
+def _read_rights(label: str, table: Any, where: str, base: Rights) -> Rights:
+    """A [copyright] table: the fields it sets over ``base``'s."""
+    reader = _Reader(label, table, where)
+    fields = {name: reader.get(name, (str,), getattr(base, name), _one_line)
+              for name in ("creator", "notice", "usage_terms", "url")}
+    rights = Rights(**fields, replace=reader.get("replace", (bool,), base.replace))
+    reader.done()
+    return rights
+
+
+def _folder_rights(label: str, index: int, table: dict | None, rights: Rights) -> Rights | None:
+    """A folder's own ``copyright = {...}`` over the config's (None: it has none)."""
+    if table is None:
+        return None
+    return _read_rights(label, table, f"watch[{index}].copyright", rights) or None
+
+
+def _parse_watch(label: str, index: int, item: Any, pairs: str, rights: Rights) -> WatchFolder:
     table = _Reader(label, item, f"watch[{index}]")
     path = table.get("path", (str,))
     if not path:
@@ -269,6 +302,7 @@ def _parse_watch(label: str, index: int, item: Any, pairs: str) -> WatchFolder:
         min_rating=table.get("min_rating", (int,), None,
                              lambda v: None if 0 <= v <= 5 else f"must be 0 to 5 stars, got {v!r}"),
         pairs=table.get("pairs", (str,), pairs, _pair_choice),
+        rights=_folder_rights(label, index, table.get("copyright", (dict,)), rights),
     )
     table.done()
     if folder.path.resolve() == folder.output.resolve():
@@ -329,6 +363,7 @@ output = "~/Pictures/Enhanced"             # outputs go here (never next to the 
 # min_rating = 3                           # only photos rated 3+ stars (in camera, or later in
 #                                          # Lightroom/darktable: rated up, a photo is taken then)
 # pairs = "both"                           # this folder's RAW+JPEG pairs (default: [defaults])
+# copyright = { creator = "Bob Second" }   # a second shooter's folder: [copyright] with these
 
 # [workers]                                # (on a GPU; on the CPU every stage takes its turn)
 # decode = 2                               # threads decoding and preparing photos

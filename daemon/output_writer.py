@@ -43,7 +43,7 @@ class OutputWriter:
         """
         writer = self.app.writers.get(writer_name(recipe.output.format))
         options = writer_options(recipe.output, writer, source_bits)
-        rights = self.app.rights
+        rights = self.app.rights_for(source)
         if alpha is not None:
             options["alpha"] = with_alpha(image, alpha, options.get("bit_depth", 8))
         # A photo exported again over itself is the same photo: its earlier versions' outputs

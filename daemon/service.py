@@ -143,7 +143,7 @@ class WatchService:
                   plugins_dir=self.plugins_dir or config.plugins_dir,
                   disabled_plugins=config.disabled_plugins, device=config.device,
                   precision=config.precision, rights=config.rights,
-                  notifications=config.notify)
+                  notifications=config.notify, folder_rights=config.folder_rights())
         for i, folder in enumerate(config.watch):
             for name in folder.recipes:
                 if name not in app.recipes:

@@ -415,7 +415,7 @@ class Session:
             output, mark = job.recipe.output, None
             if output.watermark or output.watermark_image:
                 try:
-                    mark = recipe_mark(output, with_rights(job.summary, self.app.rights))
+                    mark = recipe_mark(output, with_rights(job.summary, self.app.rights_for(job.path)))
                 except ValueError as exc:
                     # The photo's metadata will not change by trying again; a logo file may.
                     raise StageError(f"watermarking the output of {job.path.name}", str(exc),

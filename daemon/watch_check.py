@@ -27,12 +27,8 @@ def check_watch(service) -> tuple[list[str], list[str]]:
         problems = []
         if CatalogLock(app.catalog_path).held_by_other():
             lines.append("         a daemon is running on it now: `photobatch status` says what it does")
-        rights = config.rights
-        if rights:
-            said = ", ".join(v for v in (rights.creator, rights.notice) if v) or rights.url or rights.usage_terms
-            lines.append(f"rights   {said} ("
-                         + ("over what cameras wrote" if rights.replace
-                            else "where the camera left it empty") + ")")
+        if config.rights:
+            lines.append(f"rights   {_rights_text(config.rights)}")
         notify = config.notify
         if notify:
             lines.append("notify   " + ", ".join(filter(None, (notify.url, " ".join(notify.command))))
@@ -42,6 +38,8 @@ def check_watch(service) -> tuple[list[str], list[str]]:
             lines.append(f"folder   {folder.path}" + ("" if there else
                          " (not there: watched once it appears; a card or share not mounted?)"))
             lines.append(f"  output {folder.output}{_space(folder.output, problems)}")
+            if folder.rights:
+                lines.append(f"  rights {_rights_text(folder.rights)}")
             for name in folder.recipes:
                 recipe = app.recipes[name]
                 model = recipe.model or folder.model or config.model
@@ -54,6 +52,13 @@ def check_watch(service) -> tuple[list[str], list[str]]:
         return lines, problems
     finally:
         app.close()
+
+
+def _rights_text(rights) -> str:
+    """A copyright preset in a line: who, the notice, and where it is written."""
+    said = ", ".join(v for v in (rights.creator, rights.notice) if v) or rights.url or rights.usage_terms
+    return f"{said} (" + ("over what cameras wrote" if rights.replace
+                          else "where the camera left it empty") + ")"
 
 
 def _space(output: Path, problems: list[str]) -> str:

@@ -162,3 +162,27 @@ def test_inspect_shows_who_owns_a_photo_and_how_big_it_prints(tmp_path, identity
         assert "  " + line in text.splitlines(), (line, text)
     data = json.loads(CliRunner().invoke(main, ["inspect", "--json", str(source)]).output)
     assert data["rights"] == {} and data["ppi"] == 72  # the camera's: no credit, 72 ppi
+
+
+def test_a_second_shooter_s_watch_folder_has_its_own_credit_over_the_config_s(
+        tmp_path, identity_session, read_meta):
+    config = parse_config({
+        "copyright": {"creator": "Ana Lima", "notice": "© {year} Studio North"},
+        "watch": [{"path": str(tmp_path / "inbox"), "recipes": ["x"], "output": str(tmp_path / "o")},
+                  {"path": str(tmp_path / "inbox" / "bob"), "recipes": ["x"],
+                   "output": str(tmp_path / "o"), "copyright": {"creator": "Bob Second"}}]})
+    assert config.watch[0].rights is None  # the config's own applies there
+    assert config.watch[1].rights == Rights(creator="Bob Second", notice="© {year} Studio North")
+    identity_session.app.rights, identity_session.app.folder_rights = config.rights, config.folder_rights()
+    made = {}
+    for where in ("inbox", "inbox/bob/day1"):
+        photo = write_sample_photo(tmp_path / where / "IMG_0001.JPG", size=(96, 64), artist="",
+                                   copyright="")
+        output = identity_session.process(photo, _recipe(name=f"{where.replace('/', '_')}_{{stem}}")).output
+        exif = read_meta(output)[0]
+        made[where] = (exif["Exif.Image.Artist"], exif["Exif.Image.Copyright"])
+    assert made == {"inbox": ("Ana Lima", "© 2026 Studio North"),
+                    "inbox/bob/day1": ("Bob Second", "© 2026 Studio North")}
+    with pytest.raises(ConfigError, match=r"unknown key watch\[0\].copyright.creater; did you mean 'creator'"):
+        parse_config({"watch": [{"path": "/a", "recipes": ["x"], "output": "/b",
+                                 "copyright": {"creater": "Bob"}}]})

@@ -305,7 +305,10 @@ def catalog_sync_metadata(obj: Context, **selection_args):
     from photobatch.plugins.metadata.exiv2 import MetadataError
 
     selection = pop_selection(selection_args)
-    rights = obj.config.rights if obj.config else None
+    from photobatch.daemon.config import rights_for
+
+    config_rights = obj.config.rights if obj.config else None
+    folder_rights = obj.config.folder_rights() if obj.config else ()
     cat = _open(obj)
     counts = {"updated": 0, "current": 0, "policy": 0}
     failed = 0
@@ -319,6 +322,7 @@ def catalog_sync_metadata(obj: Context, **selection_args):
             params = json.loads(run["params"] or "{}")
             policy = (params.get("output") or {}).get("metadata", "all")
             culling = policy in ("all", "no-location")
+            rights = rights_for(pair.file["path"], folder_rights, config_rights)
             if not culling and not (rights and policy != "none"):
                 counts["policy"] += 1  # the recipe keeps no descriptive metadata in its outputs
                 continue

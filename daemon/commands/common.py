@@ -37,7 +37,8 @@ class Context:
                        plugin_manager=self.plugin_manager,
                        device=self.config.device if self.config else None,
                        precision=self.config.precision if self.config else None,
-                       rights=self.config.rights if self.config else None)
+                       rights=self.config.rights if self.config else None,
+                       folder_rights=self.config.folder_rights() if self.config else ())
         except (RecipeError, PluginError) as exc:
             raise click.ClickException(str(exc)) from None
 
