@@ -186,3 +186,38 @@ def test_a_second_shooter_s_watch_folder_has_its_own_credit_over_the_config_s(
     with pytest.raises(ConfigError, match=r"unknown key watch\[0\].copyright.creater; did you mean 'creator'"):
         parse_config({"watch": [{"path": "/a", "recipes": ["x"], "output": "/b",
                                  "copyright": {"creater": "Bob"}}]})
+
+
+def test_the_gallery_credits_the_photo_as_its_download_does(tmp_path, identity_session):
+    import re
+
+    source = write_sample_photo(tmp_path / "in" / "IMG_0007.JPG", size=(96, 64), artist="",
+                                copyright="")
+    identity_session.app.rights = PRESET
+    assert identity_session.process(source, _recipe()).status == "done"
+    config = tmp_path / "config.toml"
+    config.write_text('[copyright]\ncreator = "Ana Lima"\nnotice = "© {year} Ana Lima"\n',
+                      encoding="utf-8")
+    result = CliRunner().invoke(main, ["--catalog", str(tmp_path / "catalog.db"), "--config",
+                                       str(config), "export", "gallery", "--out", str(tmp_path / "g")])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "g" / "index.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="gallery-data">(.*?)</script>', html, re.S).group(1))
+    facts = dict(data["photos"][0]["facts"])
+    assert (facts["Artist"], facts["Copyright"]) == ("Ana Lima", "© 2026 Ana Lima")
+
+
+def test_rerun_and_export_build_the_app_with_the_config_s_device_precision_and_copyright(tmp_path):
+    from photobatch.daemon.commands.common import Context
+    from photobatch.daemon.commands.current import current_app
+
+    config = parse_config({"defaults": {"device": "cpu", "precision": "fp32"},
+                           "copyright": {"creator": "Ana Lima"}})
+    app, _ = current_app(Context(catalog=tmp_path / "catalog.db", recipe_dirs=(), config=config))
+    try:
+        # `rerun --now` makes outputs as `run` does: on the config's device, in its precision.
+        cache = app.runners.get("img2img").cache
+        assert (cache._requested_device, cache._requested_precision) == ("cpu", "fp32")
+        assert app.rights_for(tmp_path / "IMG_0001.JPG").creator == "Ana Lima"
+    finally:
+        app.close()

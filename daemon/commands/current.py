@@ -42,8 +42,14 @@ def current_app(obj: Context, model: str | None = None):
     recipe_dirs = (tuple(config.recipe_dirs) if config else ()) + tuple(obj.recipe_dirs)
     try:
         # The plugin host was built from --plugins-dir or the config's plugin folder (cli.py).
+        # The device, precision and copyright the config sets, as for `run`: `rerun --now`
+        # makes outputs too.
         app = App(catalog_path=obj.catalog, recipe_dirs=recipe_dirs, model=model,
-                  plugin_manager=obj.plugin_manager)
+                  plugin_manager=obj.plugin_manager,
+                  device=config.device if config else None,
+                  precision=config.precision if config else None,
+                  rights=config.rights if config else None,
+                  folder_rights=config.folder_rights() if config else ())
     except (RecipeError, PluginError) as exc:
         raise click.ClickException(str(exc)) from None
     return app, ModelChooser(app, explicit=model, config=config)

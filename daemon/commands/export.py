@@ -108,6 +108,7 @@ def export_items(app, selection, chooser):
     """ExportItems for the selection's done runs whose output exists, and the outputs missing."""
     from photobatch.catalog.queries import STATE_COMPARISON, select_pairs
     from photobatch.plugins.exporting import ExportItem
+    from photobatch.plugins.metadata.rights import with_rights
 
     pairs = select_pairs(app.catalog.db, selection, chooser.current)
     items, missing = [], []
@@ -127,12 +128,16 @@ def export_items(app, selection, chooser):
         params = json.loads(run["params"] or "{}")
         if run.get("prompt"):
             params["prompt"] = run["prompt"]  # the prompt as it ran, its {caption} filled in
+        metadata = _with_culling(json.loads(pair.file.get("exif") or "{}"), pair.file)
+        if (params.get("output") or {}).get("metadata", "all") != "none":
+            # The creator and copyright the output carries: the config's preset filled them in.
+            metadata = with_rights(metadata, app.rights_for(pair.path))
         items.append(ExportItem(
             source=pair.path, output=output, recipe=pair.recipe,
             params=params, seed=run["seed"], model=run["model_id"],
             run_id=run["id"], source_sha256=pair.file["sha256"],
             output_sha256=run["output_sha256"], processed_at=run["finished_at"],
-            metadata=_with_culling(json.loads(pair.file.get("exif") or "{}"), pair.file)))
+            metadata=metadata))
     return items, missing
 
 
