@@ -55,7 +55,7 @@ def _check(service) -> int:
 @click.pass_obj
 def status(obj: Context, as_json):
     """Is the daemon up, what is queued, what is it doing, how fast, how long the queue will
-    take at that pace, what failed lately."""
+    take at that pace, what failed lately, when the catalog was last backed up."""
     from photobatch.daemon.status import collect_status, format_status
 
     report = collect_status(obj.catalog)
