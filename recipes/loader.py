@@ -166,20 +166,30 @@ def build_recipe(item: RawRecipe, raw: dict[str, RawRecipe]) -> Recipe:
 
 def check_watermark_image(path: Path, label: str) -> str:
     """The sha256 of a watermark graphic, or a RecipeError saying why it cannot be used."""
+    data = _read(path, f"{label}: output.watermark_image")
+    _verify(path, f"{label}: output.watermark_image",
+            "is not an image Pillow reads ({}); a logo is usually a PNG with transparency")
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read(path: Path, said: str) -> bytes:
+    """The bytes of a file a recipe names, or a RecipeError beginning with ``said``."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise RecipeError(f"{said} {path} cannot be read ({exc.strerror or exc})") from None
+
+
+def _verify(path: Path, said: str, problem: str) -> None:
+    """Refuse (RecipeError: ``said``, the path, ``problem`` with the reason) a file Pillow
+    cannot take for an image."""
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RecipeError(f"{label}: output.watermark_image {path} cannot be read "
-                          f"({exc.strerror or exc})") from None
     try:
         with Image.open(path) as img:
             img.verify()
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise RecipeError(f"{label}: output.watermark_image {path} is not an image Pillow reads "
-                          f"({exc}); a logo is usually a PNG with transparency") from None
-    return hashlib.sha256(data).hexdigest()
+        raise RecipeError(f"{said} {path} {problem.format(exc)}") from None
 
 
 def check_reference(path: Path, label: str) -> str:
@@ -187,27 +197,15 @@ def check_reference(path: Path, label: str) -> str:
 
     Formats Pillow reads are verified here; a camera RAW or HEIC is taken on its first bytes
     (decoding one costs a second: the app decodes it before running the recipe)."""
-    from PIL import Image, UnidentifiedImageError
-
     from photobatch.plugins.images import sniff
 
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise RecipeError(f"{label}: ip_adapter.reference {path} cannot be read "
-                          f"({exc.strerror or exc})") from None
+    data = _read(path, f"{label}: ip_adapter.reference")
     kind = sniff(data[:64], path)
     if kind is None:
         raise RecipeError(f"{label}: ip_adapter.reference {path} is not a photo photobatch reads "
                           "(JPEG, PNG, TIFF, WebP, HEIC/AVIF or a camera RAW)")
-    if kind in ("raw", "heif", "avif"):
-        return hashlib.sha256(data).hexdigest()
-    try:
-        with Image.open(path) as img:
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise RecipeError(f"{label}: ip_adapter.reference {path} is not a readable image "
-                          f"({exc})") from None
+    if kind not in ("raw", "heif", "avif"):
+        _verify(path, f"{label}: ip_adapter.reference", "is not a readable image ({})")
     return hashlib.sha256(data).hexdigest()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import http.server
 import logging
 import sys
@@ -13,7 +12,7 @@ import pytest
 
 from photobatch.daemon.config import ConfigError, parse_config
 from photobatch.plugins.builtin.notifications import NotifySettings, send
-from tests.test_watch_daemon import Workspace, _photo, run_in_process_while, wait_for
+from tests.test_watch_daemon import Workspace, _photo, full_output_disk, run_in_process_while, wait_for
 
 
 class Inbox:
@@ -91,20 +90,11 @@ def test_an_unreachable_server_or_a_failing_command_is_logged_and_nothing_more(c
 
 def test_the_daemon_says_when_a_shoot_is_done_and_when_a_full_disk_stops_it(ws, inbox, monkeypatch):
     from photobatch.daemon import service
-    from photobatch.daemon.output_writer import OutputWriter
 
     monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
     monkeypatch.setattr(service, "CAUGHT_UP_SECONDS", 0.5)
     ws.config.write_text(ws.config.read_text() + f'[notify]\nurl = "{inbox.url}"\n')
-    full = threading.Event()
-    written = OutputWriter.write
-
-    def write(self, source, *args, **kwargs):
-        if full.is_set():
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return written(self, source, *args, **kwargs)
-
-    monkeypatch.setattr(OutputWriter, "write", write)
+    full = full_output_disk(monkeypatch)
     for i in range(2):
         _photo(ws.inbox / f"IMG_{i}.JPG", seed=i)
     daemon = service.WatchService(ws.config, ws.catalog)

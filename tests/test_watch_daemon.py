@@ -163,6 +163,25 @@ def run_in_process_while(daemon, user) -> None:
         helper.join(60)
 
 
+def full_output_disk(monkeypatch):
+    """An Event that, while set, makes every output write fail as a full disk does."""
+    import errno
+    import threading
+
+    from photobatch.daemon.output_writer import OutputWriter
+
+    full = threading.Event()
+    written = OutputWriter.write
+
+    def write(self, source, *args, **kwargs):
+        if full.is_set():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return written(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(OutputWriter, "write", write)
+    return full
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -545,26 +564,15 @@ def test_a_folder_on_a_card_not_yet_mounted_is_watched_when_it_comes_and_again_a
 
 
 def test_a_full_output_disk_makes_the_daemon_wait_for_space_and_lose_nothing(ws, monkeypatch, caplog):
-    import errno
     import logging
-    import threading
 
     from photobatch.daemon import service
-    from photobatch.daemon.output_writer import OutputWriter
     from photobatch.daemon.status import collect_status, format_status
 
     monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
     caplog.set_level(logging.INFO, logger=service.log.name)
-    full = threading.Event()
+    full = full_output_disk(monkeypatch)
     full.set()
-    written = OutputWriter.write
-
-    def write(self, source, *args, **kwargs):
-        if full.is_set():
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return written(self, source, *args, **kwargs)
-
-    monkeypatch.setattr(OutputWriter, "write", write)
     for i in range(3):
         _photo(ws.inbox / f"IMG_{i}.JPG", seed=i)
     daemon = service.WatchService(ws.config, ws.catalog)  # [retries] delay_seconds = 0.5
