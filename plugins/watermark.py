@@ -146,24 +146,27 @@ def draw_watermark(image, mark: "Mark | str", icc: bytes | None = None, alpha=No
     if isinstance(mark, str):
         mark = Mark(text=mark)
     is_pil = isinstance(image, Image.Image)
+    if is_pil and image.mode != "RGB":
+        image = image.convert("RGB")
     width, height = image.size if is_pil else image.shape[1::-1]
     layers, (left, top) = (_text_layers(mark, width, height) if mark.text
                            else _logo_layers(mark, width, height, icc))
-    pixels = np.array(image.convert("RGB") if is_pil else image)  # a copy, changed below
     full = 255.0 if is_pil else 65535.0
     opaque = None if alpha is None else float(np.iinfo(alpha.dtype).max)
     alpha = None if alpha is None else np.array(alpha)  # a copy, changed below
+    # The layers share one box; only its part inside the picture (a big inset on a small
+    # picture may push it over an edge) is read and written, not the whole 24 MP.
+    h, w = layers[0][1].shape
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + h, height), min(left + w, width)
+    if y1 <= y0 or x1 <= x0:
+        return image.copy() if alpha is None else (image.copy(), alpha)
+    region = (np.asarray(image.crop((x0, y0, x1, y1))) if is_pil
+              else image[y0:y1, x0:x1]).astype(np.float32)
     for colour, cover in layers:
-        # The layer may hang over an edge (a big inset on a small picture): its part inside.
-        h, w = cover.shape
-        y0, x0 = max(top, 0), max(left, 0)
-        y1, x1 = min(top + h, height), min(left + w, width)
-        if y1 <= y0 or x1 <= x0:
-            continue
         a = cover[y0 - top:y1 - top, x0 - left:x1 - left, None]
         c = colour if np.ndim(colour) == 1 else colour[y0 - top:y1 - top, x0 - left:x1 - left]
         c = np.asarray(c, dtype=np.float32) * full
-        region = pixels[y0:y1, x0:x1].astype(np.float32)
         if alpha is None:
             region = region * (1.0 - a) + c * a
         else:
@@ -173,8 +176,13 @@ def draw_watermark(image, mark: "Mark | str", icc: bytes | None = None, alpha=No
             region = np.where(out > 0, (c * a + region * below * (1.0 - a)) / np.maximum(out, 1e-6),
                               region)
             alpha[y0:y1, x0:x1] = np.clip(np.rint(out[..., 0] * opaque), 0, opaque).astype(alpha.dtype)
-        pixels[y0:y1, x0:x1] = np.clip(np.rint(region), 0, full).astype(pixels.dtype)
-    marked = Image.fromarray(pixels, "RGB") if is_pil else pixels
+        region = np.clip(np.rint(region), 0, full)  # each layer lands on whole levels, as drawn
+    if is_pil:
+        marked = image.copy()
+        marked.paste(Image.fromarray(region.astype(np.uint8), "RGB"), (x0, y0))
+    else:
+        marked = image.copy()
+        marked[y0:y1, x0:x1] = region.astype(marked.dtype)
     return marked if alpha is None else (marked, alpha)
 
 
