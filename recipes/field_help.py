@@ -62,7 +62,8 @@ FIELD_HELP = {
                   "Resolution (300 for a print lab; 0: keep the source's)",
     "output.watermark": "text drawn on the output (lower right unless watermark_position says "
                         "otherwise), after sharpening, as Lightroom's copyright watermark (\"© 2026 Jane Doe\", or from "
-                        "the photo's EXIF: \"© {year} {artist}\", \"{copyright}\"; \"\": none)",
+                        "the photo's EXIF or the config's [copyright]: \"© {year} {artist}\", \"{copyright}\"; "
+                        "\"\": none)",
     "output.watermark_image": "or a graphic: the photographer's logo (a PNG with transparency; a "
                               "path relative to the recipe file), as Lightroom's graphic watermark",
     "output.watermark_position": "where the watermark sits: top-left, top, top-right, left, center, "
