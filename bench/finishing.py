@@ -1,7 +1,7 @@
 """Output finishing and catalog safety: what a watermark and a catalog backup cost.
 
 Times ``draw_watermark`` on a full-size picture (text and a logo, 8 and 16 bits: it works on
-the mark's box, plus one copy of the picture) and ``weekly_backup`` of a catalog with
+the mark's box, plus one copy of the picture) and ``scheduled_backup`` of a catalog with
 ``--photos`` files and two runs each (SQLite's online backup, its integrity check, the rename).
 
     .venv/bin/python bench/finishing.py [--size 6000x4000] [--photos 20000]
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from photobatch.catalog.backup import weekly_backup
+from photobatch.catalog.backup import scheduled_backup
 from photobatch.catalog.store import Catalog
 from photobatch.plugins.watermark import Mark, draw_watermark
 
@@ -57,10 +57,10 @@ def main() -> None:
         catalog.close()
         size = path.stat().st_size
         start = time.perf_counter()
-        made = weekly_backup(path)
+        made = scheduled_backup(path)
         seconds = time.perf_counter() - start
     print(f"catalog of {args.photos} photos, {2 * args.photos} runs: {size / 1e6:.1f} MB")
-    print(f"weekly backup (online copy, integrity check, rename): {seconds:.2f} s -> {made.name}")
+    print(f"scheduled backup (online copy, integrity check, rename): {seconds:.2f} s -> {made.name}")
     print(f"backup per 10,000 photos: {seconds / args.photos * 10000:.2f} s")
 
 

@@ -2,8 +2,8 @@
 
 The catalog is the single source of truth for what was done, so it is copied before anything
 that could lose it: before an upgrade changes its tables (as Lightroom copies a catalog it
-upgrades, and darktable keeps a "pre" snapshot), every week while the daemon runs (darktable's
-snapshots), on request, and before a restore replaces it. Copies go through SQLite's online
+upgrades, and darktable keeps a "pre" snapshot), every week (the config's ``[backups]``) while the
+daemon runs (darktable's snapshots), on request, and before a restore replaces it. Copies go through SQLite's online
 backup API, so one taken while the daemon writes is whole, and each is checked
 (``PRAGMA integrity_check``) before it takes its final name: a backup that exists is good.
 """
@@ -22,10 +22,11 @@ from photobatch.catalog.migrations import unknown_migrations
 # Beside the catalog, so a backup is on the same disk the user already backs up with it.
 FOLDER = "backups"
 # Why a backup was taken, as its name ends: "" for one asked for.
-KINDS = ("", "before-upgrade", "before-restore", "weekly")
-# Weekly backups kept (the others stay until the user removes them).
-KEEP_WEEKLY = 4
-WEEK = timedelta(days=7)
+KINDS = ("", "before-upgrade", "before-restore", "auto")
+# The daemon's own backups: how often, and how many are kept (the others stay until the user
+# removes them), unless the config's [backups] says otherwise.
+EVERY_DAYS = 7.0
+KEEP = 4
 _STAMP = "%Y%m%d-%H%M%S"
 
 
@@ -111,30 +112,31 @@ def write_backup(conn: sqlite3.Connection, dest: Path) -> Path:
     return dest
 
 
-def prune_weekly(catalog_path: Path, keep: int = KEEP_WEEKLY) -> list[Path]:
-    """Delete all but the ``keep`` newest weekly backups; return what was deleted."""
-    weekly = [b for b in list_backups(catalog_path) if b.kind == "weekly"]
-    removed = [b.path for b in weekly[:-keep]] if keep else [b.path for b in weekly]
+def prune_auto(catalog_path: Path, keep: int = KEEP) -> list[Path]:
+    """Delete all but the ``keep`` newest of the daemon's own backups; return what was deleted."""
+    auto = [b for b in list_backups(catalog_path) if b.kind == "auto"]
+    removed = [b.path for b in auto[:-keep]] if keep else [b.path for b in auto]
     for path in removed:
         path.unlink(missing_ok=True)
     return removed
 
 
-def weekly_backup(catalog_path: Path, now: datetime | None = None) -> Path | None:
-    """Back up the catalog at ``catalog_path`` when its newest backup (of any kind) is a week
-    old or there is none, keeping the last KEEP_WEEKLY weekly ones; return the new file, or
-    None when one was recent enough. BackupError saying why one could not be written."""
+def scheduled_backup(catalog_path: Path, every_days: float = EVERY_DAYS, keep: int = KEEP,
+                     now: datetime | None = None) -> Path | None:
+    """Back up the catalog at ``catalog_path`` when its newest backup (of any kind) is
+    ``every_days`` old or there is none, keeping the last ``keep`` of these; return the new
+    file, or None when one was recent enough. BackupError saying why one could not be written."""
     now = now or datetime.now(timezone.utc)
     found = list_backups(catalog_path)
-    if found and now - found[-1].taken < WEEK:
+    if found and now - found[-1].taken < timedelta(days=every_days):
         return None
     # A connection of its own: a reader in WAL mode sees one moment and holds up no writer.
     conn = sqlite3.connect(str(catalog_path), timeout=30)
     try:
-        path = write_backup(conn, backup_path(catalog_path, "weekly", now))
+        path = write_backup(conn, backup_path(catalog_path, "auto", now))
     finally:
         conn.close()
-    prune_weekly(catalog_path)
+    prune_auto(catalog_path, keep)
     return path
 
 

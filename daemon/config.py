@@ -74,6 +74,9 @@ class Config:
     stop_timeout_seconds: float = 30.0
     # [copyright]: the photographer's rights, written into every output (metadata.rights).
     rights: Rights | None = None
+    # [backups]: the daemon backs the catalog up this often (0: never), keeping this many.
+    backup_every_days: float = 7.0
+    backup_keep: int = 4
     # [notify]: where "shoot done" and "needs you" messages go (builtin.notifications).
     notify: NotifySettings | None = None
     source: str = ""
@@ -121,6 +124,7 @@ _HOMES = {
     **dict.fromkeys(("dir", "disabled"), "in [plugins]"),
     **dict.fromkeys(("creator", "notice", "usage_terms", "replace"), "in [copyright]"),
     "command": "in [notify]",
+    **dict.fromkeys(("every_days", "keep"), "in [backups]"),
     "url": "in [copyright] or [notify]",
     **dict.fromkeys(("path", "recipes", "output", "recursive", "mirror_folders", "polling",
                      "quiet_seconds", "ignore", "min_rating", "copyright"), "in a [[watch]] table"),
@@ -239,6 +243,11 @@ def parse_config(data: dict, source: str = "") -> Config:
                                     else f"must be 0 or more, got {v!r}"))
     retries.done()
     rights = _read_rights(label, top.get("copyright", (dict,), {}), "copyright", Rights())
+    backups = _Reader(label, top.get("backups", (dict,), {}), "backups")
+    backup_every = float(backups.get("every_days", (int, float), 7.0, lambda v: None if v >= 0
+                                     else f"must be 0 (never) or more, got {v!r}"))
+    backup_keep = backups.get("keep", (int,), 4, _at_least(1))
+    backups.done()
     notify_table = _Reader(label, top.get("notify", (dict,), {}), "notify")
     notify = NotifySettings(url=notify_table.get("url", (str,), "", _http_url),
                             command=notify_table.strings("command"))
@@ -256,6 +265,7 @@ def parse_config(data: dict, source: str = "") -> Config:
         decode_workers=decode, encode_workers=encode, max_attempts=max_attempts,
         retry_delay_seconds=retry_delay, rescan_minutes=rescan,
         stop_timeout_seconds=stop_timeout, rights=rights or None, notify=notify or None,
+        backup_every_days=backup_every, backup_keep=backup_keep,
         source=source,
     )
 
@@ -382,6 +392,11 @@ output = "~/Pictures/Enhanced"             # outputs go here (never next to the 
 # usage_terms = "No use without a licence: jane@example.com"
 # url = "https://janedoe.example/licensing"
 # replace = false                          # true: over what the camera wrote, too
+
+# [backups]                                # the daemon's own copies of the catalog (beside it,
+#                                          # in backups/; see `photobatch catalog backups`)
+# every_days = 7                           # 0: never (before an upgrade one is taken anyway)
+# keep = 4
 
 # [notify]                                 # when a shoot is done, or an output disk is full
 # url = "https://ntfy.sh/my-studio-shoots" # POST the message (ntfy takes it as it is)

@@ -57,7 +57,7 @@ TICK_SECONDS = 0.2
 HEARTBEAT_SECONDS = 2.0
 # How often folders that may come and go (cards, shares) are looked for.
 FOLDER_CHECK_SECONDS = 5.0
-# How often the daemon looks whether the catalog's weekly backup is due.
+# How often the daemon looks whether the catalog's backup is due.
 BACKUP_CHECK_SECONDS = 3600.0
 # Nothing to do for this long means a shoot is finished (a card copied slower than the model
 # runs is not); then the daemon says what it did.
@@ -464,14 +464,18 @@ class WatchService:
                  len(config.watch))
         self.catch_up()
 
-    def _weekly_backup(self) -> None:
-        """Back up the catalog when its last backup is a week old (darktable's snapshots)."""
-        from photobatch.catalog.backup import BackupError, weekly_backup
+    def _scheduled_backup(self) -> None:
+        """Back up the catalog when its last backup is ``[backups] every_days`` old (a week by
+        default: darktable's snapshots)."""
+        from photobatch.catalog.backup import BackupError, scheduled_backup
 
+        if not self.config.backup_every_days:
+            return  # turned off
         try:
-            path = weekly_backup(self.app.catalog_path)
+            path = scheduled_backup(self.app.catalog_path, self.config.backup_every_days,
+                                    self.config.backup_keep)
         except BackupError as exc:  # the daemon goes on; the next check tries again
-            log.warning("the weekly catalog backup failed: %s", exc)
+            log.warning("the catalog backup failed: %s", exc)
             return
         if path:
             log.info("backed up the catalog to %s", path)
@@ -577,7 +581,7 @@ class WatchService:
                 self._check_folders()
                 next_check = now + FOLDER_CHECK_SECONDS
             if not self.once and now >= next_backup:
-                self._weekly_backup()
+                self._scheduled_backup()
                 next_backup = now + BACKUP_CHECK_SECONDS
             if self.once and self._finished_once():
                 self._report_caught_up(wait=0)

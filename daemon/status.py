@@ -132,7 +132,7 @@ def format_status(report: dict) -> str:
         when = f"{age // 86400:.0f} days" if age >= 2 * 86400 else duration_text(max(age, 0))
         lines.append(f"backup   {when} ago: {backup['file']}")
     else:
-        lines.append("backup   none yet (`photobatch catalog backup`; the daemon takes one weekly)")
+        lines.append("backup   none yet (`photobatch catalog backup`; the daemon takes one weekly, [backups])")
     if report["last_errors"]:
         lines.append("last errors:")
         for err in report["last_errors"]:

@@ -1,4 +1,4 @@
-"""Catalog backups: taken while the catalog is written, before an upgrade, weekly by the daemon,
+"""Catalog backups: taken while the catalog is written, before an upgrade, by the daemon on schedule,
 on request, and restored; a catalog a newer photobatch upgraded is refused."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
-from photobatch.catalog.backup import BackupError, list_backups, open_backup, weekly_backup
+from photobatch.catalog.backup import BackupError, list_backups, open_backup, scheduled_backup
 from photobatch.catalog.store import Catalog, CatalogError
 from photobatch.daemon.cli import main
 
@@ -189,22 +189,28 @@ def test_a_catalog_a_newer_photobatch_upgraded_is_refused_and_left_as_it_is(tmp_
     Catalog(path).close()
 
 
-def test_weekly_backups_are_taken_when_the_last_is_a_week_old_and_the_last_four_kept(tmp_path):
+def test_scheduled_backups_are_taken_when_the_last_is_a_week_old_and_the_last_four_kept(tmp_path):
     path = tmp_path / "catalog.db"
     Catalog(path).close()
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    first = weekly_backup(path, now=start)
-    assert first == tmp_path / "backups" / "catalog-20260101-000000-weekly.db" and first.is_file()
-    assert weekly_backup(path, now=start + timedelta(days=6)) is None
+    first = scheduled_backup(path, now=start)
+    assert first == tmp_path / "backups" / "catalog-20260101-000000-auto.db" and first.is_file()
+    assert scheduled_backup(path, now=start + timedelta(days=6)) is None
     for week in range(1, 6):
-        assert weekly_backup(path, now=start + timedelta(days=7 * week)) is not None
-    weekly = [b for b in list_backups(path) if b.kind == "weekly"]
-    assert [b.taken for b in weekly] == [start + timedelta(days=7 * w) for w in (2, 3, 4, 5)]
+        assert scheduled_backup(path, now=start + timedelta(days=7 * week)) is not None
+    auto = [b for b in list_backups(path) if b.kind == "auto"]
+    assert [b.taken for b in auto] == [start + timedelta(days=7 * w) for w in (2, 3, 4, 5)]
+    # Daily, keeping two (the config's [backups] every_days = 1, keep = 2).
+    later = start + timedelta(days=40)
+    for day in range(3):
+        assert scheduled_backup(path, 1, 2, now=later + timedelta(days=day)) is not None
+    assert [b.taken for b in list_backups(path) if b.kind == "auto"] == [
+        later + timedelta(days=1), later + timedelta(days=2)]
     # A backup taken by hand counts as the week's: no second copy of the same day's catalog.
     made = Catalog(path)
     made.backup()
     made.close()
-    assert weekly_backup(path) is None
+    assert scheduled_backup(path) is None
 
 
 def test_status_says_when_the_catalog_was_last_backed_up(tmp_path):
@@ -217,3 +223,31 @@ def test_status_says_when_the_catalog_was_last_backed_up(tmp_path):
     backup = made.backup()
     made.close()
     assert re.search(rf"backup   [0-9] s ago: {re.escape(str(backup))}", _cli(path, "status").output)
+
+
+def test_the_config_sets_how_often_the_daemon_backs_up_and_how_many_it_keeps():
+    from photobatch.daemon.config import ConfigError, parse_config
+
+    assert (parse_config({}).backup_every_days, parse_config({}).backup_keep) == (7.0, 4)
+    daily = parse_config({"backups": {"every_days": 1, "keep": 10}})
+    assert (daily.backup_every_days, daily.backup_keep) == (1.0, 10)
+    assert parse_config({"backups": {"every_days": 0}}).backup_every_days == 0  # never
+    with pytest.raises(ConfigError, match=r"backups.keep must be at least 1, got 0"):
+        parse_config({"backups": {"keep": 0}})
+    with pytest.raises(ConfigError, match=r"unknown key keep; it belongs in \[backups\]"):
+        parse_config({"keep": 3})
+
+
+def test_a_daemon_told_never_takes_no_scheduled_backup(tmp_path):
+    from photobatch.daemon.config import parse_config
+    from photobatch.daemon.service import WatchService
+
+    catalog = tmp_path / "catalog.db"
+    for every, expected in ((0, 0), (7, 1)):
+        service = WatchService(None, catalog, config=parse_config({"backups": {"every_days": every}}))
+        service.app = service.build_app(service.config)
+        try:
+            service._scheduled_backup()
+        finally:
+            service.app.close()
+        assert len(list_backups(catalog)) == expected

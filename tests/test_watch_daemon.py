@@ -643,7 +643,7 @@ def test_watch_check_says_what_the_daemon_would_start_with_and_starts_nothing(ws
     assert bad.exit_code == 1 and "names 'quik', which is not a recipe" in bad.output
 
 
-def test_the_daemon_backs_the_catalog_up_weekly_and_a_restore_waits_until_it_stops(ws):
+def test_the_daemon_backs_the_catalog_up_on_schedule_and_a_restore_waits_until_it_stops(ws):
     from photobatch.catalog.backup import list_backups
 
     _photo(ws.inbox / "IMG_0001.JPG")
@@ -651,7 +651,7 @@ def test_the_daemon_backs_the_catalog_up_weekly_and_a_restore_waits_until_it_sto
     assert wait_for(lambda: ws.done_count() == 1, 30), proc.log_path.read_text()
     assert wait_for(lambda: list_backups(ws.catalog), 10), proc.log_path.read_text()
     [weekly] = list_backups(ws.catalog)
-    assert weekly.kind == "weekly" and f"backed up the catalog to {weekly.path}" in proc.log_path.read_text()
+    assert weekly.kind == "auto" and f"backed up the catalog to {weekly.path}" in proc.log_path.read_text()
     _photo(ws.inbox / "IMG_0002.JPG", seed=2)
     assert wait_for(lambda: ws.done_count() == 2, 30), proc.log_path.read_text()
     refused = subprocess.run([SCRIPT, "--catalog", str(ws.catalog), "catalog", "restore",

@@ -447,7 +447,8 @@ def catalog_backup(obj: Context, dest):
     """Write a checked copy of the catalog; safe while the daemon runs.
 
     Backups are also taken by themselves: before an upgrade changes the catalog's tables,
-    weekly while the daemon runs (the last 4 kept), and before a restore.
+    weekly while the daemon runs (the last 4 kept; the config's [backups] changes both), and
+    before a restore.
     """
     from photobatch.catalog.backup import BackupError, backup_path
 
