@@ -27,6 +27,7 @@ def check_watch(service) -> tuple[list[str], list[str]]:
         problems = []
         if CatalogLock(app.catalog_path).held_by_other():
             lines.append("         a daemon is running on it now: `photobatch status` says what it does")
+        lines.append(_backups_text(config, app.catalog_path))
         if config.rights:
             lines.append(f"rights   {_rights_text(config.rights)}")
         notify = config.notify
@@ -52,6 +53,20 @@ def check_watch(service) -> tuple[list[str], list[str]]:
         return lines, problems
     finally:
         app.close()
+
+
+def _backups_text(config, catalog_path: Path) -> str:
+    """How the daemon backs the catalog up, and when the last backup was taken."""
+    from photobatch.catalog.backup import backup_folder, list_backups
+
+    if not config.backup_every_days:
+        said = "none by the daemon ([backups] every_days = 0)"
+    else:
+        said = (f"every {config.backup_every_days:g} day(s), the last {config.backup_keep} kept, "
+                f"in {backup_folder(catalog_path)}")
+    found = list_backups(catalog_path)
+    return f"backups  {said}" + (f"; the last {found[-1].taken.astimezone():%Y-%m-%d %H:%M}"
+                                 if found else "; none yet")
 
 
 def _rights_text(rights) -> str:

@@ -623,6 +623,8 @@ def test_watch_check_says_what_the_daemon_would_start_with_and_starts_nothing(ws
     assert lines[-1] == "ready: `photobatch watch` would start with this"
     assert not card.parent.exists() and ws.done_count() == 0  # nothing made, nothing run
     assert not any(line.startswith("rights") for line in lines)
+    assert (f"backups  every 7 day(s), the last 4 kept, in {ws.catalog.parent / 'backups'}; "
+            "none yet") in lines
     text = ws.config.read_text()
     ws.config.write_text('[copyright]\ncreator = "Ana Lima"\n' + text)
     misplaced = check()  # TOML puts the top-level keys that follow into [copyright]
