@@ -185,6 +185,11 @@ class Catalog:
         row["first_seen"] = row["last_seen"]
         return self.db["files"].insert(row).last_pk
 
+    def moved(self, file_id: int, path: Path) -> None:
+        """Record that the file ``file_id`` now lives at ``path`` (archived: the same bytes)."""
+        with self.transaction():
+            self.db.execute("UPDATE files SET path = ? WHERE id = ?", [str(path), file_id])
+
     def _took_the_path(self, file_id: int) -> None:
         """``file_id`` is what its path holds now: it is nobody's earlier version, and the rows
         it replaced there (see migrations.m013) are its own earlier versions, whose queued runs

@@ -15,6 +15,7 @@ from typing import Any
 
 import platformdirs
 
+from photobatch.daemon.archive import archive_root, archive_template_problem
 from photobatch.daemon.pairs import DEFAULT_PAIRS, PAIR_CHOICES
 from photobatch.recipes.suggest import did_you_mean
 from photobatch.plugins.diffusion.device import PRECISIONS
@@ -52,6 +53,9 @@ class WatchFolder:
     pairs: str = DEFAULT_PAIRS
     # This folder's [copyright] (a second shooter's): the config's, with the fields it sets.
     rights: Rights | None = None
+    # Move each photo done with every recipe here (a folder template, "{date}" etc.), as
+    # Lightroom's Auto Import does: the folder stays an inbox. "": photos stay.
+    archive: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,8 @@ _HOMES = {
     **dict.fromkeys(("every_days", "keep"), "in [backups]"),
     "url": "in [copyright] or [notify]",
     **dict.fromkeys(("path", "recipes", "output", "recursive", "mirror_folders", "polling",
-                     "quiet_seconds", "ignore", "min_rating", "copyright"), "in a [[watch]] table"),
+                     "quiet_seconds", "ignore", "min_rating", "copyright", "archive"),
+                    "in a [[watch]] table"),
 }
 
 
@@ -313,10 +318,16 @@ def _parse_watch(label: str, index: int, item: Any, pairs: str, rights: Rights) 
                              lambda v: None if 0 <= v <= 5 else f"must be 0 to 5 stars, got {v!r}"),
         pairs=table.get("pairs", (str,), pairs, _pair_choice),
         rights=_folder_rights(label, index, table.get("copyright", (dict,)), rights),
+        archive=table.get("archive", (str,), "", archive_template_problem),
     )
     table.done()
     if folder.path.resolve() == folder.output.resolve():
         raise ConfigError(f"{label}: watch[{index}].output must not be the watched folder itself")
+    if folder.archive:
+        root = archive_root(folder.archive).resolve()
+        if root.is_relative_to(folder.path.resolve()) or root.is_relative_to(folder.output.resolve()):
+            raise ConfigError(f"{label}: watch[{index}].archive must be outside the watched "
+                              f"folder and the output folder, got {folder.archive!r}")
     return folder
 
 
@@ -374,6 +385,9 @@ output = "~/Pictures/Enhanced"             # outputs go here (never next to the 
 #                                          # Lightroom/darktable: rated up, a photo is taken then)
 # pairs = "both"                           # this folder's RAW+JPEG pairs (default: [defaults])
 # copyright = { creator = "Bob Second" }   # a second shooter's folder: [copyright] with these
+# archive = "~/Pictures/Originals/{year}/{date}"   # move each photo here once done (Lightroom's
+#                                          # Auto Import): the folder stays an inbox; tokens
+#                                          # {date} {year} {month} {day} {camera}
 
 # [workers]                                # (on a GPU; on the CPU every stage takes its turn)
 # decode = 2                               # threads decoding and preparing photos

@@ -41,6 +41,8 @@ def check_watch(service) -> tuple[list[str], list[str]]:
             lines.append(f"  output {folder.output}{_space(folder.output, problems)}")
             if folder.rights:
                 lines.append(f"  rights {_rights_text(folder.rights)}")
+            if folder.archive:
+                lines.append(f"  archive {folder.archive} (each photo once done)")
             for name in folder.recipes:
                 recipe = app.recipes[name]
                 model = recipe.model or folder.model or config.model
