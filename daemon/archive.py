@@ -25,8 +25,9 @@ from photobatch.catalog.culling import sidecars_for
 from photobatch.catalog.hashing import file_sha256
 from photobatch.daemon.paths import mask_path_for
 
-# What an archive template may use: the day the photo was taken, and its camera.
-ARCHIVE_TOKENS = ("date", "year", "month", "day", "camera")
+# What an archive template may use: the day the photo was taken, its camera, and the subfolder
+# of the watch folder it was dropped in ("wedding/day1"; "" for the folder itself).
+ARCHIVE_TOKENS = ("date", "year", "month", "day", "camera", "folder")
 
 
 class NotArchived(Exception):
@@ -56,8 +57,9 @@ def archive_root(template: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def archive_folder(template: str, summary: dict, photo: Path) -> Path:
-    """Where ``photo`` (its metadata ``summary``) goes: ``template`` with its tokens filled in."""
+def archive_folder(template: str, summary: dict, photo: Path, watched: Path | None = None) -> Path:
+    """Where ``photo`` (its metadata ``summary``; in the watch folder ``watched``) goes:
+    ``template`` with its tokens filled in."""
     from datetime import datetime
 
     taken = (summary.get("date_taken") or "")[:10]
@@ -69,8 +71,11 @@ def archive_folder(template: str, summary: dict, photo: Path) -> Path:
     year, month, day = (taken.split("-") + ["", ""])[:3] if taken != "undated" else ("undated",) * 3
     camera = re.sub(r"[^\w.+-]+", "-", str(summary.get("model") or summary.get("make")
                                            or "unknown-camera")).strip(" .-") or "unknown-camera"
-    filled = template.format(date=taken, year=year, month=month, day=day, camera=camera)
-    return Path(os.path.expandvars(filled)).expanduser()
+    dropped_in = (photo.parent.relative_to(watched).as_posix()
+                  if watched is not None and photo.parent.is_relative_to(watched) else "")
+    filled = template.format(date=taken, year=year, month=month, day=day, camera=camera,
+                             folder="" if dropped_in == "." else dropped_in)
+    return Path(os.path.normpath(Path(os.path.expandvars(filled)).expanduser()))
 
 
 def companions(photo: Path) -> list[Path]:

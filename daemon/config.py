@@ -387,7 +387,7 @@ output = "~/Pictures/Enhanced"             # outputs go here (never next to the 
 # copyright = { creator = "Bob Second" }   # a second shooter's folder: [copyright] with these
 # archive = "~/Pictures/Originals/{year}/{date}"   # move each photo here once done (Lightroom's
 #                                          # Auto Import): the folder stays an inbox; tokens
-#                                          # {date} {year} {month} {day} {camera}
+#                                          # {date} {year} {month} {day} {camera} {folder}
 
 # [workers]                                # (on a GPU; on the CPU every stage takes its turn)
 # decode = 2                               # threads decoding and preparing photos

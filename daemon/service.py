@@ -476,7 +476,11 @@ class WatchService:
             if not self._finished_with(file["id"], folder, path):
                 return
         summary = json.loads(row.get("exif") or "{}") if row.get("exif") else {}
-        target = archive_folder(folder.archive, summary, photo)
+        target = archive_folder(folder.archive, summary, photo, folder.path)
+        if any(target.resolve().is_relative_to(f.path.resolve()) for f in self.config.watch):
+            log.warning("%s stays in %s: its archive folder %s is inside a watched folder",
+                        photo.name, photo.parent, target)
+            return
         moving = [path for path, _ in group]
         moving += [c for path in moving for c in companions(path) if c not in moving]
         clash = next((target / p.name for p in moving if (target / p.name).exists()), None)

@@ -46,6 +46,11 @@ def test_the_template_and_where_it_points_are_checked(tmp_path):
     folder = archive.archive_folder(str(tmp_path / "o" / "{year}" / "{date}_{camera}"), summary,
                                     tmp_path / "IMG_1.JPG")
     assert folder == tmp_path / "o" / "2026" / "2026-06-21_X-T5"
+    by_shoot = str(tmp_path / "o" / "{year}" / "{folder}")
+    assert archive.archive_folder(by_shoot, summary, tmp_path / "in" / "wedding" / "day1" / "a.jpg",
+                                  tmp_path / "in") == tmp_path / "o" / "2026" / "wedding" / "day1"
+    assert archive.archive_folder(by_shoot, summary, tmp_path / "in" / "a.jpg",
+                                  tmp_path / "in") == tmp_path / "o" / "2026"
 
 
 def test_done_photos_move_to_the_archive_with_their_sidecars_and_the_catalog_follows(
