@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from photobatch.plugins import hookimpl
 
-__version__ = "1.0"
 
 log = logging.getLogger("photobatch.notify")
 
