@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from photobatch.plugins import hookimpl
 
-
 log = logging.getLogger("photobatch.notify")
 
 # A server that does not answer in this long is given up on (the message is logged).
