@@ -127,3 +127,26 @@ def test_tests_reach_this_machine_and_nothing_beyond_it():
             sock.connect(("10.0.0.1", 80))
     finally:
         sock.close()
+
+
+def test_watch_check_can_send_a_test_message_and_says_whether_it_went(ws, inbox):
+    from click.testing import CliRunner
+
+    from photobatch.daemon.cli import main
+
+    def check(*more):
+        return CliRunner().invoke(main, ["--config", str(ws.config), "--catalog", str(ws.catalog),
+                                         "watch", "--check", *more])
+
+    none = check("--notify")
+    assert none.exit_code == 1 and "the config has no [notify] table" in none.output
+    ws.config.write_text(ws.config.read_text() + f'[notify]\nurl = "{inbox.url}"\n')
+    went = check("--notify")
+    assert went.exit_code == 0, went.output
+    assert "a test message went (look for it)" in went.output
+    assert len(inbox.messages) == 1 and inbox.messages[0][1].endswith(": test")
+    url = inbox.url
+    inbox.close()
+    lost = check("--notify")
+    assert lost.exit_code == 1 and f"problem: could not send the notification to {url}" in lost.output
+    assert len(inbox.messages) == 1 and check().exit_code == 0  # no message without --notify

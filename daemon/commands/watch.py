@@ -17,9 +17,11 @@ from photobatch.daemon.commands.common import Context, fail_on_usage_error
 @click.option("--check", is_flag=True,
               help="Check the config, recipes, models, folders and output disks as the daemon "
                    "would start with them, say what it would watch, and exit (1 on a problem).")
+@click.option("--notify", "test_notify", is_flag=True,
+              help="With --check: send a test message where [notify] says, and say if it went.")
 @click.pass_obj
 @fail_on_usage_error
-def watch(obj: Context, once, log_json, check):
+def watch(obj: Context, once, log_json, check, test_notify):
     """Watch the configured folders and run their recipes on every photo dropped in."""
     from photobatch.daemon.config import ConfigError
     from photobatch.daemon.logs import setup_logging
@@ -31,23 +33,43 @@ def watch(obj: Context, once, log_json, check):
                                extra_recipe_dirs=obj.recipe_dirs, plugins_dir=obj.plugins_dir)
         if not service.config.watch:
             raise click.ClickException(f"config {service.config.source} has no [[watch]] folder")
+        if test_notify and not check:
+            raise click.UsageError("--notify goes with --check")
         if check:
-            sys.exit(_check(service))
+            sys.exit(_check(service, test_notify))
         sys.exit(service.run())
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _check(service) -> int:
+def _check(service, test_notify: bool = False) -> int:
     from photobatch.daemon.watch_check import check_watch
 
     lines, problems = check_watch(service)
+    if test_notify:
+        problems += _test_notification(service.config, lines)
     click.echo("\n".join(lines))
     for problem in problems:
         click.secho(f"problem: {problem}", fg="red", err=True)
     click.echo(f"{len(problems)} problem(s)" if problems else
                "ready: `photobatch watch` would start with this")
     return 1 if problems else 0
+
+
+def _test_notification(config, lines: list[str]) -> list[str]:
+    """Send a test message where the config's [notify] says; the problems (none: it went)."""
+    import socket
+
+    from photobatch.plugins.builtin.notifications import send_now
+
+    if not config.notify:
+        return ["--notify: the config has no [notify] table (url or command) to send to"]
+    problems = send_now(config.notify, f"photobatch on {socket.gethostname()}: test",
+                        "a test message from `photobatch watch --check --notify`: "
+                        "shoots done and a full disk will be told here")
+    if not problems:
+        lines.append("         a test message went (look for it)")
+    return problems
 
 
 @click.command()

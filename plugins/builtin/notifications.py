@@ -45,7 +45,9 @@ def send(settings: NotifySettings, title: str, text: str) -> threading.Thread:
     return thread
 
 
-def _deliver(settings: NotifySettings, title: str, text: str) -> None:
+def _deliver(settings: NotifySettings, title: str, text: str) -> list[str]:
+    """Send the message now; log and return what went wrong (empty: it went)."""
+    problems = []
     if settings.url:
         request = urllib.request.Request(
             settings.url, data=text.encode("utf-8"), method="POST",
@@ -56,19 +58,27 @@ def _deliver(settings: NotifySettings, title: str, text: str) -> None:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
                 response.read()
         except Exception as exc:  # the daemon goes on; the user reads why in the log
-            log.warning("could not send the notification to %s: %s", settings.url,
-                        getattr(exc, "reason", None) or exc)
+            problems.append(f"could not send the notification to {settings.url}: "
+                            f"{getattr(exc, 'reason', None) or exc}")
     if settings.command:
         argv = [part.replace("{title}", title).replace("{text}", text) for part in settings.command]
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            log.warning("the notification command %s failed: %s", settings.command[0], exc)
-            return
-        if done.returncode:
-            reason = (done.stderr or done.stdout).strip().splitlines()
-            log.warning("the notification command %s exited %d%s", settings.command[0],
-                        done.returncode, f": {reason[-1]}" if reason else "")
+            problems.append(f"the notification command {settings.command[0]} failed: {exc}")
+        else:
+            if done.returncode:
+                reason = (done.stderr or done.stdout).strip().splitlines()
+                problems.append(f"the notification command {settings.command[0]} exited "
+                                f"{done.returncode}" + (f": {reason[-1]}" if reason else ""))
+    for problem in problems:
+        log.warning("%s", problem)
+    return problems
+
+
+def send_now(settings: NotifySettings, title: str, text: str) -> list[str]:
+    """Send the message and wait for it (``watch --check --notify``); what went wrong."""
+    return _deliver(settings, title, text)
 
 
 def _title(what: str) -> str:
