@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import string
 from pathlib import Path
 
@@ -60,17 +59,11 @@ def archive_root(template: str) -> Path:
 def archive_folder(template: str, summary: dict, photo: Path, watched: Path | None = None) -> Path:
     """Where ``photo`` (its metadata ``summary``; in the watch folder ``watched``) goes:
     ``template`` with its tokens filled in."""
-    from datetime import datetime
+    from photobatch.daemon.naming import camera_token, taken_day
 
-    taken = (summary.get("date_taken") or "")[:10]
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", taken):
-        try:
-            taken = datetime.fromtimestamp(photo.stat().st_mtime).strftime("%Y-%m-%d")
-        except OSError:
-            taken = "undated"
-    year, month, day = (taken.split("-") + ["", ""])[:3] if taken != "undated" else ("undated",) * 3
-    camera = re.sub(r"[^\w.+-]+", "-", str(summary.get("model") or summary.get("make")
-                                           or "unknown-camera")).strip(" .-") or "unknown-camera"
+    taken = taken_day(photo, summary)
+    year, month, day = taken.split("-") if taken != "undated" else ("undated",) * 3
+    camera = camera_token(summary)
     dropped_in = (photo.parent.relative_to(watched).as_posix()
                   if watched is not None and photo.parent.is_relative_to(watched) else "")
     filled = template.format(date=taken, year=year, month=month, day=day, camera=camera,

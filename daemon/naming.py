@@ -38,23 +38,33 @@ def _safe(text: str) -> str:
     return _UNSAFE.sub("-", text).strip(" .-") or "unknown"
 
 
-def name_tokens(recipe: Recipe, source: Path, summary: dict | None, file_id: int | None,
-                seed: int | None = None) -> dict:
-    """The values of every naming token for ``source`` (and the run's ``seed``)."""
-    summary = summary or {}
-    taken = (summary.get("date_taken") or "")[:10]
+def taken_day(source: Path, summary: dict | None) -> str:
+    """The day ``source`` was taken ("2026-06-21"; its file's date when its metadata has none;
+    "undated" when neither can be read)."""
+    taken = ((summary or {}).get("date_taken") or "")[:10]
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", taken):
         try:
             taken = datetime.fromtimestamp(source.stat().st_mtime).strftime("%Y-%m-%d")
         except OSError:
             taken = "undated"
-    camera = summary.get("model") or summary.get("make") or "unknown-camera"
+    return taken
+
+
+def camera_token(summary: dict | None) -> str:
+    """The camera's model (else make) as a safe file or folder name."""
+    summary = summary or {}
+    return _safe(str(summary.get("model") or summary.get("make") or "unknown-camera"))
+
+
+def name_tokens(recipe: Recipe, source: Path, summary: dict | None, file_id: int | None,
+                seed: int | None = None) -> dict:
+    """The values of every naming token for ``source`` (and the run's ``seed``)."""
     return {
         "stem": source.stem,
         "ext": source.suffix[1:],
         "recipe": recipe.name.replace(":", "-"),
-        "date": taken,
-        "camera": _safe(str(camera)),
+        "date": taken_day(source, summary),
+        "camera": camera_token(summary),
         "seq": f"{file_id or 0:04d}",
         "seed": str(seed if seed is not None else 0),
     }
