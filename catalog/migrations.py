@@ -1,5 +1,7 @@
 """Schema migrations for the catalog (sqlite-utils Migrations; append, never edit, a migration)."""
 
+import functools
+
 from sqlite_utils.migrations import Migrations
 
 migrations = Migrations("photobatch")
@@ -8,11 +10,16 @@ migrations = Migrations("photobatch")
 def unknown_migrations(applied) -> list[str]:
     """The names in ``applied`` (the migrations a catalog has) that this version does not know:
     a newer photobatch upgraded it."""
+    known = _known_migrations()
+    return [name for name in applied if name not in known]
+
+
+@functools.lru_cache(maxsize=1)
+def _known_migrations() -> frozenset[str]:
     import sqlite_utils
 
     # What pending() lists for an empty database is every migration this version has.
-    known = {m.name for m in migrations.pending(sqlite_utils.Database(memory=True))}
-    return [name for name in applied if name not in known]
+    return frozenset(m.name for m in migrations.pending(sqlite_utils.Database(memory=True)))
 
 
 @migrations()

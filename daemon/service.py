@@ -475,7 +475,7 @@ class WatchService:
         for path, file in group:
             if not self._finished_with(file["id"], folder, path):
                 return
-        summary = json.loads(row.get("exif") or "{}") if row.get("exif") else {}
+        summary = json.loads(row.get("exif") or "{}")
         target = archive_folder(folder.archive, summary, photo, folder.path)
         if any(target.resolve().is_relative_to(f.path.resolve()) for f in self.config.watch):
             log.warning("%s stays in %s: its archive folder %s is inside a watched folder",
