@@ -16,13 +16,18 @@ flushed and compared with the original by sha256 before the original is removed.
 from __future__ import annotations
 
 import errno
+import json
+import logging
 import os
 import string
 from pathlib import Path
 
 from photobatch.catalog.culling import sidecars_for
 from photobatch.catalog.hashing import file_sha256
+from photobatch.daemon.pairs import left_out_for, pair_partner
 from photobatch.daemon.paths import mask_path_for
+
+log = logging.getLogger(__name__)
 
 # What an archive template may use: the day the photo was taken, its camera, and the subfolder
 # of the watch folder it was dropped in ("wedding/day1"; "" for the folder itself).
@@ -69,6 +74,68 @@ def archive_folder(template: str, summary: dict, photo: Path, watched: Path | No
     filled = template.format(date=taken, year=year, month=month, day=day, camera=camera,
                              folder="" if dropped_in == "." else dropped_in)
     return Path(os.path.normpath(Path(os.path.expandvars(filled)).expanduser()))
+
+
+def archive_when_done(catalog, folder, photo: Path, watched: list[Path],
+                      warned: set[Path]) -> list[Path]:
+    """Move ``photo`` of the watch ``folder`` (with its companions and the other half of its
+    RAW+JPEG pair) to the folder's archive if every recipe is done with them, and record the
+    new paths in ``catalog``; return the paths that moved (none: it stays, said in the log,
+    once per photo in ``warned`` for a name taken in the archive)."""
+    group = [(photo, _current_row(catalog, photo))]
+    partner = pair_partner(photo)
+    if partner is not None:
+        group.append((partner, _current_row(catalog, partner)))
+    if any(row is None for _, row in group) or not photo.exists():
+        return []  # not catalogued (yet): being copied, or just dropped
+    if not all(_finished_with(catalog, row["id"], folder, path) for path, row in group):
+        return []
+    target = archive_folder(folder.archive, json.loads(group[0][1].get("exif") or "{}"), photo,
+                            folder.path)
+    if any(target.resolve().is_relative_to(w.resolve()) for w in watched):
+        log.warning("%s stays in %s: its archive folder %s is inside a watched folder",
+                    photo.name, photo.parent, target)
+        return []
+    moving = [path for path, _ in group]
+    moving += [c for path in moving for c in companions(path) if c not in moving]
+    clash = next((target / p.name for p in moving if (target / p.name).exists()), None)
+    if clash is not None:
+        if photo not in warned:  # said once, not at every scan
+            warned.add(photo)
+            log.warning("%s stays in %s: %s exists already in the archive", photo.name,
+                        photo.parent, clash)
+        return []
+    moved = []
+    ids = {path: row["id"] for path, row in group}
+    for path in moving:
+        try:
+            new = move_into(path, target)
+        except (NotArchived, OSError) as exc:
+            log.warning("%s stays in %s: %s", path.name, path.parent,
+                        getattr(exc, "strerror", None) or exc)
+            break
+        if path in ids:
+            catalog.moved(ids[path], new)
+        moved.append(path)
+    else:
+        log.info("archived %s -> %s", ", ".join(p.name for p in moving), target)
+    return moved
+
+
+def _current_row(catalog, path: Path) -> dict | None:
+    return next(iter(catalog.db["files"].rows_where(
+        "path = ? AND replaced_by IS NULL", [str(path)], limit=1)), None)
+
+
+def _finished_with(catalog, file_id: int, folder, path: Path) -> bool:
+    """Whether every recipe of ``folder`` has a final, successful last run on ``file_id``
+    (a half of a RAW+JPEG pair that its ``pairs`` leaves out has none, and counts as done)."""
+    last = dict(catalog.db.execute(
+        "SELECT recipe, status FROM runs WHERE id IN (SELECT MAX(id) FROM runs WHERE "
+        "file_id = ? AND seed_source IS NOT 'take' GROUP BY recipe)", [file_id]).fetchall())
+    if not last and left_out_for(path, folder.pairs) is not None:
+        return True
+    return all(last.get(recipe) in ("done", "skipped") for recipe in folder.recipes)
 
 
 def companions(photo: Path) -> list[Path]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import glob
-import json
 import logging
 import os
 import queue
@@ -25,7 +24,6 @@ from photobatch.daemon.config import Config, ConfigError, WatchFolder, load_conf
 from photobatch.daemon.pairs import (
     folder_names,
     is_raw_name,
-    left_out_for,
     may_be_left_out,
     pair_partner,
     why_left_out,
@@ -454,64 +452,16 @@ class WatchService:
             self.events.put(("archive", outcome.path))
 
     def _archive(self, photo: Path) -> None:
-        """Move ``photo`` (and what goes with it) to its folder's archive once every recipe of
-        the folder is done with it and with the other half of its RAW+JPEG pair."""
-        from photobatch.daemon.archive import NotArchived, archive_folder, companions, move_into
+        """Move ``photo`` (and what goes with it) to its folder's archive if it is done."""
+        from photobatch.daemon.archive import archive_when_done
 
         folder = self.folder_for(photo)
-        catalog = self.app.catalog
-        row = next(iter(catalog.db["files"].rows_where(
-            "path = ? AND replaced_by IS NULL", [str(photo)], limit=1)), None)
-        if folder is None or not folder.archive or row is None or not photo.exists():
+        if folder is None or not folder.archive:
             return
-        group = [(photo, row)]
-        partner = pair_partner(photo)
-        if partner is not None:
-            partner_row = next(iter(catalog.db["files"].rows_where(
-                "path = ? AND replaced_by IS NULL", [str(partner)], limit=1)), None)
-            if partner_row is None:
-                return  # not catalogued yet: it is still being copied, or was just dropped
-            group.append((partner, partner_row))
-        for path, file in group:
-            if not self._finished_with(file["id"], folder, path):
-                return
-        summary = json.loads(row.get("exif") or "{}")
-        target = archive_folder(folder.archive, summary, photo, folder.path)
-        if any(target.resolve().is_relative_to(f.path.resolve()) for f in self.config.watch):
-            log.warning("%s stays in %s: its archive folder %s is inside a watched folder",
-                        photo.name, photo.parent, target)
-            return
-        moving = [path for path, _ in group]
-        moving += [c for path in moving for c in companions(path) if c not in moving]
-        clash = next((target / p.name for p in moving if (target / p.name).exists()), None)
-        if clash is not None:
-            if photo not in self._archive_warned:  # said once, not at every scan
-                self._archive_warned.add(photo)
-                log.warning("%s stays in %s: %s exists already in the archive", photo.name,
-                            photo.parent, clash)
-            return
-        for path in moving:
-            try:
-                new = move_into(path, target)
-            except (NotArchived, OSError) as exc:
-                log.warning("%s stays in %s: %s", path.name, path.parent,
-                            getattr(exc, "strerror", None) or exc)
-                return
-            file_id = next((file["id"] for p, file in group if p == path), None)
-            if file_id is not None:
-                catalog.moved(file_id, new)
+        moved = archive_when_done(self.app.catalog, folder, photo,
+                                  [f.path for f in self.config.watch], self._archive_warned)
+        for path in moved:
             self.tracker.forget(path)
-        log.info("archived %s -> %s", ", ".join(p.name for p in moving), target)
-
-    def _finished_with(self, file_id: int, folder: WatchFolder, path: Path) -> bool:
-        """Whether every recipe of ``folder`` has a final, successful last run on ``file_id``
-        (a half of a RAW+JPEG pair that its ``pairs`` leaves out has none, and counts as done)."""
-        last = {recipe: status for recipe, status in self.app.catalog.db.execute(
-            "SELECT recipe, status FROM runs WHERE id IN (SELECT MAX(id) FROM runs WHERE "
-            "file_id = ? AND seed_source IS NOT 'take' GROUP BY recipe)", [file_id])}
-        if not last and left_out_for(path, folder.pairs) is not None:
-            return True
-        return all(last.get(recipe) in ("done", "skipped") for recipe in folder.recipes)
 
     def _reload(self) -> None:
         self.reload_requested = False

@@ -58,7 +58,7 @@ def test_done_photos_move_to_the_archive_with_their_sidecars_and_the_catalog_fol
     from photobatch.daemon import service
 
     monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
-    caplog.set_level(logging.INFO, logger=service.log.name)
+    caplog.set_level(logging.INFO)
     originals = ws.root / "originals"
     _with_archive(ws, f"{originals}/{{year}}/{{date}}")
     shoot = ws.inbox / "wedding"
@@ -88,7 +88,7 @@ def test_a_name_taken_in_the_archive_leaves_the_photo_in_the_inbox(ws, monkeypat
     from photobatch.daemon import service
 
     monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
-    caplog.set_level(logging.INFO, logger=service.log.name)
+    caplog.set_level(logging.INFO)
     originals = ws.root / "originals"
     _with_archive(ws, f"{originals}/{{date}}")
     day = originals / "2026-06-21"
@@ -132,7 +132,7 @@ def test_a_raw_and_jpeg_pair_moves_together_once_the_raw_is_done(ws, monkeypatch
     from photobatch.daemon.sample_formats import write_sample_dng
 
     monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
-    caplog.set_level(logging.INFO, logger=service.log.name)
+    caplog.set_level(logging.INFO)
     originals = ws.root / "originals"
     _with_archive(ws, f"{originals}/{{camera}}")
     write_sample_dng(ws.inbox / "IMG_0005.DNG")
@@ -149,7 +149,7 @@ def test_photos_done_before_the_archive_was_set_up_move_at_the_next_start(ws, mo
     from photobatch.daemon import service
 
     monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
-    caplog.set_level(logging.INFO, logger=service.log.name)
+    caplog.set_level(logging.INFO)
     for i in range(2):
         write_sample_photo(ws.inbox / f"IMG_000{i}.JPG", size=(96, 64), seed=i)
     assert ws.once().returncode == 0 and ws.done_count() == 2  # no archive yet: they stay
