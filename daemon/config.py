@@ -127,7 +127,7 @@ _HOMES = {
     **dict.fromkeys(("decode", "encode"), "in [workers]"),
     **dict.fromkeys(("dir", "disabled"), "in [plugins]"),
     **dict.fromkeys(("creator", "notice", "usage_terms", "replace"), "in [copyright]"),
-    "command": "in [notify]",
+    **dict.fromkeys(("command", "headers"), "in [notify]"),
     **dict.fromkeys(("every_days", "keep"), "in [backups]"),
     "url": "in [copyright] or [notify]",
     **dict.fromkeys(("path", "recipes", "output", "recursive", "mirror_folders", "polling",
@@ -206,6 +206,13 @@ def _precision_name(value: str):
     return f'must be "auto", "fp32", "bf16" or "fp16", got {value!r}'
 
 
+def _headers(value: dict):
+    for name, text in value.items():
+        if not re.fullmatch(r"[A-Za-z0-9-]+", name) or not isinstance(text, str) or "\n" in text:
+            return f"must map header names to one-line texts, got {name!r} = {text!r}"
+    return None
+
+
 def _http_url(value: str):
     if re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
         return None
@@ -255,7 +262,8 @@ def parse_config(data: dict, source: str = "") -> Config:
     backups.done()
     notify_table = _Reader(label, top.get("notify", (dict,), {}), "notify")
     notify = NotifySettings(url=notify_table.get("url", (str,), "", _http_url),
-                            command=notify_table.strings("command"))
+                            command=notify_table.strings("command"),
+                            headers=tuple(notify_table.get("headers", (dict,), {}, _headers).items()))
     notify_table.done()
     recipe_dirs = tuple(_path(p) for p in top.strings("recipe_dirs"))
     rescan = float(top.get("rescan_minutes", (int, float), 10.0, _positive))
@@ -414,6 +422,7 @@ output = "~/Pictures/Enhanced"             # outputs go here (never next to the 
 
 # [notify]                                 # when a shoot is done, or an output disk is full
 # url = "https://ntfy.sh/my-studio-shoots" # POST the message (ntfy takes it as it is)
+# headers = { Authorization = "Bearer tk_..." }   # a self-hosted ntfy's access token, Priority...
 # command = ["notify-send", "{title}", "{text}"]   # and/or run this
 
 # [plugins]

@@ -20,12 +20,14 @@ class Inbox:
 
     def __init__(self):
         self.messages: list[tuple[str, str, str]] = []  # (path, Title header, body)
+        self.headers: list[dict] = []  # each request's headers
         inbox = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode("utf-8")
                 inbox.messages.append((self.path, self.headers["Title"], body))
+                inbox.headers.append(dict(self.headers))
                 self.send_response(200)
                 self.end_headers()
 
@@ -63,14 +65,19 @@ def test_the_config_table_is_checked():
         parse_config({"notify": {"url": "ntfy.sh/x"}})
     with pytest.raises(ConfigError, match=r"notify.command must be a list"):
         parse_config({"notify": {"command": "notify-send hello"}})
+    token = parse_config({"notify": {"url": "https://ntfy.example/s", "headers": {"Authorization": "Bearer tk_1"}}})
+    assert token.notify.headers == (("Authorization", "Bearer tk_1"),)
+    with pytest.raises(ConfigError, match=r"notify.headers must map header names to one-line texts"):
+        parse_config({"notify": {"headers": {"Bad Name": "x"}}})
 
 
 def test_a_message_is_posted_with_its_title_and_a_command_gets_both(inbox, tmp_path):
     said = tmp_path / "said.txt"
     command = (sys.executable, "-c", "import sys; open(sys.argv[1], 'w', encoding='utf-8')"
                ".write(sys.argv[2] + '|' + sys.argv[3])", str(said), "{title}", "{text}")
-    send(NotifySettings(url=inbox.url, command=command), "photobatch: shoot done",
-         "412 done, 3 failed — in 1 h").join(30)
+    send(NotifySettings(url=inbox.url, command=command, headers=(("Authorization", "Bearer tk_1"),)),
+         "photobatch: shoot done", "412 done, 3 failed — in 1 h").join(30)
+    assert inbox.headers[0]["Authorization"] == "Bearer tk_1"  # a self-hosted ntfy's token
     assert inbox.messages == [("/my-shoots", "photobatch: shoot done", "412 done, 3 failed — in 1 h")]
     assert said.read_text(encoding="utf-8") == "photobatch: shoot done|412 done, 3 failed — in 1 h"
 

@@ -32,6 +32,9 @@ class NotifySettings:
 
     url: str = ""
     command: tuple[str, ...] = ()
+    # More HTTP headers for ``url``: a self-hosted ntfy's access token
+    # ({"Authorization": "Bearer tk_..."}), ntfy's Priority or Tags, Gotify's X-Gotify-Key.
+    headers: tuple[tuple[str, str], ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.url or self.command)
@@ -53,7 +56,7 @@ def _deliver(settings: NotifySettings, title: str, text: str) -> list[str]:
             settings.url, data=text.encode("utf-8"), method="POST",
             # ntfy reads the title from this header; it must be Latin-1, as HTTP headers are.
             headers={"Title": title.encode("latin-1", "replace").decode("latin-1"),
-                     "Content-Type": "text/plain; charset=utf-8"})
+                     "Content-Type": "text/plain; charset=utf-8", **dict(settings.headers)})
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
                 response.read()
