@@ -85,6 +85,13 @@ class Config:
     notify: NotifySettings | None = None
     source: str = ""
 
+    def app_settings(self) -> dict:
+        """What an App takes from the config, whichever command builds it (``run``, ``rerun
+        --now``, ``export``, the daemon): device, precision, the copyright presets and where
+        notifications go."""
+        return {"device": self.device, "precision": self.precision, "rights": self.rights,
+                "folder_rights": self.folder_rights(), "notifications": self.notify}
+
     def folder_rights(self) -> tuple[tuple[Path, Rights], ...]:
         """(folder, its copyright) for the watch folders with one of their own, the deepest first
         (a folder inside another is the more specific)."""

@@ -142,9 +142,7 @@ class WatchService:
         app = App(catalog_path=self.catalog_path, recipe_dirs=config.recipe_dirs + self.extra_recipe_dirs,
                   model=config.model, plugin_manager=pm,
                   plugins_dir=self.plugins_dir or config.plugins_dir,
-                  disabled_plugins=config.disabled_plugins, device=config.device,
-                  precision=config.precision, rights=config.rights,
-                  notifications=config.notify, folder_rights=config.folder_rights())
+                  disabled_plugins=config.disabled_plugins, **config.app_settings())
         for i, folder in enumerate(config.watch):
             for name in folder.recipes:
                 if name not in app.recipes:

@@ -35,10 +35,7 @@ class Context:
             return App(catalog_path=self.catalog, recipe_dirs=config_dirs + tuple(self.recipe_dirs),
                        model=model or os.environ.get("PHOTOBATCH_MODEL") or config_model,
                        plugin_manager=self.plugin_manager,
-                       device=self.config.device if self.config else None,
-                       precision=self.config.precision if self.config else None,
-                       rights=self.config.rights if self.config else None,
-                       folder_rights=self.config.folder_rights() if self.config else ())
+                       **(self.config.app_settings() if self.config else {}))
         except (RecipeError, PluginError) as exc:
             raise click.ClickException(str(exc)) from None
 

@@ -45,11 +45,7 @@ def current_app(obj: Context, model: str | None = None):
         # The device, precision and copyright the config sets, as for `run`: `rerun --now`
         # makes outputs too.
         app = App(catalog_path=obj.catalog, recipe_dirs=recipe_dirs, model=model,
-                  plugin_manager=obj.plugin_manager,
-                  device=config.device if config else None,
-                  precision=config.precision if config else None,
-                  rights=config.rights if config else None,
-                  folder_rights=config.folder_rights() if config else ())
+                  plugin_manager=obj.plugin_manager, **(config.app_settings() if config else {}))
     except (RecipeError, PluginError) as exc:
         raise click.ClickException(str(exc)) from None
     return app, ModelChooser(app, explicit=model, config=config)
