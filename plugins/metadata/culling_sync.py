@@ -38,18 +38,15 @@ def sync_rights(output: Path, values: dict[str, str], own: dict[str, Any], repla
     whose metadata is ``own`` (its groups merged), has no value of its own (everywhere with
     ``replace``): a changed preset brought to outputs made before. A value the preset no longer
     sets is left as it is. Returns whether the file was rewritten; MetadataError names it."""
-    from photobatch.plugins.metadata.rights import rights_changes, same_text
+    from photobatch.plugins.metadata.rights import rights_changes, same_text, set_rights
 
     def edit(image) -> bool:
         iptc = read_group(image, "iptc")
         now = {**read_group(image, "exif"), **iptc, **read_group(image, "xmp")}
-        exif_set, iptc_set, xmp_set = rights_changes(values, own, iptc, replace)
-        wanted = {**exif_set, **iptc_set, **xmp_set}
-        if all(same_text(now.get(key), value) for key, value in wanted.items()):
+        changes = rights_changes(values, own, iptc, replace)
+        if all(same_text(now.get(key), value) for group in changes for key, value in group.items()):
             return False
-        for group, values_set in (("exif", exif_set), ("iptc", iptc_set), ("xmp", xmp_set)):
-            if values_set:
-                getattr(image, f"modify_{group}")(values_set)
+        set_rights(image, changes)
         return True
 
     return _rewrite(Path(output), edit)

@@ -101,6 +101,14 @@ def rights_changes(values: dict[str, str], source: dict[str, Any], output_iptc: 
     return exif, iptc, xmp
 
 
+def set_rights(image, changes: tuple[dict, dict, dict]) -> None:
+    """Write ``changes`` (rights_changes' EXIF, IPTC and XMP values) into a parsed exiv2
+    ``image``."""
+    for group, values in zip(("exif", "iptc", "xmp"), changes):
+        if values:
+            getattr(image, f"modify_{group}")(values)
+
+
 def _iptc_in_its_charset(iptc: dict[str, Any], existing: dict[str, Any]) -> dict[str, Any]:
     # IPTC text is read in the character set the record declares (none: Latin-1 to most
     # readers). Ours is UTF-8: declared when the record is new or says UTF-8 already; into a

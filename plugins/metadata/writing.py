@@ -19,7 +19,7 @@ from photobatch.plugins.metadata.exiv2 import (
 )
 from photobatch.plugins.metadata.policies import POLICIES, drop_iptc, exif_changes, xmp_changes
 from photobatch.plugins.metadata.record import normalise_record
-from photobatch.plugins.metadata.rights import rights_changes
+from photobatch.plugins.metadata.rights import rights_changes, set_rights
 from photobatch.plugins.metadata.thumbnail import replace_thumbnail
 
 log = logging.getLogger(__name__)
@@ -157,10 +157,7 @@ def _rewrite(out, *, src_icc: bytes, width: int, height: int, record: dict[str, 
             if rights:
                 values, own, replace = rights
                 kept_iptc = {k: v for k, v in iptc.items() if not drop_iptc(k, policy)}
-                exif_set, iptc_set, xmp_set = rights_changes(values, own, kept_iptc, replace)
-                for group, values_set in (("exif", exif_set), ("iptc", iptc_set), ("xmp", xmp_set)):
-                    if values_set:
-                        getattr(out, f"modify_{group}")(values_set)
+                set_rights(out, rights_changes(values, own, kept_iptc, replace))
 
             if mime == "image/jpeg" and policy != "none":
                 replace_thumbnail(out, name, pixels)
