@@ -34,7 +34,9 @@ class RunQueue:
                 output_dir: str, force: bool = False, seed: int | None = None,
                 seed_source: str | None = None, failed_since: str | None = None,
                 failed_by: str | None = None) -> int | None:
-        """Queue (file, recipe version, model) unless queued, running or done already; return the id.
+        """Queue (file, recipe version, model) for ``output_dir`` unless queued, running or done
+        already for that folder; return the id (None: not queued). The same photo dropped into
+        another watch folder, or run with another ``--out``, gets an output there too.
 
         ``force`` (``photobatch rerun``) queues it even when done: the run is then redone rather
         than skipped; one already queued or running is still not queued twice. ``seed`` with
@@ -57,9 +59,9 @@ class RunQueue:
         with self.catalog.transaction():
             existing = self.db.execute(
                 "SELECT id FROM runs WHERE file_id = ? AND recipe = ? AND recipe_fingerprint = ? "
-                f"AND model_id = ? {same_seed}AND (status IN ({','.join('?' * len(blocking))}) "
-                f"{failed}) LIMIT 1",
-                [file_id, recipe, fingerprint, model_id, *seed_args, *blocking,
+                f"AND model_id = ? {same_seed}AND (output_dir = ? OR output_dir IS NULL) "
+                f"AND (status IN ({','.join('?' * len(blocking))}) {failed}) LIMIT 1",
+                [file_id, recipe, fingerprint, model_id, *seed_args, output_dir, *blocking,
                  *failed_args]).fetchone()
             if existing:
                 return None

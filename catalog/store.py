@@ -260,13 +260,18 @@ class Catalog:
     # runs ------------------------------------------------------------------
 
     def finished_run(self, file_id: int, fingerprint: str, model_id: str,
-                     recipe: str | None = None) -> dict | None:
-        """The latest successful run of this recipe version and model on the file, if any."""
+                     recipe: str | None = None, output_dir: str | None = None) -> dict | None:
+        """The latest successful run of this recipe version and model on the file, if any;
+        with ``output_dir``, one whose output went to that folder (a run recorded before
+        catalogs kept the folder counts as any folder's)."""
         where = "file_id = ? AND recipe_fingerprint = ? AND model_id = ? AND status = 'done'"
         args = [file_id, fingerprint, model_id]
         if recipe is not None:
             where += " AND recipe = ?"
             args.append(recipe)
+        if output_dir is not None:
+            where += " AND (output_dir = ? OR output_dir IS NULL)"
+            args.append(output_dir)
         rows = list(self.db["runs"].rows_where(where, args, order_by="id DESC", limit=1))
         return rows[0] if rows else None
 

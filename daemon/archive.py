@@ -8,14 +8,18 @@ a rating rule has not taken yet waits there too. It goes with what belongs to it
 sidecars, its painted mask, and the other half of a RAW+JPEG pair once that half is done too.
 The catalog follows each file to its new path.
 
-Nothing is ever overwritten: a file of that name already in the archive leaves the photo where
-it is, with a warning. A move within one disk is a rename; across disks the copy is written,
-flushed and compared with the original by sha256 before the original is removed.
+Nothing is ever overwritten. Another photo of that name already in the archive (a second
+camera's IMG_0001.JPG, a counter that went round) makes this one IMG_0001-1.JPG there, its
+companions renamed to match, as Photo Mechanic's ingest does; the very same photo archived
+already (a card copied twice) leaves this copy in the inbox, with a warning. A move within one
+disk is a rename; across disks the copy is written, flushed and compared with the original by
+sha256 before the original is removed.
 """
 
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import logging
 import os
@@ -98,18 +102,18 @@ def archive_when_done(catalog, folder, photo: Path, watched: list[Path],
         return []
     moving = [path for path, _ in group]
     moving += [c for path in moving for c in companions(path) if c not in moving]
-    clash = next((target / p.name for p in moving if (target / p.name).exists()), None)
-    if clash is not None:
+    try:
+        names = archive_names(moving, photo.stem, target)
+    except NotArchived as exc:
         if photo not in warned:  # said once, not at every scan
             warned.add(photo)
-            log.warning("%s stays in %s: %s exists already in the archive", photo.name,
-                        photo.parent, clash)
+            log.warning("%s stays in %s: %s", photo.name, photo.parent, exc)
         return []
     moved = []
     ids = {path: row["id"] for path, row in group}
     for path in moving:
         try:
-            new = move_into(path, target)
+            new = move_into(path, target, names[path])
         except (NotArchived, OSError) as exc:
             log.warning("%s stays in %s: %s", path.name, path.parent,
                         getattr(exc, "strerror", None) or exc)
@@ -118,8 +122,47 @@ def archive_when_done(catalog, folder, photo: Path, watched: list[Path],
             catalog.moved(ids[path], new)
         moved.append(path)
     else:
-        log.info("archived %s -> %s", ", ".join(p.name for p in moving), target)
+        renamed = names[photo] != photo.name
+        log.info("archived %s -> %s%s", ", ".join(p.name for p in moving), target,
+                 f" as {names[photo]} ({photo.name} there is another photo)" if renamed else "")
     return moved
+
+
+def archive_names(moving: list[Path], stem: str, target: Path) -> dict[Path, str]:
+    """The name each of ``moving`` (a photo's files, all named ``stem``...) takes in ``target``:
+    its own, or all ``stem-N``... when files of that name are there (another photo's, or a
+    sidecar that the photo would take for its own). Raises NotArchived when the same photo is
+    archived there already (nothing to keep twice)."""
+    if not _name_taken(target, stem):
+        return {p: p.name for p in moving}
+    for p in moving:
+        same = _same_photo_in(target, p, stem) if p.suffix.lower() != ".xmp" else None
+        if same is not None:
+            raise NotArchived(f"the same photo is archived already as {same} "
+                              "(this copy can be deleted)")
+    if not all(p.name.startswith(stem) for p in moving):
+        raise NotArchived(f"a file named {stem} exists already in {target}")
+    for n in range(1, 10000):
+        if not _name_taken(target, f"{stem}-{n}"):
+            return {p: f"{stem}-{n}{p.name[len(stem):]}" for p in moving}
+    raise NotArchived(f"{stem} and 9999 numbered names of it exist already in {target}")
+
+
+def _same_photo_in(folder: Path, photo: Path, stem: str) -> Path | None:
+    """The file in ``folder`` with ``photo``'s bytes under its name or a numbered one
+    (``stem-N``), if any."""
+    size = photo.stat().st_size
+    for there in sorted(folder.glob(glob.escape(stem) + "*" + glob.escape(photo.suffix))):
+        name = there.name[len(stem):-len(photo.suffix) or None]
+        if ((name == "" or (name[:1] == "-" and name[1:].isdigit())) and there.is_file()
+                and there.stat().st_size == size and file_sha256(there) == file_sha256(photo)):
+            return there
+    return None
+
+
+def _name_taken(folder: Path, stem: str) -> bool:
+    """Whether ``folder`` holds a file named ``stem``.anything (a photo, its sidecar, its mask)."""
+    return folder.is_dir() and any(folder.glob(glob.escape(stem) + ".*"))
 
 
 def _current_row(catalog, path: Path) -> dict | None:
@@ -147,12 +190,12 @@ def companions(photo: Path) -> list[Path]:
     return found
 
 
-def move_into(path: Path, folder: Path) -> Path:
-    """Move ``path`` into ``folder`` under its own name, never over another file; return the
-    new path. Raises NotArchived when the name is taken there, OSError when the move fails
-    (the original then stays where it was)."""
+def move_into(path: Path, folder: Path, name: str | None = None) -> Path:
+    """Move ``path`` into ``folder`` under its own name (or ``name``), never over another file;
+    return the new path. Raises NotArchived when the name is taken there, OSError when the move
+    fails (the original then stays where it was)."""
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
+    target = folder / (name or path.name)
     if target.exists():
         raise NotArchived(f"{target} exists already")
     try:
@@ -185,3 +228,41 @@ def _copy_checked(path: Path, target: Path) -> None:
         raise NotArchived(f"{target} exists already") from None
     finally:
         temp.unlink(missing_ok=True)
+
+
+# Files an OS leaves in a folder it showed (Finder, Explorer): a folder holding only these is
+# empty to a photographer.
+OS_LEFTOVERS = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
+def remove_emptied_folder(folder: Path, inbox: Path, idle_seconds: float) -> bool | None:
+    """Remove ``folder`` (a subfolder of the watch folder ``inbox`` that archiving emptied) and
+    its parents up to ``inbox``, each only while empty (but for OS leftovers) and untouched for
+    ``idle_seconds``: a copy still going on in it adds a file every few seconds. Return True
+    when it went (or was gone), False when it holds something, None when it is too fresh to say."""
+    import time
+
+    if not folder.is_relative_to(inbox) or folder == inbox:
+        return False
+    while folder != inbox:
+        try:
+            names = os.listdir(folder)
+            idle = time.time() - folder.stat().st_mtime
+        except FileNotFoundError:
+            folder = folder.parent
+            continue
+        except OSError:
+            return False
+        if any(name not in OS_LEFTOVERS for name in names):
+            return False
+        if idle < idle_seconds:
+            return None
+        try:
+            for name in names:
+                (folder / name).unlink()
+            folder.rmdir()  # fails on a file that came meanwhile: the folder stays
+        except OSError:
+            return False
+        log.info("removed the emptied folder %s", folder)
+        folder = folder.parent
+    return True

@@ -57,6 +57,9 @@ TICK_SECONDS = 0.2
 HEARTBEAT_SECONDS = 2.0
 # How often folders that may come and go (cards, shares) are looked for.
 FOLDER_CHECK_SECONDS = 5.0
+# An inbox subfolder archiving emptied is removed once nothing changed in it for this long (a
+# copy still going on there adds files more often).
+EMPTIED_FOLDER_IDLE_SECONDS = 30.0
 # How often the daemon looks whether the catalog's backup is due.
 BACKUP_CHECK_SECONDS = 3600.0
 # Nothing to do for this long means a shoot is finished (a card copied slower than the model
@@ -129,6 +132,7 @@ class WatchService:
         self.reload_requested = False
         self.failures = 0
         self._archive_warned: set[Path] = set()  # photos whose archive name is taken
+        self._emptied: dict[Path, Path] = {}  # inbox subfolders archiving emptied: their inbox
         self.tally = Tally()  # outcomes since the daemon last ran out of work
         self.observers: dict[Path, object] = {}  # by watched folder: those that are there
         self.started_at: str | None = None  # when run() began, as the catalog writes times
@@ -324,7 +328,9 @@ class WatchService:
             metadata=metadata.read_summary(path))
         self.app.notify("photobatch_file_discovered", path=path, sha256=sha)
         if self._pair_taken(path, folder) and self._rated_enough(file_id, folder, path):
-            self._enqueue(file_id, folder, path)
+            self._enqueue(file_id, folder, path, say_done=True)
+        if folder.archive:
+            self.events.put(("archive", path))  # done already (dropped again): it goes now
 
     def _pair_taken(self, path: Path, folder: WatchFolder, names: set[str] | None = None,
                     quiet: bool = False) -> bool:
@@ -403,14 +409,19 @@ class WatchService:
         return found
 
     def _enqueue(self, file_id: int, folder: WatchFolder, path: Path,
-                 names: list[str] | None = None, force: bool = False) -> None:
+                 names: list[str] | None = None, force: bool = False,
+                 say_done: bool = False) -> None:
+        """Queue ``path``'s runs of ``folder``'s recipes (or ``names``) that are not queued or
+        done already; ``say_done``: say in the log which were done already (a photo dropped
+        again), once, as the scans that ask again every few minutes do not."""
         runs = RunQueue(self.app.catalog)
         # What failed while this daemon ran is not retried by its scans, which come every
         # rescan_minutes (a broken file would fail again each time, forever); what failed
         # before it started gets one more try (a model or reader may have been fixed).
         failed_since = None if force else self.started_at
+        # Resolved, as the catalog records a run's folder (Session.prepare): done is per folder.
         out_dir = (mirrored_output(folder.output, folder.path, path) if folder.mirror_folders
-                   else folder.output)
+                   else folder.output).resolve()
         queued = []
         for name in names or folder.recipes:
             recipe = self.app.recipes[name]
@@ -428,6 +439,17 @@ class WatchService:
                             model_id=model_id, output_dir=str(out_dir), force=force,
                             failed_since=failed_since, failed_by=worker_id()):
                 queued.append(name)
+            elif say_done:
+                done = self.app.catalog.finished_run(file_id, fingerprint, model_id, name,
+                                                     output_dir=str(out_dir))
+                if done is None or not done.get("output_path"):
+                    continue  # queued or running already, or failed while this daemon ran
+                if Path(done["output_path"]).exists():
+                    log.info("not queued: %s [%s] is done already -> %s", path.name, name,
+                             done["output_path"])
+                elif runs.enqueue(file_id=file_id, recipe=name, fingerprint=fingerprint,
+                                  model_id=model_id, output_dir=str(out_dir), force=True):
+                    queued.append(name)  # dropped again as its output was deleted: made again
         if queued:
             log.info("queued %s [%s]", path.name, ", ".join(queued))
             self.pipeline.wake()
@@ -460,6 +482,19 @@ class WatchService:
                                   [f.path for f in self.config.watch], self._archive_warned)
         for path in moved:
             self.tracker.forget(path)
+        if moved and photo.parent != folder.path:
+            self._emptied[photo.parent] = folder.path  # the shoot's folder may be empty now
+
+    def _remove_emptied_folders(self) -> None:
+        """Remove the inbox subfolders that archiving emptied, once left alone for a while
+        (a shoot dropped as a folder leaves no empty folder behind)."""
+        from photobatch.daemon.archive import remove_emptied_folder
+
+        for emptied, inbox in list(self._emptied.items()):
+            folder = self.folder_for(emptied)
+            idle = max(EMPTIED_FOLDER_IDLE_SECONDS, folder.quiet_seconds if folder else 0)
+            if remove_emptied_folder(emptied, inbox, idle) is not None:
+                del self._emptied[emptied]
 
     def _reload(self) -> None:
         self.reload_requested = False
@@ -600,6 +635,7 @@ class WatchService:
                 next_beat = now + HEARTBEAT_SECONDS
             if not self.once and now >= next_check:
                 self._check_folders()
+                self._remove_emptied_folders()
                 next_check = now + FOLDER_CHECK_SECONDS
             if not self.once and now >= next_backup:
                 self._scheduled_backup()

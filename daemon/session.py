@@ -246,7 +246,9 @@ class Session:
                 raise StageError(f"running {recipe.name} on {path.name}", str(exc)) from exc
             # What runs on this model: the recipe with its model family's table applied.
             recipe = job.recipe = self.app.for_model(recipe, job.model)
-            done = catalog.finished_run(job.file_id, recipe.fingerprint, job.model_id, recipe.name)
+            # Done into another folder (another watch folder, another --out) is not done here.
+            done = catalog.finished_run(job.file_id, recipe.fingerprint, job.model_id, recipe.name,
+                                        output_dir=str(job.out_dir))
             # A run queued by ``photobatch rerun`` asks to be redone, like --force does.
             forced = self.force or (run_id is not None and RunQueue(catalog).is_forced(run_id))
             if done and not forced and done["output_path"] and Path(done["output_path"]).exists() \

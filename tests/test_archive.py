@@ -84,7 +84,7 @@ def test_done_photos_move_to_the_archive_with_their_sidecars_and_the_catalog_fol
     assert (ws.out / "wedding" / "IMG_0001_quick.jpg").is_file()
 
 
-def test_a_name_taken_in_the_archive_leaves_the_photo_in_the_inbox(ws, monkeypatch, caplog):
+def test_another_photo_of_that_name_in_the_archive_gets_a_numbered_name(ws, monkeypatch, caplog):
     from photobatch.daemon import service
 
     monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
@@ -93,15 +93,62 @@ def test_a_name_taken_in_the_archive_leaves_the_photo_in_the_inbox(ws, monkeypat
     _with_archive(ws, f"{originals}/{{date}}")
     day = originals / "2026-06-21"
     earlier = write_sample_photo(day / "IMG_0001.JPG", size=(96, 64), seed=1)  # another card's
+    (day / "IMG_0001-1.xmp").write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")  # -1 is taken
     photo = write_sample_photo(ws.inbox / "IMG_0001.JPG", size=(96, 64), seed=2,
                                date_taken="2026:06:21 10:00:00")
-    before = _sha(earlier)
+    (ws.inbox / "IMG_0001.JPG.xmp").write_text("<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    before, expected = _sha(earlier), _sha(photo)
     daemon = service.WatchService(ws.config, ws.catalog)
-    run_in_process_while(daemon, lambda: wait_for(lambda: "exists already in the archive" in caplog.text, 30))
-    assert photo.is_file() and _sha(earlier) == before  # neither moved nor overwritten
-    assert f"IMG_0001.JPG stays in {ws.inbox}: {day / 'IMG_0001.JPG'} exists already" in caplog.text
-    daemon._archive(photo)  # asked again (each catch-up scan does): said once only
-    assert caplog.text.count("exists already in the archive") == 1
+    run_in_process_while(daemon, lambda: wait_for(lambda: "archived IMG_0001.JPG" in caplog.text, 30))
+    assert _sha(earlier) == before  # never overwritten
+    assert _sha(day / "IMG_0001-2.JPG") == expected and (day / "IMG_0001-2.JPG.xmp").is_file()
+    assert not photo.exists() and not (ws.inbox / "IMG_0001.JPG.xmp").exists()
+    assert (f"archived IMG_0001.JPG, IMG_0001.JPG.xmp -> {day} as IMG_0001-2.JPG "
+            "(IMG_0001.JPG there is another photo)") in caplog.text
+    assert ws.query("SELECT path FROM files WHERE sha256 = ?", [expected]) == [(str(day / "IMG_0001-2.JPG"),)]
+
+
+def test_archive_names_number_a_clash_and_know_a_copy_under_a_numbered_name(tmp_path):
+    inbox, target = tmp_path / "inbox", tmp_path / "archive"
+    photo = write_sample_photo(inbox / "IMG_0001.JPG", size=(32, 24), seed=2)
+    sidecar = inbox / "IMG_0001.xmp"
+    sidecar.write_text("<x/>")
+    moving = [photo, sidecar]
+    assert archive.archive_names(moving, "IMG_0001", target) == {photo: "IMG_0001.JPG", sidecar: "IMG_0001.xmp"}
+    write_sample_photo(target / "IMG_0001.JPG", size=(32, 24), seed=1)
+    (target / "IMG_0001-1.CR3.xmp").write_text("<x/>")  # IMG_0001-1 is someone's: a sidecar says so
+    assert archive.archive_names(moving, "IMG_0001", target) == {photo: "IMG_0001-2.JPG", sidecar: "IMG_0001-2.xmp"}
+    (target / "IMG_0001-2.JPG").write_bytes(photo.read_bytes())  # archived before, renamed
+    with pytest.raises(archive.NotArchived, match="the same photo is archived already as .*IMG_0001-2.JPG"):
+        archive.archive_names(moving, "IMG_0001", target)
+
+
+def test_the_same_photo_dropped_again_is_not_run_again_nor_archived_twice(ws, monkeypatch, caplog):
+    from photobatch.daemon import service
+
+    monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
+    caplog.set_level(logging.INFO)
+    originals = ws.root / "originals"
+    _with_archive(ws, f"{originals}/{{date}}")
+    photo = write_sample_photo(ws.inbox / "IMG_0001.JPG", size=(96, 64), date_taken="2026:06:21 10:00:00")
+    data = photo.read_bytes()
+    daemon = service.WatchService(ws.config, ws.catalog)
+
+    def drop_it_again():
+        assert wait_for(lambda: "archived IMG_0001.JPG" in caplog.text, 30), caplog.text
+        (ws.inbox / "IMG_0001.JPG").write_bytes(data)  # the card copied in a second time
+        assert wait_for(lambda: "archived already" in caplog.text, 30), caplog.text
+
+    run_in_process_while(daemon, drop_it_again)
+    output = ws.out / "IMG_0001_quick.jpg"
+    assert f"not queued: IMG_0001.JPG [quick] is done already -> {output}" in caplog.text
+    assert ws.query("SELECT count(*) FROM runs WHERE status = 'done'") == [(1,)]
+    assert (f"IMG_0001.JPG stays in {ws.inbox}: the same photo is archived already as "
+            f"{originals / '2026-06-21' / 'IMG_0001.JPG'} (this copy can be deleted)") in caplog.text
+    assert (ws.inbox / "IMG_0001.JPG").read_bytes() == data  # kept: nothing is deleted
+    assert sorted(p.name for p in (originals / "2026-06-21").iterdir()) == ["IMG_0001.JPG"]
+    daemon._archive(ws.inbox / "IMG_0001.JPG")  # asked again (each catch-up scan does): said once
+    assert caplog.text.count("archived already") == 1
 
 
 def test_across_disks_the_copy_is_checked_before_the_original_goes(tmp_path, monkeypatch):
@@ -172,3 +219,48 @@ def test_watch_check_shows_where_done_photos_go(ws):
                                      "watch", "--check"])
     assert said.exit_code == 0, said.output
     assert f"  archive {ws.root}/originals/{{date}} (each photo once done)" in said.output.splitlines()
+
+
+def test_an_emptied_shoot_folder_goes_once_left_alone_and_only_then(tmp_path):
+    import os
+    import time
+
+    inbox = tmp_path / "inbox"
+    ceremony = inbox / "wedding" / "ceremony"
+    ceremony.mkdir(parents=True)
+    (ceremony / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # Finder's: empty all the same
+    assert archive.remove_emptied_folder(ceremony, inbox, idle_seconds=30) is None  # too fresh
+    old = time.time() - 60
+    for folder in (ceremony, ceremony.parent):
+        os.utime(folder, (old, old))
+    (inbox / "wedding" / "reception.JPG").write_bytes(b"x")  # the parent is still in use
+    os.utime(inbox / "wedding", (old, old))
+    assert archive.remove_emptied_folder(ceremony, inbox, idle_seconds=30) is False
+    assert not ceremony.exists() and (inbox / "wedding" / "reception.JPG").is_file()
+    (inbox / "wedding" / "reception.JPG").unlink()
+    os.utime(inbox / "wedding", (old, old))
+    assert archive.remove_emptied_folder(inbox / "wedding", inbox, idle_seconds=30) is True
+    assert inbox.is_dir() and list(inbox.iterdir()) == []  # the watch folder itself stays
+    assert archive.remove_emptied_folder(inbox, inbox, idle_seconds=0) is False and inbox.is_dir()
+
+
+def test_the_daemon_leaves_no_empty_shoot_folder_in_the_inbox(ws, monkeypatch, caplog):
+    from photobatch.daemon import service
+
+    monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
+    monkeypatch.setattr(service, "EMPTIED_FOLDER_IDLE_SECONDS", 0.0)
+    monkeypatch.setattr(service, "FOLDER_CHECK_SECONDS", 0.2)
+    caplog.set_level(logging.INFO)
+    originals = ws.root / "originals"
+    _with_archive(ws, f"{originals}/{{folder}}")
+    shoot = ws.inbox / "wedding" / "ceremony"
+    write_sample_photo(shoot / "IMG_0001.JPG", size=(64, 48))
+    broken = ws.inbox / "party" / "IMG_0009.JPG"
+    broken.parent.mkdir()
+    broken.write_bytes(b"not a photo")  # fails: stays, and so does its folder
+    daemon = service.WatchService(ws.config, ws.catalog)
+    gone = f"removed the emptied folder {ws.inbox / 'wedding'}"
+    run_in_process_while(daemon, lambda: wait_for(
+        lambda: any(r.getMessage() == gone for r in caplog.records), 30))
+    assert (originals / "wedding" / "ceremony" / "IMG_0001.JPG").is_file()
+    assert sorted(p.name for p in ws.inbox.iterdir()) == ["party"] and broken.is_file()

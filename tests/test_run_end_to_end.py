@@ -130,6 +130,16 @@ def test_second_run_skips_and_force_reproduces_the_same_pixels(shoot, tmp_path, 
     seeds = {r[0] for r in con.execute("SELECT seed FROM runs")}
     assert len(seeds) == 1
 
+    # Another output folder asked for is one more output, the same pixels: done there is not
+    # done here (as an export to another folder in Lightroom exports again).
+    elsewhere = tmp_path / "for-the-client"
+    forced_mtime = output.stat().st_mtime_ns
+    other = _invoke(*args[:-1], elsewhere)
+    assert other.exit_code == 0 and "1 done, 0 skipped, 0 failed" in other.output
+    assert np.array_equal(np.asarray(Image.open(elsewhere / "DSCF0001_color-correct.jpg")), first_pixels)
+    assert output.stat().st_mtime_ns == forced_mtime  # the first folder's is left as it was
+    assert "0 done, 1 skipped" in _invoke(*args[:-1], elsewhere).output
+
 
 def test_catalog_ls_and_show(shoot, tmp_path, standin_model):
     db = tmp_path / "catalog.db"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -670,3 +671,22 @@ def test_the_daemon_backs_the_catalog_up_on_schedule_and_a_restore_waits_until_i
     held = conn.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0]
     conn.close()
     assert ws.done_count() == held < 2  # as it was when the daemon started and backed it up
+
+
+def test_the_same_photo_in_two_watch_folders_gets_an_output_in_each(ws, monkeypatch, caplog):
+    from photobatch.daemon import service
+
+    monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
+    caplog.set_level(logging.INFO)
+    studio, client = ws.root / "studio", ws.root / "client-out"
+    ws.config.write_text(ws.config.read_text() + (
+        f'[[watch]]\npath = "{studio}"\nrecipes = ["quick"]\noutput = "{client}"\n'
+        'quiet_seconds = 1.0\n'))
+    studio.mkdir()
+    photo = write_sample_photo(ws.inbox / "IMG_0001.JPG", size=(64, 48))
+    (studio / "IMG_0001.JPG").write_bytes(photo.read_bytes())  # the card copied to both
+    daemon = service.WatchService(ws.config, ws.catalog)
+    run_in_process_while(daemon, lambda: wait_for(
+        lambda: ws.done_count() == 2, 30))
+    assert (ws.out / "IMG_0001_quick.jpg").is_file() and (client / "IMG_0001_quick.jpg").is_file()
+    assert sorted(ws.query("SELECT output_dir FROM runs")) == [(str(client),), (str(ws.out),)]

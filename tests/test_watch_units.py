@@ -203,7 +203,9 @@ def test_enqueue_is_one_job_per_file_recipe_and_model(tmp_path):
     assert first is not None
     assert q.enqueue(file_id=fid, recipe="r", fingerprint="f1", model_id="m", output_dir="/o") is None
     assert q.enqueue(file_id=fid, recipe="r", fingerprint="f2", model_id="m", output_dir="/o")
-    assert q.counts() == {"queued": 2}
+    # The same photo for another folder's output (dropped in a second watch folder) is queued.
+    assert q.enqueue(file_id=fid, recipe="r", fingerprint="f1", model_id="m", output_dir="/o2")
+    assert q.counts() == {"queued": 3}
 
 
 def test_a_run_that_failed_since_a_time_blocks_a_new_one(tmp_path):
