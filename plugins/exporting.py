@@ -41,6 +41,7 @@ class ExportOptions:
 
     values: Mapping[str, Any] = field(default_factory=dict)  # by click parameter name
     readers: Sequence[Any] = ()  # the application's image readers
+    writers: Any = None  # the application's writers (a Registry: .get(name), `name in`)
     # progress(iterable, total, desc) yields the items, drawing a bar on a terminal.
     progress: Callable[..., Iterable] = _no_progress
     echo: Callable[[str], None] = print

@@ -30,6 +30,7 @@ BUILTIN_PLUGINS = (
     "photobatch.plugins.builtin.img2img_runner",
     "photobatch.plugins.builtin.face_detector",
     "photobatch.plugins.builtin.gallery",
+    "photobatch.plugins.builtin.files_export",
     "photobatch.plugins.builtin.notifications",
     "photobatch.plugins.builtin.builtin_recipes",
     "photobatch.plugins.builtin.commands",

@@ -99,6 +99,29 @@ def read_logo(path, shown=None) -> Image.Image:
     return logo
 
 
+def export_mark(text: str | None, image, position: str = "bottom-right") -> tuple[Mark, str] | None:
+    """(Mark, a short key naming it) for an export's ``--watermark`` TEXT or
+    ``--watermark-image`` FILE at ``position``, or None for neither; ValueError when both are
+    given or the graphic cannot be used. The key changes with the text, the graphic's bytes
+    and the place (the default place keeps the key earlier exports had)."""
+    import hashlib
+
+    text = (text or "").strip()
+    if text and image:
+        raise ValueError("--watermark and --watermark-image: a watermark is text or a graphic "
+                         "(choose one)")
+    if not (text or image):
+        return None
+    if text:
+        mark, identity = Mark(text=text, position=position), text.encode("utf-8")
+    else:
+        logo, sha = logo_at(image)
+        mark, identity = Mark(logo=logo, logo_sha256=sha, position=position), sha.encode()
+    if position != "bottom-right":
+        identity += position.encode()
+    return mark, hashlib.sha256(identity).hexdigest()[:8]
+
+
 def recipe_mark(output, summary: dict) -> Mark:
     """The Mark a recipe's ``output`` settings (OutputSettings with a watermark or
     watermark_image) put on a photo with metadata ``summary``; ValueError when the photo lacks

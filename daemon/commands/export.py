@@ -95,13 +95,16 @@ def _export(obj: Context, exporter, out: Path, kwargs: dict) -> None:
 
         try:
             result = exporter.export(items, out, ExportOptions(
-                values=kwargs, readers=list(app.readers), progress=progress, echo=click.echo))
+                values=kwargs, readers=list(app.readers), writers=app.writers, progress=progress,
+                echo=click.echo))
         except ExportError as exc:
             raise click.ClickException(str(exc)) from None
     finally:
         app.close()
     if result is not None:
         click.echo(str(result))
+        if getattr(result, "left_out", None):
+            raise SystemExit(1)  # as `run` says a batch with failures: scripts can tell
 
 
 def export_items(app, selection, chooser):

@@ -48,28 +48,13 @@ class GalleryError(ExportError):
 def _proof_mark(options) -> tuple | None:
     """(Mark, a key naming it) for a proofing gallery's --watermark or --watermark-image, or
     None for an open gallery."""
-    from photobatch.plugins.watermark import Mark, read_logo
+    from photobatch.plugins.watermark import export_mark
 
-    text = (options.get("watermark") or "").strip()
-    image = options.get("watermark_image")
-    position = options.get("watermark_position") or "bottom-right"
-    if text and image:
-        raise GalleryError("--watermark and --watermark-image: a watermark is text or a "
-                           "graphic (choose one)")
-    if not (text or image):
-        return None
-    if text:
-        mark, identity = Mark(text=text, position=position), text.encode("utf-8")
-    else:
-        try:
-            mark = Mark(logo=read_logo(image), position=position)
-        except ValueError as exc:
-            raise GalleryError(str(exc)) from None
-        identity = Path(image).read_bytes()
-    # The default place keeps the name earlier proofs had (their pictures are reused).
-    if position != "bottom-right":
-        identity += position.encode()
-    return mark, hashlib.sha256(identity).hexdigest()[:8]
+    try:
+        return export_mark(options.get("watermark"), options.get("watermark_image"),
+                           options.get("watermark_position") or "bottom-right")
+    except ValueError as exc:
+        raise GalleryError(str(exc)) from None
 
 
 @dataclass
