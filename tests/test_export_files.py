@@ -224,3 +224,16 @@ def test_options_that_cannot_work_are_one_line_errors(studio, tmp_path):
     ):
         result = _export(studio, tmp_path / "x", *args, code=1)
         assert message in result.output and "Traceback" not in result.output
+
+
+def test_an_export_into_a_watched_folder_is_refused(studio, tmp_path):
+    inbox = tmp_path / "Inbox"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[[watch]]\npath = "{inbox}"\nrecipes = ["golden-hour"]\n'
+                      f'output = "{tmp_path / "Enhanced"}"\n')
+    for exporter in ("files", "gallery"):
+        result = studio.cli("--config", config, "export", exporter, "--out", inbox / "for-client")
+        assert result.exit_code == 1
+        assert (f"--out {inbox / 'for-client'} is inside the watched folder {inbox}: the daemon "
+                "would take the exported files for new photos") in result.output
+        assert not (inbox / "for-client").exists()

@@ -77,6 +77,7 @@ def _export(obj: Context, exporter, out: Path, kwargs: dict) -> None:
     from photobatch.plugins.exporting import ExportError, ExportOptions
 
     selection = pop_selection(kwargs)
+    _refuse_watched_destination(obj, out)
     app, chooser = current_app(obj)
     try:
         items, missing = export_items(app, selection, chooser)
@@ -105,6 +106,19 @@ def _export(obj: Context, exporter, out: Path, kwargs: dict) -> None:
         click.echo(str(result))
         if getattr(result, "left_out", None):
             raise SystemExit(1)  # as `run` says a batch with failures: scripts can tell
+
+
+def _refuse_watched_destination(obj: Context, out: Path) -> None:
+    """An export into a watched folder would be taken in by the daemon as new photos, and run."""
+    from photobatch.daemon.commands.current import daemon_config
+
+    config = daemon_config(obj)
+    target = Path(out).expanduser().resolve()
+    for folder in (config.watch if config else ()):
+        if target.is_relative_to(folder.path.expanduser().resolve()):
+            raise click.ClickException(
+                f"--out {out} is inside the watched folder {folder.path}: the daemon would take "
+                "the exported files for new photos and run them; export somewhere else")
 
 
 def export_items(app, selection, chooser):
