@@ -16,6 +16,7 @@ from photobatch.catalog.hashing import file_sha256
 from photobatch.daemon.naming import claimed_output_path, name_tokens, output_folder, output_name
 from photobatch.plugins import metadata
 from photobatch.plugins.colour import convert_to_space
+from photobatch.plugins.images import resize_pixels
 from photobatch.plugins.output_options import writer_name, writer_options
 from photobatch.plugins.transparency import alpha_at_depth, fit_alpha
 from photobatch.recipes.schema import Recipe
@@ -134,19 +135,11 @@ def _photographer(source: Path) -> dict | None:
 
 def fit_within(image, max_side: int):
     """``image`` (PIL, or a uint16 H x W x 3 array) scaled down to fit ``max_side``, aspect kept."""
-    import numpy as np
-
     height, width = (image.height, image.width) if isinstance(image, Image.Image) else image.shape[:2]
     if max(width, height) <= max_side:
         return image
     scale = max_side / float(max(width, height))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if isinstance(image, Image.Image):
-        return image.resize(size, Image.Resampling.LANCZOS)
-    # Pillow resamples 16-bit data one channel at a time, as 32-bit integers (mode "I").
-    channels = [np.asarray(Image.fromarray(image[..., c].astype(np.int32)).resize(
-        size, Image.Resampling.LANCZOS)) for c in range(3)]
-    return np.clip(np.stack(channels, axis=-1), 0, 65535).astype(np.uint16)
+    return resize_pixels(image, (max(1, round(width * scale)), max(1, round(height * scale))))
 
 
 def with_alpha(image, alpha, bits: int):

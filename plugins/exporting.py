@@ -69,6 +69,20 @@ def decode_photo(path: Path, readers: Sequence[Any], *, preview: bool = True,
     flattened onto white, or with ``checkerboard`` over the checkerboard editors show
     transparency on. Returns (RGB PIL image, its ICC profile or None).
     """
+    decoded = read_photo(path, readers, preview=preview)
+    image = decoded.image.convert("RGB")
+    alpha = getattr(decoded, "alpha", None)
+    if checkerboard and alpha is not None:
+        from photobatch.plugins.transparency import on_checkerboard
+
+        image = on_checkerboard(image, alpha)
+    return image, getattr(decoded, "icc_profile", None)
+
+
+def read_photo(path: Path, readers: Sequence[Any], *, preview: bool = False):
+    """The reader's whole DecodedImage of a photo (``photobatch.plugins.images``): its upright
+    8-bit picture (flattened onto white), and where the file has them its 16-bit pixels
+    (``pixels16``), transparency (``alpha``) and ICC profile. Raises NoReader with the reason."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
@@ -80,17 +94,10 @@ def decode_photo(path: Path, readers: Sequence[Any], *, preview: bool = True,
         raise NoReader(f"{path.name}: no reader for this format")
     kwargs = {"half_size": True} if preview and _takes(reader.read, "half_size") else {}
     try:
-        decoded = reader.read(path, **kwargs)
+        return reader.read(path, **kwargs)
     except Exception as exc:  # a reader's own error type: reported, the export goes on
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise NoReader(f"{path.name}: {reason}") from None
-    image = decoded.image.convert("RGB")
-    alpha = getattr(decoded, "alpha", None)
-    if checkerboard and alpha is not None:
-        from photobatch.plugins.transparency import on_checkerboard
-
-        image = on_checkerboard(image, alpha)
-    return image, getattr(decoded, "icc_profile", None)
 
 
 def _takes(fn, name: str) -> bool:

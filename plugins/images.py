@@ -158,6 +158,19 @@ def _is_dng(path: Path) -> bool:
     return False
 
 
+def resize_pixels(image: Image.Image | np.ndarray, size: tuple[int, int]):
+    """``image`` (PIL, or an H x W x 3 uint16 array) at ``size`` (width, height), Lanczos; the
+    same object when it has that size."""
+    if isinstance(image, Image.Image):
+        return image if image.size == tuple(size) else image.resize(size, Image.Resampling.LANCZOS)
+    if image.shape[1::-1] == tuple(size):
+        return image
+    # Pillow resamples 16-bit data one channel at a time, as 32-bit integers (mode "I").
+    channels = [np.asarray(Image.fromarray(image[..., c].astype(np.int32)).resize(
+        size, Image.Resampling.LANCZOS)) for c in range(3)]
+    return np.clip(np.stack(channels, axis=-1), 0, 65535).astype(np.uint16)
+
+
 def to_uint16(image: Image.Image | np.ndarray) -> np.ndarray:
     """An H x W x 3 uint16 array of an RGB picture (8-bit values are scaled by 257)."""
     if isinstance(image, np.ndarray):

@@ -237,3 +237,77 @@ def test_an_export_into_a_watched_folder_is_refused(studio, tmp_path):
         assert (f"--out {inbox / 'for-client'} is inside the watched folder {inbox}: the daemon "
                 "would take the exported files for new photos") in result.output
         assert not (inbox / "for-client").exists()
+
+
+def _exporter_parts():
+    from photobatch.plugins.manager import build_plugin_manager, collect
+
+    pm = build_plugin_manager(entrypoints=False)
+    return list(collect(pm, "photobatch_readers", "reader")), collect(pm, "photobatch_writers", "writer")
+
+
+def _export_items(items, out, **values):
+    from photobatch.plugins.exporting import ExportOptions
+    from photobatch.plugins.files_export import FilesExporter
+
+    readers, writers = _exporter_parts()
+    from photobatch.plugins.exporting import ExportError
+
+    said = []
+    try:
+        result = FilesExporter().export(items, out, ExportOptions(
+            values=values, readers=readers, writers=writers, echo=said.append))
+    except ExportError as exc:
+        said.append(str(exc))
+        result = None
+    return result, said
+
+
+def test_a_16_bit_output_stays_16_bit_in_its_own_space_and_8_when_converted(tmp_path):
+    import tifffile
+
+    from photobatch.plugins.builtin.tiff_writer import TiffWriter
+    from photobatch.plugins.colour import profile_for
+
+    ramp = np.linspace(0, 65535, 300, dtype=np.float64)
+    pixels = np.stack([np.tile(ramp, (200, 1)), np.tile(ramp[::-1], (200, 1)),
+                       np.full((200, 300), 30000.0)], axis=-1).astype(np.uint16)
+    output = tmp_path / "IMG_0001_look.tif"
+    TiffWriter().write(pixels, output, icc_profile=profile_for("srgb"), bit_depth=16)
+    item = _item(output, {})
+
+    result, _ = _export_items([item], tmp_path / "lab", file_format="tiff", long_edge=150)
+    kept = tifffile.imread(result.written[0])
+    assert kept.dtype == np.uint16 and kept.shape == (100, 150, 3)
+    assert np.count_nonzero(kept % 257) > kept.size // 2  # real 16-bit values, not 8 bits x 257
+    result, _ = _export_items([item], tmp_path / "argb", file_format="tiff", color_space="adobe-rgb")
+    assert tifffile.imread(result.written[0]).dtype == np.uint8  # converted: LittleCMS at 8 bits
+    result, said = _export_items([item], tmp_path / "asked", file_format="tiff", bit_depth="16",
+                                 color_space="adobe-rgb")
+    assert result is None and said == [
+        "left out IMG_0001_look.JPG [golden-hour]: 16 bits are kept in the output's own colour "
+        "space only: add --color-space source", "no file could be exported (see the reasons above)"]
+    result, _ = _export_items([item], tmp_path / "web", long_edge=150)
+    assert Image.open(result.written[0]).mode == "RGB"  # a JPEG: 8 bits
+
+
+def test_a_cut_out_keeps_its_transparency_in_png_and_goes_on_white_in_jpeg(tmp_path):
+    rgba = np.zeros((200, 200, 4), dtype=np.uint8)
+    rgba[..., :3] = (200, 40, 40)
+    yy, xx = np.mgrid[:200, :200]
+    rgba[..., 3] = np.where((yy - 100) ** 2 + (xx - 100) ** 2 < 70 ** 2, 255, 0)  # a red disc
+    output = tmp_path / "PROD_1_cutout.png"
+    Image.fromarray(rgba, "RGBA").save(output)
+    item = _item(output, {})
+
+    result, _ = _export_items([item], tmp_path / "shop", file_format="png", long_edge=100)
+    with Image.open(result.written[0]) as png:
+        assert png.mode == "RGBA" and png.size == (100, 100)
+        a = np.asarray(png)
+    assert a[0, 0, 3] == 0 and a[50, 50, 3] == 255 and tuple(a[50, 50, :3]) == (200, 40, 40)
+    edge = (a[..., 3] > 20) & (a[..., 3] < 235)
+    # Edge pixels keep the disc's red (Lanczos rings a little darker), not a mix with white.
+    assert edge.any() and (a[edge][:, 1:3].astype(int) - 40).max() <= 15
+    result, _ = _export_items([item], tmp_path / "web", long_edge=100)
+    with Image.open(result.written[0]) as jpeg:
+        assert jpeg.mode == "RGB" and min(jpeg.getpixel((2, 2))) >= 250  # on white

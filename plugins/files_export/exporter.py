@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from photobatch.plugins.exporting import ExportError, decode_photo
+from photobatch.plugins.exporting import ExportError, read_photo
 from photobatch.plugins.files_export.file_size import (
     LOWEST_QUALITY,
     TooBigForLimit,
@@ -26,7 +26,8 @@ from photobatch.plugins.files_export.file_size import (
     jpeg_encoder,
 )
 from photobatch.plugins.files_export.naming import export_name, name_problem
-from photobatch.plugins.files_export.sizing import fitted_size, parse_file_size, resized
+from photobatch.plugins.files_export.rendering import render
+from photobatch.plugins.files_export.sizing import parse_file_size
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class FileSettings:
     short_edge: int = 0
     megapixels: float = 0.0
     format: str = "jpeg"
+    bit_depth: int = 0  # 0: the output's, as far as the format goes
     quality: int = 90
     max_size: int = 0
     color_space: str = "srgb"
@@ -106,6 +108,9 @@ class FilesExporter:
             click.Option(["--format", "file_format"], default="jpeg", show_default=True,
                          metavar="NAME",
                          help="jpeg, png, tiff, or a format a writer plugin adds (webp...)."),
+            click.Option(["--bit-depth"], type=click.Choice(["8", "16"]),
+                         help="Bits per channel (TIFF, PNG); default: the output's, 16 from a "
+                              "16-bit output kept in its own colour space, else 8."),
             click.Option(["--quality"], type=click.IntRange(1, 100), default=90,
                          show_default=True, help="JPEG (or plugin format) quality."),
             click.Option(["--max-size"], metavar="SIZE",
@@ -204,6 +209,11 @@ class FilesExporter:
         if _writer_name(fmt) not in writers:
             raise ExportError(f"--format {fmt}: no writer for it (known: "
                               f"{', '.join(sorted(writers.items))}; a writer plugin can add one)")
+        bit_depth = int(options.get("bit_depth") or 0)
+        depths = tuple(getattr(writers.get(_writer_name(fmt)), "bit_depths", (8,)))
+        if bit_depth and bit_depth not in depths:
+            raise ExportError(f"--bit-depth {bit_depth}: {fmt} files hold "
+                              f"{' or '.join(map(str, depths))} bits per channel")
         max_size = 0
         if options.get("max_size"):
             if fmt != "jpeg":
@@ -223,7 +233,7 @@ class FilesExporter:
             raise ExportError(str(exc)) from None
         settings = FileSettings(
             long_edge=options.get("long_edge") or 0, short_edge=options.get("short_edge") or 0,
-            megapixels=options.get("megapixels") or 0.0, format=fmt,
+            megapixels=options.get("megapixels") or 0.0, format=fmt, bit_depth=bit_depth,
             quality=options.get("quality") or 90, max_size=max_size,
             color_space=options.get("color_space") or "srgb",
             sharpen=options.get("sharpen") or "none",
@@ -234,41 +244,35 @@ class FilesExporter:
 
     def _write(self, item, target: Path, settings: FileSettings, mark, writer, options) -> str:
         """Make ``item``'s file at ``target``; return its sha256."""
-        from photobatch.plugins.colour import convert_to_space
+        from photobatch.catalog.hashing import file_sha256
         from photobatch.plugins.metadata import write_output_metadata
         from photobatch.plugins.metadata.record import read_record
-        from photobatch.plugins.sharpening import sharpen_output
-        from photobatch.plugins.watermark import draw_watermark
 
-        image, icc = decode_photo(item.output, options.readers, preview=False)
-        image, icc = convert_to_space(image, icc, settings.color_space)
-        size = fitted_size(*image.size, long_edge=settings.long_edge,
-                           short_edge=settings.short_edge, megapixels=settings.megapixels)
-        image = resized(image, size)
-        image = sharpen_output(image, settings.sharpen, settings.sharpen_amount)
-        if mark is not None:
-            image = draw_watermark(image, mark, icc=icc)
-        write_options = {"icc_profile": icc}
+        made = render(read_photo(item.output, options.readers), settings, mark, writer)
+        write_options: dict = {"icc_profile": made.icc}
         if hasattr(writer, "bit_depths"):
-            write_options.update(bit_depth=8, progressive=False)
+            write_options.update(bit_depth=made.bits, progressive=False)
+        if made.alpha is not None:
+            write_options["alpha"] = made.alpha
         # Our record (recipe, prompt, seed, model) goes only with the policies that keep
         # descriptive metadata: a client's copy need not say how it was made.
         record = (read_record(item.output) if settings.metadata in ("all", "no-location") else {})
+        width, height = made.size
         temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
             def write_file(data: bytes | None, quality: int) -> int:
                 if data is None:
-                    writer.write(image, temp, quality=quality, **write_options)
+                    writer.write(made.pixels, temp, quality=quality, **write_options)
                 else:
                     temp.write_bytes(data)
-                write_output_metadata(item.output, temp, width=image.width,
-                                      height=image.height, record=record,
-                                      policy=settings.metadata, icc="output", pixels=image)
+                write_output_metadata(item.output, temp, width=width, height=height,
+                                      record=record, policy=settings.metadata, icc="output",
+                                      pixels=made.pixels)
                 return temp.stat().st_size
 
             final = write_file(None, settings.quality)
             if settings.max_size and final > settings.max_size:
-                encode = jpeg_encoder(writer.write, image, **write_options)
+                encode = jpeg_encoder(writer.write, made.pixels, **write_options)
                 overhead = final - len(encode(settings.quality))  # metadata and thumbnail
                 limit = settings.max_size - overhead
                 for _ in range(3):  # the thumbnail's size moves a little with the quality
@@ -288,8 +292,6 @@ class FilesExporter:
             os.replace(temp, target)
         finally:
             temp.unlink(missing_ok=True)
-        from photobatch.catalog.hashing import file_sha256
-
         return file_sha256(target)
 
 

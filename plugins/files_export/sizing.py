@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 import re
 
-from PIL import Image
-
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)(?:[iI]?[bB])?\s*$")
 
 
@@ -26,14 +24,6 @@ def fitted_size(width: int, height: int, *, long_edge: int = 0, short_edge: int 
     if scale >= 1.0:
         return width, height
     return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """``image`` at ``size`` (Lanczos; the same image when the size is its own)."""
-    if image.size == size:
-        return image
-    # reducing_gap: a JPEG-style box reduction first, then Lanczos; as sharp, several times faster.
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def parse_file_size(text: str) -> int:
