@@ -25,7 +25,7 @@ class App:
     def __init__(self, catalog_path: Path | None = None, recipe_dirs=(), model: str | None = None,
                  plugin_manager=None, plugins_dir: Path | None = None, disabled_plugins=(),
                  device: str | None = None, precision: str | None = None, rights=None,
-                 notifications=None, folder_rights=()):
+                 notifications=None, folder_rights=(), auto_exports=()):
         # plugins_dir and disabled_plugins only matter when no plugin manager is given.
         self.pm = plugin_manager or build_plugin_manager(plugins_dir=plugins_dir,
                                                          disabled_plugins=disabled_plugins)
@@ -58,6 +58,9 @@ class App:
         self.folder_rights = tuple(folder_rights)
         # The config's [notify] settings (builtin.notifications.NotifySettings), or None.
         self.notifications = notifications
+        # (output folder, config.ExportSpec) of the watch folders' [[watch.export]] tables:
+        # what builtin.auto_export makes again whenever the daemon has caught up.
+        self.auto_exports = tuple(auto_exports)
         # SQLite connections belong to one thread: each worker thread opens its own (WAL
         # lets them read concurrently and serialises their short writes).
         self._local = threading.local()

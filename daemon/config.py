@@ -31,6 +31,25 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class ExportSpec:
+    """A ``[[watch.export]]`` table: an exporter run over the folder's outputs each time the
+    daemon has caught up (a live proofing gallery, a client's web-size folder)."""
+
+    exporter: str
+    out: Path
+    # The exporter's options as its command takes them, by option name ("long_edge", "zip").
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def describe(self) -> str:
+        """One line for `watch --check` and the log."""
+        import shlex
+
+        settings = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {shlex.quote(str(v))}")
+                            for k, v in self.options if v is not False)
+        return f"export {self.exporter} -> {self.out}" + (f" ({settings})" if settings else "")
+
+
+@dataclass(frozen=True)
 class WatchFolder:
     """One watched folder: its recipes (one output per recipe) and where outputs go."""
 
@@ -56,6 +75,8 @@ class WatchFolder:
     # Move each photo done with every recipe here (a folder template, "{date}" etc.), as
     # Lightroom's Auto Import does: the folder stays an inbox. "": photos stay.
     archive: str = ""
+    # Exports made again from this folder's outputs whenever the daemon has caught up.
+    exports: tuple[ExportSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,7 +111,9 @@ class Config:
         --now``, ``export``, the daemon): device, precision, the copyright presets and where
         notifications go."""
         return {"device": self.device, "precision": self.precision, "rights": self.rights,
-                "folder_rights": self.folder_rights(), "notifications": self.notify}
+                "folder_rights": self.folder_rights(), "notifications": self.notify,
+                "auto_exports": tuple((folder.output, spec) for folder in self.watch
+                                      for spec in folder.exports)}
 
     def folder_rights(self) -> tuple[tuple[Path, Rights], ...]:
         """(folder, its copyright) for the watch folders with one of their own, the deepest first
@@ -138,7 +161,7 @@ _HOMES = {
     **dict.fromkeys(("every_days", "keep"), "in [backups]"),
     "url": "in [copyright] or [notify]",
     **dict.fromkeys(("path", "recipes", "output", "recursive", "mirror_folders", "polling",
-                     "quiet_seconds", "ignore", "min_rating", "copyright", "archive"),
+                     "quiet_seconds", "ignore", "min_rating", "copyright", "archive", "export"),
                     "in a [[watch]] table"),
 }
 
@@ -278,6 +301,14 @@ def parse_config(data: dict, source: str = "") -> Config:
     raw_watch = top.get("watch", (list,), [])
     top.done()
     folders = tuple(_parse_watch(label, i, item, pairs, rights) for i, item in enumerate(raw_watch))
+    for i, folder in enumerate(folders):
+        for n, spec in enumerate(folder.exports):
+            inside = next((f.path for f in folders
+                           if spec.out.resolve().is_relative_to(f.path.resolve())), None)
+            if inside is not None:
+                raise ConfigError(f"{label}: watch[{i}].export[{n}].out {spec.out} is inside the "
+                                  f"watched folder {inside}: the daemon would take the exported "
+                                  "files for new photos")
     return Config(
         watch=folders, model=model, device=device, precision=precision, pairs=pairs,
         recipe_dirs=recipe_dirs,
@@ -334,6 +365,7 @@ def _parse_watch(label: str, index: int, item: Any, pairs: str, rights: Rights) 
         pairs=table.get("pairs", (str,), pairs, _pair_choice),
         rights=_folder_rights(label, index, table.get("copyright", (dict,)), rights),
         archive=table.get("archive", (str,), "", archive_template_problem),
+        exports=_parse_exports(label, index, table.get("export", (list,), [])),
     )
     table.done()
     if folder.path.resolve() == folder.output.resolve():
@@ -344,6 +376,28 @@ def _parse_watch(label: str, index: int, item: Any, pairs: str, rights: Rights) 
             raise ConfigError(f"{label}: watch[{index}].archive must be outside the watched "
                               f"folder and the output folder, got {folder.archive!r}")
     return folder
+
+
+def _parse_exports(label: str, index: int, items: list) -> tuple[ExportSpec, ...]:
+    """The ``[[watch.export]]`` tables of watch folder ``index``: which exporter, where, and its
+    options (checked against the exporter when the daemon starts: plugins add exporters)."""
+    specs = []
+    for n, item in enumerate(items):
+        where = f"watch[{index}].export[{n}]"
+        table = _Reader(label, item, where)
+        exporter = table.get("exporter", (str,))
+        out = table.get("out", (str,))
+        if not exporter or not out:
+            raise ConfigError(f"{label}: {where} needs exporter (e.g. \"gallery\", \"files\") "
+                              "and out (the folder it writes)")
+        options = []
+        for key, value in sorted(table.table.items()):
+            if not isinstance(value, (str, int, float, bool)):
+                raise ConfigError(f"{label}: {where}.{key} must be a value as the command line "
+                                  f"takes it, got {value!r}")
+            options.append((key.replace("-", "_"), value))
+        specs.append(ExportSpec(exporter=exporter, out=_path(out), options=tuple(options)))
+    return tuple(specs)
 
 
 def load_config(path: Path | None = None) -> Config:
@@ -403,6 +457,16 @@ output = "~/Pictures/Enhanced"             # outputs go here (never next to the 
 # archive = "~/Pictures/Originals/{year}/{date}"   # move each photo here once done (Lightroom's
 #                                          # Auto Import): the folder stays an inbox; tokens
 #                                          # {date} {year} {month} {day} {camera} {folder}
+
+# [[watch.export]]                         # made again from this folder's outputs each time
+# exporter = "files"                       # the daemon has caught up (`photobatch export
+# out = "~/Delivery/web"                   # files --help`): the client's web-size copies
+# long_edge = 2048
+# sharpen = "screen"
+# [[watch.export]]
+# exporter = "gallery"                     # a proofing gallery for the studio's screen
+# out = "~/Sites/proofs"
+# watermark = "© Jane Doe"
 
 # [workers]                                # (on a GPU; on the CPU every stage takes its turn)
 # decode = 2                               # threads decoding and preparing photos

@@ -162,6 +162,11 @@ class WatchService:
                     app.check_runnable(recipe, model)
                 except UsageError as exc:
                     raise ConfigError(f"config {config.source}: watch[{i}] runs {name!r}: {exc}") from None
+        from photobatch.plugins.builtin.auto_export import check_exports
+
+        problems = check_exports(app)
+        if problems:
+            raise ConfigError(f"config {config.source}: {problems[0]}")
         return app
 
     def _install_signals(self) -> None:

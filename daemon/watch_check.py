@@ -52,6 +52,8 @@ def check_watch(service) -> tuple[list[str], list[str]]:
                     shown = model
                     problems.append(f"{name}: {exc}")
                 lines.append(f"  recipe {name} on {shown}")
+            for spec in folder.exports:
+                lines.append(f"  {spec.describe()} (after each shoot)")
         return lines, problems
     finally:
         app.close()

@@ -31,6 +31,7 @@ BUILTIN_PLUGINS = (
     "photobatch.plugins.builtin.face_detector",
     "photobatch.plugins.builtin.gallery",
     "photobatch.plugins.builtin.files_export",
+    "photobatch.plugins.builtin.auto_export",
     "photobatch.plugins.builtin.notifications",
     "photobatch.plugins.builtin.builtin_recipes",
     "photobatch.plugins.builtin.commands",

@@ -311,3 +311,19 @@ def test_a_cut_out_keeps_its_transparency_in_png_and_goes_on_white_in_jpeg(tmp_p
     result, _ = _export_items([item], tmp_path / "web", long_edge=100)
     with Image.open(result.written[0]) as jpeg:
         assert jpeg.mode == "RGB" and min(jpeg.getpixel((2, 2))) >= 250  # on white
+
+
+def test_sync_removes_what_the_selection_no_longer_has_but_never_a_stranger(studio, tmp_path):
+    out = tmp_path / "publish"
+    out.mkdir()
+    (out / "notes.txt").write_text("the client's")
+    assert "3 written" in _export(studio, out).output
+    one = studio.shoot / "DSCF0001.JPG"
+    kept = _export(studio, out, one)  # without --sync an export only adds
+    assert "0 written, 1 unchanged" in kept.output and len(list(out.glob("*.jpg"))) == 3
+    touched = next(p for p in out.glob("IMG_0002*.jpg"))
+    touched.write_bytes(touched.read_bytes() + b"edited by hand")  # no longer as exported
+    synced = _export(studio, out, one, "--sync")
+    assert "0 written, 1 unchanged, 1 removed" in synced.output
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "DSCF0001_golden-hour.jpg", touched.name, "notes.txt"]

@@ -45,6 +45,8 @@ def test_every_option_of_the_example_config_parses_when_uncommented():
     assert config.watch[0].min_rating == 3 and config.max_attempts == 3
     assert config.rights.creator == "Jane Doe" and "{year}" in config.rights.notice
     assert config.notify.url.startswith("https://ntfy.sh/") and config.notify.command[0] == "notify-send"
+    assert [(e.exporter, dict(e.options)) for e in config.watch[0].exports] == [
+        ("files", {"long_edge": 2048, "sharpen": "screen"}), ("gallery", {"watermark": "© Jane Doe"})]
 
 
 def test_every_key_of_the_example_config_has_its_home_named_for_misplaced_keys():

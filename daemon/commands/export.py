@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from photobatch.daemon.commands.common import Context
 from photobatch.daemon.commands.selection import pop_selection, selection_options
+from photobatch.daemon.export_selection import export_items
 
 
 class ExporterGroup(click.Group):
@@ -119,49 +119,3 @@ def _refuse_watched_destination(obj: Context, out: Path) -> None:
             raise click.ClickException(
                 f"--out {out} is inside the watched folder {folder.path}: the daemon would take "
                 "the exported files for new photos and run them; export somewhere else")
-
-
-def export_items(app, selection, chooser):
-    """ExportItems for the selection's done runs whose output exists, and the outputs missing."""
-    from photobatch.catalog.queries import STATE_COMPARISON, select_pairs
-    from photobatch.plugins.exporting import ExportItem
-    from photobatch.plugins.metadata.rights import with_rights
-
-    pairs = select_pairs(app.catalog.db, selection, chooser.current)
-    items, missing = [], []
-    for pair in pairs:
-        run = pair.run
-        if run and run["status"] in ("queued", "running", "failed"):
-            # Being redone, or the redo failed: the output made before is still the photo's.
-            run = app.catalog.latest_done_run(pair.file["id"], pair.recipe) or run
-        if not run or run["status"] != "done" or not run.get("output_path"):
-            continue
-        if pair.state == STATE_COMPARISON and selection.recipe != pair.recipe:
-            continue  # trials of `photobatch compare`, exported only when asked for by name
-        output = Path(run["output_path"])
-        if not output.exists():
-            missing.append(output)
-            continue
-        params = json.loads(run["params"] or "{}")
-        if run.get("prompt"):
-            params["prompt"] = run["prompt"]  # the prompt as it ran, its {caption} filled in
-        metadata = _with_culling(json.loads(pair.file.get("exif") or "{}"), pair.file)
-        if (params.get("output") or {}).get("metadata", "all") != "none":
-            # The creator and copyright the output carries: the config's preset filled them in.
-            metadata = with_rights(metadata, app.rights_for(pair.path))
-        items.append(ExportItem(
-            source=pair.path, output=output, recipe=pair.recipe,
-            params=params, seed=run["seed"], model=run["model_id"],
-            run_id=run["id"], source_sha256=pair.file["sha256"],
-            output_sha256=run["output_sha256"], processed_at=run["finished_at"],
-            metadata=metadata))
-    return items, missing
-
-
-def _with_culling(metadata: dict, file: dict) -> dict:
-    """The photo's metadata with its culling as read now (a sidecar may have changed it since
-    the photo was catalogued)."""
-    culling = file.get("culling")
-    if culling is not None:
-        metadata.update(culling.as_metadata())
-    return metadata

@@ -70,10 +70,12 @@ class FilesResult:
     unchanged: int = 0
     left_out: list[str] = field(default_factory=list)
     zip_path: Path | None = None
+    removed: int = 0
 
     def __str__(self) -> str:
         text = (f"exported {len(self.written) + self.unchanged} file(s) to {self.folder} "
-                f"({len(self.written)} written, {self.unchanged} unchanged)")
+                f"({len(self.written)} written, {self.unchanged} unchanged"
+                + (f", {self.removed} removed" if self.removed else "") + ")")
         if self.zip_path:
             text += f"\nzip: {self.zip_path}"
         if self.left_out:
@@ -148,6 +150,9 @@ class FilesExporter:
                          type=click.Choice(WATERMARK_POSITIONS), help="Where the mark sits."),
             click.Option(["--zip", "make_zip"], is_flag=True,
                          help="Also put the files in one zip in the destination."),
+            click.Option(["--sync"], is_flag=True,
+                         help="Remove the files an earlier export wrote there that this "
+                              "selection no longer has (a publish folder, kept in step)."),
         ]
 
     def export(self, items, destination, options) -> FilesResult:
@@ -179,6 +184,7 @@ class FilesExporter:
                     continue
                 item_mark = _mark_for(mark, item)
                 entry["sha256"] = self._write(item, target, settings, item_mark, writer, options)
+                entry.update(_stamp(target))
             except Exception as exc:  # one photo must not cost the others their files
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 result.left_out.append(f"{item.source.name} [{item.recipe}]: {reason}")
@@ -187,7 +193,17 @@ class FilesExporter:
                 continue
             files[name] = entry
             result.written.append(target)
-        _write_manifest(root, {**{k: v for k, v in previous.items() if k not in files}, **files})
+        earlier = {k: v for k, v in previous.items() if k not in files}
+        if options.get("sync"):
+            # As a Lightroom publish service: what the selection no longer has goes, but
+            # only files as this exporter left them.
+            for name, entry in list(earlier.items()):
+                path = root / name
+                if not path.exists() or _still_ours(path, entry):
+                    path.unlink(missing_ok=True)
+                    del earlier[name]
+                    result.removed += 1
+        _write_manifest(root, {**earlier, **files})
         if options.get("make_zip") and files:
             from photobatch.plugins.gallery.downloads import unique_name, write_zip
 
@@ -342,14 +358,28 @@ def _assign_names(items, template: str, title: str, extension: str, root: Path,
 def _foreign(root: Path, name: str, previous: dict) -> bool:
     """Whether ``root``/``name`` is a file this exporter did not write (or was changed since)."""
     path = root / name
-    if not path.exists():
-        return False
-    entry = previous.get(name)
+    return path.exists() and not _still_ours(path, previous.get(name))
+
+
+def _stamp(path: Path) -> dict:
+    """What tells a file unchanged without reading it: its size and modification time."""
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _still_ours(path: Path, entry: dict | None) -> bool:
+    """Whether ``path`` is the file a manifest ``entry`` records (same size and time, as rsync
+    tells; else the same sha256)."""
     if not entry or not entry.get("sha256"):
-        return True
+        return False
+    try:
+        if {"size": entry.get("size"), "mtime_ns": entry.get("mtime_ns")} == _stamp(path):
+            return True
+    except OSError:
+        return False
     from photobatch.catalog.hashing import file_sha256
 
-    return file_sha256(path) != entry["sha256"]
+    return file_sha256(path) == entry["sha256"]
 
 
 def _same_base(earlier: str, wanted: str) -> bool:
@@ -366,11 +396,7 @@ def _unchanged(entry: dict | None, wanted: dict, target: Path) -> bool:
     this one would write: same output, same settings, and the file still as written."""
     if not entry or any(entry.get(k) != wanted[k] for k in ("output", "output_sha256", "settings")):
         return False
-    if wanted["output_sha256"] is None or not target.is_file():
-        return False
-    from photobatch.catalog.hashing import file_sha256
-
-    return file_sha256(target) == entry.get("sha256")
+    return wanted["output_sha256"] is not None and target.is_file() and _still_ours(target, entry)
 
 
 def _read_manifest(root: Path) -> dict:
