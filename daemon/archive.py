@@ -23,13 +23,13 @@ import glob
 import json
 import logging
 import os
-import string
 from pathlib import Path
 
 from photobatch.catalog.culling import sidecars_for
 from photobatch.catalog.hashing import file_sha256
 from photobatch.daemon.pairs import left_out_for, pair_partner
 from photobatch.daemon.paths import mask_path_for
+from photobatch.recipes.templates import template_problem
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,7 @@ class NotArchived(Exception):
 
 def archive_template_problem(template: str) -> str | None:
     """Why ``template`` cannot be an archive folder template (None: it can)."""
-    try:
-        used = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-    except ValueError as exc:
-        return f"is not a valid template ({exc})"
-    unknown = [name for name in used if name not in ARCHIVE_TOKENS]
-    if unknown:
-        return (f"has an unknown token {{{unknown[0]}}} (known: "
-                + " ".join("{" + t + "}" for t in ARCHIVE_TOKENS) + ")")
-    return None
+    return template_problem(template, ARCHIVE_TOKENS)
 
 
 def archive_root(template: str) -> Path:

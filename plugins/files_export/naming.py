@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import re
-import string
+
+from photobatch.recipes.templates import template_problem
 
 NAME_TOKENS = ("name", "stem", "recipe", "date", "camera", "n", "title")
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
@@ -12,17 +13,9 @@ _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 
 def name_problem(template: str) -> str | None:
     """Why ``template`` cannot name files (None: it can)."""
-    try:
-        used = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
-    except ValueError as exc:
-        return f"is not a valid template ({exc})"
-    unknown = [field for field in used if field not in NAME_TOKENS]
-    if unknown:
-        return (f"has an unknown token {{{unknown[0]}}} (known: "
-                + " ".join("{" + t + "}" for t in NAME_TOKENS) + ")")
-    if not used and not template.strip():
+    if not template.strip():
         return "is empty"
-    return None
+    return template_problem(template, NAME_TOKENS)
 
 
 def export_name(template: str, item, n: int, width: int, title: str) -> str:
