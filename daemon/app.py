@@ -80,6 +80,15 @@ class App:
                 self._opened.append(cat)
         return cat
 
+    def use_settings(self, *, rights=None, folder_rights=(), notifications=None, auto_exports=(),
+                     **_device_and_precision) -> None:
+        """Take a reloaded config's copyright presets, notification target and exports
+        (Config.app_settings; its device and precision go through use_device/use_precision)."""
+        self.rights = rights
+        self.folder_rights = tuple(folder_rights)
+        self.notifications = notifications
+        self.auto_exports = tuple(auto_exports)
+
     def use_device(self, device: str | None) -> None:
         """Have every runner that can choose load its models on ``device`` from now on."""
         for runner in self.runners:

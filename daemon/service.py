@@ -511,6 +511,9 @@ class WatchService:
             log.error("reload refused, keeping the running configuration: %s", exc)
             return
         self.app.recipes = app.recipes
+        app.close()  # built to check the new config; the running App takes what it holds
+        # A changed [copyright], [notify] or [[watch.export]] counts from the next photo on.
+        self.app.use_settings(**config.app_settings())
         if config.device != self.config.device:
             # Models load on the new device from the next photo on (each device has its cache entry).
             self.app.use_device(config.device)

@@ -105,3 +105,4 @@ def test_a_reload_changes_the_precision(tmp_path):
     assert service.app.runners.get("img2img").precision == "fp32"
     reload_with('precision = "bf16"')
     assert service.app.runners.get("inpaint").precision == "bf16"
+

@@ -581,3 +581,20 @@ def test_a_retried_attempt_starts_the_stretch_but_is_not_counted():
     tally.count("done", 1.0)
     stretch = tally.settle(idle=True, wait=0)
     assert (stretch.done, stretch.failed, stretch.seconds) == (1, 0, 62.0)
+
+
+def test_a_reload_takes_the_new_copyright_notifications_and_exports(tmp_path):
+    from fakes import reloadable_service
+
+    service, reload_with = reloadable_service(tmp_path, "")
+    assert service.app.rights is None and service.app.auto_exports == ()
+    reload_with('[copyright]\ncreator = "Jane Doe Studio"\n[notify]\ncommand = ["true"]')
+    assert service.app.rights.creator == "Jane Doe Studio"
+    assert service.app.notifications.command == ("true",)
+    web = tmp_path / "web"
+    service.config_path.write_text(service.config_path.read_text() + (
+        f'[[watch.export]]\nexporter = "files"\nout = "{web}"\nlong_edge = 2048\n'))
+    service._reload()
+    assert [spec.out for _, spec in service.app.auto_exports] == [web]
+    reload_with("")
+    assert service.app.rights is None and service.app.notifications is None
