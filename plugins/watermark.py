@@ -113,6 +113,10 @@ def export_mark(text: str | None, image, position: str = "bottom-right") -> tupl
     if not (text or image):
         return None
     if text:
+        try:
+            watermark_tokens(text)  # filled in for each photo; a token it lacks is said now
+        except ValueError as exc:
+            raise ValueError(f"--watermark {text!r}: {exc}") from None
         mark, identity = Mark(text=text, position=position), text.encode("utf-8")
     else:
         logo, sha = logo_at(image)

@@ -299,6 +299,24 @@ def test_a_proofing_gallery_marks_every_picture_and_offers_no_downloads(studio, 
         assert corner.max() > 60 and rest.mean() < 1.5, kind  # the text, in its corner only
 
 
+def test_a_proofs_text_takes_each_photos_year_and_artist(studio, tmp_path):
+    from photobatch.plugins.gallery.images import PictureCache
+    from photobatch.plugins.watermark import Mark
+
+    cache = PictureCache(tmp_path, [], watermark=(Mark(text="© {year} {artist}"), "k"))
+    mark, variant = cache._mark_for({"date_taken": "2025-06-21T19:42:10",
+                                     "exif": {"Exif.Image.Artist": "Ann Lee"}})
+    assert mark.text == "© 2025 Ann Lee" and variant.startswith(cache.variant) and variant != cache.variant
+    other, other_variant = cache._mark_for({"date_taken": "2026-01-02", "exif": {"Exif.Image.Artist": "Bo"}})
+    assert other.text == "© 2026 Bo" and other_variant != variant  # each photo's own pictures
+    with pytest.raises(ValueError, match=r"takes \{artist\} from the photo"):
+        cache._mark_for({"date_taken": "2026-01-02", "exif": {}})
+    proof = studio.export(tmp_path / "proof", "--camera", "R6m2", "--watermark", "© {year}")
+    assert "1 photo(s)" in proof.output
+    refused = studio.cli("export", "gallery", "--out", tmp_path / "x", "--watermark", "© {photographer}")
+    assert refused.exit_code == 1 and "--watermark '© {photographer}': unknown token {photographer}" in refused.output
+
+
 def test_a_folder_that_is_not_a_gallery_is_refused(studio, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     result = studio.cli("export", "gallery", "--out", tmp_path)

@@ -98,9 +98,9 @@ class GalleryExporter:
             click.Option(["--gps"], is_flag=True,
                          help="Show where each photo was taken, and keep GPS in the downloads."),
             click.Option(["--watermark"], metavar="TEXT",
-                         help="A proofing gallery: TEXT (e.g. '© Jane Doe') in the corner of "
-                              "every picture shown, and no full-size downloads (they are "
-                              "unmarked)."),
+                         help="A proofing gallery: TEXT (e.g. '© {year} {artist}', filled in "
+                              "from each photo) in the corner of every picture shown, and no "
+                              "full-size downloads (they are unmarked)."),
             click.Option(["--watermark-image"], metavar="FILE",
                          type=click.Path(exists=True, dir_okay=False),
                          help="The same with a graphic: your logo (a PNG with transparency)."),
@@ -163,7 +163,7 @@ class GalleryExporter:
                offer_download: bool = True) -> Entry:
         output_key = item.output_sha256 or _path_key(item.output)
         thumb, after, before = cache.pictures_for(item.output, output_key, item.source,
-                                                  item.source_sha256)
+                                                  item.source_sha256, dict(item.metadata or {}))
         if before is None:
             log.warning("%s: no before/after comparison (%s)", item.source.name,
                         cache.missing_originals[-1])

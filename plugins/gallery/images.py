@@ -8,6 +8,7 @@ must not leak through a thumbnail when the page leaves it out.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,16 +47,19 @@ class PictureCache:
         self.used: set[str] = set()
         self.missing_originals: list[str] = []  # why an original could not be shown
 
-    def pictures_for(self, output: Path, output_key: str, source: Path, source_key: str
-                     ) -> tuple[Picture, Picture, Picture | None]:
-        """(thumbnail, after preview, before preview) of an output and its original, same size.
+    def pictures_for(self, output: Path, output_key: str, source: Path, source_key: str,
+                     summary: dict | None = None) -> tuple[Picture, Picture, Picture | None]:
+        """(thumbnail, after preview, before preview) of an output and its original, same size;
+        ``summary``: the photo's metadata, for a watermark's {artist}, {copyright} and {year}
+        (ValueError when the photo lacks one the mark takes).
 
         The before preview is None when the original cannot be read (moved, deleted).
         """
-        thumb_name = f"thumbs/{output_key[:20]}-{self.variant}-t.jpg"
-        after_name = f"previews/{output_key[:20]}-{self.variant}-a.jpg"
+        mark, variant = self._mark_for(summary or {})
+        thumb_name = f"thumbs/{output_key[:20]}-{variant}-t.jpg"
+        after_name = f"previews/{output_key[:20]}-{variant}-a.jpg"
         # The before picture is made to the after's exact size, so the slider lines them up.
-        before_name = f"previews/{source_key[:20]}-{output_key[:8]}-{self.variant}-b.jpg"
+        before_name = f"previews/{source_key[:20]}-{output_key[:8]}-{variant}-b.jpg"
         self.used.update((thumb_name, after_name, before_name))
         decoded = []  # the output, decoded at most once, and only if a picture is missing
 
@@ -65,9 +69,9 @@ class PictureCache:
             return decoded[0]
 
         thumb = self._reuse(thumb_name) or self._save(
-            _fit(output_image(), THUMB_BOX), thumb_name, THUMB_QUALITY)
+            _fit(output_image(), THUMB_BOX), thumb_name, THUMB_QUALITY, mark)
         after = self._reuse(after_name) or self._save(
-            _fit(output_image(), PREVIEW_BOX), after_name, PREVIEW_QUALITY)
+            _fit(output_image(), PREVIEW_BOX), after_name, PREVIEW_QUALITY, mark)
         before = self._reuse(before_name)
         if before is None:
             from PIL import Image
@@ -82,7 +86,7 @@ class PictureCache:
                 return thumb, after, None
             before = self._save(original.resize((after.width, after.height),
                                                 Image.Resampling.LANCZOS),
-                                before_name, PREVIEW_QUALITY)
+                                before_name, PREVIEW_QUALITY, mark)
         return thumb, after, before
 
     def prune(self) -> int:
@@ -104,13 +108,27 @@ class PictureCache:
         image, _ = convert_to_space(image, icc, "srgb")
         return image
 
-    def _save(self, image, name: str, quality: int) -> Picture:
+    def _mark_for(self, summary: dict):
+        """(the Mark for a photo with metadata ``summary``, the variant its pictures are named
+        with): a text that takes the photo's {artist} or {year} is that photo's own."""
+        from dataclasses import replace
+
+        from photobatch.plugins.watermark import watermark_text
+
+        mark = self.watermark
+        if mark is None or not mark.text or "{" not in mark.text:
+            return mark, self.variant
+        text = watermark_text(mark.text, summary)
+        own = hashlib.sha256(text.encode("utf-8")).hexdigest()[:6]
+        return replace(mark, text=text), f"{self.variant}{own}"
+
+    def _save(self, image, name: str, quality: int, mark=None) -> Picture:
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        if self.watermark:
+        if mark is not None:
             from photobatch.plugins.watermark import draw_watermark
 
-            image = draw_watermark(image, self.watermark)
+            image = draw_watermark(image, mark)
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         image.save(temp, "JPEG", quality=quality, optimize=True, progressive=True,
                    subsampling=0 if quality >= 85 else 2)
