@@ -78,15 +78,31 @@ class RunQueue:
         row = self.db.execute("SELECT force FROM runs WHERE id = ?", [run_id]).fetchone()
         return bool(row and row[0])
 
-    def claim(self, worker: str | None = None) -> dict | None:
-        """Take the oldest runnable queued run, mark it running, and return it with its file path."""
+    def claim(self, worker: str | None = None,
+              accept: Callable[[str | None], bool] | None = None) -> dict | None:
+        """Take the oldest runnable queued run, mark it running, and return it with its file path.
+
+        ``accept``: whether a run writing into this output folder may be taken now (the daemon
+        leaves those of a full disk waiting while other disks' go on)."""
         with self.catalog.transaction():
+            within, args = "", []
+            if accept is not None:
+                folders = [row[0] for row in self.db.execute(
+                    "SELECT DISTINCT output_dir FROM runs WHERE status = 'queued' AND "
+                    "(available_at IS NULL OR available_at <= ?)", [now_text()])]
+                allowed = [folder for folder in folders if accept(folder)]
+                if not allowed:
+                    return None
+                known = [folder for folder in allowed if folder is not None]
+                within = (f"AND (output_dir IN ({','.join('?' * len(known))})"
+                          + (" OR output_dir IS NULL)" if None in allowed else ")"))
+                args = known
             row = self.db.execute(
                 "UPDATE runs SET status = 'running', attempts = attempts + 1, started_at = ?, "
                 "worker = ? WHERE id = (SELECT id FROM runs WHERE status = 'queued' AND "
-                "(available_at IS NULL OR available_at <= ?) ORDER BY id LIMIT 1) "
+                f"(available_at IS NULL OR available_at <= ?) {within} ORDER BY id LIMIT 1) "
                 "RETURNING id, file_id, recipe, output_dir, attempts, model_id",
-                [now_text(), worker or worker_id(), now_text()]).fetchone()
+                [now_text(), worker or worker_id(), now_text(), *args]).fetchone()
         if row is None:
             return None
         run = dict(zip(("id", "file_id", "recipe", "output_dir", "attempts", "model_id"), row))

@@ -22,6 +22,7 @@ from typing import Callable
 
 from photobatch.catalog.queue import RunQueue
 from photobatch.catalog.workers import worker_id
+from photobatch.daemon.full_disks import FullDisks
 from photobatch.daemon.session import Job, Outcome, Session, batch_size
 from photobatch.daemon.tables import duration_text
 
@@ -48,8 +49,8 @@ class Pipeline:
         # A full output disk: the run waits for space (its attempt given back) and no other run
         # is claimed until then, rather than each failing in turn (``watch --once`` fails it).
         self.wait_for_space = wait_for_space
-        self._paused_until = 0.0
-        self._probing = False  # after a full disk: one run at a time until one is written
+        # Disks found full: their runs wait, one tried after each delay, while other disks' go on.
+        self._full = FullDisks(retry_delay)
         self.on_outcome = on_outcome or (lambda outcome: None)
         # Called once a run has left the pipeline (idle() may have changed): the daemon's loop
         # checks at once whether ``--once`` is done instead of at its next tick.
@@ -91,8 +92,8 @@ class Pipeline:
             return sorted(set(self._in_flight.values()))
 
     def waiting_for_space(self) -> bool:
-        """True while an output disk was found full and the pipeline waits or probes for room."""
-        return self._probing
+        """True while an output disk was found full and its photos wait for room."""
+        return bool(self._full)
 
     def idle(self) -> bool:
         """True when nothing is in the pipeline."""
@@ -128,10 +129,6 @@ class Pipeline:
     def _dispatch_loop(self) -> None:
         queue_ = None
         while not self._stopping.is_set():
-            pause = self._paused_until - time.monotonic()
-            if pause > 0 or (self._probing and not self.idle()):
-                self._stopping.wait(min(max(pause, 0.05), 0.5))
-                continue
             if not self._slots.acquire(timeout=0.5):
                 continue
             if self._stopping.is_set():
@@ -139,15 +136,16 @@ class Pipeline:
                 break
             try:
                 queue_ = queue_ or RunQueue(self.app.catalog)
-                claimed = queue_.claim(self.worker)
+                claimed = queue_.claim(self.worker, accept=self._full.may_take if self._full else None)
             except Exception:
                 log.exception("could not claim work from the catalog")
                 claimed = None
             if claimed is None:
                 self._slots.release()
-                self._wake.wait(1.0)
+                self._wake.wait(0.5 if self._full else 1.0)  # a full disk's wait may end
                 self._wake.clear()
                 continue
+            self._full.taken(claimed["id"], claimed["output_dir"])
             with self._lock:
                 self._in_flight[claimed["id"]] = Path(claimed["path"]).name
             if self._inline(claimed["recipe"]):
@@ -253,8 +251,7 @@ class Pipeline:
             if outcome.status == "failed" and outcome.disk_full and self.wait_for_space:
                 RunQueue(self.app.catalog).schedule_retry(claimed["id"], self.retry_delay,
                                                           counted=False)
-                self._paused_until = time.monotonic() + self.retry_delay
-                self._probing = True
+                self._full.found_full(claimed["output_dir"])
                 outcome.retrying = True
                 outcome.error = (f"{outcome.error} (nothing is lost: photobatch waits "
                                  f"{duration_text(self.retry_delay)} for space, then goes on)")
@@ -264,9 +261,10 @@ class Pipeline:
                 outcome.retrying = True
                 outcome.error = f"{outcome.error} (attempt {claimed['attempts']} of {self.max_attempts}; retrying)"
             if outcome.status == "done":
-                self._probing = False  # an output written: there is space again
+                self._full.wrote(claimed["output_dir"])  # an output written: there is room
             self.on_outcome(outcome)
         finally:
+            self._full.ended(claimed["id"])
             with self._lock:
                 self._in_flight.pop(claimed["id"], None)
             self._slots.release()

@@ -690,3 +690,46 @@ def test_the_same_photo_in_two_watch_folders_gets_an_output_in_each(ws, monkeypa
         lambda: ws.done_count() == 2, 30))
     assert (ws.out / "IMG_0001_quick.jpg").is_file() and (client / "IMG_0001_quick.jpg").is_file()
     assert sorted(ws.query("SELECT output_dir FROM runs")) == [(str(client),), (str(ws.out),)]
+
+
+def test_a_full_output_disk_holds_up_only_its_own_photos(ws, monkeypatch, caplog):
+    import errno
+
+    from photobatch.daemon import full_disks, service
+    from photobatch.daemon.output_writer import OutputWriter
+
+    monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
+    caplog.set_level(logging.INFO)
+    card, nas = ws.root / "card", ws.root / "nas"  # the second folder's outputs: another disk
+    # A wait for space long enough that the card's photos could not get through while it runs.
+    ws.config.write_text(ws.config.read_text().replace("delay_seconds = 0.5", "delay_seconds = 6") + (
+        f'[[watch]]\npath = "{card}"\nrecipes = ["quick"]\noutput = "{nas}"\nquiet_seconds = 1.0\n'))
+    card.mkdir()
+    # One file system here: the disks are told apart by which output folder a path is under.
+    monkeypatch.setattr(full_disks, "disk_of", lambda folder: "nas" if folder and str(folder).startswith(str(nas)) else "local")
+    full = {"local"}
+    written = OutputWriter.write
+
+    def write(self, source, *args, **kwargs):
+        if any(str(a).startswith(str(ws.out)) for a in (*args, *kwargs.values())) and "local" in full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return written(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(OutputWriter, "write", write)
+    for i in range(3):
+        _photo(ws.inbox / f"IMG_{i}.JPG", seed=i)
+        _photo(card / f"CARD_{i}.JPG", seed=10 + i)
+    daemon = service.WatchService(ws.config, ws.catalog)
+    seen = {}
+
+    def free_space_later():
+        assert wait_for(lambda: "the disk is full" in caplog.text, 30), caplog.text
+        seen["nas done while local full"] = wait_for(
+            lambda: len(list(nas.glob("*.jpg"))) == 3, 5)
+        seen["local while full"] = len(list(ws.out.glob("*.jpg")))
+        full.clear()
+        seen["all done"] = wait_for(lambda: ws.done_count() == 6, 30)
+
+    run_in_process_while(daemon, free_space_later)
+    assert seen == {"nas done while local full": True, "local while full": 0, "all done": True}, caplog.text
+    assert ws.query("SELECT count(*) FROM runs WHERE status = 'done' AND attempts = 1") == [(6,)]
