@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import threading
+import time
 import tomllib
 
 import pytest
@@ -584,8 +585,6 @@ def test_a_retried_attempt_starts_the_stretch_but_is_not_counted():
 
 
 def test_a_reload_takes_the_new_copyright_notifications_and_exports(tmp_path):
-    from fakes import reloadable_service
-
     service, reload_with = reloadable_service(tmp_path, "")
     assert service.app.rights is None and service.app.auto_exports == ()
     reload_with('[copyright]\ncreator = "Jane Doe Studio"\n[notify]\ncommand = ["true"]')
@@ -598,3 +597,31 @@ def test_a_reload_takes_the_new_copyright_notifications_and_exports(tmp_path):
     assert [spec.out for _, spec in service.app.auto_exports] == [web]
     reload_with("")
     assert service.app.rights is None and service.app.notifications is None
+
+
+def test_a_claim_can_leave_a_full_disks_runs_waiting(tmp_path):
+    cat, (fid,) = _catalog_with_file(tmp_path)
+    q = RunQueue(cat)
+    full_disk = q.enqueue(file_id=fid, recipe="a", fingerprint="f", model_id="m", output_dir="/full/out")
+    other = q.enqueue(file_id=fid, recipe="b", fingerprint="f", model_id="m", output_dir="/room/out")
+    assert q.claim("1@h", accept=lambda folder: folder != "/full/out")["id"] == other
+    assert q.claim("1@h", accept=lambda folder: folder != "/full/out") is None  # only the full disk's left
+    assert q.claim("1@h")["id"] == full_disk
+
+
+def test_full_disks_are_waited_for_one_by_one(tmp_path, monkeypatch):
+    from photobatch.daemon import full_disks
+
+    monkeypatch.setattr(full_disks, "disk_of", lambda folder: str(folder).split("/")[1])
+    disks = full_disks.FullDisks(retry_delay=0.2)
+    assert not disks and disks.may_take("/a/out")
+    disks.found_full("/a/out")
+    assert disks and not disks.may_take("/a/x") and disks.may_take("/b/out")
+    time.sleep(0.25)
+    assert disks.may_take("/a/out")  # the wait is over: one run may try
+    disks.taken(7, "/a/out")
+    assert not disks.may_take("/a/other")  # while it tries, no other
+    disks.ended(7)
+    assert disks.may_take("/a/other")
+    disks.wrote("/a/out")
+    assert not disks
