@@ -63,8 +63,8 @@ class Current:
 class Selection:
     """Which files and runs a command works on; empty fields do not filter.
 
-    ``places`` (folders and files, absolute, or sha256 prefixes) are a union: a file matches
-    when it is any of them or under any of them. ``stale``, ``failed`` and ``statuses`` are a
+    ``places`` (folders and files, absolute; sha256 prefixes; bare file names, matched in any
+    folder) are a union: a file matches when it is any of them or under any of them. ``stale``, ``failed`` and ``statuses`` are a
     union too ("stale or failed"); every other field narrows further.
     """
 
@@ -335,6 +335,10 @@ def _file_filters(selection: Selection) -> tuple[list[str], list[Any]]:
             if _looks_like_sha(place):
                 alternatives.append("f.sha256 LIKE ?")
                 args.append(place.lower() + "%")
+            elif "/" not in place and "\\" not in place:
+                # A bare file name: that photo in whichever folder it is (and was archived to).
+                alternatives.append("(f.path = ? OR f.path LIKE ? ESCAPE '\\')")
+                args += [place, "%/" + _like_escape(place)]
             else:
                 # A folder selects what is under it; escape LIKE's wildcards in real paths.
                 folder = place.rstrip("/") + "/"

@@ -237,6 +237,12 @@ def test_forget_removes_files_and_runs_but_nothing_on_disk(shoot):
     assert "would forget" in dry.output and "DSCF0003.JPG" in dry.output
     assert shoot.names() == ALL
 
+    # A bare name selects that photo in any folder elsewhere (`ls`, `rerun`, `export`), but
+    # forgetting goes by exactly what is named: this folder's file of that name only.
+    assert "DSCF0003.JPG" in shoot.cli("catalog", "ls", "DSCF0003.JPG").output
+    assert "IMG_0002.JPG" not in shoot.cli("catalog", "ls", "DSCF0003.JPG").output
+    bare = shoot.cli("catalog", "forget", "DSCF0003.JPG")
+    assert "DSCF0003.JPG is not in the catalog" in bare.output and shoot.names() == ALL
     gone = shoot.cli("catalog", "forget", shoot.shoot / "day2", shoot.shoot / "nope.jpg")
     assert "forgot 1 file(s) and 1 run(s); nothing on disk was touched" in gone.output
     assert "nope.jpg is not in the catalog" in gone.output

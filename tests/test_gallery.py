@@ -594,6 +594,46 @@ def test_the_gallery_in_chromium(studio, browser):
     assert urls and all(u.startswith("file://") for u in urls), urls
 
 
+def test_a_client_marks_favourites_and_copies_their_names_for_the_photographer(studio, browser):
+    index = (studio.gallery / "index.html").as_uri()
+    browser.page("Page.navigate", url=index)
+    browser.wait_for_event("Page.loadEventFired")
+    browser.images_loaded()
+    assert browser.js("document.getElementById('favourites').hidden")  # none yet: no bar
+    browser.js("document.querySelector('.tile').click()")
+    browser.key("f", "KeyF", 70)  # the first photo, by keyboard
+    browser.js("document.getElementById('next').click()")
+    browser.js("document.getElementById('favourite').click()")  # the second, by its button
+    assert browser.js("document.getElementById('favourite').getAttribute('aria-pressed')") == "true"
+    browser.key("Escape", "Escape", 27)
+    assert browser.js("document.getElementById('favourites-count').textContent") == "2 favourites"
+    assert browser.js("document.querySelectorAll('.tile.is-favourite').length") == 2
+    browser.js("document.getElementById('favourites-copy').click()")
+    names = browser.js("document.getElementById('favourites-list').value")
+    assert names == "DSCF0001.JPG\nIMG_0002.JPG"  # the order taken, one a line
+    browser.js("document.getElementById('favourites-only').click()")
+    assert browser.js("[...document.querySelectorAll('.tile')].filter(t => t.offsetWidth > 0).length") == 2
+    (ARTIFACTS / "gallery-favourites.png").write_bytes(browser.screenshot())
+
+    # The list is what `photobatch export files` takes: those photos, in any folder.
+    out = studio.root / "client-picks"
+    result = studio.cli("export", "files", "--out", out, *names.split("\n"))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["DSCF0001_golden-hour.jpg", "IMG_0002_golden-hour.jpg"]
+
+    # Kept in this browser: the gallery opened again has them; Clear forgets them.
+    browser.page("Page.navigate", url="about:blank")
+    browser.wait_for_event("Page.loadEventFired")
+    browser.page("Page.navigate", url=index)
+    browser.wait_for_event("Page.loadEventFired")
+    assert browser.js("document.querySelectorAll('.tile.is-favourite').length") == 2
+    browser.js("document.getElementById('favourites-clear').click()")
+    assert browser.js("document.getElementById('favourites').hidden")
+    assert browser.js("document.querySelectorAll('.tile.is-favourite').length") == 0
+    time.sleep(0.2)
+    assert browser.problems() == []
+
+
 def test_the_first_screenful_of_tiles_loads_at_once_the_rest_lazily():
     import re
 

@@ -412,7 +412,8 @@ def catalog_forget(obj: Context, paths, missing, dry_run):
     cat = _open(obj)
     rows = []
     if paths:
-        selection = pop_selection({"paths": paths})
+        # Forgetting goes by what is named exactly: a bare name is this folder's file only.
+        selection = pop_selection({"paths": paths}, bare_names=False)
         rows = select_files(cat.db, selection, culling=False)
         found = {r["path"] for r in rows}
         for place in selection.places:

@@ -64,10 +64,11 @@ def selection_options(fn=None, *, paths: bool = True):
     return decorate(fn) if fn is not None else decorate
 
 
-def pop_selection(kwargs: dict) -> Selection:
-    """Take the selection options out of a command's keyword arguments."""
+def pop_selection(kwargs: dict, bare_names: bool = True) -> Selection:
+    """Take the selection options out of a command's keyword arguments; ``bare_names``: a
+    file name not on disk here (IMG_0001.JPG) selects that photo in any folder."""
     values = {name: kwargs.pop(name, None) for name in _SELECTION_PARAMS}
-    places = [_place(p) for p in (values["paths"] or ())]
+    places = [_place(p, bare_names) for p in (values["paths"] or ())]
     places += [str(Path(f).expanduser().resolve()) for f in values["folders"] or ()]
     return Selection(
         recipe=values["recipe"], stale=bool(values["stale"]), failed=bool(values["failed"]),
@@ -77,7 +78,7 @@ def pop_selection(kwargs: dict) -> Selection:
         keywords=tuple(values["keywords"] or ()))
 
 
-def _place(path: Path) -> str:
+def _place(path: Path, bare_names: bool = True) -> str:
     # Something on disk is matched by its resolved path (the catalog records those); a name that
     # is not on disk may be a sha256 prefix, or a file deleted since it was catalogued.
     expanded = Path(path).expanduser()
@@ -86,4 +87,6 @@ def _place(path: Path) -> str:
     text = str(path)
     if re.fullmatch(r"[0-9a-fA-F]{8,64}", text):
         return text
+    if bare_names and Path(text).name == text and text not in (".", ".."):
+        return text  # a bare file name (a client's list of favourites): any folder's photo of it
     return str(expanded.absolute())

@@ -84,6 +84,7 @@
       download.hidden = true;
       download.removeAttribute("href");
     }
+    showFavourite();
     var map = byId("map");
     if (photo.map) {
       map.href = photo.map;
@@ -174,8 +175,106 @@
     if (event.key === "Escape") { close(); }
     else if (event.key === "ArrowLeft") { show(current - 1); }
     else if (event.key === "ArrowRight") { show(current + 1); }
+    else if ((event.key === "f" || event.key === "F") && !event.metaKey && !event.ctrlKey) {
+      toggleFavourite(current);
+    }
     else { return; }
     event.preventDefault();
+  });
+
+  // Favourites: the client marks the photos they want; the list of their file names goes
+  // back to the photographer (`photobatch export files NAME...` takes it as it is). Kept in
+  // this browser only, per gallery, so a gallery made again keeps them.
+  var favouritesKey = "photobatch-favourites:" + location.pathname;
+  var favourites = loadFavourites();
+  var favouriteButton = byId("favourite");
+  var favouritesBar = byId("favourites");
+  var favouritesList = byId("favourites-list");
+  var favouritesHint = byId("favourites-hint");
+  var onlyButton = byId("favourites-only");
+
+  function photoKey(photo) { return photo.title + "\u0000" + photo.recipe; }
+
+  function loadFavourites() {
+    try {
+      var saved = JSON.parse(localStorage.getItem(favouritesKey) || "[]");
+      return new Set(Array.isArray(saved) ? saved : []);
+    } catch (error) {
+      return new Set();  // storage off (private mode): favourites last this visit
+    }
+  }
+
+  function saveFavourites() {
+    try { localStorage.setItem(favouritesKey, JSON.stringify(Array.from(favourites))); }
+    catch (error) { /* storage off: kept in this page only */ }
+  }
+
+  function favouriteNames() {
+    var names = [];
+    photos.forEach(function (photo) {
+      if (favourites.has(photoKey(photo)) && names.indexOf(photo.title) < 0) { names.push(photo.title); }
+    });
+    return names;
+  }
+
+  function showFavourite() {
+    if (current < 0) { return; }
+    var on = favourites.has(photoKey(photos[current]));
+    favouriteButton.setAttribute("aria-pressed", String(on));
+    favouriteButton.textContent = on ? "\u2665 Favourite" : "\u2661 Mark as favourite";
+  }
+
+  function showFavourites() {
+    var count = 0;
+    document.querySelectorAll(".tile").forEach(function (tile) {
+      var on = favourites.has(photoKey(photos[Number(tile.dataset.index)]));
+      tile.classList.toggle("is-favourite", on);
+      if (on) { count += 1; }
+    });
+    favouritesBar.hidden = count === 0;
+    byId("favourites-count").textContent = count === 1 ? "1 favourite" : count + " favourites";
+    if (count === 0 && grid.classList.contains("favourites-only")) { showOnly(false); }
+    if (!favouritesList.hidden) { favouritesList.value = favouriteNames().join("\n"); }
+    showFavourite();
+  }
+
+  function toggleFavourite(index) {
+    var key = photoKey(photos[index]);
+    if (favourites.has(key)) { favourites.delete(key); } else { favourites.add(key); }
+    saveFavourites();
+    showFavourites();
+  }
+
+  function showOnly(only) {
+    grid.classList.toggle("favourites-only", only);
+    onlyButton.setAttribute("aria-pressed", String(only));
+    onlyButton.textContent = only ? "Show all" : "Show only these";
+    justifySoon();
+  }
+
+  favouriteButton.addEventListener("click", function () { toggleFavourite(current); });
+  onlyButton.addEventListener("click", function () {
+    showOnly(!grid.classList.contains("favourites-only"));
+  });
+  byId("favourites-clear").addEventListener("click", function () {
+    favourites.clear();
+    saveFavourites();
+    favouritesList.hidden = true;
+    favouritesHint.hidden = true;
+    showFavourites();
+  });
+  byId("favourites-copy").addEventListener("click", function () {
+    favouritesList.value = favouriteNames().join("\n");
+    favouritesList.hidden = false;
+    favouritesList.focus();
+    favouritesList.select();
+    favouritesHint.hidden = false;
+    favouritesHint.textContent = "Selected: press Ctrl+C (\u2318C on a Mac) and send it to the photographer.";
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(favouritesList.value).then(function () {
+        favouritesHint.textContent = "Copied: paste it into a message to the photographer.";
+      }, function () { /* no clipboard here (a page opened from disk): the text is selected */ });
+    }
   });
 
   window.addEventListener("resize", layout);
@@ -206,7 +305,10 @@
     var row = [];
     var ratios = 0;
     var heights = [];
-    tiles.forEach(function (tile) {
+    var only = grid.classList.contains("favourites-only");
+    tiles.filter(function (tile) {
+      return !only || tile.el.classList.contains("is-favourite");
+    }).forEach(function (tile) {
       row.push(tile);
       ratios += tile.ratio;
       var gaps = gap * (row.length - 1);
@@ -238,6 +340,7 @@
   justify();
   if (window.ResizeObserver) { new ResizeObserver(justifySoon).observe(grid); }
   else { window.addEventListener("resize", justifySoon); }
+  showFavourites();
 
   var wanted = /^#photo-(\d+)$/.exec(location.hash);
   if (wanted && Number(wanted[1]) >= 1 && Number(wanted[1]) <= photos.length) {
