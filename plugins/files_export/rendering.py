@@ -66,7 +66,7 @@ def render(decoded, settings, mark, writer) -> Rendered:
     else:
         pixels, icc = convert_to_space(decoded.image.convert("RGB"), decoded.icc_profile,
                                        settings.color_space)
-    width, height = decoded.image.size
+    width, height = decoded.photo_size  # the output's own size, also after a half decode
     size = fitted_size(width, height, long_edge=settings.long_edge,
                        short_edge=settings.short_edge, megapixels=settings.megapixels)
     # Resized flattened onto white (a mix with white is linear, as premultiplied colours are),
