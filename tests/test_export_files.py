@@ -327,3 +327,11 @@ def test_sync_removes_what_the_selection_no_longer_has_but_never_a_stranger(stud
     assert "0 written, 1 unchanged, 1 removed" in synced.output
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "DSCF0001_golden-hour.jpg", touched.name, "notes.txt"]
+
+
+def test_photos_made_side_by_side_are_the_files_made_one_by_one(studio, tmp_path):
+    _export(studio, tmp_path / "one", "--jobs", "1", "--long-edge", "300", "--sharpen", "screen")
+    _export(studio, tmp_path / "three", "--jobs", "3", "--long-edge", "300", "--sharpen", "screen")
+    one = {p.name: p.read_bytes() for p in (tmp_path / "one").glob("*.jpg")}
+    three = {p.name: p.read_bytes() for p in (tmp_path / "three").glob("*.jpg")}
+    assert len(one) == 3 and one == three
