@@ -202,6 +202,14 @@ def m013_file_replaced_by(db):
         mark_earlier_versions(db, file_id)
 
 
+@migrations()
+def m014_exports(db):
+    """The last time each of the daemon's exports ([[watch.export]]) ran, and how it went:
+    what `photobatch status` shows."""
+    db["exports"].create({"name": str, "finished_at": str, "result": str, "error": str},
+                         pk="name")
+
+
 # Another file row ``g`` seen at file row ``f``'s path after ``f`` (to the second, then by id).
 SEEN_THERE_LATER = ("SELECT 1 FROM files g WHERE g.path = f.path AND (g.last_seen > f.last_seen "
                     "OR (g.last_seen = f.last_seen AND g.id > f.id))")

@@ -40,13 +40,18 @@ class ExportSpec:
     # The exporter's options as its command takes them, by option name ("long_edge", "zip").
     options: tuple[tuple[str, Any], ...] = ()
 
+    @property
+    def name(self) -> str:
+        """What it is called in `photobatch status`: the exporter and where it writes."""
+        return f"{self.exporter} -> {self.out}"
+
     def describe(self) -> str:
         """One line for `watch --check` and the log."""
         import shlex
 
         settings = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {shlex.quote(str(v))}")
                             for k, v in self.options if v is not False)
-        return f"export {self.exporter} -> {self.out}" + (f" ({settings})" if settings else "")
+        return f"export {self.name}" + (f" ({settings})" if settings else "")
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,16 @@ def collect_status(catalog_path: Path | None) -> dict:
     retries, next_retry = catalog.db.execute(
         "SELECT count(*), MIN(available_at) FROM runs WHERE status = 'queued' AND attempts > 0 "
         "AND error IS NOT NULL AND available_at > ?", [now.isoformat(timespec="seconds")]).fetchone()
+    exports = [dict(zip(("name", "finished_at", "result", "error"), row)) for row in
+               catalog.db.execute("SELECT name, finished_at, result, error FROM exports "
+                                  "ORDER BY name")]
+    # The latest error of each photo and recipe: a file that failed at every start is one line.
+    # (SQLite takes the bare columns from the row with the MAX.)
     errors = [dict(zip(("file", "recipe", "error", "at"), row)) for row in catalog.db.execute(
-        "SELECT f.path, r.recipe, r.error, r.finished_at FROM runs r JOIN files f ON f.id = r.file_id "
-        "WHERE r.error IS NOT NULL AND r.status IN ('failed', 'queued') "
-        "ORDER BY r.finished_at DESC LIMIT 5")]
+        "SELECT f.path, r.recipe, r.error, MAX(r.finished_at) AS at FROM runs r "
+        "JOIN files f ON f.id = r.file_id WHERE r.error IS NOT NULL "
+        "AND r.status IN ('failed', 'queued') GROUP BY r.file_id, r.recipe "
+        "ORDER BY at DESC LIMIT 5")]
     report = {
         "catalog": str(path),
         "daemon": "up" if up else "down",
@@ -53,6 +59,7 @@ def collect_status(catalog_path: Path | None) -> dict:
         "folders": json.loads(state["folders"]) if state else [],
         "queue": counts,
         "retries": {"waiting": retries, "next_at": next_retry} if retries else None,
+        "exports": exports,
         "per_minute": throughput,
         "per_minute_since_start": since_start,
         "up_seconds": round((now - started).total_seconds()) if started else None,
@@ -133,6 +140,11 @@ def format_status(report: dict) -> str:
         lines.append(f"backup   {when} ago: {backup['file']}")
     else:
         lines.append("backup   none yet (`photobatch catalog backup`; the daemon takes one weekly, [backups])")
+    for export in report.get("exports") or []:
+        age = (datetime.now(timezone.utc) - datetime.fromisoformat(export["finished_at"])).total_seconds()
+        how = (f"failed: {export['error']}" if export["error"] else
+               export["result"] or "done")
+        lines.append(f"export   {export['name']}, {duration_text(max(age, 0))} ago: {how}")
     if report["last_errors"]:
         lines.append("last errors:")
         for err in report["last_errors"]:

@@ -87,3 +87,25 @@ def test_the_daemon_makes_the_folders_exports_again_after_each_shoot(ws, monkeyp
     assert f"export files -> {web} (--long-edge 64 --name 'Shoot-{{stem}}'): exported 2 file(s) " \
            f"to {web} (1 written, 1 unchanged)" in caplog.text
     assert "(3 picture(s) made, 3 reused)" in caplog.text  # the gallery made the new one's only
+
+
+def test_status_shows_how_each_export_went_last(ws, monkeypatch, caplog):
+    from photobatch.daemon import service
+    from photobatch.daemon.status import collect_status, format_status
+
+    monkeypatch.setenv("PB_TEST_RUNNER_SECONDS", "0.02")
+    monkeypatch.setattr(service, "CAUGHT_UP_SECONDS", 0.5)
+    web, blocked = ws.root / "web", ws.root / "blocked"
+    blocked.write_text("a file where a folder should be")
+    ws.config.write_text(ws.config.read_text() + (
+        f'[[watch.export]]\nexporter = "files"\nout = "{web}"\n'
+        f'[[watch.export]]\nexporter = "files"\nout = "{blocked}"\n'))
+    write_sample_photo(ws.inbox / "IMG_0001.JPG", size=(160, 120), seed=1)
+    daemon = service.WatchService(ws.config, ws.catalog)
+    caplog.set_level(logging.INFO)
+    run_in_process_while(daemon, lambda: wait_for(
+        lambda: f"export files -> {blocked} failed" in caplog.text
+        and f"export files -> {web}: exported" in caplog.text, 60))
+    text = format_status(collect_status(ws.catalog))
+    assert f"export   files -> {web}, " in text and f"ago: exported 1 file(s) to {web} (1 written" in text
+    assert f"export   files -> {blocked}, " in text and "ago: failed: cannot write to " in text

@@ -352,6 +352,11 @@ def test_status_reports_counts_and_last_errors(ws):
     report = json.loads(status.stdout)
     assert report["daemon"] == "down" and report["queue"] == {"done": 1, "failed": 1}
     assert [Path(e["file"]).name for e in report["last_errors"]] == ["BROKEN.JPG"]
+    assert ws.once().returncode == 1  # the next start tries it once more, and it fails again
+    report = json.loads(subprocess.run([SCRIPT, "--catalog", str(ws.catalog), "status", "--json"],
+                                       capture_output=True, text=True, timeout=60).stdout)
+    assert report["queue"] == {"done": 1, "failed": 2}
+    assert [Path(e["file"]).name for e in report["last_errors"]] == ["BROKEN.JPG"]  # once
     text = subprocess.run([SCRIPT, "--catalog", str(ws.catalog), "status"], capture_output=True,
                           text=True, timeout=60).stdout
     assert "daemon   down" in text and "1 done" in text and "BROKEN.JPG [quick]: error while" in text

@@ -77,7 +77,8 @@ def _test_notification(config, lines: list[str]) -> list[str]:
 @click.pass_obj
 def status(obj: Context, as_json):
     """Is the daemon up, what is queued, what is it doing, how fast, how long the queue will
-    take at that pace, what failed lately, when the catalog was last backed up."""
+    take at that pace, how its exports went, what failed lately, when the catalog was last
+    backed up."""
     from photobatch.daemon.status import collect_status, format_status
 
     report = collect_status(obj.catalog)

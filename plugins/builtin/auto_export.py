@@ -150,11 +150,26 @@ def _export(app, exporter, spec, output_folder) -> None:
         result = exporter.export(items, spec.out, ExportOptions(
             values=values, readers=list(app.readers), writers=app.writers,
             echo=lambda text: log.warning("%s: %s", spec.describe(), text)))
-        log.info("%s: %s", spec.describe(), str(result).replace("\n", "; "))
+        text = str(result).replace("\n", "; ")
+        log.info("%s: %s", spec.describe(), text)
+        _record(app, spec, result=text)
     except Exception as exc:  # the daemon goes on; the next catch-up tries again
-        log.warning("%s failed: %s", spec.describe(), str(exc).splitlines()[0] if str(exc)
-                    else type(exc).__name__)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.warning("%s failed: %s", spec.describe(), reason)
         log.debug("export failed", exc_info=True)
+        _record(app, spec, error=reason)
+
+
+def _record(app, spec, result: str | None = None, error: str | None = None) -> None:
+    """Keep how the export went in the catalog (`photobatch status` shows it)."""
+    from photobatch.catalog.queue import now_text
+
+    try:
+        with app.catalog.transaction():
+            app.catalog.db["exports"].upsert({"name": spec.name, "finished_at": now_text(),
+                                              "result": result, "error": error}, pk="name")
+    except Exception:  # a busy or read-only catalog: the log has it all the same
+        log.debug("could not record the export", exc_info=True)
 
 
 @hookimpl
