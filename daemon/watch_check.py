@@ -53,7 +53,7 @@ def check_watch(service) -> tuple[list[str], list[str]]:
                     problems.append(f"{name}: {exc}")
                 lines.append(f"  recipe {name} on {shown}")
             for spec in folder.exports:
-                lines.append(f"  {spec.describe()} (after each shoot)")
+                lines.append(f"  {spec.describe()} (after each shoot){_space(spec.out, problems)}")
         return lines, problems
     finally:
         app.close()
@@ -84,6 +84,9 @@ def _space(output: Path, problems: list[str]) -> str:
     """", 120 GB free" for the disk ``output`` is (or will be) on; a problem when it cannot be
     written or is nearly full."""
     existing = next((p for p in (output, *output.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        problems.append(f"{output} cannot be made: {existing} is a file")
+        return " (cannot be made)"
     if existing is None or not os.access(existing, os.W_OK):
         problems.append(f"{output} cannot be written (no permission)")
         return " (cannot be written)"

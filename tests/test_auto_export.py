@@ -109,3 +109,24 @@ def test_status_shows_how_each_export_went_last(ws, monkeypatch, caplog):
     text = format_status(collect_status(ws.catalog))
     assert f"export   files -> {web}, " in text and f"ago: exported 1 file(s) to {web} (1 written" in text
     assert f"export   files -> {blocked}, " in text and "ago: failed: cannot write to " in text
+
+
+def test_watch_check_lists_the_exports_and_where_they_cannot_write(ws):
+    from click.testing import CliRunner
+
+    from photobatch.daemon.cli import main
+
+    web = ws.root / "web"
+    ws.config.write_text(ws.config.read_text() + (
+        f'[[watch.export]]\nexporter = "files"\nout = "{web}"\nlong_edge = 2048\n'))
+    said = CliRunner().invoke(main, ["--config", str(ws.config), "--catalog", str(ws.catalog),
+                                     "watch", "--check"])
+    assert said.exit_code == 0, said.output
+    assert any(line.startswith(f"  export files -> {web} (--long-edge 2048) (after each shoot), ")
+               and line.endswith(" free") for line in said.output.splitlines()), said.output
+    in_the_way = ws.root / "nas"
+    in_the_way.write_text("a file where the share's folder should be")
+    ws.config.write_text(ws.config.read_text().replace(str(web), str(in_the_way / "web")))
+    said = CliRunner().invoke(main, ["--config", str(ws.config), "--catalog", str(ws.catalog),
+                                     "watch", "--check"])
+    assert said.exit_code == 1 and f"{in_the_way / 'web'} cannot be made: {in_the_way} is a file" in said.output
