@@ -76,7 +76,9 @@ def run_demo(workdir: Path | None, model: str | None, *, catalog: Path | None = 
          f"  {base} catalog ls\n"
          f"  {base} catalog show {photos[0]}\n"
          f"  {base} export gallery --out {gallery}   "
-         f"(then open {gallery / 'index.html'}: a before/after slider on each photo)")
+         f"(then open {gallery / 'index.html'}: a before/after slider on each photo)\n"
+         f"  {base} export files --out {workdir / 'web'} --long-edge 1024 --sharpen screen   "
+         f"(web-size copies, as Lightroom exports them)")
     app.close()
     return ok
 

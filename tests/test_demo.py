@@ -35,10 +35,12 @@ def test_demo_runs_in_a_temp_dir_and_prints_its_table(tmp_path):
     assert con.execute("SELECT count(*) FROM runs WHERE status = 'done'").fetchone()[0] == len(photos)
     assert f"{len(photos)} of {len(photos)} photos enhanced" in out
     # The commands it suggests work as printed.
-    suggested = [line.strip().split("   (")[0] for line in out.splitlines()[-3:]]
+    suggested = [line.strip().split("   (")[0] for line in out.splitlines()[-4:]]
     assert [c.split()[3:5] for c in suggested] == [
-        ["catalog", "ls"], ["catalog", "show"], ["export", "gallery"]]
+        ["catalog", "ls"], ["catalog", "show"], ["export", "gallery"], ["export", "files"]]
     for command in suggested:
         ran = subprocess.run(command.split(), capture_output=True, text=True, timeout=300)
         assert ran.returncode == 0, command + "\n" + ran.stdout + ran.stderr
     assert (workdir / "gallery" / "index.html").is_file()
+    web = sorted((workdir / "web").glob("*.jpg"))
+    assert len(web) == len(photos) and all(max(Image.open(p).size) <= 1024 for p in web)
