@@ -5,6 +5,7 @@ it did not write, and exporting again updates only what changed."""
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -335,3 +336,14 @@ def test_photos_made_side_by_side_are_the_files_made_one_by_one(studio, tmp_path
     one = {p.name: p.read_bytes() for p in (tmp_path / "one").glob("*.jpg")}
     three = {p.name: p.read_bytes() for p in (tmp_path / "three").glob("*.jpg")}
     assert len(one) == 3 and one == three
+
+
+def test_a_file_half_written_by_a_killed_export_is_cleaned_up(studio, tmp_path):
+    out = tmp_path / "web"
+    out.mkdir()
+    dead = out / ".DSCF0001_golden-hour.jpg.999999999.tmp"  # no such process
+    dead.write_bytes(b"half a JPEG")
+    running = out / f".Shoot-001.jpg.{os.getpid()}.tmp"  # another export going on now
+    running.write_bytes(b"being written")
+    _export(studio, out, "--long-edge", "100")
+    assert not dead.exists() and running.exists()

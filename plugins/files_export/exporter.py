@@ -170,6 +170,7 @@ class FilesExporter:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ExportError(f"cannot write to {root}: {exc.strerror or exc}") from None
+        _remove_stale_temps(root)
         previous = _read_manifest(root)
         items = sorted(items, key=lambda i: ((i.metadata or {}).get("date_taken") or "",
                                              i.source.name, i.recipe))
@@ -331,6 +332,20 @@ class FilesExporter:
         finally:
             temp.unlink(missing_ok=True)
         return file_sha256(target)
+
+
+def _remove_stale_temps(root: Path) -> None:
+    """Remove the half-written files (``.NAME.PID.tmp``) an export killed midway left behind;
+    never one of an export still running."""
+    import re
+    import socket
+
+    from photobatch.catalog.workers import pid_alive
+
+    for temp in root.glob(".*.tmp"):
+        found = re.fullmatch(r"\..+\.(\d+)\.tmp", temp.name)
+        if found and not pid_alive(f"{found.group(1)}@{socket.gethostname()}"):
+            temp.unlink(missing_ok=True)
 
 
 def _half_is_enough(output: Path, settings: FileSettings) -> bool:
