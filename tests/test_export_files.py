@@ -15,17 +15,14 @@ from PIL import Image
 
 from photobatch.plugins.colour import profile_description
 from photobatch.plugins.files_export import file_size, sizing
-from tests.test_gallery import Studio
+from tests.test_gallery import Studio, private_home
 
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     root = tmp_path_factory.mktemp("export-files")
     with pytest.MonkeyPatch.context() as mp:
-        for var in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
-            mp.setenv(var, str(root / "home" / var.lower()))
-        mp.setenv("PHOTOBATCH_LOG", str(root / "photobatch.log"))
-        mp.delenv("PHOTOBATCH_CATALOG", raising=False)
+        private_home(mp, root)
         yield Studio(root)
 
 

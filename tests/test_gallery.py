@@ -116,15 +116,20 @@ class Studio:
         return result
 
 
+def private_home(mp: pytest.MonkeyPatch, root: Path) -> None:
+    """User folders, log and catalog under ``root``: module-scoped fixtures run before the
+    per-test environment fixture, and must keep them private too."""
+    for var in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        mp.setenv(var, str(root / "home" / var.lower()))
+    mp.setenv("PHOTOBATCH_LOG", str(root / "photobatch.log"))
+    mp.delenv("PHOTOBATCH_CATALOG", raising=False)
+
+
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     root = tmp_path_factory.mktemp("gallery")
-    # Module scope runs before the per-test environment fixture: keep user dirs private here too.
     with pytest.MonkeyPatch.context() as mp:
-        for var in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
-            mp.setenv(var, str(root / "home" / var.lower()))
-        mp.setenv("PHOTOBATCH_LOG", str(root / "photobatch.log"))
-        mp.delenv("PHOTOBATCH_CATALOG", raising=False)
+        private_home(mp, root)
         studio = Studio(root)
         studio.gallery = root / "gallery"
         studio.first_export = studio.export(studio.gallery, "--title", EVIL_TITLE, "--zip")
