@@ -344,3 +344,21 @@ def test_a_file_half_written_by_a_killed_export_is_cleaned_up(studio, tmp_path):
     running.write_bytes(b"being written")
     _export(studio, out, "--long-edge", "100")
     assert not dead.exists() and running.exists()
+
+
+def test_a_slash_in_the_name_makes_subfolders_which_sync_and_zip_follow(studio, tmp_path):
+    out = tmp_path / "by-day"
+    _export(studio, out, "--name", "{date}/{stem}", "--long-edge", "100", "--zip")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg")) == [
+        "2026-06-21/DSCF0001.jpg", "2026-06-22/IMG_0002.jpg", "2026-06-23/DSCF0003.jpg"]
+    with zipfile.ZipFile(out / "by-day.zip") as archive:
+        assert sorted(archive.namelist()) == [
+            "2026-06-21/DSCF0001.jpg", "2026-06-22/IMG_0002.jpg", "2026-06-23/DSCF0003.jpg"]
+    # Nothing climbs out of the destination, whatever the template says.
+    _export(studio, tmp_path / "safe", "--name", "../../{stem}", "--long-edge", "100")
+    assert sorted(p.name for p in (tmp_path / "safe").glob("*.jpg")) == [
+        "DSCF0001.jpg", "DSCF0003.jpg", "IMG_0002.jpg"]
+    one = studio.shoot / "DSCF0001.JPG"
+    synced = _export(studio, out, one, "--name", "{date}/{stem}", "--long-edge", "100", "--sync")
+    assert "2 removed" in synced.output
+    assert sorted(p.relative_to(out).as_posix() for p in out.iterdir() if p.is_dir()) == ["2026-06-21"]

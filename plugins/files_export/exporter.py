@@ -140,7 +140,7 @@ class FilesExporter:
                          metavar="TEMPLATE",
                          help="File names from {name} (the output's), {stem} (the original's), "
                               "{recipe}, {date}, {camera}, {n} (001, 002... in the order "
-                              "taken) and {title}."),
+                              "taken) and {title}; a / makes subfolders ({date}/{stem})."),
             click.Option(["--title"], help="For {title} in --name, and the zip's name "
                                            "(default: the destination folder's name)."),
             click.Option(["--watermark"], metavar="TEXT",
@@ -224,13 +224,14 @@ class FilesExporter:
                     path.unlink(missing_ok=True)
                     del earlier[name]
                     result.removed += 1
+                    _remove_empty_parents(path.parent, root)
         _write_manifest(root, {**earlier, **files})
         if options.get("make_zip") and files:
             from photobatch.plugins.gallery.downloads import unique_name, write_zip
 
             zip_name = unique_name(f"{title}.zip", set())
             result.zip_path = root / zip_name
-            write_zip(result.zip_path, [root / name for name in sorted(files)])
+            write_zip(result.zip_path, [root / name for name in sorted(files)], root)
         if not files and result.left_out:
             raise ExportError("no file could be exported (see the reasons above)")
         return result
@@ -297,6 +298,7 @@ class FilesExporter:
         # descriptive metadata: a client's copy need not say how it was made.
         record = (read_record(item.output) if settings.metadata in ("all", "no-location") else {})
         width, height = made.size
+        target.parent.mkdir(parents=True, exist_ok=True)  # a subfolder of the name template
         temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
             def write_file(data: bytes | None, quality: int) -> int:
@@ -334,6 +336,17 @@ class FilesExporter:
         return file_sha256(target)
 
 
+def _remove_empty_parents(folder: Path, root: Path) -> None:
+    """Remove ``folder`` and its parents below ``root`` while they are empty (a subfolder of
+    the name template whose last file went)."""
+    while folder != root and folder.is_relative_to(root):
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty, or gone
+        folder = folder.parent
+
+
 def _remove_stale_temps(root: Path) -> None:
     """Remove the half-written files (``.NAME.PID.tmp``) an export killed midway left behind;
     never one of an export still running."""
@@ -342,7 +355,7 @@ def _remove_stale_temps(root: Path) -> None:
 
     from photobatch.catalog.workers import pid_alive
 
-    for temp in root.glob(".*.tmp"):
+    for temp in root.rglob(".*.tmp"):
         found = re.fullmatch(r"\..+\.(\d+)\.tmp", temp.name)
         if found and not pid_alive(f"{found.group(1)}@{socket.gethostname()}"):
             temp.unlink(missing_ok=True)

@@ -1,5 +1,5 @@
 """Exported files' names from a template, as Lightroom's File Naming: {name} {stem} {recipe}
-{date} {camera} {n} {title}."""
+{date} {camera} {n} {title}, and "/" for subfolders."""
 
 from __future__ import annotations
 
@@ -34,4 +34,9 @@ def export_name(template: str, item, n: int, width: int, title: str) -> str:
         "n": f"{n:0{width}d}",
         "title": title,
     }
-    return _UNSAFE.sub("-", template.format(**values)).strip(" .-") or f"photo-{values['n']}"
+    # A "/" in the template makes subfolders (Lightroom's "Put in Subfolder": {date}/{stem});
+    # a value's own "/" is not one, and no part may climb out of the destination.
+    values = {k: v.replace("/", "-").replace("\\", "-") for k, v in values.items()}
+    parts = [_UNSAFE.sub("-", part).strip(" .-") for part in template.format(**values).split("/")]
+    parts = [part for part in parts if part]
+    return "/".join(parts) or f"photo-{values['n']}"

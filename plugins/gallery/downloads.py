@@ -74,13 +74,14 @@ def reuse_download(target: Path) -> Download:
                     width, height)
 
 
-def write_zip(zip_path: Path, files: list[Path]) -> int:
-    """Archive ``files`` (stored, not compressed: JPEGs do not shrink) atomically; return its size."""
+def write_zip(zip_path: Path, files: list[Path], root: Path | None = None) -> int:
+    """Archive ``files`` (stored, not compressed: JPEGs do not shrink) atomically, named in it
+    by their path under ``root`` (else by their name); return its size."""
     temp = zip_path.with_name(f".{zip_path.name}.{os.getpid()}.tmp")
     try:
         with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
             for path in files:
-                archive.write(path, arcname=path.name)
+                archive.write(path, arcname=path.relative_to(root).as_posix() if root else path.name)
         os.replace(temp, zip_path)
     finally:
         temp.unlink(missing_ok=True)
