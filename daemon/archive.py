@@ -39,7 +39,12 @@ ARCHIVE_TOKENS = ("date", "year", "month", "day", "camera", "folder")
 
 
 class NotArchived(Exception):
-    """A photo that stays in the inbox, and why (one line)."""
+    """A photo that stays in the inbox, and why (one line); ``same``: the archived file with
+    its very bytes, when that is why."""
+
+    def __init__(self, message: str, same: Path | None = None):
+        super().__init__(message)
+        self.same = same
 
 
 def archive_template_problem(template: str) -> str | None:
@@ -97,6 +102,9 @@ def archive_when_done(catalog, folder, photo: Path, watched: list[Path],
     try:
         names = archive_names(moving, photo.stem, target)
     except NotArchived as exc:
+        if exc.same is not None:
+            # The archived copy is the original: the catalog follows it, so this copy can go.
+            catalog.moved(group[0][1]["id"], exc.same)
         if photo not in warned:  # said once, not at every scan
             warned.add(photo)
             log.warning("%s stays in %s: %s", photo.name, photo.parent, exc)
@@ -130,8 +138,8 @@ def archive_names(moving: list[Path], stem: str, target: Path) -> dict[Path, str
     for p in moving:
         same = _same_photo_in(target, p, stem) if p.suffix.lower() != ".xmp" else None
         if same is not None:
-            raise NotArchived(f"the same photo is archived already as {same} "
-                              "(this copy can be deleted)")
+            raise NotArchived(f"the same photo is archived already as {same}, which the catalog "
+                              "keeps (this copy can be deleted)", same=same)
     if not all(p.name.startswith(stem) for p in moving):
         raise NotArchived(f"a file named {stem} exists already in {target}")
     for n in range(1, 10000):

@@ -328,6 +328,8 @@ class WatchService:
             log.warning("%s: cannot be read (%s); it will be tried again when it changes",
                         path, exc.strerror or exc)
             return
+        if path in self._archive_warned and self._archived_elsewhere(sha, path):
+            return  # a copy of a photo archived already (said once): the catalog keeps that one
         file_id = self.app.catalog.register_file(
             sha256=sha, path=path, size=st.st_size, mtime=st.st_mtime,
             metadata=metadata.read_summary(path))
@@ -336,6 +338,12 @@ class WatchService:
             self._enqueue(file_id, folder, path, say_done=True)
         if folder.archive:
             self.events.put(("archive", path))  # done already (dropped again): it goes now
+
+    def _archived_elsewhere(self, sha: str, path: Path) -> bool:
+        """Whether the catalog keeps the photo with content ``sha`` at another path that is
+        there (its archived copy), so ``path`` is a duplicate of it."""
+        row = self.app.catalog.file_by_sha(sha)
+        return bool(row and row["path"] != str(path) and Path(row["path"]).exists())
 
     def _pair_taken(self, path: Path, folder: WatchFolder, names: set[str] | None = None,
                     quiet: bool = False) -> bool:

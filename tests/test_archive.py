@@ -143,12 +143,16 @@ def test_the_same_photo_dropped_again_is_not_run_again_nor_archived_twice(ws, mo
     output = ws.out / "IMG_0001_quick.jpg"
     assert f"not queued: IMG_0001.JPG [quick] is done already -> {output}" in caplog.text
     assert ws.query("SELECT count(*) FROM runs WHERE status = 'done'") == [(1,)]
+    archived = originals / "2026-06-21" / "IMG_0001.JPG"
     assert (f"IMG_0001.JPG stays in {ws.inbox}: the same photo is archived already as "
-            f"{originals / '2026-06-21' / 'IMG_0001.JPG'} (this copy can be deleted)") in caplog.text
+            f"{archived}, which the catalog keeps (this copy can be deleted)") in caplog.text
     assert (ws.inbox / "IMG_0001.JPG").read_bytes() == data  # kept: nothing is deleted
     assert sorted(p.name for p in (originals / "2026-06-21").iterdir()) == ["IMG_0001.JPG"]
+    assert ws.query("SELECT path FROM files") == [(str(archived),)]  # deleting the copy is safe
     daemon._archive(ws.inbox / "IMG_0001.JPG")  # asked again (each catch-up scan does): said once
+    daemon.intake(ws.inbox / "IMG_0001.JPG")  # a scan finds the copy again: it stays a copy
     assert caplog.text.count("archived already") == 1
+    assert ws.query("SELECT path FROM files") == [(str(archived),)]
 
 
 def test_across_disks_the_copy_is_checked_before_the_original_goes(tmp_path, monkeypatch):
