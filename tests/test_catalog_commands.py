@@ -270,3 +270,36 @@ def test_forget_removes_files_and_runs_but_nothing_on_disk(shoot):
     assert "forgot 1 file(s)" in shoot.cli("catalog", "forget", row["sha256"][:12]).output
     assert shoot.names() == ["DSCF0001.JPG"]
     assert shoot.cli("catalog", "forget").exit_code == 2  # says what to forget
+
+
+def test_locate_finds_a_shoot_moved_outside_photobatch_by_its_content(shoot):
+    nas = shoot.root / "nas" / "2026"
+    nas.mkdir(parents=True)
+    shoot.shoot.rename(nas / "shoot-renamed")  # reorganised in a file manager
+    shoot.out.rename(nas / "enhanced")
+    (nas / "shoot-renamed" / "IMG_0002.JPG").unlink()  # one is really gone
+    decoy = nas / "decoy"
+    decoy.mkdir()
+    # The same size as DSCF0001.JPG, another content: never taken for it.
+    size = (nas / "shoot-renamed" / "DSCF0001.JPG").stat().st_size
+    (decoy / "DSCF0001.JPG").write_bytes(b"\0" * size)
+    verify = shoot.cli("catalog", "verify")
+    assert verify.exit_code == 1 and "`photobatch catalog locate FOLDER` finds them" in verify.output
+
+    dry = shoot.cli("catalog", "locate", nas, "--dry-run")
+    assert "would record 3 original(s) and 3 output(s); 1 still missing" in dry.output
+    assert shoot.cli("catalog", "verify").exit_code == 1  # a dry run records nothing
+
+    found = shoot.cli("catalog", "locate", nas)
+    assert found.exit_code == 1  # IMG_0002.JPG is still missing (its output is found)
+    moved = nas / "shoot-renamed"
+    assert f"original {shoot.shoot / 'day2' / 'DSCF0003.JPG'} -> {moved / 'day2' / 'DSCF0003.JPG'}" in found.output
+    assert "found 3 original(s) and 3 output(s); 1 still missing" in found.output
+    paths = dict(sqlite3.connect(shoot.catalog).execute("SELECT path, sha256 FROM files").fetchall())
+    assert str(moved / "DSCF0001.JPG") in paths and str(decoy / "DSCF0001.JPG") not in paths
+    left = shoot.cli("catalog", "verify").output
+    assert "IMG_0002" in left and "DSCF0001" not in left and "DSCF0003" not in left
+    # Outputs found again count as done where they are now: nothing to run for them.
+    outputs = sqlite3.connect(shoot.catalog).execute(
+        "SELECT output_dir FROM runs WHERE status = 'done' AND output_path LIKE '%DSCF0001%'").fetchall()
+    assert outputs == [(str(nas / "enhanced"),)]

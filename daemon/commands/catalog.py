@@ -372,7 +372,7 @@ def _own_metadata(file: dict) -> dict:
 @click.pass_obj
 def catalog_verify(obj: Context, quick, as_json):
     """Check originals and outputs against their recorded hashes; change nothing (exit 1 on a difference)."""
-    from photobatch.catalog.verify import planned_checks, verify
+    from photobatch.catalog.verify import ORIGINAL_MISSING, OUTPUT_MISSING, planned_checks, verify
     from photobatch.daemon.progress import Progress
 
     cat = _open(obj)
@@ -391,7 +391,41 @@ def catalog_verify(obj: Context, quick, as_json):
         originals = sum(c.kind == "original" for c in checks)
         click.echo(f"checked {originals} original(s) and {len(checks) - originals} output(s): "
                    + (f"{len(findings)} difference(s)" if findings else "all as recorded"))
+        if any(f.kind in (ORIGINAL_MISSING, OUTPUT_MISSING) for f in findings):
+            click.echo("moved or renamed outside photobatch? `photobatch catalog locate FOLDER` "
+                       "finds them by their content")
     sys.exit(1 if findings else 0)
+
+
+@catalog.command("locate")
+@click.argument("folders", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Say what was found; record nothing.")
+@click.pass_obj
+def catalog_locate(obj: Context, folders, dry_run):
+    """Find missing originals and outputs in FOLDERS by their content (a shoot's folder moved
+    or renamed outside photobatch, a disk mounted elsewhere) and record where they are now, as
+    Lightroom's Find Missing Photos. Files on disk are never touched."""
+    from photobatch.catalog.locate import locate_missing, record
+
+    cat = _open(obj)
+    try:
+        located = locate_missing(cat, folders)
+        for old, new, _ in located.originals:
+            click.echo(f"original {old} -> {new}")
+        for old, new in located.outputs:
+            click.echo(f"output   {old} -> {new}")
+        if not dry_run:
+            record(cat, located)
+    finally:
+        cat.close()
+    found = len(located.originals) + len(located.outputs)
+    click.echo(f"{'would record' if dry_run else 'found'} {len(located.originals)} original(s) and "
+               f"{len(located.outputs)} output(s)"
+               + (f"; {len(located.still_missing)} still missing (`catalog verify` lists them)"
+                  if located.still_missing else "")
+               + ("" if found or located.still_missing else ": nothing was missing"))
+    sys.exit(1 if located.still_missing else 0)
 
 
 @catalog.command("forget")
