@@ -424,6 +424,18 @@ class App:
         """Plugin failures since start (loading, contribution hooks, events), oldest first."""
         return list(getattr(self.pm, "failures", ()))
 
+    def close_thread_catalog(self) -> None:
+        """Close this thread's catalog connection, if it has one (a thread that ends: its
+        connection would stay open until the App closes)."""
+        cat = getattr(self._local, "catalog", None)
+        if cat is None:
+            return
+        self._local.catalog = None
+        with self._opened_lock:
+            if cat in self._opened:
+                self._opened.remove(cat)
+        cat.close()
+
     def close(self) -> None:
         """Close every catalog connection this App opened."""
         with self._opened_lock:

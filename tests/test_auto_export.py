@@ -130,3 +130,18 @@ def test_watch_check_lists_the_exports_and_where_they_cannot_write(ws):
     said = CliRunner().invoke(main, ["--config", str(ws.config), "--catalog", str(ws.catalog),
                                      "watch", "--check"])
     assert said.exit_code == 1 and f"{in_the_way / 'web'} cannot be made: {in_the_way} is a file" in said.output
+
+
+def test_an_export_thread_leaves_no_catalog_connection_open(tmp_path):
+    from photobatch.daemon.app import App
+    from photobatch.plugins.builtin.auto_export import run_exports
+
+    spec = ExportSpec("files", tmp_path / "web", (("long_edge", 64),))
+    app = App(catalog_path=tmp_path / "catalog.db", auto_exports=[(tmp_path / "out", spec)])
+    try:
+        app.catalog.db.execute("SELECT 1")  # this thread's own connection
+        for _ in range(3):  # a thread per catch-up, each with a connection of its own
+            assert len(run_exports(app, wait=True)) == 1
+        assert len(app._opened) == 1  # only this thread's is left: theirs went with them
+    finally:
+        app.close()

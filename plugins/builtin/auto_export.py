@@ -131,6 +131,9 @@ def _exports(app, exporter, spec, output_folder, key: tuple) -> None:
             _RUNNING.pop(key, None)
             _AGAIN.discard(key)
         raise
+    finally:
+        # A thread per catch-up: its connection goes with it (a daemon runs for months).
+        app.close_thread_catalog()
 
 
 def _export(app, exporter, spec, output_folder) -> None:
