@@ -27,9 +27,10 @@ class Located:
     still_missing: list[str] = field(default_factory=list)
 
 
-def locate_missing(catalog, folders: Iterable[Path]) -> Located:
-    """Search ``folders`` (recursively) for the catalog's missing originals and outputs; return
-    what was found where (nothing is recorded yet: see ``record``)."""
+def locate_missing(catalog, candidates: Iterable[Path]) -> Located:
+    """Look among the files ``candidates`` (absolute paths: the photos of the folders searched)
+    for the catalog's missing originals and outputs; return what was found where (nothing is
+    recorded yet: see ``record``)."""
     missing_originals: dict[int, list] = {}  # size -> checks
     missing_outputs: dict[str, list] = {}  # file name -> checks
     for check in planned_checks(catalog.db):
@@ -43,7 +44,7 @@ def locate_missing(catalog, folders: Iterable[Path]) -> Located:
     if not (missing_originals or missing_outputs):
         return located
     found: dict[tuple, str] = {}  # (kind, file or run id) -> new path
-    for path in _walk(folders):
+    for path in candidates:
         by_size = missing_originals.get(_size(path), [])
         by_name = missing_outputs.get(path.name, [])
         if not (by_size or by_name):
@@ -72,16 +73,6 @@ def record(catalog, located: Located) -> None:
         for old, new in located.outputs:
             catalog.db.execute("UPDATE runs SET output_path = ?, output_dir = ? "
                                "WHERE output_path = ?", [new, str(Path(new).parent), old])
-
-
-def _walk(folders: Iterable[Path]):
-    for folder in folders:
-        # Absolute, as the catalog records paths: `locate Shoots` means here, not anywhere.
-        for root, dirs, files in os.walk(Path(folder).expanduser().resolve()):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            for name in files:
-                if not name.startswith("."):
-                    yield Path(root) / name
 
 
 def _size(path: Path) -> int | None:

@@ -34,8 +34,14 @@ class OutputExists(Exception):
     """The output name is taken by a file that is not this photo's, and the recipe says skip."""
 
 
+def safe_part(text: str) -> str:
+    """``text`` as one file or folder name: characters no file system takes become "-", and
+    the ends lose dots, dashes and spaces ("" when nothing is left)."""
+    return _UNSAFE.sub("-", text).strip(" .-")
+
+
 def _safe(text: str) -> str:
-    return _UNSAFE.sub("-", text).strip(" .-") or "unknown"
+    return safe_part(text) or "unknown"
 
 
 def taken_day(source: Path, summary: dict | None) -> str:

@@ -126,6 +126,17 @@ def export_mark(text: str | None, image, position: str = "bottom-right") -> tupl
     return mark, hashlib.sha256(identity).hexdigest()[:8]
 
 
+def photo_mark(mark: Mark | None, summary: dict) -> Mark | None:
+    """``mark`` for the photo with metadata ``summary``: its text's {artist}, {copyright} and
+    {year} filled in (a graphic, or a text without tokens, is ``mark`` itself); ValueError when
+    the photo lacks one it takes."""
+    from dataclasses import replace
+
+    if mark is None or not mark.text or "{" not in mark.text:
+        return mark
+    return replace(mark, text=watermark_text(mark.text, summary))
+
+
 def recipe_mark(output, summary: dict) -> Mark:
     """The Mark a recipe's ``output`` settings (OutputSettings with a watermark or
     watermark_image) put on a photo with metadata ``summary``; ValueError when the photo lacks

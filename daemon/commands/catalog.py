@@ -407,10 +407,12 @@ def catalog_locate(obj: Context, folders, dry_run):
     or renamed outside photobatch, a disk mounted elsewhere) and record where they are now, as
     Lightroom's Find Missing Photos. Files on disk are never touched."""
     from photobatch.catalog.locate import locate_missing, record
+    from photobatch.daemon.paths import expand_inputs
 
     cat = _open(obj)
     try:
-        located = locate_missing(cat, folders)
+        # The photos of those folders, as `run` walks them (absolute, as the catalog records).
+        located = locate_missing(cat, expand_inputs(list(folders)))
         for old, new, _ in located.originals:
             click.echo(f"original {old} -> {new}")
         for old, new in located.outputs:

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from photobatch.plugins.exporting import ExportError, read_photo
@@ -29,6 +29,7 @@ from photobatch.plugins.files_export.file_size import (
 from photobatch.plugins.files_export.naming import export_name, name_problem
 from photobatch.plugins.files_export.rendering import render
 from photobatch.plugins.files_export.sizing import parse_file_size
+from photobatch.plugins.watermark import photo_mark
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,8 @@ class FilesExporter:
         def make(job):
             item, name, entry = job
             try:
-                entry["sha256"] = self._write(item, root / name, settings, _mark_for(mark, item),
+                entry["sha256"] = self._write(item, root / name, settings,
+                                              photo_mark(mark, dict(item.metadata or {})),
                                               writer, options)
                 entry.update(_stamp(root / name))
                 return job, None
@@ -382,15 +384,6 @@ def _writer_name(fmt: str) -> str:
     from photobatch.plugins.output_options import writer_name
 
     return writer_name(fmt)
-
-
-def _mark_for(mark, item):
-    """The export's mark for ``item``: its text's {artist}, {copyright} and {year} filled in."""
-    from photobatch.plugins.watermark import watermark_text
-
-    if mark is None or not mark.text or "{" not in mark.text:
-        return mark
-    return replace(mark, text=watermark_text(mark.text, dict(item.metadata or {})))
 
 
 def _assign_names(items, template: str, title: str, extension: str, root: Path,

@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-import re
-
 from photobatch.recipes.templates import template_problem
 
 NAME_TOKENS = ("name", "stem", "recipe", "date", "camera", "n", "title")
-_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 
 
 def name_problem(template: str) -> str | None:
@@ -22,7 +19,7 @@ def export_name(template: str, item, n: int, width: int, title: str) -> str:
     """The file name (without extension) ``template`` gives ``item`` (an ExportItem), the
     ``n``-th of the export (``{n}`` zero-padded to ``width`` digits), in an export called
     ``title``. Characters no file system takes become "-"."""
-    from photobatch.daemon.naming import camera_token, taken_day
+    from photobatch.daemon.naming import camera_token, safe_part, taken_day
 
     summary = dict(item.metadata or {})
     values = {
@@ -37,6 +34,6 @@ def export_name(template: str, item, n: int, width: int, title: str) -> str:
     # A "/" in the template makes subfolders (Lightroom's "Put in Subfolder": {date}/{stem});
     # a value's own "/" is not one, and no part may climb out of the destination.
     values = {k: v.replace("/", "-").replace("\\", "-") for k, v in values.items()}
-    parts = [_UNSAFE.sub("-", part).strip(" .-") for part in template.format(**values).split("/")]
+    parts = [safe_part(part) for part in template.format(**values).split("/")]
     parts = [part for part in parts if part]
     return "/".join(parts) or f"photo-{values['n']}"

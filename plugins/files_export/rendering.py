@@ -21,8 +21,7 @@ class Rendered:
     @property
     def size(self) -> tuple[int, int]:
         """(width, height)."""
-        return self.pixels.size if hasattr(self.pixels, "size") and not isinstance(
-            self.pixels, np.ndarray) else self.pixels.shape[1::-1]
+        return self.pixels.shape[1::-1] if isinstance(self.pixels, np.ndarray) else self.pixels.size
 
 
 def export_bits(settings, writer, decoded) -> int:

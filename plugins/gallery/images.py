@@ -111,16 +111,13 @@ class PictureCache:
     def _mark_for(self, summary: dict):
         """(the Mark for a photo with metadata ``summary``, the variant its pictures are named
         with): a text that takes the photo's {artist} or {year} is that photo's own."""
-        from dataclasses import replace
+        from photobatch.plugins.watermark import photo_mark
 
-        from photobatch.plugins.watermark import watermark_text
-
-        mark = self.watermark
-        if mark is None or not mark.text or "{" not in mark.text:
+        mark = photo_mark(self.watermark, summary)
+        if mark is self.watermark:
             return mark, self.variant
-        text = watermark_text(mark.text, summary)
-        own = hashlib.sha256(text.encode("utf-8")).hexdigest()[:6]
-        return replace(mark, text=text), f"{self.variant}{own}"
+        own = hashlib.sha256(mark.text.encode("utf-8")).hexdigest()[:6]
+        return mark, f"{self.variant}{own}"
 
     def _save(self, image, name: str, quality: int, mark=None) -> Picture:
         path = self.root / name
